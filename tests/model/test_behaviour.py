@@ -1,0 +1,103 @@
+"""Behavioural tests of the weight model (in the style of Made With ML).
+
+The model is trained on the first phase of the default scenario (salmon only), as the platform's
+bootstrap does, and is then checked for what it must do rather than for its coefficients.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.pipeline import Pipeline
+
+from tidemark.model import evaluate, predict, train
+from tidemark.scenario import Scenario, generate_frame, load_scenario
+
+SEED = 11
+
+
+@pytest.fixture(scope="module")
+def scenario() -> Scenario:
+    return load_scenario()
+
+
+@pytest.fixture(scope="module")
+def fish(scenario: Scenario) -> pd.DataFrame:
+    return generate_frame(scenario, SEED)
+
+
+@pytest.fixture(scope="module")
+def salmon_model(fish: pd.DataFrame) -> Pipeline:
+    return train(fish[fish.phase == "salmon"], seed=SEED).model
+
+
+def sizes(species: str, lengths: list[float], heights: list[float]) -> pd.DataFrame:
+    return pd.DataFrame({"species": species, "length_cm": lengths, "height_cm": heights})
+
+
+def weights(model: Pipeline, frame: pd.DataFrame) -> np.ndarray:
+    return predict(model, frame).weight_kg
+
+
+def test_longer_fish_weighs_more(salmon_model: Pipeline) -> None:
+    lengths = [50.0, 60.0, 70.0, 80.0, 90.0]
+    same_shape = weights(salmon_model, sizes("salmon", lengths, [0.24 * x for x in lengths]))
+    same_height = weights(salmon_model, sizes("salmon", lengths, [17.0] * 5))
+    assert np.all(np.diff(same_shape) > 0)
+    assert np.all(np.diff(same_height) > 0)
+
+
+def test_taller_fish_weighs_more(salmon_model: Pipeline) -> None:
+    assert np.all(
+        np.diff(weights(salmon_model, sizes("salmon", [70.0] * 3, [15.0, 17.0, 19.0]))) > 0
+    )
+
+
+def test_fish_id_and_batch_change_nothing(salmon_model: Pipeline, fish: pd.DataFrame) -> None:
+    batch = fish.head(50)
+    reference = weights(salmon_model, batch)
+    relabelled = batch.assign(fish_id=[f"other-{i}" for i in range(len(batch))])
+    assert np.array_equal(weights(salmon_model, relabelled), reference)
+    one_by_one = [weights(salmon_model, batch.iloc[[i]])[0] for i in range(len(batch))]
+    assert np.allclose(one_by_one, reference, rtol=1e-12)
+
+
+def test_typical_salmon_weighs_what_the_true_law_says(
+    salmon_model: Pipeline, scenario: Scenario
+) -> None:
+    law = scenario.phases[0].species["salmon"].weight
+    true_kg = float(law.median_kg(np.array([70.0]), np.array([17.0 / 70.0]))[0])
+    assert true_kg == pytest.approx(4.05, abs=0.01)
+    # Within 3 %, half of the noise's typical size: the model has learnt the law, not the noise.
+    assert weights(salmon_model, sizes("salmon", [70.0], [17.0]))[0] == pytest.approx(
+        true_kg, rel=0.03
+    )
+
+
+def test_unknown_species_is_predicted_from_the_shared_part_and_flagged(
+    salmon_model: Pipeline,
+) -> None:
+    unknown = predict(salmon_model, sizes("pike", [70.0], [12.0]))
+    assert not unknown.species_known[0]
+    assert np.isfinite(unknown.weight_kg[0])
+    assert unknown.weight_kg[0] > 0
+    # Trained on one species, the shared part is that species.
+    known = weights(salmon_model, sizes("salmon", [70.0], [12.0]))[0]
+    assert unknown.weight_kg[0] == pytest.approx(known, rel=1e-9)
+
+
+def test_salmon_model_is_good_on_salmon_and_overestimates_walleye(
+    salmon_model: Pipeline, fish: pd.DataFrame
+) -> None:
+    salmon, walleye = fish[fish.phase == "salmon"], fish[fish.phase == "walleye"]
+    assert evaluate(salmon_model, salmon).mean_relative_error < 0.10
+    assert evaluate(salmon_model, fish[fish.phase == "salmon-again"]).mean_relative_error < 0.10
+    assert evaluate(salmon_model, walleye).mean_relative_error > 0.10
+    assert np.mean(weights(salmon_model, walleye) - walleye.weight_kg.to_numpy()) > 0
+
+
+def test_retraining_on_both_species_recovers(fish: pd.DataFrame) -> None:
+    model = train(fish[fish.phase != "salmon-again"], seed=SEED).model
+    for _, phase in fish.groupby("phase"):
+        assert evaluate(model, phase).mean_relative_error < 0.10
