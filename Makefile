@@ -1,0 +1,65 @@
+# Tidemark: `make up` runs the platform on this machine, `make test` checks it.
+# Downloads are cached outside the checkout (pip/uv, Maven, Go), so a second run is fast.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export UV_CACHE_DIR ?= $(HOME)/.cache/uv
+export PIP_CACHE_DIR ?= $(HOME)/.cache/pip
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.DEFAULT_GOAL := help
+.PHONY: help install up down status logs test test-unit lint format typecheck docker-up docker-down lock clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q uv
+	$(BIN)/uv pip install -q --python $(BIN)/python -c requirements.lock -e '.[dev]'
+	@touch $@
+
+install: $(STAMP) ## Create .venv with Tidemark and its pinned dependencies
+
+up: install ## Start Kafka, FerretDB, MLflow, Prefect and the services; print the UI URLs
+	$(BIN)/tidemark stack up
+
+down: ## Stop everything `make up` started
+	@if [ -x $(BIN)/tidemark ]; then $(BIN)/tidemark stack down; else echo "nothing to stop"; fi
+
+status: install ## Show each component, its health and URL
+	$(BIN)/tidemark stack status
+
+logs: install ## Follow the logs of every component
+	$(BIN)/tidemark stack logs
+
+lint: install ## ruff check and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install ## Format and fix what ruff can
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: install ## mypy, strict
+	$(BIN)/mypy tidemark infra flows serving streaming monitoring benchmarks
+
+test-unit: install ## Unit and model tests only (no services)
+	$(BIN)/pytest -m "not integration"
+
+test: lint typecheck ## Lint, type-check and run every test, starting a private stack for the integration tests
+	$(BIN)/pytest
+
+docker-up: ## The same topology with Docker Compose (needs a Docker engine)
+	docker compose -f infra/docker/compose.yaml up -d --build --wait
+
+docker-down: ## Stop the Compose stack
+	docker compose -f infra/docker/compose.yaml down
+
+lock: install ## Re-pin every dependency into requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -q -o requirements.lock
+
+clean: down ## Stop the stack and remove its state and the venv
+	rm -rf .tidemark $(VENV)

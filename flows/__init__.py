@@ -1,0 +1,1 @@
+"""Prefect flows: train, retrain, promote and roll back the weight model."""

@@ -1,0 +1,1 @@
+"""Error and drift monitors on the joined stream."""

@@ -1,0 +1,1 @@
+"""The FastAPI model server that follows the registry."""

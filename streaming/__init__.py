@@ -1,0 +1,1 @@
+"""Kafka stream processing: the simulator, the scorer and the joiner."""

@@ -1,0 +1,17 @@
+"""The ``tidemark`` command line: one entry point, a sub-command per lifecycle stage."""
+
+from __future__ import annotations
+
+import typer
+
+from infra.local.cli import app as stack_app
+from tidemark.logs import configure
+
+app = typer.Typer(help="Tidemark: real-time fish weight prediction with a closed retraining loop.")
+app.add_typer(stack_app, name="stack")
+
+
+@app.callback()
+def main(log_level: str = typer.Option("INFO", help="DEBUG, INFO, WARNING or ERROR.")) -> None:
+    """Configure logging once for whichever sub-command runs."""
+    configure(log_level.upper())

@@ -1,0 +1,103 @@
+"""All of Tidemark's settings, in one object.
+
+Every process reads its configuration from here: environment variables with the ``TIDEMARK_``
+prefix, then a ``.env`` file in the working directory, then the defaults below, which describe
+the local stack on 127.0.0.1. Pointing Tidemark at a real Kafka cluster, MongoDB replica set,
+MLflow server or Prefect server is a matter of setting the endpoint variables; nothing else
+changes.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "tidemark"
+
+
+class Settings(BaseSettings):
+    """Tidemark's configuration; see the module docstring for where values come from."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TIDEMARK_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    # Endpoints of the four real components. The local stack serves exactly these addresses.
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    mongo_uri: str = "mongodb://127.0.0.1:27017/"
+    mongo_database: str = "tidemark"
+    mlflow_tracking_uri: str = "http://127.0.0.1:5000"
+    prefect_api_url: str = "http://127.0.0.1:4200/api"
+
+    # Kafka topics of the data contract.
+    topic_measurements: str = "fish.measurements"
+    topic_weights: str = "fish.weights"
+    topic_predictions: str = "fish.predictions"
+    topic_scored: str = "fish.scored"
+    topic_retrain_requests: str = "fish.retrain-requests"
+    topic_dead_letter: str = "fish.dead-letter"
+    topic_partitions: int = Field(default=3, ge=1)
+    topic_replication_factor: int = Field(default=1, ge=1)
+    # A short session timeout keeps group joins quick on a one-node broker (see STACK-NOTES).
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=6_000)
+    kafka_client_timeout_ms: int = Field(default=10_000, ge=1_000)
+
+    # Registry contract.
+    model_name: str = "fish-weight"
+    production_alias: str = "production"
+
+    # Serving.
+    serving_host: str = "127.0.0.1"
+    serving_port: int = 8000
+    admin_token: SecretStr = SecretStr("change-me")
+
+    # The local stack (`make up`): where it keeps its state and what it runs.
+    state_dir: Path = Path(".tidemark")
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    kafka_version: str = "4.1.1"
+    kafka_controller_port: int = 9093
+    kafka_heap_mb: int = Field(default=384, ge=128)
+    ferretdb_version: str = "v1.24.2"
+    # FerretDB's own default (8088) collides between two instances on one machine.
+    ferretdb_debug_port: int = 8089
+    stack_start_timeout_s: float = Field(default=180.0, gt=0)
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """Every topic of the data contract, in pipeline order."""
+        return (
+            self.topic_measurements,
+            self.topic_weights,
+            self.topic_predictions,
+            self.topic_scored,
+            self.topic_retrain_requests,
+            self.topic_dead_letter,
+        )
+
+    @property
+    def prefect_ui_url(self) -> str:
+        """The Prefect UI, served by the same server as its API."""
+        return self.prefect_api_url.removesuffix("/").removesuffix("/api")
+
+    @property
+    def serving_url(self) -> str:
+        """Base URL of the model server."""
+        return f"http://{self.serving_host}:{self.serving_port}"
+
+
+def port_of(address: str, default: int) -> int:
+    """The port of a ``host:port`` pair or a URL, or ``default`` when it names none."""
+    netloc = address if "//" in address else f"//{address.split(',')[0]}"
+    return urlsplit(netloc).port or default
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once; inject this rather than building ``Settings()``."""
+    return Settings()

@@ -1,0 +1,71 @@
+"""Kafka clients configured from the settings, and the topics of the data contract.
+
+Every consumer in Tidemark commits by hand (after its output is acknowledged) and starts from
+the earliest offset of a new group, so that a restart neither skips nor loses records.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from tidemark.config import Settings
+
+
+def admin(settings: Settings) -> KafkaAdminClient:
+    """An admin client; raises ``KafkaTimeoutError`` when no broker answers in time."""
+    return KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        bootstrap_timeout_ms=settings.kafka_client_timeout_ms,
+        request_timeout_ms=settings.kafka_client_timeout_ms,
+    )
+
+
+def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
+    """An idempotent producer that waits for all replicas (acks=all)."""
+    config: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "bootstrap_timeout_ms": settings.kafka_client_timeout_ms,
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 5,
+        "compression_type": None,
+    }
+    return KafkaProducer(**(config | overrides))
+
+
+def consumer(settings: Settings, group_id: str, *topics: str, **overrides: Any) -> KafkaConsumer:
+    """A group consumer with manual commits that starts new groups at the earliest offset."""
+    config: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "bootstrap_timeout_ms": settings.kafka_client_timeout_ms,
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": settings.kafka_session_timeout_ms,
+        "heartbeat_interval_ms": settings.kafka_session_timeout_ms // 3,
+    }
+    return KafkaConsumer(*topics, **(config | overrides))
+
+
+def ensure_topics(settings: Settings) -> list[str]:
+    """Create the contract's topics that do not exist yet; returns the names it created."""
+    client = admin(settings)
+    try:
+        missing = [t for t in settings.topics if t not in set(client.list_topics())]
+        created = []
+        for topic in missing:
+            try:
+                client.create_topics(
+                    [NewTopic(topic, settings.topic_partitions, settings.topic_replication_factor)]
+                )
+                created.append(topic)
+            except TopicAlreadyExistsError:
+                # Another process created it between our listing and our request.
+                continue
+        return created
+    finally:
+        client.close()

@@ -1,0 +1,208 @@
+"""The data contract: every message that crosses a process boundary, as a pydantic model.
+
+Units are in the field names. Validation is strict on purpose: a record that is missing a field,
+carries an unknown one, has the wrong type (a number sent as a string), a NaN or an infinity, or
+a size that is negative or physically absurd is rejected with a reason naming the field, and the
+caller sends it to the dead-letter topic (streams) or answers 422 (API). An unknown species is
+not a schema error: the model scores it from the shared part and flags it.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+# Bounds beyond which a size is a sensor or typing error, not a fish. The largest fish ever
+# weighed (a beluga sturgeon, about 7 m and 1.5 t) sets the scale.
+MAX_LENGTH_CM = 800.0
+MAX_HEIGHT_CM = 300.0
+MAX_WEIGHT_KG = 2_000.0
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware in UTC, as every timestamp of the contract is."""
+    return datetime.now(UTC)
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
+FishId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
+# Species arrive from scales and cameras in any case; the model sees one spelling.
+Species = Annotated[
+    str,
+    AfterValidator(str.lower),
+    Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9 _\-]*$"),
+]
+LengthCm = Annotated[float, Field(gt=0, le=MAX_LENGTH_CM, strict=True)]
+HeightCm = Annotated[float, Field(gt=0, le=MAX_HEIGHT_CM, strict=True)]
+WeightKg = Annotated[float, Field(gt=0, le=MAX_WEIGHT_KG, strict=True)]
+
+
+class Contract(BaseModel):
+    """Common rules: no unknown fields, no NaN or infinity, immutable, trimmed strings."""
+
+    model_config = ConfigDict(
+        extra="forbid", allow_inf_nan=False, frozen=True, str_strip_whitespace=True
+    )
+
+    def to_json(self) -> bytes:
+        """The message as UTF-8 JSON bytes, ready for Kafka."""
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Self:
+        """Parse and validate one message; raises ``ValidationError`` with the reasons."""
+        return cls.model_validate_json(raw)
+
+
+class Measurement(Contract):
+    """``fish.measurements``: a fish measured on the line, before anyone knows its weight."""
+
+    fish_id: FishId
+    species: Species
+    length_cm: LengthCm
+    height_cm: HeightCm
+    measured_at: UtcDatetime
+
+
+class Weight(Contract):
+    """``fish.weights``: the same fish on the scale, a little later."""
+
+    fish_id: FishId
+    species: Species
+    weight_kg: WeightKg
+    weighed_at: UtcDatetime
+
+
+class Prediction(Measurement):
+    """``fish.predictions``: a measurement with the weight the production model predicted."""
+
+    predicted_weight_kg: Annotated[float, Field(gt=0, strict=True)]
+    species_known: bool = Field(
+        description="False when the model never saw this species and predicted from the "
+        "shared part only"
+    )
+    model_name: str = Field(min_length=1)
+    model_version: str = Field(min_length=1)
+    predicted_at: UtcDatetime
+
+
+class Scored(Prediction):
+    """``fish.scored``: a prediction joined with the true weight, and the error."""
+
+    weight_kg: WeightKg
+    abs_error_kg: Annotated[float, Field(ge=0, strict=True)]
+    rel_error: Annotated[float, Field(ge=0, strict=True)]
+    joined_at: UtcDatetime
+
+    @classmethod
+    def join(cls, prediction: Prediction, weight: Weight, joined_at: datetime) -> Scored:
+        """Join a prediction with the fish's true weight; errors follow the original tutorial."""
+        abs_error = abs(prediction.predicted_weight_kg - weight.weight_kg)
+        return cls(
+            **prediction.model_dump(),
+            weight_kg=weight.weight_kg,
+            abs_error_kg=abs_error,
+            rel_error=abs_error / weight.weight_kg,
+            joined_at=joined_at,
+        )
+
+
+class RetrainReason(StrEnum):
+    """Why a retrain was asked for."""
+
+    ERROR = "error"
+    DRIFT = "drift"
+    SCHEDULE = "schedule"
+    MANUAL = "manual"
+
+
+class RetrainRequest(Contract):
+    """``fish.retrain-requests``: the monitor (or a person) asks for a new model."""
+
+    reason: RetrainReason
+    window_start: UtcDatetime
+    window_end: UtcDatetime
+    metric: str = Field(min_length=1, description="name of the metric that fired")
+    metric_value: float
+    threshold: float
+    model_version: str | None = None
+    requested_at: UtcDatetime
+
+    @model_validator(mode="after")
+    def _window_is_ordered(self) -> Self:
+        if self.window_end < self.window_start:
+            raise ValueError("window_end is before window_start")
+        return self
+
+
+class DeadLetter(Contract):
+    """``fish.dead-letter``: a record that could not be used, kept whole with the reason."""
+
+    source_topic: str
+    partition: int = Field(ge=0)
+    offset: int = Field(ge=0)
+    key: str | None
+    value: str = Field(description="the raw value, as text when UTF-8, else base64")
+    value_encoding: Literal["utf-8", "base64"]
+    error: str
+    failed_at: UtcDatetime
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        source_topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        error: str,
+    ) -> DeadLetter:
+        """Wrap raw Kafka bytes that failed, so that nothing about them is lost."""
+        raw = value or b""
+        encoding: Literal["utf-8", "base64"] = "utf-8"
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text, encoding = base64.b64encode(raw).decode("ascii"), "base64"
+        return cls(
+            source_topic=source_topic,
+            partition=partition,
+            offset=offset,
+            key=key.decode("utf-8", errors="replace") if key is not None else None,
+            value=text,
+            value_encoding=encoding,
+            error=error,
+            failed_at=utc_now(),
+        )
+
+    def raw_value(self) -> bytes:
+        """The original bytes of the failed record."""
+        if self.value_encoding == "base64":
+            return base64.b64decode(self.value)
+        return self.value.encode("utf-8")
+
+
+def describe(error: ValidationError) -> str:
+    """One line naming each bad field and why, e.g. ``length_cm: Input should be > 0``."""
+    parts = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(p) for p in item["loc"]) or "record"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
