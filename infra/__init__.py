@@ -1,0 +1,1 @@
+"""What starts Tidemark's real components: the local stack and the Docker Compose stack."""

@@ -1,0 +1,1 @@
+"""The local stack: Kafka, FerretDB, MLflow and Prefect as supervised processes, no Docker."""

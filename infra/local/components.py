@@ -1,0 +1,280 @@
+"""What the local stack runs: each real component's command, environment, health check and URL.
+
+The addresses come from the same settings that clients read, so the stack serves exactly where
+Tidemark's code will look for it. Describing a component has no side effect; its ``prepare``
+step (fetching, building, config files, Kafka's storage format) runs only when the stack starts.
+"""
+
+from __future__ import annotations
+
+import base64
+import shlex
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+from pymongo import MongoClient
+
+from infra.local import provision
+from tidemark import kafka_io
+from tidemark.config import Settings, port_of
+
+Check = Callable[[], None]
+
+
+def _nothing_to_prepare() -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Component:
+    """One supervised process of the stack."""
+
+    name: str
+    command: list[str]
+    url: str
+    check: Check
+    env: dict[str, str] = field(default_factory=dict)
+    prepare: Callable[[], None] = _nothing_to_prepare
+    # Infrastructure starts first; platform services start once it is healthy.
+    service: bool = False
+
+    def describe(self) -> str:
+        """The command line, for logs."""
+        return shlex.join(self.command)
+
+
+def venv_bin(name: str) -> str:
+    """A console script of the venv that runs us, so the stack never picks another install."""
+    return str(Path(sys.executable).parent / name)
+
+
+def host_of(address: str) -> str:
+    """The host of a URL or ``host:port`` pair."""
+    return urlsplit(address if "//" in address else f"//{address}").hostname or "127.0.0.1"
+
+
+def http_ok(url: str) -> Check:
+    """A check that ``url`` answers 2xx."""
+
+    def check() -> None:
+        response = httpx.get(url, timeout=3.0)
+        response.raise_for_status()
+
+    return check
+
+
+def _mongo_ok(settings: Settings) -> Check:
+    def check() -> None:
+        with MongoClient(settings.mongo_uri, serverSelectionTimeoutMS=2000) as client:
+            client.admin.command("ping")
+
+    return check
+
+
+def _kafka_ok(settings: Settings) -> Check:
+    quick = settings.model_copy(update={"kafka_client_timeout_ms": 2000})
+    address = (host_of(settings.kafka_bootstrap_servers),
+               port_of(settings.kafka_bootstrap_servers, 9092))  # fmt: skip
+
+    def check() -> None:
+        # A refused connection fails here, quietly, before the client would log it as an error.
+        socket.create_connection(address, timeout=2.0).close()
+        client = kafka_io.admin(quick)
+        try:
+            client.list_topics()
+        finally:
+            client.close()
+
+    return check
+
+
+_KAFKA_LOG4J2 = """\
+status = warn
+appender.out.type = Console
+appender.out.name = STDOUT
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = info
+rootLogger.appenderRef.out.ref = STDOUT
+logger.kafka.name = kafka
+logger.kafka.level = warn
+logger.state.name = state.change.logger
+logger.state.level = warn
+"""
+
+
+def _kafka_properties(settings: Settings, data_dir: Path) -> str:
+    host = host_of(settings.kafka_bootstrap_servers)
+    port = port_of(settings.kafka_bootstrap_servers, 9092)
+    controller = f"{host}:{settings.kafka_controller_port}"
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.bootstrap.servers={controller}",
+            f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{controller}",
+            f"advertised.listeners=PLAINTEXT://{host}:{port}",
+            "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "inter.broker.listener.name=PLAINTEXT",
+            f"log.dirs={data_dir}",
+            f"num.partitions={settings.topic_partitions}",
+            "offsets.topic.replication.factor=1",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            # One node: nobody else will join, so do not wait for them before a rebalance.
+            "group.initial.rebalance.delay.ms=0",
+            # Topics are part of the contract: a typo in a topic name must fail, not create one.
+            "auto.create.topics.enable=false",
+            "",
+        ]
+    )
+
+
+def _java(settings: Settings, config_dir: Path, main: str) -> list[str]:
+    return [
+        "java",
+        f"-Xmx{settings.kafka_heap_mb}m",
+        "-Xms128m",
+        "-XX:+UseG1GC",
+        f"-Dlog4j2.configurationFile={config_dir / 'log4j2.properties'}",
+        "-cp",
+        f"{provision.kafka_libs_dir(settings)}/*",
+        main,
+    ]
+
+
+def kafka(settings: Settings, state: Path) -> Component:
+    """A single-node KRaft broker (and controller) run from the official jars."""
+    config_dir, data_dir = state / "kafka" / "config", state / "kafka" / "data"
+    properties = config_dir / "server.properties"
+
+    def prepare() -> None:
+        provision.kafka_libs(settings)
+        config_dir.mkdir(parents=True, exist_ok=True)
+        (config_dir / "log4j2.properties").write_text(_KAFKA_LOG4J2)
+        properties.write_text(_kafka_properties(settings, data_dir))
+        if not (data_dir / "meta.properties").exists():
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            format_storage = [
+                *_java(settings, config_dir, "kafka.tools.StorageTool"),
+                "format",
+                "--standalone",
+                "--ignore-formatted",
+                "-t",
+                cluster_id,
+                "-c",
+                str(properties),
+            ]
+            subprocess.run(format_storage, check=True, capture_output=True)
+
+    return Component(
+        name="kafka",
+        command=[*_java(settings, config_dir, "kafka.Kafka"), str(properties)],
+        url=settings.kafka_bootstrap_servers,
+        check=_kafka_ok(settings),
+        prepare=prepare,
+    )
+
+
+def ferretdb(settings: Settings, state: Path) -> Component:
+    """FerretDB on SQLite: a MongoDB-wire-protocol server with durable local storage."""
+    data = state / "ferretdb" / "data"
+    host = host_of(settings.mongo_uri)
+
+    def prepare() -> None:
+        provision.ferretdb_binary(settings)
+        data.mkdir(parents=True, exist_ok=True)
+
+    return Component(
+        name="ferretdb",
+        command=[
+            str(provision.ferretdb_path(settings)),
+            "--handler=sqlite",
+            f"--sqlite-url=file:{data}/",
+            f"--state-dir={state / 'ferretdb'}",
+            f"--listen-addr={host}:{port_of(settings.mongo_uri, 27017)}",
+            f"--debug-addr={host}:{settings.ferretdb_debug_port}",
+            "--telemetry=disable",
+            "--log-format=json",
+        ],
+        url=settings.mongo_uri,
+        check=_mongo_ok(settings),
+        prepare=prepare,
+    )
+
+
+def mlflow(settings: Settings, state: Path) -> Component:
+    """The MLflow tracking server and registry, lean: one worker and no job runner."""
+    home = state / "mlflow"
+    uri = settings.mlflow_tracking_uri
+    return Component(
+        name="mlflow",
+        command=[
+            venv_bin("mlflow"),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{home / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(home / "artifacts"),
+            "--host",
+            host_of(uri),
+            "--port",
+            str(port_of(uri, 5000)),
+            "--workers",
+            "1",
+        ],
+        url=uri,
+        check=http_ok(f"{uri.rstrip('/')}/health"),
+        env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        prepare=lambda: (home / "artifacts").mkdir(parents=True, exist_ok=True),
+    )
+
+
+def prefect_env(settings: Settings, state: Path) -> dict[str, str]:
+    """The environment that points a Prefect process at this stack's server, and keeps it quiet."""
+    return {
+        "PREFECT_HOME": str(state / "prefect"),
+        "PREFECT_API_URL": settings.prefect_api_url,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+    }
+
+
+def prefect(settings: Settings, state: Path) -> Component:
+    """The Prefect server (API and UI) on SQLite."""
+    home = state / "prefect"
+    api = settings.prefect_api_url
+    return Component(
+        name="prefect",
+        command=[
+            venv_bin("prefect"),
+            "server",
+            "start",
+            "--host",
+            host_of(api),
+            "--port",
+            str(port_of(api, 4200)),
+        ],
+        url=settings.prefect_ui_url,
+        check=http_ok(f"{api.rstrip('/')}/health"),
+        env={
+            **prefect_env(settings, state),
+            "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+            "PREFECT_UI_API_URL": api,
+        },
+        prepare=lambda: home.mkdir(parents=True, exist_ok=True),
+    )
+
+
+def infrastructure(settings: Settings, state: Path) -> list[Component]:
+    """The four real components, in the order they are listed."""
+    return [factory(settings, state) for factory in (kafka, ferretdb, mlflow, prefect)]

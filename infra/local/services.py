@@ -1,0 +1,17 @@
+"""The platform's own long-running processes, supervised beside the infrastructure.
+
+Each one is a ``tidemark`` command; it is started once the infrastructure is healthy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from infra.local.components import Component
+from tidemark.config import Settings
+
+
+def platform_services(settings: Settings, state: Path) -> list[Component]:
+    """The services that ``make up`` runs on top of the infrastructure."""
+    del settings, state  # the services arrive with the registry, serving and streaming work
+    return []

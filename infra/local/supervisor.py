@@ -1,0 +1,154 @@
+"""Run components under supervisord: one config, one log per process, restarts on crash.
+
+supervisord runs in the foreground of its own session (``-n``), detached from whoever started
+it, so ``make up`` can return while the stack lives on, and a test session can wait for it to
+exit. It is driven through its XML-RPC interface on a Unix socket inside the state folder,
+which is what lets two stacks (``make up`` and a test run) live side by side.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from supervisor.xmlrpc import SupervisorTransport
+
+from infra.local.components import Component
+
+
+def _quote(value: str) -> str:
+    # supervisor expands %(name)s in its values, so a literal % has to be doubled.
+    escaped = value.replace("%", "%%").replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+class Supervisor:
+    """A supervisord instance that owns one state folder."""
+
+    def __init__(self, state: Path) -> None:
+        self.state = state.resolve()
+        self.logs = self.state / "logs"
+        self.config = self.state / "supervisord.conf"
+        self.socket = self.state / "supervisor.sock"
+        self.pidfile = self.state / "supervisord.pid"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def log_of(self, name: str) -> Path:
+        """The log file of one component."""
+        return self.logs / f"{name}.log"
+
+    def write_config(self, components: Iterable[Component]) -> None:
+        """Write supervisord.conf for these components; services start later, on request."""
+        self.logs.mkdir(parents=True, exist_ok=True)
+        lines = [
+            "[unix_http_server]",
+            f"file={self.socket}",
+            "chmod=0700",
+            "[supervisord]",
+            f"logfile={self.logs / 'supervisord.log'}",
+            f"pidfile={self.pidfile}",
+            f"childlogdir={self.logs}",
+            f"directory={self.state}",
+            "[rpcinterface:supervisor]",
+            "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+            "[supervisorctl]",
+            f"serverurl=unix://{self.socket}",
+        ]
+        for component in components:
+            env = ",".join(f"{k}={_quote(v)}" for k, v in component.env.items())
+            lines += [
+                f"[program:{component.name}]",
+                "command=" + " ".join(_quote(part) for part in component.command),
+                f"directory={self.state}",
+                f"autostart={'false' if component.service else 'true'}",
+                "autorestart=true",
+                "startsecs=2",
+                "startretries=5",
+                # The whole process group, so that servers' worker children go too.
+                "stopasgroup=true",
+                "killasgroup=true",
+                "stopwaitsecs=30",
+                "redirect_stderr=true",
+                f"stdout_logfile={self.log_of(component.name)}",
+                "stdout_logfile_maxbytes=20MB",
+                "stdout_logfile_backups=2",
+            ]
+            if env:
+                lines.append(f"environment={env}")
+        self.config.write_text("\n".join(lines) + "\n")
+
+    def rpc(self) -> Any:
+        """The supervisor XML-RPC namespace (``.supervisor.getAllProcessInfo()`` …)."""
+        transport = SupervisorTransport(None, None, serverurl=f"unix://{self.socket}")
+        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
+
+    def pid(self) -> int | None:
+        """The pid of a live supervisord of this state folder, or None."""
+        try:
+            pid = int(self.pidfile.read_text().strip())
+            os.kill(pid, 0)
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            return None
+        return pid
+
+    def running(self) -> bool:
+        """Whether supervisord answers on its socket."""
+        try:
+            return bool(self.rpc().getState()["statename"] == "RUNNING")
+        except (OSError, xmlrpc.client.Fault):
+            return False
+
+    def start(self, timeout_s: float = 20.0) -> None:
+        """Start supervisord (and with it the infrastructure) and wait until it answers."""
+        with (self.logs / "supervisord.out").open("ab") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(self.config)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self._process = process
+        deadline = time.monotonic() + timeout_s
+        while not self.running():
+            if process.poll() is not None:
+                raise RuntimeError(f"supervisord exited with {process.returncode}; see {self.logs}")
+            if time.monotonic() > deadline:
+                process.terminate()
+                raise RuntimeError(f"supervisord did not answer within {timeout_s:.0f} s")
+            time.sleep(0.2)
+
+    def start_services(self, names: Iterable[str]) -> None:
+        """Start the platform services, once the infrastructure they need is healthy."""
+        for name in names:
+            self.rpc().startProcess(name, False)
+
+    def stop(self, timeout_s: float = 90.0) -> None:
+        """Stop every process and supervisord itself, then make sure they are gone."""
+        pid = self.pid()
+        if pid is None:
+            return
+        try:
+            self.rpc().shutdown()
+        except (OSError, xmlrpc.client.Fault):
+            os.kill(pid, signal.SIGTERM)
+        if self._process is not None:
+            # We are its parent: reap it, or its pid would linger as a zombie.
+            try:
+                self._process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+            return
+        deadline = time.monotonic() + timeout_s
+        while self.pid() is not None:
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                break
+            time.sleep(0.2)

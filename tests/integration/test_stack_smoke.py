@@ -1,0 +1,139 @@
+"""The stack's four components answer Tidemark's own clients."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from pymongo import MongoClient
+from pymongo.errors import DuplicateKeyError
+from sklearn.linear_model import LinearRegression
+
+from infra.local.stack import Stack
+from tidemark import kafka_io
+from tidemark.config import Settings
+from tidemark.schemas import Measurement
+
+
+def test_every_component_is_healthy(stack: Stack) -> None:
+    rows = stack.status()
+    assert [r.name for r in rows] == ["kafka", "ferretdb", "mlflow", "prefect"]
+    assert all(r.healthy for r in rows), rows
+
+
+def test_contract_topics_exist_with_three_partitions(stack: Stack) -> None:
+    client = kafka_io.admin(stack.settings)
+    try:
+        described = {t["name"]: t for t in client.describe_topics(list(stack.settings.topics))}
+    finally:
+        client.close()
+    assert set(described) == set(stack.settings.topics)
+    assert {len(t["partitions"]) for t in described.values()} == {3}
+
+
+def test_measurement_round_trips_through_a_consumer_group(
+    stack: Stack, measurement: Measurement
+) -> None:
+    settings = stack.settings
+    topic = settings.topic_measurements
+    producer = kafka_io.producer(settings)
+    producer.send(topic, key=measurement.fish_id.encode(), value=measurement.to_json()).get(30)
+    producer.close()
+
+    group = f"smoke-{uuid.uuid4().hex[:8]}"
+    consumer = kafka_io.consumer(settings, group, topic, consumer_timeout_ms=30_000)
+    received = next(iter(consumer))
+    consumer.commit()
+    consumer.close()
+    assert Measurement.from_json(received.value) == measurement
+    assert received.key == measurement.fish_id.encode()
+
+    # The group committed: the same group now starts after the record.
+    again = kafka_io.consumer(settings, group, topic, consumer_timeout_ms=8_000)
+    assert list(again) == []
+    again.close()
+
+
+def test_mongo_inserts_queries_and_keeps_ids_unique(stack: Stack) -> None:
+    with MongoClient(stack.settings.mongo_uri, serverSelectionTimeoutMS=5000) as client:
+        collection = client[stack.settings.mongo_database]["smoke"]
+        collection.insert_one({"_id": "fish-1", "species": "salmon", "weight_kg": 4.2})
+        assert collection.find_one({"species": "salmon"}) == {
+            "_id": "fish-1",
+            "species": "salmon",
+            "weight_kg": 4.2,
+        }
+        with pytest.raises(DuplicateKeyError):
+            collection.insert_one({"_id": "fish-1", "species": "walleye"})
+
+
+def test_mlflow_logs_registers_and_loads_a_model(stack: Stack) -> None:
+    mlflow.set_tracking_uri(stack.settings.mlflow_tracking_uri)
+    mlflow.set_experiment("smoke")
+    x = np.array([[1.0], [2.0], [3.0]])
+    model = LinearRegression().fit(x, np.array([2.0, 4.0, 6.0]))
+    with mlflow.start_run():
+        mlflow.log_metric("mae", 0.0)
+        info = mlflow.sklearn.log_model(
+            model, name="model", registered_model_name="smoke-model", input_example=x[:1]
+        )
+    client = MlflowClient(stack.settings.mlflow_tracking_uri)
+    client.set_registered_model_alias("smoke-model", "production", info.registered_model_version)
+    loaded = mlflow.pyfunc.load_model("models:/smoke-model@production")
+    assert loaded.predict(np.array([[10.0]]))[0] == pytest.approx(20.0)
+
+
+@flow(name="smoke")
+def _double(x: int) -> int:
+    return 2 * x
+
+
+async def _final_state(api_url: str, flow_run_id: uuid.UUID) -> str:
+    async with get_client() as client:
+        run = await client.read_flow_run(flow_run_id)
+        assert run.state is not None
+        return run.state.type.value
+
+
+def test_a_flow_runs_against_the_prefect_server(stack: Stack) -> None:
+    import asyncio
+
+    api = stack.settings.prefect_api_url
+    with temporary_settings(updates={PREFECT_API_URL: api}):
+        state = _double(21, return_state=True)
+        assert state.result() == 42
+        assert asyncio.run(_final_state(api, state.state_details.flow_run_id)) == "COMPLETED"
+
+
+def test_stack_status_command_reports_the_private_stack(stack: Stack) -> None:
+    settings: Settings = stack.settings
+    env = os.environ | {
+        "TIDEMARK_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "TIDEMARK_KAFKA_CONTROLLER_PORT": str(settings.kafka_controller_port),
+        "TIDEMARK_MONGO_URI": settings.mongo_uri,
+        "TIDEMARK_FERRETDB_DEBUG_PORT": str(settings.ferretdb_debug_port),
+        "TIDEMARK_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "TIDEMARK_PREFECT_API_URL": settings.prefect_api_url,
+        "TIDEMARK_STATE_DIR": str(stack.state),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "tidemark", "stack", "status", "--infra-only"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    for name in ("kafka", "ferretdb", "mlflow", "prefect"):
+        assert name in done.stdout
+    assert settings.mlflow_tracking_uri in done.stdout
