@@ -60,6 +60,22 @@ class Settings(BaseSettings):
     # The local stack (`make up`): where it keeps its state and what it runs.
     state_dir: Path = Path(".tidemark")
     cache_dir: Path = Field(default_factory=_default_cache_dir)
+    # Training data, retraining and promotion.
+    mongo_collection: str = "training_data"
+    mongo_timeout_ms: int = Field(default=5_000, ge=500)
+    mlflow_experiment: str = "fish-weight"
+    # How many of the most recent joined records a retrain reads (the original used 50).
+    retrain_last_n: int = Field(default=50, ge=2)
+    # The most recent share of a retrain's records is held out to judge candidate and champion.
+    holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
+    min_holdout_rows: int = Field(default=5, ge=1)
+    # A candidate replaces the champion only if its mean relative error on the holdout is lower
+    # by at least this share of the champion's (0.05: at least 5 % lower).
+    promotion_margin: float = Field(default=0.05, ge=0, lt=1)
+    # Transient MongoDB and MLflow errors are retried this many times before a task fails.
+    transient_retries: int = Field(default=3, ge=0)
+    transient_retry_delay_s: float = Field(default=2.0, ge=0)
+
     kafka_version: str = "4.1.1"
     kafka_controller_port: int = 9093
     kafka_heap_mb: int = Field(default=384, ge=128)
