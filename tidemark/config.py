@@ -57,9 +57,6 @@ class Settings(BaseSettings):
     serving_port: int = 8000
     admin_token: SecretStr = SecretStr("change-me")
 
-    # The local stack (`make up`): where it keeps its state and what it runs.
-    state_dir: Path = Path(".tidemark")
-    cache_dir: Path = Field(default_factory=_default_cache_dir)
     # Training data, retraining and promotion.
     mongo_collection: str = "training_data"
     mongo_timeout_ms: int = Field(default=5_000, ge=500)
@@ -76,6 +73,9 @@ class Settings(BaseSettings):
     transient_retries: int = Field(default=3, ge=0)
     transient_retry_delay_s: float = Field(default=2.0, ge=0)
 
+    # The local stack (`make up`): where it keeps its state and what it runs.
+    state_dir: Path = Path(".tidemark")
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
     kafka_version: str = "4.1.1"
     kafka_controller_port: int = 9093
     kafka_heap_mb: int = Field(default=384, ge=128)
