@@ -48,6 +48,23 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: int = Field(default=10_000, ge=6_000)
     kafka_client_timeout_ms: int = Field(default=10_000, ge=1_000)
 
+    # Streaming (simulator, scorer, joiner).
+    scorer_group_id: str = "tidemark-scorer"
+    joiner_group_id: str = "tidemark-joiner"
+    stream_max_batch: int = Field(default=1_000, ge=1)
+    stream_poll_timeout_ms: int = Field(default=500, ge=10)
+    # Larger records are dead-lettered unparsed (and truncated there) so they cannot stall a batch.
+    stream_max_record_bytes: int = Field(default=65_536, ge=1_024)
+    join_window_s: float = Field(default=60.0, gt=0)
+    # Fish joined recently, remembered so that a re-delivered half is not joined a second time.
+    join_recent_ids: int = Field(default=100_000, ge=0)
+    scorer_metrics_port: int = 9101
+    joiner_metrics_port: int = 9102
+    # `make up` runs the simulator gently, so that the UIs show a living system.
+    simulator_rate: float = Field(default=5.0, gt=0)
+    simulator_label_delay_s: float = Field(default=5.0, ge=0)
+    simulator_missing_weight_fraction: float = Field(default=0.02, ge=0, le=1)
+
     # Registry contract.
     model_name: str = "fish-weight"
     production_alias: str = "production"
