@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     serving_host: str = "127.0.0.1"
     serving_port: int = 8000
     admin_token: SecretStr = SecretStr("change-me")
+    # The largest batch one /predict call may carry, and the largest request body in bytes.
+    serving_max_batch: int = Field(default=1_000, ge=1)
+    serving_max_body_bytes: int = Field(default=1_048_576, ge=1_024)
 
     # Training data, retraining and promotion.
     mongo_collection: str = "training_data"
