@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     # Registry contract.
     model_name: str = "fish-weight"
     production_alias: str = "production"
+    # How often a serving or scoring process asks the registry whether production moved.
+    registry_poll_interval_s: float = Field(default=5.0, gt=0)
+    registry_timeout_s: float = Field(default=3.0, gt=0)
 
     # Serving.
     serving_host: str = "127.0.0.1"

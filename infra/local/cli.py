@@ -85,4 +85,5 @@ def logs(
     if not files:
         console.print(f"no logs in {stack.supervisor.logs}: is the stack up?")
         raise typer.Exit(1)
-    os.execvp("tail", ["tail", "-n", "20", "-F", *map(str, files)])
+    # tail takes over this process, so Ctrl-C stops it with nothing left behind.
+    os.execvp("tail", ["tail", "-n", "20", "-F", *map(str, files)])  # noqa: S606

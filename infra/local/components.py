@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -72,7 +73,10 @@ def http_ok(url: str) -> Check:
 
 def _mongo_ok(settings: Settings) -> Check:
     def check() -> None:
-        with MongoClient(settings.mongo_uri, serverSelectionTimeoutMS=2000) as client:
+        client: MongoClient[dict[str, Any]] = MongoClient(
+            settings.mongo_uri, serverSelectionTimeoutMS=2000
+        )
+        with client:
             client.admin.command("ping")
 
     return check

@@ -10,14 +10,15 @@ from __future__ import annotations
 import socket
 import time
 import xmlrpc.client
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from infra.local import components as infra
 from infra.local.components import Component
-from infra.local.supervisor import Supervisor
+from infra.local.supervisor import ProcessInfo, Supervisor
 from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.logs import get_logger
@@ -118,8 +119,8 @@ class Stack:
         processes = {p["name"]: p for p in self._processes()}
         rows = []
         for component in self.components():
-            process = processes.get(component.name, {})
-            state = process.get("statename", "NOT RUNNING")
+            process = processes.get(component.name)
+            state = process["statename"] if process else "NOT RUNNING"
             healthy, detail = False, state.lower()
             if state == "RUNNING":
                 healthy, detail = self._probe(component)
@@ -127,8 +128,8 @@ class Stack:
                 ComponentStatus(
                     name=component.name,
                     state=state,
-                    pid=process.get("pid") or None,
-                    uptime_s=max(0, process.get("now", 0) - process.get("start", 0)),
+                    pid=(process["pid"] or None) if process else None,
+                    uptime_s=max(0, process["now"] - process["start"]) if process else 0,
                     healthy=healthy,
                     detail=detail,
                     url=component.url,
@@ -136,13 +137,27 @@ class Stack:
             )
         return rows
 
+    @contextmanager
+    def paused(self, name: str) -> Iterator[None]:
+        """Stop one component for the duration of the block, then start it and wait for health.
+
+        For failure tests: a broker restart, a registry that goes away.
+        """
+        component = next(c for c in self.components() if c.name == name)
+        self.supervisor.rpc().stopProcess(name)
+        try:
+            yield
+        finally:
+            self.supervisor.rpc().startProcess(name)
+            self._wait_healthy([component])
+
     def log_of(self, name: str) -> Path:
         """The log file of one component."""
         return self.supervisor.log_of(name)
 
-    def _processes(self) -> list[dict[str, object]]:
+    def _processes(self) -> list[ProcessInfo]:
         try:
-            processes: list[dict[str, object]] = self.supervisor.rpc().getAllProcessInfo()
+            processes: list[ProcessInfo] = self.supervisor.rpc().getAllProcessInfo()
         except (OSError, xmlrpc.client.Fault):
             return []
         return processes

@@ -16,11 +16,21 @@ import time
 import xmlrpc.client
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from supervisor.xmlrpc import SupervisorTransport
 
 from infra.local.components import Component
+
+
+class ProcessInfo(TypedDict):
+    """The part of supervisor's getProcessInfo answer that the stack reads."""
+
+    name: str
+    statename: str
+    pid: int
+    start: int
+    now: int
 
 
 def _quote(value: str) -> str:

@@ -1,0 +1,101 @@
+"""The watcher follows the production alias of a real MLflow registry."""
+
+from __future__ import annotations
+
+import uuid
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from infra.local.stack import Stack
+from tidemark.config import Settings
+from tidemark.model import FEATURES, train
+from tidemark.model_watcher import ModelWatcher
+from tidemark.scenario import generate_frame, load_scenario
+
+
+def _register(settings: Settings, name: str, phases: list[str]) -> str:
+    frame = generate_frame(load_scenario(), seed=1, phases=phases)
+    fitted = train(frame, seed=0).model
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_experiment("watcher")
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(
+            fitted,
+            name="model",
+            registered_model_name=name,
+            input_example=frame.loc[:5, list(FEATURES)],
+            pip_requirements=["scikit-learn"],
+        )
+    return str(info.registered_model_version)
+
+
+@pytest.fixture
+def watched(stack: Stack) -> Settings:
+    """Settings naming a registered model of its own, so tests do not share versions."""
+    return stack.settings.model_copy(update={"model_name": f"watched-{uuid.uuid4().hex[:6]}"})
+
+
+def test_no_production_model_is_not_an_error(watched: Settings) -> None:
+    watcher = ModelWatcher(watched)
+    assert watcher.check_now() is False
+    assert watcher.current is None
+    assert watcher.registry_ok
+    with pytest.raises(TimeoutError, match="no production version"):
+        watcher.wait_for_model(timeout_s=1)
+
+
+def test_follows_promotion_and_rollback(watched: Settings) -> None:
+    client = MlflowClient(watched.mlflow_tracking_uri)
+    first = _register(watched, watched.model_name, ["salmon"])
+    second = _register(watched, watched.model_name, ["salmon", "walleye"])
+    client.set_registered_model_alias(watched.model_name, "production", first)
+
+    watcher = ModelWatcher(watched, poll_interval_s=0.2)
+    swaps: list[str] = []
+    watcher.add_listener(lambda served: swaps.append(served.version))
+    loaded = watcher.wait_for_model(timeout_s=60)
+    assert loaded.version == first
+    assert loaded.known_species == {"salmon"}
+
+    client.set_registered_model_alias(watched.model_name, "production", second)
+    assert watcher.check_now() is True
+    assert watcher.current is not None
+    assert watcher.current.version == second
+    assert watcher.current.known_species == {"salmon", "walleye"}
+    assert watcher.check_now() is False  # nothing moved since
+
+    client.set_registered_model_alias(watched.model_name, "production", first)
+    watcher.start()
+    try:
+        for _ in range(100):
+            if watcher.current.version == first:
+                break
+            watcher._stop.wait(0.1)
+    finally:
+        watcher.stop()
+    assert watcher.current.version == first
+    assert swaps == [first, second, first]
+
+    fish = pd.DataFrame({"species": ["walleye"], "length_cm": [50.0], "height_cm": [10.0]})
+    assert watcher.current.predict(fish).species_known.tolist() == [False]
+
+
+def test_unreachable_registry_keeps_the_last_model(stack: Stack, watched: Settings) -> None:
+    client = MlflowClient(watched.mlflow_tracking_uri)
+    version = _register(watched, watched.model_name, ["salmon"])
+    client.set_registered_model_alias(watched.model_name, "production", version)
+    watcher = ModelWatcher(watched)
+    watcher.wait_for_model(timeout_s=60)
+
+    with stack.paused("mlflow"):
+        assert watcher.check_now() is False
+        assert not watcher.registry_ok
+        assert watcher.last_error is not None
+        assert "ConnectError" in watcher.last_error
+        assert watcher.current is not None
+        assert watcher.current.version == version
+    assert watcher.check_now() is False
+    assert watcher.registry_ok

@@ -1,0 +1,194 @@
+"""Follow the registry's production alias and hot-swap the model that a process serves.
+
+The server and every scorer hold one :class:`ModelWatcher`. A background thread asks the MLflow
+registry, every few seconds, which version the ``production`` alias points at; when it changes
+(a promotion or a rollback) the new version is loaded in that thread and swapped in with a single
+assignment, so a request or a batch never waits for a load and never sees half a model. When the
+registry cannot be reached the last loaded model keeps serving and the watcher says why.
+
+The alias is read through MLflow's REST API with a short timeout of our own: the MLflow client's
+built-in retries would otherwise hold a check for minutes while the registry is down.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+import mlflow
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from tidemark import model as weight_model
+from tidemark.config import Settings
+from tidemark.logs import get_logger
+from tidemark.schemas import utc_now
+
+log = get_logger("model_watcher")
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One loaded version of the registered model, as a process serves it."""
+
+    name: str
+    version: str
+    run_id: str
+    model: Pipeline
+    known_species: frozenset[str]
+    loaded_at: datetime
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def predict(self, frame: pd.DataFrame) -> weight_model.Predictions:
+        """Weights for a whole frame of fish, with unknown species flagged."""
+        return weight_model.predict(self.model, frame)
+
+
+@dataclass(frozen=True)
+class _AliasTarget:
+    version: str
+    run_id: str
+    tags: dict[str, str]
+
+
+class RegistryUnavailableError(RuntimeError):
+    """The registry did not answer, or answered with an error that is not 'no such alias'."""
+
+
+Listener = Callable[[ServedModel], None]
+
+
+class ModelWatcher:
+    """Keeps ``current`` on the version that the production alias points at."""
+
+    def __init__(self, settings: Settings, poll_interval_s: float | None = None) -> None:
+        self.settings = settings
+        self.poll_interval_s = (
+            settings.registry_poll_interval_s if poll_interval_s is None else poll_interval_s
+        )
+        self.current: ServedModel | None = None
+        self.registry_ok = False
+        self.last_error: str | None = None
+        self.last_checked_at: datetime | None = None
+        self._listeners: list[Listener] = []
+        self._check_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._http = httpx.Client(
+            base_url=settings.mlflow_tracking_uri.rstrip("/"),
+            timeout=settings.registry_timeout_s,
+        )
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener`` with the new model after every swap (in the watcher's thread)."""
+        self._listeners.append(listener)
+
+    def check_now(self) -> bool:
+        """Ask the registry once; load and swap if production moved. True when it swapped."""
+        with self._check_lock:
+            try:
+                target = self._production_target()
+            except RegistryUnavailableError as error:
+                self._unreachable(str(error))
+                return False
+            self.registry_ok, self.last_error = True, None
+            self.last_checked_at = utc_now()
+            if target is None or (self.current and self.current.version == target.version):
+                return False
+            try:
+                loaded = self._load(target)
+            except Exception as error:  # a broken artifact must not stop the old model serving
+                self._unreachable(f"loading version {target.version} failed: {error}")
+                return False
+            previous, self.current = self.current, loaded
+            log.info(
+                "model swapped",
+                model=loaded.name,
+                version=loaded.version,
+                previous=previous.version if previous else None,
+            )
+        for listener in self._listeners:
+            try:
+                listener(loaded)
+            except Exception:  # one faulty listener must not stop the watching
+                log.exception("model swap listener failed", version=loaded.version)
+        return True
+
+    def start(self) -> None:
+        """Check once now, then keep checking in a daemon thread until :meth:`stop`."""
+        if self._thread is not None:
+            return
+        self.check_now()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._poll, name="model-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop polling; the current model stays loaded."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.settings.registry_timeout_s + 1)
+            self._thread = None
+
+    def wait_for_model(self, timeout_s: float) -> ServedModel:
+        """Block until a production model is loaded; raises ``TimeoutError`` after timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        while self.current is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"no production version of {self.settings.model_name} after "
+                    f"{timeout_s:.0f} s ({self.last_error or 'the registry has none yet'})"
+                )
+            if not self.check_now():
+                self._stop.wait(min(self.poll_interval_s, 1.0))
+        return self.current
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.poll_interval_s):
+            self.check_now()
+
+    def _unreachable(self, reason: str) -> None:
+        if self.registry_ok or self.last_error != reason:
+            log.warning(
+                "registry check failed; serving the last loaded model",
+                reason=reason,
+                version=self.current.version if self.current else None,
+            )
+        self.registry_ok, self.last_error = False, reason
+        self.last_checked_at = utc_now()
+
+    def _production_target(self) -> _AliasTarget | None:
+        params = {"name": self.settings.model_name, "alias": self.settings.production_alias}
+        try:
+            response = self._http.get("/api/2.0/mlflow/registered-models/alias", params=params)
+        except httpx.HTTPError as error:
+            raise RegistryUnavailableError(f"{type(error).__name__}: {error}") from error
+        if response.status_code == httpx.codes.NOT_FOUND:
+            return None  # no registered model or no production alias yet: not an error
+        if response.is_error:
+            raise RegistryUnavailableError(f"registry answered {response.status_code}")
+        version: dict[str, Any] = response.json()["model_version"]
+        return _AliasTarget(
+            version=str(version["version"]),
+            run_id=str(version.get("run_id", "")),
+            tags={t["key"]: t["value"] for t in version.get("tags", [])},
+        )
+
+    def _load(self, target: _AliasTarget) -> ServedModel:
+        mlflow.set_tracking_uri(self.settings.mlflow_tracking_uri)
+        uri = f"models:/{self.settings.model_name}/{target.version}"
+        pipeline = mlflow.sklearn.load_model(uri)
+        return ServedModel(
+            name=self.settings.model_name,
+            version=target.version,
+            run_id=target.run_id,
+            model=pipeline,
+            known_species=weight_model.known_species(pipeline),
+            loaded_at=utc_now(),
+            tags=target.tags,
+        )
