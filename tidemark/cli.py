@@ -5,10 +5,12 @@ from __future__ import annotations
 import typer
 
 from infra.local.cli import app as stack_app
+from streaming.cli import simulate
 from tidemark.logs import configure
 
 app = typer.Typer(help="Tidemark: real-time fish weight prediction with a closed retraining loop.")
 app.add_typer(stack_app, name="stack")
+app.command()(simulate)
 
 
 @app.callback()

@@ -1,0 +1,113 @@
+"""``tidemark simulate``, ``tidemark score`` and ``tidemark join``: the streaming commands."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from streaming.simulator import SimulationOptions, SimulationStats, publish, scenario_fish
+from tidemark import kafka_io
+from tidemark.config import get_settings
+from tidemark.scenario import FishRecord, load_csv, load_scenario
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT, so that a service finishes its batch and stops."""
+    stop = threading.Event()
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        del signum, frame
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    return stop
+
+
+def simulate(
+    scenario: Annotated[
+        Path | None,
+        typer.Option(help="Scenario YAML; the packaged salmon → walleye → salmon one by default."),
+    ] = None,
+    csv: Annotated[
+        Path | None, typer.Option(help="Replay this CSV of fish instead of a scenario.")
+    ] = None,
+    rate: Annotated[
+        float | None, typer.Option(min=0.001, help="Fish per second (default: no pause).")
+    ] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the fish and the lost weights.")] = 0,
+    label_delay: Annotated[
+        float, typer.Option(min=0, help="Seconds between measuring and weighing a fish.")
+    ] = 0.0,
+    missing_weights: Annotated[
+        float, typer.Option(min=0, max=1, help="Fraction of fish whose weight never arrives.")
+    ] = 0.0,
+    limit: Annotated[int | None, typer.Option(min=0, help="Stop after this many fish.")] = None,
+    loop: Annotated[
+        bool, typer.Option(help="Repeat the scenario (next seed each pass) until stopped.")
+    ] = False,
+    event_time_start: Annotated[
+        datetime | None,
+        typer.Option(help="Simulate event time from this UTC instant instead of the wall clock."),
+    ] = None,
+    event_interval: Annotated[
+        float,
+        typer.Option(
+            min=1e-6, help="Simulated seconds between two fish (with --event-time-start)."
+        ),
+    ] = 1.0,
+    progress_bar: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
+    ] = True,
+) -> None:
+    """Send fish measurements and, after the label delay, their weights to Kafka."""
+    settings = get_settings()
+    kafka_io.ensure_topics(settings)
+    if csv is not None:
+        records = load_csv(csv)
+        fish: Iterator[FishRecord] = iter(records)
+        total: int | None = len(records)
+    else:
+        loaded = load_scenario(scenario)
+        fish = scenario_fish(loaded, seed, loop)
+        total = None if loop else loaded.count
+    if limit is not None:
+        total = limit if total is None else min(limit, total)
+    if event_time_start is not None and event_time_start.tzinfo is None:
+        event_time_start = event_time_start.replace(tzinfo=UTC)
+    options = SimulationOptions(
+        rate=rate,
+        label_delay_s=label_delay,
+        missing_weight_fraction=missing_weights,
+        seed=seed,
+        limit=limit,
+        event_time_start=event_time_start,
+        event_interval_s=event_interval,
+    )
+    stop = stop_on_signals()
+    with Progress(
+        TextColumn("[bold]fish"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[weights]} weights"),
+        TimeElapsedColumn(),
+        disable=not progress_bar,
+    ) as bar:
+        task = bar.add_task("simulate", total=total, weights=0)
+
+        def show(stats: SimulationStats) -> None:
+            bar.update(task, completed=stats.measurements, weights=stats.weights)
+
+        stats = publish(settings, fish, options, progress=show, stop=stop.is_set)
+    typer.echo(
+        f"sent {stats.measurements} measurements and {stats.weights} weights "
+        f"({stats.weights_dropped} weights lost on purpose)"
+    )

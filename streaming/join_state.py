@@ -1,0 +1,173 @@
+"""The stream-stream join of predictions and weights by fish id, as pure state.
+
+A prediction and a weight of the same fish join when their event times (``measured_at`` and
+``weighed_at``) lie within the window of each other, whichever arrives first. The half that
+arrives first waits, pending. It expires once the *other* stream, on the same partition (both
+topics are keyed by fish id, so a fish's two halves share a partition number), has moved past
+the half's event time plus the window: by then its partner can no longer arrive in time.
+Event time, not the wall clock, decides, so a joiner that restarts after a pause, or catches
+up with a backlog, makes the same decisions as one that never stopped.
+
+The state records what changed (pending halves to save, to delete) so that the caller persists
+exactly that before committing its offsets.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from tidemark.schemas import Prediction, Scored, Weight
+
+
+class Side(StrEnum):
+    """Which input a half comes from."""
+
+    PREDICTION = "prediction"
+    WEIGHT = "weight"
+
+
+@dataclass(frozen=True)
+class Half:
+    """One side of a fish: its prediction or its weight, and where it came from."""
+
+    record: Prediction | Weight
+    partition: int
+
+    @property
+    def side(self) -> Side:
+        """Prediction or weight."""
+        return Side.PREDICTION if isinstance(self.record, Prediction) else Side.WEIGHT
+
+    @property
+    def fish_id(self) -> str:
+        """The join key."""
+        return self.record.fish_id
+
+    @property
+    def event_time(self) -> datetime:
+        """When the line measured the fish, or when the scale weighed it."""
+        if isinstance(self.record, Prediction):
+            return self.record.measured_at
+        return self.record.weighed_at
+
+
+class Outcome(StrEnum):
+    """What offering a half to the join did."""
+
+    JOINED = "joined"
+    PENDING = "pending"
+    DUPLICATE = "duplicate"
+    LATE = "late"
+
+
+@dataclass
+class Changes:
+    """Pending halves to save and fish ids whose pending half is gone, since the last take."""
+
+    save: dict[str, Half] = field(default_factory=dict)
+    delete: set[str] = field(default_factory=set)
+
+
+class JoinState:
+    """Pending halves, recently joined fish and per-partition event-time watermarks."""
+
+    def __init__(self, window_s: float, recent_ids: int) -> None:
+        self.window = timedelta(seconds=window_s)
+        self._recent_limit = recent_ids
+        self._pending: dict[str, Half] = {}
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        self._watermarks: dict[tuple[Side, int], datetime] = {}
+        self._changes = Changes()
+
+    @property
+    def pending_count(self) -> int:
+        """How many halves wait for their partner."""
+        return len(self._pending)
+
+    def pending(self, fish_id: str) -> Half | None:
+        """The half of this fish that waits, if any."""
+        return self._pending.get(fish_id)
+
+    def restore(self, halves: Iterable[Half]) -> None:
+        """Adopt pending halves persisted earlier (on start or when partitions are assigned)."""
+        for half in halves:
+            self._pending.setdefault(half.fish_id, half)
+
+    def drop_partitions(self, partitions: Iterable[int]) -> None:
+        """Forget the halves of partitions this process no longer owns (they stay persisted)."""
+        gone = set(partitions)
+        for fish_id in [f for f, h in self._pending.items() if h.partition in gone]:
+            del self._pending[fish_id]
+            self._changes.save.pop(fish_id, None)
+        for key in [k for k in self._watermarks if k[1] in gone]:
+            del self._watermarks[key]
+
+    def already_joined(self, fish_ids: Iterable[str]) -> None:
+        """Remember fish that are joined already (found in the store), so they are not redone."""
+        for fish_id in fish_ids:
+            self._remember(fish_id)
+            if self._pending.pop(fish_id, None) is not None:
+                self._changed(fish_id, None)
+
+    def offer(self, half: Half, joined_at: datetime) -> tuple[Outcome, Scored | None]:
+        """Add one half; returns what happened and, when it completed a fish, the joined record."""
+        key = (half.side, half.partition)
+        mark = self._watermarks.get(key)
+        if mark is None or half.event_time > mark:
+            self._watermarks[key] = half.event_time
+        fish_id = half.fish_id
+        if fish_id in self._recent:
+            return Outcome.DUPLICATE, None
+        waiting = self._pending.get(fish_id)
+        if waiting is None:
+            self._pending[fish_id] = half
+            self._changed(fish_id, half)
+            return Outcome.PENDING, None
+        if waiting.side == half.side:
+            return Outcome.DUPLICATE, None
+        if abs(waiting.event_time - half.event_time) > self.window:
+            return Outcome.LATE, None
+        del self._pending[fish_id]
+        self._changed(fish_id, None)
+        self._remember(fish_id)
+        prediction, weight = (waiting, half) if waiting.side is Side.PREDICTION else (half, waiting)
+        assert isinstance(prediction.record, Prediction)
+        assert isinstance(weight.record, Weight)
+        return Outcome.JOINED, Scored.join(prediction.record, weight.record, joined_at)
+
+    def expire(self) -> list[Half]:
+        """Remove and return the pending halves whose partner can no longer arrive in time."""
+        expired = []
+        for fish_id, half in list(self._pending.items()):
+            other = Side.WEIGHT if half.side is Side.PREDICTION else Side.PREDICTION
+            mark = self._watermarks.get((other, half.partition))
+            if mark is not None and mark > half.event_time + self.window:
+                del self._pending[fish_id]
+                self._changed(fish_id, None)
+                expired.append(half)
+        return expired
+
+    def take_changes(self) -> Changes:
+        """What changed since the last call, to persist; resets the record of changes."""
+        changes, self._changes = self._changes, Changes()
+        return changes
+
+    def _changed(self, fish_id: str, half: Half | None) -> None:
+        if half is None:
+            self._changes.save.pop(fish_id, None)
+            self._changes.delete.add(fish_id)
+        else:
+            self._changes.delete.discard(fish_id)
+            self._changes.save[fish_id] = half
+
+    def _remember(self, fish_id: str) -> None:
+        if self._recent_limit == 0:
+            return
+        self._recent[fish_id] = None
+        self._recent.move_to_end(fish_id)
+        while len(self._recent) > self._recent_limit:
+            self._recent.popitem(last=False)

@@ -1,0 +1,117 @@
+"""The join: match within the window, whichever half comes first; expire by event time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from streaming.join_state import Half, JoinState, Outcome, Side
+from tidemark.schemas import Prediction, Weight
+
+T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+
+
+def prediction(fish_id: str, at: datetime, partition: int = 0) -> Half:
+    record = Prediction(
+        fish_id=fish_id,
+        species="salmon",
+        length_cm=70.0,
+        height_cm=17.0,
+        measured_at=at,
+        predicted_weight_kg=4.0,
+        species_known=True,
+        model_name="fish-weight",
+        model_version="1",
+        predicted_at=at,
+    )
+    return Half(record=record, partition=partition)
+
+
+def weight(fish_id: str, at: datetime, partition: int = 0, kg: float = 5.0) -> Half:
+    record = Weight(fish_id=fish_id, species="salmon", weight_kg=kg, weighed_at=at)
+    return Half(record=record, partition=partition)
+
+
+def test_joins_whichever_half_comes_first() -> None:
+    state = JoinState(window_s=60, recent_ids=10)
+    assert state.offer(weight("a", T0), T0)[0] is Outcome.PENDING
+    outcome, scored = state.offer(prediction("a", T0 - timedelta(seconds=5)), T0)
+    assert outcome is Outcome.JOINED
+    assert scored is not None
+    assert scored.weight_kg == 5.0
+    assert scored.abs_error_kg == 1.0
+    assert scored.rel_error == 0.2
+    assert state.pending_count == 0
+
+    assert state.offer(prediction("b", T0), T0)[0] is Outcome.PENDING
+    assert state.offer(weight("b", T0 + timedelta(seconds=60)), T0)[0] is Outcome.JOINED
+
+
+def test_halves_too_far_apart_do_not_join() -> None:
+    state = JoinState(window_s=60, recent_ids=10)
+    state.offer(prediction("a", T0), T0)
+    assert state.offer(weight("a", T0 + timedelta(seconds=61)), T0)[0] is Outcome.LATE
+    assert state.pending("a") is not None
+
+
+def test_a_fish_is_joined_once_even_when_a_half_comes_again() -> None:
+    state = JoinState(window_s=60, recent_ids=10)
+    state.offer(prediction("a", T0), T0)
+    assert state.offer(prediction("a", T0), T0)[0] is Outcome.DUPLICATE
+    assert state.offer(weight("a", T0), T0)[0] is Outcome.JOINED
+    assert state.offer(weight("a", T0), T0)[0] is Outcome.DUPLICATE
+    assert state.offer(prediction("a", T0), T0)[0] is Outcome.DUPLICATE
+    assert state.pending_count == 0
+
+
+def test_fish_found_in_the_store_are_not_joined_again() -> None:
+    state = JoinState(window_s=60, recent_ids=10)
+    state.offer(prediction("a", T0), T0)
+    state.take_changes()
+    state.already_joined(["a"])
+    assert state.take_changes().delete == {"a"}
+    assert state.offer(weight("a", T0), T0)[0] is Outcome.DUPLICATE
+
+
+def test_a_half_expires_when_the_other_stream_of_its_partition_passes_the_window() -> None:
+    state = JoinState(window_s=60, recent_ids=10)
+    state.offer(prediction("lonely", T0, partition=1), T0)
+    # Weights on another partition say nothing about this fish's partner.
+    state.offer(weight("x", T0 + timedelta(seconds=120), partition=2), T0)
+    # Predictions moving on do not expire a prediction either.
+    state.offer(prediction("y", T0 + timedelta(seconds=120), partition=1), T0)
+    assert state.expire() == []
+    state.offer(weight("z", T0 + timedelta(seconds=60), partition=1), T0)
+    assert state.expire() == []
+    state.offer(weight("w", T0 + timedelta(seconds=61), partition=1), T0)
+    expired = state.expire()
+    assert [h.fish_id for h in expired] == ["lonely"]
+    assert expired[0].side is Side.PREDICTION
+
+
+def test_changes_list_what_to_save_and_delete() -> None:
+    state = JoinState(window_s=60, recent_ids=10)
+    state.offer(prediction("a", T0), T0)
+    state.offer(prediction("b", T0), T0)
+    state.offer(weight("b", T0), T0)
+    changes = state.take_changes()
+    assert set(changes.save) == {"a"}
+    assert changes.delete == {"b"}
+    assert state.take_changes().save == {}
+
+
+def test_restored_halves_join_and_dropped_partitions_are_forgotten() -> None:
+    state = JoinState(window_s=60, recent_ids=10)
+    state.restore([prediction("a", T0, partition=0), prediction("b", T0, partition=1)])
+    state.drop_partitions([1])
+    assert state.pending("b") is None
+    assert state.offer(weight("a", T0), T0)[0] is Outcome.JOINED
+
+
+def test_recent_ids_are_bounded() -> None:
+    state = JoinState(window_s=60, recent_ids=1)
+    for fish_id in ("a", "b"):
+        state.offer(prediction(fish_id, T0), T0)
+        state.offer(weight(fish_id, T0), T0)
+    # "a" was forgotten: a late duplicate waits (and will expire) instead of joining again.
+    assert state.offer(prediction("a", T0), T0)[0] is Outcome.PENDING
+    assert state.offer(prediction("b", T0), T0)[0] is Outcome.DUPLICATE
