@@ -45,8 +45,8 @@ FishId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-
 # Species arrive from scales and cameras in any case; the model sees one spelling.
 Species = Annotated[
     str,
-    AfterValidator(str.lower),
     Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9 _\-]*$"),
+    AfterValidator(str.lower),
 ]
 LengthCm = Annotated[float, Field(gt=0, le=MAX_LENGTH_CM, strict=True)]
 HeightCm = Annotated[float, Field(gt=0, le=MAX_HEIGHT_CM, strict=True)]

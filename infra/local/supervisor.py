@@ -9,6 +9,7 @@ which is what lets two stacks (``make up`` and a test run) live side by side.
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -33,10 +34,18 @@ class ProcessInfo(TypedDict):
     now: int
 
 
-def _quote(value: str) -> str:
-    # supervisor expands %(name)s in its values, so a literal % has to be doubled.
-    escaped = value.replace("%", "%%").replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
+def _command(parts: list[str]) -> str:
+    # supervisor splits the command like a POSIX shell and expands %(name)s, so % is doubled.
+    return shlex.join(parts).replace("%", "%%")
+
+
+def _env_value(value: str) -> str:
+    # supervisor reads environment= with a non-POSIX lexer that strips quotes from the ends of
+    # a value and knows no escapes: a value can be quoted with the quote it does not contain.
+    quote = "'" if "'" not in value else '"'
+    if quote in value or value[:1] in "'\"" or value[-1:] in "'\"":
+        raise ValueError(f"supervisor cannot carry this environment value: {value!r}")
+    return f"{quote}{value.replace('%', '%%')}{quote}"
 
 
 class Supervisor:
@@ -72,10 +81,10 @@ class Supervisor:
             f"serverurl=unix://{self.socket}",
         ]
         for component in components:
-            env = ",".join(f"{k}={_quote(v)}" for k, v in component.env.items())
+            env = ",".join(f"{k}={_env_value(v)}" for k, v in component.env.items())
             lines += [
                 f"[program:{component.name}]",
-                "command=" + " ".join(_quote(part) for part in component.command),
+                f"command={_command(component.command)}",
                 f"directory={self.state}",
                 f"autostart={'false' if component.service else 'true'}",
                 "autorestart=true",

@@ -1,0 +1,52 @@
+"""Component definitions follow the settings and have no side effects until prepared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from infra.local.components import infrastructure
+from tidemark.config import Settings, port_of
+
+
+def _settings(tmp_path: Path) -> Settings:
+    return Settings(
+        kafka_bootstrap_servers="127.0.0.1:19092",
+        kafka_controller_port=19093,
+        mongo_uri="mongodb://127.0.0.1:27117/",
+        ferretdb_debug_port=18089,
+        mlflow_tracking_uri="http://127.0.0.1:15000",
+        prefect_api_url="http://127.0.0.1:14200/api",
+        cache_dir=tmp_path / "cache",
+    )
+
+
+def test_describing_the_stack_touches_nothing(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    components = infrastructure(_settings(tmp_path), state)
+    assert [c.name for c in components] == ["kafka", "ferretdb", "mlflow", "prefect"]
+    assert list(state.iterdir()) == []
+    assert not (tmp_path / "cache").exists()
+
+
+def test_every_component_listens_where_the_settings_say(tmp_path: Path) -> None:
+    by_name = {c.name: c for c in infrastructure(_settings(tmp_path), tmp_path)}
+    assert "--listen-addr=127.0.0.1:27117" in by_name["ferretdb"].command
+    assert "--debug-addr=127.0.0.1:18089" in by_name["ferretdb"].command
+    assert "--telemetry=disable" in by_name["ferretdb"].command
+    mlflow = by_name["mlflow"].command
+    assert mlflow[mlflow.index("--port") + 1] == "15000"
+    assert mlflow[mlflow.index("--workers") + 1] == "1"
+    assert by_name["mlflow"].env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    prefect = by_name["prefect"]
+    assert prefect.command[prefect.command.index("--port") + 1] == "14200"
+    assert prefect.env["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
+    assert prefect.url == "http://127.0.0.1:14200"
+    assert all(not c.service for c in by_name.values())
+
+
+def test_port_of_reads_urls_and_host_port_pairs() -> None:
+    assert port_of("127.0.0.1:9092", 1) == 9092
+    assert port_of("a:1,b:2", 1) == 1
+    assert port_of("mongodb://127.0.0.1:27017/", 1) == 27017
+    assert port_of("http://example", 80) == 80

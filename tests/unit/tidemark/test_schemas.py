@@ -1,0 +1,167 @@
+"""The data contract rejects bad records with a reason naming the field."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from tidemark.schemas import (
+    DeadLetter,
+    Measurement,
+    Prediction,
+    RetrainReason,
+    RetrainRequest,
+    Scored,
+    Weight,
+    describe,
+)
+
+GOOD: dict[str, Any] = {
+    "fish_id": "fish-0001",
+    "species": "salmon",
+    "length_cm": 70.0,
+    "height_cm": 17.0,
+    "measured_at": "2026-11-25T12:00:00Z",
+}
+
+
+def _reason(raw: str | bytes) -> str:
+    with pytest.raises(ValidationError) as caught:
+        Measurement.from_json(raw)
+    return describe(caught.value)
+
+
+def test_a_good_measurement_round_trips() -> None:
+    parsed = Measurement.from_json(json.dumps(GOOD))
+    assert Measurement.from_json(parsed.to_json()) == parsed
+    assert parsed.measured_at == datetime(2026, 11, 25, 12, tzinfo=UTC)
+
+
+def test_timestamps_are_normalised_to_utc() -> None:
+    parsed = Measurement.from_json(json.dumps(GOOD | {"measured_at": "2026-11-25T13:00:00+01:00"}))
+    assert parsed.measured_at.tzinfo == UTC
+    assert parsed.measured_at.hour == 12
+
+
+def test_species_is_case_and_space_insensitive() -> None:
+    assert Measurement.from_json(json.dumps(GOOD | {"species": "  Salmon "})).species == "salmon"
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"length_cm": -3.0}, "length_cm", "greater than 0"),
+        ({"length_cm": 0}, "length_cm", "greater than 0"),
+        ({"height_cm": 5000.0}, "height_cm", "less than or equal to 300"),
+        ({"length_cm": "70"}, "length_cm", "valid number"),
+        ({"length_cm": True}, "length_cm", "valid number"),
+        ({"length_cm": None}, "length_cm", "valid number"),
+        ({"species": ""}, "species", "at least 1 character"),
+        ({"species": "   "}, "species", "at least 1 character"),
+        ({"species": "<script>"}, "species", "match pattern"),
+        ({"fish_id": ""}, "fish_id", "at least 1 character"),
+        ({"fish_id": "x" * 200}, "fish_id", "at most 128"),
+        ({"measured_at": "yesterday"}, "measured_at", "valid datetime"),
+        ({"measured_at": "2026-11-25T12:00:00"}, "measured_at", "timezone"),
+        ({"colour": "silver"}, "colour", "Extra inputs are not permitted"),
+    ],
+)
+def test_bad_fields_are_named_with_the_reason(
+    change: dict[str, Any], field: str, words: str
+) -> None:
+    reason = _reason(json.dumps(GOOD | change))
+    assert reason.startswith(f"{field}:")
+    assert words in reason
+
+
+@pytest.mark.parametrize("missing", sorted(GOOD))
+def test_every_field_is_required(missing: str) -> None:
+    record = {k: v for k, v in GOOD.items() if k != missing}
+    assert _reason(json.dumps(record)) == f"{missing}: Field required"
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinities_are_rejected(token: str) -> None:
+    raw = json.dumps(GOOD).replace('"length_cm": 70.0', f'"length_cm": {token}')
+    assert "length_cm" in _reason(raw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"{not json", b"", b"[]", b"\xff\xfe\x00garbage", b'"a string"'],
+)
+def test_malformed_payloads_are_rejected_with_a_reason(raw: bytes) -> None:
+    assert _reason(raw)
+
+
+def test_weight_bounds() -> None:
+    good = {
+        "fish_id": "f1",
+        "species": "walleye",
+        "weight_kg": 1.2,
+        "weighed_at": GOOD["measured_at"],
+    }
+    assert Weight.from_json(json.dumps(good)).weight_kg == 1.2
+    with pytest.raises(ValidationError, match="weight_kg"):
+        Weight.from_json(json.dumps(good | {"weight_kg": -1}))
+    with pytest.raises(ValidationError, match="weight_kg"):
+        Weight.from_json(json.dumps(good | {"weight_kg": 1e9}))
+
+
+def test_join_computes_errors_as_the_original() -> None:
+    measured = Measurement.from_json(json.dumps(GOOD))
+    at = measured.measured_at
+    prediction = Prediction(
+        **measured.model_dump(),
+        predicted_weight_kg=4.4,
+        species_known=True,
+        model_name="fish-weight",
+        model_version="3",
+        predicted_at=at,
+    )
+    weight = Weight(fish_id=measured.fish_id, species="salmon", weight_kg=4.0, weighed_at=at)
+    scored = Scored.join(prediction, weight, joined_at=at + timedelta(seconds=5))
+    assert scored.abs_error_kg == pytest.approx(0.4)
+    assert scored.rel_error == pytest.approx(0.1)
+    assert Scored.from_json(scored.to_json()) == scored
+
+
+def test_retrain_window_must_be_ordered() -> None:
+    now = datetime.now(UTC)
+    request = {
+        "reason": "error",
+        "window_start": now,
+        "window_end": now - timedelta(minutes=1),
+        "metric": "mean_relative_error",
+        "metric_value": 0.2,
+        "threshold": 0.1,
+        "requested_at": now,
+    }
+    with pytest.raises(ValidationError, match="window_end is before window_start"):
+        RetrainRequest(**request)
+    ok = RetrainRequest(**request | {"window_end": now + timedelta(minutes=1)})
+    assert ok.reason is RetrainReason.ERROR
+
+
+def test_dead_letter_keeps_non_utf8_bytes_exactly() -> None:
+    raw = b"\xff\x00\x81binary"
+    letter = DeadLetter.of(
+        source_topic="fish.measurements", partition=2, offset=41, key=b"f1", value=raw, error="x"
+    )
+    assert letter.value_encoding == "base64"
+    assert DeadLetter.from_json(letter.to_json()).raw_value() == raw
+    text = DeadLetter.of(
+        source_topic="t", partition=0, offset=0, key=None, value=b'{"a":1}', error="x"
+    )
+    assert text.value_encoding == "utf-8"
+    assert text.raw_value() == b'{"a":1}'
+
+
+def test_aware_timestamps_of_any_zone_are_accepted() -> None:
+    tz = timezone(timedelta(hours=-5))
+    parsed = Measurement(**GOOD | {"measured_at": datetime(2026, 1, 1, 7, tzinfo=tz)})
+    assert parsed.measured_at == datetime(2026, 1, 1, 12, tzinfo=UTC)
