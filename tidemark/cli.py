@@ -6,6 +6,8 @@ import typer
 
 from infra.local.cli import app as stack_app
 from streaming.cli import simulate
+from tidemark import kafka_io
+from tidemark.config import get_settings
 from tidemark.logs import configure
 
 app = typer.Typer(help="Tidemark: real-time fish weight prediction with a closed retraining loop.")
@@ -17,3 +19,10 @@ app.command()(simulate)
 def main(log_level: str = typer.Option("INFO", help="DEBUG, INFO, WARNING or ERROR.")) -> None:
     """Configure logging once for whichever sub-command runs."""
     configure(log_level.upper())
+
+
+@app.command()
+def topics() -> None:
+    """Create the data contract's Kafka topics that do not exist yet."""
+    created = kafka_io.ensure_topics(get_settings())
+    typer.echo(f"created: {', '.join(created)}" if created else "all topics exist")
