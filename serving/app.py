@@ -1,0 +1,71 @@
+"""The model server: ``create_app(settings)`` builds a FastAPI app that follows the registry.
+
+At start it loads the production model (if there is one) and then follows the registry in a
+background thread (tidemark.model_watcher); a promoted or rolled-back version is loaded there
+and swapped in with one assignment, so requests never wait for a load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI
+
+from serving import errors
+from serving.active_model import ModelHolder, ModelSource
+from serving.metrics import ServingMetrics
+from serving.middleware import ServingMiddleware
+from serving.parsing import FishParser
+from serving.routes import admin, health, model, predict
+from serving.routes import metrics as metrics_route
+from tidemark.config import Settings, get_settings
+from tidemark.logs import get_logger
+from tidemark.model_watcher import ModelWatcher
+
+log = get_logger("serving")
+
+
+def create_app(settings: Settings | None = None, source: ModelSource | None = None) -> FastAPI:
+    """The app; ``source`` defaults to a ModelWatcher on the settings' registry."""
+    settings = settings or get_settings()
+    source = source if source is not None else ModelWatcher(settings)
+    holder = ModelHolder(source)
+    parser = FishParser(settings.serving_max_batch)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # The first registry check and load happen here, before the first request is accepted.
+        await anyio.to_thread.run_sync(source.start)
+        active = holder.active
+        log.info(
+            "model server ready" if active else "model server up without a model",
+            model_version=active.served.version if active else None,
+            registry_reachable=source.registry_ok,
+            registry_error=source.last_error,
+        )
+        yield
+        await anyio.to_thread.run_sync(source.stop)
+
+    app = FastAPI(
+        title="Tidemark model server",
+        summary="Fish weight predictions from the model in production, hot-swapped on promotion.",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.holder = holder
+    app.state.parser = parser
+    app.state.metrics = ServingMetrics(holder)
+    app.add_middleware(
+        ServingMiddleware,
+        holder=holder,
+        metrics=app.state.metrics,
+        max_body_bytes=settings.serving_max_body_bytes,
+    )
+    errors.install(app)
+    app.include_router(predict.build_router(parser.openapi_schema()))
+    for router in (health.router, model.router, metrics_route.router, admin.router):
+        app.include_router(router)
+    return app

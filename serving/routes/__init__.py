@@ -1,0 +1,1 @@
+"""The HTTP routes of the model server, one module per concern; the logic lives beside them."""

@@ -1,0 +1,110 @@
+"""What the model server's endpoints accept and answer, as pydantic models.
+
+The fish fields reuse the data contract's types (tidemark.schemas), so the API rejects exactly
+what the streams send to the dead-letter topic: missing or unknown fields, wrong types, NaN,
+infinities, and sizes that are negative or physically absurd.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from tidemark.schemas import Contract, FishId, HeightCm, LengthCm, Species
+
+
+class Fish(Contract):
+    """One fish as the line measures it; ``fish_id`` is optional and echoed back."""
+
+    fish_id: FishId | None = None
+    species: Species
+    length_cm: LengthCm
+    height_cm: HeightCm
+
+
+class FishPrediction(BaseModel):
+    """The predicted weight of one fish."""
+
+    fish_id: str | None
+    species: str
+    predicted_weight_kg: float
+    species_known: bool = Field(
+        description="False when the model never saw this species: the weight then comes from "
+        "the part of the model shared by all species and is less reliable"
+    )
+
+
+class PredictionResponse(FishPrediction):
+    """The answer to one fish, naming the model version that produced it."""
+
+    model_name: str
+    model_version: str
+
+
+class BatchPredictionResponse(BaseModel):
+    """The answer to a batch: one prediction per fish, in order, all from one model version."""
+
+    model_name: str
+    model_version: str
+    count: int
+    predictions: list[FishPrediction]
+
+
+class FieldError(BaseModel):
+    """One reason a request was refused."""
+
+    field: str = Field(description="dotted path of the bad field; batch items start at 0")
+    reason: str
+    type: str
+
+
+class ErrorResponse(BaseModel):
+    """Any refused request: a one-line summary, and for validation errors each bad field."""
+
+    detail: str
+    errors: list[FieldError] = Field(default_factory=list)
+
+
+class Health(BaseModel):
+    """Liveness: the process answers."""
+
+    status: str = "ok"
+
+
+class Readiness(BaseModel):
+    """Whether the server can predict, and why not, plus the state of the registry link."""
+
+    ready: bool
+    reason: str
+    model_version: str | None
+    registry_reachable: bool
+    registry_error: str | None
+    registry_checked_at: datetime | None
+
+
+class ModelInfo(BaseModel):
+    """The model in service: identity, when it was loaded, what it was trained on, its metrics."""
+
+    name: str
+    version: str
+    run_id: str
+    loaded_at: datetime
+    training_window_start: str | None
+    training_window_end: str | None
+    known_species: list[str]
+    fast_path: bool = Field(
+        description="True when predictions are computed from the model's log-linear "
+        "coefficients (verified equal to the pipeline's) rather than through the pipeline"
+    )
+    metrics: dict[str, float]
+    tags: dict[str, str]
+
+
+class ReloadResponse(BaseModel):
+    """The outcome of a forced registry check."""
+
+    swapped: bool
+    model_version: str | None
+    registry_reachable: bool
+    registry_error: str | None
