@@ -39,19 +39,21 @@ def _alive(pid: int) -> bool:
 
 @pytest.fixture(scope="session")
 def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """Settings that point every client at the session's private stack."""
-    kafka, controller, mongo, debug, mlflow, prefect, serving = free_ports(7)
-    state = tmp_path_factory.mktemp("stack")
+    """Settings that point every client at the session's private stack.
+
+    Every ``*_port`` setting (the controller's, metrics ports of the services …) gets a free
+    port too, so nothing of the test stack collides with a stack that `make up` started.
+    """
+    extra = [name for name in Settings.model_fields if name.endswith("_port")]
+    kafka, mongo, mlflow, prefect, *ports = free_ports(4 + len(extra))
     return Settings(
         kafka_bootstrap_servers=f"127.0.0.1:{kafka}",
-        kafka_controller_port=controller,
         mongo_uri=f"mongodb://127.0.0.1:{mongo}/",
-        ferretdb_debug_port=debug,
         mlflow_tracking_uri=f"http://127.0.0.1:{mlflow}",
         prefect_api_url=f"http://127.0.0.1:{prefect}/api",
-        serving_port=serving,
-        state_dir=state,
+        state_dir=tmp_path_factory.mktemp("stack"),
         kafka_session_timeout_ms=6_000,
+        **dict(zip(extra, ports, strict=True)),
     )
 
 
