@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from infra.local.cli import app as stack_app
+from serving.cli import serve
 from streaming.cli import simulate
 from tidemark import kafka_io
 from tidemark.config import get_settings
@@ -13,6 +14,7 @@ from tidemark.logs import configure
 app = typer.Typer(help="Tidemark: real-time fish weight prediction with a closed retraining loop.")
 app.add_typer(stack_app, name="stack")
 app.command()(simulate)
+app.command()(serve)
 
 
 @app.callback()
