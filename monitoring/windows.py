@@ -1,0 +1,202 @@
+"""Tumbling event-time windows over ``fish.scored``, closed by a watermark.
+
+Event time is ``measured_at``, the moment the line measured the fish, not ``joined_at``:
+
+- a window then holds the fish the line saw in that minute, so a replay, a backlog after a
+  restart or a slow joiner yields exactly the same windows and the same verdicts;
+- the retrain flow reads its training data from the store by ``measured_at``, so the bounds of a
+  window that fired are directly the time range of the data that showed the problem.
+
+Scored records reach the monitor after the label delay and from several partitions, so they are
+a little out of order. The watermark is the largest ``measured_at`` seen minus the allowed
+lateness; a window ``[start, end)`` closes once the watermark reaches ``end``. A record whose
+window has already closed is late: it is counted, not added. Windows are aligned on the Unix
+epoch. A window in which no record arrived is not emitted (there is nothing to judge), so a
+pause of the line produces no empty windows.
+
+For committing Kafka offsets, the windows remember the first offset of each partition that
+still sits in an open window: committing only up to there means a restart re-reads exactly
+the records that no closed window has accounted for yet.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from tidemark.schemas import Scored
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorStats:
+    """Prediction error over a set of scored fish, as the original tutorial measured it."""
+
+    count: int
+    mae: float
+    rmse: float
+    mean_relative_error: float
+
+    @classmethod
+    def of(cls, records: Sequence[Scored]) -> ErrorStats:
+        """The stats of a non-empty sequence of scored records."""
+        if not records:
+            raise ValueError("no records to compute error stats from")
+        n = len(records)
+        return cls(
+            count=n,
+            mae=math.fsum(r.abs_error_kg for r in records) / n,
+            rmse=math.sqrt(math.fsum(r.abs_error_kg**2 for r in records) / n),
+            mean_relative_error=math.fsum(r.rel_error for r in records) / n,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedWindow:
+    """A finished window: its records and their error, overall, per species, per model version."""
+
+    start: datetime
+    end: datetime
+    records: tuple[Scored, ...]
+    overall: ErrorStats
+    by_species: dict[str, ErrorStats]
+    by_version: dict[str, ErrorStats]
+
+    @classmethod
+    def of(cls, start: datetime, end: datetime, records: Sequence[Scored]) -> ClosedWindow:
+        """Compute every stat of a window from its records (at least one)."""
+        species: defaultdict[str, list[Scored]] = defaultdict(list)
+        versions: defaultdict[str, list[Scored]] = defaultdict(list)
+        for record in records:
+            species[record.species].append(record)
+            versions[record.model_version].append(record)
+        return cls(
+            start=start,
+            end=end,
+            records=tuple(records),
+            overall=ErrorStats.of(records),
+            by_species={name: ErrorStats.of(rs) for name, rs in sorted(species.items())},
+            by_version={name: ErrorStats.of(rs) for name, rs in sorted(versions.items())},
+        )
+
+    def scored_by(self, version: str) -> list[Scored]:
+        """The records that model version ``version`` predicted."""
+        return [r for r in self.records if r.model_version == version]
+
+
+class Admission(StrEnum):
+    """What happened to a record offered to the windows."""
+
+    ADDED = "added"
+    # Its window had closed already: the watermark passed it by more than the allowed lateness.
+    LATE = "late"
+    # Re-read after a restart from a window that was closed (and judged) before the restart.
+    REPLAYED = "replayed"
+
+
+@dataclass(slots=True)
+class _OpenWindow:
+    records: list[Scored] = field(default_factory=list)
+    first_offset: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Where a previous run of the monitor stopped, as stored with its committed offsets."""
+
+    closed_until: datetime
+    seen_until: dict[int, int]
+
+
+class TumblingWindows:
+    """Assigns scored records to tumbling event-time windows and closes them by watermark."""
+
+    def __init__(
+        self, size_s: float, allowed_lateness_s: float, resume: Resume | None = None
+    ) -> None:
+        if size_s <= 0:
+            raise ValueError(f"window size must be positive, got {size_s}")
+        if allowed_lateness_s < 0:
+            raise ValueError(f"allowed lateness must be >= 0, got {allowed_lateness_s}")
+        self.size = timedelta(seconds=size_s)
+        self.lateness = timedelta(seconds=allowed_lateness_s)
+        self._open: dict[datetime, _OpenWindow] = {}
+        self._max_event: datetime | None = None
+        self.closed_until: datetime | None = resume.closed_until if resume else None
+        self._seen_before = dict(resume.seen_until) if resume else {}
+        self._next_offset: dict[int, int] = {}
+
+    def window_start(self, event_time: datetime) -> datetime:
+        """The start of the window that holds ``event_time``."""
+        return EPOCH + ((event_time - EPOCH) // self.size) * self.size
+
+    @property
+    def watermark(self) -> datetime | None:
+        """Event time up to which the windows consider the stream complete."""
+        if self._max_event is None:
+            return self.closed_until
+        mark = self._max_event - self.lateness
+        return max(mark, self.closed_until) if self.closed_until else mark
+
+    @property
+    def open_windows(self) -> int:
+        """How many windows are collecting records."""
+        return len(self._open)
+
+    def add(self, record: Scored, partition: int = 0, offset: int = 0) -> Admission:
+        """Offer one record read at ``partition``/``offset``; say whether a window took it."""
+        self._next_offset[partition] = max(self._next_offset.get(partition, 0), offset + 1)
+        start = self.window_start(record.measured_at)
+        if self.closed_until is not None and start + self.size <= self.closed_until:
+            replayed = offset < self._seen_before.get(partition, 0)
+            return Admission.REPLAYED if replayed else Admission.LATE
+        window = self._open.setdefault(start, _OpenWindow())
+        window.records.append(record)
+        window.first_offset.setdefault(partition, offset)
+        if self._max_event is None or record.measured_at > self._max_event:
+            self._max_event = record.measured_at
+        return Admission.ADDED
+
+    def close_due(self) -> list[ClosedWindow]:
+        """Close, in time order, every open window that the watermark has passed."""
+        mark = self.watermark
+        if mark is None:
+            return []
+        return self._close([s for s in self._open if s + self.size <= mark])
+
+    def flush(self) -> list[ClosedWindow]:
+        """Close every open window now, e.g. when the stream has been idle for long."""
+        return self._close(list(self._open))
+
+    def _close(self, starts: Iterable[datetime]) -> list[ClosedWindow]:
+        closed = []
+        for start in sorted(starts):
+            window = self._open.pop(start)
+            end = start + self.size
+            closed.append(ClosedWindow.of(start, end, window.records))
+            self.closed_until = max(end, self.closed_until) if self.closed_until else end
+        return closed
+
+    def commit_offsets(self) -> dict[int, int]:
+        """Per partition, the offset up to which every record is accounted for by a closed window.
+
+        That is the first offset still held by an open window, or the next offset to read when
+        no open window holds a record of that partition.
+        """
+        offsets = dict(self._next_offset)
+        for window in self._open.values():
+            for partition, first in window.first_offset.items():
+                offsets[partition] = min(offsets[partition], first)
+        return offsets
+
+    def seen_until(self) -> dict[int, int]:
+        """Per partition, the next offset after the last record offered (for ``Resume``)."""
+        merged = dict(self._seen_before)
+        for partition, offset in self._next_offset.items():
+            merged[partition] = max(merged.get(partition, 0), offset)
+        return merged
