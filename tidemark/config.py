@@ -80,6 +80,29 @@ class Settings(BaseSettings):
     serving_max_batch: int = Field(default=1_000, ge=1)
     serving_max_body_bytes: int = Field(default=1_048_576, ge=1_024)
 
+    # Monitoring: tumbling windows by measured_at, error and drift triggers, reports.
+    monitor_group_id: str = "tidemark-monitor"
+    monitor_window_s: float = Field(default=60.0, gt=0)
+    # How far behind the newest measured_at a record may arrive and still count in its window.
+    monitor_allowed_lateness_s: float = Field(default=10.0, ge=0)
+    # With no record for this long, open windows are closed (the line stopped).
+    monitor_idle_flush_s: float = Field(default=120.0, gt=0)
+    # Mean relative error above which the production model is retrained (the original's 0.10).
+    monitor_error_threshold: float = Field(default=0.10, gt=0)
+    # A window is judged only with at least this many fish scored by the production version.
+    monitor_min_window_count: int = Field(default=30, ge=1)
+    monitor_retrain_on_drift: bool = True
+    # A column drifts when its test's p-value is below this; the data drifts when at least
+    # drift_share of the columns do.
+    monitor_drift_p_value: float = Field(default=0.001, gt=0, lt=1)
+    monitor_drift_share: float = Field(default=0.5, gt=0, le=1)
+    monitor_reference_rows: int = Field(default=1_000, ge=10)
+    # No new retrain within this many seconds of the last run of the retrain deployment.
+    monitor_cooldown_s: float = Field(default=300.0, ge=0)
+    monitor_metrics_port: int = 9103
+    # Evidently workspace for the reports; state_dir/evidently when unset.
+    evidently_workspace: Path | None = None
+
     # Training data, retraining and promotion.
     mongo_collection: str = "training_data"
     mongo_timeout_ms: int = Field(default=5_000, ge=500)
