@@ -8,10 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from infra.local.components import Component
+from serving.supervised import components as serving_services
 from tidemark.config import Settings
 
 
 def platform_services(settings: Settings, state: Path) -> list[Component]:
     """The services that ``make up`` runs on top of the infrastructure."""
-    del settings, state  # the services arrive with the registry, serving and streaming work
-    return []
+    return [
+        *serving_services(settings, state),
+    ]
