@@ -1,0 +1,227 @@
+"""The scorer: every measurement gets the production model's predicted weight.
+
+One batch at a time: poll up to ``stream_max_batch`` measurements, validate each (bad ones go to
+``fish.dead-letter`` with the reason, and the partition goes on), predict the whole batch with
+ONE call of the model, produce ``fish.predictions``, wait for every acknowledgement, and only
+then commit the offsets. A crash replays at most the batch in hand, never skips one; the joiner
+makes a replayed prediction harmless.
+
+The model comes from a callable (``ModelWatcher.current`` in production), read once per batch,
+so a hot swap takes effect between two batches and a batch never mixes two versions. Until a
+model exists the scorer does not even join its group: a missing model is not bad input, and
+the measurements wait in Kafka.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+from kafka import KafkaProducer
+from kafka.structs import TopicPartition
+from prometheus_client import Counter, Gauge, Histogram
+
+from streaming.records import dead_letter, next_offsets, parse
+from tidemark import kafka_io
+from tidemark.config import Settings
+from tidemark.logs import get_logger
+from tidemark.model import DataError, Predictions
+from tidemark.schemas import DeadLetter, Measurement, Prediction, utc_now
+
+log = get_logger("scorer")
+
+EVENTS = Counter("tidemark_scorer_events_total", "Measurements handled, by outcome", ["outcome"])
+BATCH_SECONDS = Histogram(
+    "tidemark_scorer_batch_seconds",
+    "Time from a polled batch to its acknowledged predictions",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+BATCH_SIZE = Histogram(
+    "tidemark_scorer_batch_records",
+    "Records per polled batch",
+    buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000),
+)
+MODEL_VERSION = Gauge("tidemark_scorer_model_version", "Version of the model scoring now")
+
+
+class ScoringModel(Protocol):
+    """What the scorer needs of a model (``tidemark.model_watcher.ServedModel`` is one)."""
+
+    @property
+    def name(self) -> str:
+        """Registered model name."""
+
+    @property
+    def version(self) -> str:
+        """Registered version."""
+
+    def predict(self, frame: pd.DataFrame) -> Predictions:
+        """Weights for a frame of ``species``, ``length_cm``, ``height_cm``."""
+
+
+ModelSource = Callable[[], ScoringModel | None]
+
+
+class Scorer:
+    """One scorer process: a member of the scorer group on fish.measurements."""
+
+    def __init__(self, settings: Settings, model: ModelSource) -> None:
+        self.settings = settings
+        self._model = model
+
+    def run(self, stop: threading.Event) -> None:
+        """Score until ``stop`` is set, once a model exists; the batch in hand is finished."""
+        if not self._wait_for_model(stop):
+            return
+        consumer = kafka_io.consumer(
+            self.settings,
+            self.settings.scorer_group_id,
+            self.settings.topic_measurements,
+            max_poll_records=self.settings.stream_max_batch,
+        )
+        producer = kafka_io.producer(self.settings)
+        log.info("scoring", group=self.settings.scorer_group_id)
+        try:
+            while not stop.is_set():
+                batch = consumer.poll(timeout_ms=self.settings.stream_poll_timeout_ms)
+                if batch:
+                    self.process(batch, producer)
+                    consumer.commit(next_offsets(batch))
+        finally:
+            consumer.close(autocommit=False)
+            producer.close()
+
+    def process(self, batch: dict[TopicPartition, list[Any]], producer: KafkaProducer) -> int:
+        """Score one polled batch and wait for its acknowledgements; returns how many scored."""
+        started = time.perf_counter()
+        model = self._model()
+        if model is None:
+            raise RuntimeError("the production model disappeared while scoring")
+        limit = self.settings.stream_max_record_bytes
+        good: list[tuple[Any, Measurement]] = []
+        dead: list[DeadLetter] = []
+        size = 0
+        for records in batch.values():
+            size += len(records)
+            for record in records:
+                parsed = parse(record, Measurement, limit)
+                if isinstance(parsed, DeadLetter):
+                    dead.append(parsed)
+                else:
+                    good.append((record, parsed))
+        predictions = self._predict(model, good, dead)
+        futures = [
+            producer.send(
+                self.settings.topic_predictions,
+                key=prediction.fish_id.encode(),
+                value=prediction.to_json(),
+            )
+            for prediction in predictions
+        ]
+        futures += [
+            producer.send(
+                self.settings.topic_dead_letter,
+                key=letter.source_topic.encode(),
+                value=letter.to_json(),
+            )
+            for letter in dead
+        ]
+        producer.flush()
+        for future in futures:
+            # Raises the delivery error, if any: then the batch is not committed.
+            future.get(timeout=0)
+        EVENTS.labels("scored").inc(len(predictions))
+        EVENTS.labels("dead_letter").inc(len(dead))
+        BATCH_SIZE.observe(size)
+        BATCH_SECONDS.observe(time.perf_counter() - started)
+        if model.version.isdigit():
+            MODEL_VERSION.set(int(model.version))
+        return len(predictions)
+
+    def _predict(
+        self,
+        model: ScoringModel,
+        good: list[tuple[Any, Measurement]],
+        dead: list[DeadLetter],
+    ) -> list[Prediction]:
+        if not good:
+            return []
+        measurements = [m for _, m in good]
+        try:
+            result = model.predict(_frame(measurements))
+        except DataError:
+            # Some row the model cannot score: find it, one row at a time, rather than lose all.
+            return self._predict_one_by_one(model, good, dead)
+        return _predictions(model, measurements, result)
+
+    def _predict_one_by_one(
+        self,
+        model: ScoringModel,
+        good: list[tuple[Any, Measurement]],
+        dead: list[DeadLetter],
+    ) -> list[Prediction]:
+        scored: list[Prediction] = []
+        for record, measurement in good:
+            try:
+                result = model.predict(_frame([measurement]))
+            except DataError as error:
+                dead.append(dead_letter(record, str(error), self.settings.stream_max_record_bytes))
+                continue
+            scored += _predictions(model, [measurement], result)
+        return scored
+
+    def _wait_for_model(self, stop: threading.Event) -> bool:
+        waiting_since = time.monotonic()
+        logged = False
+        while self._model() is None:
+            if not logged:
+                log.info("waiting for a production model; measurements wait in Kafka")
+                logged = True
+            if stop.wait(0.5):
+                return False
+        model = self._model()
+        if model is not None:
+            log.info(
+                "model ready",
+                model=model.name,
+                version=model.version,
+                waited_s=round(time.monotonic() - waiting_since, 1),
+            )
+        return True
+
+
+def _frame(measurements: list[Measurement]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "species": [m.species for m in measurements],
+            "length_cm": np.fromiter((m.length_cm for m in measurements), np.float64),
+            "height_cm": np.fromiter((m.height_cm for m in measurements), np.float64),
+        }
+    )
+
+
+def _predictions(
+    model: ScoringModel, measurements: list[Measurement], result: Predictions
+) -> list[Prediction]:
+    predicted_at = utc_now()
+    return [
+        Prediction(
+            fish_id=m.fish_id,
+            species=m.species,
+            length_cm=m.length_cm,
+            height_cm=m.height_cm,
+            measured_at=m.measured_at,
+            predicted_weight_kg=float(weight),
+            species_known=bool(known),
+            model_name=model.name,
+            model_version=model.version,
+            predicted_at=predicted_at,
+        )
+        for m, weight, known in zip(
+            measurements, result.weight_kg.tolist(), result.species_known.tolist(), strict=True
+        )
+    ]
