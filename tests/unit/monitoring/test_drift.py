@@ -1,0 +1,70 @@
+"""Drift of window features against a reference, on fish from the default scenario."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from monitoring.drift import DriftDetector, features_frame
+from tests.unit.monitoring.scored import scored
+from tidemark.scenario import generate_frame, load_scenario
+
+
+@pytest.fixture(scope="module")
+def fish() -> dict[str, pd.DataFrame]:
+    scenario = load_scenario()
+    return {
+        "reference": generate_frame(scenario, 1, ["salmon"]),
+        "salmon": generate_frame(scenario, 2, ["salmon"]),
+        "walleye": generate_frame(scenario, 2, ["walleye"]),
+    }
+
+
+@pytest.fixture(scope="module")
+def detector(fish: dict[str, pd.DataFrame]) -> DriftDetector:
+    return DriftDetector(fish["reference"], p_value=0.001, drift_share=0.5)
+
+
+def test_the_reference_is_sampled_down(fish: dict[str, pd.DataFrame]) -> None:
+    small = DriftDetector(fish["reference"], p_value=0.001, drift_share=0.5, max_reference_rows=200)
+    assert small.reference_rows == 200
+
+
+@pytest.mark.parametrize("size", [30, 100, 500])
+def test_windows_of_the_same_fish_do_not_drift(
+    detector: DriftDetector, fish: dict[str, pd.DataFrame], size: int
+) -> None:
+    for start in range(0, 1500 - size, 300):
+        result = detector.check(fish["salmon"].iloc[start : start + size])
+        assert not result.detected, result.p_values
+
+
+def test_a_new_species_of_other_sizes_drifts_in_every_column(
+    detector: DriftDetector, fish: dict[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    result = detector.check(fish["walleye"].iloc[:60])
+    assert result.detected
+    assert result.share == 1.0
+    assert set(result.drifted_columns) == {"species", "length_cm", "height_cm"}
+    page = result.save_html(tmp_path / "reports" / "drift.html")
+    assert page.stat().st_size > 10_000
+
+
+def test_features_of_scored_records() -> None:
+    frame = features_frame([scored(0, species="walleye", length_cm=50.0, height_cm=11.0)])
+    assert frame.to_dict("records") == [
+        {"species": "walleye", "length_cm": 50.0, "height_cm": 11.0}
+    ]
+
+
+def test_bad_reference_or_empty_window_is_refused(
+    detector: DriftDetector, fish: dict[str, pd.DataFrame]
+) -> None:
+    with pytest.raises(ValueError, match="lacks the columns"):
+        DriftDetector(fish["reference"].drop(columns="species"), p_value=0.01, drift_share=0.5)
+    with pytest.raises(ValueError, match="empty"):
+        DriftDetector(fish["reference"].iloc[:0], p_value=0.01, drift_share=0.5)
+    with pytest.raises(ValueError, match="no rows"):
+        detector.check(fish["salmon"].iloc[:0])
