@@ -1,0 +1,182 @@
+"""The training store: joined records (a prediction with its true weight) in MongoDB.
+
+One document per fish in the ``training_data`` collection, keyed by ``_id = fish_id``, so an
+upsert is idempotent on any MongoDB-compatible server (FerretDB included): replaying a stream
+or restarting the joiner never duplicates a training row. Reads come back as DataFrames with
+every field of :class:`tidemark.schemas.Scored` as a column, oldest first, ready for
+``tidemark.model.train``. Transient connection errors are retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+
+import pandas as pd
+from pymongo import ASCENDING, DESCENDING, MongoClient, uri_parser
+from pymongo.collection import Collection
+from pymongo.errors import AutoReconnect, BulkWriteError
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from tidemark.config import Settings
+from tidemark.logs import get_logger
+from tidemark.schemas import Scored
+
+log = get_logger("store")
+
+COLUMNS = tuple(Scored.model_fields)
+MEASURED_AT = "measured_at"
+_BATCH = 1_000
+_DUPLICATE_KEY = 11000
+
+Document = dict[str, Any]
+
+# AutoReconnect covers ServerSelectionTimeoutError, NetworkTimeout and a primary stepping down.
+_transient = retry(
+    retry=retry_if_exception_type(AutoReconnect),
+    stop=stop_after_attempt(4),
+    wait=wait_exponential(multiplier=0.5, max=5),
+    reraise=True,
+    before_sleep=lambda state: log.warning(
+        "mongodb unavailable, retrying",
+        attempt=state.attempt_number,
+        error=str(state.outcome.exception() if state.outcome else None)[:200],
+    ),
+)
+
+
+def to_document(record: Scored) -> Document:
+    """The MongoDB document of a joined record: its fields, keyed by its fish id."""
+    return {"_id": record.fish_id, **record.model_dump(mode="python")}
+
+
+class TrainingStore:
+    """The ``training_data`` collection: idempotent writes, recent and time-window reads."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._client: MongoClient[Document] = MongoClient(
+            settings.mongo_uri,
+            tz_aware=True,
+            tzinfo=UTC,
+            serverSelectionTimeoutMS=settings.mongo_timeout_ms,
+            connectTimeoutMS=settings.mongo_timeout_ms,
+        )
+        self.collection: Collection[Document] = self._client[settings.mongo_database][
+            settings.mongo_collection
+        ]
+        self._indexed = False
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
+
+    @property
+    def source_uri(self) -> str:
+        """Where the records live, without credentials: ``mongodb://HOSTS/DATABASE/COLLECTION``."""
+        hosts = ",".join(
+            f"{host}:{port}"
+            for host, port in uri_parser.parse_uri(self.settings.mongo_uri)["nodelist"]
+        )
+        return f"mongodb://{hosts}/{self.settings.mongo_database}/{self.settings.mongo_collection}"
+
+    @_transient
+    def ensure_indexes(self) -> None:
+        """Index ``measured_at`` for the recent and window reads (``_id`` is unique already)."""
+        if not self._indexed:
+            self.collection.create_index([(MEASURED_AT, ASCENDING)], name="measured_at")
+            self._indexed = True
+
+    def upsert(self, record: Scored) -> bool:
+        """Store one joined record unless its fish is stored already; True if it was new."""
+        return self.upsert_many([record]) == 1
+
+    def upsert_many(self, records: Iterable[Scored]) -> int:
+        """Store joined records whose fish is not stored yet; returns how many were new.
+
+        The semantics of an upsert with ``$setOnInsert``: the first record of a fish stands and
+        writing it again changes nothing, so replays and restarts never duplicate a training
+        row. It is done as an unordered bulk insert that lets duplicate ids fail, because
+        updates by ``_id`` cost a table scan each on FerretDB's SQLite backend while inserts
+        are batched.
+        """
+        self.ensure_indexes()
+        new = 0
+        batch: list[Document] = []
+        for record in records:
+            batch.append(to_document(record))
+            if len(batch) >= _BATCH:
+                new += self._insert(batch)
+                batch = []
+        if batch:
+            new += self._insert(batch)
+        return new
+
+    @_transient
+    def _insert(self, batch: list[Document]) -> int:
+        # Inserting by _id is idempotent, so retrying a batch that half-succeeded is safe.
+        try:
+            return len(self.collection.insert_many(batch, ordered=False).inserted_ids)
+        except BulkWriteError as error:
+            errors = error.details.get("writeErrors", [])
+            others = [e for e in errors if e.get("code") != _DUPLICATE_KEY]
+            if others:
+                raise
+            return int(error.details.get("nInserted", len(batch) - len(errors)))
+
+    @_transient
+    def count(self) -> int:
+        """How many joined records the store holds."""
+        return self.collection.count_documents({})
+
+    def recent(self, n: int | None = None) -> pd.DataFrame:
+        """The ``n`` most recent records by ``measured_at`` (``settings.retrain_last_n``)."""
+        limit = self.settings.retrain_last_n if n is None else n
+        if limit < 1:
+            raise ValueError(f"n must be at least 1, got {limit}")
+        return self._frame(self._find({}, limit))
+
+    def window(self, start: datetime, end: datetime) -> pd.DataFrame:
+        """The records measured in ``[start, end]`` (both inclusive)."""
+        return self._frame(self._find(self.window_filter(start, end), None))
+
+    @staticmethod
+    def window_filter(start: datetime, end: datetime) -> Document:
+        """The query that ``window`` runs, for lineage records."""
+        if start.tzinfo is None or end.tzinfo is None:
+            raise ValueError("window bounds must be timezone-aware")
+        if end < start:
+            raise ValueError(f"window ends ({end}) before it starts ({start})")
+        return {MEASURED_AT: {"$gte": start.astimezone(UTC), "$lte": end.astimezone(UTC)}}
+
+    @_transient
+    def _find(self, query: Mapping[str, Any], limit: int | None) -> list[Document]:
+        if limit is None:
+            cursor = self.collection.find(query, sort=[(MEASURED_AT, ASCENDING)])
+            return list(cursor)
+        # The newest n, read newest first, returned oldest first like every other read.
+        newest = list(self.collection.find(query, sort=[(MEASURED_AT, DESCENDING)], limit=limit))
+        return newest[::-1]
+
+    @staticmethod
+    def _frame(documents: list[Document]) -> pd.DataFrame:
+        # Missing fields become NaN, which training reports as bad values instead of hiding.
+        frame = pd.DataFrame.from_records(documents, columns=["_id", *COLUMNS])
+        frame["fish_id"] = frame["fish_id"].fillna(frame["_id"])
+        frame = frame.drop(columns="_id")
+        for column in (MEASURED_AT, "predicted_at", "joined_at"):
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+        return frame.reset_index(drop=True)
