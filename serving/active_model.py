@@ -6,18 +6,18 @@ one reference, so a batch is always answered by a single version and a swap is o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-import numpy as np
 import pandas as pd
 
 from serving.fast_path import LogLinearPredictor
 from serving.schemas import Fish
 from tidemark.logs import get_logger
-from tidemark.model import FEATURES, DataError, Predictions
+from tidemark.model import FEATURES, DataError
 from tidemark.model_watcher import ServedModel
 
 log = get_logger("serving")
@@ -67,21 +67,31 @@ class ActiveModel:
         """Wrap a freshly loaded version; derives and verifies the fast path."""
         return cls(served, LogLinearPredictor.derive(served.model, served.known_species))
 
-    def predict(self, fish: Sequence[Fish]) -> Predictions:
-        """Weights of the fish, in order; ``DataError`` when a size gives no usable weight."""
-        species = [f.species for f in fish]
-        length = [f.length_cm for f in fish]
-        height = [f.height_cm for f in fish]
-        if self.fast is not None:
-            result = self.fast.predict(species, length, height)
+    def predict(self, fish: Sequence[Fish]) -> tuple[list[float], list[bool]]:
+        """Weights (kg) of the fish in order, and whether each species is known.
+
+        Raises ``DataError`` when a size gives no usable (positive, finite) weight.
+        """
+        if self.fast is not None and len(fish) == 1:
+            weight, known = self.fast.predict_one(
+                fish[0].species, fish[0].length_cm, fish[0].height_cm
+            )
+            weights, flags = [weight], [known]
         else:
-            frame = pd.DataFrame(dict(zip(FEATURES, (species, length, height), strict=True)))
-            result = self.served.predict(frame)
-        unusable = ~np.isfinite(result.weight_kg) | (result.weight_kg <= 0)
-        if unusable.any():
-            rows = np.flatnonzero(unusable).tolist()
-            raise DataError(f"sizes out of any plausible range give no usable weight at {rows}")
-        return result
+            species = [f.species for f in fish]
+            length = [f.length_cm for f in fish]
+            height = [f.height_cm for f in fish]
+            if self.fast is not None:
+                result = self.fast.predict(species, length, height)
+            else:
+                frame = pd.DataFrame(dict(zip(FEATURES, (species, length, height), strict=True)))
+                result = self.served.predict(frame)
+            weights, flags = result.weight_kg.tolist(), result.species_known.tolist()
+        # NaN fails both comparisons, so it is caught too.
+        unusable = [i for i, w in enumerate(weights) if not 0.0 < w < math.inf]
+        if unusable:
+            raise DataError(f"sizes out of any plausible range give no usable weight at {unusable}")
+        return weights, flags
 
 
 class ModelHolder:

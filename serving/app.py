@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from serving import errors
 from serving.active_model import ModelHolder, ModelSource
+from serving.dependencies import Serving
 from serving.metrics import ServingMetrics
 from serving.middleware import ServingMiddleware
 from serving.parsing import FishParser
@@ -54,14 +55,12 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
         version="1",
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.holder = holder
-    app.state.parser = parser
-    app.state.metrics = ServingMetrics(holder)
+    metrics = ServingMetrics(holder)
+    app.state.serving = Serving(settings=settings, holder=holder, parser=parser, metrics=metrics)
     app.add_middleware(
         ServingMiddleware,
         holder=holder,
-        metrics=app.state.metrics,
+        metrics=metrics,
         max_body_bytes=settings.serving_max_body_bytes,
     )
     errors.install(app)

@@ -74,6 +74,24 @@ class LogLinearPredictor:
             )
         return Predictions(weight_kg=weight, species_known=known)
 
+    def predict_one(self, species: str, length_cm: float, height_cm: float) -> tuple[float, bool]:
+        """One fish's weight and whether its species is known, in plain floats.
+
+        The single-fish request is the common case, and numpy's per-call overhead on one-element
+        arrays is larger than the arithmetic.
+        """
+        scale = self.log_scale.get(species)
+        known = scale is not None
+        log_weight = (
+            (scale if scale is not None else self.unknown_log_scale)
+            + self.length_exponent * math.log(length_cm)
+            + self.height_exponent * math.log(height_cm)
+        )
+        try:
+            return math.exp(log_weight), known
+        except OverflowError:
+            return math.inf, known
+
     def _matches(self, model: Pipeline, species: list[str]) -> bool:
         grid = [
             (s, length, height)
@@ -83,8 +101,12 @@ class LogLinearPredictor:
         ]
         names, lengths, heights = (list(column) for column in zip(*grid, strict=True))
         expected = _pipeline_weights(model, names, lengths, heights)
-        got = self.predict(names, lengths, heights).weight_kg
-        return bool(np.allclose(got, expected, rtol=_TOLERANCE, atol=0.0))
+        batch = self.predict(names, lengths, heights).weight_kg
+        one_by_one = [self.predict_one(*row)[0] for row in grid]
+        return bool(
+            np.allclose(batch, expected, rtol=_TOLERANCE, atol=0.0)
+            and np.allclose(one_by_one, expected, rtol=_TOLERANCE, atol=0.0)
+        )
 
 
 def _a_species_not_in(known: frozenset[str]) -> str:

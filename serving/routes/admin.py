@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from serving.dependencies import HolderDep, require_admin
+from serving.dependencies import ServingDep, require_admin
 from serving.schemas import ErrorResponse, ReloadResponse
 
 router = APIRouter(tags=["admin"])
@@ -16,15 +16,15 @@ router = APIRouter(tags=["admin"])
     dependencies=[Depends(require_admin)],
     responses={401: {"model": ErrorResponse}},
 )
-def reload(holder: HolderDep) -> ReloadResponse:
+def reload(serving: ServingDep) -> ReloadResponse:
     """Check the registry once; a new production version is loaded and swapped in.
 
     Runs in the thread pool: a load takes a second or two and must not block the event loop,
     which keeps answering predictions from the current model meanwhile.
     """
-    source = holder.source
+    source = serving.holder.source
     swapped = source.check_now()
-    active = holder.active
+    active = serving.holder.active
     return ReloadResponse(
         swapped=swapped,
         model_version=active.served.version if active else None,

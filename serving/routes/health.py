@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from serving.active_model import ModelHolder
-from serving.dependencies import HolderDep, SettingsDep
+from serving.dependencies import ServingDep
 from serving.schemas import Health, Readiness
 from tidemark.config import Settings
 
@@ -20,9 +20,9 @@ async def health() -> Health:
 
 
 @router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
-async def ready(holder: HolderDep, settings: SettingsDep) -> JSONResponse:
+async def ready(serving: ServingDep) -> JSONResponse:
     """200 when a model is loaded (even if the registry is unreachable), else 503 with why."""
-    readiness = readiness_of(holder, settings)
+    readiness = readiness_of(serving.holder, serving.settings)
     return JSONResponse(
         readiness.model_dump(mode="json"), status_code=200 if readiness.ready else 503
     )

@@ -6,7 +6,7 @@ import math
 
 from fastapi import APIRouter
 
-from serving.dependencies import HolderDep, SettingsDep
+from serving.dependencies import ServingDep
 from serving.errors import NoModelError
 from serving.schemas import ErrorResponse, ModelInfo
 
@@ -17,9 +17,9 @@ _METRIC_TAG_PREFIXES = ("candidate_", "champion_")
 
 
 @router.get("/model", response_model=ModelInfo, responses={503: {"model": ErrorResponse}})
-async def model_info(holder: HolderDep, settings: SettingsDep) -> ModelInfo:
+async def model_info(serving: ServingDep) -> ModelInfo:
     """Name, version, run id, load time, training window and metrics of the model in service."""
-    active = holder.active
+    active, settings = serving.holder.active, serving.settings
     if active is None:
         raise NoModelError(
             f"no model loaded: no version of {settings.model_name!r} is in production yet",

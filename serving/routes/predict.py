@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 
 from serving.active_model import ModelHolder
-from serving.dependencies import HolderDep, MetricsDep, ParserDep, SettingsDep
+from serving.dependencies import ServingDep
 from serving.errors import NoModelError
 from serving.middleware import VERSION_HEADER
 from serving.schemas import BatchPredictionResponse, ErrorResponse, PredictionResponse
@@ -31,20 +31,15 @@ def build_router(request_body: dict[str, Any]) -> APIRouter:
         openapi_extra={"requestBody": request_body},
         summary="Predict the weight of one fish (an object) or a batch (an array)",
     )
-    async def predict(
-        request: Request,
-        parser: ParserDep,
-        holder: HolderDep,
-        metrics: MetricsDep,
-        settings: SettingsDep,
-    ) -> Response:
+    async def predict(request: Request, serving: ServingDep) -> Response:
         """Answer one fish with one prediction, or an array of fish with one prediction each.
 
         Every answer names the model version that produced it, in the body and in the
         ``x-model-version`` header. A species the model never saw is scored from the part of
         the model shared by all species and flagged with ``species_known: false``.
         """
-        fish, is_batch = parser.parse(await request.body())
+        fish, is_batch = serving.parser.parse(await request.body())
+        holder, settings = serving.holder, serving.settings
         # One read of the reference: the whole request is answered by this version.
         active = holder.active
         if active is None:
@@ -54,11 +49,10 @@ def build_router(request_body: dict[str, Any]) -> APIRouter:
                 + _registry_note(holder),
                 settings.registry_poll_interval_s,
             )
-        result = active.predict(fish)
+        weights, known = active.predict(fish)
         served = active.served
-        weights, known = result.weight_kg.tolist(), result.species_known.tolist()
         species = [f.species for f in fish]
-        metrics.count_predictions(species, known, served.version)
+        serving.metrics.count_predictions(species, known, served.version)
         predictions = [
             {
                 "fish_id": f.fish_id,
