@@ -2,34 +2,24 @@
 
 from __future__ import annotations
 
-import signal
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from streaming.joiner import Joiner
+from streaming.scorer import Scorer
+from streaming.service import serve, stop_on_signals
 from streaming.simulator import SimulationOptions, SimulationStats, publish, scenario_fish
 from tidemark import kafka_io
 from tidemark.config import get_settings
+from tidemark.model_watcher import ModelWatcher
 from tidemark.scenario import FishRecord, load_csv, load_scenario
-
-
-def stop_on_signals() -> threading.Event:
-    """An event set by SIGTERM or SIGINT, so that a service finishes its batch and stops."""
-    stop = threading.Event()
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        del signum, frame
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
-    return stop
+from tidemark.store import TrainingStore
 
 
 def simulate(
@@ -111,3 +101,39 @@ def simulate(
         f"sent {stats.measurements} measurements and {stats.weights} weights "
         f"({stats.weights_dropped} weights lost on purpose)"
     )
+
+
+def score(
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Prometheus port (default: settings.scorer_metrics_port).")
+    ] = None,
+) -> None:
+    """Score fish.measurements with the production model, hot-swapping on promotion."""
+    settings = get_settings()
+    kafka_io.ensure_topics(settings)
+    stop = stop_on_signals()
+    watcher = ModelWatcher(settings)
+    watcher.start()
+    try:
+        scorer = Scorer(settings, lambda: watcher.current)
+        serve("scorer", scorer.run, stop, metrics_port or settings.scorer_metrics_port)
+    finally:
+        watcher.stop()
+
+
+def join(
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Prometheus port (default: settings.joiner_metrics_port).")
+    ] = None,
+) -> None:
+    """Join predictions with true weights into fish.scored and the training store."""
+    settings = get_settings()
+    kafka_io.ensure_topics(settings)
+    stop = stop_on_signals()
+    with TrainingStore(settings) as store:
+
+        def run(stop: threading.Event) -> None:
+            # A fresh joiner each time: its state is rebuilt from what was made durable.
+            Joiner(settings, store).run(stop)
+
+        serve("joiner", run, stop, metrics_port or settings.joiner_metrics_port)

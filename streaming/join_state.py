@@ -8,8 +8,9 @@ the half's event time plus the window: by then its partner can no longer arrive 
 Event time, not the wall clock, decides, so a joiner that restarts after a pause, or catches
 up with a backlog, makes the same decisions as one that never stopped.
 
-The state records what changed (pending halves to save, to delete) so that the caller persists
-exactly that before committing its offsets.
+The state records what changed (new pending halves, newly joined fish) so that the caller
+persists exactly that before committing its offsets. Nothing is ever deleted on the way: the
+durable record is append-only, which a MongoDB-compatible store on SQLite writes quickly.
 """
 
 from __future__ import annotations
@@ -66,10 +67,10 @@ class Outcome(StrEnum):
 
 @dataclass
 class Changes:
-    """Pending halves to save and fish ids whose pending half is gone, since the last take."""
+    """Halves that started waiting and fish that were joined, since the last take."""
 
     save: dict[str, Half] = field(default_factory=dict)
-    delete: set[str] = field(default_factory=set)
+    joined: dict[str, Half] = field(default_factory=dict)
 
 
 class JoinState:
@@ -102,7 +103,6 @@ class JoinState:
         gone = set(partitions)
         for fish_id in [f for f, h in self._pending.items() if h.partition in gone]:
             del self._pending[fish_id]
-            self._changes.save.pop(fish_id, None)
         for key in [k for k in self._watermarks if k[1] in gone]:
             del self._watermarks[key]
 
@@ -110,8 +110,7 @@ class JoinState:
         """Remember fish that are joined already (found in the store), so they are not redone."""
         for fish_id in fish_ids:
             self._remember(fish_id)
-            if self._pending.pop(fish_id, None) is not None:
-                self._changed(fish_id, None)
+            self._pending.pop(fish_id, None)
 
     def offer(self, half: Half, joined_at: datetime) -> tuple[Outcome, Scored | None]:
         """Add one half; returns what happened and, when it completed a fish, the joined record."""
@@ -125,19 +124,25 @@ class JoinState:
         waiting = self._pending.get(fish_id)
         if waiting is None:
             self._pending[fish_id] = half
-            self._changed(fish_id, half)
+            self._changes.save[fish_id] = half
             return Outcome.PENDING, None
         if waiting.side == half.side:
             return Outcome.DUPLICATE, None
         if abs(waiting.event_time - half.event_time) > self.window:
             return Outcome.LATE, None
         del self._pending[fish_id]
-        self._changed(fish_id, None)
+        self._changes.joined[fish_id] = half
         self._remember(fish_id)
         prediction, weight = (waiting, half) if waiting.side is Side.PREDICTION else (half, waiting)
         assert isinstance(prediction.record, Prediction)
         assert isinstance(weight.record, Weight)
         return Outcome.JOINED, Scored.join(prediction.record, weight.record, joined_at)
+
+    def watermark(self, partitions: Iterable[int]) -> datetime | None:
+        """The event time that both streams of all these partitions have passed, if known."""
+        marks = [self._watermarks.get((side, p)) for side in Side for p in partitions]
+        known = [mark for mark in marks if mark is not None]
+        return min(known) if known and len(known) == len(marks) else None
 
     def expire(self) -> list[Half]:
         """Remove and return the pending halves whose partner can no longer arrive in time."""
@@ -147,7 +152,6 @@ class JoinState:
             mark = self._watermarks.get((other, half.partition))
             if mark is not None and mark > half.event_time + self.window:
                 del self._pending[fish_id]
-                self._changed(fish_id, None)
                 expired.append(half)
         return expired
 
@@ -155,14 +159,6 @@ class JoinState:
         """What changed since the last call, to persist; resets the record of changes."""
         changes, self._changes = self._changes, Changes()
         return changes
-
-    def _changed(self, fish_id: str, half: Half | None) -> None:
-        if half is None:
-            self._changes.save.pop(fish_id, None)
-            self._changes.delete.add(fish_id)
-        else:
-            self._changes.delete.discard(fish_id)
-            self._changes.save[fish_id] = half
 
     def _remember(self, fish_id: str) -> None:
         if self._recent_limit == 0:

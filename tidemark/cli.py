@@ -6,7 +6,7 @@ import typer
 
 from infra.local.cli import app as stack_app
 from serving.cli import serve
-from streaming.cli import simulate
+from streaming.cli import join, score, simulate
 from tidemark import kafka_io
 from tidemark.config import get_settings
 from tidemark.logs import configure
@@ -14,6 +14,8 @@ from tidemark.logs import configure
 app = typer.Typer(help="Tidemark: real-time fish weight prediction with a closed retraining loop.")
 app.add_typer(stack_app, name="stack")
 app.command()(simulate)
+app.command()(score)
+app.command()(join)
 app.command()(serve)
 
 

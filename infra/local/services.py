@@ -9,6 +9,7 @@ from pathlib import Path
 
 from infra.local.components import Component
 from serving.supervised import components as serving_services
+from streaming.supervised import components as streaming_services
 from tidemark.config import Settings
 
 
@@ -16,4 +17,5 @@ def platform_services(settings: Settings, state: Path) -> list[Component]:
     """The services that ``make up`` runs on top of the infrastructure."""
     return [
         *serving_services(settings, state),
+        *streaming_services(settings, state),
     ]

@@ -66,9 +66,8 @@ def test_a_fish_is_joined_once_even_when_a_half_comes_again() -> None:
 def test_fish_found_in_the_store_are_not_joined_again() -> None:
     state = JoinState(window_s=60, recent_ids=10)
     state.offer(prediction("a", T0), T0)
-    state.take_changes()
     state.already_joined(["a"])
-    assert state.take_changes().delete == {"a"}
+    assert state.pending_count == 0
     assert state.offer(weight("a", T0), T0)[0] is Outcome.DUPLICATE
 
 
@@ -88,15 +87,24 @@ def test_a_half_expires_when_the_other_stream_of_its_partition_passes_the_window
     assert expired[0].side is Side.PREDICTION
 
 
-def test_changes_list_what_to_save_and_delete() -> None:
+def test_changes_list_new_halves_and_joined_fish() -> None:
     state = JoinState(window_s=60, recent_ids=10)
     state.offer(prediction("a", T0), T0)
     state.offer(prediction("b", T0), T0)
     state.offer(weight("b", T0), T0)
     changes = state.take_changes()
-    assert set(changes.save) == {"a"}
-    assert changes.delete == {"b"}
+    assert set(changes.save) == {"a", "b"}
+    assert set(changes.joined) == {"b"}
     assert state.take_changes().save == {}
+
+
+def test_watermark_is_known_once_both_streams_of_every_partition_moved() -> None:
+    state = JoinState(window_s=60, recent_ids=10)
+    state.offer(prediction("a", T0, partition=0), T0)
+    assert state.watermark([0]) is None
+    state.offer(weight("b", T0 + timedelta(seconds=5), partition=0), T0)
+    assert state.watermark([0]) == T0
+    assert state.watermark([0, 1]) is None
 
 
 def test_restored_halves_join_and_dropped_partitions_are_forgotten() -> None:

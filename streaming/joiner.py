@@ -1,0 +1,283 @@
+"""The joiner: predictions meet true weights; joined records go to fish.scored and MongoDB.
+
+One batch at a time: poll both topics, offer each half to the :class:`JoinState`, then make the
+batch durable in this order, and only then commit the offsets:
+
+1. ``fish.scored`` (and dead letters) produced and acknowledged;
+2. joined records stored in ``training_data`` by ``TrainingStore.upsert_many``, keyed by fish
+   id; a fish already there keeps its row (a replay or a duplicate never adds one);
+3. the batch's new pending halves and its "joined" markers appended to ``join_pending``.
+
+A crash anywhere before the commit replays the batch, and every step above is idempotent. Every
+write is an insert: on FerretDB (SQLite) an insert costs well under a millisecond while a
+replace-upsert or a delete by id costs tens of milliseconds, too slow for a stream. Old entries
+of ``join_pending`` are removed in one range delete per minute, once both streams have moved
+two windows past them.
+
+When this process is given partitions it reads their entries of ``join_pending`` back: halves
+still waiting become pending again, and fish marked joined are remembered, so that a replay of
+work a dead process did without committing is neither joined twice nor left waiting.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from datetime import UTC
+from typing import Any
+
+from kafka import ConsumerRebalanceListener, KafkaProducer
+from kafka.structs import TopicPartition
+from prometheus_client import Counter, Gauge, Histogram
+from pymongo import MongoClient
+from pymongo.collection import Collection
+from pymongo.errors import BulkWriteError
+
+from streaming.join_state import Half, JoinState, Outcome, Side
+from streaming.records import next_offsets, parse
+from tidemark import kafka_io
+from tidemark.config import Settings
+from tidemark.logs import get_logger
+from tidemark.schemas import DeadLetter, Prediction, Scored, Weight, utc_now
+from tidemark.store import TrainingStore
+
+log = get_logger("joiner")
+
+PENDING_COLLECTION = "join_pending"
+# How often pending halves are checked for expiry; each check scans them all in memory.
+_EXPIRY_INTERVAL_S = 1.0
+# How often old entries leave join_pending (one range delete).
+_CLEANUP_INTERVAL_S = 60.0
+_DUPLICATE_KEY = 11000
+_JOINED = "joined"
+
+Document = dict[str, Any]
+
+RECORDS = Counter("tidemark_joiner_records_total", "Records read by the joiner", ["topic"])
+JOINED = Counter("tidemark_joiner_joined_total", "Fish joined with their true weight")
+EXPIRED = Counter(
+    "tidemark_joiner_expired_total", "Halves whose partner never came within the window", ["side"]
+)
+DUPLICATES = Counter("tidemark_joiner_duplicates_total", "Halves of fish already joined or waiting")
+DEAD_LETTERS = Counter(
+    "tidemark_joiner_dead_letters_total", "Records sent to the dead-letter topic"
+)
+PENDING = Gauge("tidemark_joiner_pending", "Halves waiting for their partner")
+BATCH_SECONDS = Histogram(
+    "tidemark_joiner_batch_seconds",
+    "Time to join and persist one polled batch",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+
+def _half_document(half: Half) -> Document:
+    return {
+        "_id": f"{half.fish_id}:{half.side.value}",
+        "fish_id": half.fish_id,
+        "kind": half.side.value,
+        "partition": half.partition,
+        "event_time": half.event_time,
+        "record": half.record.model_dump(mode="json"),
+    }
+
+
+def _joined_document(half: Half) -> Document:
+    # The half that completed the fish gives the marker its partition and event time.
+    return {
+        "_id": f"{half.fish_id}:{_JOINED}",
+        "fish_id": half.fish_id,
+        "kind": _JOINED,
+        "partition": half.partition,
+        "event_time": half.event_time,
+    }
+
+
+def _from_document(document: Document) -> Half:
+    record: Prediction | Weight
+    if document["kind"] == Side.PREDICTION.value:
+        record = Prediction.model_validate(document["record"])
+    else:
+        record = Weight.model_validate(document["record"])
+    return Half(record=record, partition=int(document["partition"]))
+
+
+def insert_new(collection: Collection[Document], documents: list[Document]) -> int:
+    """Insert the documents whose ``_id`` is not there yet; returns how many were new."""
+    if not documents:
+        return 0
+    try:
+        return len(collection.insert_many(documents, ordered=False).inserted_ids)
+    except BulkWriteError as error:
+        others = [e for e in error.details["writeErrors"] if e["code"] != _DUPLICATE_KEY]
+        if others:
+            raise
+        return int(error.details["nInserted"])
+
+
+class Joiner:
+    """One joiner process: a member of the joiner group on fish.predictions and fish.weights."""
+
+    def __init__(self, settings: Settings, store: TrainingStore) -> None:
+        self.settings = settings
+        self.store = store
+        self.state = JoinState(settings.join_window_s, settings.join_recent_ids)
+        self._mongo: MongoClient[Document] = MongoClient(
+            settings.mongo_uri, tz_aware=True, tzinfo=UTC
+        )
+        self.pending_collection: Collection[Document] = self._mongo[settings.mongo_database][
+            PENDING_COLLECTION
+        ]
+        self._contracts: dict[str, type[Prediction] | type[Weight]] = {
+            settings.topic_predictions: Prediction,
+            settings.topic_weights: Weight,
+        }
+        self._owned: set[int] = set()
+        self._next_expiry = 0.0
+        self._next_cleanup = time.monotonic() + _CLEANUP_INTERVAL_S
+
+    def run(self, stop: threading.Event) -> None:
+        """Join until ``stop`` is set; the batch in hand is finished and committed first."""
+        consumer = kafka_io.consumer(
+            self.settings,
+            self.settings.joiner_group_id,
+            max_poll_records=self.settings.stream_max_batch,
+        )
+        producer = kafka_io.producer(self.settings)
+        consumer.subscribe(list(self._contracts), listener=_Rebalance(self))
+        log.info(
+            "joining", group=self.settings.joiner_group_id, window_s=self.settings.join_window_s
+        )
+        try:
+            while not stop.is_set():
+                batch = consumer.poll(timeout_ms=self.settings.stream_poll_timeout_ms)
+                if batch:
+                    self.process(batch, producer)
+                    consumer.commit(next_offsets(batch))
+                if time.monotonic() >= self._next_expiry:
+                    self.expire()
+                    self._next_expiry = time.monotonic() + _EXPIRY_INTERVAL_S
+                if time.monotonic() >= self._next_cleanup:
+                    self.clean_up()
+                    self._next_cleanup = time.monotonic() + _CLEANUP_INTERVAL_S
+        finally:
+            consumer.close(autocommit=False)
+            producer.close()
+            self._mongo.close()
+
+    def process(self, batch: dict[TopicPartition, list[Any]], producer: KafkaProducer) -> None:
+        """Join one polled batch and make its effects durable (the caller commits after)."""
+        started = time.perf_counter()
+        halves: list[Half] = []
+        dead: list[DeadLetter] = []
+        for partition, records in batch.items():
+            RECORDS.labels(partition.topic).inc(len(records))
+            contract = self._contracts[partition.topic]
+            for record in records:
+                parsed = parse(record, contract, self.settings.stream_max_record_bytes)
+                if isinstance(parsed, DeadLetter):
+                    dead.append(parsed)
+                else:
+                    halves.append(Half(record=parsed, partition=partition.partition))
+        joined_at = utc_now()
+        scored: list[Scored] = []
+        for half in halves:
+            outcome, record = self.state.offer(half, joined_at)
+            if record is not None:
+                scored.append(record)
+            elif outcome is Outcome.DUPLICATE:
+                DUPLICATES.inc()
+            elif outcome is Outcome.LATE:
+                EXPIRED.labels(half.side.value).inc()
+        self._produce(producer, scored, dead)
+        self.store.upsert_many(scored)
+        changes = self.state.take_changes()
+        insert_new(
+            self.pending_collection,
+            [_half_document(h) for h in changes.save.values()]
+            + [_joined_document(h) for h in changes.joined.values()],
+        )
+        JOINED.inc(len(scored))
+        DEAD_LETTERS.inc(len(dead))
+        PENDING.set(self.state.pending_count)
+        BATCH_SECONDS.observe(time.perf_counter() - started)
+
+    def expire(self) -> None:
+        """Drop the pending halves whose partner can no longer come, and count them."""
+        expired = self.state.expire()
+        for half in expired:
+            EXPIRED.labels(half.side.value).inc()
+        if expired:
+            log.info("halves expired", count=len(expired))
+        PENDING.set(self.state.pending_count)
+
+    def clean_up(self) -> None:
+        """Remove entries of join_pending that both streams have passed by two windows."""
+        owned = sorted(self._owned)
+        watermark = self.state.watermark(owned) if owned else None
+        if watermark is None:
+            return
+        cutoff = watermark - 2 * self.state.window
+        removed = self.pending_collection.delete_many(
+            {"partition": {"$in": owned}, "event_time": {"$lt": cutoff}}
+        ).deleted_count
+        log.info("join_pending cleaned", removed=removed, before=cutoff.isoformat())
+
+    def assigned(self, partitions: Iterable[TopicPartition]) -> None:
+        """Read back the halves and joined fish of newly owned partitions."""
+        numbers = sorted({p.partition for p in partitions} - self._owned)
+        self._owned |= set(numbers)
+        if not numbers:
+            return
+        halves: list[Half] = []
+        joined: list[str] = []
+        for document in self.pending_collection.find({"partition": {"$in": numbers}}):
+            if document["kind"] == _JOINED:
+                joined.append(str(document["fish_id"]))
+            else:
+                halves.append(_from_document(document))
+        self.state.restore(halves)
+        self.state.already_joined(joined)
+        log.info(
+            "partitions assigned",
+            partitions=numbers,
+            pending=self.state.pending_count,
+            joined=len(joined),
+        )
+
+    def revoked(self, partitions: Iterable[TopicPartition]) -> None:
+        """Forget the state of partitions handed to another process."""
+        numbers = {p.partition for p in partitions}
+        self._owned -= numbers
+        self.state.drop_partitions(numbers)
+
+    def _produce(
+        self, producer: KafkaProducer, scored: list[Scored], dead: list[DeadLetter]
+    ) -> None:
+        futures = [
+            producer.send(self.settings.topic_scored, key=r.fish_id.encode(), value=r.to_json())
+            for r in scored
+        ]
+        futures += [
+            producer.send(
+                self.settings.topic_dead_letter,
+                key=letter.source_topic.encode(),
+                value=letter.to_json(),
+            )
+            for letter in dead
+        ]
+        producer.flush()
+        for future in futures:
+            # Raises the delivery error, if any: the batch is then not committed.
+            future.get(timeout=0)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, joiner: Joiner) -> None:
+        self._joiner = joiner
+
+    def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        self._joiner.revoked(revoked)
+
+    def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        self._joiner.assigned(assigned)
