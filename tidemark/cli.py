@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from flows.cli import app as flows_app
 from infra.local.cli import app as stack_app
 from serving.cli import serve
 from streaming.cli import join, score, simulate
@@ -13,6 +14,7 @@ from tidemark.logs import configure
 
 app = typer.Typer(help="Tidemark: real-time fish weight prediction with a closed retraining loop.")
 app.add_typer(stack_app, name="stack")
+app.add_typer(flows_app)
 app.command()(simulate)
 app.command()(score)
 app.command()(join)

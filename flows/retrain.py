@@ -1,0 +1,82 @@
+"""The ``retrain`` flow: a candidate from the recent joined records in MongoDB."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from flows.candidate import Outcome, judge_and_register, retrying, window_tags
+from tidemark.config import Settings, get_settings
+from tidemark.model import TrainingDataError
+from tidemark.registry import RecordSource
+from tidemark.schemas import RetrainReason
+from tidemark.store import MEASURED_AT, TrainingStore
+
+
+@task(cache_policy=NO_CACHE)
+def read_records(
+    settings: Settings,
+    window_start: datetime | None,
+    window_end: datetime | None,
+    last_n: int | None,
+) -> tuple[pd.DataFrame, RecordSource]:
+    """The records to retrain on, and the collection and query they came from."""
+    with TrainingStore(settings) as store:
+        query: dict[str, Any]
+        if window_start is not None:
+            end = window_end or datetime.now(UTC)
+            data = store.window(window_start, end)
+            query = {"filter": store.window_filter(window_start, end), "sort": MEASURED_AT}
+        else:
+            n = last_n or settings.retrain_last_n
+            data = store.recent(n)
+            query = {"filter": {}, "sort": f"-{MEASURED_AT}", "limit": n}
+        return data, RecordSource(store.source_uri, query)
+
+
+@flow(name="retrain")
+def retrain(
+    reason: str = RetrainReason.MANUAL.value,
+    window_start: datetime | None = None,
+    window_end: datetime | None = None,
+    last_n: int | None = None,
+    metric: str | None = None,
+    metric_value: float | None = None,
+) -> Outcome:
+    """Retrain on the joined records of a time window, or on the ``last_n`` most recent ones.
+
+    Fails (and registers nothing) on an empty window, too few rows or bad values.
+    """
+    settings = get_settings()
+    logger = get_run_logger()
+    trigger = RetrainReason(reason)
+    if window_end is not None and window_start is None:
+        raise ValueError("window_end needs a window_start")
+    if last_n is not None and last_n < 2:
+        raise ValueError(f"last_n must be at least 2, got {last_n}")
+    data, source = read_records.with_options(**retrying(settings))(
+        settings, window_start, window_end, last_n
+    )
+    if data.empty:
+        where = (
+            f"measured between {window_start} and {window_end or 'now'}"
+            if window_start is not None
+            else "in the store"
+        )
+        raise TrainingDataError(f"no joined records {where}: nothing to retrain on")
+    logger.info("retraining (%s) on %d records from %s", trigger.value, len(data), source.uri)
+    extra = {"trigger_metric": metric} if metric else {}
+    if metric_value is not None:
+        extra["trigger_metric_value"] = repr(float(metric_value))
+    return judge_and_register(
+        settings,
+        data,
+        source=source,
+        trigger_reason=trigger.value,
+        window=window_tags(data, window_start, window_end),
+        extra_tags=extra,
+    )
