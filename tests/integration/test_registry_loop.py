@@ -1,0 +1,264 @@
+"""The registry loop against the real FerretDB, MLflow and Prefect of the test stack.
+
+The tests tell one story in order (bootstrap, a retrain that is not better, a shift that is
+promoted, a rollback, bad windows, a forced promotion, a run through a served deployment), on
+a model name and a collection of their own so that other tests of the session do not meet it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from prefect.deployments import run_deployment
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from flows.promote import promote
+from flows.retrain import retrain
+from flows.rollback import rollback
+from flows.serve import deployments_ready
+from flows.train import train
+from infra.local.stack import Stack
+from tidemark import registry
+from tidemark.config import Settings, get_settings
+from tidemark.model import TrainingDataError
+from tidemark.scenario import generate_frame, load_scenario
+from tidemark.schemas import Scored
+from tidemark.store import TrainingStore
+
+SHIFT_START = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    return {
+        "TIDEMARK_MONGO_URI": settings.mongo_uri,
+        "TIDEMARK_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "TIDEMARK_PREFECT_API_URL": settings.prefect_api_url,
+        "TIDEMARK_MODEL_NAME": settings.model_name,
+        "TIDEMARK_MONGO_COLLECTION": settings.mongo_collection,
+        "TIDEMARK_MLFLOW_EXPERIMENT": settings.mlflow_experiment,
+        "TIDEMARK_TRANSIENT_RETRY_DELAY_S": "0.5",
+    }
+
+
+@pytest.fixture(scope="module")
+def settings(stack: Stack) -> Iterator[Settings]:
+    """The stack's settings with this module's own model and collection, also in the env."""
+    mine = stack.settings.model_copy(
+        update={
+            "model_name": "fish-weight-loop",
+            "mongo_collection": "training_data_loop",
+            "mlflow_experiment": "registry-loop",
+        }
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in _env(mine).items():
+            patch.setenv(key, value)
+        get_settings.cache_clear()
+        assert get_settings().model_name == mine.model_name
+        with temporary_settings(updates={PREFECT_API_URL: mine.prefect_api_url}):
+            yield mine
+    get_settings.cache_clear()
+
+
+def store_phase(settings: Settings, phase: str, seed: int, start: datetime, count: int) -> None:
+    """Put ``count`` fish of a scenario phase into the store as joined records, a second apart."""
+    frame = generate_frame(load_scenario(), seed, [phase]).head(count)
+    records = []
+    for i, row in enumerate(frame.itertuples(index=False)):
+        at = start + timedelta(seconds=i)
+        records.append(
+            Scored(
+                fish_id=f"{phase}-{seed}-{row.fish_id}",
+                species=row.species,
+                length_cm=row.length_cm,
+                height_cm=row.height_cm,
+                measured_at=at,
+                predicted_weight_kg=row.weight_kg,
+                species_known=True,
+                model_name=settings.model_name,
+                model_version="1",
+                predicted_at=at,
+                weight_kg=row.weight_kg,
+                abs_error_kg=0.0,
+                rel_error=0.0,
+                joined_at=at + timedelta(seconds=30),
+            )
+        )
+    with TrainingStore(settings) as store:
+        assert store.upsert_many(records) == count
+        assert store.upsert_many(records) == 0  # idempotent: a replay adds nothing
+
+
+def version(settings: Settings, number: str) -> registry.VersionInfo:
+    return registry.version_info(settings, number)
+
+
+def test_bootstrap_puts_version_1_in_production(settings: Settings) -> None:
+    outcome = train(phases=["salmon"], seed=42)
+    assert (outcome.version, outcome.decision) == ("1", "promoted")
+    assert registry.production_version(settings) == "1"
+    v1 = version(settings, "1")
+    assert v1.stage == "Production"
+    assert v1.tags["trigger_reason"] == "bootstrap"
+    assert v1.tags["champion_mre"] == "none"
+    assert float(v1.tags["candidate_mre"]) < 0.1
+    assert int(v1.tags["row_count"]) == 1200
+    assert len(v1.tags["data_fingerprint"]) == 64
+    reference = registry.load_reference(settings, "1")
+    assert len(reference) == 1200
+    assert {"species", "length_cm", "height_cm", "weight_kg"} <= set(reference.columns)
+    # A second bootstrap is a no-op once production exists (what `make up` relies on).
+    assert train(if_no_production=True).decision == "skipped"
+
+
+def test_a_retrain_that_is_not_better_is_registered_not_promoted(settings: Settings) -> None:
+    store_phase(settings, "salmon", seed=7, start=SHIFT_START - timedelta(hours=2), count=400)
+    outcome = retrain(reason="schedule", last_n=400)
+    assert (outcome.version, outcome.decision) == ("2", "rejected")
+    assert registry.production_version(settings) == "1"
+    v2 = version(settings, "2")
+    assert v2.tags["decision"] == "rejected"
+    assert "not at least 5% below champion v1" in v2.tags["decision_reason"]
+    assert v2.tags["trigger_reason"] == "schedule"
+    assert v2.tags["champion_mre"] != "none"
+    assert v2.stage == "None"
+    run = registry.client(settings).get_run(v2.run_id)
+    sources = [d.dataset.source for d in run.inputs.dataset_inputs]
+    assert sources
+    assert all("training_data_loop" in source for source in sources)
+
+
+def test_a_retrain_after_a_shift_is_promoted(settings: Settings) -> None:
+    store_phase(settings, "walleye", seed=7, start=SHIFT_START, count=300)
+    outcome = retrain(reason="error", last_n=300, metric="mean_relative_error", metric_value=0.2)
+    assert (outcome.version, outcome.decision) == ("3", "promoted")
+    assert outcome.champion is not None
+    assert outcome.candidate is not None
+    assert outcome.candidate["mean_relative_error"] < outcome.champion["mean_relative_error"]
+    assert registry.production_version(settings) == "3"
+    assert version(settings, "3").stage == "Production"
+    assert version(settings, "1").stage == "Archived"
+    assert version(settings, "3").tags["trigger_metric"] == "mean_relative_error"
+    assert registry.production_history(settings) == ["1", "3"]
+    assert "walleye" in registry.load_reference(settings, "3")["species"].unique()
+
+
+def test_rollback_restores_the_previous_production_version(settings: Settings) -> None:
+    outcome = rollback()
+    assert outcome.production_version == "1"
+    assert registry.production_version(settings) == "1"
+    assert version(settings, "1").stage == "Production"
+    assert version(settings, "3").stage == "Archived"
+    assert "rolled_back_at" in version(settings, "3").tags
+
+
+def _versions(settings: Settings) -> list[str]:
+    return [info.version for info in registry.list_versions(settings)]
+
+
+def test_an_empty_window_fails_and_promotes_nothing(settings: Settings) -> None:
+    before = _versions(settings)
+    state = retrain(
+        reason="drift",
+        window_start=datetime(1990, 1, 1, tzinfo=UTC),
+        window_end=datetime(1990, 1, 2, tzinfo=UTC),
+        return_state=True,
+    )
+    assert state.is_failed()
+    with pytest.raises(TrainingDataError, match="no joined records measured between"):
+        state.result()
+    assert _versions(settings) == before
+    assert registry.production_version(settings) == "1"
+
+
+def test_a_window_of_broken_records_fails_and_promotes_nothing(settings: Settings) -> None:
+    start = datetime(2001, 1, 1, tzinfo=UTC)
+    store_phase(settings, "salmon", seed=11, start=start, count=60)
+    with TrainingStore(settings) as store:
+        # Written past the data contract, as a faulty writer could.
+        store.collection.insert_many(
+            [
+                {"_id": "broken-1", "species": "salmon", "length_cm": 70.0, "height_cm": 17.0,
+                 "weight_kg": None, "measured_at": start + timedelta(minutes=5)},
+                {"_id": "broken-2", "species": "salmon", "length_cm": -3.0, "height_cm": 17.0,
+                 "weight_kg": 4.0, "measured_at": start + timedelta(minutes=6)},
+            ]
+        )  # fmt: skip
+    before = _versions(settings)
+    with pytest.raises(TrainingDataError, match="bad values"):
+        retrain(reason="manual", window_start=start, window_end=start + timedelta(hours=1))
+    assert _versions(settings) == before
+    assert registry.production_version(settings) == "1"
+
+
+def test_a_forced_promotion_skips_the_policy(settings: Settings) -> None:
+    outcome = promote(version="3", force=True)
+    assert (outcome.decision, outcome.production_version) == ("forced", "3")
+    assert version(settings, "3").tags["decision"] == "forced"
+    assert version(settings, "1").stage == "Archived"
+    # The version now in production cannot be "promoted" again.
+    assert promote(version="3").decision == "unchanged"
+
+
+def _wait_ready(settings: Settings, server: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            deployments_ready(settings)
+            return
+        except Exception as error:  # not registered or not polled yet
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"deployments never became ready: {error}\n"
+                                     f"{log.read_text()[-3000:]}") from error  # fmt: skip
+            time.sleep(1)
+
+
+def test_a_retrain_triggered_through_the_prefect_api_completes(
+    settings: Settings, tmp_path: Path
+) -> None:
+    env = os.environ | _env(settings) | {
+        "PREFECT_API_URL": settings.prefect_api_url,
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "PREFECT_RUNNER_POLL_FREQUENCY": "2",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+    }  # fmt: skip
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "tidemark", "serve-flows"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_ready(settings, server, log)
+        before = _versions(settings)
+        run = run_deployment(
+            "retrain/retrain", parameters={"reason": "drift", "last_n": 300}, timeout=600
+        )
+        assert run.state is not None
+        assert run.state.is_completed(), f"{run.state}\n{log.read_text()[-3000:]}"
+        assert len(_versions(settings)) == len(before) + 1
+    finally:
+        server.terminate()
+        server.wait(60)
+
+
+def test_the_store_reads_recent_and_windowed_records_in_time_order(settings: Settings) -> None:
+    with TrainingStore(settings) as store:
+        recent = store.recent(50)
+        window = store.window(SHIFT_START, SHIFT_START + timedelta(seconds=9))
+    assert len(recent) == 50
+    assert recent["measured_at"].is_monotonic_increasing
+    assert (recent["species"] == "walleye").all()
+    assert len(window) == 10
+    assert isinstance(window["measured_at"].dtype, pd.DatetimeTZDtype)
