@@ -46,5 +46,9 @@ def configure(level: str = "INFO", *, json: bool | None = None) -> None:
 
 
 def get_logger(name: str) -> Any:
-    """A bound structlog logger carrying ``component=name``."""
-    return structlog.get_logger().bind(component=name)
+    """A structlog logger carrying ``component=name``.
+
+    It stays lazy (no ``.bind`` here), so a module-level logger created at import time still
+    picks up the configuration that :func:`configure` sets later.
+    """
+    return structlog.get_logger(component=name)
