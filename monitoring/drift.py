@@ -19,7 +19,7 @@ import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
 import mlflow
@@ -44,12 +44,6 @@ class DriftResult:
     p_values: dict[str, float]
     detected: bool
     snapshot: Any
-
-    def save_html(self, path: Path) -> Path:
-        """Write the Evidently report as a self-contained HTML page."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.snapshot.save_html(str(path))
-        return path
 
 
 def features_frame(records: Sequence[Scored]) -> pd.DataFrame:
@@ -88,8 +82,11 @@ class DriftDetector:
         self.drift_share = drift_share
         self._reference = Dataset.from_pandas(sample.reset_index(drop=True), _DEFINITION)
 
-    def check(self, current: pd.DataFrame) -> DriftResult:
-        """Test the feature columns of ``current`` (at least one row) against the reference."""
+    def check(self, current: pd.DataFrame, timestamp: datetime | None = None) -> DriftResult:
+        """Test the feature columns of ``current`` (at least one row) against the reference.
+
+        ``timestamp`` stamps the Evidently snapshot (the window's end, for the workspace).
+        """
         if current.empty:
             raise ValueError("no rows to test for drift")
         preset = DataDriftPreset(
@@ -108,6 +105,7 @@ class DriftDetector:
                     current.loc[:, list(FEATURES)].reset_index(drop=True), _DEFINITION
                 ),
                 reference_data=self._reference,
+                timestamp=timestamp,
             )
         p_values: dict[str, float] = {}
         for metric in snapshot.dict()["metrics"]:

@@ -150,7 +150,7 @@ class TumblingWindows:
 
     def add(self, record: Scored, partition: int = 0, offset: int = 0) -> Admission:
         """Offer one record read at ``partition``/``offset``; say whether a window took it."""
-        self._next_offset[partition] = max(self._next_offset.get(partition, 0), offset + 1)
+        self.skip(partition, offset)
         start = self.window_start(record.measured_at)
         if self.closed_until is not None and start + self.size <= self.closed_until:
             replayed = offset < self._seen_before.get(partition, 0)
@@ -161,6 +161,10 @@ class TumblingWindows:
         if self._max_event is None or record.measured_at > self._max_event:
             self._max_event = record.measured_at
         return Admission.ADDED
+
+    def skip(self, partition: int, offset: int) -> None:
+        """Account for a record that no window takes (it was invalid and dead-lettered)."""
+        self._next_offset[partition] = max(self._next_offset.get(partition, 0), offset + 1)
 
     def close_due(self) -> list[ClosedWindow]:
         """Close, in time order, every open window that the watermark has passed."""

@@ -48,8 +48,8 @@ def test_a_new_species_of_other_sizes_drifts_in_every_column(
     assert result.detected
     assert result.share == 1.0
     assert set(result.drifted_columns) == {"species", "length_cm", "height_cm"}
-    page = result.save_html(tmp_path / "reports" / "drift.html")
-    assert page.stat().st_size > 10_000
+    result.snapshot.save_html(str(tmp_path / "drift.html"))
+    assert (tmp_path / "drift.html").stat().st_size > 10_000
 
 
 def test_features_of_scored_records() -> None:

@@ -117,6 +117,8 @@ def test_commit_offsets_stop_at_the_first_record_of_an_open_window() -> None:
     windows.add(scored(125), partition=0, offset=102)
     windows.close_due()
     assert windows.commit_offsets() == {0: 102, 1: 8}
+    windows.skip(partition=1, offset=8)  # an invalid record, dead-lettered
+    assert windows.commit_offsets() == {0: 102, 1: 9}
 
 
 def test_after_a_restart_records_of_judged_windows_are_replays_not_late() -> None:

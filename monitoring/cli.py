@@ -1,0 +1,32 @@
+"""``tidemark monitor``: the monitoring service (what ``make up`` runs).
+
+Heavy modules (Evidently, MLflow, Prefect) are imported inside the commands, so that other
+``tidemark`` sub-commands start quickly.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tidemark.config import get_settings
+
+
+def monitor(
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Prometheus port (default: settings.monitor_metrics_port)."),
+    ] = None,
+) -> None:
+    """Judge fish.scored window by window (error, drift) and trigger retrains through Prefect."""
+    from monitoring.monitor import Monitor
+    from streaming.service import serve, stop_on_signals
+
+    settings = get_settings()
+    stop = stop_on_signals()
+    service = Monitor.create(settings)
+    try:
+        serve("monitor", service.run, stop, metrics_port or settings.monitor_metrics_port)
+    finally:
+        service.close()

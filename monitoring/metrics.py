@@ -1,0 +1,59 @@
+"""The monitor's Prometheus metrics: what a dashboard or an alert rule reads."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+from monitoring.windows import ClosedWindow
+
+ALL_SPECIES = "all"
+
+RECORDS = Counter(
+    "tidemark_monitor_records_total",
+    "Scored records read from fish.scored, by what happened to them",
+    ["outcome"],
+)
+WINDOWS = Counter("tidemark_monitor_windows_closed_total", "Windows closed and evaluated")
+WINDOW_COUNT = Gauge("tidemark_monitor_window_count", "Fish in the last closed window", ["species"])
+WINDOW_MAE = Gauge(
+    "tidemark_monitor_window_mae_kg", "Mean absolute error of the last closed window", ["species"]
+)
+WINDOW_RMSE = Gauge(
+    "tidemark_monitor_window_rmse_kg", "Root mean squared error of the last closed window",
+    ["species"],
+)  # fmt: skip
+WINDOW_MRE = Gauge(
+    "tidemark_monitor_window_mean_relative_error",
+    "Mean relative error (|predicted - actual| / actual) of the last closed window",
+    ["species"],
+)
+WINDOW_END = Gauge(
+    "tidemark_monitor_window_end_timestamp_seconds", "measured_at end of the last closed window"
+)
+DRIFT_SHARE = Gauge(
+    "tidemark_monitor_drift_share", "Share of feature columns that drifted in the last window"
+)
+DRIFT_DETECTED = Gauge(
+    "tidemark_monitor_drift_detected", "1 when the last judged window drifted, else 0"
+)
+RETRAINS = Counter(
+    "tidemark_monitor_retrains_triggered_total", "Retrains the monitor triggered", ["reason"]
+)
+SUPPRESSED = Counter(
+    "tidemark_monitor_alarms_suppressed_total",
+    "Windows that would have fired but a retrain was in flight or cooling down",
+)
+MODEL_VERSION = Gauge(
+    "tidemark_monitor_model_version", "Production model version the monitor judges (0: none)"
+)
+
+
+def observe_window(window: ClosedWindow) -> None:
+    """Publish a closed window's error, overall (species="all") and per species."""
+    WINDOWS.inc()
+    WINDOW_END.set(window.end.timestamp())
+    for species, stats in [(ALL_SPECIES, window.overall), *window.by_species.items()]:
+        WINDOW_COUNT.labels(species).set(stats.count)
+        WINDOW_MAE.labels(species).set(stats.mae)
+        WINDOW_RMSE.labels(species).set(stats.rmse)
+        WINDOW_MRE.labels(species).set(stats.mean_relative_error)

@@ -1,0 +1,83 @@
+"""The production model the monitor judges, and the drift reference that goes with it.
+
+The monitor follows the registry's ``production`` alias with the same
+:class:`tidemark.model_watcher.ModelWatcher` as the scorers, so it switches versions when they
+do. Each time the version changes it loads that version's training data (its run's
+``reference/training_data.parquet``) and builds a drift detector on it, in the watcher's
+thread, off the consuming loop. A version whose reference cannot be read is still judged on its
+error; its drift is retried at the next window.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from monitoring.drift import DriftDetector, load_reference
+from tidemark.config import Settings
+from tidemark.logs import get_logger
+from tidemark.model_watcher import ModelWatcher, ServedModel
+
+log = get_logger("monitor.production")
+
+
+@dataclass(frozen=True)
+class Production:
+    """A production version and its drift detector (None while its reference is unreadable)."""
+
+    version: str
+    run_id: str
+    detector: DriftDetector | None
+
+
+class ProductionFollower:
+    """Keeps ``current`` on the production version, with a detector on its training data."""
+
+    def __init__(self, settings: Settings, watcher: ModelWatcher | None = None) -> None:
+        self.settings = settings
+        self.watcher = watcher or ModelWatcher(settings)
+        self.watcher.add_listener(self._swapped)
+        self._lock = threading.Lock()
+        self.current: Production | None = None
+
+    def start(self) -> None:
+        """Check the registry now, then follow it in the background."""
+        self.watcher.start()
+
+    def stop(self) -> None:
+        """Stop following the registry."""
+        self.watcher.stop()
+
+    def refresh(self) -> Production | None:
+        """Ask the registry now, and retry a reference that could not be read; return current."""
+        self.watcher.check_now()
+        current = self.current
+        if current is not None and current.detector is None:
+            served = self.watcher.current
+            if served is not None and served.version == current.version:
+                self._swapped(served)
+        return self.current
+
+    def _swapped(self, served: ServedModel) -> None:
+        with self._lock:
+            detector = None
+            try:
+                reference = load_reference(self.settings, served.run_id)
+                detector = DriftDetector(
+                    reference,
+                    p_value=self.settings.monitor_drift_p_value,
+                    drift_share=self.settings.monitor_drift_share,
+                    max_reference_rows=self.settings.monitor_reference_rows,
+                )
+            except Exception as error:  # no reference must not stop the error monitoring
+                log.warning(
+                    "no drift reference for this version; judging its error only",
+                    version=served.version,
+                    error=f"{type(error).__name__}: {error}"[:300],
+                )
+            self.current = Production(served.version, served.run_id, detector)
+            log.info(
+                "judging production version",
+                version=served.version,
+                reference_rows=detector.reference_rows if detector else 0,
+            )

@@ -1,0 +1,113 @@
+"""Fixtures of the monitoring tests: a production model with its reference data, a served
+``retrain/retrain`` deployment, and settings with topics of each test's own."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+from prefect.client.orchestration import get_client
+from prefect.exceptions import ObjectNotFound
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from sklearn.pipeline import Pipeline
+
+from infra.local.components import prefect_env
+from infra.local.stack import Stack
+from monitoring.drift import REFERENCE_ARTIFACT
+from monitoring.trigger import RETRAIN_DEPLOYMENT
+from tidemark import kafka_io
+from tidemark.config import Settings
+from tidemark.model import FEATURES, train
+from tidemark.scenario import generate_frame, load_scenario
+
+
+@pytest.fixture(scope="session")
+def salmon_model(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Pipeline]:
+    """A model of the tests' own, trained on salmon, in production, its training data logged."""
+    settings = stack.settings
+    name = f"monitoring-{uuid.uuid4().hex[:6]}"
+    frame = generate_frame(load_scenario(), seed=1, phases=["salmon"])
+    fitted = train(frame, seed=0).model
+    reference = tmp_path_factory.mktemp("reference") / Path(REFERENCE_ARTIFACT).name
+    frame.to_parquet(reference)
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_experiment("monitoring-tests")
+    with mlflow.start_run():
+        mlflow.log_artifact(str(reference), artifact_path=str(Path(REFERENCE_ARTIFACT).parent))
+        info = mlflow.sklearn.log_model(
+            fitted,
+            name="model",
+            registered_model_name=name,
+            input_example=frame.loc[:5, list(FEATURES)],
+            pip_requirements=["scikit-learn"],
+        )
+    MlflowClient(settings.mlflow_tracking_uri).set_registered_model_alias(
+        name, settings.production_alias, info.registered_model_version
+    )
+    return name, fitted
+
+
+@pytest.fixture(scope="session")
+def retrain_deployment(stack: Stack) -> Iterator[str]:
+    """The stub retrain flow served as ``retrain/retrain`` by a process of its own."""
+    env = (
+        os.environ
+        | prefect_env(stack.settings, stack.state)
+        | {"PREFECT_RUNNER_POLL_FREQUENCY": "1"}
+    )
+    stub = Path(__file__).with_name("retrain_stub.py")
+    process = subprocess.Popen([sys.executable, str(stub)], env=env)
+    try:
+        _wait_for_deployment(stack.settings, process)
+        yield RETRAIN_DEPLOYMENT
+    finally:
+        # Stop the serving process before the server, or it hangs on shutdown (STACK-NOTES).
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_for_deployment(settings: Settings, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 120
+    with temporary_settings(updates={PREFECT_API_URL: settings.prefect_api_url}):
+        while time.monotonic() < deadline:
+            assert process.poll() is None, "the retrain stub exited"
+            try:
+                with get_client(sync_client=True) as client:
+                    client.read_deployment_by_name(RETRAIN_DEPLOYMENT)
+                return
+            except ObjectNotFound:
+                time.sleep(1)
+    raise TimeoutError("the retrain deployment was not served within 120 s")
+
+
+@pytest.fixture
+def monitored(stack: Stack, salmon_model: tuple[str, Pipeline], tmp_path: Path) -> Settings:
+    """Settings with this test's topics, group and report folders, and 2-second windows."""
+    tag = uuid.uuid4().hex[:8]
+    base = stack.settings
+    settings = base.model_copy(
+        update={
+            "model_name": salmon_model[0],
+            "topic_scored": f"{tag}.{base.topic_scored}",
+            "topic_retrain_requests": f"{tag}.{base.topic_retrain_requests}",
+            "topic_dead_letter": f"{tag}.{base.topic_dead_letter}",
+            "monitor_group_id": f"monitor-{tag}",
+            "monitor_window_s": 2.0,
+            "monitor_allowed_lateness_s": 0.5,
+            "state_dir": tmp_path,
+        }
+    )
+    kafka_io.ensure_topics(settings)
+    return settings

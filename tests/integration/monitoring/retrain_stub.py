@@ -1,0 +1,30 @@
+"""A stand-in ``retrain`` flow with the contract's parameters, served as ``retrain/retrain``.
+
+The monitor's tests need a deployment of that name to trigger and count runs of; this one does
+nothing but finish after a short while. Run as a script: ``python retrain_stub.py``.
+"""
+
+# No `from __future__ import annotations`: Prefect builds the parameter model from the real types.
+import time
+from datetime import datetime
+
+from prefect import flow
+
+
+@flow(name="retrain")
+def retrain(
+    reason: str,
+    window_start: datetime | None = None,
+    window_end: datetime | None = None,
+    last_n: int | None = None,
+    metric: str | None = None,
+    metric_value: float | None = None,
+) -> str:
+    """Pretend to retrain: wait a little, so that the run is in flight for a moment."""
+    del window_start, window_end, last_n, metric, metric_value
+    time.sleep(3)
+    return reason
+
+
+if __name__ == "__main__":
+    retrain.serve(name="retrain")
