@@ -15,23 +15,19 @@ production version changes, which keeps a check at a few tenths of a second.
 
 from __future__ import annotations
 
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import mlflow
 import pandas as pd
 from evidently import DataDefinition, Dataset, Report
 from evidently.presets import DataDriftPreset
 
-from tidemark.config import Settings
 from tidemark.model import FEATURES, SIZE_FEATURES, SPECIES
 from tidemark.schemas import Scored
 
-REFERENCE_ARTIFACT = "reference/training_data.parquet"
 _DEFINITION = DataDefinition(numerical_columns=list(SIZE_FEATURES), categorical_columns=[SPECIES])
 
 
@@ -121,13 +117,3 @@ class DriftDetector:
             detected=share >= self.drift_share,
             snapshot=snapshot,
         )
-
-
-def load_reference(settings: Settings, run_id: str) -> pd.DataFrame:
-    """The training data that a model version's run logged as ``REFERENCE_ARTIFACT``."""
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    with tempfile.TemporaryDirectory(prefix="tidemark-reference-") as tmp:
-        path = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=REFERENCE_ARTIFACT, dst_path=tmp
-        )
-        return pd.read_parquet(path)

@@ -13,10 +13,11 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from monitoring.drift import DriftDetector, load_reference
+from monitoring.drift import DriftDetector
 from tidemark.config import Settings
 from tidemark.logs import get_logger
 from tidemark.model_watcher import ModelWatcher, ServedModel
+from tidemark.registry import load_reference
 
 log = get_logger("monitor.production")
 
@@ -62,7 +63,7 @@ class ProductionFollower:
         with self._lock:
             detector = None
             try:
-                reference = load_reference(self.settings, served.run_id)
+                reference = load_reference(self.settings, served.version)
                 detector = DriftDetector(
                     reference,
                     p_value=self.settings.monitor_drift_p_value,

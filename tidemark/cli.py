@@ -6,6 +6,7 @@ import typer
 
 from flows.cli import app as flows_app
 from infra.local.cli import app as stack_app
+from monitoring.cli import monitor
 from serving.cli import serve
 from streaming.cli import join, score, simulate
 from tidemark import kafka_io
@@ -19,6 +20,7 @@ app.command()(simulate)
 app.command()(score)
 app.command()(join)
 app.command()(serve)
+app.command()(monitor)
 
 
 @app.callback()

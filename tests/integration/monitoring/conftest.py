@@ -21,11 +21,11 @@ from sklearn.pipeline import Pipeline
 
 from infra.local.components import prefect_env
 from infra.local.stack import Stack
-from monitoring.drift import REFERENCE_ARTIFACT
 from monitoring.trigger import RETRAIN_DEPLOYMENT
 from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.model import FEATURES, train
+from tidemark.registry import REFERENCE_DIR, REFERENCE_FILE
 from tidemark.scenario import generate_frame, load_scenario
 
 
@@ -36,12 +36,12 @@ def salmon_model(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> tupl
     name = f"monitoring-{uuid.uuid4().hex[:6]}"
     frame = generate_frame(load_scenario(), seed=1, phases=["salmon"])
     fitted = train(frame, seed=0).model
-    reference = tmp_path_factory.mktemp("reference") / Path(REFERENCE_ARTIFACT).name
+    reference = tmp_path_factory.mktemp("reference") / REFERENCE_FILE
     frame.to_parquet(reference)
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_experiment("monitoring-tests")
     with mlflow.start_run():
-        mlflow.log_artifact(str(reference), artifact_path=str(Path(REFERENCE_ARTIFACT).parent))
+        mlflow.log_artifact(str(reference), artifact_path=REFERENCE_DIR)
         info = mlflow.sklearn.log_model(
             fitted,
             name="model",
