@@ -25,6 +25,7 @@ install: $(STAMP) ## Create .venv with Tidemark and its pinned dependencies
 
 up: install ## Start Kafka, FerretDB, MLflow, Prefect and the services; print the UI URLs
 	$(BIN)/tidemark stack up
+	$(BIN)/tidemark train --if-no-production
 
 down: ## Stop everything `make up` started
 	@if [ -x $(BIN)/tidemark ]; then $(BIN)/tidemark stack down; else echo "nothing to stop"; fi

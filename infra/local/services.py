@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from flows.supervised import components as flow_services
 from infra.local.components import Component
 from serving.supervised import components as serving_services
 from streaming.supervised import components as streaming_services
@@ -16,6 +17,7 @@ from tidemark.config import Settings
 def platform_services(settings: Settings, state: Path) -> list[Component]:
     """The services that ``make up`` runs on top of the infrastructure."""
     return [
+        *flow_services(settings, state),
         *serving_services(settings, state),
         *streaming_services(settings, state),
     ]
