@@ -7,6 +7,7 @@ deployment, whoever started it, is what the in-flight and cooldown checks look a
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from kafka import KafkaProducer
@@ -24,11 +25,16 @@ from tidemark.schemas import RetrainRequest
 RETRAIN_DEPLOYMENT = "retrain/retrain"
 
 
-def retrain_parameters(request: RetrainRequest) -> dict[str, Any]:
-    """The ``retrain`` flow's parameters for a request (see the contract in the team brief)."""
+def retrain_parameters(request: RetrainRequest, training_span: timedelta) -> dict[str, Any]:
+    """The ``retrain`` flow's parameters for a request (see the contract in the team brief).
+
+    The flow reads the joined records measured in the ``training_span`` that ends with the
+    window that fired (``settings.monitor_retrain_windows`` windows).
+    """
+    start = min(request.window_start, request.window_end - training_span)
     return {
         "reason": request.reason.value,
-        "window_start": request.window_start.isoformat(),
+        "window_start": start.isoformat(),
         "window_end": request.window_end.isoformat(),
         "last_n": None,
         "metric": request.metric,
@@ -64,7 +70,13 @@ class RetrainTrigger:
         with temporary_settings(updates={PREFECT_API_URL: self.settings.prefect_api_url}):
             run: FlowRun = run_deployment(  # type: ignore[assignment]  # sync in a sync caller
                 self.deployment,
-                parameters=retrain_parameters(request),
+                parameters=retrain_parameters(
+                    request,
+                    timedelta(
+                        seconds=self.settings.monitor_window_s
+                        * self.settings.monitor_retrain_windows
+                    ),
+                ),
                 timeout=0,
                 idempotency_key=key,
                 tags=["tidemark-monitor", f"reason:{request.reason.value}"],

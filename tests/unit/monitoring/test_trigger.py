@@ -1,0 +1,39 @@
+"""The retrain flow's parameters for a retrain request."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from monitoring.trigger import retrain_parameters
+from tests.unit.monitoring.scored import T0
+from tidemark.schemas import RetrainReason, RetrainRequest
+
+
+def request() -> RetrainRequest:
+    return RetrainRequest(
+        reason=RetrainReason.ERROR,
+        window_start=T0,
+        window_end=T0 + timedelta(seconds=60),
+        metric="mean_relative_error",
+        metric_value=0.21,
+        threshold=0.10,
+        model_version="1",
+        requested_at=T0 + timedelta(seconds=75),
+    )
+
+
+def test_the_retrain_reads_the_windows_that_end_with_the_one_that_fired() -> None:
+    parameters = retrain_parameters(request(), timedelta(seconds=180))
+    assert parameters == {
+        "reason": "error",
+        "window_start": (T0 - timedelta(seconds=120)).isoformat(),
+        "window_end": (T0 + timedelta(seconds=60)).isoformat(),
+        "last_n": None,
+        "metric": "mean_relative_error",
+        "metric_value": 0.21,
+    }
+
+
+def test_a_span_shorter_than_the_window_still_covers_the_window() -> None:
+    parameters = retrain_parameters(request(), timedelta(seconds=10))
+    assert parameters["window_start"] == T0.isoformat()
