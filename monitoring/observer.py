@@ -1,0 +1,105 @@
+"""Watching the closed loop from outside, through what it publishes.
+
+The observer reads ``fish.predictions``, ``fish.scored`` and ``fish.retrain-requests`` from their
+current ends (no consumer group: it takes nothing from anyone) and polls the registry's
+production alias. From that it knows, on the wall clock, when each retrain was requested, when
+each version reached production and when it made its first prediction, and it keeps every scored
+fish for the error summary and the picture. ``make demo`` and the end-to-end test both use it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from kafka import KafkaConsumer
+from kafka.structs import TopicPartition
+
+from tidemark import registry
+from tidemark.config import Settings
+from tidemark.logs import get_logger
+from tidemark.schemas import Prediction, RetrainRequest, Scored, utc_now
+
+log = get_logger("monitor.observer")
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """A version that the production alias moved to, and when the observer saw it move."""
+
+    version: str
+    seen_at: datetime
+
+
+@dataclass
+class LoopObserver:
+    """Collects the loop's outputs; call :meth:`poll` often, :meth:`close` at the end."""
+
+    settings: Settings
+    registry_poll_s: float = 1.0
+    scored: list[Scored] = field(default_factory=list)
+    requests: list[RetrainRequest] = field(default_factory=list)
+    promotions: list[Promotion] = field(default_factory=list)
+    first_prediction: dict[str, datetime] = field(default_factory=dict)
+    predictions: int = 0
+    initial_version: str | None = None
+
+    def __post_init__(self) -> None:
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in (
+                self.settings.topic_predictions,
+                self.settings.topic_scored,
+                self.settings.topic_retrain_requests,
+            )
+            for p in sorted(self._consumer.partitions_for_topic(topic) or [])
+        ]
+        self._consumer.assign(partitions)
+        self._consumer.seek_to_end(*partitions)
+        for partition in partitions:  # fix the positions now, before anything is sent
+            self._consumer.position(partition)
+        self.initial_version = registry.production_version(self.settings)
+        self._version = self.initial_version
+        self._next_registry_check = 0.0
+
+    def poll(self, timeout_s: float = 0.5) -> None:
+        """Read what arrived since the last call and check the registry if it is time."""
+        for partition, records in self._consumer.poll(timeout_ms=int(timeout_s * 1000)).items():
+            for record in records:
+                self._take(partition.topic, record.value)
+        if time.monotonic() >= self._next_registry_check:
+            self._next_registry_check = time.monotonic() + self.registry_poll_s
+            try:
+                version = registry.production_version(self.settings)
+            except Exception as error:  # a registry hiccup must not end a demo
+                log.warning("registry check failed", error=str(error)[:200])
+                return
+            if version is not None and version != self._version:
+                self._version = version
+                self.promotions.append(Promotion(version, utc_now()))
+
+    def _take(self, topic: str, value: bytes) -> None:
+        if topic == self.settings.topic_scored:
+            self.scored.append(Scored.from_json(value))
+        elif topic == self.settings.topic_retrain_requests:
+            self.requests.append(RetrainRequest.from_json(value))
+        else:
+            prediction = Prediction.from_json(value)
+            self.predictions += 1
+            self.first_prediction.setdefault(prediction.model_version, prediction.predicted_at)
+
+    @property
+    def production_version(self) -> str | None:
+        """The production version as last seen."""
+        return self._version
+
+    def close(self) -> None:
+        """Stop reading."""
+        self._consumer.close()

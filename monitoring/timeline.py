@@ -1,0 +1,150 @@
+"""The picture of the loop: relative error over time, model versions and retrain moments marked.
+
+Like the original tutorial's chart of the error dropping after a retrain: every scored fish is a
+faint dot, each window's mean relative error a line, both coloured by the model version that
+made the prediction; the threshold is a dashed line, each retrain request a vertical line at
+the end of the window that fired, and each version's first prediction a dotted line. The x axis
+is event time (``measured_at``), like the monitor's windows.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on a server
+
+import matplotlib.pyplot as plt
+import numpy as np
+import numpy.typing as npt
+from matplotlib.axes import Axes
+from matplotlib.dates import date2num
+
+from monitoring.windows import TumblingWindows
+from tidemark.schemas import RetrainRequest, Scored
+
+# Matplotlib's "tab10" palette, which tells lines apart at a glance.
+_COLOURS = tuple(f"C{i}" for i in range(10))
+
+
+def _num(times: Sequence[datetime]) -> npt.NDArray[np.float64]:
+    """Datetimes as matplotlib's date numbers."""
+    return np.asarray(date2num(list(times)), dtype=np.float64)  # type: ignore[no-untyped-call]
+
+
+def _version_key(version: str) -> tuple[int, str]:
+    return (int(version), "") if version.isdigit() else (1 << 30, version)
+
+
+def draw_timeline(
+    scored: Sequence[Scored],
+    requests: Sequence[RetrainRequest],
+    *,
+    threshold: float,
+    window_s: float,
+    path: Path,
+    title: str = "Relative error of the predictions",
+) -> Path:
+    """Draw the chart of ``scored`` (at least one record) into the PNG file ``path``."""
+    if not scored:
+        raise ValueError("no scored records to draw")
+    versions = sorted({r.model_version for r in scored}, key=_version_key)
+    colour = {v: _COLOURS[i % len(_COLOURS)] for i, v in enumerate(versions)}
+    fig, ax = plt.subplots(figsize=(12, 5.5), dpi=110)
+    try:
+        by_version: defaultdict[str, list[Scored]] = defaultdict(list)
+        for record in scored:
+            by_version[record.model_version].append(record)
+        for version in versions:
+            records = by_version[version]
+            ax.scatter(
+                _num([r.measured_at for r in records]),
+                [r.rel_error for r in records],
+                s=4,
+                alpha=0.18,
+                color=colour[version],
+                linewidths=0,
+            )
+        _draw_window_means(ax, scored, versions, colour, window_s)
+        ax.axhline(threshold, color="crimson", linestyle="--", linewidth=1.2)
+        ax.annotate(
+            f"threshold {threshold:.2f}",
+            (0.005, threshold),
+            xycoords=("axes fraction", "data"),
+            textcoords="offset points",
+            xytext=(0, 4),
+            color="crimson",
+            fontsize=8,
+        )
+        for request in requests:
+            ax.axvline(float(_num([request.window_end])[0]), color="black", linewidth=1.2)
+            ax.annotate(
+                f"retrain requested ({request.reason.value}, v{request.model_version})",
+                (float(_num([request.window_end])[0]), 0.98),
+                xycoords=("data", "axes fraction"),
+                rotation=90,
+                va="top",
+                ha="right",
+                fontsize=8,
+            )
+        for version in versions[1:]:
+            first = min(r.measured_at for r in by_version[version])
+            x = float(_num([first])[0])
+            ax.axvline(x, color=colour[version], linestyle=":", linewidth=1.5)
+            ax.annotate(
+                f"first prediction by v{version}",
+                (x, 0.98),
+                xycoords=("data", "axes fraction"),
+                rotation=90,
+                va="top",
+                ha="left",
+                fontsize=8,
+                color=colour[version],
+            )
+        errors = np.array([r.rel_error for r in scored])
+        ax.set_ylim(0, max(threshold * 2.5, float(np.quantile(errors, 0.995)) * 1.1))
+        ax.set_xlabel("measured_at (UTC)")
+        ax.set_ylabel("relative error |predicted - actual| / actual")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", fontsize=8)
+        ax.xaxis_date()
+        fig.autofmt_xdate()
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _draw_window_means(
+    ax: Axes,
+    scored: Sequence[Scored],
+    versions: Sequence[str],
+    colour: dict[str, str],
+    window_s: float,
+) -> None:
+    windows = TumblingWindows(window_s, allowed_lateness_s=0)
+    for record in sorted(scored, key=lambda r: r.measured_at):
+        windows.add(record)
+    closed = windows.flush()
+    for version in versions:
+        points = [
+            (w.start + (w.end - w.start) / 2, w.by_version[version].mean_relative_error)
+            for w in closed
+            if version in w.by_version
+        ]
+        ax.plot(
+            _num([p[0] for p in points]),
+            [p[1] for p in points],
+            marker="o",
+            markersize=3.5,
+            linewidth=1.8,
+            color=colour[version],
+            label=f"v{version}: window mean ({window_s:g} s windows)",
+        )
