@@ -150,6 +150,16 @@ class Settings(BaseSettings):
         """The Prefect UI, served by the same server as its API."""
         return self.prefect_api_url.removesuffix("/").removesuffix("/api")
 
+    def as_env(self) -> dict[str, str]:
+        """These settings as ``TIDEMARK_*`` variables, for a child process to read back."""
+        env = {}
+        for name, value in self.model_dump().items():
+            if value is None:  # unset optional: the child falls back to the same default
+                continue
+            text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+            env[f"TIDEMARK_{name.upper()}"] = text
+        return env
+
     @property
     def serving_url(self) -> str:
         """Base URL of the model server."""

@@ -12,7 +12,7 @@ import time
 import xmlrpc.client
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -84,7 +84,14 @@ class Stack:
             self.state.mkdir(parents=True, exist_ok=True)
             found = infra.infrastructure(self.settings, self.state)
             if self._services is not None:
-                found += self._services(self.settings, self.state)
+                # Services read exactly the stack's settings (a .env included), whatever their
+                # working directory, and MLflow's download bars stay out of their logs.
+                env = self.settings.model_copy(update={"state_dir": self.state}).as_env()
+                env["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+                found += [
+                    replace(service, env=env | service.env)
+                    for service in self._services(self.settings, self.state)
+                ]
             self._components = found
         return self._components
 

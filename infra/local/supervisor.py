@@ -101,6 +101,9 @@ class Supervisor:
             ]
             if env:
                 lines.append(f"environment={env}")
+        # The services' environment carries the admin token: readable by the owner only.
+        self.config.touch(mode=0o600)
+        self.config.chmod(0o600)
         self.config.write_text("\n".join(lines) + "\n")
 
     def rpc(self) -> Any:
