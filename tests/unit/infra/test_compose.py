@@ -1,0 +1,54 @@
+"""The Compose stack runs commands that exist and publishes nothing beyond 127.0.0.1.
+
+(`docker compose config` checks the file's syntax where the compose plugin exists; this checks
+what it cannot: that our image's services call real `tidemark` sub-commands.)
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+
+from tidemark.cli import app
+
+COMPOSE = Path(__file__).parents[3] / "infra" / "docker" / "compose.yaml"
+
+
+def _services() -> dict[str, dict[str, Any]]:
+    services: dict[str, dict[str, Any]] = yaml.safe_load(COMPOSE.read_text())["services"]
+    return services
+
+
+def _resolves(words: list[str]) -> bool:
+    """Whether `tidemark WORDS…` names a command of the CLI (options after it are its own)."""
+    # Groups are recognised by their sub-commands: typer may bring its own copy of click.
+    command: Any = typer.main.get_command(app)
+    for word in words:
+        if word.startswith("-"):
+            break
+        if word not in getattr(command, "commands", {}):
+            return False
+        command = command.commands[word]
+    return not hasattr(command, "commands")
+
+
+def test_our_services_call_existing_tidemark_commands() -> None:
+    ours = {n: s for n, s in _services().items() if s.get("image") == "tidemark:local"}
+    assert {"serving", "scorer", "joiner", "monitor", "flows", "simulator", "setup"} <= set(ours)
+    for name, service in ours.items():
+        if "command" in service:
+            assert _resolves(service["command"]), f"{name}: tidemark {service['command']}"
+        script = " ".join(service.get("entrypoint", []))
+        for call in re.findall(r"tidemark ([^&|;]+)", script):
+            assert _resolves(shlex.split(call)), f"{name}: tidemark {call}"
+
+
+def test_every_published_port_is_bound_to_loopback() -> None:
+    for name, service in _services().items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port}"
