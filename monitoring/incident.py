@@ -1,0 +1,173 @@
+"""The story of one shift, told from what the loop published: what ``make demo`` prints and what
+the end-to-end test asserts.
+
+Given the scored fish, the retrain requests and the promotions that an observer collected, and
+when the shift began (on the wall clock and in event time), it finds: the first window after the
+shift whose error (of the old version's predictions) crossed the threshold, the retrain requests
+of the incident, the version promoted after the first of them and its first prediction, the
+error before, during (old version after the shift) and after (new version), and the windows
+fully scored by the new version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from monitoring.observer import Promotion
+from monitoring.windows import ClosedWindow, ErrorStats, TumblingWindows
+from tidemark.schemas import RetrainRequest, Scored
+
+
+@dataclass(frozen=True)
+class Incident:
+    """One shift and the loop's reaction to it."""
+
+    threshold: float
+    shift_wall: datetime
+    shift_event: datetime
+    end_event: datetime | None
+    old_version: str | None
+    windows: tuple[ClosedWindow, ...]
+    crossed: ClosedWindow | None
+    requests: tuple[RetrainRequest, ...]
+    promoted: Promotion | None
+    first_prediction: datetime | None
+    before: ErrorStats | None
+    during: ErrorStats | None
+    after: ErrorStats | None
+    recovered: tuple[ClosedWindow, ...]
+
+    def since_shift(self, moment: datetime | None) -> float | None:
+        """Wall-clock seconds from the shift to ``moment``."""
+        return None if moment is None else (moment - self.shift_wall).total_seconds()
+
+    def lines(self) -> list[str]:
+        """The story in a few lines of text."""
+
+        def stats(label: str, s: ErrorStats | None) -> str:
+            if s is None:
+                return f"  {label:<8} no fish"
+            return (
+                f"  {label:<8} mean relative error {s.mean_relative_error:.3f}  "
+                f"MAE {s.mae:.3f} kg  RMSE {s.rmse:.3f} kg  ({s.count} fish)"
+            )
+
+        def at(moment: datetime | None) -> str:
+            seconds = self.since_shift(moment)
+            return "never" if moment is None else f"{moment:%H:%M:%S} UTC (+{seconds:.1f} s)"
+
+        out = [f"shift at {self.shift_wall:%H:%M:%S} UTC (event time {self.shift_event:%H:%M:%S})"]
+        if self.crossed is not None:
+            value = _old_error(self.crossed, self.old_version)
+            out.append(
+                f"error crossed {self.threshold:.2f} in the window "
+                f"{self.crossed.start:%H:%M:%S}-{self.crossed.end:%H:%M:%S} (event time): "
+                f"{value:.3f}"
+            )
+        else:
+            out.append(f"error never crossed {self.threshold:.2f}")
+        first = self.requests[0] if self.requests else None
+        out.append(
+            f"retrain triggered: {at(first.requested_at if first else None)}"
+            + (f", reason {first.reason.value}, v{first.model_version}" if first else "")
+            + (f" ({len(self.requests)} requests for this incident)" if first else "")
+        )
+        promoted = self.promoted
+        out.append(
+            f"promoted: v{promoted.version} at {at(promoted.seen_at)}"
+            if promoted
+            else "promoted: none"
+        )
+        out.append(f"first prediction by the new version: {at(self.first_prediction)}")
+        out.append("error:")
+        out.append(stats("before", self.before))
+        out.append(stats("during", self.during))
+        out.append(stats("after", self.after))
+        return out
+
+
+def _old_error(window: ClosedWindow, version: str | None) -> float:
+    stats = window.by_version.get(version or "", window.overall)
+    return stats.mean_relative_error
+
+
+def summarize(
+    *,
+    scored: Sequence[Scored],
+    requests: Sequence[RetrainRequest],
+    promotions: Sequence[Promotion],
+    first_prediction: Mapping[str, datetime],
+    old_version: str | None,
+    shift_wall: datetime,
+    shift_event: datetime,
+    end_event: datetime | None,
+    threshold: float,
+    window_s: float,
+) -> Incident:
+    """Tell the story of the shift that began at ``shift_event`` and lasted until ``end_event``."""
+
+    def in_shift(moment: datetime) -> bool:
+        return moment >= shift_event and (end_event is None or moment < end_event)
+
+    windows = TumblingWindows(window_s, allowed_lateness_s=0)
+    for record in sorted(scored, key=lambda r: r.measured_at):
+        windows.add(record)
+    closed = tuple(windows.flush())
+    crossed = next(
+        (
+            w
+            for w in closed
+            if w.end > shift_event
+            and (old_version is None or old_version in w.by_version)
+            and _old_error(w, old_version) > threshold
+        ),
+        None,
+    )
+    incident_requests = tuple(
+        sorted(
+            (
+                r
+                for r in requests
+                if r.window_end > shift_event and (end_event is None or r.window_start < end_event)
+            ),
+            key=lambda r: r.requested_at,
+        )
+    )
+    promoted = None
+    if incident_requests:
+        promoted = next(
+            (p for p in promotions if p.seen_at >= incident_requests[0].requested_at), None
+        )
+    new_version = promoted.version if promoted else None
+    old = [r for r in scored if r.model_version == old_version or old_version is None]
+    return Incident(
+        threshold=threshold,
+        shift_wall=shift_wall,
+        shift_event=shift_event,
+        end_event=end_event,
+        old_version=old_version,
+        windows=closed,
+        crossed=crossed,
+        requests=incident_requests,
+        promoted=promoted,
+        first_prediction=first_prediction.get(new_version) if new_version else None,
+        before=_stats([r for r in old if r.measured_at < shift_event]),
+        during=_stats([r for r in old if in_shift(r.measured_at)]),
+        after=_stats(
+            [r for r in scored if r.model_version == new_version and in_shift(r.measured_at)]
+        ),
+        recovered=tuple(
+            w
+            for w in closed
+            if new_version is not None
+            and set(w.by_version) == {new_version}
+            and in_shift(w.start)
+            and (end_event is None or w.end <= end_event)
+        ),
+    )
+
+
+def _stats(records: Sequence[Scored]) -> ErrorStats | None:
+    return ErrorStats.of(records) if records else None

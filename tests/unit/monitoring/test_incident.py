@@ -1,0 +1,89 @@
+"""The story of a shift, from scored fish, retrain requests and promotions."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from monitoring.incident import summarize
+from monitoring.observer import Promotion
+from tests.unit.monitoring.scored import T0, scored
+from tidemark.schemas import RetrainReason, RetrainRequest
+
+SHIFT = T0 + timedelta(seconds=120)
+END = T0 + timedelta(seconds=480)
+
+
+def request(window_start_s: float) -> RetrainRequest:
+    start = T0 + timedelta(seconds=window_start_s)
+    return RetrainRequest(
+        reason=RetrainReason.ERROR,
+        window_start=start,
+        window_end=start + timedelta(seconds=60),
+        metric="mean_relative_error",
+        metric_value=0.2,
+        threshold=0.1,
+        model_version="1",
+        requested_at=start + timedelta(seconds=70),
+    )
+
+
+def test_the_story_of_a_shift_and_the_recovery() -> None:
+    fish = (
+        [scored(s, rel_error=0.05) for s in range(0, 120)]
+        + [scored(s, rel_error=0.2, species="walleye") for s in range(120, 250)]
+        + [scored(s, rel_error=0.06, species="walleye", version="2") for s in range(250, 480)]
+        + [scored(s, rel_error=0.3, version="2") for s in range(480, 540)]  # next shift
+    )
+    promotion = Promotion("2", T0 + timedelta(seconds=240))
+    incident = summarize(
+        scored=fish,
+        requests=[request(120), request(600)],
+        promotions=[Promotion("9", T0), promotion],
+        first_prediction={"2": T0 + timedelta(seconds=245)},
+        old_version="1",
+        shift_wall=SHIFT,
+        shift_event=SHIFT,
+        end_event=END,
+        threshold=0.1,
+        window_s=60,
+    )
+    assert incident.crossed is not None
+    assert incident.crossed.start == SHIFT
+    assert [r.window_start for r in incident.requests] == [SHIFT]
+    assert incident.promoted == promotion
+    assert incident.since_shift(incident.first_prediction) == 125
+    assert incident.before is not None
+    assert incident.before.mean_relative_error == pytest.approx(0.05)
+    assert incident.during is not None
+    assert incident.during.count == 130
+    assert incident.after is not None
+    assert incident.after.mean_relative_error == pytest.approx(0.06)
+    assert [w.start - T0 for w in incident.recovered] == [
+        timedelta(seconds=s) for s in (300, 360, 420)
+    ]
+    text = "\n".join(incident.lines())
+    assert "promoted: v2" in text
+    assert "(1 requests for this incident)" in text
+
+
+def test_no_reaction_is_told_as_such() -> None:
+    incident = summarize(
+        scored=[scored(s, rel_error=0.05) for s in range(0, 300)],
+        requests=[],
+        promotions=[],
+        first_prediction={},
+        old_version="1",
+        shift_wall=SHIFT,
+        shift_event=SHIFT,
+        end_event=None,
+        threshold=0.1,
+        window_s=60,
+    )
+    assert incident.crossed is None
+    assert incident.requests == ()
+    assert incident.promoted is None
+    assert incident.after is None
+    assert incident.recovered == ()
+    assert "retrain triggered: never" in incident.lines()
