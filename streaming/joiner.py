@@ -59,6 +59,9 @@ JOINED = Counter("tidemark_joiner_joined_total", "Fish joined with their true we
 EXPIRED = Counter(
     "tidemark_joiner_expired_total", "Halves whose partner never came within the window", ["side"]
 )
+for _side in Side:
+    # Both series exist from the start, at zero, so that dashboards and alerts see them.
+    EXPIRED.labels(_side.value)
 DUPLICATES = Counter("tidemark_joiner_duplicates_total", "Halves of fish already joined or waiting")
 DEAD_LETTERS = Counter(
     "tidemark_joiner_dead_letters_total", "Records sent to the dead-letter topic"

@@ -1,0 +1,83 @@
+"""Fixtures of the streaming tests: a production model, isolated topics, service processes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from infra.local.stack import Stack
+from tests.integration.conftest import free_ports
+from tests.integration.streaming.streams import Service
+from tidemark import kafka_io
+from tidemark.config import Settings
+from tidemark.model import FEATURES, train
+from tidemark.scenario import generate_frame, load_scenario
+
+
+@pytest.fixture(scope="session")
+def production_model(stack: Stack) -> str:
+    """A registered model of the tests' own, trained on salmon and walleye, in production."""
+    settings = stack.settings
+    name = f"streaming-{uuid.uuid4().hex[:6]}"
+    frame = generate_frame(load_scenario(), seed=1, phases=["salmon", "walleye"])
+    fitted = train(frame, seed=0).model
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_experiment("streaming-tests")
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(
+            fitted,
+            name="model",
+            registered_model_name=name,
+            input_example=frame.loc[:5, list(FEATURES)],
+            pip_requirements=["scikit-learn"],
+        )
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    client.set_registered_model_alias(
+        name, settings.production_alias, info.registered_model_version
+    )
+    return name
+
+
+@pytest.fixture
+def streams(stack: Stack, production_model: str) -> Settings:
+    """Settings with topics, groups and a database of this test's own."""
+    tag = uuid.uuid4().hex[:8]
+    base = stack.settings
+    settings = base.model_copy(
+        update={
+            "model_name": production_model,
+            "topic_measurements": f"{tag}.{base.topic_measurements}",
+            "topic_weights": f"{tag}.{base.topic_weights}",
+            "topic_predictions": f"{tag}.{base.topic_predictions}",
+            "topic_scored": f"{tag}.{base.topic_scored}",
+            "topic_retrain_requests": f"{tag}.{base.topic_retrain_requests}",
+            "topic_dead_letter": f"{tag}.{base.topic_dead_letter}",
+            "mongo_database": f"streaming_{tag}",
+            "scorer_group_id": f"scorer-{tag}",
+            "joiner_group_id": f"joiner-{tag}",
+            "registry_poll_interval_s": 1.0,
+        }
+    )
+    kafka_io.ensure_topics(settings)
+    return settings
+
+
+@pytest.fixture
+def start_service(streams: Settings, tmp_path: Path) -> Iterator[Callable[[str], Service]]:
+    """Start ``tidemark score`` or ``tidemark join`` as a real process; all stop at teardown."""
+    started: list[Service] = []
+
+    def start(command: str) -> Service:
+        (port,) = free_ports(1)
+        service = Service(streams, command, port, tmp_path / f"{command}.log")
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        service.stop()

@@ -1,0 +1,123 @@
+"""Helpers for the streaming integration tests: isolated topics, real service processes, reads."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from kafka import KafkaConsumer
+from kafka.structs import TopicPartition
+from pydantic import SecretStr
+
+from tidemark.config import Settings
+
+
+def env_of(settings: Settings) -> dict[str, str]:
+    """The environment that gives a ``tidemark`` process exactly these settings."""
+    env = {}
+    for name, value in settings:
+        if value is None or isinstance(value, SecretStr):
+            continue
+        env[f"TIDEMARK_{name.upper()}"] = str(value)
+    return env
+
+
+class Service:
+    """A ``python -m tidemark <command>`` process against the test stack."""
+
+    def __init__(self, settings: Settings, command: str, metrics_port: int, log: Path) -> None:
+        self.command = command
+        self.log = log
+        self.metrics_port = metrics_port
+        with log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tidemark", command, "--metrics-port", str(metrics_port)],
+                env=os.environ | env_of(settings),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL: no batch is finished, nothing is flushed or committed."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(30)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it does not stop in time."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def metric(self, sample: str) -> float:
+        """The value of one sample of the process's Prometheus metrics, e.g. ``name{label="x"}``."""
+        text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
+        for line in text.splitlines():
+            if line.startswith(sample + " "):
+                return float(line.split()[-1])
+        raise KeyError(sample)
+
+    def alive(self) -> bool:
+        """Whether the process still runs."""
+        return self.process.poll() is None
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll ``condition`` every half second; fail the test after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(0.5)
+
+
+def _reader(settings: Settings, topic: str) -> tuple[KafkaConsumer, list[TopicPartition]]:
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+    consumer.assign(partitions)
+    return consumer, partitions
+
+
+def topic_size(settings: Settings, topic: str) -> int:
+    """How many records the topic holds (sum of its partitions' end offsets)."""
+    consumer, partitions = _reader(settings, topic)
+    try:
+        return sum(consumer.end_offsets(partitions).values())
+    finally:
+        consumer.close()
+
+
+def read_topic(settings: Settings, topic: str) -> list[Any]:
+    """Every record the topic holds now, from the beginning."""
+    consumer, partitions = _reader(settings, topic)
+    try:
+        ends = consumer.end_offsets(partitions)
+        consumer.seek_to_beginning(*partitions)
+        records: list[Any] = []
+        while any(consumer.position(p) < ends[p] for p in partitions):
+            for batch in consumer.poll(timeout_ms=1000).values():
+                records.extend(batch)
+        return records
+    finally:
+        consumer.close()
+
+
+def fish_ids(records: list[Any]) -> list[str]:
+    """The keys of records, as fish ids."""
+    return [record.key.decode() for record in records]
