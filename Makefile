@@ -8,6 +8,7 @@ STAMP  := $(VENV)/.installed
 export UV_CACHE_DIR ?= $(HOME)/.cache/uv
 export PIP_CACHE_DIR ?= $(HOME)/.cache/pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
 
 .DEFAULT_GOAL := help
 .PHONY: help install up down status logs test test-unit lint format typecheck docker-up docker-down lock clean

@@ -118,6 +118,10 @@ class Stack:
         """Stop every process of this stack; False when nothing was running."""
         if self.supervisor.pid() is None:
             return False
+        infrastructure = {c.name for c in self.components() if not c.service}
+        self.supervisor.stop_services(
+            p["name"] for p in self._processes() if p["name"] not in infrastructure
+        )
         self.supervisor.stop()
         return True
 

@@ -16,6 +16,7 @@ import sys
 import time
 import xmlrpc.client
 from collections.abc import Iterable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -87,6 +88,8 @@ class Supervisor:
                 f"command={_command(component.command)}",
                 f"directory={self.state}",
                 f"autostart={'false' if component.service else 'true'}",
+                # supervisord stops higher priorities first: services before what they use.
+                f"priority={900 if component.service else 100}",
                 "autorestart=true",
                 "startsecs=2",
                 "startretries=5",
@@ -151,6 +154,26 @@ class Supervisor:
         """Start the platform services, once the infrastructure they need is healthy."""
         for name in names:
             self.rpc().startProcess(name, False)
+
+    def stop_services(self, names: Iterable[str], timeout_s: float = 45.0) -> None:
+        """Stop the platform services, all at once, and wait until none is running.
+
+        They go first: a Prefect runner or a Kafka client whose server is gone hangs on its
+        way out instead of closing cleanly.
+        """
+        stopping = set(names)
+        if not stopping:
+            return
+        rpc = self.rpc()
+        for name in stopping:
+            with suppress(xmlrpc.client.Fault):  # already stopped
+                rpc.stopProcess(name, False)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            states = {p["name"]: p["statename"] for p in rpc.getAllProcessInfo()}
+            if not any(states.get(n) in {"RUNNING", "STOPPING", "STARTING"} for n in stopping):
+                return
+            time.sleep(0.2)
 
     def stop(self, timeout_s: float = 90.0) -> None:
         """Stop every process and supervisord itself, then make sure they are gone."""
