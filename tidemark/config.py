@@ -105,6 +105,8 @@ class Settings(BaseSettings):
     monitor_metrics_port: int = 9103
     # Evidently workspace for the reports; state_dir/evidently when unset.
     evidently_workspace: Path | None = None
+    # `make up` serves the workspace with `evidently ui` on this port.
+    evidently_ui_port: int = 8085
 
     # Training data, retraining and promotion.
     mongo_collection: str = "training_data"
