@@ -253,7 +253,7 @@ class Monitor:
         saved = None
         try:
             saved = self.reports.save(
-                label=f"v{verdict.version or 'none'} {fired.reason.value}",
+                label=f"v{verdict.version or 'none'} fired on {fired.reason.value}",
                 window_end=verdict.window.end,
                 records=judged_records(verdict.window, verdict.version),
                 drift=verdict.drift,

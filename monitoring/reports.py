@@ -98,12 +98,14 @@ class ReportStore:
     ) -> SavedReport:
         """Save the error report of ``records`` and, when given, the drift report."""
         stamp = window_end.strftime("%Y%m%dT%H%M%SZ")
-        snapshots: list[tuple[str, Any]] = [("error", error_snapshot(records, window_end))]
+        snapshots: list[tuple[str, str, Any]] = [
+            ("error", "prediction error", error_snapshot(records, window_end))
+        ]
         if drift is not None:
-            snapshots.append(("drift", drift.snapshot))
+            snapshots.append(("drift", "feature drift", drift.snapshot))
         pages = []
-        for kind, snapshot in snapshots:
-            name = f"{label} {kind}"
+        for kind, title, snapshot in snapshots:
+            name = f"{label}: {title}"
             snapshot.set_name(name)
             self._workspace.add_run(self._project.id, snapshot, name=name)
             page = self.html_dir / f"{stamp}-{label.replace(' ', '-')}-{kind}.html"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from flows.supervised import components as flow_services
 from infra.local.components import Component
+from monitoring.supervised import components as monitoring_services
 from serving.supervised import components as serving_services
 from streaming.supervised import components as streaming_services
 from tidemark.config import Settings
@@ -20,4 +21,5 @@ def platform_services(settings: Settings, state: Path) -> list[Component]:
         *flow_services(settings, state),
         *serving_services(settings, state),
         *streaming_services(settings, state),
+        *monitoring_services(settings, state),
     ]
