@@ -11,7 +11,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
 
 .DEFAULT_GOAL := help
-.PHONY: help install up down status logs test test-unit lint format typecheck docker-up docker-down lock clean
+.PHONY: help install up down status logs demo test test-unit lint format typecheck docker-up docker-down lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ install: $(STAMP) ## Create .venv with Tidemark and its pinned dependencies
 up: install ## Start Kafka, FerretDB, MLflow, Prefect and the services; print the UI URLs
 	$(BIN)/tidemark stack up
 	$(BIN)/tidemark train --if-no-production
+
+demo: install ## On the running stack: play salmon → walleye → salmon and watch the loop react
+	$(BIN)/tidemark demo
 
 down: ## Stop everything `make up` started
 	@if [ -x $(BIN)/tidemark ]; then $(BIN)/tidemark stack down; else echo "nothing to stop"; fi

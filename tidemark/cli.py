@@ -6,7 +6,7 @@ import typer
 
 from flows.cli import app as flows_app
 from infra.local.cli import app as stack_app
-from monitoring.cli import monitor
+from monitoring.cli import demo, monitor, report
 from serving.cli import serve
 from streaming.cli import join, score, simulate
 from tidemark import kafka_io
@@ -21,6 +21,8 @@ app.command()(score)
 app.command()(join)
 app.command()(serve)
 app.command()(monitor)
+app.command()(report)
+app.command()(demo)
 
 
 @app.callback()

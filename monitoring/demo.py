@@ -1,0 +1,248 @@
+"""``make demo``: the default drift scenario on the running stack, told as it happens.
+
+The demo takes over the fish line of ``make up``: it pauses the gentle simulator, makes sure the
+production model is one that has never seen walleye (the bootstrap version, put back by a forced
+promotion through the ``promote`` deployment when needed), waits out the monitor's cooldown if a
+retrain ran recently, then plays salmon → walleye → salmon on the wall clock, each phase lasting
+a number of the monitor's windows. Meanwhile it prints each window's error, the retrain request,
+the promotion and the new version's first prediction; at the end the error before, during and
+after, the times from the shift, and the path of the picture.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+from monitoring.incident import Incident, summarize
+from monitoring.observer import LoopObserver
+from monitoring.player import PhaseStart, play
+from monitoring.timeline import draw_timeline
+from monitoring.trigger import RetrainTrigger
+from monitoring.windows import ClosedWindow, TumblingWindows
+from tidemark import kafka_io, registry
+from tidemark.config import Settings
+from tidemark.model import known_species
+from tidemark.scenario import Scenario, load_scenario
+from tidemark.schemas import utc_now
+
+Say = Callable[[str], None]
+BOOTSTRAP_REASON = "bootstrap"
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What the demo saw, and where the picture is."""
+
+    incident: Incident
+    picture: Path
+    retrain_requests: int
+
+
+def phase_rates(scenario: Scenario, windows: Sequence[float], window_s: float) -> list[float]:
+    """Fish per second so that phase ``i`` lasts ``windows[i]`` monitor windows."""
+    if len(windows) != len(scenario.phases):
+        raise ValueError(f"need {len(scenario.phases)} window counts, got {len(windows)}")
+    return [phase.count / (n * window_s) for phase, n in zip(scenario.phases, windows, strict=True)]
+
+
+def ensure_walleye_naive_production(settings: Settings, say: Say) -> str:
+    """Make production a version that never saw walleye; return that version."""
+    current = registry.production_version(settings)
+    if current is not None and "walleye" not in known_species(registry.load_model(settings)):
+        say(f"production is v{current}, which has never seen walleye")
+        return current
+    bootstrap = [
+        v
+        for v in registry.list_versions(settings)
+        if v.tags.get("trigger_reason") == BOOTSTRAP_REASON
+    ]
+    if not bootstrap:
+        raise RuntimeError("no bootstrap version in the registry: run `make up` (it trains one)")
+    version = min(bootstrap, key=lambda v: int(v.version)).version
+    say(f"production is v{current}, which knows walleye already; putting back v{version}")
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: settings.prefect_api_url}):
+        run_deployment(
+            "promote/promote", parameters={"version": version, "force": True}, timeout=180
+        )
+    if registry.production_version(settings) != version:
+        raise RuntimeError(f"the forced promotion of v{version} did not happen; see the Prefect UI")
+    return version
+
+
+def wait_out_cooldown(settings: Settings, say: Say) -> None:
+    """Wait until the monitor may trigger a retrain again (no run in flight, cooldown over)."""
+    producer = kafka_io.producer(settings)
+    trigger = RetrainTrigger(settings, producer)
+    try:
+        while True:
+            last = trigger.last_run()
+            if last is None:
+                return
+            age = (utc_now() - last.created_at).total_seconds()
+            if last.final and age >= settings.monitor_cooldown_s:
+                return
+            wait = max(5.0, settings.monitor_cooldown_s - age)
+            say(
+                f"the last retrain run ({last.state}) started {age:.0f} s ago; the monitor's "
+                f"cooldown is {settings.monitor_cooldown_s:.0f} s: waiting {wait:.0f} s"
+            )
+            time.sleep(min(wait, 30.0))
+    finally:
+        producer.close()
+
+
+def run_demo(
+    settings: Settings,
+    *,
+    phase_windows: Sequence[float],
+    say: Say,
+    line_paused: AbstractContextManager[object] | None = None,
+) -> DemoResult:
+    """Play the default scenario on the running stack and tell what the loop did."""
+    scenario = load_scenario()
+    rates = phase_rates(scenario, phase_windows, settings.monitor_window_s)
+    first_version = ensure_walleye_naive_production(settings, say)
+    wait_out_cooldown(settings, say)
+    with line_paused or nullcontext():
+        observer = LoopObserver(settings)
+        try:
+            phases = _play_and_watch(settings, scenario, rates, observer, first_version, say)
+        finally:
+            observer.close()
+    shift, end = phases[1], phases[2] if len(phases) > 2 else None
+    incident = summarize(
+        scored=observer.scored,
+        requests=observer.requests,
+        promotions=observer.promotions,
+        first_prediction=observer.first_prediction,
+        old_version=first_version,
+        shift_wall=shift.wall,
+        shift_event=shift.event,
+        end_event=end.event if end else None,
+        threshold=settings.monitor_error_threshold,
+        window_s=settings.monitor_window_s,
+    )
+    picture = draw_timeline(
+        observer.scored,
+        observer.requests,
+        threshold=settings.monitor_error_threshold,
+        window_s=settings.monitor_window_s,
+        path=settings.state_dir / "reports" / f"demo-{utc_now():%Y%m%dT%H%M%SZ}.png",
+        title="Tidemark demo: salmon → walleye → salmon",
+    )
+    return DemoResult(incident, picture.resolve(), len(observer.requests))
+
+
+def _play_and_watch(
+    settings: Settings,
+    scenario: Scenario,
+    rates: Sequence[float],
+    observer: LoopObserver,
+    first_version: str,
+    say: Say,
+) -> list[PhaseStart]:
+    phases: list[PhaseStart] = []
+    failure: list[BaseException] = []
+
+    def on_phase(start: PhaseStart) -> None:
+        phases.append(start)
+        count = scenario.phases[start.index].count
+        say(
+            f"{start.wall:%H:%M:%S} phase {start.name!r}: {count} fish at "
+            f"{rates[start.index]:.1f} fish/s"
+        )
+
+    def player() -> None:
+        try:
+            play(settings, scenario, rates, label_delay_s=5.0, on_phase=on_phase)
+        except BaseException as error:  # reported by the watching thread
+            failure.append(error)
+
+    thread = threading.Thread(target=player, name="demo-player", daemon=True)
+    thread.start()
+    narrator = _Narrator(settings, observer, first_version, say)
+    while thread.is_alive():
+        observer.poll(0.5)
+        narrator.tell(phases)
+    if failure:
+        raise failure[0]
+    # The last fish are weighed, joined and judged a little after they were measured.
+    settle = time.monotonic() + settings.monitor_allowed_lateness_s + 15
+    while time.monotonic() < settle:
+        observer.poll(0.5)
+        narrator.tell(phases)
+    narrator.flush(phases)
+    return phases
+
+
+class _Narrator:
+    """Prints windows, retrain requests, promotions and first predictions as they appear."""
+
+    def __init__(
+        self, settings: Settings, observer: LoopObserver, first_version: str, say: Say
+    ) -> None:
+        self.settings = settings
+        self.observer = observer
+        self.old_version = first_version
+        self.say = say
+        self.windows = TumblingWindows(
+            settings.monitor_window_s, settings.monitor_allowed_lateness_s + 10
+        )
+        self.fed = 0
+        self.told_requests = 0
+        self.told_promotions = 0
+        self.told_first: set[str] = {first_version}
+        self.crossed = False
+
+    def tell(self, phases: Sequence[PhaseStart]) -> None:
+        scored = self.observer.scored
+        for record in scored[self.fed :]:
+            self.windows.add(record)
+        self.fed = len(scored)
+        for window in self.windows.close_due():
+            self._window(window, phases)
+        for request in self.observer.requests[self.told_requests :]:
+            self.say(
+                f"{request.requested_at:%H:%M:%S} retrain triggered by the monitor: "
+                f"{request.metric} {request.metric_value:.3f} > {request.threshold:.2f} in the "
+                f"window {request.window_start:%H:%M:%S}-{request.window_end:%H:%M:%S} "
+                f"(v{request.model_version})"
+            )
+        self.told_requests = len(self.observer.requests)
+        for promotion in self.observer.promotions[self.told_promotions :]:
+            self.say(f"{promotion.seen_at:%H:%M:%S} v{promotion.version} promoted to production")
+        self.told_promotions = len(self.observer.promotions)
+        for version, at in self.observer.first_prediction.items():
+            if version not in self.told_first:
+                self.told_first.add(version)
+                self.say(f"{at:%H:%M:%S} first prediction by v{version}")
+
+    def flush(self, phases: Sequence[PhaseStart]) -> None:
+        for window in self.windows.flush():
+            self._window(window, phases)
+
+    def _window(self, window: ClosedWindow, phases: Sequence[PhaseStart]) -> None:
+        threshold = self.settings.monitor_error_threshold
+        versions = ", ".join(
+            f"v{v}: {s.mean_relative_error:.3f} ({s.count})" for v, s in window.by_version.items()
+        )
+        above = window.overall.mean_relative_error > threshold
+        self.say(
+            f"  window {window.start:%H:%M:%S}-{window.end:%H:%M:%S}  mean relative error "
+            f"{window.overall.mean_relative_error:.3f}{' ABOVE' if above else ''}  [{versions}]"
+        )
+        shifted = len(phases) > 1 and window.end > phases[1].event
+        old = window.by_version.get(self.old_version)
+        if shifted and not self.crossed and old and old.mean_relative_error > threshold:
+            self.crossed = True
+            self.say(
+                f"{window.end:%H:%M:%S} the error of v{self.old_version} crossed {threshold:.2f}"
+            )

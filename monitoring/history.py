@@ -1,0 +1,68 @@
+"""What happened so far, read back for ``tidemark report``: scored fish and retrain requests.
+
+Scored fish come from the ``fish.scored`` topic (everything it still retains) or from the
+MongoDB training store (the most recent records by ``measured_at``); retrain requests from
+``fish.retrain-requests``. Topics are read without a consumer group, from the beginning up to
+their end at the time of the call, so reading takes nothing from the services.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from kafka import KafkaConsumer
+from kafka.structs import TopicPartition
+from pydantic import ValidationError
+
+from tidemark.config import Settings
+from tidemark.schemas import Contract, RetrainRequest, Scored
+from tidemark.store import TrainingStore
+
+M = TypeVar("M", bound=Contract)
+
+
+def read_topic(settings: Settings, topic: str, parse: Callable[[bytes], M]) -> list[M]:
+    """Every valid message the topic holds now, in partition order (invalid ones are skipped:
+    the monitor has dead-lettered them already)."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        consumer.assign(partitions)
+        ends = consumer.end_offsets(partitions)
+        consumer.seek_to_beginning(*partitions)
+        messages: list[M] = []
+        while any(consumer.position(p) < ends[p] for p in partitions):
+            for records in consumer.poll(timeout_ms=1000).values():
+                for record in records:
+                    try:
+                        messages.append(parse(record.value))
+                    except ValidationError:
+                        continue
+        return messages
+    finally:
+        consumer.close()
+
+
+def scored_from_kafka(settings: Settings) -> list[Scored]:
+    """The scored fish that ``fish.scored`` retains, oldest measurement first."""
+    scored = read_topic(settings, settings.topic_scored, Scored.from_json)
+    return sorted(scored, key=lambda r: r.measured_at)
+
+
+def scored_from_store(settings: Settings, last: int) -> list[Scored]:
+    """The ``last`` most recently measured joined records of the training store."""
+    with TrainingStore(settings) as store:
+        frame = store.recent(last)
+    return [Scored.model_validate(row) for row in frame.to_dict("records")]
+
+
+def retrain_requests(settings: Settings) -> list[RetrainRequest]:
+    """Every retrain request that ``fish.retrain-requests`` retains, in request order."""
+    requests = read_topic(settings, settings.topic_retrain_requests, RetrainRequest.from_json)
+    return sorted(requests, key=lambda r: r.requested_at)
