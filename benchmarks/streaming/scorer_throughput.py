@@ -1,0 +1,448 @@
+"""How fast one scorer process turns measurements into acknowledged predictions, and how soon.
+
+Three consumers read the same pre-filled ``measurements`` topic, each in its own group and
+process, writing to their own output topic:
+
+- passthrough: bare kafka-python consume → produce → flush → commit, no parsing, no model (the
+  ceiling a Python consumer can reach here);
+- batch scorer: ``streaming.scorer.Scorer`` itself, one ``predict`` per polled batch;
+- per-event HTTP: one POST per measurement to a FastAPI model server of the same scikit-learn
+  model (the original tutorial's pattern), run on fewer events because it is slow.
+
+Throughput is measured from the output side: the CreateTime stamps of the first and last output
+records (set by the producer when each is sent). Latency is measured at a fixed rate against a
+running scorer, from ``measured_at`` to the CreateTime of the prediction record.
+
+Usage: ``python -m benchmarks.streaming.scorer_throughput [--bootstrap-servers HOST:PORT]``;
+without a broker it starts a private Kafka on free ports under a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import orjson
+import pandas as pd
+import uvicorn
+from fastapi import FastAPI, Request
+from kafka import KafkaConsumer
+from kafka.structs import TopicPartition
+from rich.console import Console
+from rich.table import Table
+
+from infra.local import components
+from infra.local.supervisor import Supervisor
+from streaming.records import next_offsets
+from streaming.scorer import Scorer
+from streaming.service import stop_on_signals
+from streaming.simulator import scenario_fish
+from tidemark import kafka_io
+from tidemark.config import Settings
+from tidemark.model import FEATURES, predict, train
+from tidemark.model_watcher import ServedModel
+from tidemark.scenario import generate_frame, load_scenario
+from tidemark.schemas import Measurement, Prediction, utc_now
+
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "streaming_scorer.json"
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+@contextmanager
+def private_kafka() -> Iterator[str]:
+    """A one-node Kafka of the benchmark's own, from the local stack's component definition."""
+    kafka_port, controller_port = _free_ports(2)
+    with tempfile.TemporaryDirectory(prefix="tidemark-bench-") as state_dir:
+        settings = Settings(
+            kafka_bootstrap_servers=f"127.0.0.1:{kafka_port}",
+            kafka_controller_port=controller_port,
+            state_dir=Path(state_dir),
+        )
+        broker = components.kafka(settings, Path(state_dir))
+        broker.prepare()
+        supervisor = Supervisor(Path(state_dir))
+        supervisor.write_config([broker])
+        supervisor.start()
+        try:
+            deadline = time.monotonic() + settings.stack_start_timeout_s
+            while True:
+                try:
+                    broker.check()
+                    break
+                except Exception:  # not up yet: the check raises until the broker answers
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
+            yield settings.kafka_bootstrap_servers
+        finally:
+            supervisor.stop()
+
+
+def _settings(bootstrap: str, run: str, name: str) -> Settings:
+    return Settings(
+        kafka_bootstrap_servers=bootstrap,
+        kafka_session_timeout_ms=6_000,
+        topic_measurements=f"bench-{run}.measurements",
+        topic_weights=f"bench-{run}.weights",
+        topic_predictions=f"bench-{run}.{name}.out",
+        topic_scored=f"bench-{run}.scored",
+        topic_retrain_requests=f"bench-{run}.retrain",
+        topic_dead_letter=f"bench-{run}.{name}.dead",
+        scorer_group_id=f"bench-{run}-{name}",
+    )
+
+
+def _served_model() -> ServedModel:
+    frame = generate_frame(load_scenario(), seed=1, phases=["salmon", "walleye"])
+    fitted = train(frame, seed=0).model
+    return ServedModel(
+        name="fish-weight",
+        version="1",
+        run_id="benchmark",
+        model=fitted,
+        known_species=frozenset({"salmon", "walleye"}),
+        loaded_at=utc_now(),
+    )
+
+
+def _fill(settings: Settings, count: int, topic: str | None = None) -> None:
+    producer = kafka_io.producer(settings, linger_ms=20, batch_size=256 * 1024)
+    fish = scenario_fish(load_scenario(), seed=7, loop=True)
+    now = utc_now()
+    for _, record in zip(range(count), fish, strict=False):
+        value = Measurement(
+            fish_id=record.fish_id,
+            species=record.species,
+            length_cm=record.length_cm,
+            height_cm=record.height_cm,
+            measured_at=now,
+        ).to_json()
+        producer.send(
+            topic or settings.topic_measurements, key=record.fish_id.encode(), value=value
+        )
+    producer.flush()
+    producer.close()
+
+
+def _reader(settings: Settings, topic: str) -> tuple[KafkaConsumer, list[TopicPartition]]:
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+    consumer.assign(partitions)
+    return consumer, partitions
+
+
+def _count(settings: Settings, topic: str) -> int:
+    consumer, partitions = _reader(settings, topic)
+    try:
+        return sum(consumer.end_offsets(partitions).values())
+    finally:
+        consumer.close()
+
+
+def _timestamps(settings: Settings, topic: str, limit: int) -> list[int]:
+    """CreateTime (ms) of every record of the topic, up to ``limit`` records."""
+    consumer, partitions = _reader(settings, topic)
+    try:
+        ends = consumer.end_offsets(partitions)
+        stamps: list[int] = []
+        while any(consumer.position(p) < ends[p] for p in partitions):
+            for batch in consumer.poll(timeout_ms=1000).values():
+                stamps.extend(r.timestamp for r in batch)
+        return sorted(stamps)[:limit]
+    finally:
+        consumer.close()
+
+
+# --- the three consumers, each run in a child process -------------------------------------
+
+
+def _passthrough(settings: Settings) -> None:
+    stop = stop_on_signals()
+    consumer = kafka_io.consumer(
+        settings,
+        settings.scorer_group_id,
+        settings.topic_measurements,
+        max_poll_records=settings.stream_max_batch,
+    )
+    producer = kafka_io.producer(settings)
+    while not stop.is_set():
+        batch = consumer.poll(timeout_ms=500)
+        if not batch:
+            continue
+        for records in batch.values():
+            for record in records:
+                producer.send(settings.topic_predictions, key=record.key, value=record.value)
+        producer.flush()
+        consumer.commit(next_offsets(batch))
+    consumer.close(autocommit=False)
+    producer.close()
+
+
+def _batch_scorer(settings: Settings) -> None:
+    stop = stop_on_signals()
+    served = _served_model()
+    Scorer(settings, lambda: served).run(stop)
+
+
+def _http_per_event(settings: Settings, url: str) -> None:
+    stop = stop_on_signals()
+    consumer = kafka_io.consumer(
+        settings, settings.scorer_group_id, settings.topic_measurements, max_poll_records=100
+    )
+    producer = kafka_io.producer(settings)
+    with httpx.Client(base_url=url, timeout=10.0) as client:
+        while not stop.is_set():
+            batch = consumer.poll(timeout_ms=500)
+            for records in batch.values():
+                for record in records:
+                    measurement = Measurement.from_json(record.value)
+                    response = client.post("/predict", content=record.value)
+                    answer = response.raise_for_status().json()
+                    prediction = Prediction(
+                        **measurement.model_dump(),
+                        predicted_weight_kg=answer["weight_kg"],
+                        species_known=answer["species_known"],
+                        model_name="fish-weight",
+                        model_version="1",
+                        predicted_at=utc_now(),
+                    )
+                    producer.send(
+                        settings.topic_predictions, key=record.key, value=prediction.to_json()
+                    )
+            if batch:
+                producer.flush()
+                consumer.commit(next_offsets(batch))
+    consumer.close(autocommit=False)
+    producer.close()
+
+
+def _model_server(port: int) -> None:
+    """A minimal FastAPI server of the same model: one measurement in, one weight out."""
+    served = _served_model()
+    app = FastAPI()
+
+    @app.post("/predict")
+    async def predict_one(request: Request) -> dict[str, Any]:
+        measurement = Measurement.model_validate_json(await request.body())
+        frame = pd.DataFrame([measurement.model_dump(include=set(FEATURES))])
+        result = predict(served.model, frame)
+        return {
+            "weight_kg": float(result.weight_kg[0]),
+            "species_known": bool(result.species_known[0]),
+        }
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+def _run_child(target: Any, args: tuple[Any, ...]) -> multiprocessing.process.BaseProcess:
+    process = multiprocessing.get_context("spawn").Process(target=target, args=args, daemon=True)
+    process.start()
+    return process
+
+
+def _stop_child(process: multiprocessing.process.BaseProcess) -> None:
+    process.terminate()
+    process.join(30)
+    if process.is_alive():
+        process.kill()
+        process.join()
+
+
+def throughput(
+    settings: Settings, target: Any, events: int, extra: tuple[Any, ...] = ()
+) -> dict[str, float]:
+    """Run one consumer until ``events`` outputs exist; events/s from their CreateTime stamps."""
+    kafka_io.ensure_topics(settings)
+    child = _run_child(target, (settings, *extra))
+    try:
+        deadline = time.monotonic() + 600
+        while _count(settings, settings.topic_predictions) < events:
+            if not child.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"{target.__name__} stopped before {events} outputs")
+            time.sleep(0.5)
+    finally:
+        _stop_child(child)
+    stamps = _timestamps(settings, settings.topic_predictions, events)
+    seconds = max((stamps[-1] - stamps[0]) / 1000, 1e-3)
+    return {"events": events, "seconds": seconds, "events_per_s": (events - 1) / seconds}
+
+
+def latency(settings: Settings, rate: float, seconds: float) -> dict[str, float]:
+    """Measurement → prediction latency of a running batch scorer fed at a fixed rate."""
+    kafka_io.ensure_topics(settings)
+    child = _run_child(_batch_scorer, (settings,))
+    try:
+        # One warm-up fish proves the scorer has joined its group and loaded its model.
+        _fill(settings, 1)
+        while _count(settings, settings.topic_predictions) < 1:
+            time.sleep(0.2)
+        producer = kafka_io.producer(settings)
+        fish = scenario_fish(load_scenario(), seed=9, loop=True)
+        total = int(rate * seconds)
+        started = time.monotonic()
+        for index, record in zip(range(total), fish, strict=False):
+            wait = started + index / rate - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            value = Measurement(
+                fish_id=record.fish_id,
+                species=record.species,
+                length_cm=record.length_cm,
+                height_cm=record.height_cm,
+                measured_at=utc_now(),
+            ).to_json()
+            producer.send(settings.topic_measurements, key=record.fish_id.encode(), value=value)
+        producer.flush()
+        producer.close()
+        achieved = total / (time.monotonic() - started)
+        while _count(settings, settings.topic_predictions) < total + 1:
+            time.sleep(0.2)
+    finally:
+        _stop_child(child)
+    consumer, partitions = _reader(settings, settings.topic_predictions)
+    lags: list[float] = []
+    try:
+        ends = consumer.end_offsets(partitions)
+        while any(consumer.position(p) < ends[p] for p in partitions):
+            for batch in consumer.poll(timeout_ms=1000).values():
+                for record in batch:
+                    measured = orjson.loads(record.value)["measured_at"]
+                    measured_ms = datetime.fromisoformat(measured).timestamp() * 1000
+                    lags.append(record.timestamp - measured_ms)
+    finally:
+        consumer.close()
+    lags = sorted(lags[1:]) if len(lags) > 1 else lags
+    return {
+        "rate_target": rate,
+        "rate_achieved": achieved,
+        "events": len(lags),
+        "p50_ms": float(np.percentile(lags, 50)),
+        "p99_ms": float(np.percentile(lags, 99)),
+        "max_ms": max(lags),
+        "mean_ms": statistics.fmean(lags),
+    }
+
+
+def run(
+    bootstrap: str, events: int, http_events: int, rate: float, seconds: float
+) -> dict[str, Any]:
+    """Every measurement of the benchmark, on the broker at ``bootstrap``."""
+    run_id = f"{int(time.time())}"
+    base = _settings(bootstrap, run_id, "fill")
+    kafka_io.ensure_topics(base)
+    _fill(base, events)
+    results: dict[str, Any] = {"events": events, "http_events": http_events}
+    results["passthrough"] = throughput(_settings(bootstrap, run_id, "pass"), _passthrough, events)
+    results["batch_scorer"] = throughput(
+        _settings(bootstrap, run_id, "score"), _batch_scorer, events
+    )
+    (port,) = _free_ports(1)
+    server = _run_child(_model_server, (port,))
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{url}/health", timeout=1.0).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        results["http_per_event"] = throughput(
+            _settings(bootstrap, run_id, "http"), _http_per_event, http_events, (url,)
+        )
+    finally:
+        _stop_child(server)
+    results["latency"] = latency(_settings(bootstrap, f"{run_id}-lat", "lat"), rate, seconds)
+    return results
+
+
+def report(results: dict[str, Any]) -> None:
+    """Print the table."""
+    ceiling = results["passthrough"]["events_per_s"]
+    scorer = results["batch_scorer"]["events_per_s"]
+    http = results["http_per_event"]["events_per_s"]
+    table = Table(title="One scorer process: measurements → acknowledged predictions")
+    for column in ("consumer", "events", "events/s", "vs ceiling", "vs HTTP per event"):
+        table.add_column(column, justify="right" if column != "consumer" else "left")
+    rows = [
+        ("passthrough (ceiling)", results["passthrough"]),
+        ("batch scorer", results["batch_scorer"]),
+        ("HTTP call per event", results["http_per_event"]),
+    ]
+    for name, row in rows:
+        table.add_row(
+            name,
+            f"{row['events']:,}",
+            f"{row['events_per_s']:,.0f}",
+            f"{row['events_per_s'] / ceiling:.0%}",
+            f"{row['events_per_s'] / http:.0f}x",
+        )
+    lat = results["latency"]
+    console = Console()
+    console.print(table)
+    console.print(
+        f"batch scorer at {lat['rate_achieved']:,.0f} events/s (target {lat['rate_target']:,.0f}):"
+        f" latency measured_at → prediction p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms,"
+        f" max {lat['max_ms']:.1f} ms over {lat['events']:,} events"
+    )
+    console.print(f"scorer / ceiling {scorer / ceiling:.0%}, scorer / HTTP {scorer / http:.0f}x")
+
+
+def main() -> None:
+    """Parse arguments, run, print, write JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--bootstrap-servers", help="an existing broker (default: a private one)")
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--http-events", type=int, default=3_000)
+    parser.add_argument("--rate", type=float, default=1_000.0)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    if args.bootstrap_servers:
+        results = run(
+            args.bootstrap_servers, args.events, args.http_events, args.rate, args.seconds
+        )
+    else:
+        with private_kafka() as bootstrap:
+            results = run(bootstrap, args.events, args.http_events, args.rate, args.seconds)
+    report(results)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2))
+    print(f"wrote {RESULTS}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
