@@ -154,6 +154,9 @@ class RetrainRequest(Contract):
 class DeadLetter(Contract):
     """``fish.dead-letter``: a record that could not be used, kept whole with the reason."""
 
+    # The raw value is kept to the byte, surrounding white space included.
+    model_config = ConfigDict(str_strip_whitespace=False)
+
     source_topic: str
     partition: int = Field(ge=0)
     offset: int = Field(ge=0)

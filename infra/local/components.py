@@ -143,6 +143,17 @@ def _kafka_properties(settings: Settings, data_dir: Path) -> str:
     )
 
 
+def kafka_cluster_id() -> str:
+    """A random KRaft cluster id, as Kafka's own ``random-uuid`` makes them.
+
+    Kafka's ids never start with '-': its command-line parser would read one as an option.
+    """
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not candidate.startswith("-"):
+            return candidate
+
+
 def _java(settings: Settings, config_dir: Path, main: str) -> list[str]:
     return [
         "java",
@@ -167,7 +178,7 @@ def kafka(settings: Settings, state: Path) -> Component:
         (config_dir / "log4j2.properties").write_text(_KAFKA_LOG4J2)
         properties.write_text(_kafka_properties(settings, data_dir))
         if not (data_dir / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster_id = kafka_cluster_id()
             format_storage = [
                 *_java(settings, config_dir, "kafka.tools.StorageTool"),
                 "format",

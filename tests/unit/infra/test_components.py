@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from infra.local.components import infrastructure
+from infra.local.components import infrastructure, kafka_cluster_id
 from tidemark.config import Settings, port_of
 
 
@@ -50,3 +50,10 @@ def test_port_of_reads_urls_and_host_port_pairs() -> None:
     assert port_of("a:1,b:2", 1) == 1
     assert port_of("mongodb://127.0.0.1:27017/", 1) == 27017
     assert port_of("http://example", 80) == 80
+
+
+def test_kafka_cluster_ids_never_look_like_options() -> None:
+    ids = {kafka_cluster_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    assert not any(i.startswith("-") for i in ids)
+    assert {len(i) for i in ids} == {22}

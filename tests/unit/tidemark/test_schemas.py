@@ -165,3 +165,10 @@ def test_aware_timestamps_of_any_zone_are_accepted() -> None:
     tz = timezone(timedelta(hours=-5))
     parsed = Measurement(**GOOD | {"measured_at": datetime(2026, 1, 1, 7, tzinfo=tz)})
     assert parsed.measured_at == datetime(2026, 1, 1, 12, tzinfo=UTC)
+
+
+def test_dead_letter_keeps_surrounding_white_space() -> None:
+    letter = DeadLetter.of(
+        source_topic="t", partition=0, offset=0, key=None, value=b' {"a": 1}\n ', error="x"
+    )
+    assert DeadLetter.from_json(letter.to_json()).raw_value() == b' {"a": 1}\n '
