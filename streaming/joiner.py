@@ -192,7 +192,7 @@ class Joiner:
                 DUPLICATES.inc()
             elif outcome is Outcome.LATE:
                 EXPIRED.labels(half.side.value).inc()
-        self._produce(producer, scored, dead)
+        kafka_io.publish(producer, self.settings, self.settings.topic_scored, scored, dead)
         self.store.upsert_many(scored)
         changes = self.state.take_changes()
         insert_new(
@@ -253,26 +253,6 @@ class Joiner:
         numbers = {p.partition for p in partitions}
         self._owned -= numbers
         self.state.drop_partitions(numbers)
-
-    def _produce(
-        self, producer: KafkaProducer, scored: list[Scored], dead: list[DeadLetter]
-    ) -> None:
-        futures = [
-            producer.send(self.settings.topic_scored, key=r.fish_id.encode(), value=r.to_json())
-            for r in scored
-        ]
-        futures += [
-            producer.send(
-                self.settings.topic_dead_letter,
-                key=letter.source_topic.encode(),
-                value=letter.to_json(),
-            )
-            for letter in dead
-        ]
-        producer.flush()
-        for future in futures:
-            # Raises the delivery error, if any: the batch is then not committed.
-            future.get(timeout=0)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

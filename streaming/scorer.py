@@ -114,26 +114,9 @@ class Scorer:
                 else:
                     good.append((record, parsed))
         predictions = self._predict(model, good, dead)
-        futures = [
-            producer.send(
-                self.settings.topic_predictions,
-                key=prediction.fish_id.encode(),
-                value=prediction.to_json(),
-            )
-            for prediction in predictions
-        ]
-        futures += [
-            producer.send(
-                self.settings.topic_dead_letter,
-                key=letter.source_topic.encode(),
-                value=letter.to_json(),
-            )
-            for letter in dead
-        ]
-        producer.flush()
-        for future in futures:
-            # Raises the delivery error, if any: then the batch is not committed.
-            future.get(timeout=0)
+        kafka_io.publish(
+            producer, self.settings, self.settings.topic_predictions, predictions, dead
+        )
         EVENTS.labels("scored").inc(len(predictions))
         EVENTS.labels("dead_letter").inc(len(dead))
         BATCH_SIZE.observe(size)

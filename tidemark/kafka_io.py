@@ -6,13 +6,24 @@ the earliest offset of a new group, so that a restart neither skips nor loses re
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from tidemark.config import Settings
+from tidemark.schemas import DeadLetter
+
+
+class Keyed(Protocol):
+    """A contract message keyed by its fish."""
+
+    @property
+    def fish_id(self) -> str: ...
+
+    def to_json(self) -> bytes: ...
 
 
 def admin(settings: Settings) -> KafkaAdminClient:
@@ -49,6 +60,30 @@ def consumer(settings: Settings, group_id: str, *topics: str, **overrides: Any) 
         "heartbeat_interval_ms": settings.kafka_session_timeout_ms // 3,
     }
     return KafkaConsumer(*topics, **(config | overrides))
+
+
+def publish(
+    producer: KafkaProducer,
+    settings: Settings,
+    topic: str,
+    records: Iterable[Keyed],
+    dead: Iterable[DeadLetter] = (),
+) -> None:
+    """Send records to ``topic`` (keyed by fish_id) and dead letters, and wait for every ack.
+
+    Raises the first delivery error: a caller that commits its input offsets after this call
+    never commits a batch whose output was lost.
+    """
+    futures = [producer.send(topic, key=r.fish_id.encode(), value=r.to_json()) for r in records]
+    futures += [
+        producer.send(
+            settings.topic_dead_letter, key=letter.source_topic.encode(), value=letter.to_json()
+        )
+        for letter in dead
+    ]
+    producer.flush()
+    for future in futures:
+        future.get(timeout=0)
 
 
 def ensure_topics(settings: Settings) -> list[str]:
