@@ -14,15 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import mlflow
 import pytest
 from mlflow import MlflowClient
 
 from infra.local.components import venv_bin
 from infra.local.stack import Stack
+from tests.integration.registered import register_scenario_model
 from tidemark.config import Settings
-from tidemark.model import FEATURES, train
-from tidemark.scenario import generate_frame, load_scenario
 
 TOKEN = "integration-admin-token"
 SALMON = {"species": "salmon", "length_cm": 70.0, "height_cm": 17.0}
@@ -31,23 +29,7 @@ WALLEYE = {"species": "walleye", "length_cm": 50.0, "height_cm": 11.0}
 
 def register(settings: Settings, phases: list[str], **tags: str) -> str:
     """Train on the scenario's phases, log and register a version; returns its number."""
-    frame = generate_frame(load_scenario(), seed=1, phases=phases)
-    fitted = train(frame, seed=0).model
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    mlflow.set_experiment("serving")
-    with mlflow.start_run():
-        info = mlflow.sklearn.log_model(
-            fitted,
-            name="model",
-            registered_model_name=settings.model_name,
-            input_example=frame.loc[:5, list(FEATURES)],
-            pip_requirements=["scikit-learn"],
-        )
-    version = str(info.registered_model_version)
-    client = MlflowClient(settings.mlflow_tracking_uri)
-    for key, value in tags.items():
-        client.set_model_version_tag(settings.model_name, version, key, value)
-    return version
+    return register_scenario_model(settings, phases, experiment="serving", tags=tags)[0]
 
 
 @dataclass

@@ -6,39 +6,22 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import mlflow
 import pytest
-from mlflow import MlflowClient
 
 from infra.local.stack import Stack
 from tests.integration.conftest import free_ports
+from tests.integration.registered import register_scenario_model
 from tests.integration.streaming.streams import Service
 from tidemark import kafka_io
 from tidemark.config import Settings
-from tidemark.model import FEATURES, train
-from tidemark.scenario import generate_frame, load_scenario
 
 
 @pytest.fixture(scope="session")
 def production_model(stack: Stack) -> str:
     """A registered model of the tests' own, trained on salmon and walleye, in production."""
-    settings = stack.settings
     name = f"streaming-{uuid.uuid4().hex[:6]}"
-    frame = generate_frame(load_scenario(), seed=1, phases=["salmon", "walleye"])
-    fitted = train(frame, seed=0).model
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    mlflow.set_experiment("streaming-tests")
-    with mlflow.start_run():
-        info = mlflow.sklearn.log_model(
-            fitted,
-            name="model",
-            registered_model_name=name,
-            input_example=frame.loc[:5, list(FEATURES)],
-            pip_requirements=["scikit-learn"],
-        )
-    client = MlflowClient(settings.mlflow_tracking_uri)
-    client.set_registered_model_alias(
-        name, settings.production_alias, info.registered_model_version
+    register_scenario_model(
+        stack.settings, ["salmon", "walleye"], name=name, experiment="streaming", production=True
     )
     return name
 

@@ -4,32 +4,18 @@ from __future__ import annotations
 
 import uuid
 
-import mlflow
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
 from infra.local.stack import Stack
+from tests.integration.registered import register_scenario_model
 from tidemark.config import Settings
-from tidemark.model import FEATURES, train
 from tidemark.model_watcher import ModelWatcher
-from tidemark.scenario import generate_frame, load_scenario
 
 
 def _register(settings: Settings, name: str, phases: list[str]) -> str:
-    frame = generate_frame(load_scenario(), seed=1, phases=phases)
-    fitted = train(frame, seed=0).model
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    mlflow.set_experiment("watcher")
-    with mlflow.start_run():
-        info = mlflow.sklearn.log_model(
-            fitted,
-            name="model",
-            registered_model_name=name,
-            input_example=frame.loc[:5, list(FEATURES)],
-            pip_requirements=["scikit-learn"],
-        )
-    return str(info.registered_model_version)
+    return register_scenario_model(settings, phases, name=name, experiment="watcher")[0]
 
 
 @pytest.fixture

@@ -1,0 +1,48 @@
+"""Register models of the tests' own in the session stack's MLflow registry.
+
+Tests move aliases with MlflowClient themselves where the point is the registry's reaction;
+the platform's own registry code (tidemark.registry, flows/) is tested in test_registry_loop.
+"""
+
+from __future__ import annotations
+
+import mlflow
+from mlflow import MlflowClient
+from sklearn.pipeline import Pipeline
+
+from tidemark.config import Settings
+from tidemark.model import FEATURES, train
+from tidemark.scenario import generate_frame, load_scenario
+
+
+def register_scenario_model(
+    settings: Settings,
+    phases: list[str],
+    *,
+    name: str | None = None,
+    experiment: str = "integration-tests",
+    production: bool = False,
+    tags: dict[str, str] | None = None,
+) -> tuple[str, Pipeline]:
+    """Train on the default scenario's phases, register a version; returns (version, model)."""
+    name = name or settings.model_name
+    frame = generate_frame(load_scenario(), seed=1, phases=phases)
+    fitted = train(frame, seed=0).model
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(
+            fitted,
+            name="model",
+            registered_model_name=name,
+            input_example=frame.loc[:5, list(FEATURES)],
+            # Explicit requirements spare log_model a subprocess that re-loads the model.
+            pip_requirements=["scikit-learn"],
+        )
+    version = str(info.registered_model_version)
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    for key, value in (tags or {}).items():
+        client.set_model_version_tag(name, version, key, value)
+    if production:
+        client.set_registered_model_alias(name, settings.production_alias, version)
+    return version, fitted
