@@ -129,8 +129,13 @@ def demo(
         str,
         typer.Option(help="How many monitor windows each phase (salmon, walleye, salmon) lasts."),
     ] = "3,6,3",
+    min_shift_s: Annotated[
+        float,
+        typer.Option(help="The walleye phase lasts at least this long (the retrain's time)."),
+    ] = 240.0,
 ) -> None:
     """Play the default drift scenario on the running stack and tell what the loop did."""
+    import logging
     from contextlib import AbstractContextManager
 
     from infra.local.services import platform_services
@@ -138,6 +143,8 @@ def demo(
     from monitoring.demo import run_demo
 
     settings = get_settings()
+    # kafka-python warns about its own slow event loop on a busy machine: noise in a story.
+    logging.getLogger("kafka").setLevel(logging.ERROR)
     counts = [float(n) for n in windows.split(",")]
     stack = Stack(settings, services=platform_services)
     states = {row.name: row for row in stack.status()}
@@ -150,13 +157,20 @@ def demo(
     if states.get("simulator") and states["simulator"].state == "RUNNING":
         typer.echo("pausing the gentle simulator of `make up` for the demo")
         line = stack.paused("simulator")
-    minutes = sum(counts) * settings.monitor_window_s / 60
+    shift_s = max(counts[1] * settings.monitor_window_s, min_shift_s) if len(counts) > 1 else 0
+    minutes = (sum(counts[:1] + counts[2:]) * settings.monitor_window_s + shift_s) / 60
     typer.echo(
         f"playing salmon → walleye → salmon over about {minutes:.0f} min "
         f"({settings.monitor_window_s:g} s windows, threshold "
         f"{settings.monitor_error_threshold:.2f})"
     )
-    result = run_demo(settings, phase_windows=counts, say=typer.echo, line_paused=line)
+    result = run_demo(
+        settings,
+        phase_windows=counts,
+        min_shift_s=min_shift_s,
+        say=typer.echo,
+        line_paused=line,
+    )
     incident = result.incident
     typer.echo("")
     for text in incident.lines():

@@ -27,7 +27,7 @@ from monitoring.windows import ClosedWindow, TumblingWindows
 from tidemark import kafka_io, registry
 from tidemark.config import Settings
 from tidemark.model import known_species
-from tidemark.scenario import Scenario, load_scenario
+from tidemark.scenario import Scenario, generate_frame, load_scenario
 from tidemark.schemas import utc_now
 
 Say = Callable[[str], None]
@@ -43,11 +43,20 @@ class DemoResult:
     retrain_requests: int
 
 
-def phase_rates(scenario: Scenario, windows: Sequence[float], window_s: float) -> list[float]:
-    """Fish per second so that phase ``i`` lasts ``windows[i]`` monitor windows."""
+def phase_rates(
+    scenario: Scenario, windows: Sequence[float], window_s: float, min_shift_s: float
+) -> list[float]:
+    """Fish per second so that phase ``i`` lasts ``windows[i]`` monitor windows.
+
+    The shifted phase (the second) lasts at least ``min_shift_s``, so that the retrain, which
+    takes a minute or two whatever the window size, lands while the new fish still arrive.
+    """
     if len(windows) != len(scenario.phases):
         raise ValueError(f"need {len(scenario.phases)} window counts, got {len(windows)}")
-    return [phase.count / (n * window_s) for phase, n in zip(scenario.phases, windows, strict=True)]
+    seconds = [n * window_s for n in windows]
+    if len(seconds) > 1:
+        seconds[1] = max(seconds[1], min_shift_s)
+    return [phase.count / s for phase, s in zip(scenario.phases, seconds, strict=True)]
 
 
 def ensure_walleye_naive_production(settings: Settings, say: Say) -> str:
@@ -103,18 +112,23 @@ def run_demo(
     settings: Settings,
     *,
     phase_windows: Sequence[float],
+    min_shift_s: float,
     say: Say,
     line_paused: AbstractContextManager[object] | None = None,
 ) -> DemoResult:
     """Play the default scenario on the running stack and tell what the loop did."""
     scenario = load_scenario()
-    rates = phase_rates(scenario, phase_windows, settings.monitor_window_s)
+    rates = phase_rates(scenario, phase_windows, settings.monitor_window_s, min_shift_s)
+    # Fish ids derive from the seed: a fresh one keeps the demo's fish apart from those the
+    # gentle simulator of `make up` already sent (the joiner joins a fish id once).
+    seed = int(utc_now().timestamp())
+    fish_ids = frozenset(generate_frame(scenario, seed)["fish_id"])
     first_version = ensure_walleye_naive_production(settings, say)
     wait_out_cooldown(settings, say)
     with line_paused or nullcontext():
-        observer = LoopObserver(settings)
+        observer = LoopObserver(settings, fish_ids=fish_ids)
         try:
-            phases = _play_and_watch(settings, scenario, rates, observer, first_version, say)
+            phases = _play_and_watch(settings, scenario, rates, seed, observer, first_version, say)
         finally:
             observer.close()
     shift, end = phases[1], phases[2] if len(phases) > 2 else None
@@ -145,6 +159,7 @@ def _play_and_watch(
     settings: Settings,
     scenario: Scenario,
     rates: Sequence[float],
+    seed: int,
     observer: LoopObserver,
     first_version: str,
     say: Say,
@@ -162,7 +177,7 @@ def _play_and_watch(
 
     def player() -> None:
         try:
-            play(settings, scenario, rates, label_delay_s=5.0, on_phase=on_phase)
+            play(settings, scenario, rates, seed=seed, label_delay_s=5.0, on_phase=on_phase)
         except BaseException as error:  # reported by the watching thread
             failure.append(error)
 

@@ -38,6 +38,8 @@ class LoopObserver:
 
     settings: Settings
     registry_poll_s: float = 1.0
+    # When given, only these fish are kept (e.g. a demo's, not those of another simulator).
+    fish_ids: frozenset[str] | None = None
     scored: list[Scored] = field(default_factory=list)
     requests: list[RetrainRequest] = field(default_factory=list)
     promotions: list[Promotion] = field(default_factory=list)
@@ -87,7 +89,9 @@ class LoopObserver:
 
     def _take(self, topic: str, value: bytes) -> None:
         if topic == self.settings.topic_scored:
-            self.scored.append(Scored.from_json(value))
+            scored = Scored.from_json(value)
+            if self.fish_ids is None or scored.fish_id in self.fish_ids:
+                self.scored.append(scored)
         elif topic == self.settings.topic_retrain_requests:
             self.requests.append(RetrainRequest.from_json(value))
         else:

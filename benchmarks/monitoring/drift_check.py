@@ -1,0 +1,106 @@
+"""How long the monitor's drift check of one window takes, beside Evidently's defaults.
+
+    .venv/bin/python benchmarks/monitoring/drift_check.py
+
+The reference is the bootstrap model's training data (the default scenario's 1,500 salmon,
+as the registry stores it); windows are salmon (no drift) and walleye (drift) of several sizes.
+Two ways are timed in the same run, on the same data:
+
+- ``tidemark``: ``monitoring.drift.DriftDetector`` (reference sampled to 1,000 rows once,
+  K-S and chi-square at p < 0.001, the reference Dataset built once);
+- ``evidently default``: ``Report([DataDriftPreset()])`` with its default tests, the reference
+  given as a DataFrame on every check (the baseline: what a first version would write).
+
+It also counts how often each flags drift on stationary windows (false alarms). Prints a table
+and writes benchmarks/results/monitoring_drift_check.json.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from evidently import DataDefinition, Dataset, Report
+from evidently.presets import DataDriftPreset
+
+from monitoring.drift import DriftDetector
+from tidemark.model import FEATURES
+from tidemark.scenario import generate_frame, load_scenario
+
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "monitoring_drift_check.json"
+SIZES = (60, 500, 1_000)
+REPEATS = 5
+DEFINITION = DataDefinition(
+    numerical_columns=["length_cm", "height_cm"], categorical_columns=["species"]
+)
+
+
+def _default_check(reference: pd.DataFrame, current: pd.DataFrame) -> bool:
+    snapshot = Report([DataDriftPreset(columns=list(FEATURES))]).run(
+        current_data=Dataset.from_pandas(current.loc[:, list(FEATURES)], DEFINITION),
+        reference_data=Dataset.from_pandas(reference.loc[:, list(FEATURES)], DEFINITION),
+    )
+    share = snapshot.dict()["metrics"][0]["value"]["share"]
+    return bool(share >= 0.5)
+
+
+def main() -> None:
+    """Run the benchmark, print the table, write the JSON."""
+    warnings.simplefilter("ignore")
+    scenario = load_scenario()
+    reference = generate_frame(scenario, 42, ["salmon"])
+    salmon = generate_frame(scenario, 3, ["salmon"])
+    walleye = generate_frame(scenario, 3, ["walleye"])
+    detector = DriftDetector(reference, p_value=0.001, drift_share=0.5)
+    rows: list[dict[str, Any]] = []
+    for size in SIZES:
+        for name in ("tidemark", "evidently default"):
+            seconds, false_alarms, detected = [], 0, 0
+            for repeat in range(REPEATS):
+                window = salmon.iloc[repeat * 60 : repeat * 60 + size]
+                started = time.perf_counter()
+                if name == "tidemark":
+                    flagged = detector.check(window).detected
+                else:
+                    flagged = _default_check(reference, window)
+                seconds.append(time.perf_counter() - started)
+                false_alarms += flagged
+                shifted = walleye.iloc[:size]
+                detected += (
+                    detector.check(shifted).detected
+                    if name == "tidemark"
+                    else _default_check(reference, shifted)
+                )
+            rows.append(
+                {
+                    "method": name,
+                    "window_rows": size,
+                    "median_s": statistics.median(seconds),
+                    "false_alarms": f"{false_alarms}/{REPEATS}",
+                    "walleye_detected": f"{detected}/{REPEATS}",
+                }
+            )
+    print(f"{'method':<18} {'rows':>5} {'median s':>9} {'false alarms':>13} {'shift found':>12}")
+    for row in rows:
+        print(
+            f"{row['method']:<18} {row['window_rows']:>5} {row['median_s']:>9.3f} "
+            f"{row['false_alarms']:>13} {row['walleye_detected']:>12}"
+        )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {"machine": platform.platform(), "reference_rows": len(reference), "rows": rows},
+            indent=2,
+        )
+    )
+    print(f"written {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

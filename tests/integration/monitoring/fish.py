@@ -1,0 +1,63 @@
+"""Synthetic ``fish.scored`` records for the monitoring tests, scored by a real model."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sklearn.pipeline import Pipeline
+
+from tidemark import kafka_io
+from tidemark.config import Settings
+from tidemark.model import predict
+from tidemark.scenario import generate_frame, load_scenario
+from tidemark.schemas import Scored
+
+PER_WINDOW = 80
+
+
+def scored_fish(
+    model: Pipeline, version: str, phase: str, windows: int, first: datetime, settings: Settings
+) -> list[Scored]:
+    """``windows`` windows' worth of fish of one phase, scored by ``model``, from ``first`` on."""
+    frame = generate_frame(load_scenario(), seed=7, phases=[phase]).iloc[: windows * PER_WINDOW]
+    predicted = predict(model, frame)
+    step = timedelta(seconds=settings.monitor_window_s / PER_WINDOW)
+    records = []
+    for i, (row, weight, known) in enumerate(
+        zip(frame.itertuples(), predicted.weight_kg, predicted.species_known, strict=True)
+    ):
+        measured_at = first + i * step
+        abs_error = abs(float(weight) - row.weight_kg)
+        records.append(
+            Scored(
+                fish_id=f"{phase}-{uuid.uuid4().hex[:12]}",
+                species=row.species,
+                length_cm=row.length_cm,
+                height_cm=row.height_cm,
+                measured_at=measured_at,
+                predicted_weight_kg=float(weight),
+                species_known=bool(known),
+                model_name=settings.model_name,
+                model_version=version,
+                predicted_at=measured_at,
+                weight_kg=row.weight_kg,
+                abs_error_kg=abs_error,
+                rel_error=abs_error / row.weight_kg,
+                joined_at=measured_at + timedelta(seconds=1),
+            )
+        )
+    return records
+
+
+def produce(settings: Settings, records: list[Scored]) -> None:
+    producer = kafka_io.producer(settings)
+    for record in records:
+        producer.send(settings.topic_scored, key=record.fish_id.encode(), value=record.to_json())
+    producer.flush(30)
+    producer.close()
+
+
+def window_aligned_start(settings: Settings) -> datetime:
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    return now - timedelta(seconds=now.second % int(settings.monitor_window_s))

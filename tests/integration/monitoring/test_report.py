@@ -1,0 +1,84 @@
+"""``tidemark report`` draws the picture from the topic or the store, and renders reports."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from pydantic import SecretStr
+from sklearn.pipeline import Pipeline
+
+from monitoring.trigger import RetrainTrigger
+from tests.integration.monitoring.fish import produce, scored_fish, window_aligned_start
+from tidemark import kafka_io
+from tidemark.config import Settings
+from tidemark.schemas import RetrainReason, RetrainRequest, utc_now
+from tidemark.store import TrainingStore
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def tidemark(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {
+        f"TIDEMARK_{name.upper()}": str(value)
+        for name, value in settings
+        if value is not None and not isinstance(value, SecretStr)
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "tidemark", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_report_from_the_topic_and_from_the_store(
+    monitored: Settings, salmon_model: tuple[str, Pipeline], tmp_path: Path
+) -> None:
+    settings = monitored.model_copy(update={"mongo_database": f"report_{tmp_path.name[-8:]}"})
+    model = salmon_model[1]
+    first = window_aligned_start(settings)
+    shift = first + timedelta(seconds=6)
+    fish = scored_fish(model, "1", "salmon", 3, first, settings) + scored_fish(
+        model, "1", "walleye", 3, shift, settings
+    )
+    produce(settings, fish)
+    producer = kafka_io.producer(settings)
+    RetrainTrigger(settings, producer).publish(
+        RetrainRequest(
+            reason=RetrainReason.ERROR,
+            window_start=shift,
+            window_end=shift + timedelta(seconds=2),
+            metric="mean_relative_error",
+            metric_value=0.2,
+            threshold=0.1,
+            model_version="1",
+            requested_at=utc_now(),
+        )
+    )
+    producer.close()
+
+    picture = tmp_path / "from-topic.png"
+    done = tidemark(settings, "report", "--html", "--output", str(picture))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{len(fish)} scored fish, versions 1, 1 retrain requests" in done.stdout
+    assert picture.read_bytes().startswith(PNG_SIGNATURE)
+    pages = [
+        Path(line.split("report: ")[1]) for line in done.stdout.splitlines() if "report: " in line
+    ]
+    assert [p.name.rsplit("-", 1)[-1] for p in pages] == ["error.html", "drift.html"]
+    assert all(p.stat().st_size > 10_000 for p in pages)
+    assert "drift share 1.00" in done.stdout  # the latest window is all walleye
+
+    with TrainingStore(settings) as store:
+        store.upsert_many(fish)
+    from_store = tmp_path / "from-store.png"
+    done = tidemark(settings, "report", "--source", "mongo", "--output", str(from_store))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert from_store.read_bytes().startswith(PNG_SIGNATURE)
+    assert from_store.stat().st_size > 20_000
