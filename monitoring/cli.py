@@ -128,7 +128,7 @@ def demo(
     windows: Annotated[
         str,
         typer.Option(help="How many monitor windows each phase (salmon, walleye, salmon) lasts."),
-    ] = "3,6,3",
+    ] = "2,4,2",
     min_shift_s: Annotated[
         float,
         typer.Option(help="The walleye phase lasts at least this long (the retrain's time)."),
