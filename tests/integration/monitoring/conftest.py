@@ -55,9 +55,13 @@ def salmon_model(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> tupl
     return name, fitted
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def retrain_deployment(stack: Stack) -> Iterator[str]:
-    """The stub retrain flow served as ``retrain/retrain`` by a process of its own."""
+    """The stub retrain flow served as ``retrain/retrain`` by a process of its own.
+
+    Module-scoped: while it runs it would take the retrain runs that other tests trigger on
+    the session's Prefect server, since they all use the deployment's real name.
+    """
     env = (
         os.environ
         | prefect_env(stack.settings, stack.state)
