@@ -1,12 +1,12 @@
 """``make demo``: the default drift scenario on the running stack, told as it happens.
 
-The demo takes over the fish line of ``make up``: it pauses the gentle simulator, makes sure the
-production model is one that has never seen walleye (the bootstrap version, put back by a forced
-promotion through the ``promote`` deployment when needed), waits out the monitor's cooldown if a
-retrain ran recently, then plays salmon → walleye → salmon on the wall clock, each phase lasting
-a number of the monitor's windows. Meanwhile it prints each window's error, the retrain request,
-the promotion and the new version's first prediction; at the end the error before, during and
-after, the times from the shift, and the path of the picture.
+The demo takes over the fish line of ``make up``: it pauses the gentle simulator, waits out the
+monitor's cooldown if a retrain ran recently, makes sure the production model is one that has
+never seen walleye (the bootstrap version, put back by a forced promotion through the
+``promote`` deployment when needed), then plays salmon → walleye → salmon on the wall clock,
+each phase lasting a number of the monitor's windows. Meanwhile it prints each window's error,
+the retrain request, the promotion and the new version's first prediction; at the end the error
+before, during and after, the times from the shift, and the path of the picture.
 """
 
 from __future__ import annotations
@@ -83,6 +83,8 @@ def ensure_walleye_naive_production(settings: Settings, say: Say) -> str:
         )
     if registry.production_version(settings) != version:
         raise RuntimeError(f"the forced promotion of v{version} did not happen; see the Prefect UI")
+    # Let the scorers and the monitor notice before the first fish arrives.
+    time.sleep(settings.registry_poll_interval_s + 2)
     return version
 
 
@@ -123,8 +125,9 @@ def run_demo(
     # gentle simulator of `make up` already sent (the joiner joins a fish id once).
     seed = int(utc_now().timestamp())
     fish_ids = frozenset(generate_frame(scenario, seed)["fish_id"])
-    first_version = ensure_walleye_naive_production(settings, say)
+    # The cooldown first: a retrain in flight could promote a walleye-wise model meanwhile.
     wait_out_cooldown(settings, say)
+    first_version = ensure_walleye_naive_production(settings, say)
     with line_paused or nullcontext():
         observer = LoopObserver(settings, fish_ids=fish_ids)
         try:
