@@ -136,6 +136,8 @@ class Joiner:
             settings.topic_weights: Weight,
         }
         self._owned: set[int] = set()
+        # Partitions handed to us by a rebalance whose state is not read back yet.
+        self._to_restore: set[int] = set()
         self._next_expiry = 0.0
         self._next_cleanup = time.monotonic() + _CLEANUP_INTERVAL_S
 
@@ -154,6 +156,7 @@ class Joiner:
         try:
             while not stop.is_set():
                 batch = consumer.poll(timeout_ms=self.settings.stream_poll_timeout_ms)
+                self.restore_assigned()
                 if batch:
                     self.process(batch, producer)
                     consumer.commit(next_offsets(batch))
@@ -227,11 +230,21 @@ class Joiner:
         log.info("join_pending cleaned", removed=removed, before=cutoff.isoformat())
 
     def assigned(self, partitions: Iterable[TopicPartition]) -> None:
-        """Read back the halves and joined fish of newly owned partitions."""
-        numbers = sorted({p.partition for p in partitions} - self._owned)
-        self._owned |= set(numbers)
+        """Note newly owned partitions; their state is read back by :meth:`restore_assigned`.
+
+        Not here: the rebalance listener runs on the consumer's event loop, and reading
+        thousands of halves from MongoDB there stops the heartbeats, the session expires and
+        the group rebalances again, for ever.
+        """
+        self._to_restore |= {p.partition for p in partitions} - self._owned
+
+    def restore_assigned(self) -> None:
+        """Read back the halves and joined fish of newly owned partitions, before joining more."""
+        numbers = sorted(self._to_restore)
         if not numbers:
             return
+        self._to_restore.clear()
+        self._owned |= set(numbers)
         halves: list[Half] = []
         joined: list[str] = []
         for document in self.pending_collection.find({"partition": {"$in": numbers}}):
@@ -251,6 +264,7 @@ class Joiner:
     def revoked(self, partitions: Iterable[TopicPartition]) -> None:
         """Forget the state of partitions handed to another process."""
         numbers = {p.partition for p in partitions}
+        self._to_restore -= numbers
         self._owned -= numbers
         self.state.drop_partitions(numbers)
 
