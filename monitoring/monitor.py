@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -27,7 +28,16 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from monitoring import metrics
 from monitoring.drift import DriftResult, features_frame
-from monitoring.policy import Alarm, Gate, Thresholds, alarm, gate, judged_records
+from monitoring.policy import (
+    Alarm,
+    Gate,
+    Thresholds,
+    WindowSpan,
+    alarm,
+    gate,
+    judged_records,
+    training_start,
+)
 from monitoring.production import Production, ProductionFollower
 from monitoring.reports import ReportStore, SavedReport
 from monitoring.trigger import RetrainTrigger
@@ -91,6 +101,8 @@ class Monitor:
         self._producer = producer
         self._on_verdict = on_verdict
         self.windows: TumblingWindows | None = None
+        # The windows judged last, most recent first: where a retrain's data may begin.
+        self._recent: deque[WindowSpan] = deque(maxlen=settings.monitor_retrain_windows)
 
     @classmethod
     def create(
@@ -199,6 +211,7 @@ class Monitor:
         verdict = self._assess(window, production)
         if verdict.alarm is not None:
             verdict = self._fire(verdict)
+        self._recent.appendleft(WindowSpan(window.start, window.overall.count))
         self._log(verdict)
         if self._on_verdict is not None:
             self._on_verdict(verdict)
@@ -248,7 +261,15 @@ class Monitor:
             requested_at=utc_now(),
         )
         self.trigger.publish(request)
-        flow_run_id = self.trigger.start_run(request)
+        window = verdict.window
+        flow_run_id = self.trigger.start_run(
+            request,
+            training_start(
+                WindowSpan(window.start, window.overall.count),
+                list(self._recent),
+                self.settings.monitor_retrain_windows,
+            ),
+        )
         metrics.RETRAINS.labels(fired.reason.value).inc()
         saved = None
         try:

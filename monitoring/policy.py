@@ -57,6 +57,14 @@ class LastRun:
 
 
 @dataclass(frozen=True, slots=True)
+class WindowSpan:
+    """Where a closed window starts and how many fish it held."""
+
+    start: datetime
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
 class Gate:
     """Whether a retrain may start now, and if not, why."""
 
@@ -106,3 +114,21 @@ def gate(last_run: LastRun | None, now: datetime, cooldown_s: float) -> Gate:
             f"(cooldown {cooldown_s:.0f} s, it ended {last_run.state})",
         )
     return Gate(True, f"the last retrain run ended {last_run.state} {age:.0f} s ago")
+
+
+def training_start(fired: WindowSpan, before: Sequence[WindowSpan], max_windows: int) -> datetime:
+    """Where the data of a retrain begin: the window that fired, and the windows just before it.
+
+    ``before`` lists the windows closed before the one that fired, most recent first. Up to
+    ``max_windows - 1`` of them are added as long as together they hold no more fish than the
+    window that fired: the new model then knows the fish from before the shift too, while the
+    fish after it stay at least half of the data, so that the retrain's held-out share (its most
+    recent records) never takes all of them.
+    """
+    start, taken = fired.start, 0
+    for window in before[: max_windows - 1]:
+        if taken + window.count > fired.count:
+            break
+        taken += window.count
+        start = window.start
+    return start

@@ -7,7 +7,7 @@ deployment, whoever started it, is what the in-flight and cooldown checks look a
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime
 from typing import Any
 
 from kafka import KafkaProducer
@@ -25,13 +25,13 @@ from tidemark.schemas import RetrainRequest
 RETRAIN_DEPLOYMENT = "retrain/retrain"
 
 
-def retrain_parameters(request: RetrainRequest, training_span: timedelta) -> dict[str, Any]:
+def retrain_parameters(request: RetrainRequest, training_start: datetime) -> dict[str, Any]:
     """The ``retrain`` flow's parameters for a request (see the contract in the team brief).
 
-    The flow reads the joined records measured in the ``training_span`` that ends with the
-    window that fired (``settings.monitor_retrain_windows`` windows).
+    The flow reads the joined records measured from ``training_start`` (see
+    ``monitoring.policy.training_start``) to the end of the window that fired.
     """
-    start = min(request.window_start, request.window_end - training_span)
+    start = min(request.window_start, training_start)
     return {
         "reason": request.reason.value,
         "window_start": start.isoformat(),
@@ -60,8 +60,9 @@ class RetrainTrigger:
             value=request.to_json(),
         ).get(timeout=self.settings.kafka_client_timeout_ms / 1000)
 
-    def start_run(self, request: RetrainRequest) -> str:
-        """Start a run of the retrain deployment now; returns its flow run id.
+    def start_run(self, request: RetrainRequest, training_start: datetime) -> str:
+        """Start a run of the retrain deployment now, on the records measured from
+        ``training_start`` to the end of the request's window; returns its flow run id.
 
         The idempotency key names the window and model version, so a monitor that restarts and
         judges the same window again gets the same run instead of a second one.
@@ -70,13 +71,7 @@ class RetrainTrigger:
         with temporary_settings(updates={PREFECT_API_URL: self.settings.prefect_api_url}):
             run: FlowRun = run_deployment(  # type: ignore[assignment]  # sync in a sync caller
                 self.deployment,
-                parameters=retrain_parameters(
-                    request,
-                    timedelta(
-                        seconds=self.settings.monitor_window_s
-                        * self.settings.monitor_retrain_windows
-                    ),
-                ),
+                parameters=retrain_parameters(request, training_start),
                 timeout=0,
                 idempotency_key=key,
                 tags=["tidemark-monitor", f"reason:{request.reason.value}"],

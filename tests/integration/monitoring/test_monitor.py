@@ -141,8 +141,8 @@ def test_an_error_jump_triggers_exactly_one_retrain(
     assert run_id == fired[0].flow_run_id
     assert state == "COMPLETED"
     assert parameters["reason"] == "error"
-    # The retrain reads the three windows that end with the one that fired.
-    training_start = shift + timedelta(seconds=2) - timedelta(seconds=6)
+    # The retrain reads the window that fired and the one before (as many fish), not earlier.
+    training_start = shift - timedelta(seconds=2)
     assert pd.Timestamp(str(parameters["window_start"])) == pd.Timestamp(training_start)
     assert pd.Timestamp(str(parameters["window_end"])) == pd.Timestamp(request.window_end)
 

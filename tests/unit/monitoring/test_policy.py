@@ -6,7 +6,15 @@ from datetime import timedelta
 
 import pytest
 
-from monitoring.policy import LastRun, Thresholds, alarm, gate, judged_records
+from monitoring.policy import (
+    LastRun,
+    Thresholds,
+    WindowSpan,
+    alarm,
+    gate,
+    judged_records,
+    training_start,
+)
 from monitoring.windows import ClosedWindow, ErrorStats
 from tests.unit.monitoring.scored import T0, scored
 from tidemark.schemas import RetrainReason
@@ -91,3 +99,21 @@ def test_a_finished_run_holds_back_a_new_one_during_the_cooldown() -> None:
 @pytest.mark.parametrize("state", ["COMPLETED", "FAILED", "CRASHED"])
 def test_after_the_cooldown_a_finished_run_lets_a_new_one_start(state: str) -> None:
     assert gate(run(state, final=True, seconds_ago=301), NOW, 300).open
+
+
+def span(start_s: float, count: int) -> WindowSpan:
+    return WindowSpan(T0 + timedelta(seconds=start_s), count)
+
+
+def test_training_takes_earlier_windows_while_they_hold_no_more_fish() -> None:
+    fired = span(180, 60)
+    before = [span(120, 30), span(60, 30), span(0, 30)]
+    assert training_start(fired, before, max_windows=3) == T0 + timedelta(seconds=60)
+    assert training_start(fired, before, max_windows=4) == T0 + timedelta(seconds=60)
+    assert training_start(fired, before, max_windows=1) == fired.start
+
+
+def test_training_stays_in_the_window_that_fired_after_a_dense_one() -> None:
+    # A busy stationary stretch before a quiet shift: its fish would crowd out the new ones.
+    assert training_start(span(60, 92), [span(0, 514)], max_windows=3) == T0 + timedelta(seconds=60)
+    assert training_start(span(60, 92), [], max_windows=3) == T0 + timedelta(seconds=60)

@@ -22,11 +22,11 @@ def request() -> RetrainRequest:
     )
 
 
-def test_the_retrain_reads_the_windows_that_end_with_the_one_that_fired() -> None:
-    parameters = retrain_parameters(request(), timedelta(seconds=180))
+def test_the_retrain_reads_from_the_training_start_to_the_end_of_the_window() -> None:
+    parameters = retrain_parameters(request(), T0 - timedelta(seconds=60))
     assert parameters == {
         "reason": "error",
-        "window_start": (T0 - timedelta(seconds=120)).isoformat(),
+        "window_start": (T0 - timedelta(seconds=60)).isoformat(),
         "window_end": (T0 + timedelta(seconds=60)).isoformat(),
         "last_n": None,
         "metric": "mean_relative_error",
@@ -34,6 +34,6 @@ def test_the_retrain_reads_the_windows_that_end_with_the_one_that_fired() -> Non
     }
 
 
-def test_a_span_shorter_than_the_window_still_covers_the_window() -> None:
-    parameters = retrain_parameters(request(), timedelta(seconds=10))
+def test_the_window_that_fired_is_always_read() -> None:
+    parameters = retrain_parameters(request(), T0 + timedelta(seconds=10))
     assert parameters["window_start"] == T0.isoformat()
