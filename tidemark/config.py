@@ -97,8 +97,8 @@ class Settings(BaseSettings):
     monitor_drift_p_value: float = Field(default=0.001, gt=0, lt=1)
     monitor_drift_share: float = Field(default=0.5, gt=0, le=1)
     monitor_reference_rows: int = Field(default=1_000, ge=10)
-    # A retrain reads this many windows of joined records, ending with the window that fired:
-    # enough for the new model to know the fish from before the shift as well as after it.
+    # A retrain reads at most this many windows, ending with the one that fired; earlier ones
+    # only while they hold no more fish than it (see monitoring.policy.training_start).
     monitor_retrain_windows: int = Field(default=3, ge=1)
     # No new retrain within this many seconds of the last run of the retrain deployment.
     monitor_cooldown_s: float = Field(default=300.0, ge=0)
