@@ -35,6 +35,7 @@ from pydantic import SecretStr
 from flows.serve import deployments_ready
 from infra.local.components import prefect_env
 from infra.local.stack import Stack
+from monitoring.demo import wait_out_cooldown
 from monitoring.incident import Incident, summarize
 from monitoring.observer import LoopObserver
 from monitoring.player import PhaseStart, play
@@ -187,6 +188,8 @@ def test_the_loop_recovers_from_the_shift_with_one_retrain(
     ):
         _wait(partial(_port_open, port), 120, f"metrics port {port}", processes)
 
+    # Runs of the retrain deployment by earlier tests of the session count for the cooldown.
+    wait_out_cooldown(settings, print)
     scenario = load_scenario()
     observer = LoopObserver(settings)
     phases: list[PhaseStart] = []
