@@ -54,7 +54,7 @@ def draw_timeline(
         raise ValueError("no scored records to draw")
     versions = sorted({r.model_version for r in scored}, key=_version_key)
     colour = {v: _COLOURS[i % len(_COLOURS)] for i, v in enumerate(versions)}
-    fig, ax = plt.subplots(figsize=(12, 5.5), dpi=110)
+    fig, ax = plt.subplots(figsize=(13.5, 5.5), dpi=110)
     try:
         by_version: defaultdict[str, list[Scored]] = defaultdict(list)
         for record in scored:
@@ -111,7 +111,8 @@ def draw_timeline(
         ax.set_ylabel("relative error |predicted - actual| / actual")
         ax.set_title(title)
         ax.grid(alpha=0.3)
-        ax.legend(loc="upper left", fontsize=8)
+        # Outside the axes, so that it never hides a retrain or a version line.
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
         ax.xaxis_date()
         fig.autofmt_xdate()
         fig.tight_layout()
