@@ -48,6 +48,16 @@ def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
     return KafkaProducer(**(config | overrides))
 
 
+def batch_producer(settings: Settings) -> KafkaProducer:
+    """A producer for a loop that publishes each polled batch and flushes it (``publish``).
+
+    Its records wait for the flush rather than a linger timer, in one large batch per partition.
+    With the default 5 ms linger and 16 kB batches the sender thread woke on almost every send
+    and a consume-publish loop ran at half the speed (benchmarks/streaming).
+    """
+    return producer(settings, linger_ms=1_000, batch_size=512 * 1024)
+
+
 def consumer(settings: Settings, group_id: str, *topics: str, **overrides: Any) -> KafkaConsumer:
     """A group consumer with manual commits that starts new groups at the earliest offset."""
     config: dict[str, Any] = {
