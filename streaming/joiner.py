@@ -36,6 +36,7 @@ from pymongo.errors import BulkWriteError
 
 from streaming.join_state import Half, JoinState, Outcome, Side
 from streaming.records import next_offsets, parse
+from streaming.service import settle_heap
 from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.logs import get_logger
@@ -143,12 +144,13 @@ class Joiner:
 
     def run(self, stop: threading.Event) -> None:
         """Join until ``stop`` is set; the batch in hand is finished and committed first."""
+        settle_heap()
         consumer = kafka_io.consumer(
             self.settings,
             self.settings.joiner_group_id,
             max_poll_records=self.settings.stream_max_batch,
         )
-        producer = kafka_io.producer(self.settings)
+        producer = kafka_io.batch_producer(self.settings)
         consumer.subscribe(list(self._contracts), listener=_Rebalance(self))
         log.info(
             "joining", group=self.settings.joiner_group_id, window_s=self.settings.join_window_s
