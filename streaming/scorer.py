@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import pandas as pd
@@ -26,11 +26,12 @@ from kafka.structs import TopicPartition
 from prometheus_client import Counter, Gauge, Histogram
 
 from streaming.records import dead_letter, next_offsets, parse
+from streaming.service import settle_heap
 from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.logs import get_logger
 from tidemark.model import DataError, Predictions
-from tidemark.schemas import DeadLetter, Measurement, Prediction, utc_now
+from tidemark.schemas import DeadLetter, Measurement, prediction_json, utc_now
 
 log = get_logger("scorer")
 
@@ -63,6 +64,17 @@ class ScoringModel(Protocol):
         """Weights for a frame of ``species``, ``length_cm``, ``height_cm``."""
 
 
+class EncodedPrediction(NamedTuple):
+    """A ``fish.predictions`` message, already serialised (``schemas.prediction_json``)."""
+
+    fish_id: str
+    payload: bytes
+
+    def to_json(self) -> bytes:
+        """The message as Kafka sends it."""
+        return self.payload
+
+
 ModelSource = Callable[[], ScoringModel | None]
 
 
@@ -77,13 +89,14 @@ class Scorer:
         """Score until ``stop`` is set, once a model exists; the batch in hand is finished."""
         if not self._wait_for_model(stop):
             return
+        settle_heap()
         consumer = kafka_io.consumer(
             self.settings,
             self.settings.scorer_group_id,
             self.settings.topic_measurements,
             max_poll_records=self.settings.stream_max_batch,
         )
-        producer = kafka_io.producer(self.settings)
+        producer = kafka_io.batch_producer(self.settings)
         log.info("scoring", group=self.settings.scorer_group_id)
         try:
             while not stop.is_set():
@@ -130,31 +143,28 @@ class Scorer:
         model: ScoringModel,
         good: list[tuple[Any, Measurement]],
         dead: list[DeadLetter],
-    ) -> list[Prediction]:
+    ) -> list[EncodedPrediction]:
         if not good:
             return []
         measurements = [m for _, m in good]
         try:
-            result = model.predict(_frame(measurements))
+            return _predictions(model, measurements, model.predict(_frame(measurements)))
         except DataError:
             # Some row the model cannot score: find it, one row at a time, rather than lose all.
             return self._predict_one_by_one(model, good, dead)
-        return _predictions(model, measurements, result)
 
     def _predict_one_by_one(
         self,
         model: ScoringModel,
         good: list[tuple[Any, Measurement]],
         dead: list[DeadLetter],
-    ) -> list[Prediction]:
-        scored: list[Prediction] = []
+    ) -> list[EncodedPrediction]:
+        scored: list[EncodedPrediction] = []
         for record, measurement in good:
             try:
-                result = model.predict(_frame([measurement]))
+                scored += _predictions(model, [measurement], model.predict(_frame([measurement])))
             except DataError as error:
                 dead.append(dead_letter(record, str(error), self.settings.stream_max_record_bytes))
-                continue
-            scored += _predictions(model, [measurement], result)
         return scored
 
     def _wait_for_model(self, stop: threading.Event) -> bool:
@@ -189,22 +199,19 @@ def _frame(measurements: list[Measurement]) -> pd.DataFrame:
 
 def _predictions(
     model: ScoringModel, measurements: list[Measurement], result: Predictions
-) -> list[Prediction]:
+) -> list[EncodedPrediction]:
+    if not (model.name and model.version):
+        raise RuntimeError("a scoring model needs a registered name and version")
+    weights = result.weight_kg
+    if not (np.isfinite(weights) & (weights > 0)).all():
+        raise DataError("the model gave a weight that is not a positive finite number")
     predicted_at = utc_now()
     return [
-        Prediction(
-            fish_id=m.fish_id,
-            species=m.species,
-            length_cm=m.length_cm,
-            height_cm=m.height_cm,
-            measured_at=m.measured_at,
-            predicted_weight_kg=float(weight),
-            species_known=bool(known),
-            model_name=model.name,
-            model_version=model.version,
-            predicted_at=predicted_at,
+        EncodedPrediction(
+            m.fish_id,
+            prediction_json(m, weight, known, model.name, model.version, predicted_at),
         )
         for m, weight, known in zip(
-            measurements, result.weight_kg.tolist(), result.species_known.tolist(), strict=True
+            measurements, weights.tolist(), result.species_known.tolist(), strict=True
         )
     ]

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
+import orjson
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -100,6 +101,37 @@ class Prediction(Measurement):
     model_name: str = Field(min_length=1)
     model_version: str = Field(min_length=1)
     predicted_at: UtcDatetime
+
+
+def prediction_json(
+    measurement: Measurement,
+    predicted_weight_kg: float,
+    species_known: bool,
+    model_name: str,
+    model_version: str,
+    predicted_at: datetime,
+) -> bytes:
+    """The JSON of the ``Prediction`` of a measurement, for the scorer's hot path.
+
+    The same bytes as ``Prediction(...).to_json()`` (a test holds it to that) in a quarter of the
+    time, because nothing is validated twice: the measurement already was, and the caller
+    guarantees a positive finite weight, a non-empty model name and version, and a UTC time.
+    """
+    return orjson.dumps(
+        {
+            "fish_id": measurement.fish_id,
+            "species": measurement.species,
+            "length_cm": measurement.length_cm,
+            "height_cm": measurement.height_cm,
+            "measured_at": measurement.measured_at,
+            "predicted_weight_kg": predicted_weight_kg,
+            "species_known": species_known,
+            "model_name": model_name,
+            "model_version": model_version,
+            "predicted_at": predicted_at,
+        },
+        option=orjson.OPT_UTC_Z,
+    )
 
 
 class Scored(Prediction):

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
@@ -18,6 +19,7 @@ from tidemark.schemas import (
     Scored,
     Weight,
     describe,
+    prediction_json,
 )
 
 GOOD: dict[str, Any] = {
@@ -172,3 +174,33 @@ def test_dead_letter_keeps_surrounding_white_space() -> None:
         source_topic="t", partition=0, offset=0, key=None, value=b' {"a": 1}\n ', error="x"
     )
     assert DeadLetter.from_json(letter.to_json()).raw_value() == b' {"a": 1}\n '
+
+
+def test_the_fast_prediction_json_is_byte_for_byte_the_contracts() -> None:
+    rng = np.random.default_rng(5)
+    for i in range(2_000):
+        zone = timezone(timedelta(minutes=int(rng.integers(-720, 720))))
+        measured_at = datetime(2026, 11, 25, tzinfo=zone) + timedelta(
+            seconds=float(rng.uniform(0, 86_400))
+        )
+        measurement = Measurement(
+            fish_id=f"fish-{i}",
+            species=str(rng.choice(["Salmon", "walleye", "Pike perch"])),
+            length_cm=float(rng.choice([70.0, rng.uniform(0.1, 800.0), 1e-9])),
+            height_cm=float(rng.uniform(0.01, 300.0)),
+            measured_at=measured_at,
+        )
+        weight = float(rng.choice([3.0, rng.lognormal(0, 3), 1e-300, 1e300]))
+        known = bool(rng.integers(0, 2))
+        version = str(rng.integers(1, 1_000))
+        predicted_at = datetime.now(UTC).replace(microsecond=int(rng.choice([0, 7, 999_999])))
+        expected = Prediction(
+            **measurement.model_dump(),
+            predicted_weight_kg=weight,
+            species_known=known,
+            model_name="fish-weight",
+            model_version=version,
+            predicted_at=predicted_at,
+        ).to_json()
+        fast = prediction_json(measurement, weight, known, "fish-weight", version, predicted_at)
+        assert fast == expected

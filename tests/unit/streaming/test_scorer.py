@@ -1,0 +1,139 @@
+"""One polled batch: valid measurements are scored in one call, the rest become dead letters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+import pytest
+from kafka.structs import TopicPartition
+
+from streaming.scorer import Scorer
+from tidemark.config import Settings
+from tidemark.model import Predictions
+from tidemark.schemas import DeadLetter, Measurement, Prediction
+
+
+class Record(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class Sent:
+    """An acknowledged send, as ``kafka_io.publish`` waits for it."""
+
+    def get(self, timeout: float) -> None:
+        return None
+
+
+@dataclass
+class Producer:
+    """Records what the scorer publishes; the real producer is covered by integration tests."""
+
+    sent: dict[str, list[bytes]] = field(default_factory=dict)
+    flushes: int = 0
+
+    def send(self, topic: str, key: bytes, value: bytes) -> Sent:
+        self.sent.setdefault(topic, []).append(value)
+        return Sent()
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+
+@dataclass
+class Model:
+    """Weighs a fish 0.01 kg per cm of length; a length of 666 cm gives ``bad_weight``."""
+
+    bad_weight: float = float("nan")
+    name: str = "fish-weight"
+    version: str = "3"
+    calls: list[int] = field(default_factory=list)
+
+    def predict(self, frame: pd.DataFrame) -> Predictions:
+        self.calls.append(len(frame))
+        length = frame["length_cm"].to_numpy(np.float64)
+        weight = np.where(length == 666.0, self.bad_weight, length * 0.01)
+        return Predictions(
+            weight_kg=weight, species_known=(frame["species"] == "salmon").to_numpy(np.bool_)
+        )
+
+
+def batch(*values: bytes) -> dict[TopicPartition, list[Any]]:
+    records = [Record("fish.measurements", 0, i, b"k", v) for i, v in enumerate(values)]
+    return {TopicPartition("fish.measurements", 0): records}
+
+
+def fish(
+    measurement: Measurement, fish_id: str, length_cm: float, species: str = "salmon"
+) -> bytes:
+    return measurement.model_copy(
+        update={"fish_id": fish_id, "length_cm": length_cm, "species": species}
+    ).to_json()
+
+
+def score(model: Model, values: list[bytes]) -> tuple[list[Prediction], list[DeadLetter], int]:
+    settings = Settings()
+    producer = Producer()
+    scored = Scorer(settings, lambda: model).process(batch(*values), producer)
+    predictions = [
+        Prediction.from_json(v) for v in producer.sent.get(settings.topic_predictions, [])
+    ]
+    dead = [
+        DeadLetter.model_validate_json(v) for v in producer.sent.get(settings.topic_dead_letter, [])
+    ]
+    assert producer.flushes == 1
+    assert scored == len(predictions)
+    return predictions, dead, len(model.calls)
+
+
+def test_a_batch_is_predicted_in_one_call_and_every_prediction_meets_the_contract(
+    measurement: Measurement,
+) -> None:
+    values = [
+        fish(measurement, f"f-{i}", 50.0 + i, "salmon" if i % 2 else "walleye") for i in range(5)
+    ]
+    predictions, dead, calls = score(Model(), values)
+    assert calls == 1
+    assert dead == []
+    assert [p.fish_id for p in predictions] == [f"f-{i}" for i in range(5)]
+    assert [p.predicted_weight_kg for p in predictions] == pytest.approx(
+        [0.5, 0.51, 0.52, 0.53, 0.54]
+    )
+    assert [p.species_known for p in predictions] == [False, True, False, True, False]
+    assert {(p.model_name, p.model_version) for p in predictions} == {("fish-weight", "3")}
+    assert all(p.measured_at == measurement.measured_at for p in predictions)
+
+
+@pytest.mark.parametrize("bad_weight", [float("nan"), float("inf"), 0.0, -1.0])
+def test_a_row_the_model_cannot_weigh_becomes_a_dead_letter_and_the_rest_are_scored(
+    measurement: Measurement, bad_weight: float
+) -> None:
+    values = [
+        fish(measurement, "f-1", 60.0),
+        fish(measurement, "f-2", 666.0),
+        fish(measurement, "f-3", 70.0),
+    ]
+    predictions, dead, _ = score(Model(bad_weight=bad_weight), values)
+    assert [p.fish_id for p in predictions] == ["f-1", "f-3"]
+    assert [(d.offset, d.raw_value()) for d in dead] == [(1, values[1])]
+    assert "positive finite" in dead[0].error
+
+
+def test_invalid_records_become_dead_letters_in_a_batch_that_goes_on(
+    measurement: Measurement,
+) -> None:
+    values = [b"{not json", fish(measurement, "f-1", 60.0), b'{"fish_id": "f-2"}']
+    predictions, dead, _ = score(Model(), values)
+    assert [p.fish_id for p in predictions] == ["f-1"]
+    assert [d.offset for d in dead] == [0, 2]
+
+
+def test_a_model_without_a_registered_version_stops_the_scorer(measurement: Measurement) -> None:
+    with pytest.raises(RuntimeError, match="registered name and version"):
+        score(Model(version=""), [fish(measurement, "f-1", 60.0)])
