@@ -24,13 +24,33 @@ def read_records(
     window_end: datetime | None,
     last_n: int | None,
 ) -> tuple[pd.DataFrame, RecordSource]:
-    """The records to retrain on, and the collection and query they came from."""
+    """The records to retrain on, and the collection and query they came from.
+
+    A window is completed with the latest records of the species it lacks, measured before it:
+    a drift in one species must not make the new model forget the others. At most
+    ``retrain_species_memory`` records each and no more than the window holds, so that the fish
+    of the window weigh at least as much as any species remembered. An empty window stays empty.
+    """
     with TrainingStore(settings) as store:
         query: dict[str, Any]
         if window_start is not None:
             end = window_end or datetime.now(UTC)
             data = store.window(window_start, end)
             query = {"filter": store.window_filter(window_start, end), "sort": MEASURED_AT}
+            keep = min(settings.retrain_species_memory, len(data))
+            if keep and not data.empty:
+                earlier = store.latest_per_species(window_start, data["species"].unique(), keep)
+                if not earlier.empty:
+                    # Older than the window, so the held-out most recent records stay its own.
+                    data = pd.concat([earlier, data], ignore_index=True)
+                    query["remembered"] = {
+                        "filters": [
+                            store.species_filter(species, window_start)
+                            for species in sorted(earlier["species"].unique())
+                        ],
+                        "sort": f"-{MEASURED_AT}",
+                        "limit_each": keep,
+                    }
         else:
             n = last_n or settings.retrain_last_n
             data = store.recent(n)

@@ -114,6 +114,10 @@ class Settings(BaseSettings):
     mlflow_experiment: str = "fish-weight"
     # How many of the most recent joined records a retrain reads (the original used 50).
     retrain_last_n: int = Field(default=50, ge=2)
+    # A retrain on a window also reads up to this many of the latest records of each species
+    # the window lacks, so that a model retrained after salmon gave way to walleye still knows
+    # salmon when they come back (0: the window alone).
+    retrain_species_memory: int = Field(default=200, ge=0)
     # The most recent share of a retrain's records is held out to judge candidate and champion.
     holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
     min_holdout_rows: int = Field(default=5, ge=1)

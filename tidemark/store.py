@@ -47,6 +47,12 @@ _transient = retry(
 )
 
 
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError(f"{moment} is not timezone-aware")
+    return moment.astimezone(UTC)
+
+
 def to_document(record: Scored) -> Document:
     """The MongoDB document of a joined record: its fields, keyed by its fish id."""
     return {"_id": record.fish_id, **record.model_dump(mode="python")}
@@ -152,6 +158,27 @@ class TrainingStore:
     def window(self, start: datetime, end: datetime) -> pd.DataFrame:
         """The records measured in ``[start, end]`` (both inclusive)."""
         return self._frame(self._find(self.window_filter(start, end), None))
+
+    def latest_per_species(self, before: datetime, exclude: Iterable[str], n: int) -> pd.DataFrame:
+        """Up to ``n`` of the latest records measured before ``before`` of each other species."""
+        return self._frame(
+            [
+                document
+                for species in self.species_before(before, exclude)
+                for document in self._find(self.species_filter(species, before), n)
+            ]
+        )
+
+    @_transient
+    def species_before(self, before: datetime, exclude: Iterable[str] = ()) -> list[str]:
+        """The species of the records measured before ``before``, but those in ``exclude``."""
+        found = self.collection.distinct("species", {MEASURED_AT: {"$lt": _utc(before)}})
+        return sorted(set(found) - set(exclude))
+
+    @staticmethod
+    def species_filter(species: str, before: datetime) -> Document:
+        """The query ``latest_per_species`` runs for one species, for lineage records."""
+        return {"species": species, MEASURED_AT: {"$lt": _utc(before)}}
 
     @staticmethod
     def window_filter(start: datetime, end: datetime) -> Document:

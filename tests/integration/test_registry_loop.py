@@ -28,7 +28,7 @@ from flows.train import train
 from infra.local.stack import Stack
 from tidemark import registry
 from tidemark.config import Settings, get_settings
-from tidemark.model import TrainingDataError
+from tidemark.model import TrainingDataError, evaluate
 from tidemark.scenario import generate_frame, load_scenario
 from tidemark.schemas import Scored
 from tidemark.store import TrainingStore
@@ -262,3 +262,29 @@ def test_the_store_reads_recent_and_windowed_records_in_time_order(settings: Set
     assert (recent["species"] == "walleye").all()
     assert len(window) == 10
     assert isinstance(window["measured_at"].dtype, pd.DatetimeTZDtype)
+
+
+def _salmon_error(settings: Settings, number: str) -> float:
+    salmon = generate_frame(load_scenario(), 99, ["salmon"]).head(300)
+    return evaluate(registry.load_model(settings, number), salmon).mean_relative_error
+
+
+def test_a_retrain_on_a_window_of_walleye_still_knows_salmon(settings: Settings) -> None:
+    window = {"window_start": SHIFT_START, "window_end": SHIFT_START + timedelta(seconds=299)}
+    remembering = retrain(reason="error", **window).version
+    assert remembering is not None
+    reference = registry.load_reference(settings, remembering)
+    # The 300 walleye of the window and the latest 200 of the 400 salmon stored before it; the
+    # most recent 100 of them, all walleye, were held out to judge the candidate.
+    assert reference["species"].value_counts().to_dict() == {"walleye": 200, "salmon": 200}
+    run = registry.client(settings).get_run(version(settings, remembering).run_id)
+    assert run.inputs is not None
+    assert any("remembered" in d.dataset.source for d in run.inputs.dataset_inputs)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TIDEMARK_RETRAIN_SPECIES_MEMORY", "0")
+        get_settings.cache_clear()
+        forgetting = retrain(reason="error", **window).version
+    get_settings.cache_clear()
+    assert forgetting is not None
+    assert set(registry.load_reference(settings, forgetting)["species"]) == {"walleye"}
+    assert _salmon_error(settings, remembering) < 0.1 < _salmon_error(settings, forgetting)
