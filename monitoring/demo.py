@@ -27,7 +27,7 @@ from monitoring.windows import ClosedWindow, TumblingWindows
 from tidemark import kafka_io, registry
 from tidemark.config import Settings
 from tidemark.model import known_species
-from tidemark.scenario import Scenario, generate_frame, load_scenario
+from tidemark.scenario import Scenario, fresh_seed, generate_frame, load_scenario
 from tidemark.schemas import utc_now
 
 Say = Callable[[str], None]
@@ -121,9 +121,7 @@ def run_demo(
     """Play the default scenario on the running stack and tell what the loop did."""
     scenario = load_scenario()
     rates = phase_rates(scenario, phase_windows, settings.monitor_window_s, min_shift_s)
-    # Fish ids derive from the seed: a fresh one keeps the demo's fish apart from those the
-    # gentle simulator of `make up` already sent (the joiner joins a fish id once).
-    seed = int(utc_now().timestamp())
+    seed = fresh_seed()
     fish_ids = frozenset(generate_frame(scenario, seed)["fish_id"])
     # The cooldown first: a retrain in flight could promote a walleye-wise model meanwhile.
     wait_out_cooldown(settings, say)

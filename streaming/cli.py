@@ -18,7 +18,7 @@ from streaming.simulator import SimulationOptions, SimulationStats, publish, sce
 from tidemark import kafka_io
 from tidemark.config import get_settings
 from tidemark.model_watcher import ModelWatcher
-from tidemark.scenario import FishRecord, load_csv, load_scenario
+from tidemark.scenario import FishRecord, fresh_seed, load_csv, load_scenario
 from tidemark.store import TrainingStore
 
 
@@ -33,7 +33,14 @@ def simulate(
     rate: Annotated[
         float | None, typer.Option(min=0.001, help="Fish per second (default: no pause).")
     ] = None,
-    seed: Annotated[int, typer.Option(min=0, help="Seed of the fish and the lost weights.")] = 0,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Seed of the fish and the lost weights (default: a fresh one, so that no fish "
+            "id of an earlier run comes back).",
+        ),
+    ] = None,
     label_delay: Annotated[
         float, typer.Option(min=0, help="Seconds between measuring and weighing a fish.")
     ] = 0.0,
@@ -61,6 +68,9 @@ def simulate(
     """Send fish measurements and, after the label delay, their weights to Kafka."""
     settings = get_settings()
     kafka_io.ensure_topics(settings)
+    if seed is None:
+        seed = fresh_seed()
+        typer.echo(f"seed {seed} (repeat this run with --seed {seed})")
     if csv is not None:
         records = load_csv(csv)
         fish: Iterator[FishRecord] = iter(records)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -296,6 +297,15 @@ def _draw(phase: Phase, rng: np.random.Generator, size: int) -> pd.DataFrame:
             "weight_kg": weight,
         }
     )
+
+
+def fresh_seed() -> int:
+    """A seed no earlier run has used: the clock in milliseconds.
+
+    Fish ids derive from the seed, and the joiner keeps the first record of each fish id, so a
+    run that reused a seed would send fish the training store silently ignores.
+    """
+    return time.time_ns() // 1_000_000
 
 
 def _fish_ids(scenario_name: str, seed: int, first: int, size: int) -> list[str]:

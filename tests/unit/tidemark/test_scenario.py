@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from tidemark.scenario import (
     FishRecord,
     Scenario,
     ScenarioError,
+    fresh_seed,
     generate,
     generate_frame,
     load_csv,
@@ -239,3 +241,13 @@ def test_csv_bad_rows_are_all_reported_by_line(tmp_path: Path) -> None:
 def test_csv_with_only_a_header(tmp_path: Path) -> None:
     with pytest.raises(CsvError, match="no records"):
         load_csv(write(tmp_path, "species,length_cm,height_cm,weight_kg\n"))
+
+
+def test_fresh_seeds_never_repeat_a_fish_id_of_an_earlier_run() -> None:
+    scenario = load_scenario()
+    first = fresh_seed()
+    time.sleep(0.002)
+    second = fresh_seed()
+    assert second > first
+    earlier = set(generate_frame(scenario, first)["fish_id"])
+    assert earlier.isdisjoint(generate_frame(scenario, second)["fish_id"])
