@@ -123,10 +123,17 @@ def run_demo(
     rates = phase_rates(scenario, phase_windows, settings.monitor_window_s, min_shift_s)
     seed = fresh_seed()
     fish_ids = frozenset(generate_frame(scenario, seed)["fish_id"])
-    # The cooldown first: a retrain in flight could promote a walleye-wise model meanwhile.
-    wait_out_cooldown(settings, say)
-    first_version = ensure_walleye_naive_production(settings, say)
     with line_paused or nullcontext():
+        if line_paused is not None:
+            # The line's last fish are still in an open window, which the monitor closes once
+            # the stream has been idle that long; then its alarm (if any) has fired, and no
+            # retrain of the line can start after the cooldown wait below.
+            settle = settings.monitor_idle_flush_s + settings.simulator_label_delay_s + 10.0
+            say(f"waiting {settle:.0f} s for the monitor to close the line's last window")
+            time.sleep(settle)
+        # The cooldown first: a retrain in flight could promote a walleye-wise model meanwhile.
+        wait_out_cooldown(settings, say)
+        first_version = ensure_walleye_naive_production(settings, say)
         observer = LoopObserver(settings, fish_ids=fish_ids)
         try:
             phases = _play_and_watch(settings, scenario, rates, seed, observer, first_version, say)
