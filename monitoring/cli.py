@@ -140,7 +140,7 @@ def demo(
 
     from infra.local.services import platform_services
     from infra.local.stack import Stack
-    from monitoring.demo import run_demo
+    from monitoring.demo import line_settle_s, run_demo
 
     settings = get_settings()
     # kafka-python warns about its own slow event loop on a busy machine: noise in a story.
@@ -158,7 +158,8 @@ def demo(
         typer.echo("pausing the gentle simulator of `make up` for the demo")
         line = stack.paused("simulator")
     shift_s = max(counts[1] * settings.monitor_window_s, min_shift_s) if len(counts) > 1 else 0
-    minutes = (sum(counts[:1] + counts[2:]) * settings.monitor_window_s + shift_s) / 60
+    settle_s = line_settle_s(settings) if line is not None else 0.0
+    minutes = (sum(counts[:1] + counts[2:]) * settings.monitor_window_s + shift_s + settle_s) / 60
     typer.echo(
         f"playing salmon → walleye → salmon over about {minutes:.0f} min "
         f"({settings.monitor_window_s:g} s windows, threshold "

@@ -88,6 +88,16 @@ def ensure_walleye_naive_production(settings: Settings, say: Say) -> str:
     return version
 
 
+def line_settle_s(settings: Settings) -> float:
+    """How long after pausing the gentle line its last window is surely closed and judged.
+
+    The line's last fish are in a window that no later fish will close: the monitor closes it
+    once the stream has been idle that long, and its alarm (if any) fires then. Waiting it out
+    means no retrain of the line's own fish can start during the demo.
+    """
+    return settings.monitor_idle_flush_s + settings.simulator_label_delay_s + 10.0
+
+
 def wait_out_cooldown(settings: Settings, say: Say) -> None:
     """Wait until the monitor may trigger a retrain again (no run in flight, cooldown over)."""
     producer = kafka_io.producer(settings)
@@ -125,10 +135,7 @@ def run_demo(
     fish_ids = frozenset(generate_frame(scenario, seed)["fish_id"])
     with line_paused or nullcontext():
         if line_paused is not None:
-            # The line's last fish are still in an open window, which the monitor closes once
-            # the stream has been idle that long; then its alarm (if any) has fired, and no
-            # retrain of the line can start after the cooldown wait below.
-            settle = settings.monitor_idle_flush_s + settings.simulator_label_delay_s + 10.0
+            settle = line_settle_s(settings)
             say(f"waiting {settle:.0f} s for the monitor to close the line's last window")
             time.sleep(settle)
         # The cooldown first: a retrain in flight could promote a walleye-wise model meanwhile.
