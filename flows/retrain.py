@@ -38,7 +38,7 @@ def read_records(
             data = store.window(window_start, end)
             query = {"filter": store.window_filter(window_start, end), "sort": MEASURED_AT}
             keep = min(settings.retrain_species_memory, len(data))
-            if keep and not data.empty:
+            if keep:
                 earlier = store.latest_per_species(window_start, data["species"].unique(), keep)
                 if not earlier.empty:
                     # Older than the window, so the held-out most recent records stay its own.

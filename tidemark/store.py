@@ -173,7 +173,8 @@ class TrainingStore:
     def species_before(self, before: datetime, exclude: Iterable[str] = ()) -> list[str]:
         """The species of the records measured before ``before``, but those in ``exclude``."""
         found = self.collection.distinct("species", {MEASURED_AT: {"$lt": _utc(before)}})
-        return sorted(set(found) - set(exclude))
+        # A record written past the contract may lack its species: there is none to remember.
+        return sorted({s for s in found if isinstance(s, str)} - set(exclude))
 
     @staticmethod
     def species_filter(species: str, before: datetime) -> Document:
