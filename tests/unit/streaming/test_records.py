@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from kafka.structs import TopicPartition
 
 from streaming.records import next_offsets, parse
+from tests.unit.streaming.raw import Record
 from tidemark.schemas import DeadLetter, Measurement
-
-
-class Record(NamedTuple):
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
 
 
 def record(value: bytes | None, offset: int = 7) -> Record:

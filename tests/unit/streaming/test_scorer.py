@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -11,17 +11,10 @@ import pytest
 from kafka.structs import TopicPartition
 
 from streaming.scorer import Scorer
+from tests.unit.streaming.raw import Record
 from tidemark.config import Settings
 from tidemark.model import Predictions
 from tidemark.schemas import DeadLetter, Measurement, Prediction
-
-
-class Record(NamedTuple):
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
 
 
 class Sent:
