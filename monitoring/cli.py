@@ -32,7 +32,7 @@ def monitor(
 ) -> None:
     """Judge fish.scored window by window (error, drift) and trigger retrains through Prefect."""
     from monitoring.monitor import Monitor
-    from streaming.service import serve, stop_on_signals
+    from tidemark.stream.service import serve, stop_on_signals
 
     settings = get_settings()
     stop = stop_on_signals()

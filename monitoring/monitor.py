@@ -42,11 +42,11 @@ from monitoring.production import Production, ProductionFollower
 from monitoring.reports import ReportStore, SavedReport
 from monitoring.trigger import RetrainTrigger
 from monitoring.windows import Admission, ClosedWindow, ErrorStats, Resume, TumblingWindows
-from streaming.records import parse
 from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.logs import get_logger
 from tidemark.schemas import DeadLetter, RetrainRequest, Scored, utc_now
+from tidemark.stream.records import parse
 
 log = get_logger("monitor")
 

@@ -13,13 +13,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from streaming.joiner import Joiner
 from streaming.scorer import Scorer
-from streaming.service import serve, stop_on_signals
 from streaming.simulator import SimulationOptions, SimulationStats, publish, scenario_fish
 from tidemark import kafka_io
 from tidemark.config import get_settings
 from tidemark.model_watcher import ModelWatcher
 from tidemark.scenario import FishRecord, fresh_seed, load_csv, load_scenario
 from tidemark.store import TrainingStore
+from tidemark.stream.service import serve, stop_on_signals
 
 
 def simulate(

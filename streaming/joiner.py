@@ -35,13 +35,13 @@ from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError
 
 from streaming.join_state import Half, JoinState, Outcome, Side
-from streaming.records import next_offsets, parse
-from streaming.service import settle_heap
 from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.logs import get_logger
 from tidemark.schemas import DeadLetter, Prediction, Scored, Weight, utc_now
 from tidemark.store import TrainingStore
+from tidemark.stream.records import next_offsets, parse
+from tidemark.stream.service import settle_heap
 
 log = get_logger("joiner")
 

@@ -26,13 +26,13 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram
 
-from streaming.records import dead_letter, next_offsets, parse
-from streaming.service import settle_heap
 from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.logs import get_logger
 from tidemark.model import DataError, Predictions
 from tidemark.schemas import DeadLetter, Measurement, prediction_json, utc_now
+from tidemark.stream.records import dead_letter, next_offsets, parse
+from tidemark.stream.service import settle_heap
 
 log = get_logger("scorer")
 

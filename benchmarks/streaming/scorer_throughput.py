@@ -47,9 +47,7 @@ from rich.table import Table
 
 from infra.local import components
 from infra.local.supervisor import Supervisor
-from streaming.records import next_offsets
 from streaming.scorer import Scorer
-from streaming.service import settle_heap, stop_on_signals
 from streaming.simulator import scenario_fish
 from tidemark import kafka_io
 from tidemark.config import Settings
@@ -57,6 +55,8 @@ from tidemark.model import FEATURES, predict, train
 from tidemark.model_watcher import ServedModel
 from tidemark.scenario import generate_frame, load_scenario
 from tidemark.schemas import Measurement, Prediction, utc_now
+from tidemark.stream.records import next_offsets
+from tidemark.stream.service import settle_heap, stop_on_signals
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "streaming_scorer.json"
 

@@ -11,7 +11,7 @@ import pytest
 from kafka.structs import TopicPartition
 
 from streaming.scorer import Scorer
-from tests.unit.streaming.raw import Record
+from tests.unit.tidemark.stream.raw import Record
 from tidemark.config import Settings
 from tidemark.model import Predictions
 from tidemark.schemas import DeadLetter, Measurement, Prediction

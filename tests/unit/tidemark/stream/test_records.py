@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from kafka.structs import TopicPartition
 
-from streaming.records import next_offsets, parse
-from tests.unit.streaming.raw import Record
+from tests.unit.tidemark.stream.raw import Record
 from tidemark.schemas import DeadLetter, Measurement
+from tidemark.stream.records import next_offsets, parse
 
 
 def record(value: bytes | None, offset: int = 7) -> Record:

@@ -1,4 +1,4 @@
-"""A raw Kafka record as the consumer hands it over, for the streaming unit tests."""
+"""A raw Kafka record as the consumer hands it over, for the unit tests of stream code."""
 
 from __future__ import annotations
 

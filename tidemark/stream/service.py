@@ -1,4 +1,4 @@
-"""What every streaming service does around its loop: signals, metrics port, restarts."""
+"""What every stream service does around its loop: signals, metrics port, restarts."""
 
 from __future__ import annotations
 
