@@ -7,8 +7,7 @@ every other ``tidemark`` command quick to start.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -18,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tidemark.config import Settings, get_settings
+from tidemark.orchestration import prefect_api
 
 if TYPE_CHECKING:
     from flows.candidate import Outcome
@@ -26,19 +26,11 @@ app = typer.Typer()
 console = Console()
 
 
-@contextmanager
-def _prefect(settings: Settings) -> Iterator[None]:
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings(updates={PREFECT_API_URL: settings.prefect_api_url}):
-        yield
-
-
 def _run(settings: Settings, flow: Callable[[], Outcome]) -> Outcome:
     from tidemark.registry import RegistryError
 
     try:
-        with _prefect(settings):
+        with prefect_api(settings):
             return flow()
     except (ValueError, RegistryError) as error:
         console.print(f"[bold red]failed:[/] {error}")

@@ -8,11 +8,12 @@ from flows.candidate import Outcome, promote_version, retrying, score_champion
 from tidemark import registry
 from tidemark.config import get_settings
 from tidemark.model import TrainingDataError, evaluate
+from tidemark.orchestration import PROMOTE_FLOW
 from tidemark.promotion import Decision, Verdict, decide, decision_tags
 from tidemark.store import TrainingStore
 
 
-@flow(name="promote")
+@flow(name=PROMOTE_FLOW)
 def promote(version: str, force: bool = False, last_n: int | None = None) -> Outcome:
     """Promote ``version`` if it beats production on the ``last_n`` most recent joined records.
 

@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from flows.candidate import Outcome, judge_and_register, retrying, window_tags
 from tidemark.config import Settings, get_settings
 from tidemark.model import TrainingDataError
+from tidemark.orchestration import RETRAIN_FLOW
 from tidemark.registry import RecordSource
 from tidemark.schemas import RetrainReason
 from tidemark.store import MEASURED_AT, TrainingStore
@@ -58,7 +59,7 @@ def read_records(
         return data, RecordSource(store.source_uri, query)
 
 
-@flow(name="retrain")
+@flow(name=RETRAIN_FLOW)
 def retrain(
     reason: str = RetrainReason.MANUAL.value,
     window_start: datetime | None = None,

@@ -7,9 +7,10 @@ from prefect import flow, get_run_logger
 from flows.candidate import Outcome
 from tidemark import registry
 from tidemark.config import get_settings
+from tidemark.orchestration import ROLLBACK_FLOW
 
 
-@flow(name="rollback")
+@flow(name=ROLLBACK_FLOW)
 def rollback() -> Outcome:
     """Re-point production to the previous production version; fails when there is none."""
     settings = get_settings()

@@ -5,10 +5,8 @@ from __future__ import annotations
 import os
 from typing import cast
 
-import httpx
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
-from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.types.entrypoint import EntrypointType
 
 from flows.promote import promote
@@ -16,6 +14,7 @@ from flows.retrain import retrain
 from flows.rollback import rollback
 from flows.train import train
 from tidemark.config import Settings
+from tidemark.orchestration import prefect_api
 
 FLOWS = (train, retrain, promote, rollback)
 
@@ -39,17 +38,6 @@ def deployments() -> list[RunnerDeployment]:
 def serve_flows(settings: Settings) -> None:
     """Register the deployments and run their flow runs until interrupted."""
     # Flow runs are child processes: they read the API address from the environment.
-    os.environ.setdefault("PREFECT_API_URL", settings.prefect_api_url)
-    with temporary_settings(updates={PREFECT_API_URL: os.environ["PREFECT_API_URL"]}):
+    os.environ["PREFECT_API_URL"] = settings.prefect_api_url
+    with prefect_api(settings):
         serve(*deployments())
-
-
-def deployments_ready(settings: Settings, timeout_s: float = 3.0) -> None:
-    """Raise unless every deployment exists and a runner is polling it (status READY)."""
-    api = settings.prefect_api_url.rstrip("/")
-    for flow in FLOWS:
-        response = httpx.get(f"{api}/deployments/name/{flow.name}/{flow.name}", timeout=timeout_s)
-        response.raise_for_status()
-        status = response.json().get("status")
-        if status != "READY":
-            raise RuntimeError(f"deployment {flow.name}/{flow.name} is {status}")

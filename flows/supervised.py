@@ -6,6 +6,7 @@ from pathlib import Path
 
 from infra.local.components import Component, prefect_env, venv_bin
 from tidemark.config import Settings
+from tidemark.orchestration import deployments_ready
 
 # Bounds how long a triggered run waits to be picked up (Prefect's default is 10 s).
 RUNNER_POLL_S = 5
@@ -15,9 +16,6 @@ def components(settings: Settings, state: Path) -> list[Component]:
     """``tidemark serve-flows``: the train, retrain, promote and rollback deployments."""
 
     def check() -> None:
-        # Imported here: the stack describes its services without importing Prefect flows.
-        from flows.serve import deployments_ready
-
         deployments_ready(settings)
 
     return [

@@ -9,15 +9,16 @@ from prefect import flow, get_run_logger
 from flows.candidate import Outcome, judge_and_register, window_tags
 from tidemark import registry
 from tidemark.config import get_settings
+from tidemark.orchestration import TRAIN_FLOW
 from tidemark.registry import RecordSource
 from tidemark.scenario import generate_frame, load_csv, load_scenario, to_frame
+from tidemark.schemas import RetrainReason
 
-BOOTSTRAP_REASON = "bootstrap"
 BOOTSTRAP_PHASES = ("salmon",)
 BOOTSTRAP_SEED = 42
 
 
-@flow(name="train", log_prints=False)
+@flow(name=TRAIN_FLOW, log_prints=False)
 def train(
     scenario: str | None = None,
     phases: list[str] | None = None,
@@ -60,6 +61,6 @@ def train(
         settings,
         data.drop(columns=["phase"], errors="ignore"),
         source=source,
-        trigger_reason=BOOTSTRAP_REASON,
+        trigger_reason=RetrainReason.BOOTSTRAP.value,
         window=window_tags(data),
     )

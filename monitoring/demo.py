@@ -27,11 +27,11 @@ from monitoring.windows import ClosedWindow, TumblingWindows
 from tidemark import kafka_io, registry
 from tidemark.config import Settings
 from tidemark.model import known_species
+from tidemark.orchestration import PROMOTE_DEPLOYMENT, prefect_api
 from tidemark.scenario import Scenario, fresh_seed, generate_frame, load_scenario
-from tidemark.schemas import utc_now
+from tidemark.schemas import RetrainReason, utc_now
 
 Say = Callable[[str], None]
-BOOTSTRAP_REASON = "bootstrap"
 
 
 @dataclass(frozen=True)
@@ -68,18 +68,17 @@ def ensure_walleye_naive_production(settings: Settings, say: Say) -> str:
     bootstrap = [
         v
         for v in registry.list_versions(settings)
-        if v.tags.get("trigger_reason") == BOOTSTRAP_REASON
+        if v.tags.get("trigger_reason") == RetrainReason.BOOTSTRAP
     ]
     if not bootstrap:
         raise RuntimeError("no bootstrap version in the registry: run `make up` (it trains one)")
     version = min(bootstrap, key=lambda v: int(v.version)).version
     say(f"production is v{current}, which knows walleye already; putting back v{version}")
     from prefect.deployments import run_deployment
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with temporary_settings(updates={PREFECT_API_URL: settings.prefect_api_url}):
+    with prefect_api(settings):
         run_deployment(
-            "promote/promote", parameters={"version": version, "force": True}, timeout=180
+            PROMOTE_DEPLOYMENT, parameters={"version": version, "force": True}, timeout=180
         )
     if registry.production_version(settings) != version:
         raise RuntimeError(f"the forced promotion of v{version} did not happen; see the Prefect UI")

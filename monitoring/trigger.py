@@ -16,13 +16,11 @@ from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.deployments import run_deployment
-from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from monitoring.policy import LastRun
 from tidemark.config import Settings
+from tidemark.orchestration import RETRAIN_DEPLOYMENT, prefect_api
 from tidemark.schemas import RetrainRequest
-
-RETRAIN_DEPLOYMENT = "retrain/retrain"
 
 
 def retrain_parameters(request: RetrainRequest, training_start: datetime) -> dict[str, Any]:
@@ -68,7 +66,7 @@ class RetrainTrigger:
         judges the same window again gets the same run instead of a second one.
         """
         key = f"monitor:{request.model_version}:{request.window_start.isoformat()}"
-        with temporary_settings(updates={PREFECT_API_URL: self.settings.prefect_api_url}):
+        with prefect_api(self.settings):
             run: FlowRun = run_deployment(  # type: ignore[assignment]  # sync in a sync caller
                 self.deployment,
                 parameters=retrain_parameters(request, training_start),
@@ -84,7 +82,7 @@ class RetrainTrigger:
         Raises ``prefect.exceptions.ObjectNotFound`` when the deployment does not exist.
         """
         with (
-            temporary_settings(updates={PREFECT_API_URL: self.settings.prefect_api_url}),
+            prefect_api(self.settings),
             get_client(sync_client=True) as client,
         ):
             deployment = client.read_deployment_by_name(self.deployment)

@@ -162,6 +162,8 @@ class RetrainReason(StrEnum):
     DRIFT = "drift"
     SCHEDULE = "schedule"
     MANUAL = "manual"
+    # The first model of a registry, trained on a scenario or a CSV rather than on the line.
+    BOOTSTRAP = "bootstrap"
 
 
 class RetrainRequest(Contract):

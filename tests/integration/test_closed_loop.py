@@ -29,10 +29,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
-from prefect.settings import PREFECT_API_URL, temporary_settings
 from pydantic import SecretStr
 
-from flows.serve import deployments_ready
 from infra.local.components import prefect_env
 from infra.local.stack import Stack
 from monitoring.demo import wait_out_cooldown
@@ -43,6 +41,7 @@ from monitoring.timeline import draw_timeline
 from tests.integration.conftest import free_ports
 from tidemark import kafka_io, registry
 from tidemark.config import Settings
+from tidemark.orchestration import RETRAIN_FLOW, TRAIN_DEPLOYMENT, deployments_ready, prefect_api
 from tidemark.scenario import load_scenario
 
 # Fish per wall-clock second in each phase of the default scenario.
@@ -153,11 +152,11 @@ def _ready(check: Callable[[], None]) -> bool:
 
 def retrain_runs(settings: Settings) -> list[str]:
     with (
-        temporary_settings(updates={PREFECT_API_URL: settings.prefect_api_url}),
+        prefect_api(settings),
         get_client(sync_client=True) as client,
     ):
         runs = client.read_flow_runs(
-            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["retrain"]))
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[RETRAIN_FLOW]))
         )
     return [str(run.id) for run in runs]
 
@@ -169,9 +168,9 @@ def test_the_loop_recovers_from_the_shift_with_one_retrain(
     runs_before = set(retrain_runs(settings))
     processes.start("serve-flows")
     _wait(lambda: _ready(lambda: deployments_ready(settings)), 180, "deployments", processes)
-    with temporary_settings(updates={PREFECT_API_URL: settings.prefect_api_url}):
+    with prefect_api(settings):
         bootstrap: FlowRun = run_deployment(  # type: ignore[assignment]  # sync caller
-            "train/train", parameters={}, timeout=300, poll_interval=2
+            TRAIN_DEPLOYMENT, parameters={}, timeout=300, poll_interval=2
         )
     assert bootstrap.state is not None
     assert bootstrap.state.is_completed(), bootstrap.state

@@ -18,17 +18,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from prefect.deployments import run_deployment
-from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows.promote import promote
 from flows.retrain import retrain
 from flows.rollback import rollback
-from flows.serve import deployments_ready
 from flows.train import train
 from infra.local.stack import Stack
 from tidemark import registry
 from tidemark.config import Settings, get_settings
 from tidemark.model import TrainingDataError, evaluate
+from tidemark.orchestration import RETRAIN_DEPLOYMENT, deployments_ready, prefect_api
 from tidemark.scenario import generate_frame, load_scenario
 from tidemark.schemas import Scored
 from tidemark.store import TrainingStore
@@ -63,7 +62,7 @@ def settings(stack: Stack) -> Iterator[Settings]:
             patch.setenv(key, value)
         get_settings.cache_clear()
         assert get_settings().model_name == mine.model_name
-        with temporary_settings(updates={PREFECT_API_URL: mine.prefect_api_url}):
+        with prefect_api(mine):
             yield mine
     get_settings.cache_clear()
 
@@ -243,7 +242,7 @@ def test_a_retrain_triggered_through_the_prefect_api_completes(
         _wait_ready(settings, server, log)
         before = _versions(settings)
         run = run_deployment(
-            "retrain/retrain", parameters={"reason": "drift", "last_n": 300}, timeout=600
+            RETRAIN_DEPLOYMENT, parameters={"reason": "drift", "last_n": 300}, timeout=600
         )
         assert run.state is not None
         assert run.state.is_completed(), f"{run.state}\n{log.read_text()[-3000:]}"

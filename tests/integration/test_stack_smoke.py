@@ -13,7 +13,6 @@ import pytest
 from mlflow import MlflowClient
 from prefect import flow
 from prefect.client.orchestration import get_client
-from prefect.settings import PREFECT_API_URL, temporary_settings
 from pymongo import MongoClient
 from pymongo.errors import DuplicateKeyError
 from sklearn.linear_model import LinearRegression
@@ -21,6 +20,7 @@ from sklearn.linear_model import LinearRegression
 from infra.local.stack import Stack
 from tidemark import kafka_io
 from tidemark.config import Settings
+from tidemark.orchestration import prefect_api
 from tidemark.schemas import Measurement
 
 
@@ -108,7 +108,7 @@ def test_a_flow_runs_against_the_prefect_server(stack: Stack) -> None:
     import asyncio
 
     api = stack.settings.prefect_api_url
-    with temporary_settings(updates={PREFECT_API_URL: api}):
+    with prefect_api(stack.settings):
         state = _double(21, return_state=True)
         assert state.result() == 42
         assert asyncio.run(_final_state(api, state.state_details.flow_run_id)) == "COMPLETED"

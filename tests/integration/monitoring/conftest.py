@@ -16,15 +16,14 @@ import pytest
 from mlflow import MlflowClient
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
-from prefect.settings import PREFECT_API_URL, temporary_settings
 from sklearn.pipeline import Pipeline
 
 from infra.local.components import prefect_env
 from infra.local.stack import Stack
-from monitoring.trigger import RETRAIN_DEPLOYMENT
 from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.model import FEATURES, train
+from tidemark.orchestration import RETRAIN_DEPLOYMENT, prefect_api
 from tidemark.registry import REFERENCE_DIR, REFERENCE_FILE
 from tidemark.scenario import generate_frame, load_scenario
 
@@ -84,7 +83,7 @@ def retrain_deployment(stack: Stack) -> Iterator[str]:
 
 def _wait_for_deployment(settings: Settings, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 120
-    with temporary_settings(updates={PREFECT_API_URL: settings.prefect_api_url}):
+    with prefect_api(settings):
         while time.monotonic() < deadline:
             assert process.poll() is None, "the retrain stub exited"
             try:

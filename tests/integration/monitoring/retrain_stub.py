@@ -10,8 +10,10 @@ from datetime import datetime
 
 from prefect import flow
 
+from tidemark.orchestration import RETRAIN_FLOW
 
-@flow(name="retrain")
+
+@flow(name=RETRAIN_FLOW)
 def retrain(
     reason: str,
     window_start: datetime | None = None,
@@ -27,4 +29,4 @@ def retrain(
 
 
 if __name__ == "__main__":
-    retrain.serve(name="retrain")
+    retrain.serve(name=RETRAIN_FLOW)

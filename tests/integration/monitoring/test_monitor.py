@@ -16,7 +16,6 @@ import pandas as pd
 from evidently.ui.workspace import Workspace
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
-from prefect.settings import PREFECT_API_URL, temporary_settings
 from sklearn.pipeline import Pipeline
 
 from monitoring.monitor import Monitor, Verdict
@@ -24,6 +23,7 @@ from monitoring.reports import workspace_dir
 from tests.integration.monitoring.fish import PER_WINDOW, produce, scored_fish, window_aligned_start
 from tidemark import kafka_io
 from tidemark.config import Settings
+from tidemark.orchestration import prefect_api
 from tidemark.schemas import RetrainReason, RetrainRequest
 
 
@@ -63,7 +63,7 @@ def retrain_requests(settings: Settings) -> list[RetrainRequest]:
 def retrain_runs(settings: Settings, deployment: str) -> list[tuple[str, str, dict[str, object]]]:
     """(id, state, parameters) of every run of the retrain deployment."""
     with (
-        temporary_settings(updates={PREFECT_API_URL: settings.prefect_api_url}),
+        prefect_api(settings),
         get_client(sync_client=True) as client,
     ):
         runs = client.read_flow_runs(
