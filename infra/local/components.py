@@ -71,6 +71,20 @@ def http_ok(url: str) -> Check:
     return check
 
 
+def port_answers(port: int) -> Check:
+    """A check that something accepts connections on ``port`` of the loopback address."""
+
+    def check() -> None:
+        socket.create_connection(("127.0.0.1", port), timeout=2.0).close()
+
+    return check
+
+
+def supervised_state() -> None:
+    """The check of a process that serves nothing to probe: supervisor's state says it runs."""
+    return
+
+
 def _mongo_ok(settings: Settings) -> Check:
     def check() -> None:
         client: MongoClient[dict[str, Any]] = MongoClient(

@@ -1,25 +1,109 @@
 """The platform's own long-running processes, supervised beside the infrastructure.
 
-Each one is a ``tidemark`` command; it is started once the infrastructure is healthy.
+One table: each service is a command line (a ``tidemark`` sub-command, or the Evidently UI), the
+URL to show, the health check that says it serves, and the environment it needs beyond the
+settings every service receives. The stack knows services only as commands: it imports none of
+their code. Each starts once the infrastructure is healthy.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from flows.supervised import components as flow_services
-from infra.local.components import Component
-from monitoring.supervised import components as monitoring_services
-from serving.supervised import components as serving_services
-from streaming.supervised import components as streaming_services
+from infra.local.components import (
+    Component,
+    http_ok,
+    port_answers,
+    prefect_env,
+    supervised_state,
+    venv_bin,
+)
 from tidemark.config import Settings
+from tidemark.orchestration import deployments_ready
+
+# Bounds how long a triggered run waits to be picked up (Prefect's default is 10 s).
+RUNNER_POLL_S = 5
 
 
 def platform_services(settings: Settings, state: Path) -> list[Component]:
     """The services that ``make up`` runs on top of the infrastructure."""
+    tidemark = venv_bin("tidemark")
+    prefect = prefect_env(settings, state)
+    workspace = settings.evidently_workspace or state / "evidently"
+    evidently_ui = f"http://127.0.0.1:{settings.evidently_ui_port}"
     return [
-        *flow_services(settings, state),
-        *serving_services(settings, state),
-        *streaming_services(settings, state),
-        *monitoring_services(settings, state),
+        Component(
+            name="flows",
+            command=[tidemark, "serve-flows"],
+            url=f"{settings.prefect_ui_url}/deployments",
+            check=lambda: deployments_ready(settings),
+            env={**prefect, "PREFECT_RUNNER_POLL_FREQUENCY": str(RUNNER_POLL_S)},
+            service=True,
+        ),
+        Component(
+            name="serving",
+            command=[tidemark, "serve"],
+            url=f"{settings.serving_url}/docs",
+            check=http_ok(f"{settings.serving_url}/health"),
+            service=True,
+        ),
+        Component(
+            name="scorer",
+            command=[tidemark, "score"],
+            url=f"http://127.0.0.1:{settings.scorer_metrics_port}/metrics",
+            check=port_answers(settings.scorer_metrics_port),
+            service=True,
+        ),
+        Component(
+            name="joiner",
+            command=[tidemark, "join"],
+            url=f"http://127.0.0.1:{settings.joiner_metrics_port}/metrics",
+            check=port_answers(settings.joiner_metrics_port),
+            service=True,
+        ),
+        Component(
+            name="simulator",
+            command=[
+                tidemark,
+                "simulate",
+                "--loop",
+                "--no-progress",
+                "--rate",
+                str(settings.simulator_rate),
+                "--label-delay",
+                str(settings.simulator_label_delay_s),
+                "--missing-weights",
+                str(settings.simulator_missing_weight_fraction),
+            ],
+            url="(no endpoint)",
+            check=supervised_state,
+            service=True,
+        ),
+        Component(
+            name="monitor",
+            command=[tidemark, "monitor"],
+            url=f"http://127.0.0.1:{settings.monitor_metrics_port}/metrics",
+            check=port_answers(settings.monitor_metrics_port),
+            # Reports go under the stack's state; Prefect is reached for the retrain deployment.
+            env={**prefect, "TIDEMARK_STATE_DIR": str(state)},
+            prepare=lambda: workspace.mkdir(parents=True, exist_ok=True),
+            service=True,
+        ),
+        Component(
+            name="evidently",
+            command=[
+                venv_bin("evidently"),
+                "ui",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(settings.evidently_ui_port),
+                "--workspace",
+                str(workspace),
+            ],
+            url=evidently_ui,
+            check=http_ok(evidently_ui),
+            prepare=lambda: workspace.mkdir(parents=True, exist_ok=True),
+            service=True,
+        ),
     ]
