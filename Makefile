@@ -49,7 +49,7 @@ format: install ## Format and fix what ruff can
 	$(BIN)/ruff check --fix .
 
 typecheck: install ## mypy, strict
-	$(BIN)/mypy tidemark infra flows serving streaming monitoring benchmarks
+	$(BIN)/mypy tidemark infra flows serving streaming monitoring demo benchmarks
 
 test-unit: install ## Unit and model tests only (no services)
 	$(BIN)/pytest -m "not integration"

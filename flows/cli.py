@@ -22,7 +22,6 @@ from tidemark.orchestration import prefect_api
 if TYPE_CHECKING:
     from flows.candidate import Outcome
 
-app = typer.Typer()
 console = Console()
 
 
@@ -54,7 +53,6 @@ def _show(outcome: Outcome) -> None:
     console.print(f"  production: v{outcome.production_version or '-'}")
 
 
-@app.command("train")
 def train_command(
     scenario: Annotated[
         Path | None, typer.Option(help="Scenario YAML (default: built in).")
@@ -84,7 +82,6 @@ def train_command(
     )
 
 
-@app.command("retrain")
 def retrain_command(
     reason: Annotated[str, typer.Option(help="error, drift, schedule or manual.")] = "manual",
     window_start: Annotated[datetime | None, typer.Option(help="UTC start of the window.")] = None,
@@ -113,7 +110,6 @@ def retrain_command(
     )
 
 
-@app.command("promote")
 def promote_command(
     version: Annotated[str, typer.Argument(help="The version to put in production.")],
     force: Annotated[bool, typer.Option("--force", help="Skip the promotion policy.")] = False,
@@ -127,7 +123,6 @@ def promote_command(
         raise typer.Exit(1)
 
 
-@app.command("rollback")
 def rollback_command() -> None:
     """Put the previous production version back in production."""
     from flows.rollback import rollback
@@ -135,7 +130,6 @@ def rollback_command() -> None:
     _show(_run(get_settings(), rollback))
 
 
-@app.command("models")
 def models_command() -> None:
     """The registered versions with their metrics, alias/stage and decision."""
     from tidemark import registry
@@ -168,7 +162,6 @@ def _short(value: str | None) -> str:
         return str(value)
 
 
-@app.command("serve-flows")
 def serve_flows_command() -> None:
     """Serve the train, retrain, promote and rollback deployments (what `make up` runs)."""
     from flows.serve import serve_flows

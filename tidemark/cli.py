@@ -1,28 +1,75 @@
-"""The ``tidemark`` command line: one entry point, a sub-command per lifecycle stage."""
+"""The ``tidemark`` command line: one entry point, a sub-command per lifecycle stage.
+
+The sub-commands live with the code they run (``streaming.cli:simulate``, the ``infra.local.cli``
+group …) and are declared as entry points of the group ``tidemark.commands`` in pyproject.toml.
+This module imports none of them: a sub-command's module is loaded when that sub-command runs
+(or when ``--help`` lists them all), so the kernel has no arrow up to a service and each
+command pays only for what it runs.
+"""
 
 from __future__ import annotations
 
-import typer
+from collections.abc import Callable
+from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING, Any
 
-from flows.cli import app as flows_app
-from infra.local.cli import app as stack_app
-from monitoring.cli import demo, monitor, report
-from serving.cli import serve
-from streaming.cli import join, score, simulate
+import typer
+from typer.core import MarkupMode, TyperGroup
+from typer.main import get_command_from_info, get_group
+from typer.models import CommandInfo
+
 from tidemark import kafka_io
 from tidemark.config import get_settings
 from tidemark.logs import configure
 
-app = typer.Typer(help="Tidemark: real-time fish weight prediction with a closed retraining loop.")
-app.add_typer(stack_app, name="stack")
-app.add_typer(flows_app)
-app.command()(simulate)
-app.command()(score)
-app.command()(join)
-app.command()(serve)
-app.command()(monitor)
-app.command()(report)
-app.command()(demo)
+if TYPE_CHECKING:
+    # Typer vendors click: its commands and contexts are these classes, not click's.
+    from typer._click import Command, Context
+
+COMMANDS = "tidemark.commands"
+
+
+def declared_commands() -> dict[str, EntryPoint]:
+    """The sub-commands that installed packages declare, by name."""
+    return {point.name: point for point in entry_points(group=COMMANDS)}
+
+
+def as_command(
+    name: str, target: typer.Typer | Callable[..., Any], markup: MarkupMode = "rich"
+) -> Command:
+    """The command an entry point names, called ``name``: a Typer app is a group of
+    sub-commands (``tidemark stack up``), a function a command of its own."""
+    if isinstance(target, typer.Typer):
+        group = get_group(target)
+        group.name = name
+        return group
+    return get_command_from_info(
+        CommandInfo(name=name, callback=target),
+        pretty_exceptions_short=True,
+        rich_markup_mode=markup,
+    )
+
+
+class DeclaredCommands(TyperGroup):
+    """The commands defined here, then the declared ones, each imported only when asked for."""
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        """Every command's name in alphabetical order, without importing any declared one."""
+        return sorted({*declared_commands(), *super().list_commands(ctx)})
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        """A command defined here, or the declared one of that name, imported now."""
+        command = super().get_command(ctx, cmd_name)
+        point = declared_commands().get(cmd_name)
+        if command is None and point is not None:
+            command = as_command(cmd_name, point.load(), self.rich_markup_mode)
+        return command
+
+
+app = typer.Typer(
+    cls=DeclaredCommands,
+    help="Tidemark: real-time fish weight prediction with a closed retraining loop.",
+)
 
 
 @app.callback()

@@ -31,13 +31,13 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from pydantic import SecretStr
 
+from demo.incident import Incident, summarize
+from demo.observer import LoopObserver
+from demo.player import PhaseStart, play
+from demo.run import wait_out_cooldown
+from demo.timeline import draw_timeline
 from infra.local.components import prefect_env
 from infra.local.stack import Stack
-from monitoring.demo import wait_out_cooldown
-from monitoring.incident import Incident, summarize
-from monitoring.observer import LoopObserver
-from monitoring.player import PhaseStart, play
-from monitoring.timeline import draw_timeline
 from tests.integration.conftest import free_ports
 from tidemark import kafka_io, registry
 from tidemark.config import Settings

@@ -13,6 +13,7 @@ from typing import Any
 
 import typer
 import yaml
+from typer.core import TyperGroup
 
 from tidemark.cli import app
 
@@ -26,15 +27,16 @@ def _services() -> dict[str, dict[str, Any]]:
 
 def _resolves(words: list[str]) -> bool:
     """Whether `tidemark WORDS…` names a command of the CLI (options after it are its own)."""
-    # Groups are recognised by their sub-commands: typer may bring its own copy of click.
     command: Any = typer.main.get_command(app)
     for word in words:
         if word.startswith("-"):
             break
-        if word not in getattr(command, "commands", {}):
+        if not isinstance(command, TyperGroup):
             return False
-        command = command.commands[word]
-    return not hasattr(command, "commands")
+        command = command.get_command(typer.Context(command), word)
+        if command is None:
+            return False
+    return not isinstance(command, TyperGroup)
 
 
 def test_our_services_call_existing_tidemark_commands() -> None:

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from monitoring.observer import Promotion
+from demo.observer import Promotion
 from monitoring.windows import ClosedWindow, ErrorStats, TumblingWindows
 from tidemark.schemas import RetrainRequest, Scored
 

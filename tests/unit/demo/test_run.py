@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitoring.demo import phase_rates
+from demo.run import phase_rates
 from tidemark.scenario import load_scenario
 
 

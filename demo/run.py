@@ -18,10 +18,10 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitoring.incident import Incident, summarize
-from monitoring.observer import LoopObserver
-from monitoring.player import PhaseStart, play
-from monitoring.timeline import draw_timeline
+from demo.incident import Incident, summarize
+from demo.observer import LoopObserver
+from demo.player import PhaseStart, play
+from demo.timeline import draw_timeline
 from monitoring.trigger import RetrainTrigger
 from monitoring.windows import ClosedWindow, TumblingWindows
 from tidemark import kafka_io, registry

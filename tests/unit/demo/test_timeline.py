@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from monitoring.timeline import draw_timeline
+from demo.timeline import draw_timeline
 from tests.unit.monitoring.scored import T0, scored
 from tidemark.schemas import RetrainReason, RetrainRequest
 

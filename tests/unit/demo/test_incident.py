@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from monitoring.incident import summarize
-from monitoring.observer import Promotion
+from demo.incident import summarize
+from demo.observer import Promotion
 from tests.unit.monitoring.scored import T0, scored
 from tidemark.schemas import RetrainReason, RetrainRequest
 
