@@ -32,14 +32,13 @@ from kafka.structs import TopicPartition
 from prometheus_client import Counter, Gauge, Histogram
 from pymongo import MongoClient
 from pymongo.collection import Collection
-from pymongo.errors import BulkWriteError
 
 from streaming.join_state import Half, JoinState, Outcome, Side
 from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.logs import get_logger
 from tidemark.schemas import DeadLetter, Prediction, Scored, Weight, utc_now
-from tidemark.store import TrainingStore
+from tidemark.store import TrainingStore, insert_new
 from tidemark.stream.records import next_offsets, parse
 from tidemark.stream.service import settle_heap
 
@@ -50,7 +49,6 @@ PENDING_COLLECTION = "join_pending"
 _EXPIRY_INTERVAL_S = 1.0
 # How often old entries leave join_pending (one range delete).
 _CLEANUP_INTERVAL_S = 60.0
-_DUPLICATE_KEY = 11000
 _JOINED = "joined"
 
 Document = dict[str, Any]
@@ -104,19 +102,6 @@ def _from_document(document: Document) -> Half:
     else:
         record = Weight.model_validate(document["record"])
     return Half(record=record, partition=int(document["partition"]))
-
-
-def insert_new(collection: Collection[Document], documents: list[Document]) -> int:
-    """Insert the documents whose ``_id`` is not there yet; returns how many were new."""
-    if not documents:
-        return 0
-    try:
-        return len(collection.insert_many(documents, ordered=False).inserted_ids)
-    except BulkWriteError as error:
-        others = [e for e in error.details["writeErrors"] if e["code"] != _DUPLICATE_KEY]
-        if others:
-            raise
-        return int(error.details["nInserted"])
 
 
 class Joiner:

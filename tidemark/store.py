@@ -33,6 +33,24 @@ _DUPLICATE_KEY = 11000
 
 Document = dict[str, Any]
 
+
+def insert_new(collection: Collection[Document], documents: list[Document]) -> int:
+    """Insert the documents whose ``_id`` is not there yet; returns how many were new.
+
+    One unordered bulk insert that lets duplicate ids fail: the first document of an id stands,
+    and inserting the same documents again changes nothing.
+    """
+    if not documents:
+        return 0
+    try:
+        return len(collection.insert_many(documents, ordered=False).inserted_ids)
+    except BulkWriteError as error:
+        errors = error.details.get("writeErrors", [])
+        if any(e.get("code") != _DUPLICATE_KEY for e in errors):
+            raise
+        return int(error.details.get("nInserted", len(documents) - len(errors)))
+
+
 # AutoReconnect covers ServerSelectionTimeoutError, NetworkTimeout and a primary stepping down.
 _transient = retry(
     retry=retry_if_exception_type(AutoReconnect),
@@ -134,14 +152,7 @@ class TrainingStore:
     @_transient
     def _insert(self, batch: list[Document]) -> int:
         # Inserting by _id is idempotent, so retrying a batch that half-succeeded is safe.
-        try:
-            return len(self.collection.insert_many(batch, ordered=False).inserted_ids)
-        except BulkWriteError as error:
-            errors = error.details.get("writeErrors", [])
-            others = [e for e in errors if e.get("code") != _DUPLICATE_KEY]
-            if others:
-                raise
-            return int(error.details.get("nInserted", len(batch) - len(errors)))
+        return insert_new(self.collection, batch)
 
     @_transient
     def count(self) -> int:

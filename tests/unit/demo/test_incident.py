@@ -8,25 +8,10 @@ import pytest
 
 from demo.incident import summarize
 from demo.observer import Promotion
-from tests.unit.monitoring.scored import T0, scored
-from tidemark.schemas import RetrainReason, RetrainRequest
+from tests.unit.monitoring.scored import T0, retrain_request, scored
 
 SHIFT = T0 + timedelta(seconds=120)
 END = T0 + timedelta(seconds=480)
-
-
-def request(window_start_s: float) -> RetrainRequest:
-    start = T0 + timedelta(seconds=window_start_s)
-    return RetrainRequest(
-        reason=RetrainReason.ERROR,
-        window_start=start,
-        window_end=start + timedelta(seconds=60),
-        metric="mean_relative_error",
-        metric_value=0.2,
-        threshold=0.1,
-        model_version="1",
-        requested_at=start + timedelta(seconds=70),
-    )
 
 
 def test_the_story_of_a_shift_and_the_recovery() -> None:
@@ -39,7 +24,7 @@ def test_the_story_of_a_shift_and_the_recovery() -> None:
     promotion = Promotion("2", T0 + timedelta(seconds=240))
     incident = summarize(
         scored=fish,
-        requests=[request(120), request(600)],
+        requests=[retrain_request(120), retrain_request(600)],
         promotions=[Promotion("9", T0), promotion],
         first_prediction={"2": T0 + timedelta(seconds=245)},
         old_version="1",

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from demo.timeline import draw_timeline
-from tests.unit.monitoring.scored import T0, scored
-from tidemark.schemas import RetrainReason, RetrainRequest
+from tests.unit.monitoring.scored import retrain_request, scored
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -20,18 +18,12 @@ def test_a_png_of_the_error_with_versions_and_a_retrain(tmp_path: Path) -> None:
         + [scored(s, rel_error=0.22, version="1", species="walleye") for s in range(120, 200)]
         + [scored(s, rel_error=0.06, version="2", species="walleye") for s in range(200, 300)]
     )
-    request = RetrainRequest(
-        reason=RetrainReason.ERROR,
-        window_start=T0 + timedelta(seconds=120),
-        window_end=T0 + timedelta(seconds=180),
-        metric="mean_relative_error",
-        metric_value=0.22,
-        threshold=0.10,
-        model_version="1",
-        requested_at=T0 + timedelta(seconds=190),
-    )
     path = draw_timeline(
-        records, [request], threshold=0.10, window_s=60, path=tmp_path / "out" / "loop.png"
+        records,
+        [retrain_request(120, metric_value=0.22)],
+        threshold=0.10,
+        window_s=60,
+        path=tmp_path / "out" / "loop.png",
     )
     assert path == tmp_path / "out" / "loop.png"
     content = path.read_bytes()

@@ -1,11 +1,11 @@
-"""Scored records for the monitoring unit tests."""
+"""Scored records and retrain requests for the monitoring and demo unit tests."""
 
 from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
 
-from tidemark.schemas import Scored
+from tidemark.schemas import RetrainReason, RetrainRequest, Scored
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 _ids = itertools.count()
@@ -39,4 +39,20 @@ def scored(
         abs_error_kg=abs(predicted - weight_kg),
         rel_error=abs(predicted - weight_kg) / weight_kg,
         joined_at=measured_at + timedelta(seconds=2),
+    )
+
+
+def retrain_request(window_start_s: float = 0.0, metric_value: float = 0.2) -> RetrainRequest:
+    """An error alarm on the 60 s window that starts ``window_start_s`` after T0, sent 10 s
+    after the window closed."""
+    start = T0 + timedelta(seconds=window_start_s)
+    return RetrainRequest(
+        reason=RetrainReason.ERROR,
+        window_start=start,
+        window_end=start + timedelta(seconds=60),
+        metric="mean_relative_error",
+        metric_value=metric_value,
+        threshold=0.10,
+        model_version="1",
+        requested_at=start + timedelta(seconds=70),
     )
