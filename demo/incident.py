@@ -15,8 +15,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from demo.observer import Promotion
+from demo.observer import LoopObserver, Promotion
+from demo.player import PhaseStart
 from monitoring.windows import ClosedWindow, ErrorStats, TumblingWindows
+from tidemark.config import Settings
 from tidemark.schemas import RetrainRequest, Scored
 
 
@@ -171,3 +173,27 @@ def summarize(
 
 def _stats(records: Sequence[Scored]) -> ErrorStats | None:
     return ErrorStats.of(records) if records else None
+
+
+def observed_incident(
+    observer: LoopObserver,
+    settings: Settings,
+    *,
+    old_version: str | None,
+    shift: PhaseStart,
+    end: PhaseStart | None,
+) -> Incident:
+    """The story of the shift as ``observer`` saw it, judged with the monitor's threshold and
+    windows; it ends when the ``end`` phase began (or with the last fish seen)."""
+    return summarize(
+        scored=observer.scored,
+        requests=observer.requests,
+        promotions=observer.promotions,
+        first_prediction=observer.first_prediction,
+        old_version=old_version,
+        shift_wall=shift.wall,
+        shift_event=shift.event,
+        end_event=end.event if end else None,
+        threshold=settings.monitor_error_threshold,
+        window_s=settings.monitor_window_s,
+    )

@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from demo.incident import Incident, summarize
+from demo.incident import Incident, observed_incident
 from demo.observer import LoopObserver
 from demo.player import PhaseStart, play
 from demo.timeline import draw_timeline
@@ -146,17 +146,8 @@ def run_demo(
         finally:
             observer.close()
     shift, end = phases[1], phases[2] if len(phases) > 2 else None
-    incident = summarize(
-        scored=observer.scored,
-        requests=observer.requests,
-        promotions=observer.promotions,
-        first_prediction=observer.first_prediction,
-        old_version=first_version,
-        shift_wall=shift.wall,
-        shift_event=shift.event,
-        end_event=end.event if end else None,
-        threshold=settings.monitor_error_threshold,
-        window_s=settings.monitor_window_s,
+    incident = observed_incident(
+        observer, settings, old_version=first_version, shift=shift, end=end
     )
     picture = draw_timeline(
         observer.scored,

@@ -8,6 +8,7 @@ their code. Each starts once the infrastructure is healthy.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from infra.local.components import (
@@ -23,6 +24,17 @@ from tidemark.orchestration import deployments_ready
 
 # Bounds how long a triggered run waits to be picked up (Prefect's default is 10 s).
 RUNNER_POLL_S = 5
+
+
+def _with_metrics(name: str, command: list[str], port: int) -> Component:
+    """A stream service, healthy once its Prometheus endpoint takes connections."""
+    return Component(
+        name=name,
+        command=command,
+        url=f"http://127.0.0.1:{port}/metrics",
+        check=port_answers(port),
+        service=True,
+    )
 
 
 def platform_services(settings: Settings, state: Path) -> list[Component]:
@@ -47,20 +59,8 @@ def platform_services(settings: Settings, state: Path) -> list[Component]:
             check=http_ok(f"{settings.serving_url}/health"),
             service=True,
         ),
-        Component(
-            name="scorer",
-            command=[tidemark, "score"],
-            url=f"http://127.0.0.1:{settings.scorer_metrics_port}/metrics",
-            check=port_answers(settings.scorer_metrics_port),
-            service=True,
-        ),
-        Component(
-            name="joiner",
-            command=[tidemark, "join"],
-            url=f"http://127.0.0.1:{settings.joiner_metrics_port}/metrics",
-            check=port_answers(settings.joiner_metrics_port),
-            service=True,
-        ),
+        _with_metrics("scorer", [tidemark, "score"], settings.scorer_metrics_port),
+        _with_metrics("joiner", [tidemark, "join"], settings.joiner_metrics_port),
         Component(
             name="simulator",
             command=[
@@ -79,15 +79,11 @@ def platform_services(settings: Settings, state: Path) -> list[Component]:
             check=supervised_state,
             service=True,
         ),
-        Component(
-            name="monitor",
-            command=[tidemark, "monitor"],
-            url=f"http://127.0.0.1:{settings.monitor_metrics_port}/metrics",
-            check=port_answers(settings.monitor_metrics_port),
+        replace(
+            _with_metrics("monitor", [tidemark, "monitor"], settings.monitor_metrics_port),
             # Reports go under the stack's state; Prefect is reached for the retrain deployment.
             env={**prefect, "TIDEMARK_STATE_DIR": str(state)},
             prepare=lambda: workspace.mkdir(parents=True, exist_ok=True),
-            service=True,
         ),
         Component(
             name="evidently",

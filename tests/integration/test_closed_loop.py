@@ -31,7 +31,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from pydantic import SecretStr
 
-from demo.incident import Incident, summarize
+from demo.incident import Incident, observed_incident
 from demo.observer import LoopObserver
 from demo.player import PhaseStart, play
 from demo.run import wait_out_cooldown
@@ -224,17 +224,8 @@ def test_the_loop_recovers_from_the_shift_with_one_retrain(
         observer.close()
 
     shift, after = phases[1], phases[2]
-    incident = summarize(
-        scored=observer.scored,
-        requests=observer.requests,
-        promotions=observer.promotions,
-        first_prediction=observer.first_prediction,
-        old_version=first_version,
-        shift_wall=shift.wall,
-        shift_event=shift.event,
-        end_event=after.event,
-        threshold=settings.monitor_error_threshold,
-        window_s=settings.monitor_window_s,
+    incident = observed_incident(
+        observer, settings, old_version=first_version, shift=shift, end=after
     )
     _report(incident, observer, settings, stack)
 
