@@ -65,9 +65,15 @@ def train_command(
     ] = False,
 ) -> None:
     """Train a model (bootstrap) and promote it if nothing is in production or it is better."""
+    settings = get_settings()
+    if if_no_production and (current := _production(settings)) is not None:
+        console.print(
+            f"{settings.model_name} v{current}: [cyan]skipped[/] - "
+            f"v{current} is in production already"
+        )
+        return
     from flows.train import train
 
-    settings = get_settings()
     _show(
         _run(
             settings,
@@ -80,6 +86,22 @@ def train_command(
             ),
         )
     )
+
+
+def _production(settings: Settings) -> str | None:
+    """The production version, asked over REST; None when there is none or no answer.
+
+    ``make up`` asks this on every start: one HTTP call answers it before Prefect, MLflow and
+    pandas are imported. Without an answer the flow runs and reports the registry's state.
+    """
+    from tidemark.registry_reader import RegistryReader, RegistryUnavailableError
+
+    try:
+        with RegistryReader(settings) as registry:
+            found = registry.alias()
+    except RegistryUnavailableError:
+        return None
+    return None if found is None else found.version
 
 
 def retrain_command(

@@ -17,7 +17,7 @@ from monitoring.drift import DriftDetector
 from tidemark.config import Settings
 from tidemark.logs import get_logger
 from tidemark.model_watcher import ModelWatcher, ServedModel
-from tidemark.registry import load_reference
+from tidemark.registry_reader import RegistryReader, VersionRef
 
 log = get_logger("monitor.production")
 
@@ -63,7 +63,9 @@ class ProductionFollower:
         with self._lock:
             detector = None
             try:
-                reference = load_reference(self.settings, served.version)
+                ref = VersionRef(served.name, served.version, served.run_id, served.tags)
+                with RegistryReader(self.settings) as registry:
+                    reference = registry.load_reference(ref)
                 detector = DriftDetector(
                     reference,
                     p_value=self.settings.monitor_drift_p_value,

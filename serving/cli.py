@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-import uvicorn
 
-from serving.app import create_app
+from serving.admin_guard import UnsafeAdminTokenError, check_admin_token
 from tidemark.config import get_settings
 
 
@@ -21,9 +20,19 @@ def serve(
 ) -> None:
     """Serve predictions from the production model, following the registry for new versions."""
     settings = get_settings()
+    bind = host or settings.serving_host
+    try:
+        check_admin_token(settings.admin_token, bind)
+    except UnsafeAdminTokenError as error:
+        typer.echo(f"tidemark serve: {error}", err=True)
+        raise typer.Exit(2) from error
+    import uvicorn
+
+    from serving.app import create_app
+
     uvicorn.run(
         create_app(settings),
-        host=host or settings.serving_host,
+        host=bind,
         port=port or settings.serving_port,
         # Logging stays as tidemark.logs configured it (JSON lines under supervisor); requests
         # are counted in /metrics, so a log line per request would only cost time.

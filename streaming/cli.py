@@ -1,25 +1,25 @@
-"""``tidemark simulate``, ``tidemark score`` and ``tidemark join``: the streaming commands."""
+"""``tidemark simulate``, ``tidemark score`` and ``tidemark join``: the streaming commands.
+
+Each command imports what it runs inside its body: the simulator and the joiner never load
+the model's libraries (scikit-learn, scipy, pandas), and the scorer never loads MLflow.
+"""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from streaming.joiner import Joiner
-from streaming.scorer import Scorer
-from streaming.simulator import SimulationOptions, SimulationStats, publish, scenario_fish
-from tidemark import kafka_io
 from tidemark.config import get_settings
-from tidemark.model_watcher import ModelWatcher
-from tidemark.scenario import FishRecord, fresh_seed, load_csv, load_scenario
-from tidemark.store import TrainingStore
-from tidemark.stream.service import serve, stop_on_signals
+
+if TYPE_CHECKING:
+    import threading
+
+    from streaming.simulator import SimulationStats
+    from tidemark.scenario import FishRecord
 
 
 def simulate(
@@ -66,6 +66,19 @@ def simulate(
     ] = True,
 ) -> None:
     """Send fish measurements and, after the label delay, their weights to Kafka."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from streaming.simulator import SimulationOptions, publish, scenario_fish
+    from tidemark import kafka_io
+    from tidemark.scenario import fresh_seed, load_csv, load_scenario
+    from tidemark.stream.service import stop_on_signals
+
     settings = get_settings()
     kafka_io.ensure_topics(settings)
     if seed is None:
@@ -119,6 +132,11 @@ def score(
     ] = None,
 ) -> None:
     """Score fish.measurements with the production model, hot-swapping on promotion."""
+    from streaming.scorer import Scorer
+    from tidemark import kafka_io
+    from tidemark.model_watcher import ModelWatcher
+    from tidemark.stream.service import serve, stop_on_signals
+
     settings = get_settings()
     kafka_io.ensure_topics(settings)
     stop = stop_on_signals()
@@ -137,6 +155,11 @@ def join(
     ] = None,
 ) -> None:
     """Join predictions with true weights into fish.scored and the training store."""
+    from streaming.joiner import Joiner
+    from tidemark import kafka_io
+    from tidemark.store import TrainingStore
+    from tidemark.stream.service import serve, stop_on_signals
+
     settings = get_settings()
     kafka_io.ensure_topics(settings)
     stop = stop_on_signals()

@@ -6,8 +6,10 @@ registry, every few seconds, which version the ``production`` alias points at; w
 assignment, so a request or a batch never waits for a load and never sees half a model. When the
 registry cannot be reached the last loaded model keeps serving and the watcher says why.
 
-The alias is read through MLflow's REST API with a short timeout of our own: the MLflow client's
-built-in retries would otherwise hold a check for minutes while the registry is down.
+The registry is read through :class:`tidemark.registry_reader.RegistryReader` (MLflow's REST API,
+a short timeout of our own, the model from its skops file), not the MLflow client, whose import
+alone would double a scorer's memory. A loaded version is swapped in only if the alias still
+points at it once it is loaded, so a process never serves a version the alias has left.
 """
 
 from __future__ import annotations
@@ -17,17 +19,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
-
-import httpx
-import mlflow
-import pandas as pd
-from sklearn.pipeline import Pipeline
+from typing import TYPE_CHECKING
 
 from tidemark import model as weight_model
 from tidemark.config import Settings
 from tidemark.logs import get_logger
+from tidemark.registry_reader import RegistryReader, RegistryUnavailableError, VersionRef
 from tidemark.schemas import utc_now
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
 
 log = get_logger("model_watcher")
 
@@ -49,16 +51,7 @@ class ServedModel:
         return weight_model.predict(self.model, frame)
 
 
-@dataclass(frozen=True)
-class _AliasTarget:
-    version: str
-    run_id: str
-    tags: dict[str, str]
-
-
-class RegistryUnavailableError(RuntimeError):
-    """The registry did not answer, or answered with an error that is not 'no such alias'."""
-
+__all__ = ["ModelWatcher", "RegistryUnavailableError", "ServedModel"]
 
 Listener = Callable[[ServedModel], None]
 
@@ -79,10 +72,7 @@ class ModelWatcher:
         self._check_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._http = httpx.Client(
-            base_url=settings.mlflow_tracking_uri.rstrip("/"),
-            timeout=settings.registry_timeout_s,
-        )
+        self._registry = RegistryReader(settings)
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener`` with the new model after every swap (in the watcher's thread)."""
@@ -92,7 +82,7 @@ class ModelWatcher:
         """Ask the registry once; load and swap if production moved. True when it swapped."""
         with self._check_lock:
             try:
-                target = self._production_target()
+                target = self._registry.alias()
             except RegistryUnavailableError as error:
                 self._unreachable(str(error))
                 return False
@@ -104,6 +94,8 @@ class ModelWatcher:
                 loaded = self._load(target)
             except Exception as error:  # a broken artifact must not stop the old model serving
                 self._unreachable(f"loading version {target.version} failed: {error}")
+                return False
+            if not self._still_production(target):
                 return False
             previous, self.current = self.current, loaded
             log.info(
@@ -162,29 +154,26 @@ class ModelWatcher:
         self.registry_ok, self.last_error = False, reason
         self.last_checked_at = utc_now()
 
-    def _production_target(self) -> _AliasTarget | None:
-        params = {"name": self.settings.model_name, "alias": self.settings.production_alias}
+    def _still_production(self, target: VersionRef) -> bool:
         try:
-            response = self._http.get("/api/2.0/mlflow/registered-models/alias", params=params)
-        except httpx.HTTPError as error:
-            raise RegistryUnavailableError(f"{type(error).__name__}: {error}") from error
-        if response.status_code == httpx.codes.NOT_FOUND:
-            return None  # no registered model or no production alias yet: not an error
-        if response.is_error:
-            raise RegistryUnavailableError(f"registry answered {response.status_code}")
-        version: dict[str, Any] = response.json()["model_version"]
-        return _AliasTarget(
-            version=str(version["version"]),
-            run_id=str(version.get("run_id", "")),
-            tags={t["key"]: t["value"] for t in version.get("tags", [])},
-        )
+            now = self._registry.alias()
+        except RegistryUnavailableError as error:
+            self._unreachable(str(error))
+            return False
+        if now is None or now.version != target.version:
+            # Promoted or rolled back while loading: the next check loads what it points at now.
+            log.info(
+                "production moved while loading; not swapping",
+                loaded=target.version,
+                production=now.version if now else None,
+            )
+            return False
+        return True
 
-    def _load(self, target: _AliasTarget) -> ServedModel:
-        mlflow.set_tracking_uri(self.settings.mlflow_tracking_uri)
-        uri = f"models:/{self.settings.model_name}/{target.version}"
-        pipeline = mlflow.sklearn.load_model(uri)
+    def _load(self, target: VersionRef) -> ServedModel:
+        pipeline = self._registry.load_model(target)
         return ServedModel(
-            name=self.settings.model_name,
+            name=target.name,
             version=target.version,
             run_id=target.run_id,
             model=pipeline,

@@ -37,16 +37,18 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import TYPE_CHECKING, Annotated, Any, Self
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
 from tidemark.schemas import MAX_HEIGHT_CM, MAX_LENGTH_CM, MAX_WEIGHT_KG
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -228,8 +230,8 @@ def parse_scenario(text: str, *, source: str = "<string>") -> Scenario:
 
 def generate(scenario: Scenario, seed: int) -> Iterator[FishRecord]:
     """Yield every fish of the scenario in order; the same seed always yields the same fish."""
-    for frame in _frames(scenario, seed, range(len(scenario.phases))):
-        for row in frame.itertuples(index=False):
+    for chunk in _chunks(scenario, seed, range(len(scenario.phases))):
+        for row in zip(*chunk.values(), strict=True):
             yield FishRecord(*row)
 
 
@@ -240,13 +242,16 @@ def generate_frame(
 
     The rows are exactly those ``generate`` yields for these phases, ids included.
     """
+    # Imported here: the simulator generates fish without pandas.
+    import pandas as pd
+
     names = [phase.name for phase in scenario.phases]
     wanted = names if phases is None else list(phases)
     unknown = sorted(set(wanted) - set(names))
     if unknown:
         raise ScenarioError(f"scenario {scenario.name!r} has no phases {unknown}; it has {names}")
     indices = [i for i, name in enumerate(names) if name in wanted]
-    frames = list(_frames(scenario, seed, indices))
+    frames = [pd.DataFrame(chunk) for chunk in _chunks(scenario, seed, indices)]
     if not frames:
         return pd.DataFrame(columns=list(RECORD_COLUMNS))
     return pd.concat(frames, ignore_index=True)
@@ -254,13 +259,18 @@ def generate_frame(
 
 def to_frame(records: Sequence[FishRecord]) -> pd.DataFrame:
     """Records (from a scenario or a CSV) as a DataFrame of ``RECORD_COLUMNS``."""
+    import pandas as pd
+
     return pd.DataFrame.from_records(
         [(r.phase, r.fish_id, r.species, r.length_cm, r.height_cm, r.weight_kg) for r in records],
         columns=list(RECORD_COLUMNS),
     )
 
 
-def _frames(scenario: Scenario, seed: int, phase_indices: Sequence[int]) -> Iterator[pd.DataFrame]:
+def _chunks(
+    scenario: Scenario, seed: int, phase_indices: Sequence[int]
+) -> Iterator[dict[str, list[Any]]]:
+    """The fish of the chosen phases, a chunk at a time, as lists of ``RECORD_COLUMNS``."""
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
     starts = np.cumsum([0] + [phase.count for phase in scenario.phases])
@@ -270,13 +280,14 @@ def _frames(scenario: Scenario, seed: int, phase_indices: Sequence[int]) -> Iter
         for offset in range(0, phase.count, _CHUNK_SIZE):
             size = min(_CHUNK_SIZE, phase.count - offset)
             first = int(starts[index]) + offset
-            frame = _draw(phase, rng, size)
-            frame.insert(0, "fish_id", _fish_ids(scenario.name, seed, first, size))
-            frame.insert(0, "phase", phase.name)
-            yield frame
+            yield {
+                "phase": [phase.name] * size,
+                "fish_id": _fish_ids(scenario.name, seed, first, size),
+                **_draw(phase, rng, size),
+            }
 
 
-def _draw(phase: Phase, rng: np.random.Generator, size: int) -> pd.DataFrame:
+def _draw(phase: Phase, rng: np.random.Generator, size: int) -> dict[str, list[Any]]:
     names = list(phase.species)
     specs = list(phase.species.values())
     shares = np.array([spec.share for spec in specs])
@@ -289,14 +300,12 @@ def _draw(phase: Phase, rng: np.random.Generator, size: int) -> pd.DataFrame:
         length[mask] = spec.length_cm.apply(z_length[mask])
         ratio[mask] = spec.height_ratio.apply(z_ratio[mask])
         weight[mask] = spec.weight.sample_kg(length[mask], ratio[mask], z_weight[mask])
-    return pd.DataFrame(
-        {
-            "species": np.array(names, dtype=object)[which],
-            "length_cm": length,
-            "height_cm": length * ratio,
-            "weight_kg": weight,
-        }
-    )
+    return {
+        "species": [names[k] for k in which.tolist()],
+        "length_cm": length.tolist(),
+        "height_cm": (length * ratio).tolist(),
+        "weight_kg": weight.tolist(),
+    }
 
 
 def fresh_seed() -> int:

@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
-import pandas as pd
 from pymongo import ASCENDING, DESCENDING, MongoClient, uri_parser
 from pymongo.collection import Collection
 from pymongo.errors import AutoReconnect, BulkWriteError
@@ -23,6 +22,9 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 from tidemark.config import Settings
 from tidemark.logs import get_logger
 from tidemark.schemas import Scored
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = get_logger("store")
 
@@ -212,6 +214,9 @@ class TrainingStore:
 
     @staticmethod
     def _frame(documents: list[Document]) -> pd.DataFrame:
+        # Imported here: the joiner writes records without pandas; only the readers need it.
+        import pandas as pd
+
         # Missing fields become NaN, which training reports as bad values instead of hiding.
         frame = pd.DataFrame.from_records(documents, columns=["_id", *COLUMNS])
         frame["fish_id"] = frame["fish_id"].fillna(frame["_id"])

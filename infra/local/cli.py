@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from infra.local.admin_token import token_file
 from infra.local.provision import ProvisionError
 from infra.local.services import platform_services
 from infra.local.stack import Stack, StackError
@@ -44,6 +45,9 @@ def up(infra_only: InfraOnly = False) -> None:
     console.print(f"  MLflow UI   {settings.mlflow_tracking_uri}")
     console.print(f"  Prefect UI  {settings.prefect_ui_url}")
     console.print(f"  state and logs in {stack.state}")
+    token = token_file(settings, stack.state)
+    if token is not None and not infra_only:
+        console.print(f"  admin token  {token} (or set TIDEMARK_ADMIN_TOKEN)")
 
 
 @app.command()

@@ -172,7 +172,8 @@ def _java(settings: Settings, config_dir: Path, main: str) -> list[str]:
     return [
         "java",
         f"-Xmx{settings.kafka_heap_mb}m",
-        "-Xms128m",
+        # Start small: the heap grows only as far as the load needs.
+        "-Xms32m",
         "-XX:+UseG1GC",
         f"-Dlog4j2.configurationFile={config_dir / 'log4j2.properties'}",
         "-cp",
@@ -242,14 +243,15 @@ def ferretdb(settings: Settings, state: Path) -> Component:
 
 
 def mlflow(settings: Settings, state: Path) -> Component:
-    """The MLflow tracking server and registry, lean: one worker and no job runner."""
+    """The MLflow tracking server and registry, lean: one process, no launcher, no job runner."""
     home = state / "mlflow"
     uri = settings.mlflow_tracking_uri
     return Component(
         name="mlflow",
         command=[
-            venv_bin("mlflow"),
-            "server",
+            sys.executable,
+            "-m",
+            "infra.local.mlflow_server",
             "--backend-store-uri",
             f"sqlite:///{home / 'mlflow.db'}",
             "--artifacts-destination",
@@ -258,12 +260,9 @@ def mlflow(settings: Settings, state: Path) -> Component:
             host_of(uri),
             "--port",
             str(port_of(uri, 5000)),
-            "--workers",
-            "1",
         ],
         url=uri,
         check=http_ok(f"{uri.rstrip('/')}/health"),
-        env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         prepare=lambda: (home / "artifacts").mkdir(parents=True, exist_ok=True),
     )
 
@@ -299,6 +298,12 @@ def prefect(settings: Settings, state: Path) -> Component:
             **prefect_env(settings, state),
             "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
             "PREFECT_UI_API_URL": api,
+            # Loops for features the flows never use: automations (the monitor runs the retrain
+            # deployment itself), paused runs and concurrency-slot leases. The scheduler, late
+            # runs, the foreman (deployment readiness), event and task-run recording stay.
+            "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false",
+            "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_ENABLED": "false",
+            "PREFECT_SERVER_SERVICES_REPOSSESSOR_ENABLED": "false",
         },
         prepare=lambda: home.mkdir(parents=True, exist_ok=True),
     )

@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from infra.local import components as infra
+from infra.local.admin_token import with_admin_token
 from infra.local.components import Component
 from infra.local.supervisor import ProcessInfo, Supervisor
 from tidemark import kafka_io
@@ -86,7 +87,8 @@ class Stack:
             if self._services is not None:
                 # Services read exactly the stack's settings (a .env included), whatever their
                 # working directory, and MLflow's download bars stay out of their logs.
-                env = self.settings.model_copy(update={"state_dir": self.state}).as_env()
+                settings = with_admin_token(self.settings, self.state)
+                env = settings.model_copy(update={"state_dir": self.state}).as_env()
                 env["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
                 found += [
                     replace(service, env=env | service.env)

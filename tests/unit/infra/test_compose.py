@@ -54,3 +54,9 @@ def test_every_published_port_is_bound_to_loopback() -> None:
     for name, service in _services().items():
         for port in service.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port}"
+
+
+def test_the_api_gets_an_admin_token_from_the_environment() -> None:
+    # The API binds 0.0.0.0 in its container, where it refuses the default token.
+    environment = _services()["serving"]["environment"]
+    assert environment["TIDEMARK_ADMIN_TOKEN"].startswith("${TIDEMARK_ADMIN_TOKEN:?")
