@@ -40,9 +40,7 @@ class PowerLaw:
     def log_weight(self, log_length: float, log_height: float) -> float:
         """The log weight of one fish from its log sizes."""
         return (
-            self.log_scale
-            + self.length_exponent * log_length
-            + self.height_exponent * log_height
+            self.log_scale + self.length_exponent * log_length + self.height_exponent * log_height
         )
 
 

@@ -145,4 +145,3 @@ def test_a_species_with_twenty_fish_predicts_closer_to_its_truth_than_the_shared
     assert own < shared
     # Twenty fish are enough for walleye's level, not for every detail of its law.
     assert own < NOISE_FLOOR_FACTOR * noise_floor(scenario, "walleye", "walleye", held)
-
