@@ -159,8 +159,8 @@ def models_command() -> None:
         table.add_row(
             info.version,
             where,
-            _short(tags.get("candidate_mre")),
-            _short(tags.get("champion_mre")),
+            _short(tags.get("candidate_mean_relative_error")),
+            _short(tags.get("champion_mean_relative_error")),
             tags.get("row_count", "-"),
             tags.get("trigger_reason", "-"),
             tags.get("decision", "-"),

@@ -11,8 +11,8 @@ from tidemark import registry
 from tidemark.config import get_settings
 from tidemark.registry import RecordSource
 from tidemark.scenario import generate_frame, load_csv, load_scenario, to_frame
+from tidemark.version_notes import BOOTSTRAP, Trigger
 
-BOOTSTRAP_REASON = "bootstrap"
 BOOTSTRAP_PHASES = ("salmon",)
 BOOTSTRAP_SEED = 42
 
@@ -60,6 +60,6 @@ def train(
         settings,
         data.drop(columns=["phase"], errors="ignore"),
         source=source,
-        trigger_reason=BOOTSTRAP_REASON,
+        trigger=Trigger(reason=BOOTSTRAP),
         window=window_tags(data),
     )
