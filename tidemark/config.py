@@ -112,8 +112,10 @@ class Settings(BaseSettings):
     mongo_collection: str = "training_data"
     mongo_timeout_ms: int = Field(default=5_000, ge=500)
     mlflow_experiment: str = "fish-weight"
-    # How many of the most recent joined records a retrain reads (the original used 50).
-    retrain_last_n: int = Field(default=50, ge=2)
+    # How many of the most recent joined records a retrain reads. The original read 50, fewer
+    # than the evidence one species needs (see min_holdout_rows below): 300 give two species
+    # room to train on and judge.
+    retrain_last_n: int = Field(default=300, ge=2)
     # A retrain on a window also reads up to this many of the latest records of each species
     # the window lacks, so that a model retrained after salmon gave way to walleye still knows
     # salmon when they come back (0: the window alone).
