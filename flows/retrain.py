@@ -44,7 +44,8 @@ def read_records(
             if keep:
                 earlier = store.latest_per_species(window_start, data["species"].unique(), keep)
                 if not earlier.empty:
-                    # Older than the window, so the held-out most recent records stay its own.
+                    # Remembered species are judged on their own latest records when they have
+                    # evidence enough, and only trained on otherwise (tidemark.promotion).
                     data = pd.concat([earlier, data], ignore_index=True)
                     query["remembered"] = {
                         "filters": [
