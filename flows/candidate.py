@@ -1,14 +1,18 @@
-"""The steps that ``train`` and ``retrain`` share: fit a candidate, judge it, register it.
+"""The steps that ``train``, ``retrain`` and ``promote`` share: check the evidence, fit a
+candidate, judge it against production, register it.
 
-Candidate and champion are scored on the same held-out most-recent records; the promotion
-policy decides; the version is registered either way with its metrics and the decision in its
-tags; it is promoted only when the policy says so and only after the registered artifact has
-been loaded back and shown to predict exactly like the model that was judged.
+Records are split per species (tidemark.promotion): a retrain short of evidence trains nothing,
+registers nothing and says how many rows each species still needs. Otherwise candidate and
+champion are scored on the same held-out most-recent fish; the promotion policy decides on the
+paired test and the margin; the version is registered either way with the evidence and the
+decision in its tags, metrics and description; it is promoted only when the policy says so and
+only after the registered artifact has been loaded back and shown to predict exactly like the
+model that was judged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,12 +21,13 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
+from sklearn.pipeline import Pipeline
 
 from tidemark import registry
 from tidemark.config import Settings
 from tidemark.model import (
     FEATURES,
-    MIN_TRAINING_ROWS,
+    SPECIES,
     TARGET,
     DataError,
     Metrics,
@@ -31,25 +36,41 @@ from tidemark.model import (
     check_data,
     evaluate,
     predict,
+    relative_errors,
     train,
 )
 from tidemark.promotion import (
     MEASURED_AT,
     NO_METRIC,
     Decision,
+    Evidence,
+    EvidenceRules,
+    InsufficientEvidenceError,
     Verdict,
     decide,
     decision_tags,
+    evidence_metrics,
+    evidence_tags,
+    gather_evidence,
     metric_tags,
     split_holdout,
 )
 from tidemark.registry import RecordSource, RegistryError
+from tidemark.version_notes import Trigger, describe_version
 
 SEED = 0
 
 
 class Outcome(BaseModel):
-    """What a flow did to the registry, as the CLI prints it and a flow run returns it."""
+    """What a flow did to the registry, as the CLI prints it and a flow run returns it.
+
+    ``decision`` is one of promoted, rejected, forced, insufficient_evidence (nothing trained or
+    registered; ``rows_short`` says how many more rows each species needs, ``all`` for the
+    holdout as a whole), unchanged or skipped. The ``heldout_*`` and ``*_mre_by_species``
+    fields give the evidence the decision rests on; ``candidate_mre_by_species`` is also the
+    error a retrain achieved on each species, the level an alarm that it could not beat is
+    closed at.
+    """
 
     model_name: str
     version: str | None
@@ -60,15 +81,42 @@ class Outcome(BaseModel):
     candidate: dict[str, float] | None = None
     champion: dict[str, float] | None = None
     champion_version: str | None = None
+    heldout_n: int = 0
+    heldout_n_by_species: dict[str, int] = {}
+    p_value: float | None = None
+    candidate_mre_by_species: dict[str, float] = {}
+    champion_mre_by_species: dict[str, float] | None = None
+    rows_short: dict[str, int] = {}
 
 
 @dataclass(frozen=True, slots=True)
 class ChampionScore:
-    """The production model's metrics on the holdout, or why it has none."""
+    """The production model's per-fish errors on the holdout, or why it has none."""
 
     version: str | None
     metrics: Metrics | None
+    errors: np.ndarray[Any, np.dtype[np.float64]] | None
     error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """A candidate judged against the champion on the same held-out fish."""
+
+    verdict: Verdict
+    candidate: Metrics
+    champion: ChampionScore
+    evidence: Evidence
+
+
+def evidence_rules(settings: Settings) -> EvidenceRules:
+    """The settings' minimums of evidence."""
+    return EvidenceRules(
+        holdout_fraction=settings.holdout_fraction,
+        min_holdout_rows=settings.min_holdout_rows,
+        min_holdout_rows_per_species=settings.min_holdout_rows_per_species,
+        min_training_rows_per_species=settings.min_training_rows_per_species,
+    )
 
 
 def transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -94,15 +142,85 @@ def fit_candidate(data: pd.DataFrame, seed: int) -> TrainResult:
 
 @task(cache_policy=NO_CACHE)
 def score_champion(settings: Settings, holdout: pd.DataFrame) -> ChampionScore:
-    """Load the production model and measure it on the holdout."""
+    """Load the production model and measure it on the holdout, fish by fish."""
     version = registry.production_version(settings)
     if version is None:
-        return ChampionScore(None, None, None)
+        return ChampionScore(None, None, None, None)
     champion = registry.load_model(settings, version)
     try:
-        return ChampionScore(version, evaluate(champion, holdout), None)
+        return ChampionScore(
+            version, evaluate(champion, holdout), relative_errors(champion, holdout), None
+        )
     except DataError as error:
-        return ChampionScore(version, None, str(error))
+        return ChampionScore(version, None, None, str(error))
+
+
+def judge(
+    settings: Settings,
+    model: Pipeline,
+    holdout: pd.DataFrame,
+    not_judged: Mapping[str, int] | None = None,
+) -> Judgement:
+    """Score ``model`` and production on the same held-out fish and apply the policy."""
+    candidate = evaluate(model, holdout)
+    champion = score_champion.with_options(**retrying(settings))(settings, holdout)
+    evidence = gather_evidence(
+        holdout[SPECIES], relative_errors(model, holdout), champion.errors, not_judged
+    )
+    verdict = decide(
+        candidate,
+        champion.metrics,
+        margin=settings.promotion_margin,
+        alpha=settings.promotion_alpha,
+        test=evidence.test,
+        champion_version=champion.version,
+        champion_error=champion.error,
+    )
+    return Judgement(verdict, candidate, champion, evidence)
+
+
+def judged_outcome(
+    settings: Settings,
+    judgement: Judgement,
+    *,
+    version: str | None,
+    production_version: str | None,
+    row_count: int = 0,
+) -> Outcome:
+    """The outcome of a flow that judged a model, with its evidence."""
+    evidence = judgement.evidence
+    champion = judgement.champion
+    return Outcome(
+        model_name=settings.model_name,
+        version=version,
+        decision=judgement.verdict.decision.value,
+        reason=judgement.verdict.reason,
+        production_version=production_version,
+        row_count=row_count,
+        candidate=judgement.candidate.as_dict(),
+        champion=champion.metrics.as_dict() if champion.metrics else None,
+        champion_version=champion.version,
+        heldout_n=evidence.n,
+        heldout_n_by_species=evidence.n_by_species,
+        p_value=evidence.test.p_value if evidence.test else None,
+        candidate_mre_by_species=evidence.candidate_mre_by_species,
+        champion_mre_by_species=evidence.champion_mre_by_species,
+    )
+
+
+def short_of_evidence(
+    settings: Settings, shortfall: InsufficientEvidenceError, *, row_count: int
+) -> Outcome:
+    """The outcome of a retrain with too few rows: nothing trained, registered or promoted."""
+    return Outcome(
+        model_name=settings.model_name,
+        version=None,
+        decision=Decision.INSUFFICIENT_EVIDENCE.value,
+        reason=str(shortfall),
+        production_version=registry.production_version(settings),
+        row_count=row_count,
+        rows_short=shortfall.rows_short,
+    )
 
 
 @task(cache_policy=NO_CACHE)
@@ -113,17 +231,21 @@ def register_version(
     training_data: pd.DataFrame,
     holdout: pd.DataFrame,
     source: RecordSource,
+    run_name: str,
+    description: str,
     params: Mapping[str, str | int | float],
     metrics: Mapping[str, float],
     tags: Mapping[str, str],
 ) -> registry.VersionInfo:
-    """Log the run and register the candidate with its tags."""
+    """Log the run and register the candidate with its tags and description."""
     return registry.register(
         settings,
         result.model,
         training_data=training_data,
         holdout=holdout,
         source=source,
+        run_name=run_name,
+        description=description,
         params=params,
         metrics=metrics,
         tags=tags,
@@ -163,62 +285,79 @@ def judge_and_register(
     data: pd.DataFrame,
     *,
     source: RecordSource,
-    trigger_reason: str,
+    trigger: Trigger,
     window: Mapping[str, str],
-    extra_tags: Mapping[str, str] | None = None,
+    required_species: Collection[str] | None = None,
     seed: int = SEED,
 ) -> Outcome:
     """Train a candidate on the older records, judge it on the recent ones, register it, and
-    promote it when the policy says so. Raises ``TrainingDataError`` on unusable data, before
-    anything is registered."""
+    promote it when the policy says so.
+
+    ``required_species`` (all species of ``data`` when None) must each have evidence enough;
+    when one falls short, nothing is trained or registered and the outcome is
+    ``insufficient_evidence``. Raises ``TrainingDataError`` on bad values, before anything is
+    registered.
+    """
     logger = get_run_logger()
     check_data(data, columns=(*FEATURES, TARGET), min_rows=1, error=TrainingDataError)
-    training, holdout = split_holdout(
-        data,
-        fraction=settings.holdout_fraction,
-        min_holdout=settings.min_holdout_rows,
-        min_train=MIN_TRAINING_ROWS,
-    )
-    result = fit_candidate(training, seed)
-    candidate = evaluate(result.model, holdout)
-    champion = score_champion.with_options(**retrying(settings))(settings, holdout)
-    verdict = decide(
-        candidate,
-        champion.metrics,
-        margin=settings.promotion_margin,
-        champion_version=champion.version,
-        champion_error=champion.error,
-    )
+    try:
+        split = split_holdout(data, evidence_rules(settings), required=required_species)
+    except InsufficientEvidenceError as shortfall:
+        logger.warning("insufficient evidence: %s", shortfall)
+        return short_of_evidence(settings, shortfall, row_count=len(data))
+    result = fit_candidate(split.training, seed)
+    judgement = judge(settings, result.model, split.holdout, split.not_judged)
+    verdict, evidence, champion = judgement.verdict, judgement.evidence, judgement.champion
     logger.info("%s: %s", verdict.decision.value, verdict.reason)
     tags = {
         **window,
-        "row_count": str(len(training)),
-        "holdout_row_count": str(len(holdout)),
+        "row_count": str(len(split.training)),
         "data_fingerprint": result.fingerprint,
-        "trigger_reason": trigger_reason,
-        **metric_tags("candidate", candidate),
+        "trigger_reason": trigger.reason,
+        **trigger.tags(),
+        **metric_tags("candidate", judgement.candidate),
         **metric_tags("champion", champion.metrics),
+        **evidence_tags(evidence),
         "champion_version": champion.version or NO_METRIC,
         **decision_tags(verdict),
-        **(extra_tags or {}),
     }
     metrics = {
         **result.metrics.as_dict("train_"),
-        **candidate.as_dict("candidate_"),
+        **judgement.candidate.as_dict("candidate_"),
         **(champion.metrics.as_dict("champion_") if champion.metrics else {}),
+        **evidence_metrics(evidence),
     }
     params = {
         "seed": seed,
         "holdout_fraction": settings.holdout_fraction,
+        "min_holdout_rows": settings.min_holdout_rows,
+        "min_holdout_rows_per_species": settings.min_holdout_rows_per_species,
+        "min_training_rows_per_species": settings.min_training_rows_per_species,
         "promotion_margin": settings.promotion_margin,
+        "promotion_alpha": settings.promotion_alpha,
         "rows": len(data),
     }
+    training_counts = split.training[SPECIES].value_counts().sort_index()
+    description = describe_version(
+        trigger=trigger,
+        verdict=verdict,
+        evidence=evidence,
+        candidate=judgement.candidate,
+        champion=champion.metrics,
+        champion_version=champion.version,
+        margin=settings.promotion_margin,
+        alpha=settings.promotion_alpha,
+        training_rows={str(s): int(n) for s, n in training_counts.items()},
+        source=source.uri,
+    )
     info = register_version.with_options(**retrying(settings))(
         settings,
         result,
-        training_data=training,
-        holdout=holdout,
+        training_data=split.training,
+        holdout=split.holdout,
         source=source,
+        run_name=trigger.run_name(champion.version),
+        description=description,
         params=params,
         metrics=metrics,
         tags=tags,
@@ -226,7 +365,7 @@ def judge_and_register(
     production = champion.version
     if verdict.promote:
         try:
-            verify_registered(settings, info.version, result, holdout)
+            verify_registered(settings, info.version, result, split.holdout)
         except RegistryError as error:
             rejected = Verdict(Decision.REJECTED, str(error))
             registry.set_version_tags(settings, info.version, decision_tags(rejected))
@@ -234,14 +373,10 @@ def judge_and_register(
         promote_version.with_options(**retrying(settings))(settings, info.version)
         production = info.version
     logger.info("%s v%s; production is v%s", settings.model_name, info.version, production)
-    return Outcome(
-        model_name=settings.model_name,
+    return judged_outcome(
+        settings,
+        judgement,
         version=info.version,
-        decision=verdict.decision.value,
-        reason=verdict.reason,
         production_version=production,
         row_count=len(data),
-        candidate=candidate.as_dict(),
-        champion=champion.metrics.as_dict() if champion.metrics else None,
-        champion_version=champion.version,
     )

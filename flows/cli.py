@@ -50,6 +50,16 @@ def _show(outcome: Outcome) -> None:
                 f"  {name:9} MAE {metrics['mae']:.4f}  RMSE {metrics['rmse']:.4f}  "
                 f"mean relative error {metrics['mean_relative_error']:.4f}  (n={int(metrics['n'])})"
             )
+    for species, n in outcome.heldout_n_by_species.items():
+        theirs = (outcome.champion_mre_by_species or {}).get(species)
+        console.print(
+            f"  {species:9} {n} held out  candidate {outcome.candidate_mre_by_species[species]:.4f}"
+            + (f"  champion {theirs:.4f}" if theirs is not None else "")
+        )
+    if outcome.p_value is not None:
+        console.print(f"  paired test p-value {outcome.p_value:.3g}")
+    for species, rows in outcome.rows_short.items():
+        console.print(f"  {species:9} needs {rows} more rows")
     console.print(f"  production: v{outcome.production_version or '-'}")
 
 
@@ -141,7 +151,7 @@ def promote_command(
 
     outcome = _run(get_settings(), lambda: promote(version=version, force=force))
     _show(outcome)
-    if outcome.decision == "rejected":
+    if outcome.decision in ("rejected", "insufficient_evidence"):
         raise typer.Exit(1)
 
 
@@ -167,8 +177,8 @@ def models_command() -> None:
         table.add_row(
             info.version,
             where,
-            _short(tags.get("candidate_mre")),
-            _short(tags.get("champion_mre")),
+            _short(tags.get("candidate_mean_relative_error")),
+            _short(tags.get("champion_mean_relative_error")),
             tags.get("row_count", "-"),
             tags.get("trigger_reason", "-"),
             tags.get("decision", "-"),

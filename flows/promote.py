@@ -4,12 +4,27 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from flows.candidate import Outcome, promote_version, retrying, score_champion
+from flows.candidate import (
+    Outcome,
+    evidence_rules,
+    judge,
+    judged_outcome,
+    promote_version,
+    retrying,
+    short_of_evidence,
+)
 from tidemark import registry
-from tidemark.config import get_settings
-from tidemark.model import TrainingDataError, evaluate
+from tidemark.config import Settings, get_settings
+from tidemark.model import SPECIES, TrainingDataError
 from tidemark.orchestration import PROMOTE_FLOW
-from tidemark.promotion import Decision, Verdict, decide, decision_tags
+from tidemark.promotion import (
+    Decision,
+    InsufficientEvidenceError,
+    Verdict,
+    check_holdout,
+    decision_tags,
+    evidence_tags,
+)
 from tidemark.store import TrainingStore
 
 
@@ -17,8 +32,10 @@ from tidemark.store import TrainingStore
 def promote(version: str, force: bool = False, last_n: int | None = None) -> Outcome:
     """Promote ``version`` if it beats production on the ``last_n`` most recent joined records.
 
-    ``force=True`` skips the policy (the decision is recorded as ``forced``). A version the
-    policy rejects stays where it is and the outcome says why.
+    The recent records are the held-out fish: each species among them needs the per-species
+    minimum of held-out rows, and all of them the overall minimum, or nothing is promoted
+    (``insufficient_evidence``). ``force=True`` skips the policy (the decision is recorded as
+    ``forced``). A version the policy rejects stays where it is and the outcome says why.
     """
     settings = get_settings()
     logger = get_run_logger()
@@ -32,37 +49,44 @@ def promote(version: str, force: bool = False, last_n: int | None = None) -> Out
             reason=f"v{version} is in production already",
             production_version=current,
         )
-    candidate = champion_metrics = None
     if force:
         verdict = Verdict(Decision.FORCED, f"forced over the policy (production was v{current})")
-    else:
-        with TrainingStore(settings) as store:
-            recent = store.recent(last_n)
-        if recent.empty:
-            raise TrainingDataError(
-                f"no joined records to judge v{version} on; promote with force to skip the policy"
-            )
-        candidate = evaluate(registry.load_model(settings, version), recent)
-        champion = score_champion.with_options(**retrying(settings))(settings, recent)
-        champion_metrics = champion.metrics
-        verdict = decide(
-            candidate,
-            champion.metrics,
-            margin=settings.promotion_margin,
-            champion_version=champion.version,
-            champion_error=champion.error,
+        _record(settings, version, verdict, {})
+        promote_version.with_options(**retrying(settings))(settings, version)
+        logger.info("v%s %s: %s", version, verdict.decision.value, verdict.reason)
+        return Outcome(
+            model_name=settings.model_name,
+            version=version,
+            decision=verdict.decision.value,
+            reason=verdict.reason,
+            production_version=version,
         )
+    with TrainingStore(settings) as store:
+        recent = store.recent(last_n)
+    if recent.empty:
+        raise TrainingDataError(
+            f"no joined records to judge v{version} on; promote with force to skip the policy"
+        )
+    try:
+        check_holdout(recent[SPECIES], evidence_rules(settings))
+    except InsufficientEvidenceError as shortfall:
+        logger.warning("insufficient evidence: %s", shortfall)
+        return short_of_evidence(settings, shortfall, row_count=len(recent))
+    judgement = judge(settings, registry.load_model(settings, version), recent)
+    verdict = judgement.verdict
     logger.info("v%s %s: %s", version, verdict.decision.value, verdict.reason)
     if verdict.promote:
-        registry.set_version_tags(settings, version, decision_tags(verdict))
+        _record(settings, version, verdict, evidence_tags(judgement.evidence))
         promote_version.with_options(**retrying(settings))(settings, version)
         current = version
-    return Outcome(
-        model_name=settings.model_name,
-        version=version,
-        decision=verdict.decision.value,
-        reason=verdict.reason,
-        production_version=current,
-        candidate=candidate.as_dict() if candidate else None,
-        champion=champion_metrics.as_dict() if champion_metrics else None,
+    return judged_outcome(
+        settings, judgement, version=version, production_version=current, row_count=len(recent)
     )
+
+
+def _record(settings: Settings, version: str, verdict: Verdict, figures: dict[str, str]) -> None:
+    """The later decision in the version's tags, and at the top of its description."""
+    registry.set_version_tags(settings, version, {**decision_tags(verdict), **figures})
+    earlier = registry.version_info(settings, version).description
+    note = f"**Later decision: {verdict.decision.value}.** {verdict.reason}."
+    registry.set_version_description(settings, version, f"{note}\n\n{earlier}".rstrip() + "\n")

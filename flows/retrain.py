@@ -11,11 +11,12 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.candidate import Outcome, judge_and_register, retrying, window_tags
 from tidemark.config import Settings, get_settings
-from tidemark.model import TrainingDataError
+from tidemark.model import SPECIES, TrainingDataError
 from tidemark.orchestration import RETRAIN_FLOW
 from tidemark.registry import RecordSource
 from tidemark.schemas import RetrainReason
 from tidemark.store import MEASURED_AT, TrainingStore
+from tidemark.version_notes import Trigger
 
 
 @task(cache_policy=NO_CACHE)
@@ -24,8 +25,9 @@ def read_records(
     window_start: datetime | None,
     window_end: datetime | None,
     last_n: int | None,
-) -> tuple[pd.DataFrame, RecordSource]:
-    """The records to retrain on, and the collection and query they came from.
+) -> tuple[pd.DataFrame, RecordSource, frozenset[str]]:
+    """The records to retrain on, the collection and query they came from, and the species
+    they were read for (those of the window or of the last records, not those remembered).
 
     A window is completed with the latest records of the species it lacks, measured before it:
     a drift in one species must not make the new model forget the others. At most
@@ -37,12 +39,14 @@ def read_records(
         if window_start is not None:
             end = window_end or datetime.now(UTC)
             data = store.window(window_start, end)
+            own = frozenset(data[SPECIES].astype(str))
             query = {"filter": store.window_filter(window_start, end), "sort": MEASURED_AT}
             keep = min(settings.retrain_species_memory, len(data))
             if keep:
                 earlier = store.latest_per_species(window_start, data["species"].unique(), keep)
                 if not earlier.empty:
-                    # Older than the window, so the held-out most recent records stay its own.
+                    # Remembered species are judged on their own latest records when they have
+                    # evidence enough, and only trained on otherwise (tidemark.promotion).
                     data = pd.concat([earlier, data], ignore_index=True)
                     query["remembered"] = {
                         "filters": [
@@ -55,11 +59,14 @@ def read_records(
         else:
             n = last_n or settings.retrain_last_n
             data = store.recent(n)
+            own = frozenset(data[SPECIES].astype(str)) if not data.empty else frozenset()
             query = {"filter": {}, "sort": f"-{MEASURED_AT}", "limit": n}
-        return data, RecordSource(store.source_uri, query)
+        return data, RecordSource(store.source_uri, query), own
 
 
-@flow(name=RETRAIN_FLOW)
+# The result is persisted so that the monitor can read the outcome of a run it triggered
+# (an insufficient_evidence outcome registers nothing in MLflow to read instead).
+@flow(name=RETRAIN_FLOW, persist_result=True)
 def retrain(
     reason: str = RetrainReason.MANUAL.value,
     window_start: datetime | None = None,
@@ -67,10 +74,19 @@ def retrain(
     last_n: int | None = None,
     metric: str | None = None,
     metric_value: float | None = None,
+    threshold: float | None = None,
+    species: list[str] | None = None,
 ) -> Outcome:
     """Retrain on the joined records of a time window, or on the ``last_n`` most recent ones.
 
-    Fails (and registers nothing) on an empty window, too few rows or bad values.
+    ``metric``, ``metric_value`` and ``threshold`` tell what fired; ``species`` the species the
+    retrain is about, which must each have evidence enough (by default every species of the
+    window or of the last records; species remembered from before the window are judged only
+    when they have it). A retrain short of evidence ends with the decision
+    ``insufficient_evidence`` and trains, registers and promotes nothing: records from before
+    the window belong to the regime the alarm says has changed, so the caller waits for more
+    windows rather than the flow reading further back. Fails (and registers nothing) on an
+    empty window or bad values.
     """
     settings = get_settings()
     logger = get_run_logger()
@@ -79,7 +95,7 @@ def retrain(
         raise ValueError("window_end needs a window_start")
     if last_n is not None and last_n < 2:
         raise ValueError(f"last_n must be at least 2, got {last_n}")
-    data, source = read_records.with_options(**retrying(settings))(
+    data, source, own = read_records.with_options(**retrying(settings))(
         settings, window_start, window_end, last_n
     )
     if data.empty:
@@ -90,14 +106,17 @@ def retrain(
         )
         raise TrainingDataError(f"no joined records {where}: nothing to retrain on")
     logger.info("retraining (%s) on %d records from %s", trigger.value, len(data), source.uri)
-    extra = {"trigger_metric": metric} if metric else {}
-    if metric_value is not None:
-        extra["trigger_metric_value"] = repr(float(metric_value))
     return judge_and_register(
         settings,
         data,
         source=source,
-        trigger_reason=trigger.value,
+        trigger=Trigger(
+            reason=trigger.value,
+            metric=metric,
+            metric_value=None if metric_value is None else float(metric_value),
+            threshold=None if threshold is None else float(threshold),
+            species=tuple(species or ()),
+        ),
         window=window_tags(data, window_start, window_end),
-        extra_tags=extra,
+        required_species=species if species else own,
     )

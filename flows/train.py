@@ -13,6 +13,7 @@ from tidemark.orchestration import TRAIN_FLOW
 from tidemark.registry import RecordSource
 from tidemark.scenario import generate_frame, load_csv, load_scenario, to_frame
 from tidemark.schemas import RetrainReason
+from tidemark.version_notes import Trigger
 
 BOOTSTRAP_PHASES = ("salmon",)
 BOOTSTRAP_SEED = 42
@@ -61,6 +62,6 @@ def train(
         settings,
         data.drop(columns=["phase"], errors="ignore"),
         source=source,
-        trigger_reason=RetrainReason.BOOTSTRAP.value,
+        trigger=Trigger(reason=RetrainReason.BOOTSTRAP.value),
         window=window_tags(data),
     )

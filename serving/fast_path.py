@@ -1,12 +1,13 @@
 """A fast path for the log-linear weight model: the same predictions without the pipeline.
 
 A scikit-learn Pipeline costs about 1.5-2 ms per call whatever the batch size (pandas and
-ColumnTransformer overhead), which dominates a one-fish request. The weight model is
-``log W = b0 + b_species + bL·log L + bH·log H`` (tidemark.model), so its predictions are fully
-described by one log-scale per species, one for unknown species, and two exponents. They are
-read from the pipeline's own predictions at unit sizes (``log 1 = 0``), then checked against the
-pipeline on a grid of species and sizes; a model that does not match is served through its
-pipeline instead, so the fast path can never change an answer.
+ColumnTransformer overhead), which dominates a one-fish request. The weight model gives each
+species its own power law, ``log W = s_species + bL_species·log L + bH_species·log H``
+(tidemark.model), and unknown species the shared one, so its predictions are fully described by
+a log-scale and two exponents per species plus those of the shared law. They are read from the
+pipeline's own predictions at unit sizes (``log 1 = 0``) and at ``e`` times each size, then
+checked against the pipeline on a grid of species and sizes; a model that does not match is
+served through its pipeline instead, so the fast path can never change an answer.
 """
 
 from __future__ import annotations
@@ -29,48 +30,68 @@ _PROBE_HEIGHTS_CM = (1.0, 3.5, 11.0, 17.0, 41.0, 300.0)
 
 
 @dataclass(frozen=True, slots=True)
-class LogLinearPredictor:
-    """``exp(log_scale[species] + length_exponent·log L + height_exponent·log H)``."""
+class PowerLaw:
+    """``log W = log_scale + length_exponent·log L + height_exponent·log H``."""
 
-    log_scale: dict[str, float]
-    unknown_log_scale: float
+    log_scale: float
     length_exponent: float
     height_exponent: float
+
+    def log_weight(self, log_length: float, log_height: float) -> float:
+        """The log weight of one fish from its log sizes."""
+        return (
+            self.log_scale + self.length_exponent * log_length + self.height_exponent * log_height
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LogLinearPredictor:
+    """``exp(log_scale + length_exponent·log L + height_exponent·log H)`` of the fish's species,
+    or of the shared law for a species the model does not know."""
+
+    laws: dict[str, PowerLaw]
+    shared: PowerLaw
 
     @classmethod
     def derive(cls, model: Pipeline, known: frozenset[str]) -> LogLinearPredictor | None:
         """The fast form of ``model``, or None when the model is not log-linear in the sizes."""
         unknown = _a_species_not_in(known)
         species = [*sorted(known), unknown]
-        at_unit = _pipeline_weights(model, species, [1.0] * len(species), [1.0] * len(species))
-        ref = species[0]
-        stretched = _pipeline_weights(model, [ref, ref], [math.e, 1.0], [1.0, math.e])
-        probes = np.concatenate([at_unit, stretched])
+        # Three probes per species: unit sizes, e times the length, e times the height.
+        names = [name for name in species for _ in range(3)]
+        lengths = [1.0, math.e, 1.0] * len(species)
+        heights = [1.0, 1.0, math.e] * len(species)
+        probes = _pipeline_weights(model, names, lengths, heights)
         if not (np.isfinite(probes) & (probes > 0)).all():
             return None  # no weight to take the log of: not the model this path knows
-        base = math.log(at_unit[0])
-        candidate = cls(
-            log_scale={s: math.log(w) for s, w in zip(species[:-1], at_unit[:-1], strict=True)},
-            unknown_log_scale=math.log(at_unit[-1]),
-            length_exponent=math.log(stretched[0]) - base,
-            height_exponent=math.log(stretched[1]) - base,
-        )
+        logs = np.log(probes).reshape(len(species), 3)
+        laws = {
+            name: PowerLaw(
+                log_scale=float(base),
+                length_exponent=float(longer - base),
+                height_exponent=float(taller - base),
+            )
+            for name, (base, longer, taller) in zip(species, logs, strict=True)
+        }
+        shared = laws.pop(unknown)
+        candidate = cls(laws=laws, shared=shared)
         return candidate if candidate._matches(model, species) else None
 
     def predict(
         self, species: Sequence[str], length_cm: Sequence[float], height_cm: Sequence[float]
     ) -> Predictions:
         """Weights in kg and whether each species is known; same contract as model.predict."""
-        scale = self.log_scale
-        known = np.fromiter((s in scale for s in species), np.bool_, len(species))
-        log_scale = np.fromiter(
-            (scale.get(s, self.unknown_log_scale) for s in species), np.float64, len(species)
-        )
+        count = len(species)
+        laws = [self.laws.get(s, self.shared) for s in species]
+        known = np.fromiter((s in self.laws for s in species), np.bool_, count)
+        scale = np.fromiter((law.log_scale for law in laws), np.float64, count)
+        by_length = np.fromiter((law.length_exponent for law in laws), np.float64, count)
+        by_height = np.fromiter((law.height_exponent for law in laws), np.float64, count)
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
             weight = np.exp(
-                log_scale
-                + self.length_exponent * np.log(np.asarray(length_cm, np.float64))
-                + self.height_exponent * np.log(np.asarray(height_cm, np.float64))
+                scale
+                + by_length * np.log(np.asarray(length_cm, np.float64))
+                + by_height * np.log(np.asarray(height_cm, np.float64))
             )
         return Predictions(weight_kg=weight, species_known=known)
 
@@ -80,13 +101,9 @@ class LogLinearPredictor:
         The single-fish request is the common case, and numpy's per-call overhead on one-element
         arrays is larger than the arithmetic.
         """
-        scale = self.log_scale.get(species)
-        known = scale is not None
-        log_weight = (
-            (scale if scale is not None else self.unknown_log_scale)
-            + self.length_exponent * math.log(length_cm)
-            + self.height_exponent * math.log(height_cm)
-        )
+        law = self.laws.get(species)
+        known = law is not None
+        log_weight = (law or self.shared).log_weight(math.log(length_cm), math.log(height_cm))
         try:
             return math.exp(log_weight), known
         except OverflowError:

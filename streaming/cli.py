@@ -25,13 +25,20 @@ if TYPE_CHECKING:
 def simulate(
     scenario: Annotated[
         Path | None,
-        typer.Option(help="Scenario YAML; the packaged salmon → walleye → salmon one by default."),
+        typer.Option(
+            help="Scenario YAML, or the name of a packaged one (default, tutorial, never-seen, "
+            "growth); the salmon → walleye → salmon default by default."
+        ),
     ] = None,
     csv: Annotated[
         Path | None, typer.Option(help="Replay this CSV of fish instead of a scenario.")
     ] = None,
     rate: Annotated[
-        float | None, typer.Option(min=0.001, help="Fish per second (default: no pause).")
+        float | None,
+        typer.Option(
+            min=0.001,
+            help="Fish per second (default: the scenario's pace if it has one, else no pause).",
+        ),
     ] = None,
     seed: Annotated[
         int | None,
@@ -91,6 +98,8 @@ def simulate(
     else:
         loaded = load_scenario(scenario)
         fish = scenario_fish(loaded, seed, loop)
+        if rate is None and loaded.event_interval_s is not None:
+            rate = 1.0 / loaded.event_interval_s
         total = None if loop else loaded.count
     if limit is not None:
         total = limit if total is None else min(limit, total)

@@ -112,18 +112,31 @@ class Settings(BaseSettings):
     mongo_collection: str = "training_data"
     mongo_timeout_ms: int = Field(default=5_000, ge=500)
     mlflow_experiment: str = "fish-weight"
-    # How many of the most recent joined records a retrain reads (the original used 50).
-    retrain_last_n: int = Field(default=50, ge=2)
+    # How many of the most recent joined records a retrain reads. The original read 50, fewer
+    # than the evidence one species needs (see min_holdout_rows below): 300 give two species
+    # room to train on and judge.
+    retrain_last_n: int = Field(default=300, ge=2)
     # A retrain on a window also reads up to this many of the latest records of each species
     # the window lacks, so that a model retrained after salmon gave way to walleye still knows
     # salmon when they come back (0: the window alone).
     retrain_species_memory: int = Field(default=200, ge=0)
-    # The most recent share of a retrain's records is held out to judge candidate and champion.
+    # The most recent share of each species' records is held out to judge candidate and champion.
     holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
-    min_holdout_rows: int = Field(default=5, ge=1)
+    # Evidence before action (tidemark.promotion): a retrain whose species fall short of these
+    # trains nothing and promotes nothing. 30 held-out fish in all: below about 20 pairs the
+    # signed-rank test has little power and its normal approximation is off. 15 per species: a
+    # species' mean relative error is then known to about a quarter of its fish-to-fish spread
+    # (1/sqrt(15)), fine enough to tell a 0.06 floor from a 0.10 threshold. 30 to train on per
+    # species: a species' own law has three coefficients, ten rows each.
+    min_holdout_rows: int = Field(default=30, ge=5)
+    min_holdout_rows_per_species: int = Field(default=15, ge=5)
+    min_training_rows_per_species: int = Field(default=30, ge=3)
     # A candidate replaces the champion only if its mean relative error on the holdout is lower
-    # by at least this share of the champion's (0.05: at least 5 % lower).
+    # by at least this share of the champion's (0.05: at least 5 % lower)...
     promotion_margin: float = Field(default=0.05, ge=0, lt=1)
+    # ...and the one-sided Wilcoxon signed-rank test of its per-fish errors against the
+    # champion's on the same fish gives a p-value below this.
+    promotion_alpha: float = Field(default=0.05, gt=0, lt=1)
     # Transient MongoDB and MLflow errors are retried this many times before a task fails.
     transient_retries: int = Field(default=3, ge=0)
     transient_retry_delay_s: float = Field(default=2.0, ge=0)

@@ -32,11 +32,13 @@ from mlflow.data.pandas_dataset import from_pandas
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
+from mlflow.utils.mlflow_tags import MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE
 from sklearn.pipeline import Pipeline
 
 from tidemark.config import Settings
 from tidemark.logs import get_logger
 from tidemark.model import FEATURES, TARGET, predict
+from tidemark.version_notes import MODEL_DESCRIPTION
 
 log = get_logger("registry")
 
@@ -46,6 +48,7 @@ REFERENCE_FILE = "training_data.parquet"
 REFERENCE_COLUMNS = ("fish_id", "species", "length_cm", "height_cm", TARGET, "measured_at")
 HISTORY_TAG = "production_history"
 PRODUCTION_STAGE = "Production"
+RUN_SOURCE = "tidemark flows"
 # The packages the pipeline needs to load; listing them spares MLflow a slow inference step.
 _REQUIREMENTS = ("scikit-learn", "skops", "numpy", "pandas", "scipy")
 _INPUT_EXAMPLE_ROWS = 3
@@ -98,6 +101,7 @@ class VersionInfo:
     stage: str
     tags: dict[str, str]
     created_at: datetime
+    description: str = ""
 
 
 def client(settings: Settings) -> MlflowClient:
@@ -114,17 +118,22 @@ def register(
     training_data: pd.DataFrame,
     holdout: pd.DataFrame,
     source: RecordSource,
+    run_name: str,
+    description: str,
     params: Mapping[str, str | int | float],
     metrics: Mapping[str, float],
     tags: Mapping[str, str],
 ) -> VersionInfo:
-    """Log one training run and register its model as a new version carrying ``tags``."""
+    """Log one training run and register its model as a new version carrying ``tags``, with
+    ``description`` (Markdown) on the version and on the run."""
     mlflow_client = client(settings)
     mlflow.set_experiment(settings.mlflow_experiment)
     features = training_data.loc[:, list(FEATURES)]
     signature = infer_signature(features, predict(model, features).weight_kg)
-    with mlflow.start_run(run_name=f"{tags.get('trigger_reason', 'train')}") as run:
-        mlflow.set_tags(dict(tags))
+    # MLflow names the source after the process's entry point ("tidemark", "engine.py"...);
+    # every version comes from the same flows, so they all say so.
+    run_tags = {**tags, MLFLOW_SOURCE_NAME: RUN_SOURCE, MLFLOW_SOURCE_TYPE: "JOB"}
+    with mlflow.start_run(run_name=run_name, tags=run_tags, description=description) as run:
         mlflow.log_params(dict(params))
         mlflow.log_metrics(dict(metrics))
         for data, context in ((training_data, "training"), (holdout, "evaluation")):
@@ -144,8 +153,17 @@ def register(
             pip_requirements=[f"{name}=={installed_version(name)}" for name in _REQUIREMENTS],
         )
     registered = mlflow.register_model(info.model_uri, settings.model_name, tags=dict(tags))
+    mlflow_client.update_model_version(
+        settings.model_name, registered.version, description=description
+    )
+    mlflow_client.update_registered_model(settings.model_name, description=MODEL_DESCRIPTION)
     log.info("registered", model=settings.model_name, version=registered.version)
     return _info(mlflow_client.get_model_version(settings.model_name, registered.version), run)
+
+
+def set_version_description(settings: Settings, version: str, description: str) -> None:
+    """Replace a version's Markdown description, e.g. after a later decision about it."""
+    client(settings).update_model_version(settings.model_name, version, description=description)
 
 
 def _log_reference(training_data: pd.DataFrame) -> None:
@@ -164,6 +182,7 @@ def _info(version: ModelVersion, run: Any = None) -> VersionInfo:
         stage=str(version.current_stage or "None"),
         tags=dict(version.tags or {}),
         created_at=datetime.fromtimestamp(version.creation_timestamp / 1000, UTC),
+        description=str(version.description or ""),
     )
 
 

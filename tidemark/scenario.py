@@ -15,10 +15,17 @@ weigh::
             height_ratio: {mean: 0.24, sd: 0.012, min: 0.20, max: 0.28}  # height / length
             weight: {a: 4.86e-5, b: 3.0, c: 1.0, noise_sd: 0.07}
 
-The true weight is allometric: ``weight_kg = a * length_cm**b * (height_cm / length_cm)**c``,
-times a log-normal noise factor ``exp(noise_sd * z)`` with ``z`` clipped to
+The true weight follows one of two laws, told apart by their fields. Allometric (``a, b, c,
+noise_sd``): ``weight_kg = a * length_cm**b * (height_cm / length_cm)**c`` times a log-normal
+noise factor ``exp(noise_sd * z)``. Linear (``per_length_cm, per_height_cm, noise_kg``), as in
+the original tutorial: ``weight_kg = per_length_cm * length_cm + per_height_cm * height_cm``
+plus Gaussian noise ``noise_kg * z``. Either way ``z`` is clipped to
 ``[-NOISE_CLIP_SD, NOISE_CLIP_SD]``. Every species' extremes are checked against the data
 contract's bounds when the scenario loads, so every generated record is a valid message.
+
+A scenario may also give the line's pace, ``event_interval_s`` (seconds between two fish), which
+the simulator uses unless told another rate. The packaged scenarios (``tidemark/scenarios/``)
+are loaded by name: ``load_scenario("tutorial")``.
 
 Generation is deterministic for a seed: each phase draws from its own random stream (derived
 from the seed and the phase's position), so a subset of phases yields exactly the same fish as
@@ -58,6 +65,9 @@ CSV_PHASE = "csv"
 NOISE_CLIP_SD = 4.0
 # Fixed forever: changing it would change every generated fish id.
 FISH_ID_NAMESPACE = uuid.UUID("5f0c6a52-8d3e-4b8e-9a51-7d1f3c0e2b64")
+DEFAULT_SCENARIO = "default"
+_PACKAGED_DIR = "scenarios"
+_SUFFIX = ".yaml"
 _CHUNK_SIZE = 65_536
 _MAX_REPORTED_ERRORS = 20
 
@@ -108,7 +118,7 @@ class ClippedNormal(_Spec):
 
 
 class WeightLaw(_Spec):
-    """The true weight: ``a * length_cm**b * (height_cm / length_cm)**c`` kg, with noise."""
+    """The allometric weight: ``a * length_cm**b * (height_cm / length_cm)**c`` kg, with noise."""
 
     a: float = Field(gt=0)
     b: float = Field(gt=0)
@@ -127,13 +137,42 @@ class WeightLaw(_Spec):
         return self.median_kg(length_cm, height_ratio) * noise
 
 
+class LinearWeightLaw(_Spec):
+    """The tutorial's weight: ``per_length_cm * length_cm + per_height_cm * height_cm`` kg, plus
+    Gaussian noise of ``noise_kg``."""
+
+    per_length_cm: float = Field(ge=0)
+    per_height_cm: float = Field(ge=0)
+    noise_kg: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _grows(self) -> Self:
+        if self.per_length_cm == 0 and self.per_height_cm == 0:
+            raise ValueError("per_length_cm or per_height_cm must be positive")
+        return self
+
+    def median_kg(self, length_cm: FloatArray, height_ratio: FloatArray) -> FloatArray:
+        """The noise-free (mean and median) weight of fish of these lengths and height ratios."""
+        height_cm = length_cm * height_ratio
+        return np.asarray(
+            self.per_length_cm * length_cm + self.per_height_cm * height_cm, dtype=np.float64
+        )
+
+    def sample_kg(
+        self, length_cm: FloatArray, height_ratio: FloatArray, z: FloatArray
+    ) -> FloatArray:
+        """Weights with additive noise; ``z`` are standard normal draws (clipped)."""
+        noise = self.noise_kg * np.clip(z, -NOISE_CLIP_SD, NOISE_CLIP_SD)
+        return self.median_kg(length_cm, height_ratio) + noise
+
+
 class SpeciesSpec(_Spec):
     """How one species looks and weighs during a phase."""
 
     share: float = Field(gt=0)
     length_cm: ClippedNormal
     height_ratio: ClippedNormal
-    weight: WeightLaw
+    weight: WeightLaw | LinearWeightLaw
 
     @model_validator(mode="after")
     def _within_contract(self) -> Self:
@@ -151,7 +190,7 @@ class SpeciesSpec(_Spec):
         return self
 
     def _weight_range(self) -> tuple[float, float]:
-        # log(weight) is linear in log(length), log(ratio) and z: its extremes lie at the corners.
+        # Either law's weight is monotone in length, ratio and z: its extremes lie at the corners.
         corners = np.array(
             [
                 (length, ratio, z)
@@ -178,6 +217,8 @@ class Scenario(_Spec):
 
     name: str = Field(min_length=1)
     description: str = ""
+    # The line's pace: seconds between two fish, when the scenario describes a real line's.
+    event_interval_s: float | None = Field(default=None, gt=0)
     phases: list[Phase] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -194,18 +235,52 @@ class Scenario(_Spec):
         return sum(phase.count for phase in self.phases)
 
 
+def packaged_scenarios() -> tuple[str, ...]:
+    """The names of the scenarios that ship with Tidemark (``default``, ``tutorial``, ...)."""
+    folder = resources.files("tidemark").joinpath(_PACKAGED_DIR)
+    return tuple(
+        sorted(
+            entry.name.removesuffix(_SUFFIX)
+            for entry in folder.iterdir()
+            if entry.name.endswith(_SUFFIX)
+        )
+    )
+
+
 def load_scenario(path: str | Path | None = None) -> Scenario:
-    """Read and validate a scenario YAML file; ``None`` loads the packaged default scenario."""
+    """Read and validate a scenario: a YAML file, or the name of a packaged scenario.
+
+    ``None`` loads the packaged default scenario. A bare name (no such file, no folder, no
+    suffix) such as ``tutorial`` names a packaged scenario.
+    """
     if path is None:
-        source = "the default scenario"
-        text = resources.files("tidemark").joinpath("scenarios/default.yaml").read_text("utf-8")
-    else:
-        source = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ScenarioError(f"cannot read scenario {source}: {exc}") from exc
-    return parse_scenario(text, source=source)
+        return _load_packaged(DEFAULT_SCENARIO, DEFAULT_SCENARIO)
+    name = _packaged_name(path)
+    if name is not None:
+        return _load_packaged(name, path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(f"cannot read scenario {path}: {exc}") from exc
+    return parse_scenario(text, source=str(path))
+
+
+def _load_packaged(name: str, asked: str | Path) -> Scenario:
+    if name not in packaged_scenarios():
+        raise ScenarioError(
+            f"no scenario file {asked} and no packaged scenario {name!r}; "
+            f"packaged: {', '.join(packaged_scenarios())}"
+        )
+    folder = resources.files("tidemark").joinpath(_PACKAGED_DIR)
+    text = folder.joinpath(f"{name}{_SUFFIX}").read_text("utf-8")
+    return parse_scenario(text, source=f"the packaged scenario {name!r}")
+
+
+def _packaged_name(path: str | Path) -> str | None:
+    candidate = Path(path)
+    if candidate.exists() or candidate.suffix or len(candidate.parts) != 1:
+        return None
+    return candidate.name
 
 
 def parse_scenario(text: str, *, source: str = "<string>") -> Scenario:

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 from prefect.deployments import run_deployment
 
+from flows.candidate import Outcome
 from flows.promote import promote
 from flows.retrain import retrain
 from flows.rollback import rollback
@@ -107,9 +108,18 @@ def test_bootstrap_puts_version_1_in_production(settings: Settings) -> None:
     v1 = version(settings, "1")
     assert v1.stage == "Production"
     assert v1.tags["trigger_reason"] == "bootstrap"
-    assert v1.tags["champion_mre"] == "none"
-    assert float(v1.tags["candidate_mre"]) < 0.1
+    assert v1.tags["champion_mean_relative_error"] == "none"
+    assert float(v1.tags["candidate_mean_relative_error"]) < 0.1
     assert int(v1.tags["row_count"]) == 1200
+    assert (v1.tags["heldout_n"], v1.tags["heldout_n.salmon"]) == ("300", "300")
+    assert v1.tags["p_value"] == "none"
+    assert v1.description.startswith("**Decision: promoted.** no model in production")
+    run = registry.client(settings).get_run(v1.run_id)
+    assert run.info.run_name == "bootstrap"
+    assert run.data.tags["mlflow.source.name"] == registry.RUN_SOURCE
+    assert run.data.metrics["heldout_n"] == 300
+    model = registry.client(settings).get_registered_model(settings.model_name)
+    assert "**The loop.**" in model.description
     assert len(v1.tags["data_fingerprint"]) == 64
     reference = registry.load_reference(settings, "1")
     assert len(reference) == 1200
@@ -127,9 +137,15 @@ def test_a_retrain_that_is_not_better_is_registered_not_promoted(settings: Setti
     assert v2.tags["decision"] == "rejected"
     assert "not at least 5% below champion v1" in v2.tags["decision_reason"]
     assert v2.tags["trigger_reason"] == "schedule"
-    assert v2.tags["champion_mre"] != "none"
+    assert v2.tags["champion_mean_relative_error"] != "none"
     assert v2.stage == "None"
+    assert outcome.heldout_n_by_species == {"salmon": 80}
+    assert outcome.p_value is not None
+    assert float(v2.tags["p_value"]) == pytest.approx(outcome.p_value)
+    assert "**Decision: rejected.**" in v2.description
     run = registry.client(settings).get_run(v2.run_id)
+    assert run.info.run_name == "retrain v1 · schedule"
+    assert run.data.tags["mlflow.source.name"] == registry.RUN_SOURCE
     sources = [d.dataset.source for d in run.inputs.dataset_inputs]
     assert sources
     assert all("training_data_loop" in source for source in sources)
@@ -137,15 +153,34 @@ def test_a_retrain_that_is_not_better_is_registered_not_promoted(settings: Setti
 
 def test_a_retrain_after_a_shift_is_promoted(settings: Settings) -> None:
     store_phase(settings, "walleye", seed=7, start=SHIFT_START, count=300)
-    outcome = retrain(reason="error", last_n=300, metric="mean_relative_error", metric_value=0.2)
+    outcome = retrain(
+        reason="error", last_n=300, metric="mean_relative_error", metric_value=0.2, threshold=0.1
+    )
     assert (outcome.version, outcome.decision) == ("3", "promoted")
     assert outcome.champion is not None
     assert outcome.candidate is not None
     assert outcome.candidate["mean_relative_error"] < outcome.champion["mean_relative_error"]
+    # Judged on the most recent fifth of the walleye, with a paired test on the same fish.
+    assert outcome.heldout_n == 60
+    assert outcome.heldout_n_by_species == {"walleye": 60}
+    assert outcome.p_value is not None
+    assert outcome.p_value < 1e-6
+    assert outcome.champion_mre_by_species is not None
+    assert outcome.candidate_mre_by_species["walleye"] < outcome.champion_mre_by_species["walleye"]
+    v3 = version(settings, "3")
+    assert float(v3.tags["candidate_mean_relative_error.walleye"]) == pytest.approx(
+        outcome.candidate_mre_by_species["walleye"]
+    )
+    assert "| walleye | 60 |" in v3.description
+    run = registry.client(settings).get_run(v3.run_id)
+    assert run.info.run_name == "retrain v1 · error 0.20 > 0.10"
+    assert run.data.metrics["p_value"] == pytest.approx(outcome.p_value)
+    assert "champion_mean_relative_error.walleye" in run.data.metrics
     assert registry.production_version(settings) == "3"
     assert version(settings, "3").stage == "Production"
     assert version(settings, "1").stage == "Archived"
-    assert version(settings, "3").tags["trigger_metric"] == "mean_relative_error"
+    assert v3.tags["trigger_metric"] == "mean_relative_error"
+    assert v3.tags["trigger_threshold"] == "0.1"
     assert registry.production_history(settings) == ["1", "3"]
     assert "walleye" in registry.load_reference(settings, "3")["species"].unique()
 
@@ -198,10 +233,30 @@ def test_a_window_of_broken_records_fails_and_promotes_nothing(settings: Setting
     assert registry.production_version(settings) == "1"
 
 
+def test_a_window_short_of_evidence_trains_and_registers_nothing(settings: Settings) -> None:
+    # Before every other record of the store, so that no species is remembered from earlier.
+    start = datetime(2000, 1, 1, tzinfo=UTC)
+    # The first window of the issue: 40 fish, of which 8 would have been held out.
+    store_phase(settings, "walleye", seed=12, start=start, count=40)
+    before = _versions(settings)
+    outcome = retrain(
+        reason="error", window_start=start, window_end=start + timedelta(minutes=1),
+        metric="mean_relative_error", metric_value=0.48, threshold=0.1,
+    )  # fmt: skip
+    assert outcome.decision == "insufficient_evidence"
+    assert outcome.version is None
+    assert outcome.rows_short == {"walleye": 5}
+    assert "walleye 40 rows" in outcome.reason
+    assert outcome.production_version == "1"
+    assert _versions(settings) == before
+    assert registry.production_version(settings) == "1"
+
+
 def test_a_forced_promotion_skips_the_policy(settings: Settings) -> None:
     outcome = promote(version="3", force=True)
     assert (outcome.decision, outcome.production_version) == ("forced", "3")
     assert version(settings, "3").tags["decision"] == "forced"
+    assert version(settings, "3").description.startswith("**Later decision: forced.**")
     assert version(settings, "1").stage == "Archived"
     # The version now in production cannot be "promoted" again.
     assert promote(version="3").decision == "unchanged"
@@ -247,6 +302,11 @@ def test_a_retrain_triggered_through_the_prefect_api_completes(
         assert run.state is not None
         assert run.state.is_completed(), f"{run.state}\n{log.read_text()[-3000:]}"
         assert len(_versions(settings)) == len(before) + 1
+        # The monitor reads what a run it triggered decided from the run's persisted result.
+        outcome = run.state.result()
+        assert isinstance(outcome, Outcome)
+        assert outcome.version == max(_versions(settings), key=int)
+        assert outcome.heldout_n >= settings.min_holdout_rows
     finally:
         server.terminate()
         server.wait(60)
@@ -274,8 +334,8 @@ def test_a_retrain_on_a_window_of_walleye_still_knows_salmon(settings: Settings)
     assert remembering is not None
     reference = registry.load_reference(settings, remembering)
     # The 300 walleye of the window and the latest 200 of the 400 salmon stored before it; the
-    # most recent 100 of them, all walleye, were held out to judge the candidate.
-    assert reference["species"].value_counts().to_dict() == {"walleye": 200, "salmon": 200}
+    # most recent fifth of each species was held out to judge the candidate.
+    assert reference["species"].value_counts().to_dict() == {"walleye": 240, "salmon": 160}
     run = registry.client(settings).get_run(version(settings, remembering).run_id)
     assert run.inputs is not None
     assert any("remembered" in d.dataset.source for d in run.inputs.dataset_inputs)

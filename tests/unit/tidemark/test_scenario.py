@@ -15,6 +15,7 @@ from tidemark.scenario import (
     RECORD_COLUMNS,
     CsvError,
     FishRecord,
+    LinearWeightLaw,
     Scenario,
     ScenarioError,
     fresh_seed,
@@ -22,6 +23,7 @@ from tidemark.scenario import (
     generate_frame,
     load_csv,
     load_scenario,
+    packaged_scenarios,
     parse_scenario,
     to_frame,
 )
@@ -251,3 +253,70 @@ def test_fresh_seeds_never_repeat_a_fish_id_of_an_earlier_run() -> None:
     assert second > first
     earlier = set(generate_frame(scenario, first)["fish_id"])
     assert earlier.isdisjoint(generate_frame(scenario, second)["fish_id"])
+
+
+def test_packaged_scenarios_load_by_name() -> None:
+    assert {"default", "tutorial", "never-seen", "growth"} <= set(packaged_scenarios())
+    for name in packaged_scenarios():
+        assert load_scenario(name).count > 0
+    assert load_scenario("default") == load_scenario()
+
+
+def test_an_unknown_scenario_name_lists_the_packaged_ones() -> None:
+    with pytest.raises(ScenarioError, match=r"no packaged scenario 'nope'.*tutorial"):
+        load_scenario("nope")
+
+
+def test_a_file_in_the_working_directory_wins_over_a_packaged_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "tutorial").write_text(SMALL)
+    monkeypatch.chdir(tmp_path)
+    assert load_scenario("tutorial").name == "small"
+
+
+def test_the_tutorial_is_the_original_data() -> None:
+    tutorial = load_scenario("tutorial")
+    assert tutorial.event_interval_s == 2.0
+    assert [(p.name, list(p.species), p.count) for p in tutorial.phases] == [
+        ("salmon", ["salmon"], 60),
+        ("walleye", ["walleye"], 60),
+        ("salmon-again", ["salmon"], 60),
+    ]
+    salmon = tutorial.phases[0].species["salmon"].weight
+    walleye = tutorial.phases[1].species["walleye"].weight
+    assert salmon == LinearWeightLaw(per_length_cm=0.05, per_height_cm=0.01, noise_kg=0.1)
+    assert walleye == LinearWeightLaw(per_length_cm=0.02, per_height_cm=0.04, noise_kg=0.1)
+
+
+def test_a_linear_law_adds_gaussian_noise_in_kg() -> None:
+    big = load_scenario("tutorial").phases[0].model_copy(update={"count": 20_000})
+    fish = generate_frame(Scenario(name="t", phases=[big]), 3)
+    true_kg = 0.05 * fish.length_cm + 0.01 * fish.height_cm
+    noise = (fish.weight_kg - true_kg).to_numpy()
+    assert noise.mean() == pytest.approx(0.0, abs=0.005)
+    assert noise.std() == pytest.approx(0.1, rel=0.05)
+    assert np.abs(noise).max() <= NOISE_CLIP_SD * 0.1 + 1e-9
+
+
+def test_a_linear_law_that_could_weigh_nothing_is_refused() -> None:
+    light = SMALL.replace(
+        "weight: {a: 1.0e-4, b: 3.0, c: 1.0, noise_sd: 0.1}",
+        "weight: {per_length_cm: 0.001, per_height_cm: 0, noise_kg: 0.1}",
+    )
+    with pytest.raises(ScenarioError, match=r"outside \(0, 2000.0\] kg"):
+        parse_scenario(light)
+    flat = light.replace("per_length_cm: 0.001", "per_length_cm: 0")
+    with pytest.raises(ScenarioError, match="per_length_cm or per_height_cm must be positive"):
+        parse_scenario(flat)
+
+
+def test_never_seen_species_arrives_after_the_shift_and_growth_keeps_one_species() -> None:
+    never_seen = load_scenario("never-seen")
+    seen_before = {s for p in never_seen.phases[:2] for s in p.species}
+    assert set(never_seen.phases[2].species) - seen_before == {"plaice"}
+    growth = load_scenario("growth")
+    assert {s for p in growth.phases for s in p.species} == {"salmon"}
+    lengths = [p.species["salmon"].length_cm.mean for p in growth.phases]
+    assert lengths == sorted(lengths)
+    assert lengths[0] < lengths[-1]
