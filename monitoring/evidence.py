@@ -5,7 +5,8 @@ window short of ``min_count``), or be judged on a handful of fish. Its judged fi
 window after window, until together they reach ``min_count``; they are then judged as one
 sample that starts at the first of those windows (where a retrain's data must begin), and the
 species starts afresh. At most ``max_windows`` windows are pooled: older fish drop out, so that
-an old stretch never speaks for the present.
+an old stretch never speaks for the present. A new production version starts every species
+afresh: fish scored by the previous version say nothing about the new one.
 """
 
 from __future__ import annotations
@@ -28,15 +29,24 @@ class SpeciesEvidence:
         self.min_count = min_count
         self.max_windows = max_windows
         self._short: dict[str, deque[tuple[datetime, list[Scored]]]] = {}
+        self._version: str | None = None
 
     def add(
-        self, start: datetime, judged: Sequence[Scored], known: frozenset[str] | None
+        self,
+        start: datetime,
+        judged: Sequence[Scored],
+        known: frozenset[str] | None,
+        version: str | None = None,
     ) -> list[Evidence]:
-        """Add a window's judged fish; return the species that now have enough of them.
+        """Add a window's fish judged on production ``version``; return the species that now
+        have enough of them.
 
         ``known`` lists the species the production version was trained on (None when unknown):
         a species outside it, or any fish flagged ``species_known: false``, is unseen.
         """
+        if version != self._version:
+            self._short.clear()
+            self._version = version
         by_species: defaultdict[str, list[Scored]] = defaultdict(list)
         for record in judged:
             by_species[record.species].append(record)

@@ -318,7 +318,7 @@ class Monitor:
         judged = judged_records(window, version)
         stats = ErrorStats.of(judged) if judged else None
         known = production.known_species if production and production.known_species else None
-        evidence = self.evidence.add(window.start, judged, known)
+        evidence = self.evidence.add(window.start, judged, known, version)
         for item in evidence:
             metrics.EVIDENCE_PENDING.labels(item.species).set(0)
         for species, count in self.evidence.pending().items():

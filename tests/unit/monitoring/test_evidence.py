@@ -47,6 +47,15 @@ def test_only_the_last_windows_are_pooled() -> None:
     assert pooled.pending() == {"walleye": 15}
 
 
+def test_a_new_production_version_starts_every_species_afresh() -> None:
+    pooled = SpeciesEvidence(min_count=30, max_windows=10)
+    assert pooled.add(T0, fish(0, 20), None, version="1") == []
+    assert pooled.add(T0 + timedelta(seconds=60), fish(1, 20), None, version="2") == []
+    assert pooled.pending() == {"walleye": 20}
+    [walleye] = pooled.add(T0 + timedelta(seconds=120), fish(2, 20), None, version="2")
+    assert walleye.since == T0 + timedelta(seconds=60)
+
+
 def test_a_fish_flagged_unknown_makes_its_species_unseen() -> None:
     unknown = [r.model_copy(update={"species_known": False}) for r in fish(0, 30, "pike")]
     [pike] = SpeciesEvidence(min_count=30, max_windows=3).add(T0, unknown, None)
