@@ -374,13 +374,14 @@ class Monitor:
                 self.queue[g.alarm.incident] = queued.merged(p) if queued else p
         metrics.QUEUED.set(len(self.queue))
         verdict = replace(verdict, alarms=tuple(gated))
-        firing = [p for g, p in zip(gated, pending, strict=True) if g.gate.open]
-        if not firing:
+        opened = {p.alarm.incident: p for g, p in zip(gated, pending, strict=True) if g.gate.open}
+        if not opened:
             return verdict
-        # No run is in flight (or these would be queued): the queued incidents go along.
-        firing += [
-            p for key, p in self.queue.items() if key not in {f.alarm.incident for f in firing}
-        ]
+        # No run is in flight (or these would be queued): the queued incidents go along, and
+        # one that was queued before keeps the windows it waited through.
+        for key, queued in self.queue.items():
+            opened[key] = queued.merged(opened[key]) if key in opened else queued
+        firing = list(opened.values())
         self.queue.clear()
         metrics.QUEUED.set(0)
         request, flow_run_id = self._start(firing, verdict.version)

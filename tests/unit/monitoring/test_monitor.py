@@ -225,3 +225,16 @@ def test_a_retrain_without_a_verdict_is_followed_by_one_that_reads_its_data_agai
     again = watched.judge(window(11, pike=(40, 1.6)))
     assert states(again) == {"unseen:pike": GateState.OPEN}
     assert trigger.runs[-1].data_start == T0 + timedelta(seconds=300)
+
+
+def test_a_queued_incident_that_fires_again_keeps_the_windows_it_waited_through() -> None:
+    watched, trigger = monitor()
+    watched.judge(window(0, salmon=(60, 0.2)))
+    queued = watched.judge(window(1, salmon=(60, 0.2), pike=(40, 1.65)))
+    assert states(queued)["unseen:pike"] is GateState.QUEUED
+    trigger.end("run-1")
+    fired = watched.judge(window(2, pike=(40, 1.6)))
+    assert states(fired) == {"unseen:pike": GateState.OPEN}
+    assert trigger.requests[-1].window_start == T0 + timedelta(seconds=60)
+    assert trigger.runs[-1].incidents == {PIKE_UNSEEN}
+    assert watched.queue == {}
