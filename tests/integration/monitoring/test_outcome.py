@@ -1,0 +1,44 @@
+"""The outcome of a retrain run, read back from the MLflow server by its flow run id."""
+
+from __future__ import annotations
+
+import uuid
+
+from mlflow import MlflowClient
+from sklearn.pipeline import Pipeline
+
+from infra.local.stack import Stack
+from monitoring.outcome import find_outcome
+from monitoring.policy import Decision
+
+
+def test_the_version_a_run_registered_states_its_decision_and_achievable_errors(
+    stack: Stack, salmon_model: tuple[str, Pipeline]
+) -> None:
+    settings = stack.settings.model_copy(update={"model_name": f"outcome-{uuid.uuid4().hex[:6]}"})
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    source = client.get_model_version(salmon_model[0], "1").source
+    assert source is not None
+    client.create_registered_model(settings.model_name)
+    rejected, promoted = str(uuid.uuid4()), str(uuid.uuid4())
+    client.create_model_version(
+        settings.model_name,
+        source,
+        tags={
+            "flow_run_id": rejected,
+            "decision": "rejected",
+            "candidate_mre_by_species": '{"walleye": 0.095, "salmon": 0.03}',
+        },
+    )
+    client.create_model_version(
+        settings.model_name, source, tags={"flow_run_id": promoted, "decision": "promoted"}
+    )
+
+    outcome = find_outcome(settings, rejected)
+    assert outcome is not None
+    assert outcome.decision is Decision.REJECTED
+    assert outcome.achievable == {"walleye": 0.095, "salmon": 0.03}
+    other = find_outcome(settings, promoted)
+    assert other is not None
+    assert other.decision is Decision.PROMOTED
+    assert find_outcome(settings, str(uuid.uuid4())) is None  # it registered nothing
