@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import mlflow
 from mlflow import MlflowClient
 from sklearn.pipeline import Pipeline
 
@@ -17,22 +18,29 @@ def test_the_version_a_run_registered_states_its_decision_and_achievable_errors(
 ) -> None:
     settings = stack.settings.model_copy(update={"model_name": f"outcome-{uuid.uuid4().hex[:6]}"})
     client = MlflowClient(settings.mlflow_tracking_uri)
-    source = client.get_model_version(salmon_model[0], "1").source
-    assert source is not None
-    client.create_registered_model(settings.model_name)
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_experiment("monitoring-tests")
     rejected, promoted = str(uuid.uuid4()), str(uuid.uuid4())
-    client.create_model_version(
-        settings.model_name,
-        source,
-        tags={
+    tags = [
+        {
             "flow_run_id": rejected,
             "decision": "rejected",
             "candidate_mre_by_species": '{"walleye": 0.095, "salmon": 0.03}',
         },
-    )
-    client.create_model_version(
-        settings.model_name, source, tags={"flow_run_id": promoted, "decision": "promoted"}
-    )
+        {"flow_run_id": promoted, "decision": "promoted"},
+    ]
+    for version_tags in tags:
+        with mlflow.start_run():
+            info = mlflow.sklearn.log_model(
+                salmon_model[1],
+                name="model",
+                registered_model_name=settings.model_name,
+                pip_requirements=["scikit-learn"],
+            )
+        for key, value in version_tags.items():
+            client.set_model_version_tag(
+                settings.model_name, str(info.registered_model_version), key, value
+            )
 
     outcome = find_outcome(settings, rejected)
     assert outcome is not None
