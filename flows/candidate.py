@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 from pydantic import BaseModel
 from sklearn.pipeline import Pipeline
 
@@ -40,6 +41,7 @@ from tidemark.model import (
     train,
 )
 from tidemark.promotion import (
+    FLOW_RUN_TAG,
     MEASURED_AT,
     NO_METRIC,
     Decision,
@@ -320,6 +322,7 @@ def judge_and_register(
         **evidence_tags(evidence),
         "champion_version": champion.version or NO_METRIC,
         **decision_tags(verdict),
+        FLOW_RUN_TAG: flow_run.id or NO_METRIC,
     }
     metrics = {
         **result.metrics.as_dict("train_"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
+from monitoring.policy import Alarm, Gate
 from monitoring.windows import ClosedWindow
 
 ALL_SPECIES = "all"
@@ -43,6 +44,27 @@ SUPPRESSED = Counter(
     "tidemark_monitor_alarms_suppressed_total",
     "Windows that would have fired but a retrain was in flight or cooling down",
 )
+ALARMS = Counter(
+    "tidemark_monitor_incident_alarms_total",
+    "Alarms raised per incident, by what became of them: fired (a retrain started), held (a "
+    "repeat of an incident whose retrain is in flight or cooling down), closed (its retrain "
+    "could not beat production and the error has not grown beyond that), queued (another "
+    "incident's retrain is in flight)",
+    ["kind", "species", "outcome"],
+)
+INCIDENT_VALUE = Gauge(
+    "tidemark_monitor_incident_value",
+    "The metric of each incident's last alarm (mean relative error, or drift share)",
+    ["kind", "species"],
+)
+QUEUED = Gauge(
+    "tidemark_monitor_incidents_queued", "Incidents waiting for another incident's retrain to end"
+)
+EVIDENCE_PENDING = Gauge(
+    "tidemark_monitor_evidence_pending_fish",
+    "Judged fish of a species pooled while it is short of evidence (0 once judged)",
+    ["species"],
+)
 MODEL_VERSION = Gauge(
     "tidemark_monitor_model_version", "Production model version the monitor judges (0: none)"
 )
@@ -57,3 +79,12 @@ def observe_window(window: ClosedWindow) -> None:
         WINDOW_MAE.labels(species).set(stats.mae)
         WINDOW_RMSE.labels(species).set(stats.rmse)
         WINDOW_MRE.labels(species).set(stats.mean_relative_error)
+
+
+def observe_alarm(alarm: Alarm, gate: Gate) -> None:
+    """Count what became of an incident's alarm (species "all" for drift)."""
+    species = alarm.incident.species or ALL_SPECIES
+    ALARMS.labels(alarm.incident.kind.value, species, gate.state.value).inc()
+    INCIDENT_VALUE.labels(alarm.incident.kind.value, species).set(alarm.value)
+    if not gate.open:
+        SUPPRESSED.inc()

@@ -1,15 +1,19 @@
-"""The monitor: reads ``fish.scored``, judges every closed window, asks for a retrain when needed.
+"""The monitor: reads ``fish.scored``, judges every closed window, asks for retrains per incident.
 
 One loop in one process (one monitor per consumer group: a window needs every partition's
 records). Each poll adds records to the tumbling windows (:mod:`monitoring.windows`); each
-window that closes is judged on the fish that the production version scored: error metrics,
-drift against that version's training data, then the alarm and the in-flight/cooldown gate
-(:mod:`monitoring.policy`). A window that fires publishes a ``RetrainRequest``, starts the
-``retrain`` deployment through Prefect and saves its Evidently reports.
+window that closes is judged on the fish that the production version scored: per species once
+enough of its fish are in (:mod:`monitoring.evidence`), drift against that version's training
+data, then the incidents it raises and each incident's own gate (:mod:`monitoring.policy`).
+The alarms that pass their gates start ONE run of the ``retrain`` deployment together, tagged
+with their incidents; an alarm that waits for another incident's run to end is queued and
+starts its run as soon as that one has ended (checked every ``monitor_queue_check_s``).
 
 Offsets are committed only up to the first record still in an open window, with the end of the
 last closed window and the offsets read so far as commit metadata: a restarted monitor rebuilds
-its open windows from Kafka and does not judge a closed window twice.
+its open windows from Kafka and does not judge a closed window twice. The queue and the pooled
+evidence of short species live in memory: after a restart an incident that persists raises its
+alarm again at its next window.
 """
 
 from __future__ import annotations
@@ -28,12 +32,20 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from monitoring import metrics
 from monitoring.drift import DriftResult, features_frame
+from monitoring.evidence import SpeciesEvidence
+from monitoring.outcome import find_outcome
 from monitoring.policy import (
     Alarm,
+    Evidence,
     Gate,
+    GateState,
+    IncidentKey,
+    IncidentKind,
+    IncidentRun,
+    RunOutcome,
     Thresholds,
     WindowSpan,
-    alarm,
+    alarms,
     gate,
     judged_records,
     training_start,
@@ -50,6 +62,36 @@ from tidemark.stream.records import parse
 
 log = get_logger("monitor")
 
+# Which alarm speaks for a retrain that answers several: the strongest evidence first.
+_PRIORITY = {IncidentKind.UNSEEN: 0, IncidentKind.ERROR: 1, IncidentKind.DRIFT: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Gated:
+    """An incident's alarm and what became of it."""
+
+    alarm: Alarm
+    gate: Gate
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """An alarm about to start a retrain (or queued to): its window and where its data begin."""
+
+    alarm: Alarm
+    window_start: datetime
+    window_end: datetime
+    data_start: datetime
+
+    def merged(self, later: Pending) -> Pending:
+        """This alarm raised again by a later window while it waited: the data of both."""
+        return Pending(
+            later.alarm,
+            min(self.window_start, later.window_start),
+            max(self.window_end, later.window_end),
+            min(self.data_start, later.data_start),
+        )
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -59,8 +101,8 @@ class Verdict:
     version: str | None
     judged: ErrorStats | None
     drift: DriftResult | None
-    alarm: Alarm | None = None
-    gate: Gate | None = None
+    evidence: tuple[Evidence, ...] = ()
+    alarms: tuple[Gated, ...] = ()
     request: RetrainRequest | None = None
     flow_run_id: str | None = None
     reports: SavedReport | None = None
@@ -70,6 +112,10 @@ class Verdict:
         """Whether this window started a retrain."""
         return self.flow_run_id is not None
 
+    def gate_of(self, incident: IncidentKey) -> Gate | None:
+        """What became of ``incident``'s alarm in this window (None: it raised none)."""
+        return next((g.gate for g in self.alarms if g.alarm.incident == incident), None)
+
 
 def thresholds_of(settings: Settings) -> Thresholds:
     """The alarm thresholds that the settings define."""
@@ -78,6 +124,7 @@ def thresholds_of(settings: Settings) -> Thresholds:
         min_count=settings.monitor_min_window_count,
         drift_share=settings.monitor_drift_share,
         retrain_on_drift=settings.monitor_retrain_on_drift,
+        reopen_margin=settings.monitor_reopen_margin,
     )
 
 
@@ -92,8 +139,11 @@ class Monitor:
         reports: ReportStore,
         producer: KafkaProducer,
         on_verdict: Callable[[Verdict], None] | None = None,
+        outcome_of: Callable[[str], RunOutcome | None] | None = None,
     ) -> None:
         self.settings = settings
+        # What an ended retrain run decided, by flow run id (the registry's tags by default).
+        self.outcome_of = outcome_of or (lambda flow_run_id: find_outcome(settings, flow_run_id))
         self.follower = follower
         self.trigger = trigger
         self.reports = reports
@@ -103,6 +153,12 @@ class Monitor:
         self.windows: TumblingWindows | None = None
         # The windows judged last, most recent first: where a retrain's data may begin.
         self._recent: deque[WindowSpan] = deque(maxlen=settings.monitor_retrain_windows)
+        self.evidence = SpeciesEvidence(
+            settings.monitor_min_window_count, settings.monitor_evidence_windows
+        )
+        # Incidents waiting for another incident's retrain to end, and when that was last asked.
+        self.queue: dict[IncidentKey, Pending] = {}
+        self._queue_checked = 0.0
 
     @classmethod
     def create(
@@ -157,6 +213,7 @@ class Monitor:
                     closed += windows.flush()
                 for window in closed:
                     self.judge(window)
+                self.drain_queue()
                 if batch or closed:
                     self._commit(consumer, windows)
         finally:
@@ -205,23 +262,67 @@ class Monitor:
             consumer.commit(offsets)
 
     def judge(self, window: ClosedWindow) -> Verdict:
-        """Judge one closed window and trigger a retrain if it fires and the gate is open."""
+        """Judge one closed window and start a retrain for the incidents whose gates are open."""
         metrics.observe_window(window)
         production = self.follower.refresh()
-        verdict = self._assess(window, production)
-        if verdict.alarm is not None:
-            verdict = self._fire(verdict)
+        verdict, raised = self._assess(window, production)
+        if raised:
+            verdict = self._decide(verdict, raised)
         self._recent.appendleft(WindowSpan(window.start, window.overall.count))
         self._log(verdict)
         if self._on_verdict is not None:
             self._on_verdict(verdict)
         return verdict
 
-    def _assess(self, window: ClosedWindow, production: Production | None) -> Verdict:
+    def drain_queue(self, force: bool = False) -> str | None:
+        """Start the retrain of the queued incidents once no run is in flight; its flow run id.
+
+        Asks Prefect at most every ``monitor_queue_check_s`` unless ``force``.
+        """
+        now = time.monotonic()
+        if not self.queue or (
+            not force and now - self._queue_checked < self.settings.monitor_queue_check_s
+        ):
+            return None
+        self._queue_checked = now
+        try:
+            in_flight = self.trigger.in_flight()
+        except Exception as error:  # Prefect down: the queue waits for the next check
+            log.warning("cannot ask for the retrain in flight", error=f"{error}"[:300])
+            return None
+        if in_flight is not None:
+            return None
+        pending = list(self.queue.values())
+        production = self.follower.current
+        try:
+            request, flow_run_id = self._start(pending, production.version if production else None)
+        except Exception as error:  # Prefect or Kafka down: the incidents stay queued
+            log.warning("cannot start the queued retrain", error=f"{error}"[:300])
+            return None
+        self.queue.clear()
+        metrics.QUEUED.set(0)
+        log.warning(
+            "retrain triggered for queued incidents",
+            incidents=[str(p.alarm.incident) for p in pending],
+            reason=request.reason.value,
+            training_start=min(p.data_start for p in pending).isoformat(),
+            flow_run_id=flow_run_id,
+        )
+        return flow_run_id
+
+    def _assess(
+        self, window: ClosedWindow, production: Production | None
+    ) -> tuple[Verdict, list[Alarm]]:
         version = production.version if production else None
         metrics.MODEL_VERSION.set(float(version) if version and version.isdigit() else 0)
         judged = judged_records(window, version)
         stats = ErrorStats.of(judged) if judged else None
+        known = production.known_species if production and production.known_species else None
+        evidence = self.evidence.add(window.start, judged, known, version)
+        for item in evidence:
+            metrics.EVIDENCE_PENDING.labels(item.species).set(0)
+        for species, count in self.evidence.pending().items():
+            metrics.EVIDENCE_PENDING.labels(species).set(count)
         drift = None
         if (
             production is not None
@@ -232,58 +333,110 @@ class Monitor:
             drift = production.detector.check(features_frame(judged), timestamp=window.end)
             metrics.DRIFT_SHARE.set(drift.share)
             metrics.DRIFT_DETECTED.set(int(drift.detected))
-        fired = alarm(
-            stats,
+        raised = alarms(
+            evidence,
             drift.detected if drift else False,
             drift.share if drift else None,
+            window.start,
             self.thresholds,
         )
-        return Verdict(window=window, version=version, judged=stats, drift=drift, alarm=fired)
+        verdict = Verdict(
+            window=window, version=version, judged=stats, drift=drift, evidence=tuple(evidence)
+        )
+        return verdict, raised
 
-    def _fire(self, verdict: Verdict) -> Verdict:
-        fired = verdict.alarm
-        assert fired is not None
-        try:
-            opened = gate(self.trigger.last_run(), utc_now(), self.settings.monitor_cooldown_s)
-        except Exception as error:  # Prefect down or no deployment: say so, judge the next one
-            opened = Gate(False, f"cannot reach the retrain deployment: {error}"[:300])
-        if not opened.open:
-            metrics.SUPPRESSED.inc()
-            return replace(verdict, gate=opened)
-        request = RetrainRequest(
-            reason=fired.reason,
-            window_start=verdict.window.start,
-            window_end=verdict.window.end,
-            metric=fired.metric,
-            metric_value=fired.value,
-            threshold=fired.threshold,
-            model_version=verdict.version,
-            requested_at=utc_now(),
-        )
-        self.trigger.publish(request)
+    def _decide(self, verdict: Verdict, raised: list[Alarm]) -> Verdict:
         window = verdict.window
-        flow_run_id = self.trigger.start_run(
-            request,
-            training_start(
-                WindowSpan(window.start, window.overall.count),
-                list(self._recent),
-                self.settings.monitor_retrain_windows,
-            ),
+        try:
+            in_flight = self.trigger.in_flight()
+            gated = [Gated(a, self._gate(a, in_flight, verdict.version)) for a in raised]
+        except Exception as error:  # Prefect or the registry down: say so, judge the next one
+            why = f"cannot reach the retrain deployment or the registry: {error}"[:300]
+            gated = [Gated(a, Gate(GateState.HELD, why)) for a in raised]
+        spans = training_start(
+            WindowSpan(window.start, window.overall.count),
+            list(self._recent),
+            self.settings.monitor_retrain_windows,
         )
-        metrics.RETRAINS.labels(fired.reason.value).inc()
+        pending = [
+            Pending(
+                g.alarm,
+                window.start,
+                window.end,
+                min(spans, g.alarm.since, *([g.gate.since] if g.gate.since else [])),
+            )
+            for g in gated
+        ]
+        for g, p in zip(gated, pending, strict=True):
+            metrics.observe_alarm(g.alarm, g.gate)
+            if g.gate.state is GateState.QUEUED:
+                queued = self.queue.get(g.alarm.incident)
+                self.queue[g.alarm.incident] = queued.merged(p) if queued else p
+        metrics.QUEUED.set(len(self.queue))
+        verdict = replace(verdict, alarms=tuple(gated))
+        opened = {p.alarm.incident: p for g, p in zip(gated, pending, strict=True) if g.gate.open}
+        if not opened:
+            return verdict
+        # No run is in flight (or these would be queued): the queued incidents go along, and
+        # one that was queued before keeps the windows it waited through.
+        for key, queued in self.queue.items():
+            opened[key] = queued.merged(opened[key]) if key in opened else queued
+        firing = list(opened.values())
+        self.queue.clear()
+        metrics.QUEUED.set(0)
+        request, flow_run_id = self._start(firing, verdict.version)
         saved = None
         try:
             saved = self.reports.save(
-                label=f"v{verdict.version or 'none'} fired on {fired.reason.value}",
-                window_end=verdict.window.end,
-                records=judged_records(verdict.window, verdict.version),
+                label=f"v{verdict.version or 'none'} fired on {request.reason.value}",
+                window_end=window.end,
+                records=judged_records(window, verdict.version),
                 drift=verdict.drift,
             )
         except Exception:  # a report that fails to render must not hide the retrain
             log.exception("saving the window's reports failed")
-        return replace(
-            verdict, gate=opened, request=request, flow_run_id=flow_run_id, reports=saved
+        return replace(verdict, request=request, flow_run_id=flow_run_id, reports=saved)
+
+    def _gate(self, alarm: Alarm, in_flight: IncidentRun | None, version: str | None) -> Gate:
+        now = utc_now()
+        last = self.trigger.last_run(alarm.incident)
+        outcome = None
+        if (
+            last is not None
+            and last.final
+            and (now - last.created_at).total_seconds() >= self.settings.monitor_cooldown_s
+        ):
+            outcome = self.outcome_of(last.flow_run_id)
+        return gate(
+            alarm,
+            last,
+            outcome,
+            in_flight,
+            now=now,
+            cooldown_s=self.settings.monitor_cooldown_s,
+            production_version=version,
+            thresholds=self.thresholds,
         )
+
+    def _start(self, pending: list[Pending], version: str | None) -> tuple[RetrainRequest, str]:
+        """Publish one request for the ``pending`` alarms and start their retrain run."""
+        lead = min(pending, key=lambda p: (_PRIORITY[p.alarm.incident.kind], -p.alarm.value)).alarm
+        request = RetrainRequest(
+            reason=lead.reason,
+            window_start=min(p.window_start for p in pending),
+            window_end=max(p.window_end for p in pending),
+            metric=lead.metric,
+            metric_value=lead.value,
+            threshold=lead.threshold,
+            model_version=version,
+            requested_at=utc_now(),
+        )
+        self.trigger.publish(request)
+        flow_run_id = self.trigger.start_run(
+            request, min(p.data_start for p in pending), [p.alarm.incident for p in pending]
+        )
+        metrics.RETRAINS.labels(request.reason.value).inc()
+        return request, flow_run_id
 
     @staticmethod
     def _log(verdict: Verdict) -> None:
@@ -300,23 +453,43 @@ class Monitor:
             "production_version": verdict.version,
             "judged_count": judged.count if judged else 0,
             "judged_mean_relative_error": round(judged.mean_relative_error, 4) if judged else None,
+            "judged_species": {
+                e.species: round(e.stats.mean_relative_error, 4) for e in verdict.evidence
+            },
             "drift_share": round(verdict.drift.share, 3) if verdict.drift else None,
         }
+        log.info("window", **fields)
+        for gated in verdict.alarms:
+            alarm, held = gated.alarm, gated.gate
+            line = {
+                "incident": str(alarm.incident),
+                "metric": alarm.metric,
+                "value": round(alarm.value, 4),
+                "threshold": alarm.threshold,
+                "fish": alarm.count,
+                "evidence_since": alarm.since.isoformat(),
+                "window_end": window.end.isoformat(),
+                "production_version": verdict.version,
+                "why": held.why,
+            }
+            if held.open:
+                log.warning(
+                    "incident fired",
+                    **line,
+                    flow_run_id=verdict.flow_run_id,
+                    reports=[str(p) for p in verdict.reports.pages] if verdict.reports else [],
+                )
+            else:
+                log.info(f"incident {held.state.value}", **line)
         if verdict.triggered:
-            assert verdict.alarm is not None
+            assert verdict.request is not None
             log.warning(
                 "retrain triggered",
-                **fields,
-                reason=verdict.alarm.reason.value,
-                metric=verdict.alarm.metric,
-                value=round(verdict.alarm.value, 4),
+                reason=verdict.request.reason.value,
+                incidents=[str(g.alarm.incident) for g in verdict.alarms if g.gate.open],
+                window_start=verdict.request.window_start.isoformat(),
                 flow_run_id=verdict.flow_run_id,
-                reports=[str(p) for p in verdict.reports.pages] if verdict.reports else [],
             )
-        elif verdict.alarm is not None:
-            log.info("alarm held back", **fields, why=verdict.gate.why if verdict.gate else None)
-        else:
-            log.info("window", **fields)
 
 
 def _resume_point(consumer: KafkaConsumer, topic: str) -> Resume | None:

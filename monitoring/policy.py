@@ -1,75 +1,173 @@
-"""When a closed window asks for a retrain, and when that request is held back.
+"""Incidents: what a closed window alarms on, and whether each alarm may start a retrain.
 
-Two questions, kept apart so that each is plain logic:
+An incident is a cause, named by an :class:`IncidentKey`:
 
-1. ``alarm``: does this window show a problem with the production model? Only the fish that
-   the production version itself scored are judged, so after a promotion the records still
-   scored by the previous version (the scorers swap a few seconds later) never fire again for
-   an incident that is already fixed. A window needs ``min_count`` such fish to be judged. The
-   error fires when the mean relative error exceeds the threshold; drift fires when detected
-   (and drift triggers are enabled). Error wins when both fire: it is the stronger evidence.
-2. ``gate``: may a retrain start now? Not while the last run of the retrain deployment is still
-   scheduled or running (in flight), and not within the cooldown after it was created. The last
-   run is read from Prefect, so a monitor restart, or a retrain started by hand, is respected.
+- ``error:<species>``: that species' mean relative error (on the fish the production version
+  scored) is above the threshold;
+- ``unseen:<species>``: the production model never saw that species (it flagged its fish
+  ``species_known: false`` or does not list it); it alarms on its first judged evidence, whatever
+  the error, and takes the place of the species' error incident while it lasts;
+- ``drift``: the judged fish drifted from the production version's training data.
+
+A species is judged only on at least ``min_count`` fish; one with fewer pools its windows first
+(:mod:`monitoring.evidence`). The gate then looks at the last retrain run of THIS incident only
+(read from Prefect, tagged with the incident, so a monitor restart is respected):
+
+- in flight, or created within the cooldown: held back, a repeat of the same incident;
+- ended rejected (the candidate could not beat production): closed at the level the candidate
+  reached on the held-out fish of that species; reopened only when the error grows beyond
+  ``max(threshold, achievable * (1 + reopen_margin))``. A drift incident closed that way stays
+  closed while the same version (the same drift reference) is in production;
+- ended without a verdict (too little evidence, no version registered, or failed): open, and the
+  next retrain goes back to the start of that run's data, so that the evidence accumulates;
+- otherwise open. A new incident is never held back by another one; it waits (queued) only while
+  another incident's retrain is in flight, so that two runs never judge against one champion.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 
 from monitoring.windows import ClosedWindow, ErrorStats
 from tidemark.schemas import RetrainReason, Scored
 
 MEAN_RELATIVE_ERROR = "mean_relative_error"
 DRIFT_SHARE = "drift_share"
+INCIDENT_TAG = "incident:"
+
+
+class IncidentKind(StrEnum):
+    """The kinds of cause an alarm names."""
+
+    ERROR = "error"
+    UNSEEN = "unseen"
+    DRIFT = "drift"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class IncidentKey:
+    """The identity of an incident: its kind, and the species for the per-species kinds."""
+
+    kind: IncidentKind
+    species: str | None = None
+
+    def __str__(self) -> str:
+        return self.kind.value if self.species is None else f"{self.kind.value}:{self.species}"
+
+    @property
+    def tag(self) -> str:
+        """The Prefect flow run tag that marks the retrain runs of this incident."""
+        return f"{INCIDENT_TAG}{self}"
+
+    @classmethod
+    def from_tag(cls, tag: str) -> IncidentKey | None:
+        """The incident a flow run tag names, or None for another tag."""
+        if not tag.startswith(INCIDENT_TAG):
+            return None
+        kind, _, species = tag.removeprefix(INCIDENT_TAG).partition(":")
+        try:
+            return cls(IncidentKind(kind), species or None)
+        except ValueError:
+            return None
+
+
+class Decision(StrEnum):
+    """The retrain flow's decisions (its Outcome's ``decision``, the version's tag)."""
+
+    PROMOTED = "promoted"
+    REJECTED = "rejected"
+    FORCED = "forced"
+    INSUFFICIENT_EVIDENCE = "insufficient_evidence"
 
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
-    """What counts as a problem."""
+    """What counts as a problem, and how far a closed incident's error must grow to reopen."""
 
     error: float
     min_count: int
     drift_share: float
     retrain_on_drift: bool = True
+    reopen_margin: float = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One species' judged fish, pooled from ``since`` over as many windows as it took."""
+
+    species: str
+    since: datetime
+    stats: ErrorStats
+    unseen: bool
 
 
 @dataclass(frozen=True, slots=True)
 class Alarm:
-    """A window's reason to retrain: the metric that fired, its value and its threshold."""
+    """An incident a window raised: the metric that fired, its value and threshold, its fish,
+    and where its evidence begins."""
 
-    reason: RetrainReason
+    incident: IncidentKey
     metric: str
     value: float
     threshold: float
+    count: int
+    since: datetime
+
+    @property
+    def reason(self) -> RetrainReason:
+        """The retrain request's reason: drift for drift, error for the per-species kinds."""
+        return (
+            RetrainReason.DRIFT if self.incident.kind is IncidentKind.DRIFT else RetrainReason.ERROR
+        )
 
 
 @dataclass(frozen=True, slots=True)
-class LastRun:
-    """The latest run of the retrain deployment, as Prefect reports it."""
+class IncidentRun:
+    """A run of the retrain deployment, as Prefect reports it."""
 
     flow_run_id: str
     created_at: datetime
     state: str
     final: bool
+    incidents: frozenset[IncidentKey] = frozenset()
+    # Where the run's data began (its window_start parameter) and the version it was asked on.
+    data_start: datetime | None = None
+    model_version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class WindowSpan:
-    """Where a closed window starts and how many fish it held."""
+class RunOutcome:
+    """What an ended retrain run decided, and the candidate's held-out error per species."""
 
-    start: datetime
-    count: int
+    decision: Decision
+    achievable: Mapping[str, float] = field(default_factory=dict)
+
+
+class GateState(StrEnum):
+    """What becomes of an alarm."""
+
+    OPEN = "fired"
+    HELD = "held"
+    CLOSED = "closed"
+    QUEUED = "queued"
 
 
 @dataclass(frozen=True, slots=True)
 class Gate:
-    """Whether a retrain may start now, and if not, why."""
+    """Whether an incident's alarm may start a retrain now, why, and (when the incident's last
+    retrain had too little evidence) where its data must begin."""
 
-    open: bool
+    state: GateState
     why: str
+    since: datetime | None = None
+
+    @property
+    def open(self) -> bool:
+        """Whether the alarm may start a retrain now."""
+        return self.state is GateState.OPEN
 
 
 def judged_records(window: ClosedWindow, production_version: str | None) -> Sequence[Scored]:
@@ -82,38 +180,176 @@ def judged_records(window: ClosedWindow, production_version: str | None) -> Sequ
     return window.scored_by(production_version)
 
 
-def alarm(
-    stats: ErrorStats | None,
+def alarms(
+    evidence: Sequence[Evidence],
     drift_detected: bool,
     drift_share: float | None,
+    since: datetime,
     thresholds: Thresholds,
-) -> Alarm | None:
-    """The alarm that a window's judged stats and drift verdict raise, if any."""
-    if stats is None or stats.count < thresholds.min_count:
-        return None
-    if stats.mean_relative_error > thresholds.error:
-        return Alarm(
-            RetrainReason.ERROR, MEAN_RELATIVE_ERROR, stats.mean_relative_error, thresholds.error
+) -> list[Alarm]:
+    """The incidents a window raises from its species' evidence and its drift verdict.
+
+    ``evidence`` holds only the species judged now (enough fish); ``since`` is the window's start,
+    where drift evidence begins. An unseen species alarms whatever its error.
+    """
+    raised = []
+    for item in sorted(evidence, key=lambda e: e.species):
+        error = item.stats.mean_relative_error
+        if item.unseen:
+            kind = IncidentKind.UNSEEN
+        elif error > thresholds.error:
+            kind = IncidentKind.ERROR
+        else:
+            continue
+        raised.append(
+            Alarm(
+                IncidentKey(kind, item.species),
+                MEAN_RELATIVE_ERROR,
+                error,
+                thresholds.error,
+                item.stats.count,
+                item.since,
+            )
         )
     if thresholds.retrain_on_drift and drift_detected and drift_share is not None:
-        return Alarm(RetrainReason.DRIFT, DRIFT_SHARE, drift_share, thresholds.drift_share)
+        count = sum(e.stats.count for e in evidence)
+        raised.append(
+            Alarm(
+                IncidentKey(IncidentKind.DRIFT),
+                DRIFT_SHARE,
+                drift_share,
+                thresholds.drift_share,
+                count,
+                since,
+            )
+        )
+    return raised
+
+
+def reopen_level(achievable: float, thresholds: Thresholds) -> float:
+    """The error above which an incident closed at ``achievable`` reopens."""
+    return max(thresholds.error, achievable * (1 + thresholds.reopen_margin))
+
+
+def gate(
+    alarm: Alarm,
+    last: IncidentRun | None,
+    outcome: RunOutcome | None,
+    in_flight: IncidentRun | None,
+    *,
+    now: datetime,
+    cooldown_s: float,
+    production_version: str | None,
+    thresholds: Thresholds,
+) -> Gate:
+    """Whether ``alarm`` may start a retrain, given the last run of its own incident (and that
+    run's outcome once it ended) and the run of the deployment in flight, if any."""
+    if last is not None:
+        held = _held_by_own_run(
+            alarm, last, outcome, now, cooldown_s, production_version, thresholds
+        )
+        if held is not None:
+            return held
+    since = _accumulated_since(last, outcome)
+    if in_flight is not None and (last is None or in_flight.flow_run_id != last.flow_run_id):
+        others = ", ".join(sorted(str(i) for i in in_flight.incidents)) or "another cause"
+        return Gate(
+            GateState.QUEUED,
+            f"waits for retrain run {in_flight.flow_run_id} ({others}, {in_flight.state}) to end",
+            since,
+        )
+    if last is None:
+        return Gate(GateState.OPEN, "first retrain of this incident")
+    age = (now - last.created_at).total_seconds()
+    if outcome is not None and outcome.decision is Decision.REJECTED:
+        return Gate(GateState.OPEN, _reopened(alarm, last, outcome, thresholds))
+    if since is not None:
+        return Gate(
+            GateState.OPEN,
+            f"the last retrain of this incident ({last.flow_run_id}, {age:.0f} s ago) gave no "
+            f"verdict ({outcome.decision.value if outcome else last.state}): "
+            f"its data are read again with the windows since",
+            since,
+        )
+    ended = outcome.decision.value if outcome else last.state
+    return Gate(GateState.OPEN, f"the last retrain of this incident ended {ended} {age:.0f} s ago")
+
+
+def _held_by_own_run(
+    alarm: Alarm,
+    last: IncidentRun,
+    outcome: RunOutcome | None,
+    now: datetime,
+    cooldown_s: float,
+    production_version: str | None,
+    thresholds: Thresholds,
+) -> Gate | None:
+    if not last.final:
+        return Gate(GateState.HELD, f"its retrain run {last.flow_run_id} is still {last.state}")
+    age = (now - last.created_at).total_seconds()
+    if age < cooldown_s:
+        return Gate(
+            GateState.HELD,
+            f"cooldown: its last retrain run started {age:.0f} s ago "
+            f"(cooldown {cooldown_s:.0f} s, it ended {last.state})",
+        )
+    if outcome is None or outcome.decision is not Decision.REJECTED:
+        return None
+    species = alarm.incident.species
+    if species is None:
+        if production_version is not None and production_version == last.model_version:
+            return Gate(
+                GateState.CLOSED,
+                f"closed: retrain {last.flow_run_id} could not beat v{production_version}, "
+                "which is still in production (the same drift reference)",
+            )
+        return None
+    achievable = outcome.achievable.get(species)
+    if achievable is None:
+        return None
+    level = reopen_level(achievable, thresholds)
+    if alarm.value <= level:
+        return Gate(
+            GateState.CLOSED,
+            f"closed: retrain {last.flow_run_id} could not beat production; {species} reached "
+            f"{achievable:.3f} at best on its held-out fish, so {alarm.value:.3f} is within reach "
+            f"of its floor (reopens above {level:.3f})",
+        )
     return None
 
 
-def gate(last_run: LastRun | None, now: datetime, cooldown_s: float) -> Gate:
-    """Whether a new retrain may start, given the deployment's last run."""
-    if last_run is None:
-        return Gate(True, "no retrain has run yet")
-    if not last_run.final:
-        return Gate(False, f"retrain run {last_run.flow_run_id} is still {last_run.state}")
-    age = (now - last_run.created_at).total_seconds()
-    if age < cooldown_s:
-        return Gate(
-            False,
-            f"cooldown: the last retrain run started {age:.0f} s ago "
-            f"(cooldown {cooldown_s:.0f} s, it ended {last_run.state})",
+def _reopened(alarm: Alarm, last: IncidentRun, outcome: RunOutcome, thresholds: Thresholds) -> str:
+    """Why an incident closed by a rejected retrain may fire again."""
+    species = alarm.incident.species
+    if species is None:
+        return (
+            f"production changed since retrain {last.flow_run_id} was rejected "
+            f"(on v{last.model_version}): a new drift reference"
         )
-    return Gate(True, f"the last retrain run ended {last_run.state} {age:.0f} s ago")
+    achievable = outcome.achievable.get(species)
+    if achievable is None:
+        return f"its rejected retrain {last.flow_run_id} stated no achievable error for {species}"
+    return (
+        f"reopened: {alarm.value:.3f} is above {reopen_level(achievable, thresholds):.3f}, "
+        f"beyond the {achievable:.3f} its rejected retrain {last.flow_run_id} reached"
+    )
+
+
+def _accumulated_since(last: IncidentRun | None, outcome: RunOutcome | None) -> datetime | None:
+    """Where the next retrain's data begin when the last one ended without a verdict."""
+    if last is None or not last.final or last.data_start is None:
+        return None
+    if outcome is None or outcome.decision is Decision.INSUFFICIENT_EVIDENCE:
+        return last.data_start
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSpan:
+    """Where a closed window starts and how many fish it held."""
+
+    start: datetime
+    count: int
 
 
 def training_start(fired: WindowSpan, before: Sequence[WindowSpan], max_windows: int) -> datetime:

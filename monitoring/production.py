@@ -24,11 +24,13 @@ log = get_logger("monitor.production")
 
 @dataclass(frozen=True)
 class Production:
-    """A production version and its drift detector (None while its reference is unreadable)."""
+    """A production version, the species it was trained on, and its drift detector (None while
+    its reference is unreadable)."""
 
     version: str
     run_id: str
     detector: DriftDetector | None
+    known_species: frozenset[str] = frozenset()
 
 
 class ProductionFollower:
@@ -78,7 +80,7 @@ class ProductionFollower:
                     version=served.version,
                     error=f"{type(error).__name__}: {error}"[:300],
                 )
-            self.current = Production(served.version, served.run_id, detector)
+            self.current = Production(served.version, served.run_id, detector, served.known_species)
             log.info(
                 "judging production version",
                 version=served.version,

@@ -1,35 +1,61 @@
 """Asking for a retrain: a message on ``fish.retrain-requests`` and a run of the Prefect deployment.
 
 The deployment ``retrain/retrain`` is started through Prefect's API with the contract's
-parameters; its flow runs wherever the deployments are served. The latest run of that
-deployment, whoever started it, is what the in-flight and cooldown checks look at.
+parameters; its flow runs wherever the deployments are served. Each run the monitor starts is
+tagged with the incidents it answers (``incident:error:walleye``, ``incident:drift``...) and the
+production version it was asked on (``model-version:3``): the gate reads the last run of one
+incident, and any run in flight, back from Prefect, so a monitor restart is respected.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from kafka import KafkaProducer
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
-from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterId,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    FlowRunFilterTags,
+)
+from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.deployments import run_deployment
 
-from monitoring.policy import LastRun
+from monitoring.policy import IncidentKey, IncidentRun
 from tidemark.config import Settings
 from tidemark.orchestration import RETRAIN_DEPLOYMENT, prefect_api
 from tidemark.schemas import RetrainRequest
 
+MONITOR_TAG = "tidemark-monitor"
+MODEL_VERSION_TAG = "model-version:"
+# Prefect's states of a run that has not ended yet.
+IN_FLIGHT = [
+    StateType.SCHEDULED,
+    StateType.PENDING,
+    StateType.RUNNING,
+    StateType.PAUSED,
+    StateType.CANCELLING,
+]
 
-def retrain_parameters(request: RetrainRequest, training_start: datetime) -> dict[str, Any]:
-    """The ``retrain`` flow's parameters for a request (see the contract in the team brief).
+
+def retrain_parameters(
+    request: RetrainRequest, training_start: datetime, incidents: Iterable[IncidentKey] = ()
+) -> dict[str, Any]:
+    """The ``retrain`` flow's parameters for a request.
 
     The flow reads the joined records measured from ``training_start`` (see
-    ``monitoring.policy.training_start``) to the end of the window that fired.
+    ``monitoring.policy.training_start``) to the end of the window that fired. The species of
+    per-species incidents must each have evidence enough for the flow to judge; without any
+    (drift alone) the flow judges every species of the window.
     """
     start = min(request.window_start, training_start)
+    species = sorted({i.species for i in incidents if i.species is not None})
     return {
         "reason": request.reason.value,
         "window_start": start.isoformat(),
@@ -37,7 +63,40 @@ def retrain_parameters(request: RetrainRequest, training_start: datetime) -> dic
         "last_n": None,
         "metric": request.metric,
         "metric_value": request.metric_value,
+        "threshold": request.threshold,
+        "species": species or None,
     }
+
+
+def run_tags(request: RetrainRequest, incidents: Iterable[IncidentKey]) -> list[str]:
+    """The tags of a retrain run: the monitor, the reason, its incidents, the judged version."""
+    tags = [MONITOR_TAG, f"reason:{request.reason.value}", *sorted({i.tag for i in incidents})]
+    if request.model_version is not None:
+        tags.append(f"{MODEL_VERSION_TAG}{request.model_version}")
+    return tags
+
+
+def incident_run(run: FlowRun) -> IncidentRun:
+    """A Prefect flow run as the gate reads it: its state, incidents, data start and version."""
+    state = run.state
+    created = run.created or run.expected_start_time
+    if created is None:
+        raise ValueError(f"flow run {run.id} has no creation time")
+    incidents = frozenset(k for t in run.tags if (k := IncidentKey.from_tag(t)) is not None)
+    version = next(
+        (t.removeprefix(MODEL_VERSION_TAG) for t in run.tags if t.startswith(MODEL_VERSION_TAG)),
+        None,
+    )
+    start = run.parameters.get("window_start")
+    return IncidentRun(
+        flow_run_id=str(run.id),
+        created_at=created,
+        state=state.type.value if state else "UNKNOWN",
+        final=bool(state and state.is_final()),
+        incidents=incidents,
+        data_start=datetime.fromisoformat(str(start)) if start else None,
+        model_version=version,
+    )
 
 
 class RetrainTrigger:
@@ -58,49 +117,57 @@ class RetrainTrigger:
             value=request.to_json(),
         ).get(timeout=self.settings.kafka_client_timeout_ms / 1000)
 
-    def start_run(self, request: RetrainRequest, training_start: datetime) -> str:
+    def start_run(
+        self,
+        request: RetrainRequest,
+        training_start: datetime,
+        incidents: Iterable[IncidentKey] = (),
+    ) -> str:
         """Start a run of the retrain deployment now, on the records measured from
-        ``training_start`` to the end of the request's window; returns its flow run id.
+        ``training_start`` to the end of the request's window, tagged with the ``incidents`` it
+        answers; returns its flow run id.
 
-        The idempotency key names the window and model version, so a monitor that restarts and
-        judges the same window again gets the same run instead of a second one.
+        The idempotency key names the window, model version and incidents, so a monitor that
+        restarts and judges the same window again gets the same run instead of a second one.
         """
-        key = f"monitor:{request.model_version}:{request.window_start.isoformat()}"
+        tags = run_tags(request, incidents)
+        named = "+".join(t.removeprefix("incident:") for t in tags if t.startswith("incident:"))
+        key = f"monitor:{request.model_version}:{request.window_start.isoformat()}:{named}"
         with prefect_api(self.settings):
             run: FlowRun = run_deployment(  # type: ignore[assignment]  # sync in a sync caller
                 self.deployment,
-                parameters=retrain_parameters(request, training_start),
+                parameters=retrain_parameters(request, training_start, incidents),
                 timeout=0,
                 idempotency_key=key,
-                tags=["tidemark-monitor", f"reason:{request.reason.value}"],
+                tags=tags,
             )
         return str(run.id)
 
-    def last_run(self) -> LastRun | None:
-        """The most recently created run of the deployment, or None when it never ran.
+    def last_run(self, incident: IncidentKey | None = None) -> IncidentRun | None:
+        """The most recent run of the deployment (of ``incident`` when given), or None.
 
         Raises ``prefect.exceptions.ObjectNotFound`` when the deployment does not exist.
         """
+        tags = FlowRunFilterTags(all_=[incident.tag]) if incident is not None else None
+        runs = self._runs(FlowRunFilter(tags=tags))
+        return incident_run(runs[0]) if runs else None
+
+    def in_flight(self) -> IncidentRun | None:
+        """The most recent run of the deployment that has not ended, whoever started it."""
+        runs = self._runs(
+            FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=IN_FLIGHT)))
+        )
+        return incident_run(runs[0]) if runs else None
+
+    def _runs(self, flow_run_filter: FlowRunFilter) -> list[FlowRun]:
         with (
             prefect_api(self.settings),
             get_client(sync_client=True) as client,
         ):
             deployment = client.read_deployment_by_name(self.deployment)
-            runs = client.read_flow_runs(
+            return client.read_flow_runs(
+                flow_run_filter=flow_run_filter,
                 deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
                 sort=FlowRunSort.EXPECTED_START_TIME_DESC,
                 limit=1,
             )
-        if not runs:
-            return None
-        run = runs[0]
-        state = run.state
-        created = run.created or run.expected_start_time
-        if created is None:
-            raise ValueError(f"flow run {run.id} has no creation time")
-        return LastRun(
-            flow_run_id=str(run.id),
-            created_at=created,
-            state=state.type.value if state else "UNKNOWN",
-            final=bool(state and state.is_final()),
-        )

@@ -100,8 +100,17 @@ class Settings(BaseSettings):
     # A retrain reads at most this many windows, ending with the one that fired; earlier ones
     # only while they hold no more fish than it (see monitoring.policy.training_start).
     monitor_retrain_windows: int = Field(default=3, ge=1)
-    # No new retrain within this many seconds of the last run of the retrain deployment.
+    # No repeat of an incident within this many seconds of the last retrain run it started.
     monitor_cooldown_s: float = Field(default=300.0, ge=0)
+    # An incident whose retrain could not beat production is closed at the error the candidate
+    # reached; it reopens only above max(threshold, that error * (1 + margin)).
+    monitor_reopen_margin: float = Field(default=0.25, ge=0)
+    # A species with fewer judged fish than monitor_min_window_count pools its fish over at
+    # most this many windows before it is judged.
+    monitor_evidence_windows: int = Field(default=10, ge=1)
+    # While an incident waits for another incident's retrain to end, how often (seconds) the
+    # monitor asks Prefect whether it has.
+    monitor_queue_check_s: float = Field(default=5.0, gt=0)
     monitor_metrics_port: int = 9103
     # Evidently workspace for the reports; state_dir/evidently when unset.
     evidently_workspace: Path | None = None

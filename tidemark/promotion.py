@@ -38,6 +38,8 @@ MEASURED_AT = "measured_at"
 NO_METRIC = "none"
 # Per-species tags and metrics are named "<name>.<species>", e.g. heldout_n.salmon.
 SPECIES_SEPARATOR = "."
+# The Prefect flow run that registered a version: how the monitor finds what its retrain decided.
+FLOW_RUN_TAG = "flow_run_id"
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -102,6 +102,15 @@ class RegistryReader:
         )
         return None if found is None else _ref(found["model_version"])
 
+    def versions_tagged(self, key: str, value: str) -> list[VersionRef]:
+        """The versions of the model whose tag ``key`` is ``value``, newest first."""
+        found = self._get(
+            "/api/2.0/mlflow/model-versions/search",
+            {"filter": f"name = '{self.settings.model_name}' and tags.{key} = '{value}'"},
+        )
+        refs = [_ref(v) for v in (found or {}).get("model_versions", [])]
+        return sorted(refs, key=lambda ref: int(ref.version), reverse=True)
+
     def load_model(self, ref: VersionRef) -> Pipeline:
         """The fitted pipeline of ``ref``, read from its skops file (never with pickle)."""
         import skops.io

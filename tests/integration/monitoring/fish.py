@@ -17,10 +17,24 @@ PER_WINDOW = 80
 
 
 def scored_fish(
-    model: Pipeline, version: str, phase: str, windows: int, first: datetime, settings: Settings
+    model: Pipeline,
+    version: str,
+    phase: str,
+    windows: int,
+    first: datetime,
+    settings: Settings,
+    *,
+    species: str | None = None,
+    bias: float = 1.0,
 ) -> list[Scored]:
-    """``windows`` windows' worth of fish of one phase, scored by ``model``, from ``first`` on."""
+    """``windows`` windows' worth of fish of one phase, scored by ``model``, from ``first`` on.
+
+    ``species`` renames the phase's species (a name the model never saw); ``bias`` scales the
+    predictions, as a model that went wrong for them would.
+    """
     frame = generate_frame(load_scenario(), seed=7, phases=[phase]).iloc[: windows * PER_WINDOW]
+    if species:
+        frame = frame.assign(species=species)
     predicted = predict(model, frame)
     step = timedelta(seconds=settings.monitor_window_s / PER_WINDOW)
     records = []
@@ -28,7 +42,8 @@ def scored_fish(
         zip(frame.itertuples(), predicted.weight_kg, predicted.species_known, strict=True)
     ):
         measured_at = first + i * step
-        abs_error = abs(float(weight) - row.weight_kg)
+        predicted_kg = float(weight) * bias
+        abs_error = abs(predicted_kg - row.weight_kg)
         records.append(
             Scored(
                 fish_id=f"{phase}-{uuid.uuid4().hex[:12]}",
@@ -36,7 +51,7 @@ def scored_fish(
                 length_cm=row.length_cm,
                 height_cm=row.height_cm,
                 measured_at=measured_at,
-                predicted_weight_kg=float(weight),
+                predicted_weight_kg=predicted_kg,
                 species_known=bool(known),
                 model_name=settings.model_name,
                 model_version=version,

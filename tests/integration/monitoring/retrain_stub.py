@@ -21,9 +21,11 @@ def retrain(
     last_n: int | None = None,
     metric: str | None = None,
     metric_value: float | None = None,
+    threshold: float | None = None,
+    species: list[str] | None = None,
 ) -> str:
     """Pretend to retrain: wait a little, so that the run is in flight for a moment."""
-    del window_start, window_end, last_n, metric, metric_value
+    del window_start, window_end, last_n, metric, metric_value, threshold, species
     time.sleep(3)
     return reason
 

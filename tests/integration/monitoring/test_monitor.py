@@ -1,7 +1,7 @@
 """The monitor on the real stack, fed with synthetic ``fish.scored`` records.
 
 Records are scored by the real production model (trained on salmon): salmon come out about
-5 % off, walleye, which it never saw, about 20 % off.
+5 % off, walleye, which it never saw (an unseen species: its own incident), about 20 % off.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import pandas as pd
 from evidently.ui.workspace import Workspace
@@ -19,6 +20,7 @@ from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterNam
 from sklearn.pipeline import Pipeline
 
 from monitoring.monitor import Monitor, Verdict
+from monitoring.policy import GateState, IncidentKey, IncidentKind
 from monitoring.reports import workspace_dir
 from tests.integration.monitoring.fish import PER_WINDOW, produce, scored_fish, window_aligned_start
 from tidemark import kafka_io
@@ -28,9 +30,13 @@ from tidemark.schemas import RetrainReason, RetrainRequest
 
 
 def run_monitor(
-    settings: Settings, until: Callable[[list[Verdict]], bool], timeout_s: float = 180
+    settings: Settings,
+    until: Callable[[list[Verdict]], bool],
+    timeout_s: float = 180,
+    queue_empty: bool = False,
 ) -> list[Verdict]:
-    """Run a monitor in a thread until ``until(verdicts)`` holds; return its verdicts."""
+    """Run a monitor in a thread until ``until(verdicts)`` holds (and, with ``queue_empty``,
+    no incident waits in its queue); return its verdicts."""
     verdicts: list[Verdict] = []
     monitor = Monitor.create(settings, on_verdict=verdicts.append)
     stop = threading.Event()
@@ -38,7 +44,7 @@ def run_monitor(
     thread.start()
     deadline = time.monotonic() + timeout_s
     try:
-        while not until(verdicts):
+        while not until(verdicts) or (queue_empty and monitor.queue):
             assert thread.is_alive(), "the monitor stopped"
             assert time.monotonic() < deadline, f"only {len(verdicts)} windows judged"
             time.sleep(0.2)
@@ -62,6 +68,20 @@ def retrain_requests(settings: Settings) -> list[RetrainRequest]:
 
 def retrain_runs(settings: Settings, deployment: str) -> list[tuple[str, str, dict[str, object]]]:
     """(id, state, parameters) of every run of the retrain deployment."""
+    return [(r.id, r.state, r.parameters) for r in retrain_flow_runs(settings, deployment)]
+
+
+@dataclass(frozen=True)
+class RetrainRun:
+    id: str
+    state: str
+    parameters: dict[str, object]
+    tags: frozenset[str]
+    created: datetime | None
+
+
+def retrain_flow_runs(settings: Settings, deployment: str) -> list[RetrainRun]:
+    """Every run of the retrain deployment, oldest first."""
     with (
         prefect_api(settings),
         get_client(sync_client=True) as client,
@@ -71,7 +91,19 @@ def retrain_runs(settings: Settings, deployment: str) -> list[tuple[str, str, di
                 name=DeploymentFilterName(any_=[deployment.split("/")[1]])
             )
         )
-    return [(str(r.id), r.state.type.value if r.state else "", r.parameters) for r in runs]
+    return sorted(
+        (
+            RetrainRun(
+                str(r.id),
+                r.state.type.value if r.state else "",
+                r.parameters,
+                frozenset(r.tags),
+                r.created,
+            )
+            for r in runs
+        ),
+        key=lambda r: (r.created is None, r.created),
+    )
 
 
 def test_stationary_data_over_ten_windows_triggers_nothing_across_a_restart(
@@ -92,7 +124,7 @@ def test_stationary_data_over_ten_windows_triggers_nothing_across_a_restart(
     assert all(v.judged.count == PER_WINDOW for v in judged if v.judged)
     assert max(v.judged.mean_relative_error for v in judged if v.judged) < 0.10
     assert all(v.drift is not None and not v.drift.detected for v in judged)
-    assert not any(v.alarm or v.triggered for v in judged)
+    assert not any(v.alarms or v.triggered for v in judged)
     assert retrain_requests(monitored) == []
     assert retrain_runs(monitored, retrain_deployment) == runs_before
 
@@ -116,13 +148,14 @@ def test_an_error_jump_triggers_exactly_one_retrain(
     after = [v for v in verdicts if v.window.start >= shift]
     assert len(before) == 3
     assert len(after) >= 6
-    assert not any(v.alarm for v in before)
-    assert all(v.alarm is not None for v in after)
+    assert not any(v.alarms for v in before)
+    walleye, drift = IncidentKey(IncidentKind.UNSEEN, "walleye"), IncidentKey(IncidentKind.DRIFT)
+    assert all({g.alarm.incident for g in v.alarms} == {walleye, drift} for v in after)
     assert all(v.judged and v.judged.mean_relative_error > 0.10 for v in after)
     assert all(v.drift and v.drift.detected for v in after)
     fired = [v for v in verdicts if v.triggered]
     assert [v.window.start for v in fired] == [shift]
-    assert all(v.gate is not None and not v.gate.open for v in after[1:])
+    assert all(not g.gate.open for v in after[1:] for g in v.alarms)
 
     [request] = retrain_requests(monitored)
     assert request.reason is RetrainReason.ERROR
@@ -139,6 +172,8 @@ def test_an_error_jump_triggers_exactly_one_retrain(
         time.sleep(1)
     [(run_id, state, parameters)] = new
     assert run_id == fired[0].flow_run_id
+    [run] = [r for r in retrain_flow_runs(monitored, retrain_deployment) if r.id == run_id]
+    assert {walleye.tag, drift.tag, "model-version:1"} <= run.tags
     assert state == "COMPLETED"
     assert parameters["reason"] == "error"
     # The retrain reads the window that fired and the one before (as many fish), not earlier.
@@ -153,3 +188,67 @@ def test_an_error_jump_triggers_exactly_one_retrain(
     workspace = Workspace.create(str(workspace_dir(monitored)))
     [project] = workspace.search_project("tidemark")
     assert len(workspace.list_runs(project.id)) == 2
+
+
+def test_a_never_seen_species_arriving_during_another_incidents_cooldown_gets_its_own_retrain(
+    monitored: Settings, salmon_model: tuple[str, Pipeline], retrain_deployment: str
+) -> None:
+    settings = monitored.model_copy(update={"monitor_queue_check_s": 1.0})
+    model = salmon_model[1]
+    runs_before = {run.id for run in retrain_flow_runs(settings, retrain_deployment)}
+    species = f"pike{uuid.uuid4().hex[:6]}"  # a name no other test's incident shares
+    first = window_aligned_start(settings)
+    wrong = first + timedelta(seconds=6)  # salmon predicted 30 % too heavy: error:salmon
+    arrival = first + timedelta(seconds=10)  # then a species the model never saw
+    produce(
+        settings,
+        scored_fish(model, "1", "salmon", 3, first, settings)
+        + scored_fish(model, "1", "salmon", 2, wrong, settings, bias=1.3)
+        + scored_fish(model, "1", "walleye", 4, arrival, settings, species=species),
+    )
+
+    verdicts = run_monitor(settings, lambda v: len(v) >= 8, timeout_s=300, queue_empty=True)
+
+    salmon = IncidentKey(IncidentKind.ERROR, "salmon")
+    pike = IncidentKey(IncidentKind.UNSEEN, species)
+    by_start = {v.window.start: v for v in verdicts}
+    fired, repeated = by_start[wrong], by_start[wrong + timedelta(seconds=2)]
+    assert fired.triggered
+    assert fired.gate_of(salmon) is not None
+    held = repeated.gate_of(salmon)
+    assert held is not None
+    assert held.state is GateState.HELD
+    # Pike is not held back by salmon's cooldown: it fires, or waits while salmon's run is in
+    # flight and fires once it has ended (the monitor's queue is empty at the end).
+    pike_gates = [v.gate_of(pike) for v in verdicts if v.window.start >= arrival]
+    assert pike_gates[0] is not None
+    assert pike_gates[0].state in (GateState.OPEN, GateState.QUEUED)
+    assert all(g is not None and g.state is not GateState.CLOSED for g in pike_gates)
+
+    deadline = time.monotonic() + 120
+    while True:
+        new = [
+            r for r in retrain_flow_runs(settings, retrain_deployment) if r.id not in runs_before
+        ]
+        if (len(new) >= 2 and all(r.state == "COMPLETED" for r in new)) or (
+            time.monotonic() > deadline
+        ):
+            break
+        time.sleep(1)
+    [salmon_run, pike_run] = new
+    assert salmon.tag in salmon_run.tags
+    assert pike.tag not in salmon_run.tags
+    assert pike.tag in pike_run.tags
+    assert salmon.tag not in pike_run.tags
+    assert all(r.state == "COMPLETED" for r in new)
+    assert salmon_run.created is not None
+    assert pike_run.created is not None
+    # The pike retrain started inside salmon's cooldown, which held salmon's repeats back.
+    elapsed = (pike_run.created - salmon_run.created).total_seconds()
+    assert 0 < elapsed < settings.monitor_cooldown_s
+    assert pd.Timestamp(str(pike_run.parameters["window_end"])) >= pd.Timestamp(
+        arrival + timedelta(seconds=2)
+    )
+    [salmon_request, pike_request] = retrain_requests(settings)
+    assert salmon_request.metric_value > 0.2  # salmon 30 % off
+    assert pike_request.window_start >= arrival  # pike's own windows, not salmon's

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
-from monitoring.trigger import retrain_parameters
+from prefect.client.schemas.objects import FlowRun
+from prefect.states import Completed, Running
+
+from monitoring.policy import IncidentKey, IncidentKind
+from monitoring.trigger import incident_run, retrain_parameters, run_tags
 from tests.unit.monitoring.scored import T0, retrain_request
 
 
@@ -23,3 +28,51 @@ def test_the_retrain_reads_from_the_training_start_to_the_end_of_the_window() ->
 def test_the_window_that_fired_is_always_read() -> None:
     parameters = retrain_parameters(retrain_request(metric_value=0.21), T0 + timedelta(seconds=10))
     assert parameters["window_start"] == T0.isoformat()
+
+
+def test_a_run_is_tagged_with_its_incidents_and_the_version_it_was_asked_on() -> None:
+    incidents = [IncidentKey(IncidentKind.UNSEEN, "pike"), IncidentKey(IncidentKind.DRIFT)]
+    assert run_tags(retrain_request(metric_value=0.21), incidents) == [
+        "tidemark-monitor",
+        "reason:error",
+        "incident:drift",
+        "incident:unseen:pike",
+        "model-version:1",
+    ]
+
+
+def test_the_gate_reads_a_flow_run_back_from_its_tags_and_parameters() -> None:
+    flow_run = FlowRun(
+        id=uuid.uuid4(),
+        flow_id=uuid.uuid4(),
+        created=T0,
+        tags=["tidemark-monitor", "incident:error:walleye", "incident:drift", "model-version:4"],
+        parameters=retrain_parameters(
+            retrain_request(metric_value=0.21), T0 - timedelta(seconds=60)
+        ),
+        state=Completed(),
+    )
+    read = incident_run(flow_run)
+    assert (read.flow_run_id, read.created_at, read.state, read.final) == (
+        str(flow_run.id),
+        T0,
+        "COMPLETED",
+        True,
+    )
+    assert read.incidents == {
+        IncidentKey(IncidentKind.ERROR, "walleye"),
+        IncidentKey(IncidentKind.DRIFT),
+    }
+    assert (read.data_start, read.model_version) == (T0 - timedelta(seconds=60), "4")
+    running = incident_run(flow_run.model_copy(update={"state": Running(), "tags": []}))
+    assert (running.final, running.incidents, running.model_version) == (False, frozenset(), None)
+
+
+def test_the_retrain_is_asked_about_the_species_of_its_incidents() -> None:
+    incidents = [IncidentKey(IncidentKind.UNSEEN, "pike"), IncidentKey(IncidentKind.DRIFT)]
+    parameters = retrain_parameters(retrain_request(), T0, incidents)
+    assert (parameters["species"], parameters["threshold"]) == (["pike"], 0.10)
+    assert (
+        retrain_parameters(retrain_request(), T0, [IncidentKey(IncidentKind.DRIFT)])["species"]
+        is None
+    )

@@ -1,0 +1,240 @@
+"""The monitor's decisions window after window, with Prefect and the registry played by fakes.
+
+The real monitor on the real stack is in tests/integration/monitoring; here the fakes keep the
+runs in memory so that each rule (one retrain per incident, the queue, closing and reopening,
+accumulating evidence) can be walked through window by window.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from monitoring.monitor import Monitor, Verdict
+from monitoring.policy import (
+    Decision,
+    GateState,
+    IncidentKey,
+    IncidentKind,
+    IncidentRun,
+    RunOutcome,
+)
+from monitoring.production import Production
+from monitoring.reports import SavedReport
+from monitoring.windows import ClosedWindow
+from tests.unit.monitoring.scored import T0, scored
+from tidemark.config import Settings
+from tidemark.schemas import RetrainRequest, Scored, utc_now
+
+SALMON_ERROR = IncidentKey(IncidentKind.ERROR, "salmon")
+PIKE_UNSEEN = IncidentKey(IncidentKind.UNSEEN, "pike")
+
+
+class FakeTrigger:
+    """The retrain deployment's runs, kept in memory, most recent last."""
+
+    def __init__(self) -> None:
+        self.runs: list[IncidentRun] = []
+        self.requests: list[RetrainRequest] = []
+        self._ids = itertools.count(1)
+
+    def publish(self, request: RetrainRequest) -> None:
+        self.requests.append(request)
+
+    def start_run(
+        self, request: RetrainRequest, training_start: datetime, incidents: Any = ()
+    ) -> str:
+        run = IncidentRun(
+            flow_run_id=f"run-{next(self._ids)}",
+            created_at=utc_now(),
+            state="SCHEDULED",
+            final=False,
+            incidents=frozenset(incidents),
+            data_start=min(training_start, request.window_start),
+            model_version=request.model_version,
+        )
+        self.runs.append(run)
+        return run.flow_run_id
+
+    def last_run(self, incident: IncidentKey | None = None) -> IncidentRun | None:
+        mine = [r for r in self.runs if incident is None or incident in r.incidents]
+        return mine[-1] if mine else None
+
+    def in_flight(self) -> IncidentRun | None:
+        going = [r for r in self.runs if not r.final]
+        return going[-1] if going else None
+
+    def end(self, flow_run_id: str, age_s: float = 0) -> None:
+        """The run ends (COMPLETED), created ``age_s`` seconds ago."""
+        self.runs = [
+            replace(
+                r, state="COMPLETED", final=True, created_at=utc_now() - timedelta(seconds=age_s)
+            )
+            if r.flow_run_id == flow_run_id
+            else r
+            for r in self.runs
+        ]
+
+
+class FakeFollower:
+    """Production v1, trained on salmon only, without a drift reference."""
+
+    current = Production("1", "run", None, frozenset({"salmon"}))
+
+    def refresh(self) -> Production:
+        return self.current
+
+
+class FakeReports:
+    def save(self, **_: Any) -> SavedReport:
+        return SavedReport(pages=(), workspace=Path("."))
+
+
+def monitor(outcomes: dict[str, RunOutcome] | None = None) -> tuple[Monitor, FakeTrigger]:
+    trigger = FakeTrigger()
+    settings = Settings().model_copy(
+        update={
+            "monitor_min_window_count": 30,
+            "monitor_cooldown_s": 300.0,
+            "monitor_evidence_windows": 10,
+            "monitor_error_threshold": 0.10,
+        }
+    )
+    found = outcomes if outcomes is not None else {}
+    watched = Monitor(
+        settings,
+        cast(Any, FakeFollower()),
+        cast(Any, trigger),
+        cast(Any, FakeReports()),
+        cast(Any, None),
+        outcome_of=found.get,
+    )
+    return watched, trigger
+
+
+def window(index: int, **species: tuple[int, float]) -> ClosedWindow:
+    """Window ``index`` (60 s each from T0) with ``count`` fish of each species at ``error``."""
+    records: list[Scored] = []
+    for name, (count, error) in species.items():
+        known = name == "salmon"
+        records += [
+            scored(60 * index + i * 0.1, species=name, rel_error=error).model_copy(
+                update={"species_known": known}
+            )
+            for i in range(count)
+        ]
+    start = T0 + timedelta(seconds=60 * index)
+    return ClosedWindow.of(start, start + timedelta(seconds=60), records)
+
+
+def states(verdict: Verdict) -> dict[str, GateState]:
+    return {str(g.alarm.incident): g.gate.state for g in verdict.alarms}
+
+
+def test_ten_stationary_windows_trigger_nothing() -> None:
+    watched, trigger = monitor()
+    verdicts = [watched.judge(window(i, salmon=(60, 0.05))) for i in range(10)]
+    assert all(v.alarms == () and not v.triggered for v in verdicts)
+    assert trigger.runs == []
+    assert trigger.requests == []
+
+
+def test_one_retrain_per_incident_and_a_new_species_gets_its_own_during_the_cooldown() -> None:
+    watched, trigger = monitor()
+    fired = watched.judge(window(0, salmon=(60, 0.2)))
+    assert states(fired) == {"error:salmon": GateState.OPEN}
+    assert fired.triggered
+    trigger.end("run-1")  # ended a moment ago: salmon cools down
+    repeats = [watched.judge(window(i, salmon=(60, 0.2))) for i in (1, 2)]
+    assert all(states(v) == {"error:salmon": GateState.HELD} for v in repeats)
+    assert not any(v.triggered for v in repeats)
+
+    pike = watched.judge(window(3, salmon=(60, 0.2), pike=(40, 1.65)))
+    assert states(pike) == {"error:salmon": GateState.HELD, "unseen:pike": GateState.OPEN}
+    assert [r.incidents for r in trigger.runs] == [{SALMON_ERROR}, {PIKE_UNSEEN}]
+    assert trigger.requests[-1].reason.value == "error"
+    assert trigger.requests[-1].metric_value == pytest.approx(1.65)
+    trigger.end("run-2")
+    again = watched.judge(window(4, pike=(40, 1.6)))
+    assert states(again) == {"unseen:pike": GateState.HELD}
+    assert len(trigger.runs) == 2
+
+
+def test_a_new_incident_waits_for_another_incidents_run_in_flight_and_then_fires() -> None:
+    watched, trigger = monitor()
+    watched.judge(window(0, salmon=(60, 0.2)))
+    queued = watched.judge(window(1, salmon=(60, 0.2), pike=(40, 1.65)))
+    assert states(queued) == {"error:salmon": GateState.HELD, "unseen:pike": GateState.QUEUED}
+    assert watched.drain_queue(force=True) is None  # salmon's run still in flight
+    again = watched.judge(window(2, pike=(40, 1.6)))
+    assert states(again) == {"unseen:pike": GateState.QUEUED}
+    assert len(watched.queue) == 1
+
+    trigger.end("run-1")
+    assert watched.drain_queue(force=True) == "run-2"
+    [_, pike_run] = trigger.runs
+    assert pike_run.incidents == {PIKE_UNSEEN}
+    # The retrain reads both windows that raised the pike alarm while it waited.
+    assert trigger.requests[-1].window_start == T0 + timedelta(seconds=60)
+    assert trigger.requests[-1].window_end == T0 + timedelta(seconds=180)
+    assert watched.queue == {}
+
+
+def test_alarms_of_one_window_share_one_retrain() -> None:
+    watched, trigger = monitor()
+    fired = watched.judge(window(0, salmon=(60, 0.2), pike=(40, 1.65)))
+    assert states(fired) == {"error:salmon": GateState.OPEN, "unseen:pike": GateState.OPEN}
+    assert [r.incidents for r in trigger.runs] == [{SALMON_ERROR, PIKE_UNSEEN}]
+    # The unseen species speaks for the run: the strongest evidence.
+    assert trigger.requests[0].metric_value == pytest.approx(1.65)
+
+
+def test_a_rejected_retrain_closes_the_incident_until_the_error_grows_beyond_it() -> None:
+    outcomes = {"run-1": RunOutcome(Decision.REJECTED, {"salmon": 0.097})}
+    watched, trigger = monitor(outcomes)
+    assert watched.judge(window(0, salmon=(60, 0.104))).triggered
+    trigger.end("run-1", age_s=900)
+    floor = [watched.judge(window(i, salmon=(60, e))) for i, e in enumerate([0.11, 0.115], 1)]
+    assert all(states(v) == {"error:salmon": GateState.CLOSED} for v in floor)
+    grown = watched.judge(window(3, salmon=(60, 0.2)))
+    assert states(grown) == {"error:salmon": GateState.OPEN}
+    assert grown.triggered
+    assert len(trigger.runs) == 2
+
+
+def test_a_short_species_accumulates_and_its_retrain_reads_every_window() -> None:
+    watched, trigger = monitor()
+    short = [watched.judge(window(i, salmon=(60, 0.05), pike=(12, 1.6))) for i in range(2)]
+    assert not any(v.alarms for v in short)
+    fired = watched.judge(window(2, salmon=(60, 0.05), pike=(12, 1.6)))
+    assert states(fired) == {"unseen:pike": GateState.OPEN}
+    [run] = trigger.runs
+    assert run.data_start == T0
+
+
+def test_a_retrain_without_a_verdict_is_followed_by_one_that_reads_its_data_again() -> None:
+    outcomes = {"run-1": RunOutcome(Decision.INSUFFICIENT_EVIDENCE)}
+    watched, trigger = monitor(outcomes)
+    watched.judge(window(5, pike=(40, 1.6)))
+    trigger.end("run-1", age_s=400)
+    again = watched.judge(window(11, pike=(40, 1.6)))
+    assert states(again) == {"unseen:pike": GateState.OPEN}
+    assert trigger.runs[-1].data_start == T0 + timedelta(seconds=300)
+
+
+def test_a_queued_incident_that_fires_again_keeps_the_windows_it_waited_through() -> None:
+    watched, trigger = monitor()
+    watched.judge(window(0, salmon=(60, 0.2)))
+    queued = watched.judge(window(1, salmon=(60, 0.2), pike=(40, 1.65)))
+    assert states(queued)["unseen:pike"] is GateState.QUEUED
+    trigger.end("run-1")
+    fired = watched.judge(window(2, pike=(40, 1.6)))
+    assert states(fired) == {"unseen:pike": GateState.OPEN}
+    assert trigger.requests[-1].window_start == T0 + timedelta(seconds=60)
+    assert trigger.runs[-1].incidents == {PIKE_UNSEEN}
+    assert watched.queue == {}
