@@ -22,6 +22,8 @@ def test_the_retrain_reads_from_the_training_start_to_the_end_of_the_window() ->
         "last_n": None,
         "metric": "mean_relative_error",
         "metric_value": 0.21,
+        "threshold": 0.10,
+        "species": None,
     }
 
 
