@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     joiner_group_id: str = "tidemark-joiner"
     stream_max_batch: int = Field(default=1_000, ge=1)
     stream_poll_timeout_ms: int = Field(default=500, ge=10)
+    # Batches a consume→produce loop may have sent and not yet seen acknowledged; at the bound
+    # it waits before sending another (tidemark.pipelined).
+    stream_max_in_flight: int = Field(default=4, ge=1)
     # Larger records are dead-lettered unparsed (and truncated there) so they cannot stall a batch.
     stream_max_record_bytes: int = Field(default=65_536, ge=1_024)
     join_window_s: float = Field(default=60.0, gt=0)
