@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.producer.future import FutureRecordMetadata
 
@@ -152,8 +151,17 @@ class BackgroundFlush:
                 continue
 
 
+def topic_configs(settings: Settings) -> dict[str, str]:
+    """The configuration of the contract's topics: how many copies must acknowledge a write."""
+    return {"min.insync.replicas": str(settings.topic_min_insync_replicas)}
+
+
 def ensure_topics(settings: Settings) -> list[str]:
-    """Create the contract's topics that do not exist yet; returns the names it created."""
+    """Create the contract's topics that do not exist yet; returns the names it created.
+
+    Each gets ``topic_partitions`` partitions, ``topic_replication_factor`` copies and
+    ``topic_min_insync_replicas`` (an acks=all write waits for that many copies).
+    """
     client = admin(settings)
     try:
         missing = [t for t in settings.topics if t not in set(client.list_topics())]
@@ -161,7 +169,14 @@ def ensure_topics(settings: Settings) -> list[str]:
         for topic in missing:
             try:
                 client.create_topics(
-                    [NewTopic(topic, settings.topic_partitions, settings.topic_replication_factor)]
+                    {
+                        topic: {
+                            "num_partitions": settings.topic_partitions,
+                            "replication_factor": settings.topic_replication_factor,
+                            "configs": topic_configs(settings),
+                        }
+                    },
+                    wait_for_metadata=True,
                 )
                 created.append(topic)
             except TopicAlreadyExistsError:

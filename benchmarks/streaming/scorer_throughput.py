@@ -82,7 +82,7 @@ def private_kafka() -> Iterator[str]:
             kafka_controller_port=controller_port,
             state_dir=Path(state_dir),
         )
-        broker = components.kafka(settings, Path(state_dir))
+        (broker,) = components.kafka(settings, Path(state_dir))
         broker.prepare()
         supervisor = Supervisor(Path(state_dir))
         supervisor.write_config([broker])
