@@ -161,7 +161,8 @@ logger.state.level = warn
 """
 
 
-def _kafka_properties(settings: Settings, node: KafkaNode, cluster: list[KafkaNode]) -> str:
+def kafka_properties(settings: Settings, node: KafkaNode, cluster: list[KafkaNode]) -> str:
+    """The ``server.properties`` of one node of ``cluster``."""
     replicas = settings.topic_replication_factor
     min_isr = settings.topic_min_insync_replicas
     if len(cluster) == 1:
@@ -245,7 +246,7 @@ def kafka(settings: Settings, state: Path) -> list[Component]:
             provision.kafka_libs(settings)
             config_dir.mkdir(parents=True, exist_ok=True)
             (config_dir / "log4j2.properties").write_text(_KAFKA_LOG4J2)
-            properties.write_text(_kafka_properties(settings, node, cluster))
+            properties.write_text(kafka_properties(settings, node, cluster))
             if not (node.home / "data" / "meta.properties").exists():
                 standalone = ["--standalone"] if len(cluster) == 1 else []
                 format_storage = [
