@@ -95,14 +95,23 @@ class AckedCommits(Generic[T]):
             self._consumer.commit(owned, timeout_ms=self._timeout_ms)
 
     def revoked(self, partitions: Iterable[TopicPartition]) -> None:
-        """Partitions go to another consumer: commit what this one did with them first."""
+        """Partitions go to another consumer: commit what this one did with them first.
+
+        When that fails (a broker or the coordinator is gone), their offsets are never
+        committed by this consumer: the new owner consumes them again from the last commit.
+        The loop goes on rather than start afresh: a fresh consumer that joined while a broker
+        was down was seen to get no partitions at all (the cluster integration test). A failed
+        send still stops the loop at its next :meth:`commit_settled`.
+        """
         gone = list(partitions)
         try:
             self.drain()
-        except Exception:
-            # Never commit them later: the new owner consumes them again from the last commit.
+        except KafkaError as error:
             self._in_flight.forget(gone)
-            raise
+            log.warning(
+                "commit before a rebalance failed; those records will be handled again",
+                error=str(error),
+            )
 
     def close(self) -> None:
         """On the way out: drain if the broker lets us, then stop the flushing thread.

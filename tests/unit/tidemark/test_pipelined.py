@@ -46,9 +46,12 @@ class Producer:
     """A producer whose acknowledgements the test gives by hand; flushes are only counted."""
 
     waits: int = 0
+    fail_flush: bool = False
 
     def flush(self, timeout: float | None = None) -> None:
         if timeout is not None:
+            if self.fail_flush:
+                raise KafkaTimeoutError("acknowledgements did not come in time")
             self.waits += 1
 
 
@@ -112,9 +115,25 @@ def test_a_failed_send_at_revocation_forgets_the_revoked_partitions(
 ) -> None:
     consumer, _, commits, _ = parts
     commits.sent({P0: at(10), P1: at(3)}, [Future().failure(KafkaTimeoutError("lost"))], "a")
-    with pytest.raises(KafkaTimeoutError):
-        commits.revoked([P1])
+    commits.revoked([P1])
     assert consumer.commits == []
+    # The failed send still stops the loop before it commits anything.
+    with pytest.raises(KafkaTimeoutError):
+        commits.commit_settled()
+
+
+def test_acks_late_at_revocation_never_commit_the_revoked_partitions_later(
+    parts: tuple[Consumer, Producer, AckedCommits[str], list[str]],
+) -> None:
+    consumer, producer, commits, _ = parts
+    producer.fail_flush = True
+    late = Future()
+    commits.sent({P0: at(10), P1: at(3)}, [late], "a")
+    commits.revoked([P1])
+    assert consumer.commits == []
+    late.success(None)
+    commits.commit_settled()
+    assert consumer.commits == [("async", {P0: at(10)})]
 
 
 def test_only_owned_partitions_are_committed_when_draining(
