@@ -1,14 +1,18 @@
 """The joiner: predictions meet true weights; joined records go to fish.scored and MongoDB.
 
-One batch at a time: poll both topics, offer each half to the :class:`JoinState`, then make the
-batch durable in this order, and only then commit the offsets:
+A batch at a time: poll both topics, offer each half to the :class:`JoinState`, send the batch's
+``fish.scored`` records and poll the next batch while the broker acknowledges them. Each batch
+is made durable in this order, and only then are its offsets committed (``tidemark.pipelined``,
+at most ``stream_max_in_flight`` batches outstanding):
 
 1. ``fish.scored`` (and dead letters) produced and acknowledged;
 2. joined records stored in ``training_data`` by ``TrainingStore.upsert_many``, keyed by fish
    id; a fish already there keeps its row (a replay or a duplicate never adds one);
 3. the batch's new pending halves and its "joined" markers appended to ``join_pending``.
 
-A crash anywhere before the commit replays the batch, and every step above is idempotent. Every
+Steps 2 and 3 of a batch wait for step 1, batches in the order they were polled: a fish is never
+marked joined in MongoDB before its scored record is durable. A crash anywhere before the
+commit replays the batch, and every step above is idempotent. Every
 write is an insert: on FerretDB (SQLite) an insert costs well under a millisecond while a
 replace-upsert or a delete by id costs tens of milliseconds, too slow for a stream. Old entries
 of ``join_pending`` are removed in one range delete per minute, once both streams have moved
@@ -23,11 +27,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
-from kafka import ConsumerRebalanceListener, KafkaProducer
+from kafka import KafkaProducer
+from kafka.producer.future import FutureRecordMetadata
 from kafka.structs import TopicPartition
 from prometheus_client import Counter, Gauge, Histogram
 from pymongo import MongoClient
@@ -37,6 +43,7 @@ from streaming.join_state import Half, JoinState, Outcome, Side
 from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.logs import get_logger
+from tidemark.pipelined import AckedCommits, CommitOnRevoke
 from tidemark.schemas import DeadLetter, Prediction, Scored, Weight, utc_now
 from tidemark.store import TrainingStore, insert_new
 from tidemark.stream.records import next_offsets, parse
@@ -68,9 +75,17 @@ DEAD_LETTERS = Counter(
 PENDING = Gauge("tidemark_joiner_pending", "Halves waiting for their partner")
 BATCH_SECONDS = Histogram(
     "tidemark_joiner_batch_seconds",
-    "Time to join and persist one polled batch",
+    "Time to join one polled batch and send its output (MongoDB writes follow its acks)",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+
+
+@dataclass(frozen=True)
+class Durable:
+    """What a batch writes to MongoDB once its ``fish.scored`` records are acknowledged."""
+
+    scored: list[Scored]
+    pending: list[Document]
 
 
 def _half_document(half: Half) -> Document:
@@ -136,17 +151,33 @@ class Joiner:
             max_poll_records=self.settings.stream_max_batch,
         )
         producer = kafka_io.batch_producer(self.settings)
-        consumer.subscribe(list(self._contracts), listener=_Rebalance(self))
+        commits: AckedCommits[Durable] = AckedCommits(
+            consumer,
+            producer,
+            self.settings.stream_max_in_flight,
+            self.settings.kafka_client_timeout_ms,
+            durable=self.persist,
+        )
+        consumer.subscribe(
+            list(self._contracts),
+            listener=CommitOnRevoke(
+                commits, then_revoked=self.revoked, then_assigned=self.assigned
+            ),
+        )
         log.info(
             "joining", group=self.settings.joiner_group_id, window_s=self.settings.join_window_s
         )
         try:
             while not stop.is_set():
-                batch = consumer.poll(timeout_ms=self.settings.stream_poll_timeout_ms)
+                batch = consumer.poll(
+                    timeout_ms=commits.poll_timeout_ms(self.settings.stream_poll_timeout_ms)
+                )
                 self.restore_assigned()
                 if batch:
-                    self.process(batch, producer)
-                    consumer.commit(next_offsets(batch))
+                    commits.make_room()
+                    sends, durable = self.process(batch, producer)
+                    commits.sent(next_offsets(batch), sends, durable)
+                commits.commit_settled()
                 if time.monotonic() >= self._next_expiry:
                     self.expire()
                     self._next_expiry = time.monotonic() + _EXPIRY_INTERVAL_S
@@ -154,12 +185,20 @@ class Joiner:
                     self.clean_up()
                     self._next_cleanup = time.monotonic() + _CLEANUP_INTERVAL_S
         finally:
-            consumer.close(autocommit=False)
-            producer.close()
-            self._mongo.close()
+            try:
+                commits.close()
+            finally:
+                consumer.close(autocommit=False)
+                producer.close(timeout=self.settings.kafka_client_timeout_ms / 1000)
+                self._mongo.close()
 
-    def process(self, batch: dict[TopicPartition, list[Any]], producer: KafkaProducer) -> None:
-        """Join one polled batch and make its effects durable (the caller commits after)."""
+    def process(
+        self, batch: dict[TopicPartition, list[Any]], producer: KafkaProducer
+    ) -> tuple[list[FutureRecordMetadata], Durable]:
+        """Join one polled batch and send its output; returns the sends and what to persist.
+
+        The caller persists (:meth:`persist`) once the sends are acknowledged, then commits.
+        """
         started = time.perf_counter()
         halves: list[Half] = []
         dead: list[DeadLetter] = []
@@ -182,11 +221,10 @@ class Joiner:
                 DUPLICATES.inc()
             elif outcome is Outcome.LATE:
                 EXPIRED.labels(half.side.value).inc()
-        kafka_io.publish(producer, self.settings, self.settings.topic_scored, scored, dead)
-        self.store.upsert_many(scored)
+        sends = kafka_io.send(producer, self.settings, self.settings.topic_scored, scored, dead)
         changes = self.state.take_changes()
-        insert_new(
-            self.pending_collection,
+        durable = Durable(
+            scored,
             [_half_document(h) for h in changes.save.values()]
             + [_joined_document(h) for h in changes.joined.values()],
         )
@@ -194,6 +232,12 @@ class Joiner:
         DEAD_LETTERS.inc(len(dead))
         PENDING.set(self.state.pending_count)
         BATCH_SECONDS.observe(time.perf_counter() - started)
+        return sends, durable
+
+    def persist(self, durable: Durable) -> None:
+        """Store an acknowledged batch's joined records and its join_pending entries."""
+        self.store.upsert_many(durable.scored)
+        insert_new(self.pending_collection, durable.pending)
 
     def expire(self) -> None:
         """Drop the pending halves whose partner can no longer come, and count them."""
@@ -254,14 +298,3 @@ class Joiner:
         self._to_restore -= numbers
         self._owned -= numbers
         self.state.drop_partitions(numbers)
-
-
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, joiner: Joiner) -> None:
-        self._joiner = joiner
-
-    def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
-        self._joiner.revoked(revoked)
-
-    def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
-        self._joiner.assigned(assigned)

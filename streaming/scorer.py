@@ -1,10 +1,12 @@
 """The scorer: every measurement gets the production model's predicted weight.
 
-One batch at a time: poll up to ``stream_max_batch`` measurements, validate each (bad ones go to
+A batch at a time: poll up to ``stream_max_batch`` measurements, validate each (bad ones go to
 ``fish.dead-letter`` with the reason, and the partition goes on), predict the whole batch with
-ONE call of the model, produce ``fish.predictions``, wait for every acknowledgement, and only
-then commit the offsets (without waiting for the commit). A crash replays at most the batches
-whose commits were in flight, never skips one; the joiner makes a replayed prediction harmless.
+ONE call of the model, send ``fish.predictions`` and poll the next batch while the broker
+acknowledges them. A batch's offsets are committed once its own predictions and those of every
+earlier batch are acknowledged (``tidemark.pipelined``), with at most ``stream_max_in_flight``
+batches outstanding. A crash replays at most the batches in flight or whose commits were, never
+skips one; the joiner makes a replayed prediction harmless.
 
 The model comes from a callable (``ModelWatcher.current`` in production), read once per batch,
 so a hot swap takes effect between two batches and a batch never mixes two versions. Until a
@@ -21,15 +23,16 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import pandas as pd
-from kafka import KafkaConsumer, KafkaProducer
-from kafka.errors import KafkaError
-from kafka.structs import OffsetAndMetadata, TopicPartition
+from kafka import KafkaProducer
+from kafka.producer.future import FutureRecordMetadata
+from kafka.structs import TopicPartition
 from prometheus_client import Counter, Gauge, Histogram
 
 from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.logs import get_logger
 from tidemark.model import DataError, Predictions
+from tidemark.pipelined import AckedCommits, CommitOnRevoke
 from tidemark.schemas import DeadLetter, Measurement, prediction_json, utc_now
 from tidemark.stream.records import dead_letter, next_offsets, parse
 from tidemark.stream.service import settle_heap
@@ -39,7 +42,7 @@ log = get_logger("scorer")
 EVENTS = Counter("tidemark_scorer_events_total", "Measurements handled, by outcome", ["outcome"])
 BATCH_SECONDS = Histogram(
     "tidemark_scorer_batch_seconds",
-    "Time from a polled batch to its acknowledged predictions",
+    "Time from a polled batch to its predictions sent (acknowledgements come later)",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 BATCH_SIZE = Histogram(
@@ -94,30 +97,35 @@ class Scorer:
         consumer = kafka_io.consumer(
             self.settings,
             self.settings.scorer_group_id,
-            self.settings.topic_measurements,
             max_poll_records=self.settings.stream_max_batch,
         )
         producer = kafka_io.batch_producer(self.settings)
+        commits: AckedCommits[None] = AckedCommits(
+            consumer,
+            producer,
+            self.settings.stream_max_in_flight,
+            self.settings.kafka_client_timeout_ms,
+        )
+        consumer.subscribe([self.settings.topic_measurements], listener=CommitOnRevoke(commits))
         log.info("scoring", group=self.settings.scorer_group_id)
-        done: dict[TopicPartition, OffsetAndMetadata] = {}
         try:
             while not stop.is_set():
-                batch = consumer.poll(timeout_ms=self.settings.stream_poll_timeout_ms)
+                batch = consumer.poll(
+                    timeout_ms=commits.poll_timeout_ms(self.settings.stream_poll_timeout_ms)
+                )
                 if batch:
-                    self.process(batch, producer)
-                    offsets = next_offsets(batch)
-                    # Asynchronous, yet only after the acknowledgements: a commit lost to a crash
-                    # replays predictions the joiner absorbs, while waiting for each one cost a
-                    # round trip per batch, a fifth of the latency (benchmarks/streaming).
-                    consumer.commit_async(offsets, callback=_log_failed_commit)
-                    done.update(offsets)
+                    commits.make_room()
+                    commits.sent(next_offsets(batch), self.process(batch, producer), None)
+                commits.commit_settled()
         finally:
-            _commit_owned(consumer, done, self.settings.kafka_client_timeout_ms)
+            commits.close()
             consumer.close(autocommit=False)
-            producer.close()
+            producer.close(timeout=self.settings.kafka_client_timeout_ms / 1000)
 
-    def process(self, batch: dict[TopicPartition, list[Any]], producer: KafkaProducer) -> int:
-        """Score one polled batch and wait for its acknowledgements; returns how many scored."""
+    def process(
+        self, batch: dict[TopicPartition, list[Any]], producer: KafkaProducer
+    ) -> list[FutureRecordMetadata]:
+        """Score one polled batch and send its output; returns the futures of the sends."""
         started = time.perf_counter()
         model = self._model()
         if model is None:
@@ -135,7 +143,7 @@ class Scorer:
                 else:
                     good.append((record, parsed))
         predictions = self._predict(model, good, dead)
-        kafka_io.publish(
+        sends = kafka_io.send(
             producer, self.settings, self.settings.topic_predictions, predictions, dead
         )
         EVENTS.labels("scored").inc(len(predictions))
@@ -144,7 +152,7 @@ class Scorer:
         BATCH_SECONDS.observe(time.perf_counter() - started)
         if model.version.isdigit():
             MODEL_VERSION.set(int(model.version))
-        return len(predictions)
+        return sends
 
     def _predict(
         self,
@@ -193,27 +201,6 @@ class Scorer:
                 waited_s=round(time.monotonic() - waiting_since, 1),
             )
         return True
-
-
-def _log_failed_commit(offsets: dict[TopicPartition, OffsetAndMetadata], result: Any) -> None:
-    if isinstance(result, Exception):
-        log.warning("offset commit failed; those records will be scored again", error=str(result))
-
-
-def _commit_owned(
-    consumer: KafkaConsumer, done: dict[TopicPartition, OffsetAndMetadata], timeout_ms: int
-) -> None:
-    """Commit, and wait for, the last offsets of the partitions this process still owns."""
-    owned = {tp: offset for tp, offset in done.items() if tp in consumer.assignment()}
-    if not owned:
-        return
-    try:
-        # Bounded: with the broker gone, stopping must not hang; the records are only replayed.
-        consumer.commit(owned, timeout_ms=timeout_ms)
-    except KafkaError as error:
-        log.warning(
-            "final offset commit failed; those records will be scored again", error=str(error)
-        )
 
 
 def _frame(measurements: list[Measurement]) -> pd.DataFrame:

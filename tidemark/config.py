@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,6 +30,7 @@ class Settings(BaseSettings):
     )
 
     # Endpoints of the four real components. The local stack serves exactly these addresses.
+    # A comma-separated list for a cluster: clients bootstrap from any node that answers.
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     mongo_uri: str = "mongodb://127.0.0.1:27017/"
     mongo_database: str = "tidemark"
@@ -43,7 +45,11 @@ class Settings(BaseSettings):
     topic_retrain_requests: str = "fish.retrain-requests"
     topic_dead_letter: str = "fish.dead-letter"
     topic_partitions: int = Field(default=3, ge=1)
+    # Copies of each partition, and how many must hold a record before the broker acknowledges
+    # it to an acks=all producer. Unset, they follow kafka_brokers: 1 and 1 for one node, 3 and 2
+    # for a cluster of three or more (a write survives one node down, and one lost).
     topic_replication_factor: int = Field(default=1, ge=1)
+    topic_min_insync_replicas: int = Field(default=1, ge=1)
     # A short session timeout keeps group joins quick on a one-node broker (see STACK-NOTES).
     kafka_session_timeout_ms: int = Field(default=10_000, ge=6_000)
     kafka_client_timeout_ms: int = Field(default=10_000, ge=1_000)
@@ -53,6 +59,9 @@ class Settings(BaseSettings):
     joiner_group_id: str = "tidemark-joiner"
     stream_max_batch: int = Field(default=1_000, ge=1)
     stream_poll_timeout_ms: int = Field(default=500, ge=10)
+    # Batches a consume→produce loop may have sent and not yet seen acknowledged; at the bound
+    # it waits before sending another (tidemark.pipelined).
+    stream_max_in_flight: int = Field(default=4, ge=1)
     # Larger records are dead-lettered unparsed (and truncated there) so they cannot stall a batch.
     stream_max_record_bytes: int = Field(default=65_536, ge=1_024)
     join_window_s: float = Field(default=60.0, gt=0)
@@ -154,6 +163,11 @@ class Settings(BaseSettings):
     state_dir: Path = Path(".tidemark")
     cache_dir: Path = Field(default_factory=_default_cache_dir)
     kafka_version: str = "4.1.1"
+    # Kafka nodes of the local stack; 3 runs a replicated KRaft cluster (each node a broker and
+    # a controller). Node i (from 0) listens on the i-th address of kafka_bootstrap_servers (when
+    # fewer are listed, on the first one's port + 100·i, added to the list) and its controller
+    # on kafka_controller_port + 100·i.
+    kafka_brokers: int = Field(default=1, ge=1)
     kafka_controller_port: int = 9093
     # One node at a few fish per second; the scorer benchmark's 20k events/s fit too.
     kafka_heap_mb: int = Field(default=256, ge=128)
@@ -161,6 +175,30 @@ class Settings(BaseSettings):
     # FerretDB's own default (8088) collides between two instances on one machine.
     ferretdb_debug_port: int = 8089
     stack_start_timeout_s: float = Field(default=180.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _follow_kafka_brokers(cls, data: Any) -> Any:
+        """Complete the bootstrap list and the replication defaults of a local cluster."""
+        if not isinstance(data, dict):
+            return data
+        brokers = int(data.get("kafka_brokers", 1))
+        if brokers > 1:
+            listed = str(data.get("kafka_bootstrap_servers", "127.0.0.1:9092")).split(",")
+            host, _, port = listed[0].rpartition(":")
+            listed += [f"{host}:{int(port) + 100 * i}" for i in range(len(listed), brokers)]
+            data = data | {"kafka_bootstrap_servers": ",".join(listed)}
+        if "topic_replication_factor" not in data:
+            data = data | {"topic_replication_factor": min(brokers, 3)}
+        if "topic_min_insync_replicas" not in data:
+            factor = int(data["topic_replication_factor"])
+            data = data | {"topic_min_insync_replicas": 2 if factor >= 3 else 1}
+        return data
+
+    @property
+    def kafka_addresses(self) -> list[str]:
+        """The ``host:port`` pairs of kafka_bootstrap_servers."""
+        return [a.strip() for a in self.kafka_bootstrap_servers.split(",") if a.strip()]
 
     @property
     def topics(self) -> tuple[str, ...]:

@@ -6,12 +6,13 @@ the earliest offset of a new group, so that a restart neither skips nor loses re
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from typing import Any, Protocol
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.producer.future import FutureRecordMetadata
 
 from tidemark.config import Settings
 from tidemark.schemas import DeadLetter
@@ -72,18 +73,14 @@ def consumer(settings: Settings, group_id: str, *topics: str, **overrides: Any) 
     return KafkaConsumer(*topics, **(config | overrides))
 
 
-def publish(
+def send(
     producer: KafkaProducer,
     settings: Settings,
     topic: str,
     records: Iterable[Keyed],
     dead: Iterable[DeadLetter] = (),
-) -> None:
-    """Send records to ``topic`` (keyed by fish_id) and dead letters, and wait for every ack.
-
-    Raises the first delivery error: a caller that commits its input offsets after this call
-    never commits a batch whose output was lost.
-    """
+) -> list[FutureRecordMetadata]:
+    """Send records to ``topic`` (keyed by fish_id) and dead letters; returns their futures."""
     futures = [producer.send(topic, key=r.fish_id.encode(), value=r.to_json()) for r in records]
     futures += [
         producer.send(
@@ -91,13 +88,80 @@ def publish(
         )
         for letter in dead
     ]
+    return futures
+
+
+def publish(
+    producer: KafkaProducer,
+    settings: Settings,
+    topic: str,
+    records: Iterable[Keyed],
+    dead: Iterable[DeadLetter] = (),
+) -> None:
+    """Send records and dead letters as :func:`send` does, and wait for every ack.
+
+    Raises the first delivery error: a caller that commits its input offsets after this call
+    never commits a batch whose output was lost.
+    """
+    futures = send(producer, settings, topic, records, dead)
     producer.flush()
     for future in futures:
         future.get(timeout=0)
 
 
+class BackgroundFlush:
+    """Flushes a batch producer on its own thread whenever asked, so its caller need not wait.
+
+    A :func:`batch_producer` holds records until a flush; flushing here lets a consume→produce
+    loop poll its next batch while the broker acknowledges the last one (``tidemark.inflight``
+    says what it may commit meanwhile).
+    """
+
+    def __init__(self, producer: KafkaProducer) -> None:
+        self._producer = producer
+        self._wanted = threading.Event()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="background-flush", daemon=True)
+        self._thread.start()
+
+    def request(self) -> None:
+        """Have every record sent so far leave now (the futures tell when it is acknowledged)."""
+        self._wanted.set()
+
+    def close(self, timeout_s: float) -> None:
+        """Stop the thread once the flush under way is over, waiting at most ``timeout_s``.
+
+        Bounded because with the broker gone a flush lasts until the sends time out; the
+        thread is a daemon and dies with the process.
+        """
+        self._closing = True
+        self._wanted.set()
+        self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            if self._closing:
+                return
+            try:
+                self._producer.flush()
+            except KafkaError:
+                # A failed send is reported by its own future, which the loop checks.
+                continue
+
+
+def topic_configs(settings: Settings) -> dict[str, str]:
+    """The configuration of the contract's topics: how many copies must acknowledge a write."""
+    return {"min.insync.replicas": str(settings.topic_min_insync_replicas)}
+
+
 def ensure_topics(settings: Settings) -> list[str]:
-    """Create the contract's topics that do not exist yet; returns the names it created."""
+    """Create the contract's topics that do not exist yet; returns the names it created.
+
+    Each gets ``topic_partitions`` partitions, ``topic_replication_factor`` copies and
+    ``topic_min_insync_replicas`` (an acks=all write waits for that many copies).
+    """
     client = admin(settings)
     try:
         missing = [t for t in settings.topics if t not in set(client.list_topics())]
@@ -105,7 +169,14 @@ def ensure_topics(settings: Settings) -> list[str]:
         for topic in missing:
             try:
                 client.create_topics(
-                    [NewTopic(topic, settings.topic_partitions, settings.topic_replication_factor)]
+                    {
+                        topic: {
+                            "num_partitions": settings.topic_partitions,
+                            "replication_factor": settings.topic_replication_factor,
+                            "configs": topic_configs(settings),
+                        }
+                    },
+                    wait_for_metadata=True,
                 )
                 created.append(topic)
             except TopicAlreadyExistsError:

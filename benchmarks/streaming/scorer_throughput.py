@@ -14,6 +14,11 @@ records (set by the producer when each is sent). Latency is measured at a fixed 
 running scorer and a running passthrough, from ``measured_at`` to the CreateTime of the output
 record.
 
+Scaling: 1, 2 and 3 scorer processes in one group on the same 3-partition topic. They start on
+an empty topic; once the group is stable with all of them, the measurements are written as fast
+as one producer can, and the rate counts from the first prediction to the last (the fill rate
+is reported beside it, since it can bound the result).
+
 Usage: ``python -m benchmarks.streaming.scorer_throughput [--bootstrap-servers HOST:PORT]``;
 without a broker it starts a private Kafka on free ports under a temporary folder.
 """
@@ -82,7 +87,7 @@ def private_kafka() -> Iterator[str]:
             kafka_controller_port=controller_port,
             state_dir=Path(state_dir),
         )
-        broker = components.kafka(settings, Path(state_dir))
+        (broker,) = components.kafka(settings, Path(state_dir))
         broker.prepare()
         supervisor = Supervisor(Path(state_dir))
         supervisor.write_config([broker])
@@ -146,6 +151,33 @@ def _fill(settings: Settings, count: int, topic: str | None = None) -> None:
         )
     producer.flush()
     producer.close()
+
+
+def _encoded_fish(count: int) -> list[tuple[bytes, bytes]]:
+    fish = scenario_fish(load_scenario(), seed=5, loop=True)
+    now = utc_now()
+    return [
+        (
+            record.fish_id.encode(),
+            Measurement(
+                fish_id=record.fish_id,
+                species=record.species,
+                length_cm=record.length_cm,
+                height_cm=record.height_cm,
+                measured_at=now,
+            ).to_json(),
+        )
+        for _, record in zip(range(count), fish, strict=False)
+    ]
+
+
+def _group_stable(settings: Settings, members: int) -> bool:
+    client = kafka_io.admin(settings)
+    try:
+        group = client.describe_groups([settings.scorer_group_id])[settings.scorer_group_id]
+    finally:
+        client.close()
+    return bool(group.get("group_state") == "Stable" and len(group["members"]) == members)
 
 
 def _reader(settings: Settings, topic: str) -> tuple[KafkaConsumer, list[TopicPartition]]:
@@ -303,6 +335,42 @@ def throughput(
     return {"events": events, "seconds": seconds, "events_per_s": (events - 1) / seconds}
 
 
+def scaling(settings: Settings, processes: int, events: int) -> dict[str, float]:
+    """``processes`` scorers in one group: events/s once all of them consume."""
+    kafka_io.ensure_topics(settings)
+    values = _encoded_fish(events)
+    children = [_run_child(_batch_scorer, (settings,)) for _ in range(processes)]
+    try:
+        deadline = time.monotonic() + 600
+        while not _group_stable(settings, processes):
+            if not all(c.is_alive() for c in children) or time.monotonic() > deadline:
+                raise RuntimeError(f"{processes} scorers did not form a stable group")
+            time.sleep(0.5)
+        producer = kafka_io.batch_producer(settings)
+        started = time.monotonic()
+        for key, value in values:
+            producer.send(settings.topic_measurements, key=key, value=value)
+        producer.flush()
+        fill_s = time.monotonic() - started
+        producer.close()
+        while _count(settings, settings.topic_predictions) < events:
+            if not all(c.is_alive() for c in children) or time.monotonic() > deadline:
+                raise RuntimeError(f"{processes} scorers stopped before {events} outputs")
+            time.sleep(0.5)
+    finally:
+        for child in children:
+            _stop_child(child)
+    stamps = _timestamps(settings, settings.topic_predictions, events)
+    seconds = max((stamps[-1] - stamps[0]) / 1000, 1e-3)
+    return {
+        "processes": processes,
+        "events": events,
+        "seconds": seconds,
+        "events_per_s": (events - 1) / seconds,
+        "fill_events_per_s": events / fill_s,
+    }
+
+
 def latency(settings: Settings, target: Any, rate: float, seconds: float) -> dict[str, float]:
     """Measurement → output latency of a running consumer fed at a fixed rate."""
     kafka_io.ensure_topics(settings)
@@ -365,8 +433,34 @@ def _median(rounds: list[dict[str, float]]) -> dict[str, float]:
     return sorted(rounds, key=lambda r: r["events_per_s"])[len(rounds) // 2]
 
 
+def _http_throughput(bootstrap: str, run_id: str, events: int) -> dict[str, float]:
+    """Throughput of one HTTP call per event to a model server of the same model."""
+    (port,) = _free_ports(1)
+    server = _run_child(_model_server, (port,))
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{url}/health", timeout=1.0).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        return throughput(_settings(bootstrap, run_id, "http"), _http_per_event, events, (url,))
+    finally:
+        _stop_child(server)
+
+
 def run(
-    bootstrap: str, events: int, http_events: int, rate: float, seconds: float, rounds: int
+    bootstrap: str,
+    events: int,
+    http_events: int,
+    rate: float,
+    seconds: float,
+    rounds: int,
+    scorers: list[int],
 ) -> dict[str, Any]:
     """Every measurement of the benchmark, on the broker at ``bootstrap``."""
     run_id = f"{int(time.time())}"
@@ -387,24 +481,12 @@ def run(
         results[name] = _median(rounds_of_it) | {
             "rounds_events_per_s": [r["events_per_s"] for r in rounds_of_it]
         }
-    (port,) = _free_ports(1)
-    server = _run_child(_model_server, (port,))
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{url}/health", timeout=1.0).raise_for_status()
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
-        results["http_per_event"] = throughput(
-            _settings(bootstrap, run_id, "http"), _http_per_event, http_events, (url,)
-        )
-    finally:
-        _stop_child(server)
+    if http_events:
+        results["http_per_event"] = _http_throughput(bootstrap, run_id, http_events)
+    results["scaling"] = [
+        scaling(_settings(bootstrap, f"{run_id}-scale-{n}", f"scorers-{n}"), n, events)
+        for n in scorers
+    ]
     # The bare loop's latency too: it is the floor this machine's Kafka client and broker allow.
     results["latency"] = {
         name: latency(_settings(bootstrap, f"{run_id}-lat-{name}", name), target, rate, seconds)
@@ -417,22 +499,23 @@ def report(results: dict[str, Any]) -> None:
     """Print the table."""
     ceiling = results["passthrough"]["events_per_s"]
     scorer = results["batch_scorer"]["events_per_s"]
-    http = results["http_per_event"]["events_per_s"]
+    http = results.get("http_per_event", {}).get("events_per_s", 0.0)
     table = Table(title="One scorer process: measurements → acknowledged predictions")
     for column in ("consumer", "events", "events/s", "vs ceiling", "vs HTTP per event"):
         table.add_column(column, justify="right" if column != "consumer" else "left")
     rows = [
         ("passthrough (ceiling)", results["passthrough"]),
         ("batch scorer", results["batch_scorer"]),
-        ("HTTP call per event", results["http_per_event"]),
     ]
+    if http:
+        rows.append(("HTTP call per event", results["http_per_event"]))
     for name, row in rows:
         table.add_row(
             name,
             f"{row['events']:,}",
             f"{row['events_per_s']:,.0f}",
             f"{row['events_per_s'] / ceiling:.0%}",
-            f"{row['events_per_s'] / http:.0f}x",
+            f"{row['events_per_s'] / http:.0f}x" if http else "-",
         )
     console = Console()
     console.print(table)
@@ -449,7 +532,20 @@ def report(results: dict[str, Any]) -> None:
             f"{lat['max_ms']:.1f}",
         )
     console.print(latencies)
-    console.print(f"scorer / ceiling {scorer / ceiling:.0%}, scorer / HTTP {scorer / http:.0f}x")
+    scaled = Table(title="Scorer processes in one group on one 3-partition topic")
+    for column in ("scorers", "events", "events/s", "vs one scorer", "fill events/s"):
+        scaled.add_column(column, justify="right")
+    one = next((r["events_per_s"] for r in results["scaling"] if r["processes"] == 1), None)
+    for row in results["scaling"]:
+        scaled.add_row(
+            str(row["processes"]),
+            f"{row['events']:,}",
+            f"{row['events_per_s']:,.0f}",
+            f"{row['events_per_s'] / one:.2f}x" if one else "-",
+            f"{row['fill_events_per_s']:,.0f}",
+        )
+    console.print(scaled)
+    console.print(f"scorer / ceiling {scorer / ceiling:.0%}")
 
 
 def main() -> None:
@@ -457,12 +553,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--bootstrap-servers", help="an existing broker (default: a private one)")
     parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--http-events", type=int, default=3_000)
+    parser.add_argument("--http-events", type=int, default=3_000, help="0: skip the HTTP run")
     parser.add_argument("--rate", type=float, default=1_000.0)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--rounds", type=int, default=3, help="runs of each, the median counts")
+    parser.add_argument(
+        "--scorers", default="1,2,3", help="scorer processes in one group, one run per count"
+    )
     args = parser.parse_args()
-    options = (args.events, args.http_events, args.rate, args.seconds, args.rounds)
+    scorers = [int(n) for n in args.scorers.split(",") if n]
+    options = (args.events, args.http_events, args.rate, args.seconds, args.rounds, scorers)
     if args.bootstrap_servers:
         results = run(args.bootstrap_servers, *options)
     else:

@@ -96,21 +96,68 @@ def _mongo_ok(settings: Settings) -> Check:
     return check
 
 
-def _kafka_ok(settings: Settings) -> Check:
-    quick = settings.model_copy(update={"kafka_client_timeout_ms": 2000})
-    address = (host_of(settings.kafka_bootstrap_servers),
-               port_of(settings.kafka_bootstrap_servers, 9092))  # fmt: skip
+def _kafka_ok(settings: Settings, node: KafkaNode) -> Check:
+    """A check that ``node`` answers and has joined the cluster as a broker."""
+    quick = settings.model_copy(
+        update={"kafka_client_timeout_ms": 2000, "kafka_bootstrap_servers": node.address}
+    )
+    address = (host_of(node.address), port_of(node.address, 9092))
 
     def check() -> None:
         # A refused connection fails here, quietly, before the client would log it as an error.
         socket.create_connection(address, timeout=2.0).close()
         client = kafka_io.admin(quick)
         try:
-            client.list_topics()
+            brokers = {
+                b["broker_id"]
+                for b in client.describe_cluster()["brokers"]
+                if not b.get("is_fenced", False)
+            }
         finally:
             client.close()
+        if node.node_id not in brokers:
+            raise RuntimeError(f"node {node.node_id} is not a registered broker yet")
 
     return check
+
+
+@dataclass(frozen=True)
+class KafkaNode:
+    """One KRaft node of the local stack: a broker and a controller in one process."""
+
+    node_id: int
+    name: str
+    address: str
+    controller: str
+    home: Path
+
+
+def kafka_node_layout(settings: Settings, state: Path) -> list[KafkaNode]:
+    """Where each of the ``kafka_brokers`` nodes listens and keeps its logs.
+
+    The first node keeps the one-node stack's name and folder, so the stack, its checks and its
+    tests name it ``kafka`` whatever the cluster's size.
+    """
+    addresses = settings.kafka_addresses
+    if len(addresses) < settings.kafka_brokers:
+        raise ValueError(
+            f"kafka_bootstrap_servers lists {len(addresses)} addresses for "
+            f"{settings.kafka_brokers} local Kafka nodes"
+        )
+    nodes = []
+    for index in range(settings.kafka_brokers):
+        name = "kafka" if index == 0 else f"kafka-{index + 1}"
+        address = addresses[index]
+        nodes.append(
+            KafkaNode(
+                node_id=index + 1,
+                name=name,
+                address=address,
+                controller=f"{host_of(address)}:{settings.kafka_controller_port + 100 * index}",
+                home=state / name,
+            )
+        )
+    return nodes
 
 
 _KAFKA_LOG4J2 = """\
@@ -128,27 +175,37 @@ logger.state.level = warn
 """
 
 
-def _kafka_properties(settings: Settings, data_dir: Path) -> str:
-    host = host_of(settings.kafka_bootstrap_servers)
-    port = port_of(settings.kafka_bootstrap_servers, 9092)
-    controller = f"{host}:{settings.kafka_controller_port}"
+def kafka_properties(settings: Settings, node: KafkaNode, cluster: list[KafkaNode]) -> str:
+    """The ``server.properties`` of one node of ``cluster``."""
+    replicas = settings.topic_replication_factor
+    min_isr = settings.topic_min_insync_replicas
+    if len(cluster) == 1:
+        quorum = [f"controller.quorum.bootstrap.servers={node.controller}"]
+    else:
+        # A static quorum of every node's controller: formatted once, no voter to add later.
+        voters = ",".join(f"{n.node_id}@{n.controller}" for n in cluster)
+        quorum = [f"controller.quorum.voters={voters}"]
     return "\n".join(
         [
             "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.bootstrap.servers={controller}",
-            f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{controller}",
-            f"advertised.listeners=PLAINTEXT://{host}:{port}",
+            f"node.id={node.node_id}",
+            *quorum,
+            f"listeners=PLAINTEXT://{node.address},CONTROLLER://{node.controller}",
+            f"advertised.listeners=PLAINTEXT://{node.address}",
             "controller.listener.names=CONTROLLER",
             "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
             "inter.broker.listener.name=PLAINTEXT",
-            f"log.dirs={data_dir}",
+            f"log.dirs={node.home / 'data'}",
             f"num.partitions={settings.topic_partitions}",
-            "offsets.topic.replication.factor=1",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            # One node: nobody else will join, so do not wait for them before a rebalance.
+            # Internal topics (offsets, transactions, share groups) are replicated like ours.
+            f"default.replication.factor={replicas}",
+            f"min.insync.replicas={min_isr}",
+            f"offsets.topic.replication.factor={replicas}",
+            f"transaction.state.log.replication.factor={replicas}",
+            f"transaction.state.log.min.isr={min_isr}",
+            f"share.coordinator.state.topic.replication.factor={replicas}",
+            f"share.coordinator.state.topic.min.isr={min_isr}",
+            # Nobody else will join the group soon on a local stack: do not wait before a rebalance.
             "group.initial.rebalance.delay.ms=0",
             # Topics are part of the contract: a typo in a topic name must fail, not create one.
             "auto.create.topics.enable=false",
@@ -182,37 +239,52 @@ def _java(settings: Settings, config_dir: Path, main: str) -> list[str]:
     ]
 
 
-def kafka(settings: Settings, state: Path) -> Component:
-    """A single-node KRaft broker (and controller) run from the official jars."""
-    config_dir, data_dir = state / "kafka" / "config", state / "kafka" / "data"
-    properties = config_dir / "server.properties"
+def kafka(settings: Settings, state: Path) -> list[Component]:
+    """The KRaft nodes (each a broker and a controller) run from the official jars.
 
-    def prepare() -> None:
-        provision.kafka_libs(settings)
-        config_dir.mkdir(parents=True, exist_ok=True)
-        (config_dir / "log4j2.properties").write_text(_KAFKA_LOG4J2)
-        properties.write_text(_kafka_properties(settings, data_dir))
-        if not (data_dir / "meta.properties").exists():
-            cluster_id = kafka_cluster_id()
-            format_storage = [
-                *_java(settings, config_dir, "kafka.tools.StorageTool"),
-                "format",
-                "--standalone",
-                "--ignore-formatted",
-                "-t",
-                cluster_id,
-                "-c",
-                str(properties),
-            ]
-            subprocess.run(format_storage, check=True, capture_output=True)
+    One node by default; ``kafka_brokers`` of them share a cluster id kept in the state folder.
+    Changing the number of nodes needs a fresh state folder: a formatted log keeps its quorum.
+    """
+    cluster = kafka_node_layout(settings, state)
+    cluster_id_file = state / "kafka-cluster.id"
 
-    return Component(
-        name="kafka",
-        command=[*_java(settings, config_dir, "kafka.Kafka"), str(properties)],
-        url=settings.kafka_bootstrap_servers,
-        check=_kafka_ok(settings),
-        prepare=prepare,
-    )
+    def cluster_id() -> str:
+        if not cluster_id_file.exists():
+            cluster_id_file.write_text(kafka_cluster_id())
+        return cluster_id_file.read_text().strip()
+
+    def component(node: KafkaNode) -> Component:
+        config_dir = node.home / "config"
+        properties = config_dir / "server.properties"
+
+        def prepare() -> None:
+            provision.kafka_libs(settings)
+            config_dir.mkdir(parents=True, exist_ok=True)
+            (config_dir / "log4j2.properties").write_text(_KAFKA_LOG4J2)
+            properties.write_text(kafka_properties(settings, node, cluster))
+            if not (node.home / "data" / "meta.properties").exists():
+                standalone = ["--standalone"] if len(cluster) == 1 else []
+                format_storage = [
+                    *_java(settings, config_dir, "kafka.tools.StorageTool"),
+                    "format",
+                    *standalone,
+                    "--ignore-formatted",
+                    "-t",
+                    cluster_id() if len(cluster) > 1 else kafka_cluster_id(),
+                    "-c",
+                    str(properties),
+                ]
+                subprocess.run(format_storage, check=True, capture_output=True)
+
+        return Component(
+            name=node.name,
+            command=[*_java(settings, config_dir, "kafka.Kafka"), str(properties)],
+            url=node.address,
+            check=_kafka_ok(settings, node),
+            prepare=prepare,
+        )
+
+    return [component(node) for node in cluster]
 
 
 def ferretdb(settings: Settings, state: Path) -> Component:
@@ -310,5 +382,8 @@ def prefect(settings: Settings, state: Path) -> Component:
 
 
 def infrastructure(settings: Settings, state: Path) -> list[Component]:
-    """The four real components, in the order they are listed."""
-    return [factory(settings, state) for factory in (kafka, ferretdb, mlflow, prefect)]
+    """The four real components (Kafka as one or more nodes), in the order they start."""
+    return [
+        *kafka(settings, state),
+        *(factory(settings, state) for factory in (ferretdb, mlflow, prefect)),
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from infra.local.stack import Stack
 from tests.integration.conftest import free_ports
 from tests.integration.registered import register_scenario_model
-from tests.integration.streaming.streams import Service
+from tests.integration.streaming.streams import Service, simulate
 from tidemark import kafka_io
 from tidemark.config import Settings
 
@@ -64,3 +65,27 @@ def start_service(streams: Settings, tmp_path: Path) -> Iterator[Callable[[str],
     yield start
     for service in started:
         service.stop()
+
+
+@pytest.fixture
+def simulate_in_background() -> Iterator[Callable[[Settings, float], threading.Thread]]:
+    """Run the simulator on a thread; teardown waits for it and fails on its errors."""
+    threads: list[threading.Thread] = []
+    failures: list[BaseException] = []
+
+    def start(settings: Settings, rate: float) -> threading.Thread:
+        def run() -> None:
+            try:
+                simulate(settings, rate)
+            except BaseException as error:
+                failures.append(error)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        threads.append(thread)
+        return thread
+
+    yield start
+    for thread in threads:
+        thread.join(120)
+    assert not failures, failures

@@ -8,15 +8,21 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 from pydantic import SecretStr
+from pymongo import MongoClient
 
+from streaming.simulator import SimulationOptions, SimulationStats, publish, scenario_fish
 from tidemark.config import Settings
+from tidemark.scenario import load_scenario
+from tidemark.schemas import Prediction, Scored, utc_now
 
 
 def env_of(settings: Settings) -> dict[str, str]:
@@ -121,3 +127,81 @@ def read_topic(settings: Settings, topic: str) -> list[Any]:
 def fish_ids(records: list[Any]) -> list[str]:
     """The keys of records, as fish ids."""
     return [record.key.decode() for record in records]
+
+
+# The pipeline tests' run: how many fish, how late their weights come, how many never do.
+FISH = 20_000
+LABEL_DELAY_S = 2.0
+MISSING = 0.05
+
+
+def options(rate: float | None) -> SimulationOptions:
+    """The simulator's options of the run, at ``rate`` fish per second (None: flat out)."""
+    # Simulated event time: 100 fish per second of line time, so the run spans 200 s of it and
+    # unmatched predictions expire within the run (the window is 60 s).
+    return SimulationOptions(
+        rate=rate,
+        seed=11,
+        label_delay_s=LABEL_DELAY_S,
+        missing_weight_fraction=MISSING,
+        limit=FISH,
+        event_time_start=utc_now() - timedelta(hours=1),
+        event_interval_s=0.01,
+    )
+
+
+def simulate(settings: Settings, rate: float | None) -> SimulationStats:
+    """Publish the run's fish (measurements and, later, weights)."""
+    fish = scenario_fish(load_scenario(), seed=11, loop=True)
+    return publish(settings, fish, options(rate))
+
+
+def training_ids(settings: Settings) -> list[str]:
+    """The fish ids of every training row."""
+    client: MongoClient[dict[str, Any]] = MongoClient(settings.mongo_uri)
+    with client:
+        collection = client[settings.mongo_database][settings.mongo_collection]
+        return [str(d["_id"]) for d in collection.find({}, {"_id": 1})]
+
+
+def training_count(settings: Settings) -> int:
+    """How many training rows there are."""
+    client: MongoClient[dict[str, Any]] = MongoClient(settings.mongo_uri)
+    with client:
+        return client[settings.mongo_database][settings.mongo_collection].count_documents({})
+
+
+def wait_until_done(settings: Settings, fish: int, weighed: int, timeout_s: float) -> None:
+    """Wait until ``fish`` predictions and ``weighed`` training rows exist."""
+    wait_for(
+        lambda: topic_size(settings, settings.topic_predictions) >= fish,
+        timeout_s,
+        f"{fish} predictions",
+    )
+    wait_for(lambda: training_count(settings) >= weighed, timeout_s, f"{weighed} joined fish")
+
+
+def assert_nothing_lost_nothing_doubled(settings: Settings) -> None:
+    """Every fish of the run predicted, every weighed one joined and stored exactly once."""
+    measured = fish_ids(read_topic(settings, settings.topic_measurements))
+    weighed = set(fish_ids(read_topic(settings, settings.topic_weights)))
+    assert len(measured) == FISH
+    assert len(set(measured)) == FISH
+    wait_until_done(settings, FISH, len(weighed), timeout_s=300)
+
+    predictions = [
+        Prediction.from_json(r.value) for r in read_topic(settings, settings.topic_predictions)
+    ]
+    assert {p.fish_id for p in predictions} == set(measured)
+    assert {p.model_name for p in predictions} == {settings.model_name}
+
+    training = training_ids(settings)
+    assert len(training) == len(set(training)) == len(weighed)
+    assert set(training) == weighed
+
+    scored = [Scored.from_json(r.value) for r in read_topic(settings, settings.topic_scored)]
+    assert {s.fish_id for s in scored} == weighed
+    assert all(
+        s.abs_error_kg == pytest.approx(abs(s.predicted_weight_kg - s.weight_kg)) for s in scored
+    )
+    assert read_topic(settings, settings.topic_dead_letter) == []

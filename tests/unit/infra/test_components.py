@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from infra.local.components import infrastructure, kafka_cluster_id
+from infra.local.components import (
+    infrastructure,
+    kafka_cluster_id,
+    kafka_node_layout,
+    kafka_properties,
+)
 from tidemark.config import Settings, port_of
 
 
@@ -57,3 +62,49 @@ def test_kafka_cluster_ids_never_look_like_options() -> None:
     assert len(ids) == 2000
     assert not any(i.startswith("-") for i in ids)
     assert {len(i) for i in ids} == {22}
+
+
+def test_three_kafka_nodes_form_one_replicated_cluster(tmp_path: Path) -> None:
+    settings = _settings(tmp_path).model_copy(
+        update={
+            "kafka_brokers": 3,
+            "kafka_bootstrap_servers": "127.0.0.1:19092,127.0.0.1:19192,127.0.0.1:19292",
+            "topic_replication_factor": 3,
+            "topic_min_insync_replicas": 2,
+        }
+    )
+    nodes = kafka_node_layout(settings, tmp_path)
+    assert [(n.node_id, n.name, n.address) for n in nodes] == [
+        (1, "kafka", "127.0.0.1:19092"),
+        (2, "kafka-2", "127.0.0.1:19192"),
+        (3, "kafka-3", "127.0.0.1:19292"),
+    ]
+    assert [n.controller for n in nodes] == [
+        "127.0.0.1:19093",
+        "127.0.0.1:19193",
+        "127.0.0.1:19293",
+    ]
+    assert len({n.home for n in nodes}) == 3
+    names = [c.name for c in infrastructure(settings, tmp_path)]
+    assert names == ["kafka", "kafka-2", "kafka-3", "ferretdb", "mlflow", "prefect"]
+    properties = dict(
+        line.split("=", 1) for line in kafka_properties(settings, nodes[1], nodes).splitlines()
+    )
+    assert properties["node.id"] == "2"
+    assert properties["controller.quorum.voters"] == (
+        "1@127.0.0.1:19093,2@127.0.0.1:19193,3@127.0.0.1:19293"
+    )
+    assert properties["listeners"] == "PLAINTEXT://127.0.0.1:19192,CONTROLLER://127.0.0.1:19193"
+    for internal in ("default", "offsets.topic", "transaction.state.log"):
+        assert properties[f"{internal}.replication.factor"] == "3"
+    assert properties["min.insync.replicas"] == "2"
+    assert properties["transaction.state.log.min.isr"] == "2"
+
+
+def test_one_kafka_node_keeps_its_name_folder_and_standalone_quorum(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    (node,) = kafka_node_layout(settings, tmp_path)
+    assert (node.name, node.home) == ("kafka", tmp_path / "kafka")
+    properties = kafka_properties(settings, node, [node])
+    assert "controller.quorum.bootstrap.servers=127.0.0.1:19093" in properties
+    assert "offsets.topic.replication.factor=1" in properties

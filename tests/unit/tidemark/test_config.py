@@ -46,3 +46,15 @@ def test_derived_urls() -> None:
     assert settings.prefect_ui_url == "http://h:1"
     assert settings.serving_url == "http://127.0.0.1:81"
     assert len(settings.topics) == 6
+
+
+def test_a_local_cluster_lists_every_node_and_replicates_by_default() -> None:
+    one = Settings()
+    assert (one.topic_replication_factor, one.topic_min_insync_replicas) == (1, 1)
+    three = Settings(kafka_brokers=3)
+    assert three.kafka_addresses == ["127.0.0.1:9092", "127.0.0.1:9192", "127.0.0.1:9292"]
+    assert (three.topic_replication_factor, three.topic_min_insync_replicas) == (3, 2)
+    listed = Settings(kafka_brokers=3, kafka_bootstrap_servers="h:1,h:2,h:3")
+    assert listed.kafka_addresses == ["h:1", "h:2", "h:3"]
+    chosen = Settings(kafka_brokers=3, topic_replication_factor=2)
+    assert (chosen.topic_replication_factor, chosen.topic_min_insync_replicas) == (2, 1)
