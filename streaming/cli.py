@@ -11,8 +11,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from streaming.joiner import Joiner
-from streaming.scorer import Scorer
+from streaming import joiner, scorer
 from streaming.service import serve, stop_on_signals
 from streaming.simulator import SimulationOptions, SimulationStats, publish, scenario_fish
 from tidemark import kafka_io
@@ -125,8 +124,14 @@ def score(
     watcher = ModelWatcher(settings)
     watcher.start()
     try:
-        scorer = Scorer(settings, lambda: watcher.current)
-        serve("scorer", scorer.run, stop, metrics_port or settings.scorer_metrics_port)
+        service = scorer.Scorer(settings, lambda: watcher.current)
+        serve(
+            "scorer",
+            service.run,
+            stop,
+            metrics_port or settings.scorer_metrics_port,
+            scorer.REGISTRY,
+        )
     finally:
         watcher.stop()
 
@@ -144,6 +149,6 @@ def join(
 
         def run(stop: threading.Event) -> None:
             # A fresh joiner each time: its state is rebuilt from what was made durable.
-            Joiner(settings, store).run(stop)
+            joiner.Joiner(settings, store).run(stop)
 
-        serve("joiner", run, stop, metrics_port or settings.joiner_metrics_port)
+        serve("joiner", run, stop, metrics_port or settings.joiner_metrics_port, joiner.REGISTRY)
