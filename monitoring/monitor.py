@@ -39,7 +39,7 @@ from monitoring.policy import (
     training_start,
 )
 from monitoring.production import Production, ProductionFollower
-from monitoring.reports import ReportStore, SavedReport
+from monitoring.reports import ReportStore, SavedReport, WindowOutcome
 from monitoring.trigger import RetrainTrigger
 from monitoring.windows import Admission, ClosedWindow, ErrorStats, Resume, TumblingWindows
 from streaming.records import parse
@@ -212,6 +212,7 @@ class Monitor:
         if verdict.alarm is not None:
             verdict = self._fire(verdict)
         self._recent.appendleft(WindowSpan(window.start, window.overall.count))
+        self._record(verdict)
         self._log(verdict)
         if self._on_verdict is not None:
             self._on_verdict(verdict)
@@ -273,7 +274,7 @@ class Monitor:
         metrics.RETRAINS.labels(fired.reason.value).inc()
         saved = None
         try:
-            saved = self.reports.save(
+            saved = self.reports.save_pages(
                 label=f"v{verdict.version or 'none'} fired on {fired.reason.value}",
                 window_end=verdict.window.end,
                 records=judged_records(verdict.window, verdict.version),
@@ -284,6 +285,13 @@ class Monitor:
         return replace(
             verdict, gate=opened, request=request, flow_run_id=flow_run_id, reports=saved
         )
+
+    def _record(self, verdict: Verdict) -> None:
+        """Every judged window goes into the Evidently workspace, fired or not."""
+        try:
+            self.reports.record(outcome_of(verdict, self.thresholds))
+        except Exception:  # the UI's record must not stop the judging
+            log.exception("recording the window in the Evidently workspace failed")
 
     @staticmethod
     def _log(verdict: Verdict) -> None:
@@ -317,6 +325,35 @@ class Monitor:
             log.info("alarm held back", **fields, why=verdict.gate.why if verdict.gate else None)
         else:
             log.info("window", **fields)
+
+
+def outcome_of(verdict: Verdict, thresholds: Thresholds) -> WindowOutcome:
+    """The verdict in the words of the workspace: fired, held-back or ok, and why."""
+    fired, judged = verdict.alarm, verdict.judged
+    if fired is not None and verdict.triggered:
+        word = "fired"
+        why = (
+            f"{fired.reason.value}: {fired.metric} {fired.value:.3f} "
+            f"(threshold {fired.threshold:.3f})"
+        )
+    elif fired is not None:
+        word = "held-back"
+        why = verdict.gate.why if verdict.gate else f"{fired.reason.value} alarm held back"
+    else:
+        word = "ok"
+        why = (
+            f"mean relative error {judged.mean_relative_error:.3f} of {judged.count} fish "
+            f"(threshold {thresholds.error:.2f}, at least {thresholds.min_count} fish)"
+            if judged
+            else "no fish scored by the production version"
+        )
+    return WindowOutcome(
+        window=verdict.window,
+        version=verdict.version,
+        verdict=word,
+        reason=why,
+        drift=verdict.drift,
+    )
 
 
 def _resume_point(consumer: KafkaConsumer, topic: str) -> Resume | None:
