@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer()
 console = Console()
+_PIPED_WIDTH = 1_000
 
 
 @contextmanager
@@ -166,7 +167,9 @@ def models_command() -> None:
             tags.get("decision", "-"),
             info.created_at.strftime("%Y-%m-%d %H:%M:%S"),
         )
-    console.print(table)
+    # Piped, rich would assume 80 columns and squeeze the table; a wide console prints it at its
+    # natural width instead, so that grep and less see whole values.
+    (console if console.is_terminal else Console(width=_PIPED_WIDTH)).print(table)
 
 
 def _short(value: str | None) -> str:
