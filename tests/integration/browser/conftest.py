@@ -56,7 +56,7 @@ def _wait(condition: Callable[[], bool], process: subprocess.Popen[bytes], log: 
     deadline = time.monotonic() + 180
     while not condition():
         if process.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(f"{process.args} never became ready:\n{log.read_text()[-3000:]}")
+            raise AssertionError(f"{process.args!r} never became ready:\n{log.read_text()[-3000:]}")
         time.sleep(0.5)
 
 
