@@ -2,8 +2,8 @@
 
 Every closed window adds a run to the workspace's ``tidemark`` project (``evidently ui
 --workspace DIR`` shows it), stamped with the window's end (event time), named and tagged with
-the window, the production version and the verdict: the window's error (fish count, MAE, RMSE,
-mean relative error by model version and by species, and the threshold) and, when the window was
+the window, the production version and the verdict: the window's error (fish count, mean
+relative error by model version and by species, and the threshold) and, when the window was
 tested for drift, the drift report. The project's dashboard (monitoring.dashboard) plots them.
 These runs are kept small, since the monitor closes a window every minute.
 
@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 from evidently import DataDefinition, Dataset, Regression, Report
-from evidently.metrics import MAE, RMSE, MeanValue, RowCount
+from evidently.metrics import MeanValue, RowCount
 from evidently.presets import RegressionPreset
 from evidently.ui.workspace import Workspace
 
@@ -103,18 +103,16 @@ class WindowOutcome:
 
 
 def window_snapshot(outcome: WindowOutcome, threshold: float) -> Any:
-    """The small error report of a window: fish, MAE, RMSE and mean relative errors by group.
+    """The small error report of a window: its fish and mean relative errors by group.
 
     Each group is a column of relative errors that is empty (NaN) for the fish outside it, so
-    Evidently's mean of the column is the group's mean relative error.
+    Evidently's mean of the column is the group's mean relative error. Evidently draws a
+    distribution for every metric, which is most of the cost, so the report holds only what
+    the dashboard plots (MAE and RMSE of each window are Prometheus gauges of the monitor).
     """
     records = outcome.window.records
     errors = pd.Series([r.rel_error for r in records], dtype="float64")
-    columns: dict[str, Any] = {
-        TARGET: [r.weight_kg for r in records],
-        PREDICTION: [r.predicted_weight_kg for r in records],
-        dashboard.THRESHOLD_COLUMN: [threshold] * len(records),
-    }
+    columns: dict[str, Any] = {dashboard.THRESHOLD_COLUMN: [threshold] * len(records)}
     versions = pd.Series([r.model_version for r in records])
     species = pd.Series([r.species for r in records])
     for version in outcome.window.by_version:
@@ -122,14 +120,12 @@ def window_snapshot(outcome: WindowOutcome, threshold: float) -> Any:
     for name in outcome.window.by_species:
         columns[dashboard.species_column(name)] = errors.where(species == name)
     frame = pd.DataFrame(columns)
-    means = [c for c in frame.columns if c not in (TARGET, PREDICTION)]
-    definition = DataDefinition(
-        numerical_columns=means, regression=[Regression(target=TARGET, prediction=PREDICTION)]
-    )
+    means = list(frame.columns)
+    definition = DataDefinition(numerical_columns=means)
     with warnings.catch_warnings():
         # A window of one or two fish is legitimate; scipy and scikit-learn warn about it.
         warnings.simplefilter("ignore")
-        return Report([RowCount(), MAE(), RMSE(), *[MeanValue(column=c) for c in means]]).run(
+        return Report([RowCount(), *[MeanValue(column=c) for c in means]]).run(
             current_data=Dataset.from_pandas(frame, definition),
             timestamp=outcome.window.end,
             tags=outcome.tags(dashboard.WINDOW_TAG),
