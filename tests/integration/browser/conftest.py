@@ -52,8 +52,12 @@ def _env(settings: Settings) -> dict[str, str]:
     }
 
 
+# A guard against a process that never comes up, not a timing: a busy machine takes minutes.
+START_TIMEOUT_S = 600
+
+
 def _wait(condition: Callable[[], bool], process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + START_TIMEOUT_S
     while not condition():
         if process.poll() is not None or time.monotonic() > deadline:
             raise AssertionError(f"{process.args!r} never became ready:\n{log.read_text()[-3000:]}")
