@@ -2,6 +2,9 @@
 # Downloads are cached outside the checkout (pip/uv, Maven, Go), so a second run is fast.
 
 PYTHON ?= python3
+# The browser tests drive Debian's Chromium (Playwright with the system browser: no download).
+CHROMIUM := /usr/bin/chromium
+SUDO     := $(if $(filter 0,$(shell id -u)),,sudo)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -11,7 +14,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
 
 .DEFAULT_GOAL := help
-.PHONY: help install up down status logs demo test test-unit lint format typecheck docker-up docker-down lock clean
+.PHONY: help install browser up down status logs demo test test-unit lint format typecheck docker-up docker-down lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
@@ -23,6 +26,10 @@ $(STAMP): pyproject.toml requirements.lock
 	@touch $@
 
 install: $(STAMP) ## Create .venv with Tidemark and its pinned dependencies
+
+browser: ## Install Debian's chromium for the browser tests, unless it is there
+	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
 up: install ## Start Kafka, FerretDB, MLflow, Prefect and the services; print the UI URLs
 	$(BIN)/tidemark stack up
@@ -54,7 +61,7 @@ typecheck: install ## mypy, strict
 test-unit: install ## Unit and model tests only (no services)
 	$(BIN)/pytest -m "not integration"
 
-test: lint typecheck ## Lint, type-check and run every test, starting a private stack for the integration tests
+test: lint typecheck browser ## Lint, type-check and run every test, starting a private stack for the integration tests
 	$(BIN)/pytest
 
 docker-up: ## The same topology with Docker Compose (needs a Docker engine)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from flows.candidate import Outcome
 
 console = Console()
+_PIPED_WIDTH = 1_000
 
 
 def _run(settings: Settings, flow: Callable[[], Outcome]) -> Outcome:
@@ -184,7 +185,9 @@ def models_command() -> None:
             tags.get("decision", "-"),
             info.created_at.strftime("%Y-%m-%d %H:%M:%S"),
         )
-    console.print(table)
+    # Piped, rich would assume 80 columns and squeeze the table; a wide console prints it at its
+    # natural width instead, so that grep and less see whole values.
+    (console if console.is_terminal else Console(width=_PIPED_WIDTH)).print(table)
 
 
 def _short(value: str | None) -> str:

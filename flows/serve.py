@@ -18,6 +18,19 @@ from tidemark.orchestration import prefect_api
 
 FLOWS = (train, retrain, promote, rollback)
 
+# Who starts each deployment, as its description's first line and as a tag, so that the Prefect
+# UI answers "why did this run?" without the code.
+TRIGGERS: dict[str, tuple[str, str]] = {
+    "train": ("by make up", "`make up` (`tidemark train --if-no-production`) trains the first "
+              "version when the registry has no production model; `tidemark train` by hand."),
+    "retrain": ("by the monitor", "The monitor starts it when a closed window's error or drift "
+                "passes its threshold (the retrain request names the window and the figures)."),
+    "promote": ("by a person", "A person, with Run here and a version, or `tidemark promote "
+                "VERSION` (a retrain promotes its own candidate without this deployment)."),
+    "rollback": ("by a person", "A person, with Run here or `tidemark rollback`: puts the "
+                 "previous production version back."),
+}  # fmt: skip
+
 
 def deployments() -> list[RunnerDeployment]:
     """A deployment per flow, named like it, so ``run_deployment("retrain/retrain", ...)``."""
@@ -26,13 +39,18 @@ def deployments() -> list[RunnerDeployment]:
             RunnerDeployment,
             flow.to_deployment(
                 name=flow.name,
-                description=flow.description,
+                description=_description(flow.name, flow.description),
+                tags=["tidemark", f"started {TRIGGERS[flow.name][0]}"],
                 # By module path: the runner starts each run in a fresh process, from any folder.
                 entrypoint_type=EntrypointType.MODULE_PATH,
             ),
         )
         for flow in FLOWS
     ]
+
+
+def _description(name: str, what: str | None) -> str:
+    return f"Who starts it: {TRIGGERS[name][1]}\n\n{what or ''}".strip()
 
 
 def serve_flows(settings: Settings) -> None:

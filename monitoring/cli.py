@@ -20,6 +20,7 @@ def monitor(
     ] = None,
 ) -> None:
     """Judge fish.scored window by window (error, drift) and trigger retrains through Prefect."""
+    from monitoring.metrics import REGISTRY
     from monitoring.monitor import Monitor
     from tidemark.stream.service import serve, stop_on_signals
 
@@ -27,6 +28,6 @@ def monitor(
     stop = stop_on_signals()
     service = Monitor.create(settings)
     try:
-        serve("monitor", service.run, stop, metrics_port or settings.monitor_metrics_port)
+        serve("monitor", service.run, stop, metrics_port or settings.monitor_metrics_port, REGISTRY)
     finally:
         service.close()

@@ -6,43 +6,69 @@ from prometheus_client import Counter, Gauge
 
 from monitoring.policy import Alarm, Gate
 from monitoring.windows import ClosedWindow
+from tidemark.metrics_registry import service_registry
 
 ALL_SPECIES = "all"
 
+# This service's metrics only (see tidemark.metrics_registry).
+REGISTRY = service_registry()
 RECORDS = Counter(
     "tidemark_monitor_records_total",
     "Scored records read from fish.scored, by what happened to them",
     ["outcome"],
+    registry=REGISTRY,
 )
-WINDOWS = Counter("tidemark_monitor_windows_closed_total", "Windows closed and evaluated")
-WINDOW_COUNT = Gauge("tidemark_monitor_window_count", "Fish in the last closed window", ["species"])
+WINDOWS = Counter(
+    "tidemark_monitor_windows_closed_total", "Windows closed and evaluated", registry=REGISTRY
+)
+WINDOW_COUNT = Gauge(
+    "tidemark_monitor_window_count",
+    "Fish in the last closed window",
+    ["species"],
+    registry=REGISTRY,
+)
 WINDOW_MAE = Gauge(
-    "tidemark_monitor_window_mae_kg", "Mean absolute error of the last closed window", ["species"]
+    "tidemark_monitor_window_mae_kg",
+    "Mean absolute error of the last closed window",
+    ["species"],
+    registry=REGISTRY,
 )
 WINDOW_RMSE = Gauge(
     "tidemark_monitor_window_rmse_kg", "Root mean squared error of the last closed window",
     ["species"],
+    registry=REGISTRY,
 )  # fmt: skip
 WINDOW_MRE = Gauge(
     "tidemark_monitor_window_mean_relative_error",
     "Mean relative error (|predicted - actual| / actual) of the last closed window",
     ["species"],
+    registry=REGISTRY,
 )
 WINDOW_END = Gauge(
-    "tidemark_monitor_window_end_timestamp_seconds", "measured_at end of the last closed window"
+    "tidemark_monitor_window_end_timestamp_seconds",
+    "measured_at end of the last closed window",
+    registry=REGISTRY,
 )
 DRIFT_SHARE = Gauge(
-    "tidemark_monitor_drift_share", "Share of feature columns that drifted in the last window"
+    "tidemark_monitor_drift_share",
+    "Share of feature columns that drifted in the last window",
+    registry=REGISTRY,
 )
 DRIFT_DETECTED = Gauge(
-    "tidemark_monitor_drift_detected", "1 when the last judged window drifted, else 0"
+    "tidemark_monitor_drift_detected",
+    "1 when the last judged window drifted, else 0",
+    registry=REGISTRY,
 )
 RETRAINS = Counter(
-    "tidemark_monitor_retrains_triggered_total", "Retrains the monitor triggered", ["reason"]
+    "tidemark_monitor_retrains_triggered_total",
+    "Retrains the monitor triggered",
+    ["reason"],
+    registry=REGISTRY,
 )
 SUPPRESSED = Counter(
     "tidemark_monitor_alarms_suppressed_total",
     "Windows that would have fired but a retrain was in flight or cooling down",
+    registry=REGISTRY,
 )
 ALARMS = Counter(
     "tidemark_monitor_incident_alarms_total",
@@ -66,7 +92,9 @@ EVIDENCE_PENDING = Gauge(
     ["species"],
 )
 MODEL_VERSION = Gauge(
-    "tidemark_monitor_model_version", "Production model version the monitor judges (0: none)"
+    "tidemark_monitor_model_version",
+    "Production model version the monitor judges (0: none)",
+    registry=REGISTRY,
 )
 
 

@@ -51,7 +51,7 @@ from monitoring.policy import (
     training_start,
 )
 from monitoring.production import Production, ProductionFollower
-from monitoring.reports import ReportStore, SavedReport
+from monitoring.reports import ReportStore, SavedReport, WindowOutcome
 from monitoring.trigger import RetrainTrigger
 from monitoring.windows import Admission, ClosedWindow, ErrorStats, Resume, TumblingWindows
 from tidemark import kafka_io
@@ -269,6 +269,7 @@ class Monitor:
         if raised:
             verdict = self._decide(verdict, raised)
         self._recent.appendleft(WindowSpan(window.start, window.overall.count))
+        self._record(verdict)
         self._log(verdict)
         if self._on_verdict is not None:
             self._on_verdict(verdict)
@@ -387,7 +388,7 @@ class Monitor:
         request, flow_run_id = self._start(firing, verdict.version)
         saved = None
         try:
-            saved = self.reports.save(
+            saved = self.reports.save_pages(
                 label=f"v{verdict.version or 'none'} fired on {request.reason.value}",
                 window_end=window.end,
                 records=judged_records(window, verdict.version),
@@ -437,6 +438,13 @@ class Monitor:
         )
         metrics.RETRAINS.labels(request.reason.value).inc()
         return request, flow_run_id
+
+    def _record(self, verdict: Verdict) -> None:
+        """Every judged window goes into the Evidently workspace, fired or not."""
+        try:
+            self.reports.record(outcome_of(verdict, self.thresholds))
+        except Exception:  # the UI's record must not stop the judging
+            log.exception("recording the window in the Evidently workspace failed")
 
     @staticmethod
     def _log(verdict: Verdict) -> None:
@@ -490,6 +498,38 @@ class Monitor:
                 window_start=verdict.request.window_start.isoformat(),
                 flow_run_id=verdict.flow_run_id,
             )
+
+
+def outcome_of(verdict: Verdict, thresholds: Thresholds) -> WindowOutcome:
+    """The verdict in the words of the workspace: fired, held-back or ok, and why."""
+    judged = verdict.judged
+    alarms = "; ".join(
+        f"{g.alarm.incident} {g.alarm.metric} {g.alarm.value:.3f} "
+        f"(threshold {g.alarm.threshold:.3f}): {g.gate.state.value}"
+        for g in verdict.alarms
+    )
+    if verdict.triggered:
+        word, why = "fired", alarms
+    elif verdict.alarms:
+        word, why = (
+            "held-back",
+            "; ".join(f"{g.alarm.incident}: {g.gate.why}" for g in verdict.alarms),
+        )
+    else:
+        word = "ok"
+        why = (
+            f"mean relative error {judged.mean_relative_error:.3f} of {judged.count} fish "
+            f"(threshold {thresholds.error:.2f}, at least {thresholds.min_count} fish)"
+            if judged
+            else "no fish scored by the production version"
+        )
+    return WindowOutcome(
+        window=verdict.window,
+        version=verdict.version,
+        verdict=word,
+        reason=why,
+        drift=verdict.drift,
+    )
 
 
 def _resume_point(consumer: KafkaConsumer, topic: str) -> Resume | None:

@@ -1,10 +1,14 @@
-"""Evidently reports of windows: HTML pages on disk and runs in an Evidently workspace.
+"""Evidently reports of windows: runs in an Evidently workspace and HTML pages on disk.
 
-A window that fires gets two reports, both stamped with the window's end (event time): the
-drift of its features against the production model's training data, and the error of the
-model's predictions (Evidently's regression preset: MAE, RMSE, MAPE, error plots). Both go into
-the workspace's ``tidemark`` project, which ``evidently ui --workspace DIR`` shows, and into
-``state_dir/reports`` as self-contained pages.
+Every closed window adds a run to the workspace's ``tidemark`` project (``evidently ui
+--workspace DIR`` shows it), stamped with the window's end (event time), named and tagged with
+the window, the production version and the verdict: the window's error (fish count, mean
+relative error by model version and by species, and the threshold) and, when the window was
+tested for drift, the drift report. The project's dashboard (monitoring.dashboard) plots them.
+These runs are kept small, since the monitor closes a window every minute.
+
+A window that fires also gets self-contained pages in ``state_dir/reports``: Evidently's full
+regression preset (error plots) and the drift report.
 """
 
 from __future__ import annotations
@@ -18,10 +22,13 @@ from typing import Any
 
 import pandas as pd
 from evidently import DataDefinition, Dataset, Regression, Report
+from evidently.metrics import MeanValue, RowCount
 from evidently.presets import RegressionPreset
 from evidently.ui.workspace import Workspace
 
+from monitoring import dashboard
 from monitoring.drift import DriftResult
+from monitoring.windows import ClosedWindow
 from tidemark.config import Settings
 from tidemark.model import SIZE_FEATURES, SPECIES, TARGET
 from tidemark.schemas import Scored
@@ -64,6 +71,78 @@ def error_snapshot(records: Sequence[Scored], timestamp: datetime) -> Any:
 
 
 @dataclass(frozen=True)
+class WindowOutcome:
+    """One judged window as the workspace records it."""
+
+    window: ClosedWindow
+    version: str | None
+    verdict: str
+    reason: str
+    drift: DriftResult | None
+
+    @property
+    def label(self) -> str:
+        """``12:03-12:04 UTC · v3 · ok``: the window, the production version, the verdict."""
+        span = f"{self.window.start:%Y-%m-%d %H:%M}-{self.window.end:%H:%M} UTC"
+        return f"{span} · v{self.version or ' none'} · {self.verdict}"
+
+    def tags(self, kind: str) -> list[str]:
+        """The run's tags: its kind, the version, the verdict (dashboard panels filter on kind)."""
+        return [kind, f"v{self.version or 'none'}", self.verdict]
+
+    def metadata(self) -> dict[str, str]:
+        """The run's metadata: the window's bounds, the version, the verdict and why."""
+        return {
+            "window_start": self.window.start.isoformat(),
+            "window_end": self.window.end.isoformat(),
+            "model_version": self.version or "none",
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "fish": str(self.window.overall.count),
+        }
+
+
+def window_snapshot(outcome: WindowOutcome, threshold: float) -> Any:
+    """The small error report of a window: its fish and mean relative errors by group.
+
+    Each group is a column of relative errors that is empty (NaN) for the fish outside it, so
+    Evidently's mean of the column is the group's mean relative error. Evidently draws a
+    distribution for every metric, which is most of the cost, so the report holds only what
+    the dashboard plots (MAE and RMSE of each window are Prometheus gauges of the monitor).
+    """
+    records = outcome.window.records
+    errors = pd.Series([r.rel_error for r in records], dtype="float64")
+    columns: dict[str, Any] = {dashboard.THRESHOLD_COLUMN: [threshold] * len(records)}
+    versions = pd.Series([r.model_version for r in records])
+    species = pd.Series([r.species for r in records])
+    for version in outcome.window.by_version:
+        columns[dashboard.version_column(version)] = errors.where(versions == version)
+    for name in outcome.window.by_species:
+        columns[dashboard.species_column(name)] = errors.where(species == name)
+    frame = pd.DataFrame(columns)
+    means = list(frame.columns)
+    definition = DataDefinition(numerical_columns=means)
+    with warnings.catch_warnings():
+        # A window of one or two fish is legitimate; scipy and scikit-learn warn about it.
+        warnings.simplefilter("ignore")
+        return Report([RowCount(), *[MeanValue(column=c) for c in means]]).run(
+            current_data=Dataset.from_pandas(frame, definition),
+            timestamp=outcome.window.end,
+            tags=outcome.tags(dashboard.WINDOW_TAG),
+            metadata=outcome.metadata(),
+            name=f"{outcome.label}: error",
+        )
+
+
+def _stamp(snapshot: Any, outcome: WindowOutcome) -> None:
+    # The drift snapshot exists before the verdict does, and Evidently 0.7 has a setter for the
+    # name only: the tags and metadata are set on its fields.
+    snapshot.set_name(f"{outcome.label}: drift")
+    snapshot._tags = outcome.tags(dashboard.DRIFT_TAG)
+    snapshot._metadata = outcome.metadata()
+
+
+@dataclass(frozen=True)
 class SavedReport:
     """Where one window's reports went."""
 
@@ -72,21 +151,55 @@ class SavedReport:
 
 
 class ReportStore:
-    """Saves window reports as HTML pages and as runs of the workspace's ``tidemark`` project."""
+    """Records windows as runs of the workspace's ``tidemark`` project and saves HTML pages."""
 
     def __init__(self, settings: Settings) -> None:
+        self.threshold = settings.monitor_error_threshold
         self.html_dir = html_dir(settings)
         self.workspace_dir = workspace_dir(settings)
         self.workspace_dir.mkdir(parents=True, exist_ok=True)
-        self._workspace = Workspace.create(str(self.workspace_dir))
-        found = self._workspace.search_project(PROJECT)
-        self._project = (
+        self.workspace = Workspace.create(str(self.workspace_dir))
+        found = self.workspace.search_project(PROJECT)
+        self.project = (
             found[0]
             if found
-            else self._workspace.create_project(
+            else self.workspace.create_project(
                 PROJECT, "Windows of fish.scored: prediction error and feature drift"
             )
         )
+        self.dashboard = dashboard.LoopDashboard(self.workspace, self.project.id, self.threshold)
+        self.dashboard.ensure()
+
+    def record(self, outcome: WindowOutcome) -> None:
+        """Add a judged window's runs to the workspace and keep the dashboard's series up."""
+        self.workspace.add_run(self.project.id, window_snapshot(outcome, self.threshold))
+        if outcome.drift is not None:
+            _stamp(outcome.drift.snapshot, outcome)
+            self.workspace.add_run(self.project.id, outcome.drift.snapshot)
+        self.dashboard.ensure(outcome.window.by_version, outcome.window.by_species)
+
+    def save_pages(
+        self,
+        *,
+        label: str,
+        window_end: datetime,
+        records: Sequence[Scored],
+        drift: DriftResult | None,
+    ) -> SavedReport:
+        """Write the full error report of ``records`` and the drift report (if any) as pages."""
+        return self._pages(label, window_end, _full_reports(window_end, records, drift))
+
+    def _pages(
+        self, label: str, window_end: datetime, snapshots: list[tuple[str, Any]]
+    ) -> SavedReport:
+        stamp = window_end.strftime("%Y%m%dT%H%M%SZ")
+        pages = []
+        for kind, snapshot in snapshots:
+            page = self.html_dir / f"{stamp}-{label.replace(' ', '-')}-{kind}.html"
+            page.parent.mkdir(parents=True, exist_ok=True)
+            snapshot.save_html(str(page))
+            pages.append(page)
+        return SavedReport(pages=tuple(pages), workspace=self.workspace_dir)
 
     def save(
         self,
@@ -96,20 +209,17 @@ class ReportStore:
         records: Sequence[Scored],
         drift: DriftResult | None,
     ) -> SavedReport:
-        """Save the error report of ``records`` and, when given, the drift report."""
-        stamp = window_end.strftime("%Y%m%dT%H%M%SZ")
-        snapshots: list[tuple[str, str, Any]] = [
-            ("error", "prediction error", error_snapshot(records, window_end))
-        ]
-        if drift is not None:
-            snapshots.append(("drift", "feature drift", drift.snapshot))
-        pages = []
-        for kind, title, snapshot in snapshots:
-            name = f"{label}: {title}"
-            snapshot.set_name(name)
-            self._workspace.add_run(self._project.id, snapshot, name=name)
-            page = self.html_dir / f"{stamp}-{label.replace(' ', '-')}-{kind}.html"
-            page.parent.mkdir(parents=True, exist_ok=True)
-            snapshot.save_html(str(page))
-            pages.append(page)
-        return SavedReport(pages=tuple(pages), workspace=self.workspace_dir)
+        """Save the full reports as pages and as runs of the workspace (``tidemark report``)."""
+        snapshots = _full_reports(window_end, records, drift)
+        for kind, snapshot in snapshots:
+            self.workspace.add_run(self.project.id, snapshot, name=f"{label}: {kind}")
+        return self._pages(label, window_end, snapshots)
+
+
+def _full_reports(
+    window_end: datetime, records: Sequence[Scored], drift: DriftResult | None
+) -> list[tuple[str, Any]]:
+    snapshots = [("error", error_snapshot(records, window_end))]
+    if drift is not None:
+        snapshots.append(("drift", drift.snapshot))
+    return snapshots

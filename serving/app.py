@@ -3,6 +3,9 @@
 At start it loads the production model (if there is one) and then follows the registry in a
 background thread (tidemark.model_watcher); a promoted or rolled-back version is loaded there
 and swapped in with one assignment, so requests never wait for a load.
+
+The API docs (``/docs``: Swagger UI, ``/redoc``: ReDoc) load their scripts and styles from the
+server itself (files shipped in the fastapi-offline wheel), so they work without internet.
 """
 
 from __future__ import annotations
@@ -12,10 +15,12 @@ from contextlib import asynccontextmanager
 
 import anyio
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from serving import errors
 from serving.active_model import ModelHolder, ModelSource
 from serving.dependencies import Serving
+from serving.examples import predict_examples
 from serving.metrics import ServingMetrics
 from serving.middleware import ServingMiddleware
 from serving.parsing import FishParser
@@ -26,6 +31,10 @@ from tidemark.logs import get_logger
 from tidemark.model_watcher import ModelWatcher
 
 log = get_logger("serving")
+
+DOCS_URL = "/docs"
+REDOC_URL = "/redoc"
+DOCS_ASSETS_URL = "/docs-assets"
 
 
 def create_app(settings: Settings | None = None, source: ModelSource | None = None) -> FastAPI:
@@ -49,11 +58,16 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
         yield
         await anyio.to_thread.run_sync(source.stop)
 
-    app = FastAPI(
+    app = FastAPIOffline(
+        docs_url=DOCS_URL,
+        redoc_url=REDOC_URL,
+        static_url=DOCS_ASSETS_URL,
         title="Tidemark model server",
         summary="Fish weight predictions from the model in production, hot-swapped on promotion.",
         version="1",
         lifespan=lifespan,
+        # Try it out opens ready to run: the docs are for people trying the API.
+        swagger_ui_parameters={"tryItOutEnabled": True, "displayRequestDuration": True},
     )
     metrics = ServingMetrics(holder)
     app.state.serving = Serving(settings=settings, holder=holder, parser=parser, metrics=metrics)
@@ -64,7 +78,7 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
         max_body_bytes=settings.serving_max_body_bytes,
     )
     errors.install(app)
-    app.include_router(predict.build_router(parser.openapi_schema()))
+    app.include_router(predict.build_router(parser.openapi_schema(predict_examples())))
     for router in (health.router, model.router, metrics_route.router, admin.router):
         app.include_router(router)
     return app

@@ -31,13 +31,16 @@ class FishParser:
         except ValidationError as error:
             raise RequestValidationError(_located(error)) from None
 
-    def openapi_schema(self) -> dict[str, Any]:
-        """The request body as OpenAPI describes it: one fish or a non-empty batch."""
+    def openapi_schema(self, examples: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """The request body as OpenAPI describes it: one fish or a non-empty batch, with
+        ``examples`` (name → summary and value) for the docs' "Try it out"."""
         fish = Fish.model_json_schema()
         batch = {"type": "array", "items": fish, "minItems": 1, "maxItems": self.max_batch}
         return {
             "required": True,
-            "content": {"application/json": {"schema": {"oneOf": [fish, batch]}}},
+            "content": {
+                "application/json": {"schema": {"oneOf": [fish, batch]}, "examples": examples}
+            },
         }
 
 

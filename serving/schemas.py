@@ -92,7 +92,13 @@ class ModelInfo(BaseModel):
     loaded_at: datetime
     training_window_start: str | None
     training_window_end: str | None
-    known_species: list[str]
+    known_species: list[str] = Field(
+        description="Species the model was trained on; any other is scored as unknown"
+    )
+    champion_version: str | None = Field(
+        description="The version this one was compared with before promotion; null for the "
+        "first version"
+    )
     fast_path: bool = Field(
         description="True when predictions are computed from the model's log-linear "
         "coefficients (verified equal to the pipeline's) rather than through the pipeline"

@@ -141,7 +141,7 @@ def score(
     ] = None,
 ) -> None:
     """Score fish.measurements with the production model, hot-swapping on promotion."""
-    from streaming.scorer import Scorer
+    from streaming.scorer import REGISTRY, Scorer
     from tidemark import kafka_io
     from tidemark.model_watcher import ModelWatcher
     from tidemark.stream.service import serve, stop_on_signals
@@ -152,8 +152,14 @@ def score(
     watcher = ModelWatcher(settings)
     watcher.start()
     try:
-        scorer = Scorer(settings, lambda: watcher.current)
-        serve("scorer", scorer.run, stop, metrics_port or settings.scorer_metrics_port)
+        service = Scorer(settings, lambda: watcher.current)
+        serve(
+            "scorer",
+            service.run,
+            stop,
+            metrics_port or settings.scorer_metrics_port,
+            REGISTRY,
+        )
     finally:
         watcher.stop()
 
@@ -164,7 +170,7 @@ def join(
     ] = None,
 ) -> None:
     """Join predictions with true weights into fish.scored and the training store."""
-    from streaming.joiner import Joiner
+    from streaming.joiner import REGISTRY, Joiner
     from tidemark import kafka_io
     from tidemark.store import TrainingStore
     from tidemark.stream.service import serve, stop_on_signals
@@ -178,4 +184,4 @@ def join(
             # A fresh joiner each time: its state is rebuilt from what was made durable.
             Joiner(settings, store).run(stop)
 
-        serve("joiner", run, stop, metrics_port or settings.joiner_metrics_port)
+        serve("joiner", run, stop, metrics_port or settings.joiner_metrics_port, REGISTRY)

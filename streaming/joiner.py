@@ -43,6 +43,7 @@ from streaming.join_state import Half, JoinState, Outcome, Side
 from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.logs import get_logger
+from tidemark.metrics_registry import service_registry
 from tidemark.pipelined import AckedCommits, CommitOnRevoke
 from tidemark.schemas import DeadLetter, Prediction, Scored, Weight, utc_now
 from tidemark.store import TrainingStore, insert_new
@@ -60,23 +61,39 @@ _JOINED = "joined"
 
 Document = dict[str, Any]
 
-RECORDS = Counter("tidemark_joiner_records_total", "Records read by the joiner", ["topic"])
-JOINED = Counter("tidemark_joiner_joined_total", "Fish joined with their true weight")
+# This service's metrics only (see tidemark.metrics_registry).
+REGISTRY = service_registry()
+RECORDS = Counter(
+    "tidemark_joiner_records_total", "Records read by the joiner", ["topic"], registry=REGISTRY
+)
+JOINED = Counter(
+    "tidemark_joiner_joined_total", "Fish joined with their true weight", registry=REGISTRY
+)
 EXPIRED = Counter(
-    "tidemark_joiner_expired_total", "Halves whose partner never came within the window", ["side"]
+    "tidemark_joiner_expired_total",
+    "Halves whose partner never came within the window",
+    ["side"],
+    registry=REGISTRY,
 )
 for _side in Side:
     # Both series exist from the start, at zero, so that dashboards and alerts see them.
     EXPIRED.labels(_side.value)
-DUPLICATES = Counter("tidemark_joiner_duplicates_total", "Halves of fish already joined or waiting")
-DEAD_LETTERS = Counter(
-    "tidemark_joiner_dead_letters_total", "Records sent to the dead-letter topic"
+DUPLICATES = Counter(
+    "tidemark_joiner_duplicates_total",
+    "Halves of fish already joined or waiting",
+    registry=REGISTRY,
 )
-PENDING = Gauge("tidemark_joiner_pending", "Halves waiting for their partner")
+DEAD_LETTERS = Counter(
+    "tidemark_joiner_dead_letters_total",
+    "Records sent to the dead-letter topic",
+    registry=REGISTRY,
+)
+PENDING = Gauge("tidemark_joiner_pending", "Halves waiting for their partner", registry=REGISTRY)
 BATCH_SECONDS = Histogram(
     "tidemark_joiner_batch_seconds",
     "Time to join one polled batch and send its output (MongoDB writes follow its acks)",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    registry=REGISTRY,
 )
 
 

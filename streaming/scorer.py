@@ -31,6 +31,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.logs import get_logger
+from tidemark.metrics_registry import service_registry
 from tidemark.model import DataError, Predictions
 from tidemark.pipelined import AckedCommits, CommitOnRevoke
 from tidemark.schemas import DeadLetter, Measurement, prediction_json, utc_now
@@ -39,18 +40,29 @@ from tidemark.stream.service import settle_heap
 
 log = get_logger("scorer")
 
-EVENTS = Counter("tidemark_scorer_events_total", "Measurements handled, by outcome", ["outcome"])
+# This service's metrics only (see tidemark.metrics_registry).
+REGISTRY = service_registry()
+EVENTS = Counter(
+    "tidemark_scorer_events_total",
+    "Measurements handled, by outcome",
+    ["outcome"],
+    registry=REGISTRY,
+)
 BATCH_SECONDS = Histogram(
     "tidemark_scorer_batch_seconds",
     "Time from a polled batch to its predictions sent (acknowledgements come later)",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+    registry=REGISTRY,
 )
 BATCH_SIZE = Histogram(
     "tidemark_scorer_batch_records",
     "Records per polled batch",
     buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000),
+    registry=REGISTRY,
 )
-MODEL_VERSION = Gauge("tidemark_scorer_model_version", "Version of the model scoring now")
+MODEL_VERSION = Gauge(
+    "tidemark_scorer_model_version", "Version of the model scoring now", registry=REGISTRY
+)
 
 
 class ScoringModel(Protocol):

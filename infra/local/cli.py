@@ -11,10 +11,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from infra.local.admin_token import token_file
 from infra.local.provision import ProvisionError
 from infra.local.services import platform_services
 from infra.local.stack import Stack, StackError
+from infra.local.urls import admin_token_hint, people_urls
 from tidemark.config import get_settings
 
 app = typer.Typer(help="The local stack: Kafka, FerretDB, MLflow, Prefect and the services.")
@@ -40,14 +40,19 @@ def up(infra_only: InfraOnly = False) -> None:
     except (StackError, ProvisionError) as error:
         console.print(f"[bold red]make up failed:[/] {error}")
         raise typer.Exit(1) from error
-    settings = stack.settings
     console.print(f"[green]Tidemark is up[/] in {time.monotonic() - started:.1f} s")
-    console.print(f"  MLflow UI   {settings.mlflow_tracking_uri}")
-    console.print(f"  Prefect UI  {settings.prefect_ui_url}")
-    console.print(f"  state and logs in {stack.state}")
-    token = token_file(settings, stack.state)
-    if token is not None and not infra_only:
-        console.print(f"  admin token  {token} (or set TIDEMARK_ADMIN_TOKEN)")
+    if infra_only:
+        console.print(f"  MLflow UI   {stack.settings.mlflow_tracking_uri}")
+        console.print(f"  Prefect UI  {stack.settings.prefect_ui_url}")
+    else:
+        table = Table(box=None, show_header=False, pad_edge=False)
+        table.add_column("url", no_wrap=True)
+        table.add_column("what")
+        for url, what in people_urls(stack.settings):
+            table.add_row(url, what)
+        console.print(table)
+        console.print(admin_token_hint(stack.settings, stack.state))
+    console.print(f"state and logs in {stack.state.resolve()}")
 
 
 @app.command()

@@ -14,6 +14,8 @@ router = APIRouter(tags=["model"])
 
 # Version tags of the registry contract that carry metrics (champion ones may say "none").
 _METRIC_TAG_PREFIXES = ("candidate_", "champion_")
+# The version this one was compared with: an identifier that parses as a number, not a metric.
+_CHAMPION_VERSION_TAG = "champion_version"
 
 
 @router.get("/model", response_model=ModelInfo, responses={503: {"model": ErrorResponse}})
@@ -34,6 +36,7 @@ async def model_info(serving: ServingDep) -> ModelInfo:
         training_window_start=served.tags.get("training_window_start"),
         training_window_end=served.tags.get("training_window_end"),
         known_species=sorted(served.known_species),
+        champion_version=_version_or_none(served.tags.get(_CHAMPION_VERSION_TAG)),
         fast_path=active.fast is not None,
         metrics=metrics_from_tags(served.tags),
         tags=served.tags,
@@ -44,7 +47,7 @@ def metrics_from_tags(tags: dict[str, str]) -> dict[str, float]:
     """The numeric metric tags of a version (``candidate_mae`` …); "none" and junk are skipped."""
     metrics = {}
     for key, value in tags.items():
-        if not key.startswith(_METRIC_TAG_PREFIXES):
+        if not key.startswith(_METRIC_TAG_PREFIXES) or key == _CHAMPION_VERSION_TAG:
             continue
         try:
             number = float(value)
@@ -53,3 +56,8 @@ def metrics_from_tags(tags: dict[str, str]) -> dict[str, float]:
         if math.isfinite(number):
             metrics[key] = number
     return metrics
+
+
+def _version_or_none(tag: str | None) -> str | None:
+    # The tag says "none" when there was no champion to compare with (the first version).
+    return tag if tag and tag.isdigit() else None

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from types import FrameType
 
 from kafka.errors import KafkaError
-from prometheus_client import start_http_server
+from prometheus_client import CollectorRegistry, start_http_server
 from pymongo.errors import PyMongoError
 
 from tidemark.logs import get_logger
@@ -46,14 +46,19 @@ def settle_heap() -> None:
 
 
 def serve(
-    name: str, run: Callable[[threading.Event], None], stop: threading.Event, metrics_port: int
+    name: str,
+    run: Callable[[threading.Event], None],
+    stop: threading.Event,
+    metrics_port: int,
+    registry: CollectorRegistry,
 ) -> None:
-    """Expose metrics, then run ``run`` until ``stop``; start it afresh when Kafka or MongoDB fail.
+    """Expose ``registry`` (the service's own metrics), then run ``run`` until ``stop``; start
+    it afresh when Kafka or MongoDB fail.
 
     Starting afresh is what a restart would do: offsets and pending state come back from Kafka
     and MongoDB, where they were made durable before each commit.
     """
-    start_http_server(metrics_port, addr="127.0.0.1")
+    start_http_server(metrics_port, addr="127.0.0.1", registry=registry)
     log.info("metrics served", service=name, port=metrics_port)
     while not stop.is_set():
         try:

@@ -187,7 +187,11 @@ def test_an_error_jump_triggers_exactly_one_retrain(
     assert all(p.stat().st_size > 10_000 for p in report.pages)
     workspace = Workspace.create(str(workspace_dir(monitored)))
     [project] = workspace.search_project("tidemark")
-    assert len(workspace.list_runs(project.id)) == 2
+    # Every judged window is a run (and a drift run when it was tested), named by its verdict.
+    runs = [workspace.get_run(project.id, r) for r in workspace.list_runs(project.id)]
+    assert len(runs) == len(verdicts) + sum(v.drift is not None for v in verdicts)
+    assert len([r for r in runs if "fired" in r.tags]) == 2
+    assert sum(r.name.endswith("· v1 · held-back: error") for r in runs) == len(after) - 1
 
 
 def test_a_never_seen_species_arriving_during_another_incidents_cooldown_gets_its_own_retrain(

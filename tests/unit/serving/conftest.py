@@ -100,6 +100,7 @@ def source(salmon_model: Pipeline) -> InMemorySource:
             training_window_end="2026-11-20T00:00:00+00:00",
             candidate_mae="0.21",
             champion_mae="none",
+            champion_version="3",
         )
     )
     return registry

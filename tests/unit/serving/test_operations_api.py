@@ -66,6 +66,7 @@ def test_model_describes_the_version_in_service(client: TestClient) -> None:
     assert info["training_window_end"].startswith("2026-11-20")
     assert info["metrics"] == {"candidate_mae": 0.21}
     assert info["known_species"] == ["salmon"]
+    assert info["champion_version"] == "3"
     assert info["fast_path"] is True
     assert info["loaded_at"]
 

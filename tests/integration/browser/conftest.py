@@ -1,0 +1,232 @@
+"""What a person sees: the platform's pages in headless Chromium, against the session's stack.
+
+The module trains the first version with the platform's own flow (so the registry holds a
+production version with its decision), serves the four Prefect deployments, the model server
+and an Evidently UI on a workspace of judged windows, and opens each page in Debian's Chromium
+through Playwright (no browser download: ``make test`` installs the system package).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from flows.serve import deployments_ready
+from flows.train import train
+from infra.local.components import venv_bin
+from infra.local.stack import Stack
+from monitoring.drift import DriftDetector, features_frame
+from monitoring.reports import ReportStore, WindowOutcome
+from monitoring.windows import ClosedWindow
+from tests.integration.monitoring.fish import PER_WINDOW, scored_fish
+from tidemark import registry
+from tidemark.config import Settings, get_settings
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
+# Short waits: a page that has not shown its content by then is what a person would see.
+PAGE_TIMEOUT_MS = 30_000
+expect.set_options(timeout=PAGE_TIMEOUT_MS)
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    return {
+        "TIDEMARK_MONGO_URI": settings.mongo_uri,
+        "TIDEMARK_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "TIDEMARK_PREFECT_API_URL": settings.prefect_api_url,
+        "TIDEMARK_MODEL_NAME": settings.model_name,
+        "TIDEMARK_MONGO_COLLECTION": settings.mongo_collection,
+        "TIDEMARK_MLFLOW_EXPERIMENT": settings.mlflow_experiment,
+        "TIDEMARK_SERVING_HOST": settings.serving_host,
+        "TIDEMARK_SERVING_PORT": str(settings.serving_port),
+    }
+
+
+# A guard against a process that never comes up, not a timing: a busy machine takes minutes.
+START_TIMEOUT_S = 600
+
+
+def _wait(condition: Callable[[], bool], process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not condition():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"{process.args!r} never became ready:\n{log.read_text()[-3000:]}")
+        time.sleep(0.5)
+
+
+def _answers(url: str) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            return httpx.get(url, timeout=2.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return check
+
+
+def _ready(settings: Settings) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            deployments_ready(settings)
+        except Exception:  # not registered or not polled yet
+            return False
+        return True
+
+    return check
+
+
+@pytest.fixture(scope="module")
+def settings(stack: Stack) -> Iterator[Settings]:
+    """The stack's settings with a model, collection and experiment of this module's own."""
+    mine = stack.settings.model_copy(
+        update={
+            "model_name": "fish-weight-browser",
+            "mongo_collection": "training_data_browser",
+            "mlflow_experiment": "browser",
+        }
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in _env(mine).items():
+            patch.setenv(key, value)
+        get_settings.cache_clear()
+        with temporary_settings(updates={PREFECT_API_URL: mine.prefect_api_url}):
+            yield mine
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def production(settings: Settings) -> str:
+    """Version 1, trained and promoted by the platform's train flow (what `make up` runs)."""
+    outcome = train(phases=["salmon"], seed=42)
+    assert outcome.decision == "promoted"
+    assert outcome.version is not None
+    return outcome.version
+
+
+@pytest.fixture(scope="module")
+def processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Path]]:
+    """Start a process with a log of its own; every one is stopped at the end of the module."""
+    started: list[subprocess.Popen[bytes]] = []
+    folder = tmp_path_factory.mktemp("browser-processes")
+
+    def start(
+        name: str, command: list[str], env: dict[str, str], ready: Callable[[], bool]
+    ) -> Path:
+        log = folder / f"{name}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                command, env=os.environ | env, cwd=folder, stdout=out, stderr=subprocess.STDOUT
+            )
+        started.append(process)
+        _wait(ready, process, log)
+        return log
+
+    yield start
+    for process in reversed(started):
+        process.terminate()
+        process.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def flows_served(
+    settings: Settings, processes: Callable[..., Path], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """``tidemark serve-flows``: the four deployments, registered and polled."""
+    processes(
+        "serve-flows",
+        [sys.executable, "-m", "tidemark", "serve-flows"],
+        _env(settings)
+        | {
+            "PREFECT_API_URL": settings.prefect_api_url,
+            "PREFECT_HOME": str(tmp_path_factory.mktemp("prefect-home")),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+        },
+        _ready(settings),
+    )
+
+
+@pytest.fixture(scope="module")
+def api(settings: Settings, production: str, processes: Callable[..., Path]) -> str:
+    """``tidemark serve`` on the production version; its base URL."""
+    url = settings.serving_url
+    processes("serve", [venv_bin("tidemark"), "serve"], _env(settings), _answers(f"{url}/ready"))
+    return url
+
+
+@pytest.fixture(scope="module")
+def evidently_ui(
+    settings: Settings,
+    production: str,
+    processes: Callable[..., Path],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> str:
+    """``evidently ui`` on a workspace where the monitor's store recorded a few judged windows."""
+    workspace = tmp_path_factory.mktemp("evidently")
+    store = ReportStore(settings.model_copy(update={"evidently_workspace": workspace}))
+    model = registry.load_model(settings, production)
+    detector = DriftDetector(
+        registry.load_reference(settings, production),
+        p_value=settings.monitor_drift_p_value,
+        drift_share=settings.monitor_drift_share,
+    )
+    size = timedelta(seconds=settings.monitor_window_s)
+    first = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    fish = scored_fish(model, production, "salmon", 3, first, settings) + scored_fish(
+        model, production, "walleye", 3, first + 3 * size, settings
+    )
+    for i in range(6):
+        start = first + i * size
+        records = fish[i * PER_WINDOW : (i + 1) * PER_WINDOW]
+        window = ClosedWindow.of(start, start + size, records)
+        drift = detector.check(features_frame(records), timestamp=window.end)
+        error = window.overall.mean_relative_error
+        verdict = "ok" if error <= settings.monitor_error_threshold else "held-back"
+        store.record(WindowOutcome(window, production, verdict, f"error {error:.3f}", drift))
+    url = f"http://127.0.0.1:{settings.evidently_ui_port}"
+    processes(
+        "evidently",
+        [venv_bin("evidently"), "ui", "--host", "127.0.0.1", "--port",
+         str(settings.evidently_ui_port), "--workspace", str(workspace)],
+        {},
+        _answers(f"{url}/api/projects"),
+    )  # fmt: skip
+    return url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, driven by Playwright."""
+    assert CHROMIUM.exists(), "no /usr/bin/chromium: `make test` installs Debian's chromium"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh page of a laptop's size."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(PAGE_TIMEOUT_MS)
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
+def screenshot(page: Page, name: str, *, full_page: bool = False) -> Path:
+    """Save what the page shows now as docs/screenshots/NAME.png (the README shows them)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    return path

@@ -1,0 +1,66 @@
+"""Each service's /metrics exports its own metrics, though one process imports every service."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+from streaming.service import serve
+from tenacity import retry, stop_after_delay, wait_fixed
+
+from monitoring import metrics as monitor_metrics
+from streaming import joiner, scorer
+
+PREFIXES = {
+    "monitor": "tidemark_monitor_",
+    "scorer": "tidemark_scorer_",
+    "joiner": "tidemark_joiner_",
+}
+REGISTRIES = {
+    "monitor": monitor_metrics.REGISTRY,
+    "scorer": scorer.REGISTRY,
+    "joiner": joiner.REGISTRY,
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@retry(stop=stop_after_delay(10), wait=wait_fixed(0.05), reraise=True)
+def _scrape(port: int) -> str:
+    return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+
+
+def _until_stopped(stop: threading.Event) -> None:
+    stop.wait()
+
+
+def _served_metrics(name: str, registry: CollectorRegistry) -> str:
+    stop = threading.Event()
+    port = _free_port()
+    thread = threading.Thread(target=serve, args=(name, _until_stopped, stop, port, registry))
+    thread.start()
+    try:
+        return _scrape(port)
+    finally:
+        stop.set()
+        thread.join()
+
+
+@pytest.mark.parametrize("service", sorted(REGISTRIES))
+def test_a_services_metrics_endpoint_shows_only_its_own_metrics(service: str) -> None:
+    text = _served_metrics(service, REGISTRIES[service])
+    names = {line.split(" ")[2] for line in text.splitlines() if line.startswith("# TYPE")}
+    assert any(n.startswith(PREFIXES[service]) for n in names), names
+    others = [p for s, p in PREFIXES.items() if s != service]
+    assert not [n for n in names if n.startswith(tuple(others))]
+    # What the default registry gave before stays: process and Python figures.
+    assert "process_resident_memory_bytes" in names
+    assert "python_info" in names
