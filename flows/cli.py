@@ -1,4 +1,4 @@
-"""``tidemark train | retrain | promote | rollback | models | serve-flows``.
+"""``tidemark train | retrain | promote | rollback | challenge | models | serve-flows``.
 
 The commands run the flows in this process (the Prefect server records them), so they work
 without the deployment server. Flows and MLflow are imported inside the commands, to keep
@@ -136,11 +136,40 @@ def promote_command(
 
 
 @app.command("rollback")
-def rollback_command() -> None:
+def rollback_command(
+    reason: Annotated[
+        str, typer.Option(help="Why, recorded on both versions.")
+    ] = "rolled back by hand",
+) -> None:
     """Put the previous production version back in production."""
     from flows.rollback import rollback
 
-    _show(_run(get_settings(), rollback))
+    _show(_run(get_settings(), lambda: rollback(reason=reason)))
+
+
+@app.command("challenge")
+def challenge_command(
+    version: Annotated[
+        str | None, typer.Argument(help="The version to run in shadow beside production.")
+    ] = None,
+    retire: Annotated[
+        bool, typer.Option("--retire", help="Take the challenger out of shadow instead.")
+    ] = False,
+    reason: Annotated[str | None, typer.Option(help="Why, recorded on the version.")] = None,
+) -> None:
+    """Put a version in shadow (the challenger), or retire the challenger with --retire."""
+    from flows.challenge import challenge, retire_challenger
+
+    settings = get_settings()
+    if retire and version is None:
+        why = reason or "retired by hand"
+        _show(_run(settings, lambda: retire_challenger(reason=why)))
+    elif version is not None and not retire:
+        chosen, why = version, reason or "put in shadow by hand"
+        _show(_run(settings, lambda: challenge(version=chosen, reason=why)))
+    else:
+        console.print("[bold red]failed:[/] give a VERSION to challenge, or --retire")
+        raise typer.Exit(2)
 
 
 @app.command("models")
