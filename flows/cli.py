@@ -196,6 +196,24 @@ def models_command() -> None:
             info.created_at.strftime("%Y-%m-%d %H:%M:%S"),
         )
     console.print(table)
+    _show_challenger(settings)
+
+
+def _show_challenger(settings: Settings) -> None:
+    from tidemark import registry
+
+    version = registry.challenger_version(settings)
+    if version is None:
+        return
+    state = registry.load_challenge(settings, version)
+    if state is None:
+        console.print(f"challenger: v{version} in shadow, no live evidence yet")
+        return
+    console.print(
+        f"challenger: v{version} in shadow against v{state.champion_version}: "
+        f"{state.verdict.value} after {state.n} fish (log LR {state.statistic:.2f}, "
+        f"always-valid p {state.p_value:.3g}) - {state.reason}"
+    )
 
 
 def _short(value: str | None) -> str:
