@@ -1,4 +1,4 @@
-"""``tidemark train | retrain | promote | rollback | models | serve-flows``.
+"""``tidemark train | retrain | promote | rollback | challenge | models | serve-flows``.
 
 The commands run the flows in this process (the Prefect server records them), so they work
 without the deployment server. Flows and MLflow are imported inside the commands, to keep
@@ -156,11 +156,39 @@ def promote_command(
         raise typer.Exit(1)
 
 
-def rollback_command() -> None:
+def rollback_command(
+    reason: Annotated[
+        str, typer.Option(help="Why, recorded on both versions.")
+    ] = "rolled back by hand",
+) -> None:
     """Put the previous production version back in production."""
     from flows.rollback import rollback
 
-    _show(_run(get_settings(), rollback))
+    _show(_run(get_settings(), lambda: rollback(reason=reason)))
+
+
+def challenge_command(
+    version: Annotated[
+        str | None, typer.Argument(help="The version to run in shadow beside production.")
+    ] = None,
+    retire: Annotated[
+        bool, typer.Option("--retire", help="Take the challenger out of shadow instead.")
+    ] = False,
+    reason: Annotated[str | None, typer.Option(help="Why, recorded on the version.")] = None,
+) -> None:
+    """Put a version in shadow (the challenger), or retire the challenger with --retire."""
+    from flows.challenge import challenge, retire_challenger
+
+    settings = get_settings()
+    if retire and version is None:
+        why = reason or "retired by hand"
+        _show(_run(settings, lambda: retire_challenger(reason=why)))
+    elif version is not None and not retire:
+        chosen, why = version, reason or "put in shadow by hand"
+        _show(_run(settings, lambda: challenge(version=chosen, reason=why)))
+    else:
+        console.print("[bold red]failed:[/] give a VERSION to challenge, or --retire")
+        raise typer.Exit(2)
 
 
 def models_command() -> None:
@@ -188,6 +216,24 @@ def models_command() -> None:
     # Piped, rich would assume 80 columns and squeeze the table; a wide console prints it at its
     # natural width instead, so that grep and less see whole values.
     (console if console.is_terminal else Console(width=_PIPED_WIDTH)).print(table)
+    _show_challenger(settings)
+
+
+def _show_challenger(settings: Settings) -> None:
+    from tidemark import registry
+
+    version = registry.challenger_version(settings)
+    if version is None:
+        return
+    state = registry.load_challenge(settings, version)
+    if state is None:
+        console.print(f"challenger: v{version} in shadow, no live evidence yet")
+        return
+    console.print(
+        f"challenger: v{version} in shadow against v{state.champion_version}: "
+        f"{state.verdict.value} after {state.n} fish (log LR {state.statistic:.2f}, "
+        f"always-valid p {state.p_value:.3g}) - {state.reason}"
+    )
 
 
 def _short(value: str | None) -> str:

@@ -11,15 +11,19 @@ from tidemark.orchestration import ROLLBACK_FLOW
 
 
 @flow(name=ROLLBACK_FLOW)
-def rollback() -> Outcome:
-    """Re-point production to the previous production version; fails when there is none."""
+def rollback(reason: str = "rolled back by hand") -> Outcome:
+    """Re-point production to the previous production version; fails when there is none.
+
+    ``reason`` is recorded on both versions (tags and description), the rolled-back one and
+    the restored one.
+    """
     settings = get_settings()
-    rolled_back, restored = registry.rollback(settings)
-    get_run_logger().info("production: v%s -> v%s", rolled_back, restored)
+    rolled_back, restored = registry.rollback_with_reason(settings, reason)
+    get_run_logger().info("production: v%s -> v%s (%s)", rolled_back, restored, reason)
     return Outcome(
         model_name=settings.model_name,
         version=restored,
         decision="rolled back",
-        reason=f"v{rolled_back} rolled back; v{restored} is in production again",
+        reason=f"v{rolled_back} rolled back; v{restored} is in production again: {reason}",
         production_version=restored,
     )

@@ -176,6 +176,25 @@ class Settings(BaseSettings):
     ferretdb_debug_port: int = 8089
     stack_start_timeout_s: float = Field(default=180.0, gt=0)
 
+    # --- shadow: a challenger judged on live joined fish beside production (tidemark.challenge)
+    # The registry alias of the version running in shadow.
+    challenger_alias: str = "challenger"
+    # Challenges, promotions, retirements and rollbacks (schemas.ModelDecision), keyed by model.
+    topic_model_decisions: str = "fish.model-decisions"
+    # The sequential test's level: at most this chance, however often it is looked at, that a
+    # challenger exactly at the promotion bar is promoted or retired.
+    shadow_alpha: float = Field(default=0.05, gt=0, lt=1)
+    # No verdict before this many joined fish (overall, and per species for a species' verdict).
+    shadow_min_fish: int = Field(default=100, ge=2)
+    # A challenger still undecided after this many fish is retired for lack of evidence.
+    shadow_max_fish: int = Field(default=5_000, ge=2)
+    # The standardised effect (mean error difference / its spread) found fastest; see
+    # tidemark.sequential. Smaller values favour small effects over long runs.
+    shadow_effect_scale: float = Field(default=0.2, gt=0)
+    # Per-fish relative errors are capped here before they are compared (1.0: a 100 % error),
+    # which bounds the differences and keeps the test's level near its nominal value.
+    shadow_error_cap: float = Field(default=1.0, gt=0)
+
     @model_validator(mode="before")
     @classmethod
     def _follow_kafka_brokers(cls, data: Any) -> Any:
@@ -209,6 +228,7 @@ class Settings(BaseSettings):
             self.topic_predictions,
             self.topic_scored,
             self.topic_retrain_requests,
+            self.topic_model_decisions,
             self.topic_dead_letter,
         )
 

@@ -35,9 +35,11 @@ from mlflow.models import infer_signature
 from mlflow.utils.mlflow_tags import MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE
 from sklearn.pipeline import Pipeline
 
+from tidemark.challenge import Challenge
 from tidemark.config import Settings
 from tidemark.logs import get_logger
 from tidemark.model import FEATURES, TARGET, predict
+from tidemark.schemas import ModelDecision
 from tidemark.version_notes import MODEL_DESCRIPTION
 
 log = get_logger("registry")
@@ -317,3 +319,196 @@ def list_versions(settings: Settings) -> list[VersionInfo]:
         for info in map(_info, found)
     ]
     return sorted(infos, key=lambda i: int(i.version), reverse=True)
+
+
+# --- shadow: the challenger alias, verdicts on live fish, rollbacks with their reason -------
+
+SHADOW_STATE_TAG = "shadow_state"
+# A version's tags of its latest challenge; a new challenge of the version clears them first.
+SHADOW_TAGS = (
+    "shadow_verdict", "shadow_n", "shadow_statistic", "shadow_p_value", "shadow_alpha",
+    "shadow_reason", "shadow_champion_mre", "shadow_challenger_mre", "shadow_decided_at",
+    SHADOW_STATE_TAG,
+)  # fmt: skip
+
+
+def challenger_version(settings: Settings) -> str | None:
+    """The version the ``challenger`` alias points at (the one in shadow), or None."""
+    try:
+        found = client(settings).get_model_version_by_alias(
+            settings.model_name, settings.challenger_alias
+        )
+    except MlflowException as error:
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+    return str(found.version)
+
+
+def set_challenger(settings: Settings, version: str, *, reason: str) -> str | None:
+    """Put ``version`` in shadow beside production; returns the challenger it replaces.
+
+    The version must exist and must not be in production. Its tags of an earlier challenge
+    are cleared, and it is tagged with the champion it now runs against, when and why.
+    """
+    version_info(settings, version)
+    production = production_version(settings)
+    if production is None:
+        raise RegistryError(f"{settings.model_name} has no production version to challenge")
+    if production == version:
+        raise RegistryError(f"v{version} is in production: it cannot challenge itself")
+    previous = challenger_version(settings)
+    mlflow_client = client(settings)
+    mlflow_client.set_registered_model_alias(
+        settings.model_name, settings.challenger_alias, version
+    )
+    stale = set(SHADOW_TAGS) & set(version_info(settings, version).tags)
+    for key in sorted(stale):
+        mlflow_client.delete_model_version_tag(settings.model_name, version, key)
+    started = datetime.now(UTC)
+    set_version_tags(
+        settings,
+        version,
+        {
+            "shadow_champion": production,
+            "shadow_started_at": started.isoformat(),
+            "shadow_start_reason": reason,
+        },
+    )
+    _append_description(
+        settings,
+        version,
+        f"**In shadow** against production v{production} since {_when(started)}: {reason}",
+    )
+    log.info("challenger set", model=settings.model_name, version=version, champion=production)
+    return previous if previous != version else None
+
+
+def clear_challenger(settings: Settings) -> str | None:
+    """Take the challenger out of shadow (the alias only); returns it, or None if there was none."""
+    current = challenger_version(settings)
+    if current is not None:
+        client(settings).delete_registered_model_alias(
+            settings.model_name, settings.challenger_alias
+        )
+        log.info("challenger cleared", model=settings.model_name, version=current)
+    return current
+
+
+def record_verdict(settings: Settings, decision: ModelDecision) -> None:
+    """Record a challenge's verdict on the challenger: ``shadow_*`` tags and a paragraph.
+
+    The tags give the verdict, n, the test's statistic (log likelihood ratio), its
+    always-valid p-value and the reason; the paragraph appended to the version's description
+    says the same for a person, with the per-species figures.
+    """
+    tags = {
+        "shadow_verdict": (decision.verdict or decision.kind).value,
+        "shadow_n": str(decision.n),
+        "shadow_reason": decision.reason,
+        "shadow_champion": decision.champion_version,
+        "shadow_decided_at": decision.decided_at.isoformat(),
+    }
+    for key, value in (
+        ("shadow_statistic", decision.statistic),
+        ("shadow_p_value", decision.p_value),
+        ("shadow_alpha", decision.alpha),
+        ("shadow_champion_mre", decision.champion_mre),
+        ("shadow_challenger_mre", decision.challenger_mre),
+    ):
+        if value is not None:
+            tags[key] = repr(float(value))
+    set_version_tags(settings, decision.challenger_version, tags)
+    _append_description(settings, decision.challenger_version, _verdict_paragraph(decision))
+
+
+def save_challenge(settings: Settings, challenge: Challenge) -> None:
+    """Keep a challenge's running state on its challenger, for a restarted monitor to resume."""
+    set_version_tags(
+        settings, challenge.challenger_version, {SHADOW_STATE_TAG: challenge.to_json()}
+    )
+
+
+def load_challenge(settings: Settings, version: str) -> Challenge | None:
+    """The running state saved on ``version`` by ``save_challenge``, or None."""
+    raw = version_info(settings, version).tags.get(SHADOW_STATE_TAG)
+    return Challenge.from_json(raw) if raw else None
+
+
+def rollback_with_reason(
+    settings: Settings, reason: str, evidence: ModelDecision | None = None
+) -> tuple[str, str]:
+    """Roll production back (see ``rollback``) and record why on both versions.
+
+    The rolled-back version gets ``rolled_back_reason`` and ``rolled_back_to``, the restored
+    one ``restored_reason``, ``restored_from`` and ``restored_at``, and both a paragraph in
+    their description (with the live evidence when the rollback was decided on it). A
+    challenger alias on the restored version is cleared: production is not its own
+    challenger. Returns (rolled back, restored).
+    """
+    rolled_back, restored = rollback(settings)
+    at = datetime.now(UTC)
+    set_version_tags(
+        settings, rolled_back, {"rolled_back_reason": reason, "rolled_back_to": restored}
+    )
+    set_version_tags(
+        settings,
+        restored,
+        {"restored_reason": reason, "restored_from": rolled_back, "restored_at": at.isoformat()},
+    )
+    figures = f" {_evidence(evidence)}" if evidence is not None else ""
+    _append_description(
+        settings,
+        rolled_back,
+        f"**Rolled back** on {_when(at)}; v{restored} is in production again: {reason}.{figures}",
+    )
+    _append_description(
+        settings,
+        restored,
+        f"**Restored** to production on {_when(at)}, replacing v{rolled_back}: {reason}.{figures}",
+    )
+    if challenger_version(settings) == restored:
+        clear_challenger(settings)
+    return rolled_back, restored
+
+
+def _append_description(settings: Settings, version: str, paragraph: str) -> None:
+    mlflow_client = client(settings)
+    current = mlflow_client.get_model_version(settings.model_name, version).description or ""
+    text = f"{current.rstrip()}\n\n{paragraph}" if current.strip() else paragraph
+    mlflow_client.update_model_version(settings.model_name, version, description=text)
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _verdict_paragraph(decision: ModelDecision) -> str:
+    verdict = (decision.verdict or decision.kind).value.replace("_", " ")
+    return (
+        f"**Shadow verdict: {verdict}** ({decision.kind.value}, {_when(decision.decided_at)}, "
+        f"by {decision.decided_by}) against production v{decision.champion_version}: "
+        f"{decision.reason}. {_evidence(decision)}"
+    ).rstrip()
+
+
+def _evidence(decision: ModelDecision) -> str:
+    if decision.n == 0 or decision.statistic is None or decision.p_value is None:
+        return ""
+    parts = [
+        f"Live evidence: n = {decision.n} fish, log likelihood ratio {decision.statistic:.2f}, "
+        f"always-valid p = {decision.p_value:.3g}"
+        + (f" (alpha {decision.alpha:.3g})" if decision.alpha is not None else "")
+    ]
+    if decision.champion_mre is not None and decision.challenger_mre is not None:
+        parts.append(
+            f"mean relative error v{decision.challenger_version} {decision.challenger_mre:.4f}, "
+            f"v{decision.champion_version} {decision.champion_mre:.4f}"
+        )
+    species = "; ".join(
+        f"{name} n = {s.n}, {s.challenger_mre:.4f} vs {s.champion_mre:.4f}, p = {s.p_value:.3g}"
+        for name, s in sorted(decision.species.items())
+    )
+    if species:
+        parts.append(f"per species: {species}")
+    return "; ".join(parts) + "."

@@ -13,10 +13,13 @@ from pydantic import ValidationError
 from tidemark.schemas import (
     DeadLetter,
     Measurement,
+    ModelDecision,
+    ModelEvent,
     Prediction,
     RetrainReason,
     RetrainRequest,
     Scored,
+    ShadowVerdict,
     Weight,
     describe,
     prediction_json,
@@ -204,3 +207,129 @@ def test_the_fast_prediction_json_is_byte_for_byte_the_contracts() -> None:
         ).to_json()
         fast = prediction_json(measurement, weight, known, "fish-weight", version, predicted_at)
         assert fast == expected
+
+
+def test_the_fast_prediction_json_carries_the_challenger_byte_for_byte() -> None:
+    rng = np.random.default_rng(6)
+    for i in range(1_000):
+        measurement = Measurement(
+            fish_id=f"fish-{i}",
+            species=str(rng.choice(["Salmon", "walleye"])),
+            length_cm=float(rng.uniform(0.1, 800.0)),
+            height_cm=float(rng.uniform(0.01, 300.0)),
+            measured_at=datetime(2026, 11, 25, tzinfo=UTC)
+            + timedelta(seconds=float(rng.uniform(0, 86_400))),
+        )
+        weight, theirs = (float(rng.choice([3.0, rng.lognormal(0, 3), 1e-300])) for _ in "ab")
+        shadow = bool(rng.integers(0, 2))
+        challenger = {
+            "challenger_version": str(rng.integers(1, 1_000)) if shadow else None,
+            "challenger_predicted_weight_kg": theirs if shadow else None,
+        }
+        predicted_at = datetime.now(UTC)
+        expected = Prediction(
+            **measurement.model_dump(),
+            predicted_weight_kg=weight,
+            species_known=True,
+            model_name="fish-weight",
+            model_version="3",
+            predicted_at=predicted_at,
+            **challenger,
+        ).to_json()
+        fast = prediction_json(
+            measurement, weight, True, "fish-weight", "3", predicted_at, **challenger
+        )
+        assert fast == expected
+        assert (b"challenger" in fast) is shadow
+
+
+def _prediction(**shadow: Any) -> Prediction:
+    at = datetime(2026, 11, 25, 12, tzinfo=UTC)
+    return Prediction(
+        **Measurement.from_json(json.dumps(GOOD)).model_dump(),
+        predicted_weight_kg=4.4,
+        species_known=True,
+        model_name="fish-weight",
+        model_version="3",
+        predicted_at=at,
+        **shadow,
+    )
+
+
+def test_records_without_a_challenger_parse_and_serialise_as_before() -> None:
+    old = (
+        b'{"fish_id":"fish-0001","species":"salmon","length_cm":70.0,"height_cm":17.0,'
+        b'"measured_at":"2026-11-25T12:00:00Z","predicted_weight_kg":4.4,"species_known":true,'
+        b'"model_name":"fish-weight","model_version":"3","predicted_at":"2026-11-25T12:00:00Z"}'
+    )
+    parsed = Prediction.from_json(old)
+    assert parsed.challenger_version is None
+    assert parsed.to_json() == old
+    # A table (the training store read back) marks an absent field with NaN.
+    row = parsed.model_dump() | {
+        "challenger_version": float("nan"),
+        "challenger_predicted_weight_kg": float("nan"),
+    }
+    assert Prediction.model_validate(row) == parsed
+
+
+def test_the_challenger_is_joined_with_the_truth_beside_production() -> None:
+    prediction = _prediction(challenger_version="4", challenger_predicted_weight_kg=3.8)
+    at = prediction.measured_at
+    weight = Weight(fish_id=prediction.fish_id, species="salmon", weight_kg=4.0, weighed_at=at)
+    scored = Scored.join(prediction, weight, joined_at=at)
+    assert scored.rel_error == pytest.approx(0.1)
+    assert scored.challenger_abs_error_kg == pytest.approx(0.2)
+    assert scored.challenger_rel_error == pytest.approx(0.05)
+    assert Scored.from_json(scored.to_json()) == scored
+    plain = Scored.join(_prediction(), weight, joined_at=at)
+    assert plain.challenger_rel_error is None
+    assert b"challenger" not in plain.to_json()
+
+
+@pytest.mark.parametrize(
+    "shadow",
+    [
+        {"challenger_version": "4"},
+        {"challenger_predicted_weight_kg": 3.8},
+        {"challenger_version": "", "challenger_predicted_weight_kg": 3.8},
+        {"challenger_version": "4", "challenger_predicted_weight_kg": -1.0},
+    ],
+)
+def test_a_challenger_prediction_is_whole_or_absent(shadow: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError, match="challenger"):
+        _prediction(**shadow)
+
+
+def test_challenger_errors_need_the_challengers_prediction() -> None:
+    prediction = _prediction()
+    at = prediction.measured_at
+    weight = Weight(fish_id=prediction.fish_id, species="salmon", weight_kg=4.0, weighed_at=at)
+    scored = Scored.join(prediction, weight, joined_at=at).model_dump()
+    with pytest.raises(ValidationError, match="challenger errors"):
+        Scored(**scored | {"challenger_abs_error_kg": 0.1, "challenger_rel_error": 0.02})
+
+
+def test_a_model_decision_names_two_versions() -> None:
+    decision = {
+        "kind": "rollback",
+        "model_name": "fish-weight",
+        "champion_version": "5",
+        "challenger_version": "4",
+        "verdict": "promote",
+        "n": 412,
+        "statistic": 5.1,
+        "p_value": 0.006,
+        "alpha": 0.025,
+        "reason": "v4 beat v5 on live fish",
+        "decided_by": "monitor",
+        "decided_at": "2026-11-26T09:00:00Z",
+    }
+    parsed = ModelDecision.from_json(json.dumps(decision))
+    assert parsed.kind is ModelEvent.ROLLBACK
+    assert parsed.verdict is ShadowVerdict.PROMOTE
+    assert ModelDecision.from_json(parsed.to_json()) == parsed
+    manual = {k: v for k, v in decision.items() if k not in ("verdict", "statistic", "p_value")}
+    assert ModelDecision.from_json(json.dumps(manual | {"kind": "challenge"})).n == 412
+    with pytest.raises(ValidationError, match="cannot challenge itself"):
+        ModelDecision.from_json(json.dumps(decision | {"challenger_version": "5"}))
