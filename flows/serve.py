@@ -40,7 +40,8 @@ def deployments() -> list[RunnerDeployment]:
             flow.to_deployment(
                 name=flow.name,
                 description=_description(flow.name, flow.description),
-                tags=["tidemark", f"started {TRIGGERS[flow.name][0]}"],
+                # The list shows the first tag only: who starts it, rather than the project.
+                tags=[f"started {TRIGGERS[flow.name][0]}", "tidemark"],
                 # By module path: the runner starts each run in a fresh process, from any folder.
                 entrypoint_type=EntrypointType.MODULE_PATH,
             ),
