@@ -21,7 +21,6 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from flows.serve import deployments_ready
 from flows.train import train
 from infra.local.components import venv_bin
 from infra.local.stack import Stack
@@ -31,6 +30,7 @@ from monitoring.windows import ClosedWindow
 from tests.integration.monitoring.fish import PER_WINDOW, scored_fish
 from tidemark import registry
 from tidemark.config import Settings, get_settings
+from tidemark.orchestration import deployments_ready
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"

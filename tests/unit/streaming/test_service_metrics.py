@@ -8,11 +8,11 @@ import threading
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
-from streaming.service import serve
 from tenacity import retry, stop_after_delay, wait_fixed
 
 from monitoring import metrics as monitor_metrics
 from streaming import joiner, scorer
+from tidemark.stream.service import serve
 
 PREFIXES = {
     "monitor": "tidemark_monitor_",
