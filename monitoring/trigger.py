@@ -112,10 +112,10 @@ class RetrainTrigger:
     def publish(self, request: RetrainRequest) -> None:
         """Put the request on ``fish.retrain-requests`` (key: the reason) and wait for the ack."""
         self._producer.send(
-            self.settings.topic_retrain_requests,
+            self.settings.kafka.topics.retrain_requests,
             key=request.reason.value.encode(),
             value=request.to_json(),
-        ).get(timeout=self.settings.kafka_client_timeout_ms / 1000)
+        ).get(timeout=self.settings.kafka.client_timeout_ms / 1000)
 
     def start_run(
         self,

@@ -35,7 +35,7 @@ def prefect_api(settings: Settings) -> Iterator[None]:
     """Within the block, Prefect's client (flows, deployments, runs) talks to our server."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with temporary_settings(updates={PREFECT_API_URL: settings.prefect_api_url}):
+    with temporary_settings(updates={PREFECT_API_URL: settings.orchestration.api_url}):
         yield
 
 
@@ -43,7 +43,7 @@ def deployments_ready(settings: Settings, timeout_s: float = 3.0) -> None:
     """Raise unless every flow's deployment exists and a runner is polling it (status READY)."""
     import httpx
 
-    api = settings.prefect_api_url.rstrip("/")
+    api = settings.orchestration.api_url.rstrip("/")
     for flow in FLOW_NAMES:
         name = deployment_name(flow)
         response = httpx.get(f"{api}/deployments/name/{name}", timeout=timeout_s)
