@@ -28,13 +28,13 @@ variable ``TIDEMARK_<FLAT NAME>`` sets it, ``Settings(<flat name>=...)`` and
 :meth:`Settings.override` take it, and :meth:`Settings.as_env` writes it for a child process.
 Code reads the section field (``settings.kafka.bootstrap_servers``).
 
-A component receives only the sections it reads: the Kafka helpers take ``KafkaSettings``, the
-training store ``StoreSettings``, the registry contract and the model watcher
-``RegistrySettings``, the scorer ``kafka`` and ``stream``, a challenge's rules ``shadow`` and
-``retrain``. Only the entry points (commands, the
-API's ``create_app``, the monitor's ``Monitor.create``, the flows) read the whole ``Settings``,
-once, and hand each part its sections; ``make up`` gives each service process only the
-variables of its sections (``as_env(*sections)``).
+A kernel helper receives only the section it reads: the Kafka helpers take ``KafkaSettings``,
+the training store ``StoreSettings``, the registry contract, its REST reader and the model
+watcher ``RegistrySettings``, provisioning ``StackSettings``. The services (scorer, joiner,
+monitor, API, flows) read the ``Settings`` they are given, and ``make up`` gives each service
+process only the variables of the sections it reads (``as_env(*sections)``, the ``sections``
+column of ``infra/local/services.py``). A service there reads the default of any setting
+outside its sections, so that column names every section its code reads.
 """
 
 from __future__ import annotations
