@@ -101,13 +101,16 @@ def _mongo_ok(settings: Settings) -> Check:
 
 def _kafka_ok(settings: Settings, node: KafkaNode) -> Check:
     """A check that ``node`` answers and has joined the cluster as a broker."""
-    quick = settings.override(kafka_client_timeout_ms=2000, kafka_bootstrap_servers=node.address)
+    # This node alone: a copy of the section, so that no cluster list is derived from it.
+    quick = settings.kafka.model_copy(
+        update={"client_timeout_ms": 2000, "bootstrap_servers": node.address}
+    )
     address = (host_of(node.address), port_of(node.address, 9092))
 
     def check() -> None:
         # A refused connection fails here, quietly, before the client would log it as an error.
         socket.create_connection(address, timeout=2.0).close()
-        client = kafka_io.admin(quick.kafka)
+        client = kafka_io.admin(quick)
         try:
             brokers = {
                 b["broker_id"]
