@@ -78,7 +78,7 @@ def ensure_walleye_naive_production(settings: Settings, say: Say) -> str:
     say(f"production is v{current}, which knows walleye already; putting back v{version}")
     from prefect.deployments import run_deployment
 
-    with prefect_api(settings):
+    with prefect_api(settings.orchestration):
         run_deployment(
             PROMOTE_DEPLOYMENT, parameters={"version": version, "force": True}, timeout=180
         )

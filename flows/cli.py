@@ -30,7 +30,7 @@ def _run(settings: Settings, flow: Callable[[], Outcome]) -> Outcome:
     from tidemark.registry import RegistryError
 
     try:
-        with prefect_api(settings):
+        with prefect_api(settings.orchestration):
             return flow()
     except (ValueError, RegistryError) as error:
         console.print(f"[bold red]failed:[/] {error}")

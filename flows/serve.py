@@ -57,5 +57,5 @@ def serve_flows(settings: Settings) -> None:
     """Register the deployments and run their flow runs until interrupted."""
     # Flow runs are child processes: they read the API address from the environment.
     os.environ["PREFECT_API_URL"] = settings.orchestration.api_url
-    with prefect_api(settings):
+    with prefect_api(settings.orchestration):
         serve(*deployments())

@@ -133,7 +133,7 @@ class RetrainTrigger:
         tags = run_tags(request, incidents)
         named = "+".join(t.removeprefix("incident:") for t in tags if t.startswith("incident:"))
         key = f"monitor:{request.model_version}:{request.window_start.isoformat()}:{named}"
-        with prefect_api(self.settings):
+        with prefect_api(self.settings.orchestration):
             run: FlowRun = run_deployment(  # type: ignore[assignment]  # sync in a sync caller
                 self.deployment,
                 parameters=retrain_parameters(request, training_start, incidents),
@@ -161,7 +161,7 @@ class RetrainTrigger:
 
     def _runs(self, flow_run_filter: FlowRunFilter) -> list[FlowRun]:
         with (
-            prefect_api(self.settings),
+            prefect_api(self.settings.orchestration),
             get_client(sync_client=True) as client,
         ):
             deployment = client.read_deployment_by_name(self.deployment)

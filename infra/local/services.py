@@ -52,7 +52,7 @@ def platform_services(settings: Settings, state: Path) -> list[Component]:
             name="flows",
             command=[tidemark, "serve-flows"],
             url=f"{settings.orchestration.ui_url}/deployments",
-            check=lambda: deployments_ready(settings),
+            check=lambda: deployments_ready(settings.orchestration),
             env={**prefect, "PREFECT_RUNNER_POLL_FREQUENCY": str(RUNNER_POLL_S)},
             service=True,
             sections=("orchestration", "registry", "store", "retrain", "shadow"),

@@ -140,7 +140,7 @@ def _ready(check: Callable[[], None]) -> bool:
 
 def retrain_runs(settings: Settings) -> list[str]:
     with (
-        prefect_api(settings),
+        prefect_api(settings.orchestration),
         get_client(sync_client=True) as client,
     ):
         runs = client.read_flow_runs(
@@ -155,8 +155,13 @@ def test_the_loop_recovers_from_the_shift_with_one_retrain(
     settings, processes = loop
     runs_before = set(retrain_runs(settings))
     processes.start("serve-flows")
-    _wait(lambda: _ready(lambda: deployments_ready(settings)), 180, "deployments", processes)
-    with prefect_api(settings):
+    _wait(
+        lambda: _ready(lambda: deployments_ready(settings.orchestration)),
+        180,
+        "deployments",
+        processes,
+    )
+    with prefect_api(settings.orchestration):
         bootstrap: FlowRun = run_deployment(  # type: ignore[assignment]  # sync caller
             TRAIN_DEPLOYMENT, parameters={}, timeout=300, poll_interval=2
         )

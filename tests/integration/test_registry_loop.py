@@ -61,7 +61,7 @@ def settings(stack: Stack) -> Iterator[Settings]:
             patch.setenv(key, value)
         get_settings.cache_clear()
         assert get_settings().registry.model_name == mine.registry.model_name
-        with prefect_api(mine):
+        with prefect_api(mine.orchestration):
             yield mine
     get_settings.cache_clear()
 
@@ -264,7 +264,7 @@ def _wait_ready(settings: Settings, server: subprocess.Popen[bytes], log: Path) 
     deadline = time.monotonic() + 180
     while True:
         try:
-            deployments_ready(settings)
+            deployments_ready(settings.orchestration)
             return
         except Exception as error:  # not registered or not polled yet
             if server.poll() is not None or time.monotonic() > deadline:

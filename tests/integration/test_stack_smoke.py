@@ -110,7 +110,7 @@ def test_a_flow_runs_against_the_prefect_server(stack: Stack) -> None:
     import asyncio
 
     api = stack.settings.orchestration.api_url
-    with prefect_api(stack.settings):
+    with prefect_api(stack.settings.orchestration):
         state = _double(21, return_state=True)
         assert state.result() == 42
         assert asyncio.run(_final_state(api, state.state_details.flow_run_id)) == "COMPLETED"

@@ -83,7 +83,7 @@ def retrain_deployment(stack: Stack) -> Iterator[str]:
 
 def _wait_for_deployment(settings: Settings, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 120
-    with prefect_api(settings):
+    with prefect_api(settings.orchestration):
         while time.monotonic() < deadline:
             assert process.poll() is None, "the retrain stub exited"
             try:

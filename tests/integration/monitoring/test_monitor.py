@@ -83,7 +83,7 @@ class RetrainRun:
 def retrain_flow_runs(settings: Settings, deployment: str) -> list[RetrainRun]:
     """Every run of the retrain deployment, oldest first."""
     with (
-        prefect_api(settings),
+        prefect_api(settings.orchestration),
         get_client(sync_client=True) as client,
     ):
         runs = client.read_flow_runs(
