@@ -194,6 +194,6 @@ def observed_incident(
         shift_wall=shift.wall,
         shift_event=shift.event,
         end_event=end.event if end else None,
-        threshold=settings.monitor_error_threshold,
-        window_s=settings.monitor_window_s,
+        threshold=settings.monitor.error_threshold,
+        window_s=settings.monitor.window_s,
     )

@@ -30,7 +30,7 @@ def _run(settings: Settings, flow: Callable[[], Outcome]) -> Outcome:
     from tidemark.registry import RegistryError
 
     try:
-        with prefect_api(settings):
+        with prefect_api(settings.orchestration):
             return flow()
     except (ValueError, RegistryError) as error:
         console.print(f"[bold red]failed:[/] {error}")
@@ -79,7 +79,7 @@ def train_command(
     settings = get_settings()
     if if_no_production and (current := _production(settings)) is not None:
         console.print(
-            f"{settings.model_name} v{current}: [cyan]skipped[/] - "
+            f"{settings.registry.model_name} v{current}: [cyan]skipped[/] - "
             f"v{current} is in production already"
         )
         return
@@ -108,7 +108,7 @@ def _production(settings: Settings) -> str | None:
     from tidemark.registry_reader import RegistryReader, RegistryUnavailableError
 
     try:
-        with RegistryReader(settings) as registry:
+        with RegistryReader(settings.registry) as registry:
             found = registry.alias()
     except RegistryUnavailableError:
         return None
@@ -196,11 +196,12 @@ def models_command() -> None:
     from tidemark import registry
 
     settings = get_settings()
+    registered = settings.registry
     table = Table(
         "version", "alias / stage", "candidate MRE", "champion MRE", "rows", "trigger",
-        "decision", "created", title=f"{settings.model_name} @ {settings.mlflow_tracking_uri}",
+        "decision", "created", title=f"{registered.model_name} @ {registered.tracking_uri}",
     )  # fmt: skip
-    for info in registry.list_versions(settings):
+    for info in registry.list_versions(settings.registry):
         tags = info.tags
         where = ", ".join([*(f"@{a}" for a in info.aliases), info.stage])
         table.add_row(
@@ -222,10 +223,10 @@ def models_command() -> None:
 def _show_challenger(settings: Settings) -> None:
     from tidemark import registry
 
-    version = registry.challenger_version(settings)
+    version = registry.challenger_version(settings.registry)
     if version is None:
         return
-    state = registry.load_challenge(settings, version)
+    state = registry.load_challenge(settings.registry, version)
     if state is None:
         console.print(f"challenger: v{version} in shadow, no live evidence yet")
         return

@@ -57,6 +57,6 @@ def _description(name: str, what: str | None) -> str:
 def serve_flows(settings: Settings) -> None:
     """Register the deployments and run their flow runs until interrupted."""
     # Flow runs are child processes: they read the API address from the environment.
-    os.environ["PREFECT_API_URL"] = settings.prefect_api_url
-    with prefect_api(settings):
+    os.environ["PREFECT_API_URL"] = settings.orchestration.api_url
+    with prefect_api(settings.orchestration):
         serve(*deployments())

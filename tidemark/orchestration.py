@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tidemark.config import Settings
+from tidemark.config import OrchestrationSettings
 
 TRAIN_FLOW = "train"
 RETRAIN_FLOW = "retrain"
@@ -31,19 +31,19 @@ ROLLBACK_DEPLOYMENT = deployment_name(ROLLBACK_FLOW)
 
 
 @contextmanager
-def prefect_api(settings: Settings) -> Iterator[None]:
+def prefect_api(orchestration: OrchestrationSettings) -> Iterator[None]:
     """Within the block, Prefect's client (flows, deployments, runs) talks to our server."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with temporary_settings(updates={PREFECT_API_URL: settings.prefect_api_url}):
+    with temporary_settings(updates={PREFECT_API_URL: orchestration.api_url}):
         yield
 
 
-def deployments_ready(settings: Settings, timeout_s: float = 3.0) -> None:
+def deployments_ready(orchestration: OrchestrationSettings, timeout_s: float = 3.0) -> None:
     """Raise unless every flow's deployment exists and a runner is polling it (status READY)."""
     import httpx
 
-    api = settings.prefect_api_url.rstrip("/")
+    api = orchestration.api_url.rstrip("/")
     for flow in FLOW_NAMES:
         name = deployment_name(flow)
         response = httpx.get(f"{api}/deployments/name/{name}", timeout=timeout_s)

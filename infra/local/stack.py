@@ -74,7 +74,7 @@ class Stack:
         services: ServiceFactory | None = None,
     ) -> None:
         self.settings = settings
-        self.state = (state or settings.state_dir).resolve()
+        self.state = (state or settings.stack.state_dir).resolve()
         self.supervisor = Supervisor(self.state)
         self._services = services
         self._components: list[Component] | None = None
@@ -85,13 +85,13 @@ class Stack:
             self.state.mkdir(parents=True, exist_ok=True)
             found = infra.infrastructure(self.settings, self.state)
             if self._services is not None:
-                # Services read exactly the stack's settings (a .env included), whatever their
-                # working directory, and MLflow's download bars stay out of their logs.
+                # Each service reads exactly the stack's settings of its own sections (a .env
+                # included), whatever its working directory, and no others; MLflow's download
+                # bars stay out of their logs.
                 settings = with_admin_token(self.settings, self.state)
-                env = settings.model_copy(update={"state_dir": self.state}).as_env()
-                env["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+                quiet = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
                 found += [
-                    replace(service, env=env | service.env)
+                    replace(service, env=settings.as_env(*service.sections) | quiet | service.env)
                     for service in self._services(self.settings, self.state)
                 ]
             self._components = found
@@ -107,7 +107,7 @@ class Stack:
             self.supervisor.write_config(everything)
             self.supervisor.start()
         self._wait_healthy([c for c in everything if not c.service])
-        created = kafka_io.ensure_topics(self.settings)
+        created = kafka_io.ensure_topics(self.settings.kafka)
         if created:
             log.info("created topics", topics=created)
         services = [c for c in everything if c.service]
@@ -193,7 +193,7 @@ class Stack:
                 )
 
     def _wait_healthy(self, waiting_for: Sequence[Component]) -> None:
-        deadline = time.monotonic() + self.settings.stack_start_timeout_s
+        deadline = time.monotonic() + self.settings.stack.start_timeout_s
         pending = {c.name: c for c in waiting_for}
         last: dict[str, str] = {}
         while pending:
@@ -212,7 +212,7 @@ class Stack:
                 name = next(iter(pending))
                 raise StackError(
                     f"{name} did not become healthy within "
-                    f"{self.settings.stack_start_timeout_s:.0f} s ({last.get(name)}).\n"
+                    f"{self.settings.stack.start_timeout_s:.0f} s ({last.get(name)}).\n"
                     f"Last lines of {self.log_of(name)}:\n{_tail(self.log_of(name))}"
                 )
             if pending:

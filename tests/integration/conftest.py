@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from infra.local.stack import Stack
-from tidemark.config import Settings
+from tidemark.config import FLAT_NAMES, Settings
 
 
 def free_ports(count: int) -> list[int]:
@@ -44,7 +44,7 @@ def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     Every ``*_port`` setting (the controller's, metrics ports of the services …) gets a free
     port too, so nothing of the test stack collides with a stack that `make up` started.
     """
-    extra = [name for name in Settings.model_fields if name.endswith("_port")]
+    extra = [name for name in FLAT_NAMES if name.endswith("_port")]
     kafka, mongo, mlflow, prefect, *ports = free_ports(4 + len(extra))
     return Settings(
         kafka_bootstrap_servers=f"127.0.0.1:{kafka}",
