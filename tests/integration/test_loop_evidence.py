@@ -1,7 +1,8 @@
 """The loop decides on evidence (issue 11), on the real stack.
 
-Each test has its own model, topics and scenario, short windows (15 s of event time, 30 fish each) and simulated
-event time, so that the story plays in a few minutes of wall time:
+Each test has its own model, topics and scenario, short windows (15 s of event time, 30 fish
+each) and simulated event time, so that the story plays in a few minutes of wall time. The
+tutorial's fish:
 
 1. ten windows of salmon scored by the salmon-only bootstrap model trigger nothing;
 2. walleye arrive, one window at a time, until a version is promoted: no version is promoted on
