@@ -213,7 +213,6 @@ class _Narrator:
     ) -> None:
         self.settings = settings
         self.observer = observer
-        self.old_version = first_version
         self.say = say
         self.windows = TumblingWindows(
             settings.monitor.window_s, settings.monitor.allowed_lateness_s + 10
@@ -262,9 +261,6 @@ class _Narrator:
             f"{window.overall.mean_relative_error:.3f}{' ABOVE' if above else ''}  [{versions}]"
         )
         shifted = len(phases) > 1 and window.end > phases[1].event
-        old = window.by_version.get(self.old_version)
-        if shifted and not self.crossed and old and old.mean_relative_error > threshold:
+        if shifted and not self.crossed and above:
             self.crossed = True
-            self.say(
-                f"{window.end:%H:%M:%S} the error of v{self.old_version} crossed {threshold:.2f}"
-            )
+            self.say(f"{window.end:%H:%M:%S} the error crossed {threshold:.2f}")

@@ -12,19 +12,13 @@ under the threshold. It prints the timings and draws the picture.
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from pathlib import Path
 
-import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 from prefect.client.schemas.objects import FlowRun
@@ -35,91 +29,16 @@ from demo.observer import LoopObserver
 from demo.player import PhaseStart, play
 from demo.run import wait_out_cooldown
 from demo.timeline import draw_timeline
-from infra.local.components import prefect_env
 from infra.local.stack import Stack
-from tests.integration.conftest import free_ports
-from tidemark import kafka_io, registry
-from tidemark.config import SECTIONS, Settings
+from tests.integration.conftest import Processes
+from tidemark import registry
+from tidemark.config import Settings
 from tidemark.orchestration import RETRAIN_FLOW, TRAIN_DEPLOYMENT, deployments_ready, prefect_api
 from tidemark.scenario import load_scenario
 
 # Fish per wall-clock second in each phase of the default scenario.
 RATES = (40.0, 8.0, 40.0)
 EVENT_INTERVAL_S = 1.0
-
-
-class Processes:
-    """``python -m tidemark ...`` processes of this test, stopped (SIGTERM) at the end."""
-
-    def __init__(self, env: dict[str, str], logs: Path) -> None:
-        self.env = env
-        self.logs = logs
-        self.running: list[tuple[str, subprocess.Popen[bytes]]] = []
-
-    def start(self, *command: str) -> subprocess.Popen[bytes]:
-        with (self.logs / f"{command[0]}.log").open("ab") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "tidemark", *command],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        self.running.append((command[0], process))
-        return process
-
-    def check_alive(self) -> None:
-        for name, process in self.running:
-            assert process.poll() is None, f"{name} exited; see {self.logs / name}.log"
-
-    def stop(self) -> None:
-        # Reverse order: the deployment server last, and before the Prefect server stops.
-        for _, process in reversed(self.running):
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-@pytest.fixture
-def loop(stack: Stack, tmp_path: Path) -> Iterator[tuple[Settings, Processes]]:
-    """Settings of this test's own (topics, groups, database, model) and its processes."""
-    tag = uuid.uuid4().hex[:8]
-    base = stack.settings
-    scorer_port, joiner_port, monitor_port = free_ports(3)
-    settings = base.override(
-        model_name=f"loop-{tag}",
-        mlflow_experiment=f"loop-{tag}",
-        mongo_database=f"loop_{tag}",
-        topic_measurements=f"{tag}.{base.kafka.topics.measurements}",
-        topic_weights=f"{tag}.{base.kafka.topics.weights}",
-        topic_predictions=f"{tag}.{base.kafka.topics.predictions}",
-        topic_scored=f"{tag}.{base.kafka.topics.scored}",
-        topic_retrain_requests=f"{tag}.{base.kafka.topics.retrain_requests}",
-        topic_dead_letter=f"{tag}.{base.kafka.topics.dead_letter}",
-        scorer_group_id=f"scorer-{tag}",
-        joiner_group_id=f"joiner-{tag}",
-        monitor_group_id=f"monitor-{tag}",
-        scorer_metrics_port=scorer_port,
-        joiner_metrics_port=joiner_port,
-        monitor_metrics_port=monitor_port,
-        registry_poll_interval_s=1.0,
-        transient_retry_delay_s=0.5,
-    )
-    kafka_io.ensure_topics(settings.kafka)
-    env = (
-        os.environ
-        | settings.as_env(*SECTIONS)
-        | prefect_env(settings, stack.state)
-        | {"PREFECT_RUNNER_POLL_FREQUENCY": "2"}
-    )
-    processes = Processes(env, tmp_path)
-    try:
-        yield settings, processes
-    finally:
-        processes.stop()
 
 
 def _wait(condition: Callable[[], bool], timeout_s: float, what: str, processes: Processes) -> None:
