@@ -195,6 +195,18 @@ class Settings(BaseSettings):
     # which bounds the differences and keeps the test's level near its nominal value.
     shadow_error_cap: float = Field(default=1.0, gt=0)
 
+    # --- scale-out: several scorers (section: stack) and Prefect workers (the section of
+    # prefect_api_url)
+    # Scorer processes `make up` runs in one consumer group (scorer_group_id); scorer i (from 0)
+    # serves its metrics on scorer_metrics_port + 100·i. A partition feeds one scorer at a time,
+    # so there must be at least as many partitions (topic_partitions) as scorers.
+    scorers: int = Field(default=1, ge=1)
+    # The Prefect process work pool the flows are deployed to and `tidemark worker` polls.
+    prefect_work_pool: str = "tidemark"
+    # How often a worker asks the pool for runs to start: it bounds how long a retrain the
+    # monitor requested waits before a worker starts it (Prefect's default is 10 s).
+    prefect_worker_poll_s: float = Field(default=5.0, gt=0)
+
     @model_validator(mode="before")
     @classmethod
     def _follow_kafka_brokers(cls, data: Any) -> Any:
@@ -213,6 +225,18 @@ class Settings(BaseSettings):
             factor = int(data["topic_replication_factor"])
             data = data | {"topic_min_insync_replicas": 2 if factor >= 3 else 1}
         return data
+
+    @model_validator(mode="after")
+    def _scorers_fit_partitions(self) -> Settings:
+        """Refuse more scorers than partitions: the extra ones would wait idle in the group."""
+        if self.scorers > self.topic_partitions:
+            raise ValueError(
+                f"TIDEMARK_SCORERS={self.scorers} needs at least as many partitions, but "
+                f"TIDEMARK_TOPIC_PARTITIONS={self.topic_partitions}: a partition feeds one scorer "
+                "at a time. Raise TIDEMARK_TOPIC_PARTITIONS (on a fresh state folder, `make "
+                "clean`: existing topics keep their partitions) or run fewer scorers."
+            )
+        return self
 
     @property
     def kafka_addresses(self) -> list[str]:

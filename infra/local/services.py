@@ -20,10 +20,7 @@ from infra.local.components import (
     venv_bin,
 )
 from tidemark.config import Settings
-from tidemark.orchestration import deployments_ready
-
-# Bounds how long a triggered run waits to be picked up (Prefect's default is 10 s).
-RUNNER_POLL_S = 5
+from tidemark.orchestration import work_pool_ready
 
 
 def _with_metrics(name: str, command: list[str], port: int) -> Component:
@@ -37,6 +34,23 @@ def _with_metrics(name: str, command: list[str], port: int) -> Component:
     )
 
 
+def scorers(settings: Settings) -> list[Component]:
+    """``scorers`` scorer processes in one consumer group, each with its own metrics port.
+
+    One is named ``scorer``; several are ``scorer-1`` … ``scorer-N``, scorer i (from 0) serving
+    its metrics on ``scorer_metrics_port + 100·i``.
+    """
+    tidemark = venv_bin("tidemark")
+    if settings.scorers == 1:
+        return [_with_metrics("scorer", [tidemark, "score"], settings.scorer_metrics_port)]
+    found = []
+    for index in range(settings.scorers):
+        port = settings.scorer_metrics_port + 100 * index
+        command = [tidemark, "score", "--metrics-port", str(port)]
+        found.append(_with_metrics(f"scorer-{index + 1}", command, port))
+    return found
+
+
 def platform_services(settings: Settings, state: Path) -> list[Component]:
     """The services that ``make up`` runs on top of the infrastructure."""
     tidemark = venv_bin("tidemark")
@@ -44,12 +58,13 @@ def platform_services(settings: Settings, state: Path) -> list[Component]:
     workspace = settings.evidently_workspace or state / "evidently"
     evidently_ui = f"http://127.0.0.1:{settings.evidently_ui_port}"
     return [
+        # Deploys the flows to the work pool, then polls it as the pool's first worker.
         Component(
             name="flows",
-            command=[tidemark, "serve-flows"],
-            url=f"{settings.prefect_ui_url}/deployments",
-            check=lambda: deployments_ready(settings),
-            env={**prefect, "PREFECT_RUNNER_POLL_FREQUENCY": str(RUNNER_POLL_S)},
+            command=[tidemark, "worker", "--deploy"],
+            url=f"{settings.prefect_ui_url}/work-pools/work-pool/{settings.prefect_work_pool}",
+            check=lambda: work_pool_ready(settings),
+            env=prefect,
             service=True,
         ),
         Component(
@@ -59,7 +74,7 @@ def platform_services(settings: Settings, state: Path) -> list[Component]:
             check=http_ok(f"{settings.serving_url}/health"),
             service=True,
         ),
-        _with_metrics("scorer", [tidemark, "score"], settings.scorer_metrics_port),
+        *scorers(settings),
         _with_metrics("joiner", [tidemark, "join"], settings.joiner_metrics_port),
         Component(
             name="simulator",

@@ -58,3 +58,10 @@ def test_a_local_cluster_lists_every_node_and_replicates_by_default() -> None:
     assert listed.kafka_addresses == ["h:1", "h:2", "h:3"]
     chosen = Settings(kafka_brokers=3, topic_replication_factor=2)
     assert (chosen.topic_replication_factor, chosen.topic_min_insync_replicas) == (2, 1)
+
+
+def test_more_scorers_than_partitions_are_refused_with_the_way_out() -> None:
+    with pytest.raises(ValidationError, match="TIDEMARK_TOPIC_PARTITIONS=3"):
+        Settings(scorers=4)
+    assert Settings(scorers=4, topic_partitions=4).scorers == 4
+    assert Settings(scorers=3).topic_partitions == 3
