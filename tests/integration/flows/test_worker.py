@@ -106,8 +106,10 @@ def test_a_retrain_the_monitor_starts_runs_on_a_worker_of_the_pool(pooled: Setti
     # A worker submitted it (its process id is recorded) and the flow itself ran.
     assert run.infrastructure_pid
     assert run.start_time is not None
-    assert run.state is not None and run.state.type != StateType.CANCELLED
+    assert run.state is not None
+    assert run.state.type != StateType.CANCELLED
     with prefect_api(pooled), get_client(sync_client=True) as client:
         states = [s.type for s in client.read_flow_run_states(run.id)]
-    assert StateType.PENDING in states and StateType.RUNNING in states, states
+    assert StateType.PENDING in states, states
+    assert StateType.RUNNING in states, states
     print(f"run {run_id}: {run.state.type.value} after {time.monotonic() - started:.1f} s")
