@@ -1,4 +1,4 @@
-"""``tidemark train | retrain | promote | rollback | challenge | models | serve-flows``.
+"""``tidemark train | retrain | promote | rollback | challenge | models | worker | serve-flows``.
 
 The commands run the flows in this process (the Prefect server records them), so they work
 without the deployment server. Flows and MLflow are imported inside the commands, to keep
@@ -244,8 +244,23 @@ def _short(value: str | None) -> str:
         return str(value)
 
 
+def worker_command(
+    deploy: Annotated[
+        bool, typer.Option("--deploy", help="First (re)deploy every flow to the work pool.")
+    ] = False,
+) -> None:
+    """Run a Prefect worker of the flows' work pool (TIDEMARK_PREFECT_WORK_POOL); `make up` runs
+    one with --deploy, and more can run on other machines against TIDEMARK_PREFECT_API_URL."""
+    from flows.worker import deploy_flows, run_worker
+
+    settings = get_settings()
+    if deploy:
+        deploy_flows(settings)
+    run_worker(settings)
+
+
 def serve_flows_command() -> None:
-    """Serve the train, retrain, promote and rollback deployments (what `make up` runs)."""
+    """Serve the flows' deployments from this one process, without a work pool or worker."""
     from flows.serve import serve_flows
 
     serve_flows(get_settings())

@@ -178,6 +178,11 @@ class OrchestrationSettings(_Section):
     """The Prefect server that runs the train, retrain, promote and rollback deployments."""
 
     api_url: str = "http://127.0.0.1:4200/api"
+    # The Prefect process work pool the flows are deployed to and `tidemark worker` polls.
+    work_pool: str = "tidemark"
+    # How often a worker asks the pool for runs to start: it bounds how long a retrain the
+    # monitor requested waits before a worker starts it (Prefect's default is 10 s).
+    worker_poll_s: float = Field(default=5.0, gt=0)
 
     @property
     def ui_url(self) -> str:
@@ -325,6 +330,10 @@ class StackSettings(_Section):
     # FerretDB's own default (8088) collides between two instances on one machine.
     ferretdb_debug_port: int = 8089
     start_timeout_s: float = Field(default=180.0, gt=0)
+    # Scorer processes `make up` runs in one consumer group; scorer i (from 0) serves its
+    # metrics on stream.scorer_metrics_port + 100·i. A partition feeds one scorer at a time, so
+    # there must be at least as many partitions (kafka.partitions) as scorers.
+    scorers: int = Field(default=1, ge=1)
     # `make up` runs the simulator gently, so that the UIs show a living system.
     simulator_rate: float = Field(default=5.0, gt=0)
     simulator_label_delay_s: float = Field(default=5.0, ge=0)
@@ -361,6 +370,8 @@ FLAT_NAMES: Mapping[str, str] = {
     "registry_poll_interval_s": "registry.poll_interval_s",
     "registry_timeout_s": "registry.timeout_s",
     "prefect_api_url": "orchestration.api_url",
+    "prefect_work_pool": "orchestration.work_pool",
+    "prefect_worker_poll_s": "orchestration.worker_poll_s",
     "scorer_group_id": "stream.scorer_group_id",
     "joiner_group_id": "stream.joiner_group_id",
     "stream_max_batch": "stream.max_batch",
@@ -416,6 +427,7 @@ FLAT_NAMES: Mapping[str, str] = {
     "ferretdb_version": "stack.ferretdb_version",
     "ferretdb_debug_port": "stack.ferretdb_debug_port",
     "stack_start_timeout_s": "stack.start_timeout_s",
+    "scorers": "stack.scorers",
     "simulator_rate": "stack.simulator_rate",
     "simulator_label_delay_s": "stack.simulator_label_delay_s",
     "simulator_missing_weight_fraction": "stack.simulator_missing_weight_fraction",
@@ -533,6 +545,18 @@ class Settings(BaseSettings):
             _FlatVariables(settings_cls, env_settings),
             _FlatVariables(settings_cls, dotenv_settings),
         )
+
+    @model_validator(mode="after")
+    def _scorers_fit_partitions(self) -> Settings:
+        """Refuse more scorers than partitions: the extra ones would wait idle in the group."""
+        if self.stack.scorers > self.kafka.partitions:
+            raise ValueError(
+                f"TIDEMARK_SCORERS={self.stack.scorers} needs at least as many partitions, but "
+                f"TIDEMARK_TOPIC_PARTITIONS={self.kafka.partitions}: a partition feeds one "
+                "scorer at a time. Raise TIDEMARK_TOPIC_PARTITIONS (on a fresh state folder, "
+                "`make clean`: existing topics keep their partitions) or run fewer scorers."
+            )
+        return self
 
     def override(self, **changes: Any) -> Settings:
         """A copy with some settings changed, by flat name or as whole sections, validated.

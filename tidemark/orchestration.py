@@ -1,6 +1,6 @@
 """The orchestration contract: the registry's flows as Prefect deployments, and the way to them.
 
-The flows serve each deployment under its flow's name (``retrain/retrain`` …); the monitor, the
+Each flow is deployed under its own name (``retrain/retrain`` …); the monitor, the
 demo, the stack's health check and the tests start or look up runs by these names. Prefect is
 imported inside the functions, so that reading a name costs nothing.
 """
@@ -16,7 +16,16 @@ TRAIN_FLOW = "train"
 RETRAIN_FLOW = "retrain"
 PROMOTE_FLOW = "promote"
 ROLLBACK_FLOW = "rollback"
-FLOW_NAMES = (TRAIN_FLOW, RETRAIN_FLOW, PROMOTE_FLOW, ROLLBACK_FLOW)
+CHALLENGE_FLOW = "challenge"
+RETIRE_CHALLENGER_FLOW = "retire-challenger"
+FLOW_NAMES = (
+    TRAIN_FLOW,
+    RETRAIN_FLOW,
+    PROMOTE_FLOW,
+    ROLLBACK_FLOW,
+    CHALLENGE_FLOW,
+    RETIRE_CHALLENGER_FLOW,
+)
 
 
 def deployment_name(flow: str) -> str:
@@ -40,7 +49,8 @@ def prefect_api(orchestration: OrchestrationSettings) -> Iterator[None]:
 
 
 def deployments_ready(orchestration: OrchestrationSettings, timeout_s: float = 3.0) -> None:
-    """Raise unless every flow's deployment exists and a runner is polling it (status READY)."""
+    """Raise unless every flow's deployment exists and a runner is polling it
+    (status READY): a runner or a worker of its work pool."""
     import httpx
 
     api = orchestration.api_url.rstrip("/")
@@ -51,3 +61,23 @@ def deployments_ready(orchestration: OrchestrationSettings, timeout_s: float = 3
         status = response.json().get("status")
         if status != "READY":
             raise RuntimeError(f"deployment {name} is {status}")
+
+
+def work_pool_ready(orchestration: OrchestrationSettings, timeout_s: float = 3.0) -> None:
+    """Raise unless every flow is deployed to the work pool and a worker of that pool is
+    online (it has sent a heartbeat recently)."""
+    import httpx
+
+    api = orchestration.api_url.rstrip("/")
+    pool = orchestration.work_pool
+    for flow in FLOW_NAMES:
+        name = deployment_name(flow)
+        response = httpx.get(f"{api}/deployments/name/{name}", timeout=timeout_s)
+        response.raise_for_status()
+        if response.json().get("work_pool_name") != pool:
+            raise RuntimeError(f"deployment {name} is not on the work pool {pool!r}")
+    response = httpx.post(f"{api}/work_pools/{pool}/workers/filter", json={}, timeout=timeout_s)
+    response.raise_for_status()
+    if not any(worker.get("status") == "ONLINE" for worker in response.json()):
+        raise RuntimeError(f"no worker of the work pool {pool!r} is online")
+    deployments_ready(orchestration, timeout_s)

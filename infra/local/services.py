@@ -21,10 +21,7 @@ from infra.local.components import (
     venv_bin,
 )
 from tidemark.config import Section, Settings
-from tidemark.orchestration import deployments_ready
-
-# Bounds how long a triggered run waits to be picked up (Prefect's default is 10 s).
-RUNNER_POLL_S = 5
+from tidemark.orchestration import work_pool_ready
 
 
 def _with_metrics(
@@ -41,6 +38,25 @@ def _with_metrics(
     )
 
 
+def scorers(settings: Settings) -> list[Component]:
+    """``scorers`` scorer processes in one consumer group, each with its own metrics port.
+
+    One is named ``scorer``; several are ``scorer-1`` … ``scorer-N``, scorer i (from 0) serving
+    its metrics on ``scorer_metrics_port + 100·i``.
+    """
+    tidemark = venv_bin("tidemark")
+    sections: tuple[Section, ...] = ("kafka", "stream", "registry")
+    base = settings.stream.scorer_metrics_port
+    if settings.stack.scorers == 1:
+        return [_with_metrics("scorer", [tidemark, "score"], base, sections)]
+    found = []
+    for index in range(settings.stack.scorers):
+        port = base + 100 * index
+        command = [tidemark, "score", "--metrics-port", str(port)]
+        found.append(_with_metrics(f"scorer-{index + 1}", command, port, sections))
+    return found
+
+
 def platform_services(settings: Settings, state: Path) -> list[Component]:
     """The services that ``make up`` runs on top of the infrastructure."""
     tidemark = venv_bin("tidemark")
@@ -48,12 +64,13 @@ def platform_services(settings: Settings, state: Path) -> list[Component]:
     workspace = settings.monitor.evidently_workspace or state / "evidently"
     evidently_ui = f"http://127.0.0.1:{settings.stack.evidently_ui_port}"
     return [
+        # Deploys the flows to the work pool, then polls it as the pool's first worker.
         Component(
             name="flows",
-            command=[tidemark, "serve-flows"],
-            url=f"{settings.orchestration.ui_url}/deployments",
-            check=lambda: deployments_ready(settings.orchestration),
-            env={**prefect, "PREFECT_RUNNER_POLL_FREQUENCY": str(RUNNER_POLL_S)},
+            command=[tidemark, "worker", "--deploy"],
+            url=f"{settings.orchestration.ui_url}/work-pools/work-pool/{settings.orchestration.work_pool}",
+            check=lambda: work_pool_ready(settings.orchestration),
+            env=prefect,
             service=True,
             sections=("orchestration", "registry", "store", "retrain", "shadow"),
         ),
@@ -65,12 +82,7 @@ def platform_services(settings: Settings, state: Path) -> list[Component]:
             service=True,
             sections=("serving", "registry"),
         ),
-        _with_metrics(
-            "scorer",
-            [tidemark, "score"],
-            settings.stream.scorer_metrics_port,
-            ("kafka", "stream", "registry"),
-        ),
+        *scorers(settings),
         _with_metrics(
             "joiner",
             [tidemark, "join"],

@@ -110,6 +110,7 @@ class Stack:
         created = kafka_io.ensure_topics(self.settings.kafka)
         if created:
             log.info("created topics", topics=created)
+        self._refuse_too_few_partitions()
         services = [c for c in everything if c.service]
         if services:
             running = {p["name"] for p in self._processes() if p["statename"] == "RUNNING"}
@@ -191,6 +192,21 @@ class Stack:
                     f"{component.name}: {address[0]}:{address[1]} is already in use by another "
                     "process; stop it or choose another port (see tidemark/config.py)"
                 )
+
+    def _refuse_too_few_partitions(self) -> None:
+        """Topics keep the partitions they were created with: each scorer needs one of its own."""
+        client = kafka_io.admin(self.settings.kafka)
+        try:
+            (topic,) = client.describe_topics([self.settings.kafka.topics.measurements])
+        finally:
+            client.close()
+        if len(topic["partitions"]) < self.settings.stack.scorers:
+            raise StackError(
+                f"{topic['name']} has {len(topic['partitions'])} partitions, fewer than "
+                f"TIDEMARK_SCORERS={self.settings.stack.scorers}: a partition feeds one scorer "
+                "at a time. Run fewer scorers, or start from a fresh state folder (`make clean`) "
+                "with TIDEMARK_TOPIC_PARTITIONS at least the number of scorers."
+            )
 
     def _wait_healthy(self, waiting_for: Sequence[Component]) -> None:
         deadline = time.monotonic() + self.settings.stack.start_timeout_s

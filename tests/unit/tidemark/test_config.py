@@ -38,6 +38,8 @@ VARIABLES = {
     "TIDEMARK_REGISTRY_POLL_INTERVAL_S": "registry.poll_interval_s",
     "TIDEMARK_REGISTRY_TIMEOUT_S": "registry.timeout_s",
     "TIDEMARK_PREFECT_API_URL": "orchestration.api_url",
+    "TIDEMARK_PREFECT_WORK_POOL": "orchestration.work_pool",
+    "TIDEMARK_PREFECT_WORKER_POLL_S": "orchestration.worker_poll_s",
     "TIDEMARK_SCORER_GROUP_ID": "stream.scorer_group_id",
     "TIDEMARK_JOINER_GROUP_ID": "stream.joiner_group_id",
     "TIDEMARK_STREAM_MAX_BATCH": "stream.max_batch",
@@ -93,6 +95,7 @@ VARIABLES = {
     "TIDEMARK_FERRETDB_VERSION": "stack.ferretdb_version",
     "TIDEMARK_FERRETDB_DEBUG_PORT": "stack.ferretdb_debug_port",
     "TIDEMARK_STACK_START_TIMEOUT_S": "stack.start_timeout_s",
+    "TIDEMARK_SCORERS": "stack.scorers",
     "TIDEMARK_SIMULATOR_RATE": "stack.simulator_rate",
     "TIDEMARK_SIMULATOR_LABEL_DELAY_S": "stack.simulator_label_delay_s",
     "TIDEMARK_SIMULATOR_MISSING_WEIGHT_FRACTION": "stack.simulator_missing_weight_fraction",
@@ -108,7 +111,9 @@ def _at(settings: Settings, place: str) -> Any:
 
 
 # Values that must agree with each other: two local nodes, both listed.
-AGREEING = {"kafka.brokers": "2", "kafka.bootstrap_servers": "h:1,h:2"}
+# Settings whose values must agree with others: a cluster's addresses, no more scorers than
+# partitions.
+AGREEING = {"kafka.brokers": "2", "kafka.bootstrap_servers": "h:1,h:2", "stack.scorers": "2"}
 
 
 def _distinct_text(index: int, place: str, default: Any) -> str:
@@ -249,3 +254,15 @@ def test_override_keeps_what_was_never_chosen_unset() -> None:
     assert grown.store.uri == "mongodb://db:1/"
     assert "admin_token" not in grown.serving.model_fields_set
     assert "admin_token" in grown.override(admin_token="t").serving.model_fields_set
+
+
+def test_more_scorers_than_partitions_are_refused_with_the_way_out() -> None:
+    with pytest.raises(ValidationError, match="TIDEMARK_TOPIC_PARTITIONS=3"):
+        Settings(_env_file=None, scorers=4)
+    assert (
+        Settings(
+            _env_file=None, scorers=4, topic_partitions=4
+        ).stack.stack.stack.stack.stack.stack.stack.stack.stack.stack.stack.stack.stack.stack.stack.stack.scorers
+        == 4
+    )
+    assert Settings(_env_file=None, scorers=3).kafka.partitions == 3
