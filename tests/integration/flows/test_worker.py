@@ -24,16 +24,16 @@ from prefect.exceptions import ObjectNotFound
 from infra.local.components import prefect_env
 from infra.local.stack import Stack
 from monitoring.trigger import RetrainTrigger
-from tests.integration.streaming.streams import env_of, wait_for
+from tests.integration.streaming.streams import wait_for
 from tidemark import kafka_io
-from tidemark.config import Settings
+from tidemark.config import SECTIONS, Settings
 from tidemark.orchestration import FLOW_NAMES, deployment_name, prefect_api, work_pool_ready
 from tidemark.schemas import RetrainReason, RetrainRequest, utc_now
 
 
 def _ready(settings: Settings) -> bool:
     try:
-        work_pool_ready(settings)
+        work_pool_ready(settings.orchestration)
     except Exception:  # not yet: the pool, a deployment or the worker's heartbeat is missing
         return False
     return True
@@ -46,7 +46,7 @@ def pooled(stack: Stack, tmp_path: Path) -> Iterator[Settings]:
         prefect_work_pool=f"pool-{uuid.uuid4().hex[:6]}", prefect_worker_poll_s=1.0
     )
     log = tmp_path / "worker.log"
-    env = os.environ | env_of(settings) | prefect_env(settings, stack.state)
+    env = os.environ | settings.as_env(*SECTIONS) | prefect_env(settings, stack.state)
     with log.open("ab") as out:
         worker = subprocess.Popen(
             [sys.executable, "-m", "tidemark", "worker", "--deploy"],

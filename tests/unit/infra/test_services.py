@@ -31,10 +31,7 @@ def test_one_scorer_keeps_its_name_and_port() -> None:
     (scorer,) = scorers(Settings())
     assert scorer.name == "scorer"
     assert scorer.command[1:] == ["score"]
-    assert (
-        scorer.url
-        == f"http://127.0.0.1:{Settings().stream.stream.stream.stream.stream.scorer_metrics_port}/metrics"
-    )
+    assert scorer.url == f"http://127.0.0.1:{Settings().stream.scorer_metrics_port}/metrics"
 
 
 def test_several_scorers_each_have_a_name_and_a_metrics_port() -> None:
