@@ -161,6 +161,12 @@ def test_topics_are_replicated_on_three_nodes(cluster_streams: Settings) -> None
     assert topic_configs["min.insync.replicas"]["value"] == "2"
 
 
+@pytest.mark.xfail(
+    reason="known bug (issue 15): after a broker of the cluster is SIGKILLed, the scorer's "
+    "consumer times out ('Timeout waiting for future'), the service restarts it, and scoring "
+    "stalls before all 20,000 fish are predicted",
+    strict=False,
+)
 def test_killing_a_broker_mid_run_loses_and_doubles_nothing_and_scoring_goes_on(
     stack: Stack,
     cluster: Cluster,
