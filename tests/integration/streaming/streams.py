@@ -54,12 +54,18 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.kill()
 
-    def metric(self, sample: str) -> float:
-        """The value of one sample of the process's Prometheus metrics, e.g. ``name{label="x"}``."""
+    def metric(self, sample: str, default: float | None = None) -> float:
+        """The value of one sample of the process's Prometheus metrics, e.g. ``name{label="x"}``.
+
+        A labelled sample exists only once it was first counted: ``default`` stands for it
+        until then (without one, its absence is a ``KeyError``).
+        """
         text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
         for line in text.splitlines():
             if line.startswith(sample + " "):
                 return float(line.split()[-1])
+        if default is not None:
+            return default
         raise KeyError(sample)
 
     def alive(self) -> bool:
