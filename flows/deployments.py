@@ -48,7 +48,8 @@ def deployments(work_pool_name: str | None = None) -> list[RunnerDeployment]:
             flow.to_deployment(
                 name=flow.name,
                 description=_description(flow.name, flow.description),
-                tags=["tidemark", f"started {TRIGGERS[flow.name][0]}"],
+                # The list shows the first tag only: who starts it, rather than the project.
+                tags=[f"started {TRIGGERS[flow.name][0]}", "tidemark"],
                 # By module path, with no pull step: a run imports the installed package, so a
                 # worker runs it from any folder, on any machine where Tidemark is installed.
                 entrypoint_type=EntrypointType.MODULE_PATH,

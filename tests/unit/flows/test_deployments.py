@@ -17,6 +17,8 @@ def test_every_deployment_names_who_starts_it() -> None:
         "retire-challenger": ["started by a person"],
     }
     for deployment in deployments():
+        # The Prefect UI's list shows only the first tag.
+        assert deployment.tags[0].startswith("started by "), deployment.tags
         assert deployment.description is not None
         assert deployment.description.startswith("Who starts it: ")
         assert len(deployment.description.splitlines()) > 2, deployment.description
