@@ -6,8 +6,8 @@ tutorial's fish:
 
 1. ten windows of salmon scored by the salmon-only bootstrap model trigger nothing;
 2. walleye arrive, one window at a time, until a version is promoted: no version is promoted on
-   fewer held-out fish than the minimum (a retrain on the first walleye window alone ends
-   ``insufficient_evidence`` and the next one reads its data again with the windows since);
+   fewer held-out fish than the minimum (the monitor gathers a second window of walleye before
+   it asks for the retrain, and the salmon are judged too);
 3. the promoted version's tags and description state the evidence (n, p-value, per-species
    errors);
 4. fresh salmon and walleye scored by it: each species' window error is within 1.5 times its
@@ -15,8 +15,9 @@ tutorial's fish:
 
 It prints the window errors before, during and after, and the seconds from the shift to the
 detection, the promotion and the first prediction by the new version. A second test plays the
-near-floor scenario's small walleye, whose floor sits just under the threshold: at most one
-retrain.
+never-seen scenario: plaice arrive while the walleye incident is in its cooldown and get their
+own retrain. A third plays the near-floor scenario's small walleye, whose floor sits just under
+the threshold: at most one retrain. The last runs ``make demo`` twice on one stack.
 """
 
 from __future__ import annotations
@@ -32,31 +33,21 @@ import pytest
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 
-from demo.incident import summarize
+from demo.incident import Incident, observed_incident
 from demo.observer import LoopObserver
 from demo.player import PhaseStart, play
-from demo.run import wait_out_cooldown
+from demo.run import run_demo, wait_out_cooldown
 from infra.local.stack import Stack
 from monitoring.windows import TumblingWindows
 from tests.integration.conftest import Processes
 from tests.integration.test_closed_loop import _port_open, _ready, _wait
 from tidemark import registry
 from tidemark.config import SECTIONS, Settings
+from tidemark.model import known_species
 from tidemark.orchestration import TRAIN_DEPLOYMENT, deployments_ready, prefect_api
 from tidemark.promotion import per_species
 from tidemark.scenario import Phase, Scenario, load_scenario
 from tidemark.schemas import Scored
-
-# Known to fail (issue 11), as their first fresh-clone run showed. The tutorial loop promoted a
-# walleye-aware version on evidence (30 held-out walleye, p = 9.3e-10), but that version carries
-# no `heldout_n.salmon`: the remembered salmon were trained on and not judged. The near-floor
-# species asked for two retrains where at most one is allowed; the monitor's log also shows the
-# drift incident firing again after the promotion, against the new version's reference. They
-# keep running, so that a fix shows as an unexpected pass.
-pytestmark = pytest.mark.xfail(
-    reason="issue 11: remembered species are not judged; a near-floor species retrains twice",
-    strict=False,
-)
 
 WINDOW_S = 15.0
 # 30 fish per window: the monitor's minimum to judge a window.
@@ -92,7 +83,9 @@ class Line:
         self.played = 0
 
     def phase(self, species: str) -> Phase:
-        return next(p for p in self.scenario.phases if species in p.species)
+        """The first phase with ``species``, with that species alone."""
+        phase = next(p for p in self.scenario.phases if species in p.species)
+        return phase.model_copy(update={"species": {species: phase.species[species]}})
 
     def play(self, species: Sequence[str], rate: float) -> list[PhaseStart]:
         """One window's worth of fish per entry of ``species``, all at ``rate`` fish/s."""
@@ -175,48 +168,67 @@ def test_tutorial_fish_promote_on_evidence_and_reach_each_floor(
     assert f"{info.tags['heldout_n']} held-out fish" in info.description
     assert "Wilcoxon" in info.description
 
-    incident = summarize(
-        scored=observer.scored,
-        requests=observer.requests,
-        promotions=observer.promotions,
-        first_prediction=observer.first_prediction,
-        old_version=first_version,
-        shift_wall=shift.wall,
-        shift_event=shift.event,
-        end_event=None,
-        threshold=settings.monitor.error_threshold,
-        window_s=WINDOW_S,
-    )
-    print("\n".join(["", *incident.lines(), f"retrain requests: {len(observer.requests)}"]))
-    for request in observer.requests:
-        print(
-            f"  request at +{incident.since_shift(request.requested_at):.1f} s: "
-            f"{request.reason.value} {request.metric} {request.metric_value:.3f}"
-        )
+    incident = _told(settings, observer, first_version, shift)
     assert incident.promoted is not None
     assert incident.first_prediction is not None
 
     # Each species' window error of the new version within 1.5 times its floor.
-    after = [r for r in observer.scored if r.model_version == promoted]
-    print(f"windows of v{promoted} (mean relative error / noise floor, per species):")
-    windows = TumblingWindows(WINDOW_S, allowed_lateness_s=0)
-    for record in sorted(after, key=lambda r: r.measured_at):
-        windows.add(record)
-    judged = 0
-    for window in windows.flush():
-        by_species: dict[str, list[Scored]] = defaultdict(list)
-        for record in after:
-            if window.start <= record.measured_at < window.end:
-                by_species[record.species].append(record)
-        for species, records in sorted(by_species.items()):
-            if len(records) < FISH_PER_WINDOW // 2:
-                continue
-            error = float(np.mean([r.rel_error for r in records]))
-            floor = float(np.mean([line.noise_floor(r) for r in records]))
-            print(f"  {window.start:%H:%M:%S} {species:<8} {error:.3f} / {floor:.3f}")
-            assert error <= 1.5 * floor, (window.start, species, error, floor)
-            judged += 1
-    assert judged >= 4
+    assert _windows_within_floor(line, observer.scored, promoted, ["salmon", "walleye"]) >= 4
+
+
+def test_a_species_never_seen_in_another_incidents_cooldown_gets_its_own_retrain(
+    short_loop: tuple[Settings, Processes], stack: Stack
+) -> None:
+    """Walleye shift the salmon model and are learned; plaice then arrive inside the walleye
+    incident's cooldown, alarm as unseen at their first judged window, and get a retrain of their
+    own: a version that knows them, whose plaice windows are each within 1.5 times their floor."""
+    settings, processes = short_loop
+    # A cooldown that outlasts the whole plaice story: only a new incident can start a retrain.
+    settings = settings.override(monitor_cooldown_s=900.0)
+    processes.env = processes.env | settings.as_env(*SECTIONS)
+    _start_loop(settings, processes, "never-seen", ["salmon"])
+    observer = LoopObserver(settings)
+    start = (datetime.now(UTC) - timedelta(hours=3)).replace(second=0, microsecond=0)
+    line = Line(settings, start, "never-seen")
+    try:
+        line.play(["salmon"] * 3, FAST)
+        _settle(observer, processes, WINDOW_S)
+        line.play(["walleye"], FAST)
+        walleye_deadline = time.monotonic() + 600
+        while not observer.promotions:
+            assert time.monotonic() < walleye_deadline, f"walleye: {observer.requests}"
+            line.play(["walleye"], FAST)
+            _settle(observer, processes, 8.0)
+        walleye_version = observer.promotions[0].version
+        _settle(observer, processes, settings.registry.poll_interval_s + 3)
+
+        # Plaice now, beside walleye, well inside the walleye incident's cooldown.
+        shift = line.play(["plaice"], FAST)[0]
+        plaice_deadline = time.monotonic() + 600
+        while len(observer.promotions) < 2:
+            assert time.monotonic() < plaice_deadline, f"plaice: {observer.requests}"
+            line.play(["walleye", "plaice"], FAST)
+            _settle(observer, processes, 8.0)
+        plaice_version = observer.promotions[1].version
+        _settle(observer, processes, settings.registry.poll_interval_s + 3)
+        line.play(["plaice", "walleye", "plaice"], FAST)
+        _settle(observer, processes, WINDOW_S)
+    finally:
+        observer.close()
+
+    plaice_requests = [r for r in observer.requests if r.model_version == walleye_version]
+    assert plaice_requests, observer.requests
+    info = registry.version_info(settings.registry, plaice_version)
+    assert "plaice" in info.tags["trigger_species"], info.tags
+    assert int(info.tags[per_species("heldout_n", "plaice")]) >= (
+        settings.retrain.min_holdout_rows_per_species
+    )
+    incident = _told(settings, observer, walleye_version, shift)
+    assert incident.promoted is not None
+    assert incident.promoted.version == plaice_version
+    assert incident.first_prediction is not None
+    judged = _windows_within_floor(line, observer.scored, plaice_version, ["plaice"])
+    assert judged >= 2
 
 
 def test_a_species_at_its_floor_near_the_threshold_triggers_at_most_one_retrain(
@@ -252,6 +264,40 @@ def test_a_species_at_its_floor_near_the_threshold_triggers_at_most_one_retrain(
     assert len(observer.requests) <= 1
 
 
+def test_make_demo_twice_on_one_stack_promotes_a_walleye_aware_version_each_time(
+    short_loop: tuple[Settings, Processes], stack: Stack
+) -> None:
+    """``make demo`` (its ``run_demo``), twice in a row on the same stack: the second finds a
+    walleye-aware version in production and puts the bootstrap back first. Each time a version
+    that knows walleye is promoted during the walleye phase, and the summary tells what the
+    window lines showed."""
+    settings, processes = short_loop
+    _start_loop(settings, processes, "default", ["salmon"])
+    said: list[str] = []
+
+    def say(line: str) -> None:
+        said.append(line)
+        print(line)
+
+    for attempt in (1, 2):
+        said.clear()
+        result = run_demo(settings, phase_windows=[1, 3, 1], min_shift_s=100.0, say=say)
+        incident = result.incident
+        print("\n".join([f"demo {attempt}:", *incident.lines()]))
+        assert incident.promoted is not None, said
+        assert incident.end_event is not None
+        assert incident.promoted.seen_at <= incident.end_event + timedelta(seconds=WINDOW_S)
+        knows = registry.load_model(settings.registry, incident.promoted.version)
+        assert "walleye" in known_species(knows)
+        # The summary and the window lines tell the same story.
+        above = [line for line in said if line.lstrip().startswith("window") and "ABOVE" in line]
+        assert above, said
+        assert incident.crossed is not None
+        assert "error never crossed" not in "\n".join(incident.lines())
+        assert incident.during is not None
+        assert incident.during.mean_relative_error > settings.monitor.error_threshold
+
+
 def _start_loop(settings: Settings, processes: Processes, scenario: str, phases: list[str]) -> str:
     """Serve the flows, train the bootstrap version on ``phases`` of ``scenario`` and start the
     scorer, the joiner and the monitor; return the bootstrap version."""
@@ -284,6 +330,43 @@ def _start_loop(settings: Settings, processes: Processes, scenario: str, phases:
         _wait(partial(_port_open, port), 300, f"{name} metrics port", processes)
     wait_out_cooldown(settings, print)
     return first_version
+
+
+def _told(
+    settings: Settings, observer: LoopObserver, old_version: str, shift: PhaseStart
+) -> Incident:
+    """The incident since ``shift``, printed: window errors, requests, promotion, timings."""
+    incident = observed_incident(observer, settings, old_version=old_version, shift=shift, end=None)
+    print("\n".join(["", *incident.lines(), f"retrain requests: {len(observer.requests)}"]))
+    for request in observer.requests:
+        print(
+            f"  request at +{incident.since_shift(request.requested_at):.1f} s: "
+            f"{request.reason.value} {request.metric} {request.metric_value:.3f}"
+        )
+    return incident
+
+
+def _windows_within_floor(
+    line: Line, scored: Sequence[Scored], version: str, species: Sequence[str]
+) -> int:
+    """Print and check each window's error of ``version`` per species against the noise floor
+    (at most 1.5 times it); return how many species windows were judged."""
+    after = [r for r in scored if r.model_version == version and r.species in species]
+    print(f"windows of v{version} (mean relative error / noise floor, per species):")
+    by_window: dict[tuple[datetime, str], list[Scored]] = defaultdict(list)
+    windows = TumblingWindows(WINDOW_S, allowed_lateness_s=0)
+    for record in after:
+        by_window[(windows.window_start(record.measured_at), record.species)].append(record)
+    judged = 0
+    for (start, name), records in sorted(by_window.items()):
+        if len(records) < FISH_PER_WINDOW // 2:
+            continue
+        error = float(np.mean([r.rel_error for r in records]))
+        floor = float(np.mean([line.noise_floor(r) for r in records]))
+        print(f"  {start:%H:%M:%S} {name:<8} {error:.3f} / {floor:.3f}")
+        assert error <= 1.5 * floor, (start, name, error, floor)
+        judged += 1
+    return judged
 
 
 def _settle(observer: LoopObserver, processes: Processes, seconds: float) -> None:
