@@ -214,6 +214,9 @@ def kafka_properties(settings: Settings, node: KafkaNode, cluster: list[KafkaNod
             "group.initial.rebalance.delay.ms=0",
             # Topics are part of the contract: a typo in a topic name must fail, not create one.
             "auto.create.topics.enable=false",
+            # The log cleaner keeps its dedupe map on the heap, 128 MB by default: most of a
+            # small broker's live heap. The compacted topics here (consumer offsets) are tiny.
+            "log.cleaner.dedupe.buffer.size=16777216",
             "",
         ]
     )
@@ -234,9 +237,13 @@ def _java(settings: Settings, config_dir: Path, main: str) -> list[str]:
     return [
         "java",
         f"-Xmx{settings.stack.kafka_heap_mb}m",
-        # Start small: the heap grows only as far as the load needs.
+        # Start small: the heap grows only as far as the load needs, and gives back what a
+        # burst took (the serial collector shrinks the heap to 20 % free after a collection).
+        # One broker of a dev stack needs neither G1's parallel threads nor its remembered sets.
         "-Xms32m",
-        "-XX:+UseG1GC",
+        "-XX:+UseSerialGC",
+        "-XX:MinHeapFreeRatio=10",
+        "-XX:MaxHeapFreeRatio=20",
         f"-Dlog4j2.configurationFile={config_dir / 'log4j2.properties'}",
         "-cp",
         f"{provision.kafka_libs_dir(settings.stack)}/*",
