@@ -140,7 +140,10 @@ def score(
         int | None, typer.Option(help="Prometheus port (default: settings.scorer_metrics_port).")
     ] = None,
 ) -> None:
-    """Score fish.measurements with the production model, hot-swapping on promotion."""
+    """Score fish.measurements with the production model, hot-swapping on promotion.
+
+    A challenger in shadow (the registry's challenger alias) predicts the same fish beside it.
+    """
     from streaming.scorer import REGISTRY, Scorer
     from tidemark import kafka_io
     from tidemark.model_watcher import ModelWatcher
@@ -150,9 +153,11 @@ def score(
     kafka_io.ensure_topics(settings)
     stop = stop_on_signals()
     watcher = ModelWatcher(settings)
+    challenger = ModelWatcher(settings, alias=settings.challenger_alias)
     watcher.start()
+    challenger.start()
     try:
-        service = Scorer(settings, lambda: watcher.current)
+        service = Scorer(settings, lambda: watcher.current, lambda: challenger.current)
         serve(
             "scorer",
             service.run,
@@ -161,6 +166,7 @@ def score(
             REGISTRY,
         )
     finally:
+        challenger.stop()
         watcher.stop()
 
 
