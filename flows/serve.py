@@ -1,4 +1,4 @@
-"""One process serving the four flows as Prefect deployments of the same names."""
+"""One process serving the flows as Prefect deployments of the same names."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 from prefect.types.entrypoint import EntrypointType
 
+from flows.challenge import shadow_verdict
 from flows.promote import promote
 from flows.retrain import retrain
 from flows.rollback import rollback
@@ -16,7 +17,7 @@ from flows.train import train
 from tidemark.config import Settings
 from tidemark.orchestration import prefect_api
 
-FLOWS = (train, retrain, promote, rollback)
+FLOWS = (train, retrain, promote, rollback, shadow_verdict)
 
 # Who starts each deployment, as its description's first line and as a tag, so that the Prefect
 # UI answers "why did this run?" without the code.
@@ -29,6 +30,8 @@ TRIGGERS: dict[str, tuple[str, str]] = {
                 "VERSION` (a retrain promotes its own candidate without this deployment)."),
     "rollback": ("by a person", "A person, with Run here or `tidemark rollback`: puts the "
                  "previous production version back."),
+    "shadow-verdict": ("by the monitor", "The monitor starts it when a challenger's live "
+                       "evidence is final: promote it, retire it, or roll a promotion back."),
 }  # fmt: skip
 
 

@@ -12,6 +12,7 @@ def test_every_deployment_names_who_starts_it() -> None:
         "retrain": ["started by the monitor"],
         "promote": ["started by a person"],
         "rollback": ["started by a person"],
+        "shadow-verdict": ["started by the monitor"],
     }
     for deployment in deployments():
         assert deployment.description is not None
