@@ -89,9 +89,10 @@ def shadow_verdict(decision: ModelDecision) -> Outcome:
     is promoted (the live evidence is the judgement: no held-out check); a rollback watch whose
     old version won rolls production back, with the evidence as the reason; any other verdict
     takes the challenger out of shadow (for a rollback watch: the promotion is confirmed). A
-    verdict about versions that are no longer champion and challenger changes nothing.
+    verdict about versions that are no longer champion and challenger changes nothing. The
+    model is the one the decision names.
     """
-    settings = get_settings()
+    settings = get_settings().model_copy(update={"model_name": decision.model_name})
     logger = get_run_logger()
     production = registry.production_version(settings)
     challenger = registry.challenger_version(settings)
