@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from sklearn.pipeline import Pipeline
 
 from tidemark import registry
+from tidemark.challenge import ROLE_ROLLBACK_WATCH, SHADOW_ROLE_TAG
 from tidemark.config import Settings
 from tidemark.model import (
     FEATURES,
@@ -109,6 +110,41 @@ class Judgement:
     candidate: Metrics
     champion: ChampionScore
     evidence: Evidence
+
+
+def deserves_shadow(judgement: Judgement) -> bool:
+    """Whether a candidate the held-out test did not promote should run in shadow.
+
+    It should when it was rejected for want of evidence, not for being worse: a champion to
+    compare with, and a held-out mean relative error no higher than the champion's, overall
+    and on every species judged. The live fish then decide (``tidemark.challenge``), with as
+    many of them as it takes, where the holdout had too few to tell.
+    """
+    champion = judgement.champion.metrics
+    evidence = judgement.evidence
+    if judgement.verdict.decision is not Decision.REJECTED or champion is None:
+        return False
+    if judgement.candidate.mean_relative_error > champion.mean_relative_error:
+        return False
+    theirs = evidence.champion_mre_by_species or {}
+    return all(
+        ours <= theirs[species]
+        for species, ours in evidence.candidate_mre_by_species.items()
+        if species in theirs
+    )
+
+
+@task(cache_policy=NO_CACHE)
+def put_in_shadow(settings: Settings, version: str, reason: str) -> bool:
+    """Make ``version`` the challenger, unless a rollback watch runs (it has the priority: it
+    guards a promotion already made). Whether it was put in shadow."""
+    current = registry.challenger_version(settings)
+    if current is not None:
+        role = registry.version_info(settings, current).tags.get(SHADOW_ROLE_TAG)
+        if role == ROLE_ROLLBACK_WATCH:
+            return False
+    registry.set_challenger(settings, version, reason=reason)
+    return True
 
 
 def evidence_rules(settings: Settings) -> EvidenceRules:
@@ -375,6 +411,10 @@ def judge_and_register(
             raise
         promote_version.with_options(**retrying(settings))(settings, info.version)
         production = info.version
+    elif deserves_shadow(judgement) and put_in_shadow.with_options(**retrying(settings))(
+        settings, info.version, f"not worse on the holdout, but not proven better: {verdict.reason}"
+    ):
+        logger.info("v%s runs in shadow against v%s", info.version, production)
     logger.info("%s v%s; production is v%s", settings.model_name, info.version, production)
     return judged_outcome(
         settings,
