@@ -1,12 +1,13 @@
-"""Which rejected candidates run in shadow: not worse on the holdout, only not proven better."""
+"""Rejected candidates: in shadow when not worse, promoted at once when production fails badly."""
 
 from __future__ import annotations
 
 import pytest
 
-from flows.candidate import ChampionScore, Judgement, deserves_shadow
+from flows.candidate import ChampionScore, Judgement, deserves_shadow, emergency_verdict
 from tidemark.model import Metrics
 from tidemark.promotion import Decision, Evidence, Verdict
+from tidemark.version_notes import Trigger
 
 
 def judgement(
@@ -58,3 +59,35 @@ def test_a_candidate_runs_in_shadow_only_when_rejected_for_want_of_evidence(
     case: Judgement, expected: bool
 ) -> None:
     assert deserves_shadow(case) is expected
+
+
+def alarm(value: float) -> Trigger:
+    return Trigger("error", "mean_relative_error", value, 0.10, ("salmon",))
+
+
+@pytest.mark.parametrize(
+    ("trigger", "case", "promoted"),
+    [
+        (alarm(0.25), judgement(Decision.REJECTED, 0.07, 0.08), True),
+        (alarm(0.19), judgement(Decision.REJECTED, 0.07, 0.08), False),  # not twice the bar
+        (alarm(0.25), judgement(Decision.REJECTED, 0.08, 0.08), False),  # no better
+        (
+            alarm(0.25),
+            judgement(
+                Decision.REJECTED, 0.07, 0.08, {"salmon": (0.05, 0.08), "perch": (0.11, 0.10)}
+            ),
+            False,  # worse on a species
+        ),
+        (Trigger("manual"), judgement(Decision.REJECTED, 0.07, 0.08), False),
+        (alarm(0.25), judgement(Decision.PROMOTED, 0.05, 0.08), False),  # promoted anyway
+    ],
+    ids=["emergency", "below-twice", "no-better", "worse-on-a-species", "manual", "promoted"],
+)
+def test_an_emergency_promotes_a_candidate_that_wins_without_significance(
+    trigger: Trigger, case: Judgement, promoted: bool
+) -> None:
+    verdict = emergency_verdict(trigger, case)
+    assert (verdict is not None) is promoted
+    if verdict is not None:
+        assert verdict.promote
+        assert verdict.reason.startswith("emergency")
