@@ -53,11 +53,11 @@ def verdict_deployment(stack: Stack) -> Iterator[None]:
     server = Path(__file__).with_name("shadow_verdict_server.py")
     process = subprocess.Popen([sys.executable, str(server)], env=env)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         with prefect_api(settings):
             while True:
                 assert process.poll() is None, "the shadow-verdict server exited"
-                assert time.monotonic() < deadline, "shadow-verdict not served within 120 s"
+                assert time.monotonic() < deadline, "shadow-verdict not served within 300 s"
                 try:
                     with get_client(sync_client=True) as client:
                         client.read_deployment_by_name(SHADOW_VERDICT_DEPLOYMENT)
