@@ -10,6 +10,8 @@ are retried and logged by Prefect, and show in its UI.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import flow, get_run_logger
 
 from flows.candidate import Outcome
@@ -82,7 +84,7 @@ def retire_challenger(reason: str = "retired by hand") -> Outcome:
 
 
 @flow(name=SHADOW_VERDICT_FLOW)
-def shadow_verdict(decision: ModelDecision) -> Outcome:
+def shadow_verdict(verdict: dict[str, Any]) -> Outcome:
     """Carry out the monitor's final verdict of a challenge on live fish.
 
     The verdict is recorded on the challenger (tags, description), then: a challenger that won
@@ -90,8 +92,10 @@ def shadow_verdict(decision: ModelDecision) -> Outcome:
     old version won rolls production back, with the evidence as the reason; any other verdict
     takes the challenger out of shadow (for a rollback watch: the promotion is confirmed). A
     verdict about versions that are no longer champion and challenger changes nothing. The
-    model is the one the decision names.
+    model is the one the decision names. ``verdict`` is a ``ModelDecision`` as JSON: Prefect
+    cannot build its parameter model from a postponed annotation of a class.
     """
+    decision = ModelDecision.model_validate(verdict)
     settings = get_settings().model_copy(update={"model_name": decision.model_name})
     logger = get_run_logger()
     production = registry.production_version(settings)

@@ -87,7 +87,7 @@ def run_verdict(settings: Settings, decision: ModelDecision) -> str:
     with prefect_api(settings):
         run: FlowRun = run_deployment(  # type: ignore[assignment]  # sync in a sync caller
             SHADOW_VERDICT_DEPLOYMENT,
-            parameters={"decision": decision.model_dump(mode="json")},
+            parameters={"verdict": decision.model_dump(mode="json")},
             timeout=0,
             idempotency_key=key,
             tags=["tidemark-monitor", f"shadow:{decision.kind.value}"],
