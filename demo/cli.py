@@ -58,9 +58,9 @@ def report(
     path = draw_timeline(
         scored,
         requests,
-        threshold=settings.monitor_error_threshold,
-        window_s=settings.monitor_window_s,
-        path=output or settings.state_dir / "reports" / "error-timeline.png",
+        threshold=settings.monitor.error_threshold,
+        window_s=settings.monitor.window_s,
+        path=output or settings.stack.state_dir / "reports" / "error-timeline.png",
     )
     versions = sorted({r.model_version for r in scored})
     typer.echo(
@@ -78,7 +78,7 @@ def _latest_window_report(settings: Settings, scored: list[Scored]) -> None:
     from monitoring.reports import ReportStore
     from monitoring.windows import TumblingWindows
 
-    windows = TumblingWindows(settings.monitor_window_s, 0)
+    windows = TumblingWindows(settings.monitor.window_s, 0)
     start = windows.window_start(max(r.measured_at for r in scored))
     latest = [r for r in scored if r.measured_at >= start]
     follower = ProductionFollower(settings)
@@ -137,13 +137,13 @@ def demo(
     if states.get("simulator") and states["simulator"].state == "RUNNING":
         typer.echo("pausing the gentle simulator of `make up` for the demo")
         line = stack.paused("simulator")
-    shift_s = max(counts[1] * settings.monitor_window_s, min_shift_s) if len(counts) > 1 else 0
+    shift_s = max(counts[1] * settings.monitor.window_s, min_shift_s) if len(counts) > 1 else 0
     settle_s = line_settle_s(settings) if line is not None else 0.0
-    minutes = (sum(counts[:1] + counts[2:]) * settings.monitor_window_s + shift_s + settle_s) / 60
+    minutes = (sum(counts[:1] + counts[2:]) * settings.monitor.window_s + shift_s + settle_s) / 60
     typer.echo(
         f"playing salmon → walleye → salmon over about {minutes:.0f} min "
-        f"({settings.monitor_window_s:g} s windows, threshold "
-        f"{settings.monitor_error_threshold:.2f})"
+        f"({settings.monitor.window_s:g} s windows, threshold "
+        f"{settings.monitor.error_threshold:.2f})"
     )
     result = run_demo(
         settings,

@@ -26,7 +26,7 @@ def read_topic(settings: Settings, topic: str, parse: Callable[[bytes], M]) -> l
     """Every valid message the topic holds now, in partition order (invalid ones are skipped:
     the monitor has dead-lettered them already)."""
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        bootstrap_servers=settings.kafka.bootstrap_servers,
         group_id=None,
         enable_auto_commit=False,
         max_partition_fetch_bytes=4 * 1024 * 1024,
@@ -51,18 +51,20 @@ def read_topic(settings: Settings, topic: str, parse: Callable[[bytes], M]) -> l
 
 def scored_from_kafka(settings: Settings) -> list[Scored]:
     """The scored fish that ``fish.scored`` retains, oldest measurement first."""
-    scored = read_topic(settings, settings.topic_scored, Scored.from_json)
+    scored = read_topic(settings, settings.kafka.topics.scored, Scored.from_json)
     return sorted(scored, key=lambda r: r.measured_at)
 
 
 def scored_from_store(settings: Settings, last: int) -> list[Scored]:
     """The ``last`` most recently measured joined records of the training store."""
-    with TrainingStore(settings) as store:
+    with TrainingStore(settings.store) as store:
         frame = store.recent(last)
     return [Scored.model_validate(row) for row in frame.to_dict("records")]
 
 
 def retrain_requests(settings: Settings) -> list[RetrainRequest]:
     """Every retrain request that ``fish.retrain-requests`` retains, in request order."""
-    requests = read_topic(settings, settings.topic_retrain_requests, RetrainRequest.from_json)
+    requests = read_topic(
+        settings, settings.kafka.topics.retrain_requests, RetrainRequest.from_json
+    )
     return sorted(requests, key=lambda r: r.requested_at)

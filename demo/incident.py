@@ -3,10 +3,12 @@ the end-to-end test asserts.
 
 Given the scored fish, the retrain requests and the promotions that an observer collected, and
 when the shift began (on the wall clock and in event time), it finds: the first window after the
-shift whose error (of the old version's predictions) crossed the threshold, the retrain requests
-of the incident, the version promoted after the first of them and its first prediction, the
-error before, during (old version after the shift) and after (new version), and the windows
-fully scored by the new version.
+shift whose error crossed the threshold, the retrain requests of the incident, the version
+promoted after the first of them and its first prediction, the error before, during (after the
+shift, until the new version) and after (new version), and the windows fully scored by the new
+version. "Before" and "during" count the predictions of whichever version was in production,
+as the window lines do: on a stack that ran before, that need not be the version the demo
+started with.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ class Incident:
 
         out = [f"shift at {self.shift_wall:%H:%M:%S} UTC (event time {self.shift_event:%H:%M:%S})"]
         if self.crossed is not None:
-            value = _old_error(self.crossed, self.old_version)
+            value = _error_before(self.crossed, self.promoted.version if self.promoted else None)
             out.append(
                 f"error crossed {self.threshold:.2f} in the window "
                 f"{self.crossed.start:%H:%M:%S}-{self.crossed.end:%H:%M:%S} (event time): "
@@ -90,9 +92,12 @@ class Incident:
         return out
 
 
-def _old_error(window: ClosedWindow, version: str | None) -> float:
-    stats = window.by_version.get(version or "", window.overall)
-    return stats.mean_relative_error
+def _error_before(window: ClosedWindow, new_version: str | None) -> float:
+    """The window's mean relative error of the predictions not made by ``new_version`` (0 when
+    it has none)."""
+    stats = [s for v, s in window.by_version.items() if v != new_version]
+    count = sum(s.count for s in stats)
+    return sum(s.mean_relative_error * s.count for s in stats) / count if count else 0.0
 
 
 def summarize(
@@ -117,16 +122,6 @@ def summarize(
     for record in sorted(scored, key=lambda r: r.measured_at):
         windows.add(record)
     closed = tuple(windows.flush())
-    crossed = next(
-        (
-            w
-            for w in closed
-            if w.end > shift_event
-            and (old_version is None or old_version in w.by_version)
-            and _old_error(w, old_version) > threshold
-        ),
-        None,
-    )
     incident_requests = tuple(
         sorted(
             (
@@ -143,7 +138,19 @@ def summarize(
             (p for p in promotions if p.seen_at >= incident_requests[0].requested_at), None
         )
     new_version = promoted.version if promoted else None
-    old = [r for r in scored if r.model_version == old_version or old_version is None]
+    # What the window lines show: the windows' errors whichever version was in production (on a
+    # used stack it need not be ``old_version``), up to the new version's predictions.
+    crossed = next(
+        (
+            w
+            for w in closed
+            if w.end > shift_event
+            and in_shift(w.start)
+            and _error_before(w, new_version) > threshold
+        ),
+        None,
+    )
+    earlier = [r for r in scored if new_version is None or r.model_version != new_version]
     return Incident(
         threshold=threshold,
         shift_wall=shift_wall,
@@ -155,8 +162,8 @@ def summarize(
         requests=incident_requests,
         promoted=promoted,
         first_prediction=first_prediction.get(new_version) if new_version else None,
-        before=_stats([r for r in old if r.measured_at < shift_event]),
-        during=_stats([r for r in old if in_shift(r.measured_at)]),
+        before=_stats([r for r in earlier if r.measured_at < shift_event]),
+        during=_stats([r for r in earlier if in_shift(r.measured_at)]),
         after=_stats(
             [r for r in scored if r.model_version == new_version and in_shift(r.measured_at)]
         ),
@@ -194,6 +201,6 @@ def observed_incident(
         shift_wall=shift.wall,
         shift_event=shift.event,
         end_event=end.event if end else None,
-        threshold=settings.monitor_error_threshold,
-        window_s=settings.monitor_window_s,
+        threshold=settings.monitor.error_threshold,
+        window_s=settings.monitor.window_s,
     )

@@ -49,7 +49,7 @@ class LoopObserver:
 
     def __post_init__(self) -> None:
         self._consumer = KafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            bootstrap_servers=self.settings.kafka.bootstrap_servers,
             group_id=None,
             enable_auto_commit=False,
             max_partition_fetch_bytes=4 * 1024 * 1024,
@@ -57,9 +57,9 @@ class LoopObserver:
         partitions = [
             TopicPartition(topic, p)
             for topic in (
-                self.settings.topic_predictions,
-                self.settings.topic_scored,
-                self.settings.topic_retrain_requests,
+                self.settings.kafka.topics.predictions,
+                self.settings.kafka.topics.scored,
+                self.settings.kafka.topics.retrain_requests,
             )
             for p in sorted(self._consumer.partitions_for_topic(topic) or [])
         ]
@@ -67,7 +67,7 @@ class LoopObserver:
         self._consumer.seek_to_end(*partitions)
         for partition in partitions:  # fix the positions now, before anything is sent
             self._consumer.position(partition)
-        self.initial_version = registry.production_version(self.settings)
+        self.initial_version = registry.production_version(self.settings.registry)
         self._version = self.initial_version
         self._next_registry_check = 0.0
 
@@ -79,7 +79,7 @@ class LoopObserver:
         if time.monotonic() >= self._next_registry_check:
             self._next_registry_check = time.monotonic() + self.registry_poll_s
             try:
-                version = registry.production_version(self.settings)
+                version = registry.production_version(self.settings.registry)
             except Exception as error:  # a registry hiccup must not end a demo
                 log.warning("registry check failed", error=str(error)[:200])
                 return
@@ -88,11 +88,11 @@ class LoopObserver:
                 self.promotions.append(Promotion(version, utc_now()))
 
     def _take(self, topic: str, value: bytes) -> None:
-        if topic == self.settings.topic_scored:
+        if topic == self.settings.kafka.topics.scored:
             scored = Scored.from_json(value)
             if self.fish_ids is None or scored.fish_id in self.fish_ids:
                 self.scored.append(scored)
-        elif topic == self.settings.topic_retrain_requests:
+        elif topic == self.settings.kafka.topics.retrain_requests:
             self.requests.append(RetrainRequest.from_json(value))
         else:
             prediction = Prediction.from_json(value)

@@ -61,13 +61,15 @@ def phase_rates(
 
 def ensure_walleye_naive_production(settings: Settings, say: Say) -> str:
     """Make production a version that never saw walleye; return that version."""
-    current = registry.production_version(settings)
-    if current is not None and "walleye" not in known_species(registry.load_model(settings)):
+    current = registry.production_version(settings.registry)
+    if current is not None and "walleye" not in known_species(
+        registry.load_model(settings.registry)
+    ):
         say(f"production is v{current}, which has never seen walleye")
         return current
     bootstrap = [
         v
-        for v in registry.list_versions(settings)
+        for v in registry.list_versions(settings.registry)
         if v.tags.get("trigger_reason") == RetrainReason.BOOTSTRAP
     ]
     if not bootstrap:
@@ -76,14 +78,14 @@ def ensure_walleye_naive_production(settings: Settings, say: Say) -> str:
     say(f"production is v{current}, which knows walleye already; putting back v{version}")
     from prefect.deployments import run_deployment
 
-    with prefect_api(settings):
+    with prefect_api(settings.orchestration):
         run_deployment(
             PROMOTE_DEPLOYMENT, parameters={"version": version, "force": True}, timeout=180
         )
-    if registry.production_version(settings) != version:
+    if registry.production_version(settings.registry) != version:
         raise RuntimeError(f"the forced promotion of v{version} did not happen; see the Prefect UI")
     # Let the scorers and the monitor notice before the first fish arrives.
-    time.sleep(settings.registry_poll_interval_s + 2)
+    time.sleep(settings.registry.poll_interval_s + 2)
     return version
 
 
@@ -94,12 +96,12 @@ def line_settle_s(settings: Settings) -> float:
     once the stream has been idle that long, and its alarm (if any) fires then. Waiting it out
     means no retrain of the line's own fish can start during the demo.
     """
-    return settings.monitor_idle_flush_s + settings.simulator_label_delay_s + 10.0
+    return settings.monitor.idle_flush_s + settings.stack.simulator_label_delay_s + 10.0
 
 
 def wait_out_cooldown(settings: Settings, say: Say) -> None:
     """Wait until the monitor may trigger a retrain again (no run in flight, cooldown over)."""
-    producer = kafka_io.producer(settings)
+    producer = kafka_io.producer(settings.kafka)
     trigger = RetrainTrigger(settings, producer)
     try:
         while True:
@@ -107,12 +109,12 @@ def wait_out_cooldown(settings: Settings, say: Say) -> None:
             if last is None:
                 return
             age = (utc_now() - last.created_at).total_seconds()
-            if last.final and age >= settings.monitor_cooldown_s:
+            if last.final and age >= settings.monitor.cooldown_s:
                 return
-            wait = max(5.0, settings.monitor_cooldown_s - age)
+            wait = max(5.0, settings.monitor.cooldown_s - age)
             say(
                 f"the last retrain run ({last.state}) started {age:.0f} s ago; the monitor's "
-                f"cooldown is {settings.monitor_cooldown_s:.0f} s: waiting {wait:.0f} s"
+                f"cooldown is {settings.monitor.cooldown_s:.0f} s: waiting {wait:.0f} s"
             )
             time.sleep(min(wait, 30.0))
     finally:
@@ -129,7 +131,7 @@ def run_demo(
 ) -> DemoResult:
     """Play the default scenario on the running stack and tell what the loop did."""
     scenario = load_scenario()
-    rates = phase_rates(scenario, phase_windows, settings.monitor_window_s, min_shift_s)
+    rates = phase_rates(scenario, phase_windows, settings.monitor.window_s, min_shift_s)
     seed = fresh_seed()
     fish_ids = frozenset(generate_frame(scenario, seed)["fish_id"])
     with line_paused or nullcontext():
@@ -152,9 +154,9 @@ def run_demo(
     picture = draw_timeline(
         observer.scored,
         observer.requests,
-        threshold=settings.monitor_error_threshold,
-        window_s=settings.monitor_window_s,
-        path=settings.state_dir / "reports" / f"demo-{utc_now():%Y%m%dT%H%M%SZ}.png",
+        threshold=settings.monitor.error_threshold,
+        window_s=settings.monitor.window_s,
+        path=settings.stack.state_dir / "reports" / f"demo-{utc_now():%Y%m%dT%H%M%SZ}.png",
         title="Tidemark demo: salmon → walleye → salmon",
     )
     return DemoResult(incident, picture.resolve(), len(observer.requests))
@@ -195,7 +197,7 @@ def _play_and_watch(
     if failure:
         raise failure[0]
     # The last fish are weighed, joined and judged a little after they were measured.
-    settle = time.monotonic() + settings.monitor_allowed_lateness_s + 15
+    settle = time.monotonic() + settings.monitor.allowed_lateness_s + 15
     while time.monotonic() < settle:
         observer.poll(0.5)
         narrator.tell(phases)
@@ -211,10 +213,9 @@ class _Narrator:
     ) -> None:
         self.settings = settings
         self.observer = observer
-        self.old_version = first_version
         self.say = say
         self.windows = TumblingWindows(
-            settings.monitor_window_s, settings.monitor_allowed_lateness_s + 10
+            settings.monitor.window_s, settings.monitor.allowed_lateness_s + 10
         )
         self.fed = 0
         self.told_requests = 0
@@ -250,7 +251,7 @@ class _Narrator:
             self._window(window, phases)
 
     def _window(self, window: ClosedWindow, phases: Sequence[PhaseStart]) -> None:
-        threshold = self.settings.monitor_error_threshold
+        threshold = self.settings.monitor.error_threshold
         versions = ", ".join(
             f"v{v}: {s.mean_relative_error:.3f} ({s.count})" for v, s in window.by_version.items()
         )
@@ -260,9 +261,6 @@ class _Narrator:
             f"{window.overall.mean_relative_error:.3f}{' ABOVE' if above else ''}  [{versions}]"
         )
         shifted = len(phases) > 1 and window.end > phases[1].event
-        old = window.by_version.get(self.old_version)
-        if shifted and not self.crossed and old and old.mean_relative_error > threshold:
+        if shifted and not self.crossed and above:
             self.crossed = True
-            self.say(
-                f"{window.end:%H:%M:%S} the error of v{self.old_version} crossed {threshold:.2f}"
-            )
+            self.say(f"{window.end:%H:%M:%S} the error crossed {threshold:.2f}")

@@ -174,22 +174,22 @@ def emergency_verdict(trigger: Trigger, judgement: Judgement) -> Verdict | None:
 def put_in_shadow(settings: Settings, version: str, reason: str) -> bool:
     """Make ``version`` the challenger, unless a rollback watch runs (it has the priority: it
     guards a promotion already made). Whether it was put in shadow."""
-    current = registry.challenger_version(settings)
+    current = registry.challenger_version(settings.registry)
     if current is not None:
-        role = registry.version_info(settings, current).tags.get(SHADOW_ROLE_TAG)
+        role = registry.version_info(settings.registry, current).tags.get(SHADOW_ROLE_TAG)
         if role == ROLE_ROLLBACK_WATCH:
             return False
-    registry.set_challenger(settings, version, reason=reason)
+    registry.set_challenger(settings.registry, version, reason=reason)
     return True
 
 
 def evidence_rules(settings: Settings) -> EvidenceRules:
     """The settings' minimums of evidence."""
     return EvidenceRules(
-        holdout_fraction=settings.holdout_fraction,
-        min_holdout_rows=settings.min_holdout_rows,
-        min_holdout_rows_per_species=settings.min_holdout_rows_per_species,
-        min_training_rows_per_species=settings.min_training_rows_per_species,
+        holdout_fraction=settings.retrain.holdout_fraction,
+        min_holdout_rows=settings.retrain.min_holdout_rows,
+        min_holdout_rows_per_species=settings.retrain.min_holdout_rows_per_species,
+        min_training_rows_per_species=settings.retrain.min_training_rows_per_species,
     )
 
 
@@ -202,8 +202,8 @@ def transient(task: Any, task_run: Any, state: Any) -> bool:
 def retrying(settings: Settings) -> dict[str, Any]:
     """Task options that retry transient MongoDB and MLflow errors."""
     return {
-        "retries": settings.transient_retries,
-        "retry_delay_seconds": settings.transient_retry_delay_s,
+        "retries": settings.retrain.transient_retries,
+        "retry_delay_seconds": settings.retrain.transient_retry_delay_s,
         "retry_condition_fn": transient,
     }
 
@@ -217,10 +217,10 @@ def fit_candidate(data: pd.DataFrame, seed: int) -> TrainResult:
 @task(cache_policy=NO_CACHE)
 def score_champion(settings: Settings, holdout: pd.DataFrame) -> ChampionScore:
     """Load the production model and measure it on the holdout, fish by fish."""
-    version = registry.production_version(settings)
+    version = registry.production_version(settings.registry)
     if version is None:
         return ChampionScore(None, None, None, None)
-    champion = registry.load_model(settings, version)
+    champion = registry.load_model(settings.registry, version)
     try:
         return ChampionScore(
             version, evaluate(champion, holdout), relative_errors(champion, holdout), None
@@ -244,8 +244,8 @@ def judge(
     verdict = decide(
         candidate,
         champion.metrics,
-        margin=settings.promotion_margin,
-        alpha=settings.promotion_alpha,
+        margin=settings.retrain.promotion_margin,
+        alpha=settings.retrain.promotion_alpha,
         test=evidence.test,
         champion_version=champion.version,
         champion_error=champion.error,
@@ -265,7 +265,7 @@ def judged_outcome(
     evidence = judgement.evidence
     champion = judgement.champion
     return Outcome(
-        model_name=settings.model_name,
+        model_name=settings.registry.model_name,
         version=version,
         decision=judgement.verdict.decision.value,
         reason=judgement.verdict.reason,
@@ -287,11 +287,11 @@ def short_of_evidence(
 ) -> Outcome:
     """The outcome of a retrain with too few rows: nothing trained, registered or promoted."""
     return Outcome(
-        model_name=settings.model_name,
+        model_name=settings.registry.model_name,
         version=None,
         decision=Decision.INSUFFICIENT_EVIDENCE.value,
         reason=str(shortfall),
-        production_version=registry.production_version(settings),
+        production_version=registry.production_version(settings.registry),
         row_count=row_count,
         rows_short=shortfall.rows_short,
     )
@@ -313,7 +313,7 @@ def register_version(
 ) -> registry.VersionInfo:
     """Log the run and register the candidate with its tags and description."""
     return registry.register(
-        settings,
+        settings.registry,
         result.model,
         training_data=training_data,
         holdout=holdout,
@@ -331,7 +331,7 @@ def verify_registered(
     settings: Settings, version: str, result: TrainResult, holdout: pd.DataFrame
 ) -> None:
     """Fail unless the registered artifact predicts exactly like the model that was judged."""
-    loaded = registry.load_model(settings, version)
+    loaded = registry.load_model(settings.registry, version)
     expected = predict(result.model, holdout).weight_kg
     if not np.allclose(predict(loaded, holdout).weight_kg, expected, rtol=1e-9, atol=0.0):
         raise RegistryError(f"registered version {version} does not reproduce the judged model")
@@ -340,7 +340,7 @@ def verify_registered(
 @task(cache_policy=NO_CACHE)
 def promote_version(settings: Settings, version: str) -> None:
     """Point production at ``version`` (alias and stage)."""
-    registry.promote(settings, version)
+    registry.promote(settings.registry, version)
 
 
 def window_tags(data: pd.DataFrame, start: Any = None, end: Any = None) -> dict[str, str]:
@@ -407,12 +407,12 @@ def judge_and_register(
     }
     params = {
         "seed": seed,
-        "holdout_fraction": settings.holdout_fraction,
-        "min_holdout_rows": settings.min_holdout_rows,
-        "min_holdout_rows_per_species": settings.min_holdout_rows_per_species,
-        "min_training_rows_per_species": settings.min_training_rows_per_species,
-        "promotion_margin": settings.promotion_margin,
-        "promotion_alpha": settings.promotion_alpha,
+        "holdout_fraction": settings.retrain.holdout_fraction,
+        "min_holdout_rows": settings.retrain.min_holdout_rows,
+        "min_holdout_rows_per_species": settings.retrain.min_holdout_rows_per_species,
+        "min_training_rows_per_species": settings.retrain.min_training_rows_per_species,
+        "promotion_margin": settings.retrain.promotion_margin,
+        "promotion_alpha": settings.retrain.promotion_alpha,
         "rows": len(data),
     }
     training_counts = split.training[SPECIES].value_counts().sort_index()
@@ -423,8 +423,8 @@ def judge_and_register(
         candidate=judgement.candidate,
         champion=champion.metrics,
         champion_version=champion.version,
-        margin=settings.promotion_margin,
-        alpha=settings.promotion_alpha,
+        margin=settings.retrain.promotion_margin,
+        alpha=settings.retrain.promotion_alpha,
         training_rows={str(s): int(n) for s, n in training_counts.items()},
         source=source.uri,
     )
@@ -446,20 +446,20 @@ def judge_and_register(
             verify_registered(settings, info.version, result, split.holdout)
         except RegistryError as error:
             rejected = Verdict(Decision.REJECTED, str(error))
-            registry.set_version_tags(settings, info.version, decision_tags(rejected))
+            registry.set_version_tags(settings.registry, info.version, decision_tags(rejected))
             raise
         promote_version.with_options(**retrying(settings))(settings, info.version)
         production = info.version
         if urgent is not None and champion.version is not None:
             registry.set_challenger(
-                settings, champion.version, reason=urgent.reason, rollback_watch=True
+                settings.registry, champion.version, reason=urgent.reason, rollback_watch=True
             )
             logger.info("v%s watches v%s in shadow", champion.version, info.version)
     elif deserves_shadow(judgement) and put_in_shadow.with_options(**retrying(settings))(
         settings, info.version, f"not worse on the holdout, but not proven better: {verdict.reason}"
     ):
         logger.info("v%s runs in shadow against v%s", info.version, production)
-    logger.info("%s v%s; production is v%s", settings.model_name, info.version, production)
+    logger.info("%s v%s; production is v%s", settings.registry.model_name, info.version, production)
     return judged_outcome(
         settings,
         judgement,

@@ -25,12 +25,12 @@ from tidemark.schemas import ModelDecision, ModelEvent, ShadowVerdict, utc_now
 def challenge(version: str, reason: str = "put in shadow by hand") -> Outcome:
     """Put ``version`` in shadow against production, replacing any other challenger."""
     settings = get_settings()
-    replaced = registry.set_challenger(settings, version, reason=reason)
-    production = registry.production_version(settings)
+    replaced = registry.set_challenger(settings.registry, version, reason=reason)
+    production = registry.production_version(settings.registry)
     replacing = f"; v{replaced} is no longer challenger" if replaced else ""
     get_run_logger().info("v%s in shadow against v%s%s", version, production, replacing)
     return Outcome(
-        model_name=settings.model_name,
+        model_name=settings.registry.model_name,
         version=version,
         decision="challenging",
         reason=f"v{version} runs in shadow against production v{production}{replacing}",
@@ -43,15 +43,15 @@ def challenge(version: str, reason: str = "put in shadow by hand") -> Outcome:
 def retire_challenger(reason: str = "retired by hand") -> Outcome:
     """Take the challenger out of shadow, recording why and the live evidence gathered so far."""
     settings = get_settings()
-    production = registry.production_version(settings)
-    version = registry.challenger_version(settings)
+    production = registry.production_version(settings.registry)
+    version = registry.challenger_version(settings.registry)
     if version is None:
-        raise ValueError(f"{settings.model_name} has no challenger to retire")
-    state = registry.load_challenge(settings, version)
+        raise ValueError(f"{settings.registry.model_name} has no challenger to retire")
+    state = registry.load_challenge(settings.registry, version)
     at = utc_now()
     if state is not None:
         decision = state.decision(
-            model_name=settings.model_name, decided_by="manual", decided_at=at
+            model_name=settings.registry.model_name, decided_by="manual", decided_at=at
         ).model_copy(
             update={
                 "kind": ModelEvent.RETIREMENT,
@@ -62,7 +62,7 @@ def retire_challenger(reason: str = "retired by hand") -> Outcome:
     else:
         decision = ModelDecision(
             kind=ModelEvent.RETIREMENT,
-            model_name=settings.model_name,
+            model_name=settings.registry.model_name,
             champion_version=_champion_of(version, production),
             challenger_version=version,
             verdict=ShadowVerdict.RETIRE,
@@ -70,11 +70,11 @@ def retire_challenger(reason: str = "retired by hand") -> Outcome:
             decided_by="manual",
             decided_at=at,
         )
-    registry.record_verdict(settings, decision)
-    registry.clear_challenger(settings)
+    registry.record_verdict(settings.registry, decision)
+    registry.clear_challenger(settings.registry)
     get_run_logger().info("v%s retired from shadow: %s", version, reason)
     return Outcome(
-        model_name=settings.model_name,
+        model_name=settings.registry.model_name,
         version=version,
         decision="retired",
         reason=f"v{version} left shadow: {reason}",
@@ -96,7 +96,7 @@ def shadow_verdict(verdict: dict[str, Any]) -> Outcome:
     cannot build its parameter model from a postponed annotation of a class.
     """
     decision = ModelDecision.model_validate(verdict)
-    settings = get_settings().model_copy(update={"model_name": decision.model_name})
+    settings = get_settings().registry.model_copy(update={"model_name": decision.model_name})
     logger = get_run_logger()
     production = registry.production_version(settings)
     challenger = registry.challenger_version(settings)
@@ -154,7 +154,7 @@ def shadow_verdict(verdict: dict[str, Any]) -> Outcome:
 
 def _champion_of(version: str, production: str | None) -> str:
     # The champion a challenger was set against is on its tags; production may have moved since.
-    champion = registry.version_info(get_settings(), version).tags.get("shadow_champion")
+    champion = registry.version_info(get_settings().registry, version).tags.get("shadow_champion")
     if champion is None and production is None:
         raise ValueError(f"v{version} has no champion to have been compared with")
     return str(champion or production)

@@ -1,4 +1,4 @@
-"""``tidemark train | retrain | promote | rollback | challenge | models | serve-flows``.
+"""``tidemark train | retrain | promote | rollback | challenge | models | worker | serve-flows``.
 
 The commands run the flows in this process (the Prefect server records them), so they work
 without the deployment server. Flows and MLflow are imported inside the commands, to keep
@@ -30,7 +30,7 @@ def _run(settings: Settings, flow: Callable[[], Outcome]) -> Outcome:
     from tidemark.registry import RegistryError
 
     try:
-        with prefect_api(settings):
+        with prefect_api(settings.orchestration):
             return flow()
     except (ValueError, RegistryError) as error:
         console.print(f"[bold red]failed:[/] {error}")
@@ -79,7 +79,7 @@ def train_command(
     settings = get_settings()
     if if_no_production and (current := _production(settings)) is not None:
         console.print(
-            f"{settings.model_name} v{current}: [cyan]skipped[/] - "
+            f"{settings.registry.model_name} v{current}: [cyan]skipped[/] - "
             f"v{current} is in production already"
         )
         return
@@ -108,7 +108,7 @@ def _production(settings: Settings) -> str | None:
     from tidemark.registry_reader import RegistryReader, RegistryUnavailableError
 
     try:
-        with RegistryReader(settings) as registry:
+        with RegistryReader(settings.registry) as registry:
             found = registry.alias()
     except RegistryUnavailableError:
         return None
@@ -196,11 +196,12 @@ def models_command() -> None:
     from tidemark import registry
 
     settings = get_settings()
+    registered = settings.registry
     table = Table(
         "version", "alias / stage", "candidate MRE", "champion MRE", "rows", "trigger",
-        "decision", "created", title=f"{settings.model_name} @ {settings.mlflow_tracking_uri}",
+        "decision", "created", title=f"{registered.model_name} @ {registered.tracking_uri}",
     )  # fmt: skip
-    for info in registry.list_versions(settings):
+    for info in registry.list_versions(settings.registry):
         tags = info.tags
         where = ", ".join([*(f"@{a}" for a in info.aliases), info.stage])
         table.add_row(
@@ -222,10 +223,10 @@ def models_command() -> None:
 def _show_challenger(settings: Settings) -> None:
     from tidemark import registry
 
-    version = registry.challenger_version(settings)
+    version = registry.challenger_version(settings.registry)
     if version is None:
         return
-    state = registry.load_challenge(settings, version)
+    state = registry.load_challenge(settings.registry, version)
     if state is None:
         console.print(f"challenger: v{version} in shadow, no live evidence yet")
         return
@@ -243,8 +244,23 @@ def _short(value: str | None) -> str:
         return str(value)
 
 
+def worker_command(
+    deploy: Annotated[
+        bool, typer.Option("--deploy", help="First (re)deploy every flow to the work pool.")
+    ] = False,
+) -> None:
+    """Run a Prefect worker of the flows' work pool (TIDEMARK_PREFECT_WORK_POOL); `make up` runs
+    one with --deploy, and more can run on other machines against TIDEMARK_PREFECT_API_URL."""
+    from flows.worker import deploy_flows, run_worker
+
+    settings = get_settings()
+    if deploy:
+        deploy_flows(settings)
+    run_worker(settings)
+
+
 def serve_flows_command() -> None:
-    """Serve the train, retrain, promote and rollback deployments (what `make up` runs)."""
+    """Serve the flows' deployments from this one process, without a work pool or worker."""
     from flows.serve import serve_flows
 
     serve_flows(get_settings())

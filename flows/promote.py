@@ -39,11 +39,11 @@ def promote(version: str, force: bool = False, last_n: int | None = None) -> Out
     """
     settings = get_settings()
     logger = get_run_logger()
-    registry.version_info(settings, version)
-    current = registry.production_version(settings)
+    registry.version_info(settings.registry, version)
+    current = registry.production_version(settings.registry)
     if current == version:
         return Outcome(
-            model_name=settings.model_name,
+            model_name=settings.registry.model_name,
             version=version,
             decision="unchanged",
             reason=f"v{version} is in production already",
@@ -55,14 +55,14 @@ def promote(version: str, force: bool = False, last_n: int | None = None) -> Out
         promote_version.with_options(**retrying(settings))(settings, version)
         logger.info("v%s %s: %s", version, verdict.decision.value, verdict.reason)
         return Outcome(
-            model_name=settings.model_name,
+            model_name=settings.registry.model_name,
             version=version,
             decision=verdict.decision.value,
             reason=verdict.reason,
             production_version=version,
         )
-    with TrainingStore(settings) as store:
-        recent = store.recent(last_n)
+    with TrainingStore(settings.store) as store:
+        recent = store.recent(settings.retrain.last_n if last_n is None else last_n)
     if recent.empty:
         raise TrainingDataError(
             f"no joined records to judge v{version} on; promote with force to skip the policy"
@@ -72,7 +72,7 @@ def promote(version: str, force: bool = False, last_n: int | None = None) -> Out
     except InsufficientEvidenceError as shortfall:
         logger.warning("insufficient evidence: %s", shortfall)
         return short_of_evidence(settings, shortfall, row_count=len(recent))
-    judgement = judge(settings, registry.load_model(settings, version), recent)
+    judgement = judge(settings, registry.load_model(settings.registry, version), recent)
     verdict = judgement.verdict
     logger.info("v%s %s: %s", version, verdict.decision.value, verdict.reason)
     if verdict.promote:
@@ -86,7 +86,9 @@ def promote(version: str, force: bool = False, last_n: int | None = None) -> Out
 
 def _record(settings: Settings, version: str, verdict: Verdict, figures: dict[str, str]) -> None:
     """The later decision in the version's tags, and at the top of its description."""
-    registry.set_version_tags(settings, version, {**decision_tags(verdict), **figures})
-    earlier = registry.version_info(settings, version).description
+    registry.set_version_tags(settings.registry, version, {**decision_tags(verdict), **figures})
+    earlier = registry.version_info(settings.registry, version).description
     note = f"**Later decision: {verdict.decision.value}.** {verdict.reason}."
-    registry.set_version_description(settings, version, f"{note}\n\n{earlier}".rstrip() + "\n")
+    registry.set_version_description(
+        settings.registry, version, f"{note}\n\n{earlier}".rstrip() + "\n"
+    )

@@ -34,14 +34,14 @@ def read_records(
     ``retrain_species_memory`` records each and no more than the window holds, so that the fish
     of the window weigh at least as much as any species remembered. An empty window stays empty.
     """
-    with TrainingStore(settings) as store:
+    with TrainingStore(settings.store) as store:
         query: dict[str, Any]
         if window_start is not None:
             end = window_end or datetime.now(UTC)
             data = store.window(window_start, end)
             own = frozenset(data[SPECIES].astype(str))
             query = {"filter": store.window_filter(window_start, end), "sort": MEASURED_AT}
-            keep = min(settings.retrain_species_memory, len(data))
+            keep = min(settings.retrain.species_memory, len(data))
             if keep:
                 earlier = store.latest_per_species(window_start, data["species"].unique(), keep)
                 if not earlier.empty:
@@ -57,7 +57,7 @@ def read_records(
                         "limit_each": keep,
                     }
         else:
-            n = last_n or settings.retrain_last_n
+            n = last_n or settings.retrain.last_n
             data = store.recent(n)
             own = frozenset(data[SPECIES].astype(str)) if not data.empty else frozenset()
             query = {"filter": {}, "sort": f"-{MEASURED_AT}", "limit": n}

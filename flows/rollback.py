@@ -18,10 +18,10 @@ def rollback(reason: str = "rolled back by hand") -> Outcome:
     the restored one.
     """
     settings = get_settings()
-    rolled_back, restored = registry.rollback_with_reason(settings, reason)
+    rolled_back, restored = registry.rollback_with_reason(settings.registry, reason)
     get_run_logger().info("production: v%s -> v%s (%s)", rolled_back, restored, reason)
     return Outcome(
-        model_name=settings.model_name,
+        model_name=settings.registry.model_name,
         version=restored,
         decision="rolled back",
         reason=f"v{rolled_back} rolled back; v{restored} is in production again: {reason}",

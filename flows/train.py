@@ -35,11 +35,11 @@ def train(
     """
     settings = get_settings()
     logger = get_run_logger()
-    current = registry.production_version(settings)
+    current = registry.production_version(settings.registry)
     if if_no_production and current is not None:
         logger.info("v%s is in production already; nothing to train", current)
         return Outcome(
-            model_name=settings.model_name,
+            model_name=settings.registry.model_name,
             version=None,
             decision="skipped",
             reason=f"v{current} is in production already",

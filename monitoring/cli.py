@@ -16,7 +16,7 @@ from tidemark.config import get_settings
 def monitor(
     metrics_port: Annotated[
         int | None,
-        typer.Option(help="Prometheus port (default: settings.monitor_metrics_port)."),
+        typer.Option(help="Prometheus port (default: settings.monitor.metrics_port)."),
     ] = None,
 ) -> None:
     """Judge fish.scored window by window (error, drift) and trigger retrains through Prefect."""
@@ -28,6 +28,6 @@ def monitor(
     stop = stop_on_signals()
     service = Monitor.create(settings)
     try:
-        serve("monitor", service.run, stop, metrics_port or settings.monitor_metrics_port, REGISTRY)
+        serve("monitor", service.run, stop, metrics_port or settings.monitor.metrics_port, REGISTRY)
     finally:
         service.close()

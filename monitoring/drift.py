@@ -2,14 +2,14 @@
 
 Each feature gets a statistical test: Kolmogorov-Smirnov for ``length_cm`` and ``height_cm``,
 chi-square for ``species``. A column drifts when its p-value is below
-``settings.monitor_drift_p_value`` and the window drifts when at least
-``settings.monitor_drift_share`` of the columns do. The p-value is deliberately strict (0.001
+``settings.monitor.drift_p_value`` and the window drifts when at least
+``settings.monitor.drift_share`` of the columns do. The p-value is deliberately strict (0.001
 rather than the usual 0.05): a window is tested every minute, and at 0.05 a stationary stream
 would raise a false alarm every few windows, while a real shift of the fish (a new species, a
 season) gives p-values far below 0.001 even on 30 fish. Distance-based tests (Wasserstein)
 are no better here: their noise on a window of a few dozen fish exceeds their usual threshold.
 
-The reference is sampled down to ``settings.monitor_reference_rows`` rows once, when the
+The reference is sampled down to ``settings.monitor.reference_rows`` rows once, when the
 production version changes, which keeps a check at a few tenths of a second.
 """
 

@@ -77,19 +77,24 @@ ALARMS = Counter(
     "could not beat production and the error has not grown beyond that), queued (another "
     "incident's retrain is in flight)",
     ["kind", "species", "outcome"],
+    registry=REGISTRY,
 )
 INCIDENT_VALUE = Gauge(
     "tidemark_monitor_incident_value",
     "The metric of each incident's last alarm (mean relative error, or drift share)",
     ["kind", "species"],
+    registry=REGISTRY,
 )
 QUEUED = Gauge(
-    "tidemark_monitor_incidents_queued", "Incidents waiting for another incident's retrain to end"
+    "tidemark_monitor_incidents_queued",
+    "Incidents waiting for another incident's retrain to end",
+    registry=REGISTRY,
 )
 EVIDENCE_PENDING = Gauge(
     "tidemark_monitor_evidence_pending_fish",
     "Judged fish of a species pooled while it is short of evidence (0 once judged)",
     ["species"],
+    registry=REGISTRY,
 )
 MODEL_VERSION = Gauge(
     "tidemark_monitor_model_version",

@@ -122,11 +122,11 @@ class Verdict:
 def thresholds_of(settings: Settings) -> Thresholds:
     """The alarm thresholds that the settings define."""
     return Thresholds(
-        error=settings.monitor_error_threshold,
-        min_count=settings.monitor_min_window_count,
-        drift_share=settings.monitor_drift_share,
-        retrain_on_drift=settings.monitor_retrain_on_drift,
-        reopen_margin=settings.monitor_reopen_margin,
+        error=settings.monitor.error_threshold,
+        min_count=settings.monitor.min_window_count,
+        drift_share=settings.monitor.drift_share,
+        retrain_on_drift=settings.monitor.retrain_on_drift,
+        reopen_margin=settings.monitor.reopen_margin,
     )
 
 
@@ -157,9 +157,9 @@ class Monitor:
         self._on_verdict = on_verdict
         self.windows: TumblingWindows | None = None
         # The windows judged last, most recent first: where a retrain's data may begin.
-        self._recent: deque[WindowSpan] = deque(maxlen=settings.monitor_retrain_windows)
+        self._recent: deque[WindowSpan] = deque(maxlen=settings.monitor.retrain_windows)
         self.evidence = SpeciesEvidence(
-            settings.monitor_min_window_count, settings.monitor_evidence_windows
+            settings.monitor.min_window_count, settings.monitor.evidence_windows
         )
         # Incidents waiting for another incident's retrain to end, and when that was last asked.
         self.queue: dict[IncidentKey, Pending] = {}
@@ -170,7 +170,7 @@ class Monitor:
         cls, settings: Settings, on_verdict: Callable[[Verdict], None] | None = None
     ) -> Monitor:
         """A monitor with its own producer, registry follower (started), trigger and reports."""
-        producer = kafka_io.producer(settings)
+        producer = kafka_io.producer(settings.kafka)
         follower = ProductionFollower(settings)
         follower.start()
         shadow = ShadowJudge(
@@ -197,14 +197,14 @@ class Monitor:
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; Kafka errors propagate to the caller."""
         consumer = kafka_io.consumer(
-            self.settings, self.settings.monitor_group_id, self.settings.topic_scored
+            self.settings.kafka, self.settings.monitor.group_id, self.settings.kafka.topics.scored
         )
         last_record = time.monotonic()
         try:
             while not stop.is_set():
                 batch = consumer.poll(
-                    timeout_ms=self.settings.stream_poll_timeout_ms,
-                    max_records=self.settings.stream_max_batch,
+                    timeout_ms=self.settings.stream.poll_timeout_ms,
+                    max_records=self.settings.stream.max_batch,
                 )
                 windows = self.windows
                 if windows is None:
@@ -219,7 +219,7 @@ class Monitor:
                     last_record = time.monotonic()
                 elif (
                     windows.open_windows
-                    and time.monotonic() - last_record > self.settings.monitor_idle_flush_s
+                    and time.monotonic() - last_record > self.settings.monitor.idle_flush_s
                 ):
                     log.info("no record for a while; closing the open windows")
                     closed += windows.flush()
@@ -232,21 +232,21 @@ class Monitor:
             consumer.close()
 
     def _new_windows(self, consumer: KafkaConsumer) -> TumblingWindows:
-        resume = _resume_point(consumer, self.settings.topic_scored)
+        resume = _resume_point(consumer, self.settings.kafka.topics.scored)
         if resume is not None:
             log.info("resuming", closed_until=resume.closed_until.isoformat())
         return TumblingWindows(
-            self.settings.monitor_window_s, self.settings.monitor_allowed_lateness_s, resume
+            self.settings.monitor.window_s, self.settings.monitor.allowed_lateness_s, resume
         )
 
     def _admit(self, windows: TumblingWindows, record: Any) -> None:
-        parsed = parse(record, Scored, self.settings.stream_max_record_bytes)
+        parsed = parse(record, Scored, self.settings.stream.max_record_bytes)
         if isinstance(parsed, DeadLetter):
             self._producer.send(
-                self.settings.topic_dead_letter,
+                self.settings.kafka.topics.dead_letter,
                 key=parsed.source_topic.encode(),
                 value=parsed.to_json(),
-            ).get(timeout=self.settings.kafka_client_timeout_ms / 1000)
+            ).get(timeout=self.settings.kafka.client_timeout_ms / 1000)
             windows.skip(record.partition, record.offset)
             metrics.RECORDS.labels("dead_letter").inc()
             return
@@ -260,7 +260,7 @@ class Monitor:
         seen = windows.seen_until()
         assigned = {tp.partition for tp in consumer.assignment()}
         offsets = {
-            TopicPartition(self.settings.topic_scored, partition): OffsetAndMetadata(
+            TopicPartition(self.settings.kafka.topics.scored, partition): OffsetAndMetadata(
                 offset,
                 orjson.dumps(
                     {"closed_until": closed_until, "seen_until": seen[partition]}
@@ -303,7 +303,7 @@ class Monitor:
         """
         now = time.monotonic()
         if not self.queue or (
-            not force and now - self._queue_checked < self.settings.monitor_queue_check_s
+            not force and now - self._queue_checked < self.settings.monitor.queue_check_s
         ):
             return None
         self._queue_checked = now
@@ -378,7 +378,7 @@ class Monitor:
         spans = training_start(
             WindowSpan(window.start, window.overall.count),
             list(self._recent),
-            self.settings.monitor_retrain_windows,
+            self.settings.monitor.retrain_windows,
         )
         pending = [
             Pending(
@@ -426,7 +426,7 @@ class Monitor:
         if (
             last is not None
             and last.final
-            and (now - last.created_at).total_seconds() >= self.settings.monitor_cooldown_s
+            and (now - last.created_at).total_seconds() >= self.settings.monitor.cooldown_s
         ):
             outcome = self.outcome_of(last.flow_run_id)
         return gate(
@@ -435,7 +435,7 @@ class Monitor:
             outcome,
             in_flight,
             now=now,
-            cooldown_s=self.settings.monitor_cooldown_s,
+            cooldown_s=self.settings.monitor.cooldown_s,
             production_version=version,
             thresholds=self.thresholds,
         )

@@ -60,6 +60,6 @@ def find_outcome(settings: Settings, flow_run_id: str) -> RunOutcome | None:
 
     Raises ``RegistryUnavailableError`` when the registry cannot be read.
     """
-    with RegistryReader(settings) as registry:
+    with RegistryReader(settings.registry) as registry:
         versions = registry.versions_tagged(FLOW_RUN_TAG, flow_run_id)
     return outcome_of_tags(versions[0].tags) if versions else None

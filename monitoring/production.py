@@ -38,7 +38,7 @@ class ProductionFollower:
 
     def __init__(self, settings: Settings, watcher: ModelWatcher | None = None) -> None:
         self.settings = settings
-        self.watcher = watcher or ModelWatcher(settings)
+        self.watcher = watcher or ModelWatcher(settings.registry)
         self.watcher.add_listener(self._swapped)
         self._lock = threading.Lock()
         self.current: Production | None = None
@@ -66,13 +66,13 @@ class ProductionFollower:
             detector = None
             try:
                 ref = VersionRef(served.name, served.version, served.run_id, served.tags)
-                with RegistryReader(self.settings) as registry:
+                with RegistryReader(self.settings.registry) as registry:
                     reference = registry.load_reference(ref)
                 detector = DriftDetector(
                     reference,
-                    p_value=self.settings.monitor_drift_p_value,
-                    drift_share=self.settings.monitor_drift_share,
-                    max_reference_rows=self.settings.monitor_reference_rows,
+                    p_value=self.settings.monitor.drift_p_value,
+                    drift_share=self.settings.monitor.drift_share,
+                    max_reference_rows=self.settings.monitor.reference_rows,
                 )
             except Exception as error:  # no reference must not stop the error monitoring
                 log.warning(

@@ -44,12 +44,12 @@ _ERROR_DEFINITION = DataDefinition(
 
 def workspace_dir(settings: Settings) -> Path:
     """Where the Evidently workspace lives (``evidently ui --workspace`` this)."""
-    return settings.evidently_workspace or settings.state_dir / "evidently"
+    return settings.monitor.evidently_workspace or settings.stack.state_dir / "evidently"
 
 
 def html_dir(settings: Settings) -> Path:
     """Where the HTML pages of the reports are written."""
-    return settings.state_dir / "reports"
+    return settings.stack.state_dir / "reports"
 
 
 def error_snapshot(records: Sequence[Scored], timestamp: datetime) -> Any:
@@ -154,7 +154,7 @@ class ReportStore:
     """Records windows as runs of the workspace's ``tidemark`` project and saves HTML pages."""
 
     def __init__(self, settings: Settings) -> None:
-        self.threshold = settings.monitor_error_threshold
+        self.threshold = settings.monitor.error_threshold
         self.html_dir = html_dir(settings)
         self.workspace_dir = workspace_dir(settings)
         self.workspace_dir.mkdir(parents=True, exist_ok=True)

@@ -54,11 +54,11 @@ class RestShadowRegistry:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._registry = RegistryTagger(settings)
+        self._registry = RegistryTagger(settings.registry)
 
     def challenger(self) -> VersionRef | None:
         """The version the challenger alias points at, with its tags."""
-        return self._registry.alias(self.settings.challenger_alias)
+        return self._registry.alias(self.settings.registry.challenger_alias)
 
     def save(self, challenge: Challenge) -> None:
         """The state as the challenger's ``shadow_state`` tag."""
@@ -84,7 +84,7 @@ def run_verdict(settings: Settings, decision: ModelDecision) -> str:
         f"shadow:{decision.champion_version}:{decision.challenger_version}:"
         f"{decision.kind.value}:{decision.decided_by}"
     )
-    with prefect_api(settings):
+    with prefect_api(settings.orchestration):
         run: FlowRun = run_deployment(  # type: ignore[assignment]  # sync in a sync caller
             SHADOW_VERDICT_DEPLOYMENT,
             parameters={"verdict": decision.model_dump(mode="json")},
@@ -100,10 +100,10 @@ def publisher(settings: Settings, producer: KafkaProducer) -> Callable[[ModelDec
 
     def publish(decision: ModelDecision) -> None:
         producer.send(
-            settings.topic_model_decisions,
+            settings.kafka.topics.model_decisions,
             key=decision.model_name.encode(),
             value=decision.to_json(),
-        ).get(timeout=settings.kafka_client_timeout_ms / 1000)
+        ).get(timeout=settings.kafka.client_timeout_ms / 1000)
 
     return publish
 
@@ -203,7 +203,7 @@ class ShadowJudge:
         if self.rollback_watch and state.verdict is ShadowVerdict.PROMOTE:
             kind = ModelEvent.ROLLBACK
         decision = state.decision(
-            model_name=self.settings.model_name,
+            model_name=self.settings.registry.model_name,
             decided_by="monitor",
             decided_at=utc_now(),
             kind=kind,

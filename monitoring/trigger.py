@@ -112,10 +112,10 @@ class RetrainTrigger:
     def publish(self, request: RetrainRequest) -> None:
         """Put the request on ``fish.retrain-requests`` (key: the reason) and wait for the ack."""
         self._producer.send(
-            self.settings.topic_retrain_requests,
+            self.settings.kafka.topics.retrain_requests,
             key=request.reason.value.encode(),
             value=request.to_json(),
-        ).get(timeout=self.settings.kafka_client_timeout_ms / 1000)
+        ).get(timeout=self.settings.kafka.client_timeout_ms / 1000)
 
     def start_run(
         self,
@@ -133,7 +133,7 @@ class RetrainTrigger:
         tags = run_tags(request, incidents)
         named = "+".join(t.removeprefix("incident:") for t in tags if t.startswith("incident:"))
         key = f"monitor:{request.model_version}:{request.window_start.isoformat()}:{named}"
-        with prefect_api(self.settings):
+        with prefect_api(self.settings.orchestration):
             run: FlowRun = run_deployment(  # type: ignore[assignment]  # sync in a sync caller
                 self.deployment,
                 parameters=retrain_parameters(request, training_start, incidents),
@@ -161,7 +161,7 @@ class RetrainTrigger:
 
     def _runs(self, flow_run_filter: FlowRunFilter) -> list[FlowRun]:
         with (
-            prefect_api(self.settings),
+            prefect_api(self.settings.orchestration),
             get_client(sync_client=True) as client,
         ):
             deployment = client.read_deployment_by_name(self.deployment)

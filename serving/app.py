@@ -40,9 +40,9 @@ DOCS_ASSETS_URL = "/docs-assets"
 def create_app(settings: Settings | None = None, source: ModelSource | None = None) -> FastAPI:
     """The app; ``source`` defaults to a ModelWatcher on the settings' registry."""
     settings = settings or get_settings()
-    source = source if source is not None else ModelWatcher(settings)
+    source = source if source is not None else ModelWatcher(settings.registry)
     holder = ModelHolder(source)
-    parser = FishParser(settings.serving_max_batch)
+    parser = FishParser(settings.serving.max_batch)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
         ServingMiddleware,
         holder=holder,
         metrics=metrics,
-        max_body_bytes=settings.serving_max_body_bytes,
+        max_body_bytes=settings.serving.max_body_bytes,
     )
     errors.install(app)
     app.include_router(predict.build_router(parser.openapi_schema(predict_examples())))

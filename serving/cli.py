@@ -20,9 +20,9 @@ def serve(
 ) -> None:
     """Serve predictions from the production model, following the registry for new versions."""
     settings = get_settings()
-    bind = host or settings.serving_host
+    bind = host or settings.serving.host
     try:
-        check_admin_token(settings.admin_token, bind)
+        check_admin_token(settings.serving.admin_token, bind)
     except UnsafeAdminTokenError as error:
         typer.echo(f"tidemark serve: {error}", err=True)
         raise typer.Exit(2) from error
@@ -33,7 +33,7 @@ def serve(
     uvicorn.run(
         create_app(settings),
         host=bind,
-        port=port or settings.serving_port,
+        port=port or settings.serving.port,
         # Logging stays as tidemark.logs configured it (JSON lines under supervisor); requests
         # are counted in /metrics, so a log line per request would only cost time.
         log_config=None,

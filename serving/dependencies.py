@@ -38,7 +38,9 @@ async def serving_of(request: Request) -> Serving:
 
 ServingDep = Annotated[Serving, Depends(serving_of)]
 
-_bearer = HTTPBearer(auto_error=False, description="settings.admin_token (TIDEMARK_ADMIN_TOKEN)")
+_bearer = HTTPBearer(
+    auto_error=False, description="settings.serving.admin_token (TIDEMARK_ADMIN_TOKEN)"
+)
 
 
 def require_admin(
@@ -46,7 +48,7 @@ def require_admin(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
     """Refuse with 401 unless the request carries ``Authorization: Bearer <admin token>``."""
-    expected = serving.settings.admin_token.get_secret_value().encode()
+    expected = serving.settings.serving.admin_token.get_secret_value().encode()
     given = credentials.credentials.encode() if credentials else b""
     if not secrets.compare_digest(given, expected):
         raise HTTPException(

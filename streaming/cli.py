@@ -87,7 +87,7 @@ def simulate(
     from tidemark.stream.service import stop_on_signals
 
     settings = get_settings()
-    kafka_io.ensure_topics(settings)
+    kafka_io.ensure_topics(settings.kafka)
     if seed is None:
         seed = fresh_seed()
         typer.echo(f"seed {seed} (repeat this run with --seed {seed})")
@@ -137,7 +137,8 @@ def simulate(
 
 def score(
     metrics_port: Annotated[
-        int | None, typer.Option(help="Prometheus port (default: settings.scorer_metrics_port).")
+        int | None,
+        typer.Option(help="Prometheus port (default: settings.stream.scorer_metrics_port)."),
     ] = None,
 ) -> None:
     """Score fish.measurements with the production model, hot-swapping on promotion.
@@ -150,10 +151,10 @@ def score(
     from tidemark.stream.service import serve, stop_on_signals
 
     settings = get_settings()
-    kafka_io.ensure_topics(settings)
+    kafka_io.ensure_topics(settings.kafka)
     stop = stop_on_signals()
-    watcher = ModelWatcher(settings)
-    challenger = ModelWatcher(settings, alias=settings.challenger_alias)
+    watcher = ModelWatcher(settings.registry)
+    challenger = ModelWatcher(settings.registry, alias=settings.registry.challenger_alias)
     watcher.start()
     challenger.start()
     try:
@@ -162,7 +163,7 @@ def score(
             "scorer",
             service.run,
             stop,
-            metrics_port or settings.scorer_metrics_port,
+            metrics_port or settings.stream.scorer_metrics_port,
             REGISTRY,
         )
     finally:
@@ -172,7 +173,8 @@ def score(
 
 def join(
     metrics_port: Annotated[
-        int | None, typer.Option(help="Prometheus port (default: settings.joiner_metrics_port).")
+        int | None,
+        typer.Option(help="Prometheus port (default: settings.stream.joiner_metrics_port)."),
     ] = None,
 ) -> None:
     """Join predictions with true weights into fish.scored and the training store."""
@@ -182,12 +184,12 @@ def join(
     from tidemark.stream.service import serve, stop_on_signals
 
     settings = get_settings()
-    kafka_io.ensure_topics(settings)
+    kafka_io.ensure_topics(settings.kafka)
     stop = stop_on_signals()
-    with TrainingStore(settings) as store:
+    with TrainingStore(settings.store) as store:
 
         def run(stop: threading.Event) -> None:
             # A fresh joiner each time: its state is rebuilt from what was made durable.
             Joiner(settings, store).run(stop)
 
-        serve("joiner", run, stop, metrics_port or settings.joiner_metrics_port, REGISTRY)
+        serve("joiner", run, stop, metrics_port or settings.stream.joiner_metrics_port, REGISTRY)

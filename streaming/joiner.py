@@ -142,16 +142,16 @@ class Joiner:
     def __init__(self, settings: Settings, store: TrainingStore) -> None:
         self.settings = settings
         self.store = store
-        self.state = JoinState(settings.join_window_s, settings.join_recent_ids)
+        self.state = JoinState(settings.stream.join_window_s, settings.stream.join_recent_ids)
         self._mongo: MongoClient[Document] = MongoClient(
-            settings.mongo_uri, tz_aware=True, tzinfo=UTC
+            settings.store.uri, tz_aware=True, tzinfo=UTC
         )
-        self.pending_collection: Collection[Document] = self._mongo[settings.mongo_database][
+        self.pending_collection: Collection[Document] = self._mongo[settings.store.database][
             PENDING_COLLECTION
         ]
         self._contracts: dict[str, type[Prediction] | type[Weight]] = {
-            settings.topic_predictions: Prediction,
-            settings.topic_weights: Weight,
+            settings.kafka.topics.predictions: Prediction,
+            settings.kafka.topics.weights: Weight,
         }
         self._owned: set[int] = set()
         # Partitions handed to us by a rebalance whose state is not read back yet.
@@ -163,16 +163,16 @@ class Joiner:
         """Join until ``stop`` is set; the batch in hand is finished and committed first."""
         settle_heap()
         consumer = kafka_io.consumer(
-            self.settings,
-            self.settings.joiner_group_id,
-            max_poll_records=self.settings.stream_max_batch,
+            self.settings.kafka,
+            self.settings.stream.joiner_group_id,
+            max_poll_records=self.settings.stream.max_batch,
         )
-        producer = kafka_io.batch_producer(self.settings)
+        producer = kafka_io.batch_producer(self.settings.kafka)
         commits: AckedCommits[Durable] = AckedCommits(
             consumer,
             producer,
-            self.settings.stream_max_in_flight,
-            self.settings.kafka_client_timeout_ms,
+            self.settings.stream.max_in_flight,
+            self.settings.kafka.client_timeout_ms,
             durable=self.persist,
         )
         consumer.subscribe(
@@ -182,12 +182,14 @@ class Joiner:
             ),
         )
         log.info(
-            "joining", group=self.settings.joiner_group_id, window_s=self.settings.join_window_s
+            "joining",
+            group=self.settings.stream.joiner_group_id,
+            window_s=self.settings.stream.join_window_s,
         )
         try:
             while not stop.is_set():
                 batch = consumer.poll(
-                    timeout_ms=commits.poll_timeout_ms(self.settings.stream_poll_timeout_ms)
+                    timeout_ms=commits.poll_timeout_ms(self.settings.stream.poll_timeout_ms)
                 )
                 self.restore_assigned()
                 if batch:
@@ -206,7 +208,7 @@ class Joiner:
                 commits.close()
             finally:
                 consumer.close(autocommit=False)
-                producer.close(timeout=self.settings.kafka_client_timeout_ms / 1000)
+                producer.close(timeout=self.settings.kafka.client_timeout_ms / 1000)
                 self._mongo.close()
 
     def process(
@@ -223,7 +225,7 @@ class Joiner:
             RECORDS.labels(partition.topic).inc(len(records))
             contract = self._contracts[partition.topic]
             for record in records:
-                parsed = parse(record, contract, self.settings.stream_max_record_bytes)
+                parsed = parse(record, contract, self.settings.stream.max_record_bytes)
                 if isinstance(parsed, DeadLetter):
                     dead.append(parsed)
                 else:
@@ -238,7 +240,9 @@ class Joiner:
                 DUPLICATES.inc()
             elif outcome is Outcome.LATE:
                 EXPIRED.labels(half.side.value).inc()
-        sends = kafka_io.send(producer, self.settings, self.settings.topic_scored, scored, dead)
+        sends = kafka_io.send(
+            producer, self.settings.kafka, self.settings.kafka.topics.scored, scored, dead
+        )
         changes = self.state.take_changes()
         durable = Durable(
             scored,

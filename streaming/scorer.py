@@ -131,23 +131,25 @@ class Scorer:
             return
         settle_heap()
         consumer = kafka_io.consumer(
-            self.settings,
-            self.settings.scorer_group_id,
-            max_poll_records=self.settings.stream_max_batch,
+            self.settings.kafka,
+            self.settings.stream.scorer_group_id,
+            max_poll_records=self.settings.stream.max_batch,
         )
-        producer = kafka_io.batch_producer(self.settings)
+        producer = kafka_io.batch_producer(self.settings.kafka)
         commits: AckedCommits[None] = AckedCommits(
             consumer,
             producer,
-            self.settings.stream_max_in_flight,
-            self.settings.kafka_client_timeout_ms,
+            self.settings.stream.max_in_flight,
+            self.settings.kafka.client_timeout_ms,
         )
-        consumer.subscribe([self.settings.topic_measurements], listener=CommitOnRevoke(commits))
-        log.info("scoring", group=self.settings.scorer_group_id)
+        consumer.subscribe(
+            [self.settings.kafka.topics.measurements], listener=CommitOnRevoke(commits)
+        )
+        log.info("scoring", group=self.settings.stream.scorer_group_id)
         try:
             while not stop.is_set():
                 batch = consumer.poll(
-                    timeout_ms=commits.poll_timeout_ms(self.settings.stream_poll_timeout_ms)
+                    timeout_ms=commits.poll_timeout_ms(self.settings.stream.poll_timeout_ms)
                 )
                 if batch:
                     commits.make_room()
@@ -156,7 +158,7 @@ class Scorer:
         finally:
             commits.close()
             consumer.close(autocommit=False)
-            producer.close(timeout=self.settings.kafka_client_timeout_ms / 1000)
+            producer.close(timeout=self.settings.kafka.client_timeout_ms / 1000)
 
     def process(
         self, batch: dict[TopicPartition, list[Any]], producer: KafkaProducer
@@ -166,7 +168,7 @@ class Scorer:
         model = self._model()
         if model is None:
             raise RuntimeError("the production model disappeared while scoring")
-        limit = self.settings.stream_max_record_bytes
+        limit = self.settings.stream.max_record_bytes
         good: list[tuple[Any, Measurement]] = []
         dead: list[DeadLetter] = []
         size = 0
@@ -181,7 +183,7 @@ class Scorer:
         challenger = self._challenger() if self._challenger else None
         predictions = self._predict(model, challenger, good, dead)
         sends = kafka_io.send(
-            producer, self.settings, self.settings.topic_predictions, predictions, dead
+            producer, self.settings.kafka, self.settings.kafka.topics.predictions, predictions, dead
         )
         EVENTS.labels("scored").inc(len(predictions))
         EVENTS.labels("dead_letter").inc(len(dead))
@@ -230,7 +232,7 @@ class Scorer:
                 _check(result)
                 scored += _predictions(model, [measurement], result, None)
             except DataError as error:
-                dead.append(dead_letter(record, str(error), self.settings.stream_max_record_bytes))
+                dead.append(dead_letter(record, str(error), self.settings.stream.max_record_bytes))
         return scored
 
     def _wait_for_model(self, stop: threading.Event) -> bool:

@@ -187,7 +187,7 @@ def publish(
 
     Raises ``KafkaError`` when a record could not be delivered.
     """
-    producer = kafka_io.producer(settings)
+    producer = kafka_io.producer(settings.kafka)
     failures: list[BaseException] = []
     try:
 
@@ -198,8 +198,8 @@ def publish(
         simulator = Simulator(
             fish,
             options,
-            lambda m: send(settings.topic_measurements, m.fish_id, m.to_json()),
-            lambda w: send(settings.topic_weights, w.fish_id, w.to_json()),
+            lambda m: send(settings.kafka.topics.measurements, m.fish_id, m.to_json()),
+            lambda w: send(settings.kafka.topics.weights, w.fish_id, w.to_json()),
         )
         stats = simulator.run(progress, stop)
         producer.flush()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+import structlog
 
 from tidemark.schemas import Measurement
 
@@ -19,6 +22,16 @@ def measurement() -> Measurement:
         height_cm=17.0,
         measured_at=datetime(2026, 11, 25, 12, 0, tzinfo=UTC),
     )
+
+
+@pytest.fixture(autouse=True)
+def _logging_left_as_found() -> Iterator[None]:
+    """A command run through typer's test runner configures logging onto the runner's own
+    stream, which is closed afterwards: later tests must not log into it."""
+    handlers = logging.getLogger().handlers[:]
+    yield
+    structlog.reset_defaults()
+    logging.getLogger().handlers[:] = handlers
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

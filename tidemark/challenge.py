@@ -76,12 +76,12 @@ class ChallengeConfig(BaseModel):
         passes ``margin=0``: any significant advantage of the old version rolls back.
         """
         return cls(
-            alpha=settings.shadow_alpha,
-            margin=settings.promotion_margin if margin is None else margin,
-            min_fish=settings.shadow_min_fish,
-            max_fish=settings.shadow_max_fish,
-            effect_scale=settings.shadow_effect_scale,
-            error_cap=settings.shadow_error_cap,
+            alpha=settings.shadow.alpha,
+            margin=settings.retrain.promotion_margin if margin is None else margin,
+            min_fish=settings.shadow.min_fish,
+            max_fish=settings.shadow.max_fish,
+            effect_scale=settings.shadow.effect_scale,
+            error_cap=settings.shadow.error_cap,
         )
 
 

@@ -81,5 +81,5 @@ def main(log_level: str = typer.Option("INFO", help="DEBUG, INFO, WARNING or ERR
 @app.command()
 def topics() -> None:
     """Create the data contract's Kafka topics that do not exist yet."""
-    created = kafka_io.ensure_topics(get_settings())
+    created = kafka_io.ensure_topics(get_settings().kafka)
     typer.echo(f"created: {', '.join(created)}" if created else "all topics exist")

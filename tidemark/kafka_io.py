@@ -14,7 +14,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.producer.future import FutureRecordMetadata
 
-from tidemark.config import Settings
+from tidemark.config import KafkaSettings
 from tidemark.schemas import DeadLetter
 
 
@@ -27,20 +27,20 @@ class Keyed(Protocol):
     def to_json(self) -> bytes: ...
 
 
-def admin(settings: Settings) -> KafkaAdminClient:
+def admin(kafka: KafkaSettings) -> KafkaAdminClient:
     """An admin client; raises ``KafkaTimeoutError`` when no broker answers in time."""
     return KafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        bootstrap_timeout_ms=settings.kafka_client_timeout_ms,
-        request_timeout_ms=settings.kafka_client_timeout_ms,
+        bootstrap_servers=kafka.bootstrap_servers,
+        bootstrap_timeout_ms=kafka.client_timeout_ms,
+        request_timeout_ms=kafka.client_timeout_ms,
     )
 
 
-def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
+def producer(kafka: KafkaSettings, **overrides: Any) -> KafkaProducer:
     """An idempotent producer that waits for all replicas (acks=all)."""
     config: dict[str, Any] = {
-        "bootstrap_servers": settings.kafka_bootstrap_servers,
-        "bootstrap_timeout_ms": settings.kafka_client_timeout_ms,
+        "bootstrap_servers": kafka.bootstrap_servers,
+        "bootstrap_timeout_ms": kafka.client_timeout_ms,
         "acks": "all",
         "enable_idempotence": True,
         "linger_ms": 5,
@@ -49,33 +49,33 @@ def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
     return KafkaProducer(**(config | overrides))
 
 
-def batch_producer(settings: Settings) -> KafkaProducer:
+def batch_producer(kafka: KafkaSettings) -> KafkaProducer:
     """A producer for a loop that publishes each polled batch and flushes it (``publish``).
 
     Its records wait for the flush rather than a linger timer, in one large batch per partition.
     With the default 5 ms linger and 16 kB batches the sender thread woke on almost every send
     and a consume-publish loop ran at half the speed (benchmarks/streaming).
     """
-    return producer(settings, linger_ms=1_000, batch_size=512 * 1024)
+    return producer(kafka, linger_ms=1_000, batch_size=512 * 1024)
 
 
-def consumer(settings: Settings, group_id: str, *topics: str, **overrides: Any) -> KafkaConsumer:
+def consumer(kafka: KafkaSettings, group_id: str, *topics: str, **overrides: Any) -> KafkaConsumer:
     """A group consumer with manual commits that starts new groups at the earliest offset."""
     config: dict[str, Any] = {
-        "bootstrap_servers": settings.kafka_bootstrap_servers,
-        "bootstrap_timeout_ms": settings.kafka_client_timeout_ms,
+        "bootstrap_servers": kafka.bootstrap_servers,
+        "bootstrap_timeout_ms": kafka.client_timeout_ms,
         "group_id": group_id,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
-        "session_timeout_ms": settings.kafka_session_timeout_ms,
-        "heartbeat_interval_ms": settings.kafka_session_timeout_ms // 3,
+        "session_timeout_ms": kafka.session_timeout_ms,
+        "heartbeat_interval_ms": kafka.session_timeout_ms // 3,
     }
     return KafkaConsumer(*topics, **(config | overrides))
 
 
 def send(
     producer: KafkaProducer,
-    settings: Settings,
+    kafka: KafkaSettings,
     topic: str,
     records: Iterable[Keyed],
     dead: Iterable[DeadLetter] = (),
@@ -84,7 +84,9 @@ def send(
     futures = [producer.send(topic, key=r.fish_id.encode(), value=r.to_json()) for r in records]
     futures += [
         producer.send(
-            settings.topic_dead_letter, key=letter.source_topic.encode(), value=letter.to_json()
+            kafka.topics.dead_letter,
+            key=letter.source_topic.encode(),
+            value=letter.to_json(),
         )
         for letter in dead
     ]
@@ -93,7 +95,7 @@ def send(
 
 def publish(
     producer: KafkaProducer,
-    settings: Settings,
+    kafka: KafkaSettings,
     topic: str,
     records: Iterable[Keyed],
     dead: Iterable[DeadLetter] = (),
@@ -103,7 +105,7 @@ def publish(
     Raises the first delivery error: a caller that commits its input offsets after this call
     never commits a batch whose output was lost.
     """
-    futures = send(producer, settings, topic, records, dead)
+    futures = send(producer, kafka, topic, records, dead)
     producer.flush()
     for future in futures:
         future.get(timeout=0)
@@ -151,29 +153,29 @@ class BackgroundFlush:
                 continue
 
 
-def topic_configs(settings: Settings) -> dict[str, str]:
+def topic_configs(kafka: KafkaSettings) -> dict[str, str]:
     """The configuration of the contract's topics: how many copies must acknowledge a write."""
-    return {"min.insync.replicas": str(settings.topic_min_insync_replicas)}
+    return {"min.insync.replicas": str(kafka.min_insync_replicas)}
 
 
-def ensure_topics(settings: Settings) -> list[str]:
+def ensure_topics(kafka: KafkaSettings) -> list[str]:
     """Create the contract's topics that do not exist yet; returns the names it created.
 
     Each gets ``topic_partitions`` partitions, ``topic_replication_factor`` copies and
     ``topic_min_insync_replicas`` (an acks=all write waits for that many copies).
     """
-    client = admin(settings)
+    client = admin(kafka)
     try:
-        missing = [t for t in settings.topics if t not in set(client.list_topics())]
+        missing = [t for t in kafka.topics.names if t not in set(client.list_topics())]
         created = []
         for topic in missing:
             try:
                 client.create_topics(
                     {
                         topic: {
-                            "num_partitions": settings.topic_partitions,
-                            "replication_factor": settings.topic_replication_factor,
-                            "configs": topic_configs(settings),
+                            "num_partitions": kafka.partitions,
+                            "replication_factor": kafka.replication_factor,
+                            "configs": topic_configs(kafka),
                         }
                     },
                     wait_for_metadata=True,

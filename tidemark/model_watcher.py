@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from tidemark import model as weight_model
-from tidemark.config import Settings
+from tidemark.config import RegistrySettings
 from tidemark.logs import get_logger
 from tidemark.registry_reader import RegistryReader, RegistryUnavailableError, VersionRef
 from tidemark.schemas import utc_now
@@ -65,14 +65,14 @@ class ModelWatcher:
 
     def __init__(
         self,
-        settings: Settings,
+        registry: RegistrySettings,
         poll_interval_s: float | None = None,
         alias: str | None = None,
     ) -> None:
-        self.settings = settings
-        self.alias = alias or settings.production_alias
+        self.registry = registry
+        self.alias = alias or registry.production_alias
         self.poll_interval_s = (
-            settings.registry_poll_interval_s if poll_interval_s is None else poll_interval_s
+            registry.poll_interval_s if poll_interval_s is None else poll_interval_s
         )
         self.current: ServedModel | None = None
         self.registry_ok = False
@@ -82,7 +82,7 @@ class ModelWatcher:
         self._check_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._registry = RegistryReader(settings)
+        self._registry = RegistryReader(registry)
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener`` with the new model after every swap (in the watcher's thread)."""
@@ -98,7 +98,7 @@ class ModelWatcher:
                 return False
             self.registry_ok, self.last_error = True, None
             self.last_checked_at = utc_now()
-            if target is None and self.current and self.alias != self.settings.production_alias:
+            if target is None and self.current and self.alias != self.registry.production_alias:
                 log.info(
                     "alias removed; model dropped", alias=self.alias, version=self.current.version
                 )
@@ -141,7 +141,7 @@ class ModelWatcher:
         """Stop polling; the current model stays loaded."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=self.settings.registry_timeout_s + 1)
+            self._thread.join(timeout=self.registry.timeout_s + 1)
             self._thread = None
 
     def wait_for_model(self, timeout_s: float) -> ServedModel:
@@ -150,7 +150,7 @@ class ModelWatcher:
         while self.current is None:
             if time.monotonic() > deadline:
                 raise TimeoutError(
-                    f"no production version of {self.settings.model_name} after "
+                    f"no production version of {self.registry.model_name} after "
                     f"{timeout_s:.0f} s ({self.last_error or 'the registry has none yet'})"
                 )
             if not self.check_now():

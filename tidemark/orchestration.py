@@ -1,6 +1,6 @@
 """The orchestration contract: the registry's flows as Prefect deployments, and the way to them.
 
-The flows serve each deployment under its flow's name (``retrain/retrain`` …); the monitor, the
+Each flow is deployed under its own name (``retrain/retrain`` …); the monitor, the
 demo, the stack's health check and the tests start or look up runs by these names. Prefect is
 imported inside the functions, so that reading a name costs nothing.
 """
@@ -10,14 +10,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tidemark.config import Settings
+from tidemark.config import OrchestrationSettings
 
 TRAIN_FLOW = "train"
 RETRAIN_FLOW = "retrain"
 PROMOTE_FLOW = "promote"
 ROLLBACK_FLOW = "rollback"
+CHALLENGE_FLOW = "challenge"
+RETIRE_CHALLENGER_FLOW = "retire-challenger"
 SHADOW_VERDICT_FLOW = "shadow-verdict"
-FLOW_NAMES = (TRAIN_FLOW, RETRAIN_FLOW, PROMOTE_FLOW, ROLLBACK_FLOW, SHADOW_VERDICT_FLOW)
+FLOW_NAMES = (
+    TRAIN_FLOW,
+    RETRAIN_FLOW,
+    PROMOTE_FLOW,
+    ROLLBACK_FLOW,
+    CHALLENGE_FLOW,
+    RETIRE_CHALLENGER_FLOW,
+    SHADOW_VERDICT_FLOW,
+)
 
 
 def deployment_name(flow: str) -> str:
@@ -33,19 +43,20 @@ SHADOW_VERDICT_DEPLOYMENT = deployment_name(SHADOW_VERDICT_FLOW)
 
 
 @contextmanager
-def prefect_api(settings: Settings) -> Iterator[None]:
+def prefect_api(orchestration: OrchestrationSettings) -> Iterator[None]:
     """Within the block, Prefect's client (flows, deployments, runs) talks to our server."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with temporary_settings(updates={PREFECT_API_URL: settings.prefect_api_url}):
+    with temporary_settings(updates={PREFECT_API_URL: orchestration.api_url}):
         yield
 
 
-def deployments_ready(settings: Settings, timeout_s: float = 3.0) -> None:
-    """Raise unless every flow's deployment exists and a runner is polling it (status READY)."""
+def deployments_ready(orchestration: OrchestrationSettings, timeout_s: float = 3.0) -> None:
+    """Raise unless every flow's deployment exists and a runner is polling it
+    (status READY): a runner or a worker of its work pool."""
     import httpx
 
-    api = settings.prefect_api_url.rstrip("/")
+    api = orchestration.api_url.rstrip("/")
     for flow in FLOW_NAMES:
         name = deployment_name(flow)
         response = httpx.get(f"{api}/deployments/name/{name}", timeout=timeout_s)
@@ -53,3 +64,23 @@ def deployments_ready(settings: Settings, timeout_s: float = 3.0) -> None:
         status = response.json().get("status")
         if status != "READY":
             raise RuntimeError(f"deployment {name} is {status}")
+
+
+def work_pool_ready(orchestration: OrchestrationSettings, timeout_s: float = 3.0) -> None:
+    """Raise unless every flow is deployed to the work pool and a worker of that pool is
+    online (it has sent a heartbeat recently)."""
+    import httpx
+
+    api = orchestration.api_url.rstrip("/")
+    pool = orchestration.work_pool
+    for flow in FLOW_NAMES:
+        name = deployment_name(flow)
+        response = httpx.get(f"{api}/deployments/name/{name}", timeout=timeout_s)
+        response.raise_for_status()
+        if response.json().get("work_pool_name") != pool:
+            raise RuntimeError(f"deployment {name} is not on the work pool {pool!r}")
+    response = httpx.post(f"{api}/work_pools/{pool}/workers/filter", json={}, timeout=timeout_s)
+    response.raise_for_status()
+    if not any(worker.get("status") == "ONLINE" for worker in response.json()):
+        raise RuntimeError(f"no worker of the work pool {pool!r} is online")
+    deployments_ready(orchestration, timeout_s)

@@ -102,11 +102,15 @@ class AckedCommits(Generic[T]):
         The loop goes on rather than start afresh: a fresh consumer that joined while a broker
         was down was seen to get no partitions at all (the cluster integration test). A failed
         send still stops the loop at its next :meth:`commit_settled`.
+
+        kafka-python 3 calls a rebalance listener on its network thread, where a blocking
+        commit raises ``RuntimeError`` ("Cannot block on net.run() from the IO thread"): the
+        revoked partitions are then left to the new owner the same way.
         """
         gone = list(partitions)
         try:
             self.drain()
-        except KafkaError as error:
+        except (KafkaError, RuntimeError) as error:
             self._in_flight.forget(gone)
             log.warning(
                 "commit before a rebalance failed; those records will be handled again",

@@ -42,7 +42,7 @@ from tidemark.challenge import (
     SHADOW_STATE_TAG,
     Challenge,
 )
-from tidemark.config import Settings
+from tidemark.config import RegistrySettings
 from tidemark.logs import get_logger
 from tidemark.model import FEATURES, TARGET, predict
 from tidemark.schemas import ModelDecision
@@ -112,15 +112,15 @@ class VersionInfo:
     description: str = ""
 
 
-def client(settings: Settings) -> MlflowClient:
+def client(registry: RegistrySettings) -> MlflowClient:
     """An MLflow client of the settings' server; also points MLflow's module API at it."""
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
-    return MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
+    mlflow.set_tracking_uri(registry.tracking_uri)
+    mlflow.set_registry_uri(registry.tracking_uri)
+    return MlflowClient(registry.tracking_uri, registry.tracking_uri)
 
 
 def register(
-    settings: Settings,
+    registry: RegistrySettings,
     model: Pipeline,
     *,
     training_data: pd.DataFrame,
@@ -134,8 +134,8 @@ def register(
 ) -> VersionInfo:
     """Log one training run and register its model as a new version carrying ``tags``, with
     ``description`` (Markdown) on the version and on the run."""
-    mlflow_client = client(settings)
-    mlflow.set_experiment(settings.mlflow_experiment)
+    mlflow_client = client(registry)
+    mlflow.set_experiment(registry.experiment)
     features = training_data.loc[:, list(FEATURES)]
     signature = infer_signature(features, predict(model, features).weight_kg)
     # MLflow names the source after the process's entry point ("tidemark", "engine.py"...);
@@ -149,7 +149,7 @@ def register(
                 data.loc[:, [c for c in REFERENCE_COLUMNS if c in data.columns]],
                 source=source,
                 targets=TARGET,
-                name=f"{settings.model_name}-{context}",
+                name=f"{registry.model_name}-{context}",
             )
             mlflow.log_input(dataset, context=context)
         _log_reference(training_data)
@@ -160,18 +160,18 @@ def register(
             input_example=features.head(_INPUT_EXAMPLE_ROWS),
             pip_requirements=[f"{name}=={installed_version(name)}" for name in _REQUIREMENTS],
         )
-    registered = mlflow.register_model(info.model_uri, settings.model_name, tags=dict(tags))
+    registered = mlflow.register_model(info.model_uri, registry.model_name, tags=dict(tags))
     mlflow_client.update_model_version(
-        settings.model_name, registered.version, description=description
+        registry.model_name, registered.version, description=description
     )
-    mlflow_client.update_registered_model(settings.model_name, description=MODEL_DESCRIPTION)
-    log.info("registered", model=settings.model_name, version=registered.version)
-    return _info(mlflow_client.get_model_version(settings.model_name, registered.version), run)
+    mlflow_client.update_registered_model(registry.model_name, description=MODEL_DESCRIPTION)
+    log.info("registered", model=registry.model_name, version=registered.version)
+    return _info(mlflow_client.get_model_version(registry.model_name, registered.version), run)
 
 
-def set_version_description(settings: Settings, version: str, description: str) -> None:
+def set_version_description(registry: RegistrySettings, version: str, description: str) -> None:
     """Replace a version's Markdown description, e.g. after a later decision about it."""
-    client(settings).update_model_version(settings.model_name, version, description=description)
+    client(registry).update_model_version(registry.model_name, version, description=description)
 
 
 def _log_reference(training_data: pd.DataFrame) -> None:
@@ -194,11 +194,11 @@ def _info(version: ModelVersion, run: Any = None) -> VersionInfo:
     )
 
 
-def production_version(settings: Settings) -> str | None:
+def production_version(registry: RegistrySettings) -> str | None:
     """The version the ``production`` alias points at, or None when there is none."""
     try:
-        found = client(settings).get_model_version_by_alias(
-            settings.model_name, settings.production_alias
+        found = client(registry).get_model_version_by_alias(
+            registry.model_name, registry.production_alias
         )
     except MlflowException as error:
         if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
@@ -207,47 +207,47 @@ def production_version(settings: Settings) -> str | None:
     return str(found.version)
 
 
-def version_info(settings: Settings, version: str) -> VersionInfo:
+def version_info(registry: RegistrySettings, version: str) -> VersionInfo:
     """One registered version; ``RegistryError`` when it does not exist."""
     try:
-        return _info(client(settings).get_model_version(settings.model_name, version))
+        return _info(client(registry).get_model_version(registry.model_name, version))
     except MlflowException as error:
         if error.error_code == "RESOURCE_DOES_NOT_EXIST":
-            raise RegistryError(f"{settings.model_name} has no version {version}") from error
+            raise RegistryError(f"{registry.model_name} has no version {version}") from error
         raise
 
 
-def load_model(settings: Settings, version: str | None = None) -> Pipeline:
+def load_model(registry: RegistrySettings, version: str | None = None) -> Pipeline:
     """The scikit-learn pipeline of ``version``, or of production when ``version`` is None."""
-    client(settings)
-    where = f"@{settings.production_alias}" if version is None else f"/{version}"
-    return cast(Pipeline, mlflow.sklearn.load_model(f"models:/{settings.model_name}{where}"))
+    client(registry)
+    where = f"@{registry.production_alias}" if version is None else f"/{version}"
+    return cast(Pipeline, mlflow.sklearn.load_model(f"models:/{registry.model_name}{where}"))
 
 
-def load_reference(settings: Settings, version: str) -> pd.DataFrame:
+def load_reference(registry: RegistrySettings, version: str) -> pd.DataFrame:
     """The training data that ``version`` was fitted on (monitoring's drift reference)."""
-    info = version_info(settings, version)
+    info = version_info(registry, version)
     with tempfile.TemporaryDirectory() as folder:
         path = mlflow.artifacts.download_artifacts(
             run_id=info.run_id,
             artifact_path=f"{REFERENCE_DIR}/{REFERENCE_FILE}",
             dst_path=folder,
-            tracking_uri=settings.mlflow_tracking_uri,
+            tracking_uri=registry.tracking_uri,
         )
         return pd.read_parquet(path)
 
 
-def set_version_tags(settings: Settings, version: str, tags: Mapping[str, str]) -> None:
+def set_version_tags(registry: RegistrySettings, version: str, tags: Mapping[str, str]) -> None:
     """Set (or overwrite) tags of one version, e.g. a later decision about it."""
-    mlflow_client = client(settings)
+    mlflow_client = client(registry)
     for key, value in tags.items():
-        mlflow_client.set_model_version_tag(settings.model_name, version, key, value)
+        mlflow_client.set_model_version_tag(registry.model_name, version, key, value)
 
 
-def production_history(settings: Settings) -> list[str]:
+def production_history(registry: RegistrySettings) -> list[str]:
     """The versions promoted to production, oldest first, rolled-back ones removed."""
     try:
-        model = client(settings).get_registered_model(settings.model_name)
+        model = client(registry).get_registered_model(registry.model_name)
     except MlflowException as error:
         if error.error_code == "RESOURCE_DOES_NOT_EXIST":
             return []
@@ -256,44 +256,44 @@ def production_history(settings: Settings) -> list[str]:
     return [str(v) for v in json.loads(raw)]
 
 
-def promote(settings: Settings, version: str) -> None:
+def promote(registry: RegistrySettings, version: str) -> None:
     """Make ``version`` production: the alias, the Production stage (previous archived), history.
 
     Promoting the version that is already in production changes nothing.
     """
-    version_info(settings, version)
-    history = production_history(settings)
-    _point_production(settings, version)
+    version_info(registry, version)
+    history = production_history(registry)
+    _point_production(registry, version)
     if not history or history[-1] != version:
-        _write_history(settings, [*history, version])
-    log.info("promoted", model=settings.model_name, version=version)
+        _write_history(registry, [*history, version])
+    log.info("promoted", model=registry.model_name, version=version)
 
 
-def rollback(settings: Settings) -> tuple[str, str]:
+def rollback(registry: RegistrySettings) -> tuple[str, str]:
     """Re-point production to the version before the current one; returns (from, to)."""
-    current = production_version(settings)
+    current = production_version(registry)
     if current is None:
-        raise RegistryError(f"{settings.model_name} has no production version to roll back")
-    history = production_history(settings)
+        raise RegistryError(f"{registry.model_name} has no production version to roll back")
+    history = production_history(registry)
     while history and history[-1] == current:
         history.pop()
     if not history:
         raise RegistryError(
-            f"{settings.model_name} v{current} is the only version ever in production: "
+            f"{registry.model_name} v{current} is the only version ever in production: "
             "there is nothing to roll back to"
         )
     previous = history[-1]
-    _point_production(settings, previous)
-    _write_history(settings, history)
-    set_version_tags(settings, current, {"rolled_back_at": datetime.now(UTC).isoformat()})
-    log.info("rolled back", model=settings.model_name, current=previous, rolled_back=current)
+    _point_production(registry, previous)
+    _write_history(registry, history)
+    set_version_tags(registry, current, {"rolled_back_at": datetime.now(UTC).isoformat()})
+    log.info("rolled back", model=registry.model_name, current=previous, rolled_back=current)
     return current, previous
 
 
-def _point_production(settings: Settings, version: str) -> None:
-    mlflow_client = client(settings)
+def _point_production(registry: RegistrySettings, version: str) -> None:
+    mlflow_client = client(registry)
     mlflow_client.set_registered_model_alias(
-        settings.model_name, settings.production_alias, version
+        registry.model_name, registry.production_alias, version
     )
     transition = getattr(mlflow_client, "transition_model_version_stage", None)
     if transition is None:
@@ -301,25 +301,25 @@ def _point_production(settings: Settings, version: str) -> None:
     # Stages are deprecated in favour of aliases, but the UI and older clients still read them.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        transition(settings.model_name, version, PRODUCTION_STAGE, archive_existing_versions=True)
+        transition(registry.model_name, version, PRODUCTION_STAGE, archive_existing_versions=True)
 
 
-def _write_history(settings: Settings, history: list[str]) -> None:
-    client(settings).set_registered_model_tag(settings.model_name, HISTORY_TAG, json.dumps(history))
+def _write_history(registry: RegistrySettings, history: list[str]) -> None:
+    client(registry).set_registered_model_tag(registry.model_name, HISTORY_TAG, json.dumps(history))
 
 
-def list_versions(settings: Settings) -> list[VersionInfo]:
+def list_versions(registry: RegistrySettings) -> list[VersionInfo]:
     """Every registered version, newest first."""
     try:
-        found = client(settings).search_model_versions(f"name = '{settings.model_name}'")
+        found = client(registry).search_model_versions(f"name = '{registry.model_name}'")
     except MlflowException as error:
         if error.error_code == "RESOURCE_DOES_NOT_EXIST":
             return []
         raise
     # search_model_versions leaves aliases empty, so production is looked up once.
-    current = production_version(settings) if found else None
+    current = production_version(registry) if found else None
     infos = [
-        replace(info, aliases=(settings.production_alias,))
+        replace(info, aliases=(registry.production_alias,))
         if info.version == current and not info.aliases
         else info
         for info in map(_info, found)
@@ -337,11 +337,11 @@ SHADOW_TAGS = (
 )  # fmt: skip
 
 
-def challenger_version(settings: Settings) -> str | None:
+def challenger_version(registry: RegistrySettings) -> str | None:
     """The version the ``challenger`` alias points at (the one in shadow), or None."""
     try:
-        found = client(settings).get_model_version_by_alias(
-            settings.model_name, settings.challenger_alias
+        found = client(registry).get_model_version_by_alias(
+            registry.model_name, registry.challenger_alias
         )
     except MlflowException as error:
         if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
@@ -351,7 +351,7 @@ def challenger_version(settings: Settings) -> str | None:
 
 
 def set_challenger(
-    settings: Settings, version: str, *, reason: str, rollback_watch: bool = False
+    registry: RegistrySettings, version: str, *, reason: str, rollback_watch: bool = False
 ) -> str | None:
     """Put ``version`` in shadow beside production; returns the challenger it replaces.
 
@@ -359,23 +359,23 @@ def set_challenger(
     are cleared, and it is tagged with the champion it now runs against, when, why and its
     role (``rollback_watch``: the version production replaced, judged with no margin).
     """
-    version_info(settings, version)
-    production = production_version(settings)
+    version_info(registry, version)
+    production = production_version(registry)
     if production is None:
-        raise RegistryError(f"{settings.model_name} has no production version to challenge")
+        raise RegistryError(f"{registry.model_name} has no production version to challenge")
     if production == version:
         raise RegistryError(f"v{version} is in production: it cannot challenge itself")
-    previous = challenger_version(settings)
-    mlflow_client = client(settings)
+    previous = challenger_version(registry)
+    mlflow_client = client(registry)
     mlflow_client.set_registered_model_alias(
-        settings.model_name, settings.challenger_alias, version
+        registry.model_name, registry.challenger_alias, version
     )
-    stale = set(SHADOW_TAGS) & set(version_info(settings, version).tags)
+    stale = set(SHADOW_TAGS) & set(version_info(registry, version).tags)
     for key in sorted(stale):
-        mlflow_client.delete_model_version_tag(settings.model_name, version, key)
+        mlflow_client.delete_model_version_tag(registry.model_name, version, key)
     started = datetime.now(UTC)
     set_version_tags(
-        settings,
+        registry,
         version,
         {
             "shadow_champion": production,
@@ -385,26 +385,26 @@ def set_challenger(
         },
     )
     _append_description(
-        settings,
+        registry,
         version,
         f"**In shadow** against production v{production} since {_when(started)}: {reason}",
     )
-    log.info("challenger set", model=settings.model_name, version=version, champion=production)
+    log.info("challenger set", model=registry.model_name, version=version, champion=production)
     return previous if previous != version else None
 
 
-def clear_challenger(settings: Settings) -> str | None:
+def clear_challenger(registry: RegistrySettings) -> str | None:
     """Take the challenger out of shadow (the alias only); returns it, or None if there was none."""
-    current = challenger_version(settings)
+    current = challenger_version(registry)
     if current is not None:
-        client(settings).delete_registered_model_alias(
-            settings.model_name, settings.challenger_alias
+        client(registry).delete_registered_model_alias(
+            registry.model_name, registry.challenger_alias
         )
-        log.info("challenger cleared", model=settings.model_name, version=current)
+        log.info("challenger cleared", model=registry.model_name, version=current)
     return current
 
 
-def record_verdict(settings: Settings, decision: ModelDecision) -> None:
+def record_verdict(registry: RegistrySettings, decision: ModelDecision) -> None:
     """Record a challenge's verdict on the challenger: ``shadow_*`` tags and a paragraph.
 
     The tags give the verdict, n, the test's statistic (log likelihood ratio), its
@@ -427,25 +427,25 @@ def record_verdict(settings: Settings, decision: ModelDecision) -> None:
     ):
         if value is not None:
             tags[key] = repr(float(value))
-    set_version_tags(settings, decision.challenger_version, tags)
-    _append_description(settings, decision.challenger_version, _verdict_paragraph(decision))
+    set_version_tags(registry, decision.challenger_version, tags)
+    _append_description(registry, decision.challenger_version, _verdict_paragraph(decision))
 
 
-def save_challenge(settings: Settings, challenge: Challenge) -> None:
+def save_challenge(registry: RegistrySettings, challenge: Challenge) -> None:
     """Keep a challenge's running state on its challenger, for a restarted monitor to resume."""
     set_version_tags(
-        settings, challenge.challenger_version, {SHADOW_STATE_TAG: challenge.to_json()}
+        registry, challenge.challenger_version, {SHADOW_STATE_TAG: challenge.to_json()}
     )
 
 
-def load_challenge(settings: Settings, version: str) -> Challenge | None:
+def load_challenge(registry: RegistrySettings, version: str) -> Challenge | None:
     """The running state saved on ``version`` by ``save_challenge``, or None."""
-    raw = version_info(settings, version).tags.get(SHADOW_STATE_TAG)
+    raw = version_info(registry, version).tags.get(SHADOW_STATE_TAG)
     return Challenge.from_json(raw) if raw else None
 
 
 def rollback_with_reason(
-    settings: Settings, reason: str, evidence: ModelDecision | None = None
+    registry: RegistrySettings, reason: str, evidence: ModelDecision | None = None
 ) -> tuple[str, str]:
     """Roll production back (see ``rollback``) and record why on both versions.
 
@@ -455,37 +455,37 @@ def rollback_with_reason(
     challenger alias on the restored version is cleared: production is not its own
     challenger. Returns (rolled back, restored).
     """
-    rolled_back, restored = rollback(settings)
+    rolled_back, restored = rollback(registry)
     at = datetime.now(UTC)
     set_version_tags(
-        settings, rolled_back, {"rolled_back_reason": reason, "rolled_back_to": restored}
+        registry, rolled_back, {"rolled_back_reason": reason, "rolled_back_to": restored}
     )
     set_version_tags(
-        settings,
+        registry,
         restored,
         {"restored_reason": reason, "restored_from": rolled_back, "restored_at": at.isoformat()},
     )
     figures = f" {_evidence(evidence)}" if evidence is not None else ""
     _append_description(
-        settings,
+        registry,
         rolled_back,
         f"**Rolled back** on {_when(at)}; v{restored} is in production again: {reason}.{figures}",
     )
     _append_description(
-        settings,
+        registry,
         restored,
         f"**Restored** to production on {_when(at)}, replacing v{rolled_back}: {reason}.{figures}",
     )
-    if challenger_version(settings) == restored:
-        clear_challenger(settings)
+    if challenger_version(registry) == restored:
+        clear_challenger(registry)
     return rolled_back, restored
 
 
-def _append_description(settings: Settings, version: str, paragraph: str) -> None:
-    mlflow_client = client(settings)
-    current = mlflow_client.get_model_version(settings.model_name, version).description or ""
+def _append_description(registry: RegistrySettings, version: str, paragraph: str) -> None:
+    mlflow_client = client(registry)
+    current = mlflow_client.get_model_version(registry.model_name, version).description or ""
     text = f"{current.rstrip()}\n\n{paragraph}" if current.strip() else paragraph
-    mlflow_client.update_model_version(settings.model_name, version, description=text)
+    mlflow_client.update_model_version(registry.model_name, version, description=text)
 
 
 def _when(moment: datetime) -> str:

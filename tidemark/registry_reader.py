@@ -26,7 +26,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 import yaml
 
-from tidemark.config import Settings
+from tidemark.config import RegistrySettings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -61,14 +61,14 @@ class VersionRef:
 
 
 class RegistryReader:
-    """Reads the registry of ``settings.mlflow_tracking_uri`` over HTTP."""
+    """Reads the registry of ``registry.tracking_uri`` over HTTP."""
 
-    def __init__(self, settings: Settings, timeout_s: float | None = None) -> None:
-        self.settings = settings
-        self.base_url = settings.mlflow_tracking_uri.rstrip("/")
+    def __init__(self, registry: RegistrySettings, timeout_s: float | None = None) -> None:
+        self.registry = registry
+        self.base_url = registry.tracking_uri.rstrip("/")
         self._http = httpx.Client(
             base_url=self.base_url,
-            timeout=settings.registry_timeout_s if timeout_s is None else timeout_s,
+            timeout=registry.timeout_s if timeout_s is None else timeout_s,
         )
 
     def __enter__(self) -> Self:
@@ -90,7 +90,10 @@ class RegistryReader:
         """The version ``alias`` (production by default) points at; None when there is none."""
         found = self._get(
             "/api/2.0/mlflow/registered-models/alias",
-            {"name": self.settings.model_name, "alias": alias or self.settings.production_alias},
+            {
+                "name": self.registry.model_name,
+                "alias": alias or self.registry.production_alias,
+            },
         )
         return None if found is None else _ref(found["model_version"])
 
@@ -98,7 +101,7 @@ class RegistryReader:
         """One registered version, or None when it does not exist."""
         found = self._get(
             "/api/2.0/mlflow/model-versions/get",
-            {"name": self.settings.model_name, "version": version},
+            {"name": self.registry.model_name, "version": version},
         )
         return None if found is None else _ref(found["model_version"])
 
@@ -106,7 +109,7 @@ class RegistryReader:
         """The versions of the model whose tag ``key`` is ``value``, newest first."""
         found = self._get(
             "/api/2.0/mlflow/model-versions/search",
-            {"filter": f"name = '{self.settings.model_name}' and tags.{key} = '{value}'"},
+            {"filter": f"name = '{self.registry.model_name}' and tags.{key} = '{value}'"},
         )
         refs = [_ref(v) for v in (found or {}).get("model_versions", [])]
         return sorted(refs, key=lambda ref: int(ref.version), reverse=True)

@@ -23,7 +23,7 @@ class RegistryTagger(RegistryReader):
             response = self._http.post(
                 "/api/2.0/mlflow/model-versions/set-tag",
                 json={
-                    "name": self.settings.model_name,
+                    "name": self.registry.model_name,
                     "version": version,
                     "key": key,
                     "value": value,

@@ -19,7 +19,7 @@ from pymongo.collection import Collection
 from pymongo.errors import AutoReconnect, BulkWriteError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from tidemark.config import Settings
+from tidemark.config import StoreSettings
 from tidemark.logs import get_logger
 from tidemark.schemas import Scored
 
@@ -81,18 +81,16 @@ def to_document(record: Scored) -> Document:
 class TrainingStore:
     """The ``training_data`` collection: idempotent writes, recent and time-window reads."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, store: StoreSettings) -> None:
+        self.store = store
         self._client: MongoClient[Document] = MongoClient(
-            settings.mongo_uri,
+            store.uri,
             tz_aware=True,
             tzinfo=UTC,
-            serverSelectionTimeoutMS=settings.mongo_timeout_ms,
-            connectTimeoutMS=settings.mongo_timeout_ms,
+            serverSelectionTimeoutMS=store.timeout_ms,
+            connectTimeoutMS=store.timeout_ms,
         )
-        self.collection: Collection[Document] = self._client[settings.mongo_database][
-            settings.mongo_collection
-        ]
+        self.collection: Collection[Document] = self._client[store.database][store.collection]
         self._indexed = False
 
     def __enter__(self) -> Self:
@@ -114,10 +112,9 @@ class TrainingStore:
     def source_uri(self) -> str:
         """Where the records live, without credentials: ``mongodb://HOSTS/DATABASE/COLLECTION``."""
         hosts = ",".join(
-            f"{host}:{port}"
-            for host, port in uri_parser.parse_uri(self.settings.mongo_uri)["nodelist"]
+            f"{host}:{port}" for host, port in uri_parser.parse_uri(self.store.uri)["nodelist"]
         )
-        return f"mongodb://{hosts}/{self.settings.mongo_database}/{self.settings.mongo_collection}"
+        return f"mongodb://{hosts}/{self.store.database}/{self.store.collection}"
 
     @_transient
     def ensure_indexes(self) -> None:
@@ -161,12 +158,11 @@ class TrainingStore:
         """How many joined records the store holds."""
         return self.collection.count_documents({})
 
-    def recent(self, n: int | None = None) -> pd.DataFrame:
-        """The ``n`` most recent records by ``measured_at`` (``settings.retrain_last_n``)."""
-        limit = self.settings.retrain_last_n if n is None else n
-        if limit < 1:
-            raise ValueError(f"n must be at least 1, got {limit}")
-        return self._frame(self._find({}, limit))
+    def recent(self, n: int) -> pd.DataFrame:
+        """The ``n`` most recent records by ``measured_at``."""
+        if n < 1:
+            raise ValueError(f"n must be at least 1, got {n}")
+        return self._frame(self._find({}, n))
 
     def window(self, start: datetime, end: datetime) -> pd.DataFrame:
         """The records measured in ``[start, end]`` (both inclusive)."""

@@ -190,7 +190,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=RESULTS, help="the JSON file to write")
     args = parser.parse_args()
     settings = get_settings()
-    supervisor = Supervisor(settings.state_dir)
+    supervisor = Supervisor(settings.stack.state_dir)
     timings: dict[str, float] = {}
     if args.time_up:
         timings["cold"] = time_make_up(supervisor.state, cold=True)

@@ -95,7 +95,7 @@ def private_kafka() -> Iterator[str]:
         supervisor.write_config([broker])
         supervisor.start()
         try:
-            deadline = time.monotonic() + settings.stack_start_timeout_s
+            deadline = time.monotonic() + settings.stack.start_timeout_s
             while True:
                 try:
                     broker.check()
@@ -104,7 +104,7 @@ def private_kafka() -> Iterator[str]:
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.5)
-            yield settings.kafka_bootstrap_servers
+            yield settings.kafka.bootstrap_servers
         finally:
             supervisor.stop()
 
@@ -137,7 +137,7 @@ def _served_model(version: str = "1") -> ServedModel:
 
 
 def _fill(settings: Settings, count: int, topic: str | None = None) -> None:
-    producer = kafka_io.producer(settings, linger_ms=20, batch_size=256 * 1024)
+    producer = kafka_io.producer(settings.kafka, linger_ms=20, batch_size=256 * 1024)
     fish = scenario_fish(load_scenario(), seed=7, loop=True)
     now = utc_now()
     for _, record in zip(range(count), fish, strict=False):
@@ -149,7 +149,7 @@ def _fill(settings: Settings, count: int, topic: str | None = None) -> None:
             measured_at=now,
         ).to_json()
         producer.send(
-            topic or settings.topic_measurements, key=record.fish_id.encode(), value=value
+            topic or settings.kafka.topics.measurements, key=record.fish_id.encode(), value=value
         )
     producer.flush()
     producer.close()
@@ -174,9 +174,11 @@ def _encoded_fish(count: int) -> list[tuple[bytes, bytes]]:
 
 
 def _group_stable(settings: Settings, members: int) -> bool:
-    client = kafka_io.admin(settings)
+    client = kafka_io.admin(settings.kafka)
     try:
-        group = client.describe_groups([settings.scorer_group_id])[settings.scorer_group_id]
+        group = client.describe_groups([settings.stream.scorer_group_id])[
+            settings.stream.scorer_group_id
+        ]
     finally:
         client.close()
     return bool(group.get("group_state") == "Stable" and len(group["members"]) == members)
@@ -184,7 +186,7 @@ def _group_stable(settings: Settings, members: int) -> bool:
 
 def _reader(settings: Settings, topic: str) -> tuple[KafkaConsumer, list[TopicPartition]]:
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        bootstrap_servers=settings.kafka.bootstrap_servers,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -222,13 +224,13 @@ def _timestamps(settings: Settings, topic: str, limit: int) -> list[int]:
 def _passthrough(settings: Settings) -> None:
     stop = stop_on_signals()
     consumer = kafka_io.consumer(
-        settings,
-        settings.scorer_group_id,
-        settings.topic_measurements,
-        max_poll_records=settings.stream_max_batch,
+        settings.kafka,
+        settings.stream.scorer_group_id,
+        settings.kafka.topics.measurements,
+        max_poll_records=settings.stream.max_batch,
     )
     # The same producer and heap as the scorer's, so that the ceiling is the best bare loop.
-    producer = kafka_io.batch_producer(settings)
+    producer = kafka_io.batch_producer(settings.kafka)
     settle_heap()
     while not stop.is_set():
         batch = consumer.poll(timeout_ms=500)
@@ -236,7 +238,7 @@ def _passthrough(settings: Settings) -> None:
             continue
         for records in batch.values():
             for record in records:
-                producer.send(settings.topic_predictions, key=record.key, value=record.value)
+                producer.send(settings.kafka.topics.predictions, key=record.key, value=record.value)
         producer.flush()
         consumer.commit(next_offsets(batch))
     consumer.close(autocommit=False)
@@ -258,9 +260,12 @@ def _shadow_scorer(settings: Settings) -> None:
 def _http_per_event(settings: Settings, url: str) -> None:
     stop = stop_on_signals()
     consumer = kafka_io.consumer(
-        settings, settings.scorer_group_id, settings.topic_measurements, max_poll_records=100
+        settings.kafka,
+        settings.stream.scorer_group_id,
+        settings.kafka.topics.measurements,
+        max_poll_records=100,
     )
-    producer = kafka_io.batch_producer(settings)
+    producer = kafka_io.batch_producer(settings.kafka)
     settle_heap()
     with httpx.Client(base_url=url, timeout=10.0) as client:
         while not stop.is_set():
@@ -279,7 +284,9 @@ def _http_per_event(settings: Settings, url: str) -> None:
                         predicted_at=utc_now(),
                     )
                     producer.send(
-                        settings.topic_predictions, key=record.key, value=prediction.to_json()
+                        settings.kafka.topics.predictions,
+                        key=record.key,
+                        value=prediction.to_json(),
                     )
             if batch:
                 producer.flush()
@@ -328,24 +335,24 @@ def throughput(
     settings: Settings, target: Any, events: int, extra: tuple[Any, ...] = ()
 ) -> dict[str, float]:
     """Run one consumer until ``events`` outputs exist; events/s from their CreateTime stamps."""
-    kafka_io.ensure_topics(settings)
+    kafka_io.ensure_topics(settings.kafka)
     child = _run_child(target, (settings, *extra))
     try:
         deadline = time.monotonic() + 600
-        while _count(settings, settings.topic_predictions) < events:
+        while _count(settings, settings.kafka.topics.predictions) < events:
             if not child.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError(f"{target.__name__} stopped before {events} outputs")
             time.sleep(0.5)
     finally:
         _stop_child(child)
-    stamps = _timestamps(settings, settings.topic_predictions, events)
+    stamps = _timestamps(settings, settings.kafka.topics.predictions, events)
     seconds = max((stamps[-1] - stamps[0]) / 1000, 1e-3)
     return {"events": events, "seconds": seconds, "events_per_s": (events - 1) / seconds}
 
 
 def scaling(settings: Settings, processes: int, events: int) -> dict[str, float]:
     """``processes`` scorers in one group: events/s once all of them consume."""
-    kafka_io.ensure_topics(settings)
+    kafka_io.ensure_topics(settings.kafka)
     values = _encoded_fish(events)
     children = [_run_child(_batch_scorer, (settings,)) for _ in range(processes)]
     try:
@@ -354,21 +361,21 @@ def scaling(settings: Settings, processes: int, events: int) -> dict[str, float]
             if not all(c.is_alive() for c in children) or time.monotonic() > deadline:
                 raise RuntimeError(f"{processes} scorers did not form a stable group")
             time.sleep(0.5)
-        producer = kafka_io.batch_producer(settings)
+        producer = kafka_io.batch_producer(settings.kafka)
         started = time.monotonic()
         for key, value in values:
-            producer.send(settings.topic_measurements, key=key, value=value)
+            producer.send(settings.kafka.topics.measurements, key=key, value=value)
         producer.flush()
         fill_s = time.monotonic() - started
         producer.close()
-        while _count(settings, settings.topic_predictions) < events:
+        while _count(settings, settings.kafka.topics.predictions) < events:
             if not all(c.is_alive() for c in children) or time.monotonic() > deadline:
                 raise RuntimeError(f"{processes} scorers stopped before {events} outputs")
             time.sleep(0.5)
     finally:
         for child in children:
             _stop_child(child)
-    stamps = _timestamps(settings, settings.topic_predictions, events)
+    stamps = _timestamps(settings, settings.kafka.topics.predictions, events)
     seconds = max((stamps[-1] - stamps[0]) / 1000, 1e-3)
     return {
         "processes": processes,
@@ -381,14 +388,14 @@ def scaling(settings: Settings, processes: int, events: int) -> dict[str, float]
 
 def latency(settings: Settings, target: Any, rate: float, seconds: float) -> dict[str, float]:
     """Measurement → output latency of a running consumer fed at a fixed rate."""
-    kafka_io.ensure_topics(settings)
+    kafka_io.ensure_topics(settings.kafka)
     child = _run_child(target, (settings,))
     try:
         # One warm-up fish proves the consumer has joined its group (and loaded its model).
         _fill(settings, 1)
-        while _count(settings, settings.topic_predictions) < 1:
+        while _count(settings, settings.kafka.topics.predictions) < 1:
             time.sleep(0.2)
-        producer = kafka_io.producer(settings)
+        producer = kafka_io.producer(settings.kafka)
         fish = scenario_fish(load_scenario(), seed=9, loop=True)
         total = int(rate * seconds)
         timed_from = utc_now().timestamp() * 1000
@@ -404,15 +411,17 @@ def latency(settings: Settings, target: Any, rate: float, seconds: float) -> dic
                 height_cm=record.height_cm,
                 measured_at=utc_now(),
             ).to_json()
-            producer.send(settings.topic_measurements, key=record.fish_id.encode(), value=value)
+            producer.send(
+                settings.kafka.topics.measurements, key=record.fish_id.encode(), value=value
+            )
         producer.flush()
         producer.close()
         achieved = total / (time.monotonic() - started)
-        while _count(settings, settings.topic_predictions) < total + 1:
+        while _count(settings, settings.kafka.topics.predictions) < total + 1:
             time.sleep(0.2)
     finally:
         _stop_child(child)
-    consumer, partitions = _reader(settings, settings.topic_predictions)
+    consumer, partitions = _reader(settings, settings.kafka.topics.predictions)
     lags: list[float] = []
     try:
         ends = consumer.end_offsets(partitions)
@@ -473,7 +482,7 @@ def run(
     """Every measurement of the benchmark, on the broker at ``bootstrap``."""
     run_id = f"{int(time.time())}"
     base = _settings(bootstrap, run_id, "fill")
-    kafka_io.ensure_topics(base)
+    kafka_io.ensure_topics(base.kafka)
     _fill(base, events)
     # A fresh broker is slower until its JIT has compiled the hot paths: one pass not counted.
     throughput(_settings(bootstrap, run_id, "warm-up"), _passthrough, events)
@@ -573,7 +582,7 @@ def main() -> None:
         "--scorers", default="1,2,3", help="scorer processes in one group, one run per count"
     )
     args = parser.parse_args()
-    scorers = [int(n) for n in args.scorers.split(",") if n]
+    scorers = [int(n) for n in args.stack.scorers.split(",") if n]
     options = (args.events, args.http_events, args.rate, args.seconds, args.rounds, scorers)
     if args.bootstrap_servers:
         results = run(args.bootstrap_servers, *options)

@@ -20,7 +20,7 @@ TOKEN_FILE = "admin-token"  # noqa: S105 (a file name, not a secret)
 
 def token_file(settings: Settings, state: Path) -> Path | None:
     """Where the stack keeps its generated token; None when the settings name one."""
-    return None if "admin_token" in settings.model_fields_set else state / TOKEN_FILE
+    return None if "admin_token" in settings.serving.model_fields_set else state / TOKEN_FILE
 
 
 def with_admin_token(settings: Settings, state: Path) -> Settings:
@@ -35,4 +35,4 @@ def with_admin_token(settings: Settings, state: Path) -> Settings:
         with os.fdopen(descriptor, "w") as out:
             out.write(secrets.token_urlsafe(32) + "\n")
     token = path.read_text().strip()
-    return settings.model_copy(update={"admin_token": SecretStr(token)})
+    return settings.override(admin_token=SecretStr(token))

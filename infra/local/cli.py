@@ -42,8 +42,8 @@ def up(infra_only: InfraOnly = False) -> None:
         raise typer.Exit(1) from error
     console.print(f"[green]Tidemark is up[/] in {time.monotonic() - started:.1f} s")
     if infra_only:
-        console.print(f"  MLflow UI   {stack.settings.mlflow_tracking_uri}")
-        console.print(f"  Prefect UI  {stack.settings.prefect_ui_url}")
+        console.print(f"  MLflow UI   {stack.settings.registry.tracking_uri}")
+        console.print(f"  Prefect UI  {stack.settings.orchestration.ui_url}")
     else:
         table = Table(box=None, show_header=False, pad_edge=False)
         table.add_column("url", no_wrap=True)

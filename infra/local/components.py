@@ -24,7 +24,7 @@ from pymongo import MongoClient
 
 from infra.local import provision
 from tidemark import kafka_io
-from tidemark.config import Settings, port_of
+from tidemark.config import Section, Settings, port_of
 
 Check = Callable[[], None]
 
@@ -45,6 +45,9 @@ class Component:
     prepare: Callable[[], None] = _nothing_to_prepare
     # Infrastructure starts first; platform services start once it is healthy.
     service: bool = False
+    # The settings sections a service reads: its process gets them (and no others) as
+    # TIDEMARK_* variables, so it reads exactly the stack's values whatever its working folder.
+    sections: tuple[Section, ...] = ()
 
     def describe(self) -> str:
         """The command line, for logs."""
@@ -88,7 +91,7 @@ def supervised_state() -> None:
 def _mongo_ok(settings: Settings) -> Check:
     def check() -> None:
         client: MongoClient[dict[str, Any]] = MongoClient(
-            settings.mongo_uri, serverSelectionTimeoutMS=2000
+            settings.store.uri, serverSelectionTimeoutMS=2000
         )
         with client:
             client.admin.command("ping")
@@ -98,8 +101,9 @@ def _mongo_ok(settings: Settings) -> Check:
 
 def _kafka_ok(settings: Settings, node: KafkaNode) -> Check:
     """A check that ``node`` answers and has joined the cluster as a broker."""
-    quick = settings.model_copy(
-        update={"kafka_client_timeout_ms": 2000, "kafka_bootstrap_servers": node.address}
+    # This node alone: a copy of the section, so that no cluster list is derived from it.
+    quick = settings.kafka.model_copy(
+        update={"client_timeout_ms": 2000, "bootstrap_servers": node.address}
     )
     address = (host_of(node.address), port_of(node.address, 9092))
 
@@ -138,14 +142,15 @@ def kafka_node_layout(settings: Settings, state: Path) -> list[KafkaNode]:
     The first node keeps the one-node stack's name and folder, so the stack, its checks and its
     tests name it ``kafka`` whatever the cluster's size.
     """
-    addresses = settings.kafka_addresses
-    if len(addresses) < settings.kafka_brokers:
+    addresses = settings.kafka.addresses
+    if len(addresses) < settings.kafka.brokers:
         raise ValueError(
             f"kafka_bootstrap_servers lists {len(addresses)} addresses for "
-            f"{settings.kafka_brokers} local Kafka nodes"
+            f"{settings.kafka.brokers} local Kafka nodes"
         )
+    controller_port = settings.stack.kafka_controller_port
     nodes = []
-    for index in range(settings.kafka_brokers):
+    for index in range(settings.kafka.brokers):
         name = "kafka" if index == 0 else f"kafka-{index + 1}"
         address = addresses[index]
         nodes.append(
@@ -153,7 +158,7 @@ def kafka_node_layout(settings: Settings, state: Path) -> list[KafkaNode]:
                 node_id=index + 1,
                 name=name,
                 address=address,
-                controller=f"{host_of(address)}:{settings.kafka_controller_port + 100 * index}",
+                controller=f"{host_of(address)}:{controller_port + 100 * index}",
                 home=state / name,
             )
         )
@@ -177,8 +182,8 @@ logger.state.level = warn
 
 def kafka_properties(settings: Settings, node: KafkaNode, cluster: list[KafkaNode]) -> str:
     """The ``server.properties`` of one node of ``cluster``."""
-    replicas = settings.topic_replication_factor
-    min_isr = settings.topic_min_insync_replicas
+    replicas = settings.kafka.replication_factor
+    min_isr = settings.kafka.min_insync_replicas
     if len(cluster) == 1:
         quorum = [f"controller.quorum.bootstrap.servers={node.controller}"]
     else:
@@ -196,7 +201,7 @@ def kafka_properties(settings: Settings, node: KafkaNode, cluster: list[KafkaNod
             "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
             "inter.broker.listener.name=PLAINTEXT",
             f"log.dirs={node.home / 'data'}",
-            f"num.partitions={settings.topic_partitions}",
+            f"num.partitions={settings.kafka.partitions}",
             # Internal topics (offsets, transactions, share groups) are replicated like ours.
             f"default.replication.factor={replicas}",
             f"min.insync.replicas={min_isr}",
@@ -228,13 +233,13 @@ def kafka_cluster_id() -> str:
 def _java(settings: Settings, config_dir: Path, main: str) -> list[str]:
     return [
         "java",
-        f"-Xmx{settings.kafka_heap_mb}m",
+        f"-Xmx{settings.stack.kafka_heap_mb}m",
         # Start small: the heap grows only as far as the load needs.
         "-Xms32m",
         "-XX:+UseG1GC",
         f"-Dlog4j2.configurationFile={config_dir / 'log4j2.properties'}",
         "-cp",
-        f"{provision.kafka_libs_dir(settings)}/*",
+        f"{provision.kafka_libs_dir(settings.stack)}/*",
         main,
     ]
 
@@ -258,7 +263,7 @@ def kafka(settings: Settings, state: Path) -> list[Component]:
         properties = config_dir / "server.properties"
 
         def prepare() -> None:
-            provision.kafka_libs(settings)
+            provision.kafka_libs(settings.stack)
             config_dir.mkdir(parents=True, exist_ok=True)
             (config_dir / "log4j2.properties").write_text(_KAFKA_LOG4J2)
             properties.write_text(kafka_properties(settings, node, cluster))
@@ -290,25 +295,25 @@ def kafka(settings: Settings, state: Path) -> list[Component]:
 def ferretdb(settings: Settings, state: Path) -> Component:
     """FerretDB on SQLite: a MongoDB-wire-protocol server with durable local storage."""
     data = state / "ferretdb" / "data"
-    host = host_of(settings.mongo_uri)
+    host = host_of(settings.store.uri)
 
     def prepare() -> None:
-        provision.ferretdb_binary(settings)
+        provision.ferretdb_binary(settings.stack)
         data.mkdir(parents=True, exist_ok=True)
 
     return Component(
         name="ferretdb",
         command=[
-            str(provision.ferretdb_path(settings)),
+            str(provision.ferretdb_path(settings.stack)),
             "--handler=sqlite",
             f"--sqlite-url=file:{data}/",
             f"--state-dir={state / 'ferretdb'}",
-            f"--listen-addr={host}:{port_of(settings.mongo_uri, 27017)}",
-            f"--debug-addr={host}:{settings.ferretdb_debug_port}",
+            f"--listen-addr={host}:{port_of(settings.store.uri, 27017)}",
+            f"--debug-addr={host}:{settings.stack.ferretdb_debug_port}",
             "--telemetry=disable",
             "--log-format=json",
         ],
-        url=settings.mongo_uri,
+        url=settings.store.uri,
         check=_mongo_ok(settings),
         prepare=prepare,
     )
@@ -317,7 +322,7 @@ def ferretdb(settings: Settings, state: Path) -> Component:
 def mlflow(settings: Settings, state: Path) -> Component:
     """The MLflow tracking server and registry, lean: one process, no launcher, no job runner."""
     home = state / "mlflow"
-    uri = settings.mlflow_tracking_uri
+    uri = settings.registry.tracking_uri
     return Component(
         name="mlflow",
         command=[
@@ -343,7 +348,7 @@ def prefect_env(settings: Settings, state: Path) -> dict[str, str]:
     """The environment that points a Prefect process at this stack's server, and keeps it quiet."""
     return {
         "PREFECT_HOME": str(state / "prefect"),
-        "PREFECT_API_URL": settings.prefect_api_url,
+        "PREFECT_API_URL": settings.orchestration.api_url,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
     }
@@ -352,7 +357,7 @@ def prefect_env(settings: Settings, state: Path) -> dict[str, str]:
 def prefect(settings: Settings, state: Path) -> Component:
     """The Prefect server (API and UI) on SQLite."""
     home = state / "prefect"
-    api = settings.prefect_api_url
+    api = settings.orchestration.api_url
     return Component(
         name="prefect",
         command=[
@@ -364,7 +369,7 @@ def prefect(settings: Settings, state: Path) -> Component:
             "--port",
             str(port_of(api, 4200)),
         ],
-        url=settings.prefect_ui_url,
+        url=settings.orchestration.ui_url,
         check=http_ok(f"{api.rstrip('/')}/health"),
         env={
             **prefect_env(settings, state),

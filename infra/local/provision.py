@@ -1,7 +1,7 @@
 """Fetch and build the real components once, into a cache outside the checkout.
 
 Kafka comes as the official jars from Maven Central (gathered by Maven), FerretDB as a Go build of
-its module from the Go module proxy. Both land in ``settings.cache_dir`` under a versioned name
+its module from the Go module proxy. Both land in ``stack.cache_dir`` under a versioned name
 and are reused by every later ``make up`` and test session. A file lock makes two concurrent
 sessions (``make up`` beside ``make test``) build once, not twice.
 """
@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tidemark.config import Settings
+from tidemark.config import StackSettings
 from tidemark.logs import get_logger
 
 log = get_logger("provision")
@@ -71,30 +71,30 @@ def _run(what: str, command: list[str], cwd: Path, env: dict[str, str] | None = 
     return done.stdout
 
 
-def kafka_libs_dir(settings: Settings) -> Path:
-    """Where the jars of ``settings.kafka_version`` live once fetched."""
-    return settings.cache_dir / f"kafka-{settings.kafka_version}" / "libs"
+def kafka_libs_dir(stack: StackSettings) -> Path:
+    """Where the jars of ``stack.kafka_version`` live once fetched."""
+    return stack.cache_dir / f"kafka-{stack.kafka_version}" / "libs"
 
 
-def ferretdb_path(settings: Settings) -> Path:
-    """Where the FerretDB executable of ``settings.ferretdb_version`` lives once built."""
-    return settings.cache_dir / f"ferretdb-{settings.ferretdb_version}" / "ferretdb"
+def ferretdb_path(stack: StackSettings) -> Path:
+    """Where the FerretDB executable of ``stack.ferretdb_version`` lives once built."""
+    return stack.cache_dir / f"ferretdb-{stack.ferretdb_version}" / "ferretdb"
 
 
-def kafka_libs(settings: Settings) -> Path:
-    """Fetch (once) the folder of jars that runs a Kafka broker of ``settings.kafka_version``."""
-    target = kafka_libs_dir(settings)
+def kafka_libs(stack: StackSettings) -> Path:
+    """Fetch (once) the folder of jars that runs a Kafka broker of ``stack.kafka_version``."""
+    target = kafka_libs_dir(stack)
     if target.is_dir():
         return target
-    with _locked(settings.cache_dir, "kafka"):
+    with _locked(stack.cache_dir, "kafka"):
         if target.is_dir():
             return target
-        log.info("fetching Kafka jars", version=settings.kafka_version)
-        with tempfile.TemporaryDirectory(dir=settings.cache_dir) as tmp:
+        log.info("fetching Kafka jars", version=stack.kafka_version)
+        with tempfile.TemporaryDirectory(dir=stack.cache_dir) as tmp:
             work = Path(tmp)
-            (work / "pom.xml").write_text(_KAFKA_POM.format(version=settings.kafka_version))
+            (work / "pom.xml").write_text(_KAFKA_POM.format(version=stack.kafka_version))
             _run(
-                f"fetching Kafka {settings.kafka_version} from Maven Central",
+                f"fetching Kafka {stack.kafka_version} from Maven Central",
                 ["mvn", "-q", "-B", "dependency:copy-dependencies", "-DoutputDirectory=libs"],
                 cwd=work,
             )
@@ -103,18 +103,18 @@ def kafka_libs(settings: Settings) -> Path:
     return target
 
 
-def ferretdb_binary(settings: Settings) -> Path:
-    """Build (once) the FerretDB executable of ``settings.ferretdb_version`` from its module."""
-    target = ferretdb_path(settings)
+def ferretdb_binary(stack: StackSettings) -> Path:
+    """Build (once) the FerretDB executable of ``stack.ferretdb_version`` from its module."""
+    target = ferretdb_path(stack)
     if target.is_file():
         return target
-    with _locked(settings.cache_dir, "ferretdb"):
+    with _locked(stack.cache_dir, "ferretdb"):
         if target.is_file():
             return target
-        version = settings.ferretdb_version
+        version = stack.ferretdb_version
         log.info("building FerretDB", version=version)
         module = f"github.com/FerretDB/FerretDB@{version}"
-        with tempfile.TemporaryDirectory(dir=settings.cache_dir) as tmp:
+        with tempfile.TemporaryDirectory(dir=stack.cache_dir) as tmp:
             work = Path(tmp)
             info = json.loads(
                 _run(

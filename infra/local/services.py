@@ -1,8 +1,9 @@
 """The platform's own long-running processes, supervised beside the infrastructure.
 
 One table: each service is a command line (a ``tidemark`` sub-command, or the Evidently UI), the
-URL to show, the health check that says it serves, and the environment it needs beyond the
-settings every service receives. The stack knows services only as commands: it imports none of
+URL to show, the health check that says it serves, the settings sections it reads (its process
+receives those as ``TIDEMARK_*`` variables, and no others) and the environment it needs beyond
+them. The stack knows services only as commands: it imports none of
 their code. Each starts once the infrastructure is healthy.
 """
 
@@ -19,14 +20,13 @@ from infra.local.components import (
     supervised_state,
     venv_bin,
 )
-from tidemark.config import Settings
-from tidemark.orchestration import deployments_ready
-
-# Bounds how long a triggered run waits to be picked up (Prefect's default is 10 s).
-RUNNER_POLL_S = 5
+from tidemark.config import Section, Settings
+from tidemark.orchestration import work_pool_ready
 
 
-def _with_metrics(name: str, command: list[str], port: int) -> Component:
+def _with_metrics(
+    name: str, command: list[str], port: int, sections: tuple[Section, ...]
+) -> Component:
     """A stream service, healthy once its Prometheus endpoint takes connections."""
     return Component(
         name=name,
@@ -34,33 +34,61 @@ def _with_metrics(name: str, command: list[str], port: int) -> Component:
         url=f"http://127.0.0.1:{port}/metrics",
         check=port_answers(port),
         service=True,
+        sections=sections,
     )
+
+
+def scorers(settings: Settings) -> list[Component]:
+    """``scorers`` scorer processes in one consumer group, each with its own metrics port.
+
+    One is named ``scorer``; several are ``scorer-1`` … ``scorer-N``, scorer i (from 0) serving
+    its metrics on ``scorer_metrics_port + 100·i``.
+    """
+    tidemark = venv_bin("tidemark")
+    sections: tuple[Section, ...] = ("kafka", "stream", "registry")
+    base = settings.stream.scorer_metrics_port
+    if settings.stack.scorers == 1:
+        return [_with_metrics("scorer", [tidemark, "score"], base, sections)]
+    found = []
+    for index in range(settings.stack.scorers):
+        port = base + 100 * index
+        command = [tidemark, "score", "--metrics-port", str(port)]
+        found.append(_with_metrics(f"scorer-{index + 1}", command, port, sections))
+    return found
 
 
 def platform_services(settings: Settings, state: Path) -> list[Component]:
     """The services that ``make up`` runs on top of the infrastructure."""
     tidemark = venv_bin("tidemark")
     prefect = prefect_env(settings, state)
-    workspace = settings.evidently_workspace or state / "evidently"
-    evidently_ui = f"http://127.0.0.1:{settings.evidently_ui_port}"
+    workspace = settings.monitor.evidently_workspace or state / "evidently"
+    evidently_ui = f"http://127.0.0.1:{settings.stack.evidently_ui_port}"
     return [
+        # Deploys the flows to the work pool, then polls it as the pool's first worker.
         Component(
             name="flows",
-            command=[tidemark, "serve-flows"],
-            url=f"{settings.prefect_ui_url}/deployments",
-            check=lambda: deployments_ready(settings),
-            env={**prefect, "PREFECT_RUNNER_POLL_FREQUENCY": str(RUNNER_POLL_S)},
+            command=[tidemark, "worker", "--deploy"],
+            url=f"{settings.orchestration.ui_url}/work-pools/work-pool/{settings.orchestration.work_pool}",
+            check=lambda: work_pool_ready(settings.orchestration),
+            env=prefect,
             service=True,
+            sections=("orchestration", "registry", "store", "retrain", "shadow"),
         ),
         Component(
             name="serving",
             command=[tidemark, "serve"],
-            url=f"{settings.serving_url}/docs",
-            check=http_ok(f"{settings.serving_url}/health"),
+            url=f"{settings.serving.url}/docs",
+            check=http_ok(f"{settings.serving.url}/health"),
             service=True,
+            sections=("serving", "registry"),
         ),
-        _with_metrics("scorer", [tidemark, "score"], settings.scorer_metrics_port),
-        _with_metrics("joiner", [tidemark, "join"], settings.joiner_metrics_port),
+        *scorers(settings),
+        _with_metrics(
+            "joiner",
+            [tidemark, "join"],
+            settings.stream.joiner_metrics_port,
+            ("kafka", "stream", "store"),
+        ),
         Component(
             name="simulator",
             command=[
@@ -69,19 +97,26 @@ def platform_services(settings: Settings, state: Path) -> list[Component]:
                 "--loop",
                 "--no-progress",
                 "--rate",
-                str(settings.simulator_rate),
+                str(settings.stack.simulator_rate),
                 "--label-delay",
-                str(settings.simulator_label_delay_s),
+                str(settings.stack.simulator_label_delay_s),
                 "--missing-weights",
-                str(settings.simulator_missing_weight_fraction),
+                str(settings.stack.simulator_missing_weight_fraction),
             ],
             url="(no endpoint)",
             check=supervised_state,
             service=True,
+            sections=("kafka",),
         ),
         replace(
-            _with_metrics("monitor", [tidemark, "monitor"], settings.monitor_metrics_port),
-            # Reports go under the stack's state; Prefect is reached for the retrain deployment.
+            _with_metrics(
+                "monitor",
+                [tidemark, "monitor"],
+                settings.monitor.metrics_port,
+                ("kafka", "stream", "registry", "monitor", "orchestration", "shadow"),
+            ),
+            # Reports go under the stack's state (of the stack section, only its folder);
+            # Prefect is reached for the retrain deployment.
             env={**prefect, "TIDEMARK_STATE_DIR": str(state)},
             prepare=lambda: workspace.mkdir(parents=True, exist_ok=True),
         ),
@@ -93,7 +128,7 @@ def platform_services(settings: Settings, state: Path) -> list[Component]:
                 "--host",
                 "127.0.0.1",
                 "--port",
-                str(settings.evidently_ui_port),
+                str(settings.stack.evidently_ui_port),
                 "--workspace",
                 str(workspace),
             ],

@@ -74,7 +74,7 @@ class Stack:
         services: ServiceFactory | None = None,
     ) -> None:
         self.settings = settings
-        self.state = (state or settings.state_dir).resolve()
+        self.state = (state or settings.stack.state_dir).resolve()
         self.supervisor = Supervisor(self.state)
         self._services = services
         self._components: list[Component] | None = None
@@ -85,13 +85,13 @@ class Stack:
             self.state.mkdir(parents=True, exist_ok=True)
             found = infra.infrastructure(self.settings, self.state)
             if self._services is not None:
-                # Services read exactly the stack's settings (a .env included), whatever their
-                # working directory, and MLflow's download bars stay out of their logs.
+                # Each service reads exactly the stack's settings of its own sections (a .env
+                # included), whatever its working directory, and no others; MLflow's download
+                # bars stay out of their logs.
                 settings = with_admin_token(self.settings, self.state)
-                env = settings.model_copy(update={"state_dir": self.state}).as_env()
-                env["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+                quiet = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
                 found += [
-                    replace(service, env=env | service.env)
+                    replace(service, env=settings.as_env(*service.sections) | quiet | service.env)
                     for service in self._services(self.settings, self.state)
                 ]
             self._components = found
@@ -107,9 +107,10 @@ class Stack:
             self.supervisor.write_config(everything)
             self.supervisor.start()
         self._wait_healthy([c for c in everything if not c.service])
-        created = kafka_io.ensure_topics(self.settings)
+        created = kafka_io.ensure_topics(self.settings.kafka)
         if created:
             log.info("created topics", topics=created)
+        self._refuse_too_few_partitions()
         services = [c for c in everything if c.service]
         if services:
             running = {p["name"] for p in self._processes() if p["statename"] == "RUNNING"}
@@ -192,8 +193,23 @@ class Stack:
                     "process; stop it or choose another port (see tidemark/config.py)"
                 )
 
+    def _refuse_too_few_partitions(self) -> None:
+        """Topics keep the partitions they were created with: each scorer needs one of its own."""
+        client = kafka_io.admin(self.settings.kafka)
+        try:
+            (topic,) = client.describe_topics([self.settings.kafka.topics.measurements])
+        finally:
+            client.close()
+        if len(topic["partitions"]) < self.settings.stack.scorers:
+            raise StackError(
+                f"{topic['name']} has {len(topic['partitions'])} partitions, fewer than "
+                f"TIDEMARK_SCORERS={self.settings.stack.scorers}: a partition feeds one scorer "
+                "at a time. Run fewer scorers, or start from a fresh state folder (`make clean`) "
+                "with TIDEMARK_TOPIC_PARTITIONS at least the number of scorers."
+            )
+
     def _wait_healthy(self, waiting_for: Sequence[Component]) -> None:
-        deadline = time.monotonic() + self.settings.stack_start_timeout_s
+        deadline = time.monotonic() + self.settings.stack.start_timeout_s
         pending = {c.name: c for c in waiting_for}
         last: dict[str, str] = {}
         while pending:
@@ -212,7 +228,7 @@ class Stack:
                 name = next(iter(pending))
                 raise StackError(
                     f"{name} did not become healthy within "
-                    f"{self.settings.stack_start_timeout_s:.0f} s ({last.get(name)}).\n"
+                    f"{self.settings.stack.start_timeout_s:.0f} s ({last.get(name)}).\n"
                     f"Last lines of {self.log_of(name)}:\n{_tail(self.log_of(name))}"
                 )
             if pending:

@@ -12,15 +12,18 @@ def people_urls(settings: Settings) -> list[tuple[str, str]]:
     """(URL, what it is for), in the order a newcomer visits them."""
     metrics = "http://127.0.0.1:{}/metrics"
     return [
-        (settings.mlflow_tracking_uri, "MLflow UI: versions, metrics, decisions"),
-        (settings.prefect_ui_url, "Prefect UI: train, retrain, promote, rollback"),
-        (f"{settings.serving_url}/docs", "API docs: try POST /predict"),
-        (f"{settings.serving_url}/redoc", "API docs (ReDoc)"),
-        (f"http://127.0.0.1:{settings.evidently_ui_port}", "Evidently UI: the monitor's windows"),
-        (f"{settings.serving_url}/metrics", "metrics of the model server"),
-        (metrics.format(settings.scorer_metrics_port), "metrics of the scorer"),
-        (metrics.format(settings.joiner_metrics_port), "metrics of the joiner"),
-        (metrics.format(settings.monitor_metrics_port), "metrics of the monitor"),
+        (settings.registry.tracking_uri, "MLflow UI: versions, metrics, decisions"),
+        (settings.orchestration.ui_url, "Prefect UI: train, retrain, promote, rollback"),
+        (f"{settings.serving.url}/docs", "API docs: try POST /predict"),
+        (f"{settings.serving.url}/redoc", "API docs (ReDoc)"),
+        (
+            f"http://127.0.0.1:{settings.stack.evidently_ui_port}",
+            "Evidently UI: the monitor's windows",
+        ),
+        (f"{settings.serving.url}/metrics", "metrics of the model server"),
+        (metrics.format(settings.stream.scorer_metrics_port), "metrics of the scorer"),
+        (metrics.format(settings.stream.joiner_metrics_port), "metrics of the joiner"),
+        (metrics.format(settings.monitor.metrics_port), "metrics of the monitor"),
     ]
 
 

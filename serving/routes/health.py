@@ -33,7 +33,7 @@ def readiness_of(holder: ModelHolder, settings: Settings) -> Readiness:
     source, active = holder.source, holder.active
     if not source.registry_ok:
         link = (
-            f"the registry at {settings.mlflow_tracking_uri} is unreachable ({source.last_error})"
+            f"the registry at {settings.registry.tracking_uri} is unreachable ({source.last_error})"
             if source.last_checked_at is not None
             else "the registry has not been checked yet"
         )
@@ -47,8 +47,8 @@ def readiness_of(holder: ModelHolder, settings: Settings) -> Readiness:
     else:
         version = None
         reason = (
-            f"no production model: the registry has no version of {settings.model_name!r} "
-            f"with alias @{settings.production_alias} yet"
+            f"no production model: the registry has no version of {settings.registry.model_name!r} "
+            f"with alias @{settings.registry.production_alias} yet"
             if source.registry_ok
             else f"no model loaded: {link}"
         )

@@ -24,8 +24,8 @@ async def model_info(serving: ServingDep) -> ModelInfo:
     active, settings = serving.holder.active, serving.settings
     if active is None:
         raise NoModelError(
-            f"no model loaded: no version of {settings.model_name!r} is in production yet",
-            settings.registry_poll_interval_s,
+            f"no model loaded: no version of {settings.registry.model_name!r} is in production yet",
+            settings.registry.poll_interval_s,
         )
     served = active.served
     return ModelInfo(

@@ -39,15 +39,15 @@ def build_router(request_body: dict[str, Any]) -> APIRouter:
         the model shared by all species and flagged with ``species_known: false``.
         """
         fish, is_batch = serving.parser.parse(await request.body())
-        holder, settings = serving.holder, serving.settings
+        holder, registry = serving.holder, serving.settings.registry
         # One read of the reference: the whole request is answered by this version.
         active = holder.active
         if active is None:
             raise NoModelError(
                 f"no production model to answer with: the registry has no version of "
-                f"{settings.model_name!r} with alias @{settings.production_alias} yet"
+                f"{registry.model_name!r} with alias @{registry.production_alias} yet"
                 + _registry_note(holder),
-                settings.registry_poll_interval_s,
+                registry.poll_interval_s,
             )
         weights, known = active.predict(fish)
         served = active.served

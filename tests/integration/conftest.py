@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
+from infra.local.components import prefect_env
 from infra.local.stack import Stack
-from tidemark.config import Settings
+from tidemark import kafka_io
+from tidemark.config import FLAT_NAMES, SECTIONS, Settings
 
 
 def free_ports(count: int) -> list[int]:
@@ -44,7 +49,7 @@ def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     Every ``*_port`` setting (the controller's, metrics ports of the services …) gets a free
     port too, so nothing of the test stack collides with a stack that `make up` started.
     """
-    extra = [name for name in Settings.model_fields if name.endswith("_port")]
+    extra = [name for name in FLAT_NAMES if name.endswith("_port")]
     kafka, mongo, mlflow, prefect, *ports = free_ports(4 + len(extra))
     return Settings(
         kafka_bootstrap_servers=f"127.0.0.1:{kafka}",
@@ -71,3 +76,77 @@ def stack(stack_settings: Settings) -> Iterator[Stack]:
     running.down()
     survivors = [pid for pid in pids if _alive(pid)]
     assert not survivors, f"processes left behind by the test stack: {survivors}"
+
+
+class Processes:
+    """``python -m tidemark ...`` processes of this test, stopped (SIGTERM) at the end."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env = env
+        self.logs = logs
+        self.running: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, *command: str) -> subprocess.Popen[bytes]:
+        with (self.logs / f"{command[0]}.log").open("ab") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "tidemark", *command],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        self.running.append((command[0], process))
+        return process
+
+    def check_alive(self) -> None:
+        for name, process in self.running:
+            assert process.poll() is None, f"{name} exited; see {self.logs / name}.log"
+
+    def stop(self) -> None:
+        # Reverse order: the deployment server last, and before the Prefect server stops.
+        for _, process in reversed(self.running):
+            process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def loop(stack: Stack, tmp_path: Path) -> Iterator[tuple[Settings, Processes]]:
+    """Settings of this test's own (topics, groups, database, model) and its processes."""
+    tag = uuid.uuid4().hex[:8]
+    base = stack.settings
+    scorer_port, joiner_port, monitor_port = free_ports(3)
+    settings = base.override(
+        model_name=f"loop-{tag}",
+        mlflow_experiment=f"loop-{tag}",
+        mongo_database=f"loop_{tag}",
+        topic_measurements=f"{tag}.{base.kafka.topics.measurements}",
+        topic_weights=f"{tag}.{base.kafka.topics.weights}",
+        topic_predictions=f"{tag}.{base.kafka.topics.predictions}",
+        topic_scored=f"{tag}.{base.kafka.topics.scored}",
+        topic_retrain_requests=f"{tag}.{base.kafka.topics.retrain_requests}",
+        topic_dead_letter=f"{tag}.{base.kafka.topics.dead_letter}",
+        scorer_group_id=f"scorer-{tag}",
+        joiner_group_id=f"joiner-{tag}",
+        monitor_group_id=f"monitor-{tag}",
+        scorer_metrics_port=scorer_port,
+        joiner_metrics_port=joiner_port,
+        monitor_metrics_port=monitor_port,
+        registry_poll_interval_s=1.0,
+        transient_retry_delay_s=0.5,
+    )
+    kafka_io.ensure_topics(settings.kafka)
+    env = (
+        os.environ
+        | settings.as_env(*SECTIONS)
+        | prefect_env(settings, stack.state)
+        | {"PREFECT_RUNNER_POLL_FREQUENCY": "2"}
+    )
+    processes = Processes(env, tmp_path)
+    try:
+        yield settings, processes
+    finally:
+        processes.stop()

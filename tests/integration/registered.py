@@ -25,10 +25,10 @@ def register_scenario_model(
     tags: dict[str, str] | None = None,
 ) -> tuple[str, Pipeline]:
     """Train on the default scenario's phases, register a version; returns (version, model)."""
-    name = name or settings.model_name
+    name = name or settings.registry.model_name
     frame = generate_frame(load_scenario(), seed=1, phases=phases)
     fitted = train(frame, seed=0).model
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_tracking_uri(settings.registry.tracking_uri)
     mlflow.set_experiment(experiment)
     with mlflow.start_run():
         info = mlflow.sklearn.log_model(
@@ -40,9 +40,9 @@ def register_scenario_model(
             pip_requirements=["scikit-learn"],
         )
     version = str(info.registered_model_version)
-    client = MlflowClient(settings.mlflow_tracking_uri)
+    client = MlflowClient(settings.registry.tracking_uri)
     for key, value in (tags or {}).items():
         client.set_model_version_tag(name, version, key, value)
     if production:
-        client.set_registered_model_alias(name, settings.production_alias, version)
+        client.set_registered_model_alias(name, settings.registry.production_alias, version)
     return version, fitted

@@ -12,34 +12,26 @@ under the threshold. It prints the timings and draws the picture.
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from pathlib import Path
 
-import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
-from pydantic import SecretStr
 
 from demo.incident import Incident, observed_incident
 from demo.observer import LoopObserver
 from demo.player import PhaseStart, play
 from demo.run import wait_out_cooldown
 from demo.timeline import draw_timeline
-from infra.local.components import prefect_env
 from infra.local.stack import Stack
-from tests.integration.conftest import free_ports
-from tidemark import kafka_io, registry
+from tests.integration.conftest import Processes
+from tidemark import registry
 from tidemark.config import Settings
 from tidemark.orchestration import RETRAIN_FLOW, TRAIN_DEPLOYMENT, deployments_ready, prefect_api
 from tidemark.scenario import load_scenario
@@ -47,91 +39,6 @@ from tidemark.scenario import load_scenario
 # Fish per wall-clock second in each phase of the default scenario.
 RATES = (40.0, 8.0, 40.0)
 EVENT_INTERVAL_S = 1.0
-
-
-def env_of(settings: Settings) -> dict[str, str]:
-    """The environment that gives a ``tidemark`` process exactly these settings."""
-    return {
-        f"TIDEMARK_{name.upper()}": str(value)
-        for name, value in settings
-        if value is not None and not isinstance(value, SecretStr)
-    }
-
-
-class Processes:
-    """``python -m tidemark ...`` processes of this test, stopped (SIGTERM) at the end."""
-
-    def __init__(self, env: dict[str, str], logs: Path) -> None:
-        self.env = env
-        self.logs = logs
-        self.running: list[tuple[str, subprocess.Popen[bytes]]] = []
-
-    def start(self, *command: str) -> subprocess.Popen[bytes]:
-        with (self.logs / f"{command[0]}.log").open("ab") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "tidemark", *command],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        self.running.append((command[0], process))
-        return process
-
-    def check_alive(self) -> None:
-        for name, process in self.running:
-            assert process.poll() is None, f"{name} exited; see {self.logs / name}.log"
-
-    def stop(self) -> None:
-        # Reverse order: the deployment server last, and before the Prefect server stops.
-        for _, process in reversed(self.running):
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-@pytest.fixture
-def loop(stack: Stack, tmp_path: Path) -> Iterator[tuple[Settings, Processes]]:
-    """Settings of this test's own (topics, groups, database, model) and its processes."""
-    tag = uuid.uuid4().hex[:8]
-    base = stack.settings
-    scorer_port, joiner_port, monitor_port = free_ports(3)
-    settings = base.model_copy(
-        update={
-            "model_name": f"loop-{tag}",
-            "mlflow_experiment": f"loop-{tag}",
-            "mongo_database": f"loop_{tag}",
-            "topic_measurements": f"{tag}.{base.topic_measurements}",
-            "topic_weights": f"{tag}.{base.topic_weights}",
-            "topic_predictions": f"{tag}.{base.topic_predictions}",
-            "topic_scored": f"{tag}.{base.topic_scored}",
-            "topic_retrain_requests": f"{tag}.{base.topic_retrain_requests}",
-            "topic_dead_letter": f"{tag}.{base.topic_dead_letter}",
-            "scorer_group_id": f"scorer-{tag}",
-            "joiner_group_id": f"joiner-{tag}",
-            "monitor_group_id": f"monitor-{tag}",
-            "scorer_metrics_port": scorer_port,
-            "joiner_metrics_port": joiner_port,
-            "monitor_metrics_port": monitor_port,
-            "registry_poll_interval_s": 1.0,
-            "transient_retry_delay_s": 0.5,
-        }
-    )
-    kafka_io.ensure_topics(settings)
-    env = (
-        os.environ
-        | env_of(settings)
-        | prefect_env(settings, stack.state)
-        | {"PREFECT_RUNNER_POLL_FREQUENCY": "2"}
-    )
-    processes = Processes(env, tmp_path)
-    try:
-        yield settings, processes
-    finally:
-        processes.stop()
 
 
 def _wait(condition: Callable[[], bool], timeout_s: float, what: str, processes: Processes) -> None:
@@ -152,7 +59,7 @@ def _ready(check: Callable[[], None]) -> bool:
 
 def retrain_runs(settings: Settings) -> list[str]:
     with (
-        prefect_api(settings),
+        prefect_api(settings.orchestration),
         get_client(sync_client=True) as client,
     ):
         runs = client.read_flow_runs(
@@ -167,23 +74,28 @@ def test_the_loop_recovers_from_the_shift_with_one_retrain(
     settings, processes = loop
     runs_before = set(retrain_runs(settings))
     processes.start("serve-flows")
-    _wait(lambda: _ready(lambda: deployments_ready(settings)), 180, "deployments", processes)
-    with prefect_api(settings):
+    _wait(
+        lambda: _ready(lambda: deployments_ready(settings.orchestration)),
+        180,
+        "deployments",
+        processes,
+    )
+    with prefect_api(settings.orchestration):
         bootstrap: FlowRun = run_deployment(  # type: ignore[assignment]  # sync caller
             TRAIN_DEPLOYMENT, parameters={}, timeout=300, poll_interval=2
         )
     assert bootstrap.state is not None
     assert bootstrap.state.is_completed(), bootstrap.state
-    first_version = registry.production_version(settings)
+    first_version = registry.production_version(settings.registry)
     assert first_version is not None
 
-    processes.start("score", "--metrics-port", str(settings.scorer_metrics_port))
-    processes.start("join", "--metrics-port", str(settings.joiner_metrics_port))
-    processes.start("monitor", "--metrics-port", str(settings.monitor_metrics_port))
+    processes.start("score", "--metrics-port", str(settings.stream.scorer_metrics_port))
+    processes.start("join", "--metrics-port", str(settings.stream.joiner_metrics_port))
+    processes.start("monitor", "--metrics-port", str(settings.monitor.metrics_port))
     for port in (
-        settings.scorer_metrics_port,
-        settings.joiner_metrics_port,
-        settings.monitor_metrics_port,
+        settings.stream.scorer_metrics_port,
+        settings.stream.joiner_metrics_port,
+        settings.monitor.metrics_port,
     ):
         _wait(partial(_port_open, port), 120, f"metrics port {port}", processes)
 
@@ -231,10 +143,10 @@ def test_the_loop_recovers_from_the_shift_with_one_retrain(
 
     # The first model's error rises above the threshold after the shift.
     assert incident.before is not None
-    assert incident.before.mean_relative_error < settings.monitor_error_threshold
+    assert incident.before.mean_relative_error < settings.monitor.error_threshold
     assert incident.crossed is not None
     assert incident.during is not None
-    assert incident.during.mean_relative_error > settings.monitor_error_threshold
+    assert incident.during.mean_relative_error > settings.monitor.error_threshold
     # Exactly one retrain for the incident, started through Prefect.
     assert len(incident.requests) == 1
     assert incident.requests[0].model_version == first_version
@@ -247,9 +159,9 @@ def test_the_loop_recovers_from_the_shift_with_one_retrain(
     # The windows scored by the new version are back under the threshold.
     assert len(incident.recovered) >= 2
     for window in incident.recovered:
-        assert window.overall.mean_relative_error < settings.monitor_error_threshold, window.start
+        assert window.overall.mean_relative_error < settings.monitor.error_threshold, window.start
     assert incident.after is not None
-    assert incident.after.mean_relative_error < settings.monitor_error_threshold
+    assert incident.after.mean_relative_error < settings.monitor.error_threshold
 
 
 def _port_open(port: int) -> bool:
@@ -265,8 +177,8 @@ def _report(incident: Incident, observer: LoopObserver, settings: Settings, stac
     picture = draw_timeline(
         observer.scored,
         observer.requests,
-        threshold=settings.monitor_error_threshold,
-        window_s=settings.monitor_window_s,
+        threshold=settings.monitor.error_threshold,
+        window_s=settings.monitor.window_s,
         path=stack.state / "closed-loop.png",
         title="Closed loop on the default scenario (end-to-end test)",
     )

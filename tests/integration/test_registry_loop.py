@@ -38,12 +38,12 @@ SHIFT_START = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 
 def _env(settings: Settings) -> dict[str, str]:
     return {
-        "TIDEMARK_MONGO_URI": settings.mongo_uri,
-        "TIDEMARK_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-        "TIDEMARK_PREFECT_API_URL": settings.prefect_api_url,
-        "TIDEMARK_MODEL_NAME": settings.model_name,
-        "TIDEMARK_MONGO_COLLECTION": settings.mongo_collection,
-        "TIDEMARK_MLFLOW_EXPERIMENT": settings.mlflow_experiment,
+        "TIDEMARK_MONGO_URI": settings.store.uri,
+        "TIDEMARK_MLFLOW_TRACKING_URI": settings.registry.tracking_uri,
+        "TIDEMARK_PREFECT_API_URL": settings.orchestration.api_url,
+        "TIDEMARK_MODEL_NAME": settings.registry.model_name,
+        "TIDEMARK_MONGO_COLLECTION": settings.store.collection,
+        "TIDEMARK_MLFLOW_EXPERIMENT": settings.registry.experiment,
         "TIDEMARK_TRANSIENT_RETRY_DELAY_S": "0.5",
     }
 
@@ -51,19 +51,17 @@ def _env(settings: Settings) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def settings(stack: Stack) -> Iterator[Settings]:
     """The stack's settings with this module's own model and collection, also in the env."""
-    mine = stack.settings.model_copy(
-        update={
-            "model_name": "fish-weight-loop",
-            "mongo_collection": "training_data_loop",
-            "mlflow_experiment": "registry-loop",
-        }
+    mine = stack.settings.override(
+        model_name="fish-weight-loop",
+        mongo_collection="training_data_loop",
+        mlflow_experiment="registry-loop",
     )
     with pytest.MonkeyPatch.context() as patch:
         for key, value in _env(mine).items():
             patch.setenv(key, value)
         get_settings.cache_clear()
-        assert get_settings().model_name == mine.model_name
-        with prefect_api(mine):
+        assert get_settings().registry.model_name == mine.registry.model_name
+        with prefect_api(mine.orchestration):
             yield mine
     get_settings.cache_clear()
 
@@ -83,7 +81,7 @@ def store_phase(settings: Settings, phase: str, seed: int, start: datetime, coun
                 measured_at=at,
                 predicted_weight_kg=row.weight_kg,
                 species_known=True,
-                model_name=settings.model_name,
+                model_name=settings.registry.model_name,
                 model_version="1",
                 predicted_at=at,
                 weight_kg=row.weight_kg,
@@ -92,19 +90,19 @@ def store_phase(settings: Settings, phase: str, seed: int, start: datetime, coun
                 joined_at=at + timedelta(seconds=30),
             )
         )
-    with TrainingStore(settings) as store:
+    with TrainingStore(settings.store) as store:
         assert store.upsert_many(records) == count
         assert store.upsert_many(records) == 0  # idempotent: a replay adds nothing
 
 
 def version(settings: Settings, number: str) -> registry.VersionInfo:
-    return registry.version_info(settings, number)
+    return registry.version_info(settings.registry, number)
 
 
 def test_bootstrap_puts_version_1_in_production(settings: Settings) -> None:
     outcome = train(phases=["salmon"], seed=42)
     assert (outcome.version, outcome.decision) == ("1", "promoted")
-    assert registry.production_version(settings) == "1"
+    assert registry.production_version(settings.registry) == "1"
     v1 = version(settings, "1")
     assert v1.stage == "Production"
     assert v1.tags["trigger_reason"] == "bootstrap"
@@ -114,14 +112,14 @@ def test_bootstrap_puts_version_1_in_production(settings: Settings) -> None:
     assert (v1.tags["heldout_n"], v1.tags["heldout_n.salmon"]) == ("300", "300")
     assert v1.tags["p_value"] == "none"
     assert v1.description.startswith("**Decision: promoted.** no model in production")
-    run = registry.client(settings).get_run(v1.run_id)
+    run = registry.client(settings.registry).get_run(v1.run_id)
     assert run.info.run_name == "bootstrap"
     assert run.data.tags["mlflow.source.name"] == registry.RUN_SOURCE
     assert run.data.metrics["heldout_n"] == 300
-    model = registry.client(settings).get_registered_model(settings.model_name)
+    model = registry.client(settings.registry).get_registered_model(settings.registry.model_name)
     assert "**The loop.**" in model.description
     assert len(v1.tags["data_fingerprint"]) == 64
-    reference = registry.load_reference(settings, "1")
+    reference = registry.load_reference(settings.registry, "1")
     assert len(reference) == 1200
     assert {"species", "length_cm", "height_cm", "weight_kg"} <= set(reference.columns)
     # A second bootstrap is a no-op once production exists (what `make up` relies on).
@@ -132,7 +130,7 @@ def test_a_retrain_that_is_not_better_is_registered_not_promoted(settings: Setti
     store_phase(settings, "salmon", seed=7, start=SHIFT_START - timedelta(hours=2), count=400)
     outcome = retrain(reason="schedule", last_n=400)
     assert (outcome.version, outcome.decision) == ("2", "rejected")
-    assert registry.production_version(settings) == "1"
+    assert registry.production_version(settings.registry) == "1"
     v2 = version(settings, "2")
     assert v2.tags["decision"] == "rejected"
     assert "not at least 5% below champion v1" in v2.tags["decision_reason"]
@@ -143,7 +141,7 @@ def test_a_retrain_that_is_not_better_is_registered_not_promoted(settings: Setti
     assert outcome.p_value is not None
     assert float(v2.tags["p_value"]) == pytest.approx(outcome.p_value)
     assert "**Decision: rejected.**" in v2.description
-    run = registry.client(settings).get_run(v2.run_id)
+    run = registry.client(settings.registry).get_run(v2.run_id)
     assert run.info.run_name == "retrain v1 · schedule"
     assert run.data.tags["mlflow.source.name"] == registry.RUN_SOURCE
     sources = [d.dataset.source for d in run.inputs.dataset_inputs]
@@ -172,30 +170,30 @@ def test_a_retrain_after_a_shift_is_promoted(settings: Settings) -> None:
         outcome.candidate_mre_by_species["walleye"]
     )
     assert "| walleye | 60 |" in v3.description
-    run = registry.client(settings).get_run(v3.run_id)
+    run = registry.client(settings.registry).get_run(v3.run_id)
     assert run.info.run_name == "retrain v1 · error 0.20 > 0.10"
     assert run.data.metrics["p_value"] == pytest.approx(outcome.p_value)
     assert "champion_mean_relative_error.walleye" in run.data.metrics
-    assert registry.production_version(settings) == "3"
+    assert registry.production_version(settings.registry) == "3"
     assert version(settings, "3").stage == "Production"
     assert version(settings, "1").stage == "Archived"
     assert v3.tags["trigger_metric"] == "mean_relative_error"
     assert v3.tags["trigger_threshold"] == "0.1"
-    assert registry.production_history(settings) == ["1", "3"]
-    assert "walleye" in registry.load_reference(settings, "3")["species"].unique()
+    assert registry.production_history(settings.registry) == ["1", "3"]
+    assert "walleye" in registry.load_reference(settings.registry, "3")["species"].unique()
 
 
 def test_rollback_restores_the_previous_production_version(settings: Settings) -> None:
     outcome = rollback()
     assert outcome.production_version == "1"
-    assert registry.production_version(settings) == "1"
+    assert registry.production_version(settings.registry) == "1"
     assert version(settings, "1").stage == "Production"
     assert version(settings, "3").stage == "Archived"
     assert "rolled_back_at" in version(settings, "3").tags
 
 
 def _versions(settings: Settings) -> list[str]:
-    return [info.version for info in registry.list_versions(settings)]
+    return [info.version for info in registry.list_versions(settings.registry)]
 
 
 def test_an_empty_window_fails_and_promotes_nothing(settings: Settings) -> None:
@@ -210,13 +208,13 @@ def test_an_empty_window_fails_and_promotes_nothing(settings: Settings) -> None:
     with pytest.raises(TrainingDataError, match="no joined records measured between"):
         state.result()
     assert _versions(settings) == before
-    assert registry.production_version(settings) == "1"
+    assert registry.production_version(settings.registry) == "1"
 
 
 def test_a_window_of_broken_records_fails_and_promotes_nothing(settings: Settings) -> None:
     start = datetime(2001, 1, 1, tzinfo=UTC)
     store_phase(settings, "salmon", seed=11, start=start, count=60)
-    with TrainingStore(settings) as store:
+    with TrainingStore(settings.store) as store:
         # Written past the data contract, as a faulty writer could.
         store.collection.insert_many(
             [
@@ -230,7 +228,7 @@ def test_a_window_of_broken_records_fails_and_promotes_nothing(settings: Setting
     with pytest.raises(TrainingDataError, match="bad values"):
         retrain(reason="manual", window_start=start, window_end=start + timedelta(hours=1))
     assert _versions(settings) == before
-    assert registry.production_version(settings) == "1"
+    assert registry.production_version(settings.registry) == "1"
 
 
 def test_a_window_short_of_evidence_trains_and_registers_nothing(settings: Settings) -> None:
@@ -249,7 +247,7 @@ def test_a_window_short_of_evidence_trains_and_registers_nothing(settings: Setti
     assert "walleye 40 rows" in outcome.reason
     assert outcome.production_version == "1"
     assert _versions(settings) == before
-    assert registry.production_version(settings) == "1"
+    assert registry.production_version(settings.registry) == "1"
 
 
 def test_a_forced_promotion_skips_the_policy(settings: Settings) -> None:
@@ -266,7 +264,7 @@ def _wait_ready(settings: Settings, server: subprocess.Popen[bytes], log: Path) 
     deadline = time.monotonic() + 180
     while True:
         try:
-            deployments_ready(settings)
+            deployments_ready(settings.orchestration)
             return
         except Exception as error:  # not registered or not polled yet
             if server.poll() is not None or time.monotonic() > deadline:
@@ -279,7 +277,7 @@ def test_a_retrain_triggered_through_the_prefect_api_completes(
     settings: Settings, tmp_path: Path
 ) -> None:
     env = os.environ | _env(settings) | {
-        "PREFECT_API_URL": settings.prefect_api_url,
+        "PREFECT_API_URL": settings.orchestration.api_url,
         "PREFECT_HOME": str(tmp_path / "prefect"),
         "PREFECT_RUNNER_POLL_FREQUENCY": "2",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -306,14 +304,14 @@ def test_a_retrain_triggered_through_the_prefect_api_completes(
         outcome = run.state.result()
         assert isinstance(outcome, Outcome)
         assert outcome.version == max(_versions(settings), key=int)
-        assert outcome.heldout_n >= settings.min_holdout_rows
+        assert outcome.heldout_n >= settings.retrain.min_holdout_rows
     finally:
         server.terminate()
         server.wait(60)
 
 
 def test_the_store_reads_recent_and_windowed_records_in_time_order(settings: Settings) -> None:
-    with TrainingStore(settings) as store:
+    with TrainingStore(settings.store) as store:
         recent = store.recent(50)
         window = store.window(SHIFT_START, SHIFT_START + timedelta(seconds=9))
     assert len(recent) == 50
@@ -325,18 +323,18 @@ def test_the_store_reads_recent_and_windowed_records_in_time_order(settings: Set
 
 def _salmon_error(settings: Settings, number: str) -> float:
     salmon = generate_frame(load_scenario(), 99, ["salmon"]).head(300)
-    return evaluate(registry.load_model(settings, number), salmon).mean_relative_error
+    return evaluate(registry.load_model(settings.registry, number), salmon).mean_relative_error
 
 
 def test_a_retrain_on_a_window_of_walleye_still_knows_salmon(settings: Settings) -> None:
     window = {"window_start": SHIFT_START, "window_end": SHIFT_START + timedelta(seconds=299)}
     remembering = retrain(reason="error", **window).version
     assert remembering is not None
-    reference = registry.load_reference(settings, remembering)
+    reference = registry.load_reference(settings.registry, remembering)
     # The 300 walleye of the window and the latest 200 of the 400 salmon stored before it; the
     # most recent fifth of each species was held out to judge the candidate.
     assert reference["species"].value_counts().to_dict() == {"walleye": 240, "salmon": 160}
-    run = registry.client(settings).get_run(version(settings, remembering).run_id)
+    run = registry.client(settings.registry).get_run(version(settings, remembering).run_id)
     assert run.inputs is not None
     assert any("remembered" in d.dataset.source for d in run.inputs.dataset_inputs)
     with pytest.MonkeyPatch.context() as patch:
@@ -345,5 +343,5 @@ def test_a_retrain_on_a_window_of_walleye_still_knows_salmon(settings: Settings)
         forgetting = retrain(reason="error", **window).version
     get_settings.cache_clear()
     assert forgetting is not None
-    assert set(registry.load_reference(settings, forgetting)["species"]) == {"walleye"}
+    assert set(registry.load_reference(settings.registry, forgetting)["species"]) == {"walleye"}
     assert _salmon_error(settings, remembering) < 0.1 < _salmon_error(settings, forgetting)

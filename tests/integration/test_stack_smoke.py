@@ -31,12 +31,14 @@ def test_every_component_is_healthy(stack: Stack) -> None:
 
 
 def test_contract_topics_exist_with_three_partitions(stack: Stack) -> None:
-    client = kafka_io.admin(stack.settings)
+    client = kafka_io.admin(stack.settings.kafka)
     try:
-        described = {t["name"]: t for t in client.describe_topics(list(stack.settings.topics))}
+        described = {
+            t["name"]: t for t in client.describe_topics(list(stack.settings.kafka.topics.names))
+        }
     finally:
         client.close()
-    assert set(described) == set(stack.settings.topics)
+    assert set(described) == set(stack.settings.kafka.topics.names)
     assert {len(t["partitions"]) for t in described.values()} == {3}
 
 
@@ -44,13 +46,13 @@ def test_measurement_round_trips_through_a_consumer_group(
     stack: Stack, measurement: Measurement
 ) -> None:
     settings = stack.settings
-    topic = settings.topic_measurements
-    producer = kafka_io.producer(settings)
+    topic = settings.kafka.topics.measurements
+    producer = kafka_io.producer(settings.kafka)
     producer.send(topic, key=measurement.fish_id.encode(), value=measurement.to_json()).get(30)
     producer.close()
 
     group = f"smoke-{uuid.uuid4().hex[:8]}"
-    consumer = kafka_io.consumer(settings, group, topic, consumer_timeout_ms=30_000)
+    consumer = kafka_io.consumer(settings.kafka, group, topic, consumer_timeout_ms=30_000)
     received = next(iter(consumer))
     consumer.commit()
     consumer.close()
@@ -58,14 +60,14 @@ def test_measurement_round_trips_through_a_consumer_group(
     assert received.key == measurement.fish_id.encode()
 
     # The group committed: the same group now starts after the record.
-    again = kafka_io.consumer(settings, group, topic, consumer_timeout_ms=8_000)
+    again = kafka_io.consumer(settings.kafka, group, topic, consumer_timeout_ms=8_000)
     assert list(again) == []
     again.close()
 
 
 def test_mongo_inserts_queries_and_keeps_ids_unique(stack: Stack) -> None:
-    with MongoClient(stack.settings.mongo_uri, serverSelectionTimeoutMS=5000) as client:
-        collection = client[stack.settings.mongo_database]["smoke"]
+    with MongoClient(stack.settings.store.uri, serverSelectionTimeoutMS=5000) as client:
+        collection = client[stack.settings.store.database]["smoke"]
         collection.insert_one({"_id": "fish-1", "species": "salmon", "weight_kg": 4.2})
         assert collection.find_one({"species": "salmon"}) == {
             "_id": "fish-1",
@@ -77,7 +79,7 @@ def test_mongo_inserts_queries_and_keeps_ids_unique(stack: Stack) -> None:
 
 
 def test_mlflow_logs_registers_and_loads_a_model(stack: Stack) -> None:
-    mlflow.set_tracking_uri(stack.settings.mlflow_tracking_uri)
+    mlflow.set_tracking_uri(stack.settings.registry.tracking_uri)
     mlflow.set_experiment("smoke")
     x = np.array([[1.0], [2.0], [3.0]])
     model = LinearRegression().fit(x, np.array([2.0, 4.0, 6.0]))
@@ -86,7 +88,7 @@ def test_mlflow_logs_registers_and_loads_a_model(stack: Stack) -> None:
         info = mlflow.sklearn.log_model(
             model, name="model", registered_model_name="smoke-model", input_example=x[:1]
         )
-    client = MlflowClient(stack.settings.mlflow_tracking_uri)
+    client = MlflowClient(stack.settings.registry.tracking_uri)
     client.set_registered_model_alias("smoke-model", "production", info.registered_model_version)
     loaded = mlflow.pyfunc.load_model("models:/smoke-model@production")
     assert loaded.predict(np.array([[10.0]]))[0] == pytest.approx(20.0)
@@ -107,8 +109,8 @@ async def _final_state(api_url: str, flow_run_id: uuid.UUID) -> str:
 def test_a_flow_runs_against_the_prefect_server(stack: Stack) -> None:
     import asyncio
 
-    api = stack.settings.prefect_api_url
-    with prefect_api(stack.settings):
+    api = stack.settings.orchestration.api_url
+    with prefect_api(stack.settings.orchestration):
         state = _double(21, return_state=True)
         assert state.result() == 42
         assert asyncio.run(_final_state(api, state.state_details.flow_run_id)) == "COMPLETED"
@@ -117,12 +119,12 @@ def test_a_flow_runs_against_the_prefect_server(stack: Stack) -> None:
 def test_stack_status_command_reports_the_private_stack(stack: Stack) -> None:
     settings: Settings = stack.settings
     env = os.environ | {
-        "TIDEMARK_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "TIDEMARK_KAFKA_CONTROLLER_PORT": str(settings.kafka_controller_port),
-        "TIDEMARK_MONGO_URI": settings.mongo_uri,
-        "TIDEMARK_FERRETDB_DEBUG_PORT": str(settings.ferretdb_debug_port),
-        "TIDEMARK_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-        "TIDEMARK_PREFECT_API_URL": settings.prefect_api_url,
+        "TIDEMARK_KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "TIDEMARK_KAFKA_CONTROLLER_PORT": str(settings.stack.kafka_controller_port),
+        "TIDEMARK_MONGO_URI": settings.store.uri,
+        "TIDEMARK_FERRETDB_DEBUG_PORT": str(settings.stack.ferretdb_debug_port),
+        "TIDEMARK_MLFLOW_TRACKING_URI": settings.registry.tracking_uri,
+        "TIDEMARK_PREFECT_API_URL": settings.orchestration.api_url,
         "TIDEMARK_STATE_DIR": str(stack.state),
     }
     done = subprocess.run(
@@ -136,4 +138,4 @@ def test_stack_status_command_reports_the_private_stack(stack: Stack) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     for name in ("kafka", "ferretdb", "mlflow", "prefect"):
         assert name in done.stdout
-    assert settings.mlflow_tracking_uri in done.stdout
+    assert settings.registry.tracking_uri in done.stdout

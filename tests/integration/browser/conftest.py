@@ -21,7 +21,6 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from flows.serve import deployments_ready
 from flows.train import train
 from infra.local.components import venv_bin
 from infra.local.stack import Stack
@@ -31,6 +30,7 @@ from monitoring.windows import ClosedWindow
 from tests.integration.monitoring.fish import PER_WINDOW, scored_fish
 from tidemark import registry
 from tidemark.config import Settings, get_settings
+from tidemark.orchestration import deployments_ready
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
@@ -41,14 +41,14 @@ expect.set_options(timeout=PAGE_TIMEOUT_MS)
 
 def _env(settings: Settings) -> dict[str, str]:
     return {
-        "TIDEMARK_MONGO_URI": settings.mongo_uri,
-        "TIDEMARK_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-        "TIDEMARK_PREFECT_API_URL": settings.prefect_api_url,
-        "TIDEMARK_MODEL_NAME": settings.model_name,
-        "TIDEMARK_MONGO_COLLECTION": settings.mongo_collection,
-        "TIDEMARK_MLFLOW_EXPERIMENT": settings.mlflow_experiment,
-        "TIDEMARK_SERVING_HOST": settings.serving_host,
-        "TIDEMARK_SERVING_PORT": str(settings.serving_port),
+        "TIDEMARK_MONGO_URI": settings.store.uri,
+        "TIDEMARK_MLFLOW_TRACKING_URI": settings.registry.tracking_uri,
+        "TIDEMARK_PREFECT_API_URL": settings.orchestration.api_url,
+        "TIDEMARK_MODEL_NAME": settings.registry.model_name,
+        "TIDEMARK_MONGO_COLLECTION": settings.store.collection,
+        "TIDEMARK_MLFLOW_EXPERIMENT": settings.registry.experiment,
+        "TIDEMARK_SERVING_HOST": settings.serving.host,
+        "TIDEMARK_SERVING_PORT": str(settings.serving.port),
     }
 
 
@@ -77,7 +77,7 @@ def _answers(url: str) -> Callable[[], bool]:
 def _ready(settings: Settings) -> Callable[[], bool]:
     def check() -> bool:
         try:
-            deployments_ready(settings)
+            deployments_ready(settings.orchestration)
         except Exception:  # not registered or not polled yet
             return False
         return True
@@ -88,18 +88,16 @@ def _ready(settings: Settings) -> Callable[[], bool]:
 @pytest.fixture(scope="module")
 def settings(stack: Stack) -> Iterator[Settings]:
     """The stack's settings with a model, collection and experiment of this module's own."""
-    mine = stack.settings.model_copy(
-        update={
-            "model_name": "fish-weight-browser",
-            "mongo_collection": "training_data_browser",
-            "mlflow_experiment": "browser",
-        }
+    mine = stack.settings.override(
+        model_name="fish-weight-browser",
+        mongo_collection="training_data_browser",
+        mlflow_experiment="browser",
     )
     with pytest.MonkeyPatch.context() as patch:
         for key, value in _env(mine).items():
             patch.setenv(key, value)
         get_settings.cache_clear()
-        with temporary_settings(updates={PREFECT_API_URL: mine.prefect_api_url}):
+        with temporary_settings(updates={PREFECT_API_URL: mine.orchestration.api_url}):
             yield mine
     get_settings.cache_clear()
 
@@ -147,7 +145,7 @@ def flows_served(
         [sys.executable, "-m", "tidemark", "serve-flows"],
         _env(settings)
         | {
-            "PREFECT_API_URL": settings.prefect_api_url,
+            "PREFECT_API_URL": settings.orchestration.api_url,
             "PREFECT_HOME": str(tmp_path_factory.mktemp("prefect-home")),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "DO_NOT_TRACK": "1",
@@ -159,7 +157,7 @@ def flows_served(
 @pytest.fixture(scope="module")
 def api(settings: Settings, production: str, processes: Callable[..., Path]) -> str:
     """``tidemark serve`` on the production version; its base URL."""
-    url = settings.serving_url
+    url = settings.serving.url
     processes("serve", [venv_bin("tidemark"), "serve"], _env(settings), _answers(f"{url}/ready"))
     return url
 
@@ -173,14 +171,14 @@ def evidently_ui(
 ) -> str:
     """``evidently ui`` on a workspace where the monitor's store recorded a few judged windows."""
     workspace = tmp_path_factory.mktemp("evidently")
-    store = ReportStore(settings.model_copy(update={"evidently_workspace": workspace}))
-    model = registry.load_model(settings, production)
+    store = ReportStore(settings.override(evidently_workspace=workspace))
+    model = registry.load_model(settings.registry, production)
     detector = DriftDetector(
-        registry.load_reference(settings, production),
-        p_value=settings.monitor_drift_p_value,
-        drift_share=settings.monitor_drift_share,
+        registry.load_reference(settings.registry, production),
+        p_value=settings.monitor.drift_p_value,
+        drift_share=settings.monitor.drift_share,
     )
-    size = timedelta(seconds=settings.monitor_window_s)
+    size = timedelta(seconds=settings.monitor.window_s)
     first = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     fish = scored_fish(model, production, "salmon", 3, first, settings) + scored_fish(
         model, production, "walleye", 3, first + 3 * size, settings
@@ -191,13 +189,13 @@ def evidently_ui(
         window = ClosedWindow.of(start, start + size, records)
         drift = detector.check(features_frame(records), timestamp=window.end)
         error = window.overall.mean_relative_error
-        verdict = "ok" if error <= settings.monitor_error_threshold else "held-back"
+        verdict = "ok" if error <= settings.monitor.error_threshold else "held-back"
         store.record(WindowOutcome(window, production, verdict, f"error {error:.3f}", drift))
-    url = f"http://127.0.0.1:{settings.evidently_ui_port}"
+    url = f"http://127.0.0.1:{settings.stack.evidently_ui_port}"
     processes(
         "evidently",
         [venv_bin("evidently"), "ui", "--host", "127.0.0.1", "--port",
-         str(settings.evidently_ui_port), "--workspace", str(workspace)],
+         str(settings.stack.evidently_ui_port), "--workspace", str(workspace)],
         {},
         _answers(f"{url}/api/projects"),
     )  # fmt: skip

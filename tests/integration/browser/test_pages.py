@@ -36,12 +36,12 @@ def test_the_redoc_page_renders_offline(page: Page, api: str) -> None:
 def test_the_mlflow_model_page_shows_the_production_version_and_its_decision(
     page: Page, settings: Settings, production: str
 ) -> None:
-    page.goto(f"{settings.mlflow_tracking_uri}/#/models/{settings.model_name}")
+    page.goto(f"{settings.registry.tracking_uri}/#/models/{settings.registry.model_name}")
     expect(page.get_by_text(f"Version {production}").first).to_be_visible()
-    expect(page.get_by_text(f"@ {settings.production_alias}").first).to_be_visible()
+    expect(page.get_by_text(f"@ {settings.registry.production_alias}").first).to_be_visible()
     screenshot(page, "mlflow-model")
     page.goto(
-        f"{settings.mlflow_tracking_uri}/#/models/{settings.model_name}/versions/{production}"
+        f"{settings.registry.tracking_uri}/#/models/{settings.registry.model_name}/versions/{production}"
     )
     expect(page.get_by_text("decision", exact=True).first).to_be_attached()
     expect(page.get_by_text("promoted", exact=True).first).to_be_attached()
@@ -51,7 +51,7 @@ def test_the_mlflow_model_page_shows_the_production_version_and_its_decision(
 def test_the_prefect_deployments_page_lists_the_four_deployments(
     page: Page, settings: Settings, flows_served: None
 ) -> None:
-    page.goto(f"{settings.prefect_ui_url}/deployments")
+    page.goto(f"{settings.orchestration.ui_url}/deployments")
     for name in ("train", "retrain", "promote", "rollback"):
         expect(page.get_by_role("link", name=name, exact=True).first).to_be_visible()
     # The tags are in the page (the list truncates them at this width; the unit test reads them).

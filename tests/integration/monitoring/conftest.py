@@ -37,7 +37,7 @@ def salmon_model(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> tupl
     fitted = train(frame, seed=0).model
     reference = tmp_path_factory.mktemp("reference") / REFERENCE_FILE
     frame.to_parquet(reference)
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_tracking_uri(settings.registry.tracking_uri)
     mlflow.set_experiment("monitoring-tests")
     with mlflow.start_run():
         mlflow.log_artifact(str(reference), artifact_path=REFERENCE_DIR)
@@ -48,8 +48,8 @@ def salmon_model(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> tupl
             input_example=frame.loc[:5, list(FEATURES)],
             pip_requirements=["scikit-learn"],
         )
-    MlflowClient(settings.mlflow_tracking_uri).set_registered_model_alias(
-        name, settings.production_alias, info.registered_model_version
+    MlflowClient(settings.registry.tracking_uri).set_registered_model_alias(
+        name, settings.registry.production_alias, info.registered_model_version
     )
     return name, fitted
 
@@ -83,7 +83,7 @@ def retrain_deployment(stack: Stack) -> Iterator[str]:
 
 def _wait_for_deployment(settings: Settings, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 120
-    with prefect_api(settings):
+    with prefect_api(settings.orchestration):
         while time.monotonic() < deadline:
             assert process.poll() is None, "the retrain stub exited"
             try:
@@ -100,17 +100,15 @@ def monitored(stack: Stack, salmon_model: tuple[str, Pipeline], tmp_path: Path) 
     """Settings with this test's topics, group and report folders, and 2-second windows."""
     tag = uuid.uuid4().hex[:8]
     base = stack.settings
-    settings = base.model_copy(
-        update={
-            "model_name": salmon_model[0],
-            "topic_scored": f"{tag}.{base.topic_scored}",
-            "topic_retrain_requests": f"{tag}.{base.topic_retrain_requests}",
-            "topic_dead_letter": f"{tag}.{base.topic_dead_letter}",
-            "monitor_group_id": f"monitor-{tag}",
-            "monitor_window_s": 2.0,
-            "monitor_allowed_lateness_s": 0.5,
-            "state_dir": tmp_path,
-        }
+    settings = base.override(
+        model_name=salmon_model[0],
+        topic_scored=f"{tag}.{base.kafka.topics.scored}",
+        topic_retrain_requests=f"{tag}.{base.kafka.topics.retrain_requests}",
+        topic_dead_letter=f"{tag}.{base.kafka.topics.dead_letter}",
+        monitor_group_id=f"monitor-{tag}",
+        monitor_window_s=2.0,
+        monitor_allowed_lateness_s=0.5,
+        state_dir=tmp_path,
     )
-    kafka_io.ensure_topics(settings)
+    kafka_io.ensure_topics(settings.kafka)
     return settings

@@ -36,7 +36,7 @@ def scored_fish(
     if species:
         frame = frame.assign(species=species)
     predicted = predict(model, frame)
-    step = timedelta(seconds=settings.monitor_window_s / PER_WINDOW)
+    step = timedelta(seconds=settings.monitor.window_s / PER_WINDOW)
     records = []
     for i, (row, weight, known) in enumerate(
         zip(frame.itertuples(), predicted.weight_kg, predicted.species_known, strict=True)
@@ -53,7 +53,7 @@ def scored_fish(
                 measured_at=measured_at,
                 predicted_weight_kg=predicted_kg,
                 species_known=bool(known),
-                model_name=settings.model_name,
+                model_name=settings.registry.model_name,
                 model_version=version,
                 predicted_at=measured_at,
                 weight_kg=row.weight_kg,
@@ -66,13 +66,15 @@ def scored_fish(
 
 
 def produce(settings: Settings, records: list[Scored]) -> None:
-    producer = kafka_io.producer(settings)
+    producer = kafka_io.producer(settings.kafka)
     for record in records:
-        producer.send(settings.topic_scored, key=record.fish_id.encode(), value=record.to_json())
+        producer.send(
+            settings.kafka.topics.scored, key=record.fish_id.encode(), value=record.to_json()
+        )
     producer.flush(30)
     producer.close()
 
 
 def window_aligned_start(settings: Settings) -> datetime:
     now = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
-    return now - timedelta(seconds=now.second % int(settings.monitor_window_s))
+    return now - timedelta(seconds=now.second % int(settings.monitor.window_s))

@@ -57,7 +57,7 @@ def run_monitor(
 
 def retrain_requests(settings: Settings) -> list[RetrainRequest]:
     consumer = kafka_io.consumer(
-        settings, f"check-{uuid.uuid4().hex[:6]}", settings.topic_retrain_requests,
+        settings.kafka, f"check-{uuid.uuid4().hex[:6]}", settings.kafka.topics.retrain_requests,
         consumer_timeout_ms=8_000,
     )  # fmt: skip
     try:
@@ -83,7 +83,7 @@ class RetrainRun:
 def retrain_flow_runs(settings: Settings, deployment: str) -> list[RetrainRun]:
     """Every run of the retrain deployment, oldest first."""
     with (
-        prefect_api(settings),
+        prefect_api(settings.orchestration),
         get_client(sync_client=True) as client,
     ):
         runs = client.read_flow_runs(
@@ -197,7 +197,7 @@ def test_an_error_jump_triggers_exactly_one_retrain(
 def test_a_never_seen_species_arriving_during_another_incidents_cooldown_gets_its_own_retrain(
     monitored: Settings, salmon_model: tuple[str, Pipeline], retrain_deployment: str
 ) -> None:
-    settings = monitored.model_copy(update={"monitor_queue_check_s": 1.0})
+    settings = monitored.override(monitor_queue_check_s=1.0)
     model = salmon_model[1]
     runs_before = {run.id for run in retrain_flow_runs(settings, retrain_deployment)}
     species = f"pike{uuid.uuid4().hex[:6]}"  # a name no other test's incident shares
@@ -249,7 +249,7 @@ def test_a_never_seen_species_arriving_during_another_incidents_cooldown_gets_it
     assert pike_run.created is not None
     # The pike retrain started inside salmon's cooldown, which held salmon's repeats back.
     elapsed = (pike_run.created - salmon_run.created).total_seconds()
-    assert 0 < elapsed < settings.monitor_cooldown_s
+    assert 0 < elapsed < settings.monitor.cooldown_s
     assert pd.Timestamp(str(pike_run.parameters["window_end"])) >= pd.Timestamp(
         arrival + timedelta(seconds=2)
     )

@@ -16,9 +16,9 @@ from monitoring.policy import Decision
 def test_the_version_a_run_registered_states_its_decision_and_achievable_errors(
     stack: Stack, salmon_model: tuple[str, Pipeline]
 ) -> None:
-    settings = stack.settings.model_copy(update={"model_name": f"outcome-{uuid.uuid4().hex[:6]}"})
-    client = MlflowClient(settings.mlflow_tracking_uri)
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    settings = stack.settings.override(model_name=f"outcome-{uuid.uuid4().hex[:6]}")
+    client = MlflowClient(settings.registry.tracking_uri)
+    mlflow.set_tracking_uri(settings.registry.tracking_uri)
     mlflow.set_experiment("monitoring-tests")
     rejected, promoted = str(uuid.uuid4()), str(uuid.uuid4())
     tags = [
@@ -35,12 +35,12 @@ def test_the_version_a_run_registered_states_its_decision_and_achievable_errors(
             info = mlflow.sklearn.log_model(
                 salmon_model[1],
                 name="model",
-                registered_model_name=settings.model_name,
+                registered_model_name=settings.registry.model_name,
                 pip_requirements=["scikit-learn"],
             )
         for key, value in version_tags.items():
             client.set_model_version_tag(
-                settings.model_name, str(info.registered_model_version), key, value
+                settings.registry.model_name, str(info.registered_model_version), key, value
             )
 
     outcome = find_outcome(settings, rejected)

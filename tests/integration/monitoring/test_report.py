@@ -8,13 +8,12 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import SecretStr
 from sklearn.pipeline import Pipeline
 
 from monitoring.trigger import RetrainTrigger
 from tests.integration.monitoring.fish import produce, scored_fish, window_aligned_start
 from tidemark import kafka_io
-from tidemark.config import Settings
+from tidemark.config import SECTIONS, Settings
 from tidemark.schemas import RetrainReason, RetrainRequest, utc_now
 from tidemark.store import TrainingStore
 
@@ -22,11 +21,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def tidemark(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {
-        f"TIDEMARK_{name.upper()}": str(value)
-        for name, value in settings
-        if value is not None and not isinstance(value, SecretStr)
-    }
+    env = os.environ | settings.as_env(*SECTIONS)
     return subprocess.run(
         [sys.executable, "-m", "tidemark", *args],
         env=env,
@@ -40,7 +35,7 @@ def tidemark(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]
 def test_report_from_the_topic_and_from_the_store(
     monitored: Settings, salmon_model: tuple[str, Pipeline], tmp_path: Path
 ) -> None:
-    settings = monitored.model_copy(update={"mongo_database": f"report_{tmp_path.name[-8:]}"})
+    settings = monitored.override(mongo_database=f"report_{tmp_path.name[-8:]}")
     model = salmon_model[1]
     first = window_aligned_start(settings)
     shift = first + timedelta(seconds=6)
@@ -48,7 +43,7 @@ def test_report_from_the_topic_and_from_the_store(
         model, "1", "walleye", 3, shift, settings
     )
     produce(settings, fish)
-    producer = kafka_io.producer(settings)
+    producer = kafka_io.producer(settings.kafka)
     RetrainTrigger(settings, producer).publish(
         RetrainRequest(
             reason=RetrainReason.ERROR,
@@ -75,7 +70,7 @@ def test_report_from_the_topic_and_from_the_store(
     assert all(p.stat().st_size > 10_000 for p in pages)
     assert "drift share 1.00" in done.stdout  # the latest window is all walleye
 
-    with TrainingStore(settings) as store:
+    with TrainingStore(settings.store) as store:
         store.upsert_many(fish)
     from_store = tmp_path / "from-store.png"
     done = tidemark(settings, "report", "--source", "mongo", "--output", str(from_store))

@@ -57,7 +57,7 @@ def _answers(url: str) -> bool:
 @pytest.fixture(scope="module")
 def server(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """``tidemark serve`` as a subprocess, on a registered model of its own, v1 in production."""
-    settings = stack.settings.model_copy(update={"model_name": f"serving-{uuid.uuid4().hex[:6]}"})
+    settings = stack.settings.override(model_name=f"serving-{uuid.uuid4().hex[:6]}")
     versions = {
         "salmon": register(
             settings, ["salmon"], training_window_start="2026-11-01T00:00:00+00:00",
@@ -65,14 +65,16 @@ def server(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         ),
         "mixed": register(settings, ["salmon", "walleye"]),
     }  # fmt: skip
-    client = MlflowClient(settings.mlflow_tracking_uri)
-    client.set_registered_model_alias(settings.model_name, "production", versions["salmon"])
+    client = MlflowClient(settings.registry.tracking_uri)
+    client.set_registered_model_alias(
+        settings.registry.model_name, "production", versions["salmon"]
+    )
     env = {
         **os.environ,
-        "TIDEMARK_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-        "TIDEMARK_MODEL_NAME": settings.model_name,
-        "TIDEMARK_SERVING_HOST": settings.serving_host,
-        "TIDEMARK_SERVING_PORT": str(settings.serving_port),
+        "TIDEMARK_MLFLOW_TRACKING_URI": settings.registry.tracking_uri,
+        "TIDEMARK_MODEL_NAME": settings.registry.model_name,
+        "TIDEMARK_SERVING_HOST": settings.serving.host,
+        "TIDEMARK_SERVING_PORT": str(settings.serving.port),
         "TIDEMARK_REGISTRY_POLL_INTERVAL_S": "0.5",
         "TIDEMARK_ADMIN_TOKEN": TOKEN,
     }
@@ -81,7 +83,7 @@ def server(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     process = subprocess.Popen(
         [venv_bin("tidemark"), "serve"], env=env, cwd=workdir, stdout=log, stderr=log
     )
-    url = settings.serving_url
+    url = settings.serving.url
     try:
         wait_until(lambda: process.poll() is None and _answers(url), 90, "the server to answer")
         yield Server(url=url, settings=settings, versions=versions)
@@ -149,9 +151,9 @@ def runs(sequence: list[str]) -> list[str]:
 def test_promotion_and_rollback_are_picked_up_under_load_without_a_failed_request(
     server: Server,
 ) -> None:
-    client = MlflowClient(server.settings.mlflow_tracking_uri)
+    client = MlflowClient(server.settings.registry.tracking_uri)
     first, second = server.versions["salmon"], server.versions["mixed"]
-    name = server.settings.model_name
+    name = server.settings.registry.model_name
     wait_until(lambda: httpx.get(f"{server.url}/ready").status_code == 200, 60, "readiness")
     with Load(server.url) as load:
         wait_until(lambda: load.count() > 50, 60, "the load to start")
@@ -174,7 +176,7 @@ def test_promotion_and_rollback_are_picked_up_under_load_without_a_failed_reques
 
 def test_model_reports_the_versions_tags(server: Server) -> None:
     info = httpx.get(f"{server.url}/model").json()
-    assert info["name"] == server.settings.model_name
+    assert info["name"] == server.settings.registry.model_name
     assert info["version"] == server.versions["salmon"]
     assert info["run_id"]
     assert info["training_window_start"] == "2026-11-01T00:00:00+00:00"

@@ -32,22 +32,20 @@ def streams(stack: Stack, production_model: str) -> Settings:
     """Settings with topics, groups and a database of this test's own."""
     tag = uuid.uuid4().hex[:8]
     base = stack.settings
-    settings = base.model_copy(
-        update={
-            "model_name": production_model,
-            "topic_measurements": f"{tag}.{base.topic_measurements}",
-            "topic_weights": f"{tag}.{base.topic_weights}",
-            "topic_predictions": f"{tag}.{base.topic_predictions}",
-            "topic_scored": f"{tag}.{base.topic_scored}",
-            "topic_retrain_requests": f"{tag}.{base.topic_retrain_requests}",
-            "topic_dead_letter": f"{tag}.{base.topic_dead_letter}",
-            "mongo_database": f"streaming_{tag}",
-            "scorer_group_id": f"scorer-{tag}",
-            "joiner_group_id": f"joiner-{tag}",
-            "registry_poll_interval_s": 1.0,
-        }
+    settings = base.override(
+        model_name=production_model,
+        topic_measurements=f"{tag}.{base.kafka.topics.measurements}",
+        topic_weights=f"{tag}.{base.kafka.topics.weights}",
+        topic_predictions=f"{tag}.{base.kafka.topics.predictions}",
+        topic_scored=f"{tag}.{base.kafka.topics.scored}",
+        topic_retrain_requests=f"{tag}.{base.kafka.topics.retrain_requests}",
+        topic_dead_letter=f"{tag}.{base.kafka.topics.dead_letter}",
+        mongo_database=f"streaming_{tag}",
+        scorer_group_id=f"scorer-{tag}",
+        joiner_group_id=f"joiner-{tag}",
+        registry_poll_interval_s=1.0,
     )
-    kafka_io.ensure_topics(settings)
+    kafka_io.ensure_topics(settings.kafka)
     return settings
 
 

@@ -16,23 +16,12 @@ import httpx
 import pytest
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
-from pydantic import SecretStr
 from pymongo import MongoClient
 
 from streaming.simulator import SimulationOptions, SimulationStats, publish, scenario_fish
-from tidemark.config import Settings
+from tidemark.config import SECTIONS, Settings
 from tidemark.scenario import load_scenario
 from tidemark.schemas import Prediction, Scored, utc_now
-
-
-def env_of(settings: Settings) -> dict[str, str]:
-    """The environment that gives a ``tidemark`` process exactly these settings."""
-    env = {}
-    for name, value in settings:
-        if value is None or isinstance(value, SecretStr):
-            continue
-        env[f"TIDEMARK_{name.upper()}"] = str(value)
-    return env
 
 
 class Service:
@@ -45,7 +34,7 @@ class Service:
         with log.open("ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "tidemark", command, "--metrics-port", str(metrics_port)],
-                env=os.environ | env_of(settings),
+                env=os.environ | settings.as_env(*SECTIONS),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -65,12 +54,18 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.kill()
 
-    def metric(self, sample: str) -> float:
-        """The value of one sample of the process's Prometheus metrics, e.g. ``name{label="x"}``."""
+    def metric(self, sample: str, default: float | None = None) -> float:
+        """The value of one sample of the process's Prometheus metrics, e.g. ``name{label="x"}``.
+
+        A labelled sample exists only once it was first counted: ``default`` stands for it
+        until then (without one, its absence is a ``KeyError``).
+        """
         text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
         for line in text.splitlines():
             if line.startswith(sample + " "):
                 return float(line.split()[-1])
+        if default is not None:
+            return default
         raise KeyError(sample)
 
     def alive(self) -> bool:
@@ -89,7 +84,7 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None
 
 def _reader(settings: Settings, topic: str) -> tuple[KafkaConsumer, list[TopicPartition]]:
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        bootstrap_servers=settings.kafka.bootstrap_servers,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -158,23 +153,23 @@ def simulate(settings: Settings, rate: float | None) -> SimulationStats:
 
 def training_ids(settings: Settings) -> list[str]:
     """The fish ids of every training row."""
-    client: MongoClient[dict[str, Any]] = MongoClient(settings.mongo_uri)
+    client: MongoClient[dict[str, Any]] = MongoClient(settings.store.uri)
     with client:
-        collection = client[settings.mongo_database][settings.mongo_collection]
+        collection = client[settings.store.database][settings.store.collection]
         return [str(d["_id"]) for d in collection.find({}, {"_id": 1})]
 
 
 def training_count(settings: Settings) -> int:
     """How many training rows there are."""
-    client: MongoClient[dict[str, Any]] = MongoClient(settings.mongo_uri)
+    client: MongoClient[dict[str, Any]] = MongoClient(settings.store.uri)
     with client:
-        return client[settings.mongo_database][settings.mongo_collection].count_documents({})
+        return client[settings.store.database][settings.store.collection].count_documents({})
 
 
 def wait_until_done(settings: Settings, fish: int, weighed: int, timeout_s: float) -> None:
     """Wait until ``fish`` predictions and ``weighed`` training rows exist."""
     wait_for(
-        lambda: topic_size(settings, settings.topic_predictions) >= fish,
+        lambda: topic_size(settings, settings.kafka.topics.predictions) >= fish,
         timeout_s,
         f"{fish} predictions",
     )
@@ -183,25 +178,26 @@ def wait_until_done(settings: Settings, fish: int, weighed: int, timeout_s: floa
 
 def assert_nothing_lost_nothing_doubled(settings: Settings) -> None:
     """Every fish of the run predicted, every weighed one joined and stored exactly once."""
-    measured = fish_ids(read_topic(settings, settings.topic_measurements))
-    weighed = set(fish_ids(read_topic(settings, settings.topic_weights)))
+    measured = fish_ids(read_topic(settings, settings.kafka.topics.measurements))
+    weighed = set(fish_ids(read_topic(settings, settings.kafka.topics.weights)))
     assert len(measured) == FISH
     assert len(set(measured)) == FISH
     wait_until_done(settings, FISH, len(weighed), timeout_s=300)
 
     predictions = [
-        Prediction.from_json(r.value) for r in read_topic(settings, settings.topic_predictions)
+        Prediction.from_json(r.value)
+        for r in read_topic(settings, settings.kafka.topics.predictions)
     ]
     assert {p.fish_id for p in predictions} == set(measured)
-    assert {p.model_name for p in predictions} == {settings.model_name}
+    assert {p.model_name for p in predictions} == {settings.registry.model_name}
 
     training = training_ids(settings)
     assert len(training) == len(set(training)) == len(weighed)
     assert set(training) == weighed
 
-    scored = [Scored.from_json(r.value) for r in read_topic(settings, settings.topic_scored)]
+    scored = [Scored.from_json(r.value) for r in read_topic(settings, settings.kafka.topics.scored)]
     assert {s.fish_id for s in scored} == weighed
     assert all(
         s.abs_error_kg == pytest.approx(abs(s.predicted_weight_kg - s.weight_kg)) for s in scored
     )
-    assert read_topic(settings, settings.topic_dead_letter) == []
+    assert read_topic(settings, settings.kafka.topics.dead_letter) == []

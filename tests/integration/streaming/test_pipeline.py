@@ -48,7 +48,7 @@ def test_killing_scorer_and_joiner_mid_run_loses_and_doubles_nothing(
 ) -> None:
     simulator = simulate_in_background(streams, 2_000)
     scorer, joiner = start_service("score"), start_service("join")
-    wait_for(lambda: topic_size(streams, streams.topic_predictions) > 3_000, 120, "scoring")
+    wait_for(lambda: topic_size(streams, streams.kafka.topics.predictions) > 3_000, 120, "scoring")
     scorer.kill()
     start_service("score")
     wait_for(lambda: training_count(streams) > 3_000, 120, "joining")

@@ -59,7 +59,7 @@ POISON: dict[str, tuple[bytes | None, str]] = {
 def test_poison_lands_in_the_dead_letter_topic_and_good_records_are_scored(
     streams: Settings, start_service: Callable[[str], Service]
 ) -> None:
-    producer = kafka_io.producer(streams)
+    producer = kafka_io.producer(streams.kafka)
     sent: dict[tuple[int, int], str] = {}
     good_ids = []
     for round_ in range(3):
@@ -74,32 +74,34 @@ def test_poison_lands_in_the_dead_letter_topic_and_good_records_are_scored(
             good_ids.append(good.fish_id)
             # One key for the pair: the poison sits between good records of its partition.
             key = f"{round_}-{name}".encode()
-            producer.send(streams.topic_measurements, key=key, value=good.to_json()).get(30)
-            metadata = producer.send(streams.topic_measurements, key=key, value=value).get(30)
+            producer.send(streams.kafka.topics.measurements, key=key, value=good.to_json()).get(30)
+            metadata = producer.send(streams.kafka.topics.measurements, key=key, value=value).get(
+                30
+            )
             sent[(metadata.partition, metadata.offset)] = name
     producer.close()
 
     start_service("score")
     wait_for(
-        lambda: topic_size(streams, streams.topic_dead_letter) >= len(sent),
+        lambda: topic_size(streams, streams.kafka.topics.dead_letter) >= len(sent),
         180,
         "every poison record dead-lettered",
     )
     wait_for(
-        lambda: topic_size(streams, streams.topic_predictions) >= len(good_ids),
+        lambda: topic_size(streams, streams.kafka.topics.predictions) >= len(good_ids),
         180,
         "every good record scored",
     )
 
     letters = [
-        DeadLetter.from_json(r.value) for r in read_topic(streams, streams.topic_dead_letter)
+        DeadLetter.from_json(r.value) for r in read_topic(streams, streams.kafka.topics.dead_letter)
     ]
     assert len(letters) == len(sent)
     by_position = {(letter.partition, letter.offset): letter for letter in letters}
     assert set(by_position) == set(sent)
     for position, name in sent.items():
         letter = by_position[position]
-        assert letter.source_topic == streams.topic_measurements
+        assert letter.source_topic == streams.kafka.topics.measurements
         assert POISON[name][1] in letter.error, (name, letter.error)
         value = POISON[name][0] or b""
         if name == "oversized":
@@ -111,6 +113,6 @@ def test_poison_lands_in_the_dead_letter_topic_and_good_records_are_scored(
     )
 
     predictions = [
-        Prediction.from_json(r.value) for r in read_topic(streams, streams.topic_predictions)
+        Prediction.from_json(r.value) for r in read_topic(streams, streams.kafka.topics.predictions)
     ]
     assert sorted(p.fish_id for p in predictions) == sorted(good_ids)

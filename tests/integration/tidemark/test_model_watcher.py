@@ -21,11 +21,11 @@ def _register(settings: Settings, name: str, phases: list[str]) -> str:
 @pytest.fixture
 def watched(stack: Stack) -> Settings:
     """Settings naming a registered model of its own, so tests do not share versions."""
-    return stack.settings.model_copy(update={"model_name": f"watched-{uuid.uuid4().hex[:6]}"})
+    return stack.settings.override(model_name=f"watched-{uuid.uuid4().hex[:6]}")
 
 
 def test_no_production_model_is_not_an_error(watched: Settings) -> None:
-    watcher = ModelWatcher(watched)
+    watcher = ModelWatcher(watched.registry)
     assert watcher.check_now() is False
     assert watcher.current is None
     assert watcher.registry_ok
@@ -34,26 +34,26 @@ def test_no_production_model_is_not_an_error(watched: Settings) -> None:
 
 
 def test_follows_promotion_and_rollback(watched: Settings) -> None:
-    client = MlflowClient(watched.mlflow_tracking_uri)
-    first = _register(watched, watched.model_name, ["salmon"])
-    second = _register(watched, watched.model_name, ["salmon", "walleye"])
-    client.set_registered_model_alias(watched.model_name, "production", first)
+    client = MlflowClient(watched.registry.tracking_uri)
+    first = _register(watched, watched.registry.model_name, ["salmon"])
+    second = _register(watched, watched.registry.model_name, ["salmon", "walleye"])
+    client.set_registered_model_alias(watched.registry.model_name, "production", first)
 
-    watcher = ModelWatcher(watched, poll_interval_s=0.2)
+    watcher = ModelWatcher(watched.registry, poll_interval_s=0.2)
     swaps: list[str] = []
     watcher.add_listener(lambda served: swaps.append(served.version))
     loaded = watcher.wait_for_model(timeout_s=60)
     assert loaded.version == first
     assert loaded.known_species == {"salmon"}
 
-    client.set_registered_model_alias(watched.model_name, "production", second)
+    client.set_registered_model_alias(watched.registry.model_name, "production", second)
     assert watcher.check_now() is True
     assert watcher.current is not None
     assert watcher.current.version == second
     assert watcher.current.known_species == {"salmon", "walleye"}
     assert watcher.check_now() is False  # nothing moved since
 
-    client.set_registered_model_alias(watched.model_name, "production", first)
+    client.set_registered_model_alias(watched.registry.model_name, "production", first)
     watcher.start()
     try:
         for _ in range(100):
@@ -70,10 +70,10 @@ def test_follows_promotion_and_rollback(watched: Settings) -> None:
 
 
 def test_unreachable_registry_keeps_the_last_model(stack: Stack, watched: Settings) -> None:
-    client = MlflowClient(watched.mlflow_tracking_uri)
-    version = _register(watched, watched.model_name, ["salmon"])
-    client.set_registered_model_alias(watched.model_name, "production", version)
-    watcher = ModelWatcher(watched)
+    client = MlflowClient(watched.registry.tracking_uri)
+    version = _register(watched, watched.registry.model_name, ["salmon"])
+    client.set_registered_model_alias(watched.registry.model_name, "production", version)
+    watcher = ModelWatcher(watched.registry)
     watcher.wait_for_model(timeout_s=60)
 
     with stack.paused("mlflow"):

@@ -18,7 +18,7 @@ from flows.rollback import rollback
 from infra.local.stack import Stack
 from tests.integration.registered import register_scenario_model
 from tidemark import registry
-from tidemark.challenge import Challenge, ChallengeConfig
+from tidemark.challenge import SHADOW_STATE_TAG, Challenge, ChallengeConfig
 from tidemark.config import Settings, get_settings
 from tidemark.schemas import ModelEvent, ShadowVerdict, utc_now
 
@@ -26,12 +26,12 @@ from tidemark.schemas import ModelEvent, ShadowVerdict, utc_now
 @pytest.fixture(scope="module")
 def settings(stack: Stack) -> Iterator[Settings]:
     """The stack's settings with a model of this module's own, also in the environment."""
-    mine = stack.settings.model_copy(update={"model_name": "fish-weight-shadow"})
+    mine = stack.settings.override(model_name="fish-weight-shadow")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TIDEMARK_MLFLOW_TRACKING_URI", mine.mlflow_tracking_uri)
-        patch.setenv("TIDEMARK_MODEL_NAME", mine.model_name)
+        patch.setenv("TIDEMARK_MLFLOW_TRACKING_URI", mine.registry.tracking_uri)
+        patch.setenv("TIDEMARK_MODEL_NAME", mine.registry.model_name)
         get_settings.cache_clear()
-        with temporary_settings(updates={PREFECT_API_URL: mine.prefect_api_url}):
+        with temporary_settings(updates={PREFECT_API_URL: mine.orchestration.api_url}):
             yield mine
     get_settings.cache_clear()
 
@@ -39,15 +39,19 @@ def settings(stack: Stack) -> Iterator[Settings]:
 @pytest.fixture(scope="module")
 def versions(settings: Settings) -> tuple[str, str, str]:
     """Three registered versions; v1 in production."""
-    v1, _ = register_scenario_model(settings, ["salmon"], name=settings.model_name)
-    registry.promote(settings, v1)
-    v2, _ = register_scenario_model(settings, ["salmon", "walleye"], name=settings.model_name)
-    v3, _ = register_scenario_model(settings, ["walleye"], name=settings.model_name)
+    v1, _ = register_scenario_model(settings, ["salmon"], name=settings.registry.model_name)
+    registry.promote(settings.registry, v1)
+    v2, _ = register_scenario_model(
+        settings, ["salmon", "walleye"], name=settings.registry.model_name
+    )
+    v3, _ = register_scenario_model(settings, ["walleye"], name=settings.registry.model_name)
     return v1, v2, v3
 
 
 def _description(settings: Settings, version: str) -> str:
-    found = registry.client(settings).get_model_version(settings.model_name, version)
+    found = registry.client(settings.registry).get_model_version(
+        settings.registry.model_name, version
+    )
     return str(found.description or "")
 
 
@@ -65,26 +69,29 @@ def test_a_version_runs_in_shadow_and_its_verdict_is_recorded(
     settings: Settings, versions: tuple[str, str, str]
 ) -> None:
     v1, v2, _ = versions
-    assert registry.challenger_version(settings) is None
-    assert registry.set_challenger(settings, v2, reason="candidate not promoted outright") is None
-    assert registry.challenger_version(settings) == v2
-    tags = registry.version_info(settings, v2).tags
+    assert registry.challenger_version(settings.registry) is None
+    assert (
+        registry.set_challenger(settings.registry, v2, reason="candidate not promoted outright")
+        is None
+    )
+    assert registry.challenger_version(settings.registry) == v2
+    tags = registry.version_info(settings.registry, v2).tags
     assert tags["shadow_champion"] == v1
     assert tags["shadow_start_reason"] == "candidate not promoted outright"
     assert f"**In shadow** against production v{v1}" in _description(settings, v2)
     with pytest.raises(registry.RegistryError, match="cannot challenge itself"):
-        registry.set_challenger(settings, v1, reason="x")
+        registry.set_challenger(settings.registry, v1, reason="x")
 
     state = _decided_challenge(v1, v2)
-    registry.save_challenge(settings, state)
-    assert registry.load_challenge(settings, v2) == state
-    assert registry.load_challenge(settings, v1) is None
+    registry.save_challenge(settings.registry, state)
+    assert registry.load_challenge(settings.registry, v2) == state
+    assert registry.load_challenge(settings.registry, v1) is None
 
     decision = state.decision(
-        model_name=settings.model_name, decided_by="monitor", decided_at=utc_now()
+        model_name=settings.registry.model_name, decided_by="monitor", decided_at=utc_now()
     )
-    registry.record_verdict(settings, decision)
-    tags = registry.version_info(settings, v2).tags
+    registry.record_verdict(settings.registry, decision)
+    tags = registry.version_info(settings.registry, v2).tags
     assert tags["shadow_verdict"] == ShadowVerdict.PROMOTE.value
     assert int(tags["shadow_n"]) == state.n
     assert float(tags["shadow_statistic"]) == pytest.approx(state.statistic)
@@ -95,41 +102,47 @@ def test_a_version_runs_in_shadow_and_its_verdict_is_recorded(
     assert f"n = {state.n} fish" in description
     assert "walleye n = " in description
 
-    assert registry.clear_challenger(settings) == v2
-    assert registry.challenger_version(settings) is None
-    assert registry.clear_challenger(settings) is None
+    assert registry.clear_challenger(settings.registry) == v2
+    assert registry.challenger_version(settings.registry) is None
+    assert registry.clear_challenger(settings.registry) is None
 
 
 def test_a_new_challenge_forgets_the_last_verdict(
     settings: Settings, versions: tuple[str, str, str]
 ) -> None:
     _, v2, v3 = versions
-    registry.set_challenger(settings, v3, reason="first")
-    assert registry.set_challenger(settings, v2, reason="again") == v3
-    tags = registry.version_info(settings, v2).tags
-    assert not {"shadow_verdict", "shadow_n", registry.SHADOW_STATE_TAG} & set(tags)
-    registry.clear_challenger(settings)
+    registry.set_challenger(settings.registry, v3, reason="first")
+    assert registry.set_challenger(settings.registry, v2, reason="again") == v3
+    tags = registry.version_info(settings.registry, v2).tags
+    assert not {"shadow_verdict", "shadow_n", SHADOW_STATE_TAG} & set(tags)
+    registry.clear_challenger(settings.registry)
 
 
 def test_a_rollback_records_why_on_both_versions(
     settings: Settings, versions: tuple[str, str, str]
 ) -> None:
     v1, v2, _ = versions
-    registry.promote(settings, v2)
+    registry.promote(settings.registry, v2)
     # The emergency path: the replaced version watches the promoted one from shadow.
-    registry.set_challenger(settings, v1, reason="watching the promotion of v2")
+    registry.set_challenger(settings.registry, v1, reason="watching the promotion of v2")
     watch = _decided_challenge(v2, v1)
     evidence = watch.decision(
-        model_name=settings.model_name,
+        model_name=settings.registry.model_name,
         decided_by="monitor",
         decided_at=utc_now(),
         kind=ModelEvent.ROLLBACK,
     )
-    assert registry.rollback_with_reason(settings, "worse on live fish", evidence) == (v2, v1)
-    assert registry.production_version(settings) == v1
+    assert registry.rollback_with_reason(settings.registry, "worse on live fish", evidence) == (
+        v2,
+        v1,
+    )
+    assert registry.production_version(settings.registry) == v1
     # The restored version is production now, not its own challenger.
-    assert registry.challenger_version(settings) is None
-    gone, back = registry.version_info(settings, v2).tags, registry.version_info(settings, v1).tags
+    assert registry.challenger_version(settings.registry) is None
+    gone, back = (
+        registry.version_info(settings.registry, v2).tags,
+        registry.version_info(settings.registry, v1).tags,
+    )
     assert (gone["rolled_back_reason"], gone["rolled_back_to"]) == ("worse on live fish", v1)
     assert (back["restored_reason"], back["restored_from"]) == ("worse on live fish", v2)
     assert "rolled_back_at" in gone
@@ -146,14 +159,14 @@ def test_the_flows_put_a_version_in_shadow_retire_it_and_roll_back_with_a_reason
     v1, _v2, v3 = versions
     outcome = challenge(version=v3, reason="a person wants to see")
     assert (outcome.decision, outcome.champion_version) == ("challenging", v1)
-    assert registry.challenger_version(settings) == v3
-    registry.save_challenge(settings, Challenge.start(v1, v3, ChallengeConfig()).update(
+    assert registry.challenger_version(settings.registry) == v3
+    registry.save_challenge(settings.registry, Challenge.start(v1, v3, ChallengeConfig()).update(
         ["salmon"] * 40, np.full(40, 0.05), np.full(40, 0.06)
     ))  # fmt: skip
     retired = retire_challenger(reason="enough")
     assert (retired.decision, retired.version) == ("retired", v3)
-    assert registry.challenger_version(settings) is None
-    tags = registry.version_info(settings, v3).tags
+    assert registry.challenger_version(settings.registry) is None
+    tags = registry.version_info(settings.registry, v3).tags
     assert (tags["shadow_verdict"], tags["shadow_reason"], tags["shadow_n"]) == (
         "retire",
         "enough",
@@ -162,10 +175,10 @@ def test_the_flows_put_a_version_in_shadow_retire_it_and_roll_back_with_a_reason
     with pytest.raises(ValueError, match="no challenger to retire"):
         retire_challenger()
 
-    registry.promote(settings, v3)
+    registry.promote(settings.registry, v3)
     rolled = rollback(reason="the line manager asked")
     assert rolled.production_version == v1
-    assert registry.version_info(settings, v3).tags["rolled_back_reason"] == (
+    assert registry.version_info(settings.registry, v3).tags["rolled_back_reason"] == (
         "the line manager asked"
     )
-    assert registry.version_info(settings, v1).tags["restored_from"] == v3
+    assert registry.version_info(settings.registry, v1).tags["restored_from"] == v3

@@ -72,3 +72,34 @@ def test_no_reaction_is_told_as_such() -> None:
     assert incident.after is None
     assert incident.recovered == ()
     assert "retrain triggered: never" in incident.lines()
+
+
+def test_the_story_tells_what_the_windows_show_whichever_version_scored_them() -> None:
+    # On a used stack v3 (not the demo's v1) scored the shift until v4 was promoted.
+    fish = (
+        [scored(s, rel_error=0.05) for s in range(0, 120)]
+        + [scored(s, rel_error=0.22, species="walleye", version="3") for s in range(120, 300)]
+        + [scored(s, rel_error=0.06, species="walleye", version="4") for s in range(300, 480)]
+    )
+    incident = summarize(
+        scored=fish,
+        requests=[retrain_request(180)],
+        promotions=[Promotion("4", T0 + timedelta(seconds=290))],
+        first_prediction={"4": T0 + timedelta(seconds=300)},
+        old_version="1",
+        shift_wall=SHIFT,
+        shift_event=SHIFT,
+        end_event=END,
+        threshold=0.1,
+        window_s=60,
+    )
+    assert incident.crossed is not None
+    assert incident.crossed.start == SHIFT
+    assert incident.during is not None
+    assert incident.during.count == 180
+    assert incident.during.mean_relative_error == pytest.approx(0.22)
+    assert incident.after is not None
+    assert incident.after.mean_relative_error == pytest.approx(0.06)
+    text = "\n".join(incident.lines())
+    assert "error crossed 0.10" in text
+    assert "promoted: v4" in text

@@ -21,7 +21,7 @@ def _no_token_set(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_stack_without_a_token_makes_one_readable_by_its_owner_only(tmp_path: Path) -> None:
     settings = with_admin_token(Settings(), tmp_path)
-    token = settings.admin_token.get_secret_value()
+    token = settings.serving.admin_token.get_secret_value()
     path = tmp_path / TOKEN_FILE
     assert token_file(Settings(), tmp_path) == path
     assert path.read_text().strip() == token
@@ -31,9 +31,9 @@ def test_a_stack_without_a_token_makes_one_readable_by_its_owner_only(tmp_path: 
 
 
 def test_the_token_is_kept_across_restarts_and_differs_between_stacks(tmp_path: Path) -> None:
-    first = with_admin_token(Settings(), tmp_path / "a").admin_token
-    again = with_admin_token(Settings(), tmp_path / "a").admin_token
-    other = with_admin_token(Settings(), tmp_path / "b").admin_token
+    first = with_admin_token(Settings(), tmp_path / "a").serving.admin_token
+    again = with_admin_token(Settings(), tmp_path / "a").serving.admin_token
+    other = with_admin_token(Settings(), tmp_path / "b").serving.admin_token
     assert first == again
     assert first != other
 
@@ -44,13 +44,24 @@ def test_a_token_that_is_set_wins_and_nothing_is_written(
     monkeypatch.setenv("TIDEMARK_ADMIN_TOKEN", "from-the-environment")
     settings = Settings()
     assert token_file(settings, tmp_path) is None
-    assert with_admin_token(settings, tmp_path).admin_token == SecretStr("from-the-environment")
+    assert with_admin_token(settings, tmp_path).serving.admin_token == SecretStr(
+        "from-the-environment"
+    )
     assert not (tmp_path / TOKEN_FILE).exists()
 
 
 def test_the_services_of_the_stack_receive_its_token(tmp_path: Path) -> None:
     def one_service(settings: Settings, state: Path) -> list[Component]:
-        return [Component(name="api", command=["true"], url="-", check=lambda: None, service=True)]
+        return [
+            Component(
+                name="api",
+                command=["true"],
+                url="-",
+                check=lambda: None,
+                service=True,
+                sections=("serving",),
+            )
+        ]
 
     stack = Stack(Settings(), state=tmp_path, services=one_service)
     api = next(c for c in stack.components() if c.name == "api")

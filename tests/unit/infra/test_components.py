@@ -65,13 +65,11 @@ def test_kafka_cluster_ids_never_look_like_options() -> None:
 
 
 def test_three_kafka_nodes_form_one_replicated_cluster(tmp_path: Path) -> None:
-    settings = _settings(tmp_path).model_copy(
-        update={
-            "kafka_brokers": 3,
-            "kafka_bootstrap_servers": "127.0.0.1:19092,127.0.0.1:19192,127.0.0.1:19292",
-            "topic_replication_factor": 3,
-            "topic_min_insync_replicas": 2,
-        }
+    settings = _settings(tmp_path).override(
+        kafka_brokers=3,
+        kafka_bootstrap_servers="127.0.0.1:19092,127.0.0.1:19192,127.0.0.1:19292",
+        topic_replication_factor=3,
+        topic_min_insync_replicas=2,
     )
     nodes = kafka_node_layout(settings, tmp_path)
     assert [(n.node_id, n.name, n.address) for n in nodes] == [

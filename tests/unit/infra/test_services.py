@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from infra.local.services import platform_services
+from infra.local.services import platform_services, scorers
 from tidemark.cli import declared_commands
 from tidemark.config import Settings
 
@@ -12,7 +12,7 @@ from tidemark.config import Settings
 def test_each_service_runs_a_command_that_tidemark_offers(tmp_path: Path) -> None:
     services = platform_services(Settings(), tmp_path)
     commands = {s.command[1] for s in services if Path(s.command[0]).name == "tidemark"}
-    assert commands == {"serve-flows", "serve", "score", "join", "simulate", "monitor"}
+    assert commands == {"worker", "serve", "score", "join", "simulate", "monitor"}
     assert commands <= set(declared_commands())
 
 
@@ -25,3 +25,26 @@ def test_services_have_distinct_names_and_start_after_the_infrastructure(tmp_pat
 def test_describing_the_services_touches_nothing(tmp_path: Path) -> None:
     platform_services(Settings(), tmp_path / "state")
     assert not (tmp_path / "state").exists()
+
+
+def test_one_scorer_keeps_its_name_and_port() -> None:
+    (scorer,) = scorers(Settings())
+    assert scorer.name == "scorer"
+    assert scorer.command[1:] == ["score"]
+    assert scorer.url == f"http://127.0.0.1:{Settings().stream.scorer_metrics_port}/metrics"
+
+
+def test_several_scorers_each_have_a_name_and_a_metrics_port() -> None:
+    settings = Settings(scorers=3)
+    found = scorers(settings)
+    assert [s.name for s in found] == ["scorer-1", "scorer-2", "scorer-3"]
+    ports = [int(s.command[s.command.index("--metrics-port") + 1]) for s in found]
+    assert ports == [settings.stream.scorer_metrics_port + 100 * i for i in range(3)]
+    others = {settings.stream.joiner_metrics_port, settings.monitor.metrics_port}
+    assert not others & set(ports)
+
+
+def test_the_flows_service_deploys_to_the_pool_and_polls_it(tmp_path: Path) -> None:
+    (flows,) = [s for s in platform_services(Settings(), tmp_path) if s.name == "flows"]
+    assert flows.command[1:] == ["worker", "--deploy"]
+    assert flows.url.endswith("/work-pools/work-pool/tidemark")

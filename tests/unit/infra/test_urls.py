@@ -20,7 +20,7 @@ def test_every_service_with_an_http_endpoint_is_in_the_table(tmp_path: Path) -> 
         if c.url.startswith("http")
     }
     assert served <= listed
-    assert urlsplit(settings.mlflow_tracking_uri).port in listed
+    assert urlsplit(settings.registry.tracking_uri).port in listed
 
 
 def test_the_admin_token_hint_names_the_file_once_it_exists(tmp_path: Path) -> None:

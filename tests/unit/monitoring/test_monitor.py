@@ -97,13 +97,11 @@ class FakeReports:
 
 def monitor(outcomes: dict[str, RunOutcome] | None = None) -> tuple[Monitor, FakeTrigger]:
     trigger = FakeTrigger()
-    settings = Settings().model_copy(
-        update={
-            "monitor_min_window_count": 30,
-            "monitor_cooldown_s": 300.0,
-            "monitor_evidence_windows": 10,
-            "monitor_error_threshold": 0.10,
-        }
+    settings = Settings().override(
+        monitor_min_window_count=30,
+        monitor_cooldown_s=300.0,
+        monitor_evidence_windows=10,
+        monitor_error_threshold=0.10,
     )
     found = outcomes if outcomes is not None else {}
     watched = Monitor(

@@ -89,7 +89,7 @@ def test_a_better_challenger_is_promoted_once_and_the_promotion_carried_out() ->
     assert (decision.champion_version, decision.challenger_version) == ("1", "2")
     assert decision.verdict is ShadowVerdict.PROMOTE
     assert decision.decided_by == "monitor"
-    assert decision.n >= SETTINGS.shadow_min_fish
+    assert decision.n >= SETTINGS.shadow.min_fish
     # The state was kept after every window until the verdict, then no more fish were taken.
     saved = Challenge.from_json(registry.tags[SHADOW_STATE_TAG])
     assert saved.verdict is ShadowVerdict.PROMOTE

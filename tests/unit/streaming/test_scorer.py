@@ -71,10 +71,11 @@ def score(
     scorer = Scorer(settings, lambda: model, lambda: challenger)
     sends = scorer.process(batch(*values), producer)
     predictions = [
-        Prediction.from_json(v) for v in producer.sent.get(settings.topic_predictions, [])
+        Prediction.from_json(v) for v in producer.sent.get(settings.kafka.topics.predictions, [])
     ]
     dead = [
-        DeadLetter.model_validate_json(v) for v in producer.sent.get(settings.topic_dead_letter, [])
+        DeadLetter.model_validate_json(v)
+        for v in producer.sent.get(settings.kafka.topics.dead_letter, [])
     ]
     # The scorer waits for no acknowledgement: it hands back one future per send.
     assert len(sends) == len(predictions) + len(dead)

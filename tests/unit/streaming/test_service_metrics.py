@@ -8,11 +8,11 @@ import threading
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
-from streaming.service import serve
 from tenacity import retry, stop_after_delay, wait_fixed
 
 from monitoring import metrics as monitor_metrics
 from streaming import joiner, scorer
+from tidemark.stream.service import serve
 
 PREFIXES = {
     "monitor": "tidemark_monitor_",
@@ -64,3 +64,15 @@ def test_a_services_metrics_endpoint_shows_only_its_own_metrics(service: str) ->
     # What the default registry gave before stays: process and Python figures.
     assert "process_resident_memory_bytes" in names
     assert "python_info" in names
+
+
+def test_the_monitors_endpoint_shows_its_per_incident_metrics() -> None:
+    text = _served_metrics("monitor", monitor_metrics.REGISTRY)
+    names = {line.split(" ")[2] for line in text.splitlines() if line.startswith("# TYPE")}
+    for name in (
+        "tidemark_monitor_incident_alarms_total",
+        "tidemark_monitor_incident_value",
+        "tidemark_monitor_incidents_queued",
+        "tidemark_monitor_evidence_pending_fish",
+    ):
+        assert name in names, sorted(names)

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from tidemark.cli import app, declared_commands
 
 EVERY_COMMAND = {
-    "stack", "train", "retrain", "promote", "rollback", "models", "serve-flows",
+    "stack", "train", "retrain", "promote", "rollback", "models", "challenge", "serve-flows",
+    "worker",
     "simulate", "score", "join", "serve", "monitor", "report", "demo", "topics",
 }  # fmt: skip
 runner = CliRunner()

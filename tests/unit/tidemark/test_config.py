@@ -1,32 +1,203 @@
-"""Settings come from the environment and travel to child processes intact."""
+"""Settings come from the environment, in sections, and travel to child processes intact."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
-from pydantic import SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
-from tidemark.config import Settings
+from tidemark.config import FLAT_NAMES, SECTIONS, Settings
+
+# Every variable Tidemark has read since its settings were flat, and where it lands now.
+VARIABLES = {
+    "TIDEMARK_KAFKA_BOOTSTRAP_SERVERS": "kafka.bootstrap_servers",
+    "TIDEMARK_KAFKA_BROKERS": "kafka.brokers",
+    "TIDEMARK_KAFKA_SESSION_TIMEOUT_MS": "kafka.session_timeout_ms",
+    "TIDEMARK_KAFKA_CLIENT_TIMEOUT_MS": "kafka.client_timeout_ms",
+    "TIDEMARK_TOPIC_MEASUREMENTS": "kafka.topics.measurements",
+    "TIDEMARK_TOPIC_WEIGHTS": "kafka.topics.weights",
+    "TIDEMARK_TOPIC_PREDICTIONS": "kafka.topics.predictions",
+    "TIDEMARK_TOPIC_SCORED": "kafka.topics.scored",
+    "TIDEMARK_TOPIC_RETRAIN_REQUESTS": "kafka.topics.retrain_requests",
+    "TIDEMARK_TOPIC_MODEL_DECISIONS": "kafka.topics.model_decisions",
+    "TIDEMARK_TOPIC_DEAD_LETTER": "kafka.topics.dead_letter",
+    "TIDEMARK_TOPIC_PARTITIONS": "kafka.partitions",
+    "TIDEMARK_TOPIC_REPLICATION_FACTOR": "kafka.replication_factor",
+    "TIDEMARK_TOPIC_MIN_INSYNC_REPLICAS": "kafka.min_insync_replicas",
+    "TIDEMARK_MONGO_URI": "store.uri",
+    "TIDEMARK_MONGO_DATABASE": "store.database",
+    "TIDEMARK_MONGO_COLLECTION": "store.collection",
+    "TIDEMARK_MONGO_TIMEOUT_MS": "store.timeout_ms",
+    "TIDEMARK_MLFLOW_TRACKING_URI": "registry.tracking_uri",
+    "TIDEMARK_MLFLOW_EXPERIMENT": "registry.experiment",
+    "TIDEMARK_MODEL_NAME": "registry.model_name",
+    "TIDEMARK_PRODUCTION_ALIAS": "registry.production_alias",
+    "TIDEMARK_CHALLENGER_ALIAS": "registry.challenger_alias",
+    "TIDEMARK_REGISTRY_POLL_INTERVAL_S": "registry.poll_interval_s",
+    "TIDEMARK_REGISTRY_TIMEOUT_S": "registry.timeout_s",
+    "TIDEMARK_PREFECT_API_URL": "orchestration.api_url",
+    "TIDEMARK_PREFECT_WORK_POOL": "orchestration.work_pool",
+    "TIDEMARK_PREFECT_WORKER_POLL_S": "orchestration.worker_poll_s",
+    "TIDEMARK_SCORER_GROUP_ID": "stream.scorer_group_id",
+    "TIDEMARK_JOINER_GROUP_ID": "stream.joiner_group_id",
+    "TIDEMARK_STREAM_MAX_BATCH": "stream.max_batch",
+    "TIDEMARK_STREAM_POLL_TIMEOUT_MS": "stream.poll_timeout_ms",
+    "TIDEMARK_STREAM_MAX_IN_FLIGHT": "stream.max_in_flight",
+    "TIDEMARK_STREAM_MAX_RECORD_BYTES": "stream.max_record_bytes",
+    "TIDEMARK_JOIN_WINDOW_S": "stream.join_window_s",
+    "TIDEMARK_JOIN_RECENT_IDS": "stream.join_recent_ids",
+    "TIDEMARK_SCORER_METRICS_PORT": "stream.scorer_metrics_port",
+    "TIDEMARK_JOINER_METRICS_PORT": "stream.joiner_metrics_port",
+    "TIDEMARK_SERVING_HOST": "serving.host",
+    "TIDEMARK_SERVING_PORT": "serving.port",
+    "TIDEMARK_ADMIN_TOKEN": "serving.admin_token",
+    "TIDEMARK_SERVING_MAX_BATCH": "serving.max_batch",
+    "TIDEMARK_SERVING_MAX_BODY_BYTES": "serving.max_body_bytes",
+    "TIDEMARK_MONITOR_GROUP_ID": "monitor.group_id",
+    "TIDEMARK_MONITOR_WINDOW_S": "monitor.window_s",
+    "TIDEMARK_MONITOR_ALLOWED_LATENESS_S": "monitor.allowed_lateness_s",
+    "TIDEMARK_MONITOR_IDLE_FLUSH_S": "monitor.idle_flush_s",
+    "TIDEMARK_MONITOR_ERROR_THRESHOLD": "monitor.error_threshold",
+    "TIDEMARK_MONITOR_MIN_WINDOW_COUNT": "monitor.min_window_count",
+    "TIDEMARK_MONITOR_RETRAIN_ON_DRIFT": "monitor.retrain_on_drift",
+    "TIDEMARK_MONITOR_DRIFT_P_VALUE": "monitor.drift_p_value",
+    "TIDEMARK_MONITOR_DRIFT_SHARE": "monitor.drift_share",
+    "TIDEMARK_MONITOR_REFERENCE_ROWS": "monitor.reference_rows",
+    "TIDEMARK_MONITOR_RETRAIN_WINDOWS": "monitor.retrain_windows",
+    "TIDEMARK_MONITOR_COOLDOWN_S": "monitor.cooldown_s",
+    "TIDEMARK_MONITOR_REOPEN_MARGIN": "monitor.reopen_margin",
+    "TIDEMARK_MONITOR_EVIDENCE_WINDOWS": "monitor.evidence_windows",
+    "TIDEMARK_MONITOR_QUEUE_CHECK_S": "monitor.queue_check_s",
+    "TIDEMARK_MONITOR_METRICS_PORT": "monitor.metrics_port",
+    "TIDEMARK_EVIDENTLY_WORKSPACE": "monitor.evidently_workspace",
+    "TIDEMARK_RETRAIN_LAST_N": "retrain.last_n",
+    "TIDEMARK_RETRAIN_SPECIES_MEMORY": "retrain.species_memory",
+    "TIDEMARK_HOLDOUT_FRACTION": "retrain.holdout_fraction",
+    "TIDEMARK_MIN_HOLDOUT_ROWS": "retrain.min_holdout_rows",
+    "TIDEMARK_MIN_HOLDOUT_ROWS_PER_SPECIES": "retrain.min_holdout_rows_per_species",
+    "TIDEMARK_MIN_TRAINING_ROWS_PER_SPECIES": "retrain.min_training_rows_per_species",
+    "TIDEMARK_PROMOTION_MARGIN": "retrain.promotion_margin",
+    "TIDEMARK_PROMOTION_ALPHA": "retrain.promotion_alpha",
+    "TIDEMARK_TRANSIENT_RETRIES": "retrain.transient_retries",
+    "TIDEMARK_TRANSIENT_RETRY_DELAY_S": "retrain.transient_retry_delay_s",
+    "TIDEMARK_SHADOW_ALPHA": "shadow.alpha",
+    "TIDEMARK_SHADOW_MIN_FISH": "shadow.min_fish",
+    "TIDEMARK_SHADOW_MAX_FISH": "shadow.max_fish",
+    "TIDEMARK_SHADOW_EFFECT_SCALE": "shadow.effect_scale",
+    "TIDEMARK_SHADOW_ERROR_CAP": "shadow.error_cap",
+    "TIDEMARK_STATE_DIR": "stack.state_dir",
+    "TIDEMARK_CACHE_DIR": "stack.cache_dir",
+    "TIDEMARK_KAFKA_VERSION": "stack.kafka_version",
+    "TIDEMARK_KAFKA_CONTROLLER_PORT": "stack.kafka_controller_port",
+    "TIDEMARK_KAFKA_HEAP_MB": "stack.kafka_heap_mb",
+    "TIDEMARK_FERRETDB_VERSION": "stack.ferretdb_version",
+    "TIDEMARK_FERRETDB_DEBUG_PORT": "stack.ferretdb_debug_port",
+    "TIDEMARK_STACK_START_TIMEOUT_S": "stack.start_timeout_s",
+    "TIDEMARK_SCORERS": "stack.scorers",
+    "TIDEMARK_SIMULATOR_RATE": "stack.simulator_rate",
+    "TIDEMARK_SIMULATOR_LABEL_DELAY_S": "stack.simulator_label_delay_s",
+    "TIDEMARK_SIMULATOR_MISSING_WEIGHT_FRACTION": "stack.simulator_missing_weight_fraction",
+    "TIDEMARK_EVIDENTLY_UI_PORT": "stack.evidently_ui_port",
+}
 
 
-def test_environment_overrides_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TIDEMARK_KAFKA_BOOTSTRAP_SERVERS", "broker:9092")
-    monkeypatch.setenv("TIDEMARK_TOPIC_PARTITIONS", "6")
+def _at(settings: Settings, place: str) -> Any:
+    found: Any = settings
+    for part in place.split("."):
+        found = getattr(found, part)
+    return found
+
+
+# Values that must agree with each other: two local nodes, both listed.
+# Settings whose values must agree with others: a cluster's addresses, no more scorers than
+# partitions.
+AGREEING = {"kafka.brokers": "2", "kafka.bootstrap_servers": "h:1,h:2", "stack.scorers": "2"}
+
+
+def _distinct_text(index: int, place: str, default: Any) -> str:
+    """A valid value for a setting that differs from its default and from every other one."""
+    if place in AGREEING:
+        return AGREEING[place]
+    if isinstance(default, bool):
+        return str(not default).lower()
+    if isinstance(default, int):
+        return str(10_000 + index)
+    if isinstance(default, float):
+        return str(0.25 + index / 1000)
+    if isinstance(default, Path) or default is None:
+        return f"/srv/tidemark/{index}"
+    return f"value-{index}"
+
+
+def _section_fields(model: type[BaseModel], prefix: str = "") -> list[str]:
+    places = []
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            places += _section_fields(annotation, f"{prefix}{name}.")
+        else:
+            places.append(f"{prefix}{name}")
+    return places
+
+
+def test_every_flat_variable_lands_in_its_section(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = Settings(_env_file=None)
+    expected = {}
+    for index, (variable, place) in enumerate(VARIABLES.items()):
+        text = _distinct_text(index, place, _at(defaults, place))
+        monkeypatch.setenv(variable, text)
+        expected[place] = text
     settings = Settings(_env_file=None)
-    assert settings.kafka_bootstrap_servers == "broker:9092"
-    assert settings.topic_partitions == 6
+    for place, text in expected.items():
+        value = _at(settings, place)
+        shown = value.get_secret_value() if isinstance(value, SecretStr) else value
+        assert str(shown).lower() == text, place
+
+
+def test_the_flat_names_are_exactly_the_variables_and_cover_every_section_field() -> None:
+    assert {f"TIDEMARK_{name.upper()}": place for name, place in FLAT_NAMES.items()} == VARIABLES
+    assert sorted(FLAT_NAMES.values()) == sorted(_section_fields(Settings))
 
 
 def test_dotenv_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / ".env").write_text("TIDEMARK_MODEL_NAME=from-dotenv\n")
+    (tmp_path / ".env").write_text("TIDEMARK_MODEL_NAME=from-dotenv\nTIDEMARK_TOPIC_SCORED=s\n")
     monkeypatch.chdir(tmp_path)
-    assert Settings().model_name == "from-dotenv"
+    monkeypatch.setenv("TIDEMARK_TOPIC_SCORED", "from-environment")
+    settings = Settings()
+    assert settings.registry.model_name == "from-dotenv"
+    assert settings.kafka.topics.scored == "from-environment"
+
+
+def test_flat_keywords_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TIDEMARK_MONGO_URI", "mongodb://environment:1/")
+    monkeypatch.setenv("TIDEMARK_MONGO_DATABASE", "from-environment")
+    settings = Settings(_env_file=None, mongo_uri="mongodb://keyword:1/", state_dir="/srv/t")
+    assert settings.store.uri == "mongodb://keyword:1/"
+    assert settings.store.database == "from-environment"
+    assert settings.stack.state_dir == Path("/srv/t")
 
 
 def test_bad_values_are_refused_with_the_setting_named() -> None:
-    with pytest.raises(ValidationError, match="topic_partitions"):
+    with pytest.raises(ValidationError, match=r"kafka\.partitions"):
         Settings(_env_file=None, topic_partitions=0)
+
+
+def test_unknown_keywords_are_refused() -> None:
+    with pytest.raises(ValidationError, match="kafka_bootstrap_server"):
+        Settings(_env_file=None, kafka_bootstrap_server="typo:9092")
+
+
+def test_override_takes_flat_names_and_sections_and_validates() -> None:
+    settings = Settings(_env_file=None)
+    changed = settings.override(topic_scored="t.scored", store=settings.store.model_copy())
+    assert changed.kafka.topics.scored == "t.scored"
+    assert changed.kafka.topics.weights == settings.kafka.topics.weights
+    assert changed.store == settings.store
+    assert settings.kafka.topics.scored == "fish.scored"
+    with pytest.raises(ValidationError, match=r"monitor\.window_s"):
+        settings.override(monitor_window_s=0)
 
 
 def test_as_env_round_trips_every_setting(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -35,26 +206,58 @@ def test_as_env_round_trips_every_setting(monkeypatch: pytest.MonkeyPatch) -> No
         mongo_uri="mongodb://db:1/",
         admin_token=SecretStr("s3cret"),
         state_dir=Path("/srv/tidemark"),
+        evidently_workspace=Path("/srv/evidently"),
     )
-    for key, value in original.as_env().items():
+    env = original.as_env(*SECTIONS)
+    assert len(env) == len(FLAT_NAMES)
+    for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert Settings(_env_file=None) == original
 
 
+def test_as_env_of_sections_holds_only_their_variables() -> None:
+    env = Settings(_env_file=None).as_env("kafka", "store")
+    assert set(env) == {
+        variable
+        for variable, place in VARIABLES.items()
+        if place.split(".")[0] in {"kafka", "store"}
+    }
+    assert "TIDEMARK_STATE_DIR" not in env
+    assert Settings(_env_file=None).as_env() == {}
+    assert set(SECTIONS) == {place.split(".")[0] for place in VARIABLES.values()}
+
+
 def test_derived_urls() -> None:
     settings = Settings(_env_file=None, prefect_api_url="http://h:1/api", serving_port=81)
-    assert settings.prefect_ui_url == "http://h:1"
-    assert settings.serving_url == "http://127.0.0.1:81"
-    assert len(settings.topics) == 6
+    assert settings.orchestration.ui_url == "http://h:1"
+    assert settings.serving.url == "http://127.0.0.1:81"
+    assert len(settings.kafka.topics.names) == 7
 
 
 def test_a_local_cluster_lists_every_node_and_replicates_by_default() -> None:
-    one = Settings()
-    assert (one.topic_replication_factor, one.topic_min_insync_replicas) == (1, 1)
-    three = Settings(kafka_brokers=3)
-    assert three.kafka_addresses == ["127.0.0.1:9092", "127.0.0.1:9192", "127.0.0.1:9292"]
-    assert (three.topic_replication_factor, three.topic_min_insync_replicas) == (3, 2)
-    listed = Settings(kafka_brokers=3, kafka_bootstrap_servers="h:1,h:2,h:3")
-    assert listed.kafka_addresses == ["h:1", "h:2", "h:3"]
-    chosen = Settings(kafka_brokers=3, topic_replication_factor=2)
-    assert (chosen.topic_replication_factor, chosen.topic_min_insync_replicas) == (2, 1)
+    one = Settings(_env_file=None).kafka
+    assert (one.replication_factor, one.min_insync_replicas) == (1, 1)
+    three = Settings(_env_file=None, kafka_brokers=3).kafka
+    assert three.addresses == ["127.0.0.1:9092", "127.0.0.1:9192", "127.0.0.1:9292"]
+    assert (three.replication_factor, three.min_insync_replicas) == (3, 2)
+    listed = Settings(_env_file=None, kafka_brokers=3, kafka_bootstrap_servers="h:1,h:2,h:3")
+    assert listed.kafka.addresses == ["h:1", "h:2", "h:3"]
+    chosen = Settings(_env_file=None, kafka_brokers=3, topic_replication_factor=2).kafka
+    assert (chosen.replication_factor, chosen.min_insync_replicas) == (2, 1)
+
+
+def test_override_keeps_what_was_never_chosen_unset() -> None:
+    settings = Settings(_env_file=None, mongo_uri="mongodb://db:1/")
+    grown = settings.override(kafka_brokers=3)
+    # The replication defaults follow the cluster's size, as they would from the environment.
+    assert (grown.kafka.replication_factor, grown.kafka.min_insync_replicas) == (3, 2)
+    assert grown.store.uri == "mongodb://db:1/"
+    assert "admin_token" not in grown.serving.model_fields_set
+    assert "admin_token" in grown.override(admin_token="t").serving.model_fields_set
+
+
+def test_more_scorers_than_partitions_are_refused_with_the_way_out() -> None:
+    with pytest.raises(ValidationError, match="TIDEMARK_TOPIC_PARTITIONS=3"):
+        Settings(_env_file=None, scorers=4)
+    assert Settings(_env_file=None, scorers=4, topic_partitions=4).stack.scorers == 4
+    assert Settings(_env_file=None, scorers=3).kafka.partitions == 3

@@ -28,6 +28,7 @@ class Consumer:
     owned: set[TopicPartition] = field(default_factory=lambda: {P0, P1})
     commits: list[tuple[str, dict[TopicPartition, OffsetAndMetadata]]] = field(default_factory=list)
     fail_sync: bool = False
+    on_io_thread: bool = False
 
     def assignment(self) -> set[TopicPartition]:
         return self.owned
@@ -38,6 +39,8 @@ class Consumer:
     def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata], timeout_ms: int) -> None:
         if self.fail_sync:
             raise KafkaTimeoutError("coordinator gone")
+        if self.on_io_thread:
+            raise RuntimeError("Cannot block on net.run() from the IO thread itself.")
         self.commits.append(("sync", offsets))
 
 
@@ -120,6 +123,20 @@ def test_a_failed_send_at_revocation_forgets_the_revoked_partitions(
     # The failed send still stops the loop before it commits anything.
     with pytest.raises(KafkaTimeoutError):
         commits.commit_settled()
+
+
+def test_a_commit_refused_on_the_network_thread_leaves_the_revoked_partitions_to_the_new_owner(
+    parts: tuple[Consumer, Producer, AckedCommits[str], list[str]],
+) -> None:
+    consumer, _, commits, _ = parts
+    consumer.on_io_thread = True
+    commits.sent({P0: at(10), P1: at(3)}, [Future().success(None)], "a")
+    revoked: list[TopicPartition] = []
+    CommitOnRevoke(commits, then_revoked=revoked.extend).on_partitions_revoked([P1])
+    assert revoked == [P1]
+    consumer.on_io_thread = False
+    commits.commit_settled()
+    assert all(P1 not in offsets for _, offsets in consumer.commits)
 
 
 def test_acks_late_at_revocation_never_commit_the_revoked_partitions_later(

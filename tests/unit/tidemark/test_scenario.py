@@ -320,3 +320,14 @@ def test_never_seen_species_arrives_after_the_shift_and_growth_keeps_one_species
     lengths = [p.species["salmon"].length_cm.mean for p in growth.phases]
     assert lengths == sorted(lengths)
     assert lengths[0] < lengths[-1]
+
+
+def test_the_near_floor_walleye_floor_sits_just_under_the_threshold() -> None:
+    scenario = load_scenario("near-floor")
+    frame = generate_frame(scenario, 0)
+    walleye = frame[frame["species"] == "walleye"]
+    law = scenario.phases[1].species["walleye"].weight
+    length = walleye["length_cm"].to_numpy()
+    truth = law.median_kg(length, walleye["height_cm"].to_numpy() / length)
+    floor = float(np.mean(np.abs(walleye["weight_kg"].to_numpy() - truth) / walleye["weight_kg"]))
+    assert 0.075 < floor < 0.1
