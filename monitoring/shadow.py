@@ -39,6 +39,17 @@ from tidemark.schemas import ModelDecision, ModelEvent, Scored, ShadowVerdict, u
 log = get_logger("monitor.shadow")
 
 
+# The production version a challenge began against (tidemark.registry.set_challenger).
+SHADOW_CHAMPION_TAG = "shadow_champion"
+
+
+def _stale_watch(challenger: VersionRef, production: str) -> bool:
+    """A rollback watch set against a production version that is no longer production."""
+    tags = challenger.tags
+    watched = tags.get(SHADOW_CHAMPION_TAG)
+    return tags.get(SHADOW_ROLE_TAG) == ROLE_ROLLBACK_WATCH and watched not in (None, production)
+
+
 class ShadowRegistry(Protocol):
     """The registry as the shadow judge reads and writes it."""
 
@@ -124,6 +135,7 @@ class ShadowJudge:
         self._carry_out = carry_out
         self.state: Challenge | None = None
         self.rollback_watch = False
+        self._warned_stale = False
 
     def observe(self, records: Iterable[Scored], production: str | None) -> ModelDecision | None:
         """Add one closed window's fish; the decision when the challenge was decided now."""
@@ -135,6 +147,20 @@ class ShadowJudge:
         if production is None or challenger is None or challenger.version == production:
             self._forget()
             return None
+        if _stale_watch(challenger, production):
+            # Production moved on since the watch began (another promotion or a rollback): a
+            # win of the watched version now would roll back a promotion it never watched.
+            if self.state is not None or not self._warned_stale:
+                log.warning(
+                    "rollback watch of another production version; not judged",
+                    challenger=challenger.version,
+                    watched=challenger.tags.get(SHADOW_CHAMPION_TAG),
+                    production=production,
+                )
+            self._forget()
+            self._warned_stale = True
+            return None
+        self._warned_stale = False
         if self.state is None or (self.state.champion_version, self.state.challenger_version) != (
             production,
             challenger.version,

@@ -201,3 +201,12 @@ def test_a_verdict_that_cannot_be_carried_out_still_is_saved_and_announced() -> 
     decisions = run(judge, champion=0.20, challenger=0.05)
     assert [d.kind for d in decisions] == [ModelEvent.PROMOTION] == [d.kind for d in published]
     assert Challenge.from_json(registry.tags[SHADOW_STATE_TAG]).decided
+
+
+def test_a_rollback_watch_of_a_production_that_moved_on_is_not_judged() -> None:
+    # v2 watched the promotion of v3; v1 is production now: v2 winning must not roll v1 back.
+    registry = Registry(tags={SHADOW_ROLE_TAG: ROLE_ROLLBACK_WATCH, "shadow_champion": "3"})
+    effects = Effects()
+    assert run(effects.judge(registry), champion=0.20, challenger=0.05) == []
+    assert effects.published == effects.carried_out == []
+    assert registry.saves == 0
