@@ -113,7 +113,8 @@ def platform_services(settings: Settings, state: Path) -> list[Component]:
                 "monitor",
                 [tidemark, "monitor"],
                 settings.monitor.metrics_port,
-                ("kafka", "stream", "registry", "monitor", "orchestration", "shadow"),
+                # retrain: a challenger must beat production by the promotion margin.
+                ("kafka", "stream", "registry", "monitor", "orchestration", "shadow", "retrain"),
             ),
             # Reports go under the stack's state (of the stack section, only its folder);
             # Prefect is reached for the retrain deployment.
