@@ -273,8 +273,14 @@ def test_a_forced_promotion_of_a_worse_version_is_rolled_back(
     produce(settings, with_challenger(fish, scale=0.33, version="1"))
     run_monitor(settings, until=lambda verdicts: len(verdicts) >= 7)
 
-    wait_for("v1 back in production", lambda: registry.production_version(settings.registry) == "1")
-    assert registry.challenger_version(settings.registry) is None
+    # The flow's last step takes v1, production again, out of shadow.
+    wait_for(
+        "v1 back in production and out of shadow",
+        lambda: (
+            registry.production_version(settings.registry) == "1"
+            and registry.challenger_version(settings.registry) is None
+        ),
+    )
     [decision] = decisions(settings)
     assert decision.kind is ModelEvent.ROLLBACK
     assert (decision.champion_version, decision.challenger_version) == ("2", "1")
