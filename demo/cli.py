@@ -87,10 +87,14 @@ def _latest_window_report(settings: Settings, scored: list[Scored]) -> None:
     production = follower.refresh()
     follower.stop()
     drift = None
-    if production is not None and production.detector is not None:
-        drift = production.detector.check(features_frame(latest), timestamp=start)
-    else:
+    detector = production.detector if production is not None else None
+    comparable = detector.comparable(features_frame(latest)) if detector else None
+    if detector is not None and comparable is not None and not comparable.empty:
+        drift = detector.check(comparable, timestamp=start)
+    elif detector is None:
         typer.echo("no production model with reference data: error report only")
+    else:
+        typer.echo("no fish of a species the production model knows: error report only")
     store = ReportStore(settings)
     saved = store.save(
         label=f"on demand v{production.version if production else 'none'}",

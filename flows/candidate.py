@@ -183,16 +183,6 @@ def put_in_shadow(settings: Settings, version: str, reason: str) -> bool:
     return True
 
 
-def evidence_rules(settings: Settings) -> EvidenceRules:
-    """The settings' minimums of evidence."""
-    return EvidenceRules(
-        holdout_fraction=settings.retrain.holdout_fraction,
-        min_holdout_rows=settings.retrain.min_holdout_rows,
-        min_holdout_rows_per_species=settings.retrain.min_holdout_rows_per_species,
-        min_training_rows_per_species=settings.retrain.min_training_rows_per_species,
-    )
-
-
 def transient(task: Any, task_run: Any, state: Any) -> bool:
     """Retry a failed task unless the failure is about the data or the request itself."""
     error = state.result(raise_on_failure=False)
@@ -375,7 +365,7 @@ def judge_and_register(
     logger = get_run_logger()
     check_data(data, columns=(*FEATURES, TARGET), min_rows=1, error=TrainingDataError)
     try:
-        split = split_holdout(data, evidence_rules(settings), required=required_species)
+        split = split_holdout(data, EvidenceRules.of(settings.retrain), required=required_species)
     except InsufficientEvidenceError as shortfall:
         logger.warning("insufficient evidence: %s", shortfall)
         return short_of_evidence(settings, shortfall, row_count=len(data))

@@ -6,7 +6,6 @@ from prefect import flow, get_run_logger
 
 from flows.candidate import (
     Outcome,
-    evidence_rules,
     judge,
     judged_outcome,
     promote_version,
@@ -19,6 +18,7 @@ from tidemark.model import SPECIES, TrainingDataError
 from tidemark.orchestration import PROMOTE_FLOW
 from tidemark.promotion import (
     Decision,
+    EvidenceRules,
     InsufficientEvidenceError,
     Verdict,
     check_holdout,
@@ -78,7 +78,7 @@ def promote(version: str, force: bool = False, last_n: int | None = None) -> Out
             f"no joined records to judge v{version} on; promote with force to skip the policy"
         )
     try:
-        check_holdout(recent[SPECIES], evidence_rules(settings))
+        check_holdout(recent[SPECIES], EvidenceRules.of(settings.retrain))
     except InsufficientEvidenceError as shortfall:
         logger.warning("insufficient evidence: %s", shortfall)
         return short_of_evidence(settings, shortfall, row_count=len(recent))

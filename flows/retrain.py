@@ -25,14 +25,18 @@ def read_records(
     window_start: datetime | None,
     window_end: datetime | None,
     last_n: int | None,
+    required: frozenset[str] = frozenset(),
 ) -> tuple[pd.DataFrame, RecordSource, frozenset[str]]:
     """The records to retrain on, the collection and query they came from, and the species
     they were read for (those of the window or of the last records, not those remembered).
 
-    A window is completed with the latest records of the species it lacks, measured before it:
-    a drift in one species must not make the new model forget the others. At most
-    ``retrain_species_memory`` records each and no more than the window holds, so that the fish
-    of the window weigh at least as much as any species remembered. An empty window stays empty.
+    A window is completed with the latest records measured before it of every species it does
+    not retrain for (``required``; all of the window's own species when empty): those absent
+    from the window, and those it holds too few of to be judged. A drift or an error in one
+    species must not make the new model forget the others, nor promote it without checking
+    them. Each such species is completed to ``retrain_species_memory`` records and no more
+    than the window holds, so that the fish of the window weigh at least as much as any species
+    remembered. An empty window stays empty.
     """
     with TrainingStore(settings.store) as store:
         query: dict[str, Any]
@@ -42,19 +46,24 @@ def read_records(
             own = frozenset(data[SPECIES].astype(str))
             query = {"filter": store.window_filter(window_start, end), "sort": MEASURED_AT}
             keep = min(settings.retrain.species_memory, len(data))
-            if keep:
-                earlier = store.latest_per_species(window_start, data["species"].unique(), keep)
+            counts = data[SPECIES].astype(str).value_counts()
+            wanted = {
+                species: keep - int(counts.get(species, 0))
+                for species in store.species_before(window_start, required or own)
+            }
+            wanted = {species: n for species, n in wanted.items() if n > 0}
+            if wanted:
+                earlier = store.latest_per_species(window_start, wanted)
                 if not earlier.empty:
                     # Remembered species are judged on their own latest records when they have
                     # evidence enough, and only trained on otherwise (tidemark.promotion).
                     data = pd.concat([earlier, data], ignore_index=True)
                     query["remembered"] = {
                         "filters": [
-                            store.species_filter(species, window_start)
-                            for species in sorted(earlier["species"].unique())
+                            {"filter": store.species_filter(species, window_start), "limit": n}
+                            for species, n in sorted(wanted.items())
                         ],
                         "sort": f"-{MEASURED_AT}",
-                        "limit_each": keep,
                     }
         else:
             n = last_n or settings.retrain.last_n
@@ -96,7 +105,7 @@ def retrain(
     if last_n is not None and last_n < 2:
         raise ValueError(f"last_n must be at least 2, got {last_n}")
     data, source, own = read_records.with_options(**retrying(settings))(
-        settings, window_start, window_end, last_n
+        settings, window_start, window_end, last_n, frozenset(species or ())
     )
     if data.empty:
         where = (

@@ -90,6 +90,11 @@ QUEUED = Gauge(
     "Incidents waiting for another incident's retrain to end",
     registry=REGISTRY,
 )
+GATHERING = Gauge(
+    "tidemark_monitor_incidents_gathering",
+    "Incidents waiting for enough labelled fish of their species before a retrain can judge",
+    registry=REGISTRY,
+)
 EVIDENCE_PENDING = Gauge(
     "tidemark_monitor_evidence_pending_fish",
     "Judged fish of a species pooled while it is short of evidence (0 once judged)",

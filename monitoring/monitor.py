@@ -24,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -49,6 +49,7 @@ from monitoring.policy import (
     alarms,
     gate,
     judged_records,
+    labelled_since,
     training_start,
 )
 from monitoring.production import Production, ProductionFollower
@@ -59,6 +60,7 @@ from monitoring.windows import Admission, ClosedWindow, ErrorStats, Resume, Tumb
 from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.logs import get_logger
+from tidemark.promotion import EvidenceRules
 from tidemark.schemas import DeadLetter, RetrainRequest, Scored, utc_now
 from tidemark.stream.records import parse
 
@@ -78,20 +80,24 @@ class Gated:
 
 @dataclass(frozen=True, slots=True)
 class Pending:
-    """An alarm about to start a retrain (or queued to): its window and where its data begin."""
+    """An alarm about to start a retrain (or queued or gathering evidence to): its window,
+    where its data begin and, for a per-species incident, its labelled fish since then."""
 
     alarm: Alarm
     window_start: datetime
     window_end: datetime
     data_start: datetime
+    fish: int = 0
 
-    def merged(self, later: Pending) -> Pending:
-        """This alarm raised again by a later window while it waited: the data of both."""
+    def merged(self, later: Pending, fish: int | None = None) -> Pending:
+        """This alarm raised again by a later window while it waited: the data of both, with
+        ``fish`` labelled fish when given."""
         return Pending(
             later.alarm,
             min(self.window_start, later.window_start),
             max(self.window_end, later.window_end),
             min(self.data_start, later.data_start),
+            max(self.fish, later.fish) if fish is None else fish,
         )
 
 
@@ -157,12 +163,17 @@ class Monitor:
         self._on_verdict = on_verdict
         self.windows: TumblingWindows | None = None
         # The windows judged last, most recent first: where a retrain's data may begin.
-        self._recent: deque[WindowSpan] = deque(maxlen=settings.monitor.retrain_windows)
+        self._recent: deque[WindowSpan] = deque(
+            maxlen=max(settings.monitor.retrain_windows, settings.monitor.evidence_windows)
+        )
         self.evidence = SpeciesEvidence(
             settings.monitor.min_window_count, settings.monitor.evidence_windows
         )
         # Incidents waiting for another incident's retrain to end, and when that was last asked.
         self.queue: dict[IncidentKey, Pending] = {}
+        # Per-species incidents waiting for enough labelled fish of their species to judge on.
+        self.gathering: dict[IncidentKey, Pending] = {}
+        self.fish_needed = EvidenceRules.of(settings.retrain).rows_alone
         self._queue_checked = 0.0
 
     @classmethod
@@ -281,7 +292,14 @@ class Monitor:
         self._challenge(window, verdict.version)
         if raised:
             verdict = self._decide(verdict, raised)
-        self._recent.appendleft(WindowSpan(window.start, window.overall.count))
+        self._gathered(window, {a.incident for a in raised})
+        self._recent.appendleft(
+            WindowSpan(
+                window.start,
+                window.overall.count,
+                {s: stats.count for s, stats in window.by_species.items()},
+            )
+        )
         self._record(verdict)
         self._log(verdict)
         if self._on_verdict is not None:
@@ -346,13 +364,15 @@ class Monitor:
         for species, count in self.evidence.pending().items():
             metrics.EVIDENCE_PENDING.labels(species).set(count)
         drift = None
+        detector = production.detector if production is not None else None
+        # Only fish of species the version was trained on can drift from its training data.
+        comparable = detector.comparable(features_frame(judged)) if detector and judged else None
         if (
-            production is not None
-            and production.detector is not None
-            and stats is not None
-            and stats.count >= self.thresholds.min_count
+            detector is not None
+            and comparable is not None
+            and len(comparable) >= self.thresholds.min_count
         ):
-            drift = production.detector.check(features_frame(judged), timestamp=window.end)
+            drift = detector.check(comparable, timestamp=window.end)
             metrics.DRIFT_SHARE.set(drift.share)
             metrics.DRIFT_DETECTED.set(int(drift.detected))
         raised = alarms(
@@ -389,6 +409,7 @@ class Monitor:
             )
             for g in gated
         ]
+        gated, pending = self._gather(window, gated, pending)
         for g, p in zip(gated, pending, strict=True):
             metrics.observe_alarm(g.alarm, g.gate)
             if g.gate.state is GateState.QUEUED:
@@ -418,6 +439,76 @@ class Monitor:
         except Exception:  # a report that fails to render must not hide the retrain
             log.exception("saving the window's reports failed")
         return replace(verdict, request=request, flow_run_id=flow_run_id, reports=saved)
+
+    def _gather(
+        self, window: ClosedWindow, gated: list[Gated], pending: list[Pending]
+    ) -> tuple[list[Gated], list[Pending]]:
+        """Hold open per-species alarms whose species has too few labelled fish since their data
+        begin (this window's included); release those that now have enough."""
+        # An incident that stopped alarming for as long as evidence is pooled starts afresh.
+        oldest = window.start - self.settings.monitor.evidence_windows * timedelta(
+            seconds=self.settings.monitor.window_s
+        )
+        self.gathering = {k: p for k, p in self.gathering.items() if p.window_end > oldest}
+        kept_gated, kept_pending = [], []
+        for g, p in zip(gated, pending, strict=True):
+            species = g.alarm.incident.species
+            if not g.gate.open or species is None:
+                kept_gated.append(g)
+                kept_pending.append(p)
+                continue
+            here = window.by_species[species].count if species in window.by_species else 0
+            earlier = self.gathering.pop(g.alarm.incident, None)
+            if earlier is not None:
+                p = earlier.merged(p, fish=earlier.fish + here)
+            else:
+                # Queued before (another run was in flight): its windows count too.
+                queued = self.queue.pop(g.alarm.incident, None)
+                p = queued.merged(p) if queued else p
+                p = replace(p, fish=labelled_since(species, p.data_start, self._recent) + here)
+            if p.fish < self.fish_needed:
+                self.gathering[g.alarm.incident] = p
+                g = Gated(
+                    g.alarm,
+                    Gate(
+                        GateState.GATHERING,
+                        f"gathers evidence: {p.fish} of the {self.fish_needed} labelled "
+                        f"{species} fish a retrain needs, since {p.data_start.isoformat()}",
+                    ),
+                )
+            kept_gated.append(g)
+            kept_pending.append(p)
+        metrics.GATHERING.set(len(self.gathering))
+        return kept_gated, kept_pending
+
+    def _gathered(self, window: ClosedWindow, raised: set[IncidentKey]) -> None:
+        """Count this window's fish for the incidents gathering evidence that it did not raise
+        (their species pooled, or under the threshold for a window); queue those that now have
+        enough, to start as soon as no run is in flight."""
+        for key, waiting in list(self.gathering.items()):
+            if key in raised or key.species is None or key.species not in window.by_species:
+                continue
+            waiting = replace(
+                waiting,
+                window_end=max(waiting.window_end, window.end),
+                fish=waiting.fish + window.by_species[key.species].count,
+            )
+            if waiting.fish < self.fish_needed:
+                self.gathering[key] = waiting
+                continue
+            del self.gathering[key]
+            queued = self.queue.get(key)
+            self.queue[key] = queued.merged(waiting) if queued else waiting
+            log.info(
+                "incident gathered its evidence",
+                incident=str(key),
+                fish=waiting.fish,
+                since=waiting.data_start.isoformat(),
+            )
+        metrics.GATHERING.set(len(self.gathering))
+        metrics.QUEUED.set(len(self.queue))
+        if any(p.fish >= self.fish_needed for p in self.queue.values()):
+            self.drain_queue(force=True)
 
     def _gate(self, alarm: Alarm, in_flight: IncidentRun | None, version: str | None) -> Gate:
         now = utc_now()

@@ -22,6 +22,10 @@ A species is judged only on at least ``min_count`` fish; one with fewer pools it
   next retrain goes back to the start of that run's data, so that the evidence accumulates;
 - otherwise open. A new incident is never held back by another one; it waits (queued) only while
   another incident's retrain is in flight, so that two runs never judge against one champion.
+
+An open per-species incident then gathers evidence: its retrain starts once the windows since
+its data begin hold enough labelled fish of its species for the retrain to train on and judge
+(``EvidenceRules.rows_alone``), so that no run is spent on too few fish.
 """
 
 from __future__ import annotations
@@ -151,6 +155,8 @@ class GateState(StrEnum):
 
     OPEN = "fired"
     HELD = "held"
+    # Open, but its species has too few labelled fish for a retrain to judge: it waits for more.
+    GATHERING = "gathering"
     CLOSED = "closed"
     QUEUED = "queued"
 
@@ -346,10 +352,16 @@ def _accumulated_since(last: IncidentRun | None, outcome: RunOutcome | None) -> 
 
 @dataclass(frozen=True, slots=True)
 class WindowSpan:
-    """Where a closed window starts and how many fish it held."""
+    """Where a closed window starts and how many fish it held, in all and per species."""
 
     start: datetime
     count: int
+    by_species: Mapping[str, int] = field(default_factory=dict)
+
+
+def labelled_since(species: str, start: datetime, windows: Sequence[WindowSpan]) -> int:
+    """The fish of ``species`` in the ``windows`` that start at or after ``start``."""
+    return sum(w.by_species.get(species, 0) for w in windows if w.start >= start)
 
 
 def training_start(fired: WindowSpan, before: Sequence[WindowSpan], max_windows: int) -> datetime:

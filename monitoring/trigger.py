@@ -1,10 +1,12 @@
 """Asking for a retrain: a message on ``fish.retrain-requests`` and a run of the Prefect deployment.
 
 The deployment ``retrain/retrain`` is started through Prefect's API with the contract's
-parameters; its flow runs wherever the deployments are served. Each run the monitor starts is
-tagged with the incidents it answers (``incident:error:walleye``, ``incident:drift``...) and the
-production version it was asked on (``model-version:3``): the gate reads the last run of one
-incident, and any run in flight, back from Prefect, so a monitor restart is respected.
+parameters; its flow runs on a worker of the pool. Each run the monitor starts is tagged with
+the registered model it retrains (``model:fish-weight``), the incidents it answers
+(``incident:error:walleye``, ``incident:drift``...) and the production version it was asked on
+(``model-version:3``): the gate reads the last run of one incident of its model, and any run of
+its model in flight, back from Prefect, so a monitor restart is respected and the monitors of
+other models sharing the server do not hold it back.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from tidemark.schemas import RetrainRequest
 
 MONITOR_TAG = "tidemark-monitor"
 MODEL_VERSION_TAG = "model-version:"
+# The registered model a run retrains: monitors of several models may share one Prefect server.
+MODEL_TAG = "model:"
 # Prefect's states of a run that has not ended yet.
 IN_FLIGHT = [
     StateType.SCHEDULED,
@@ -68,9 +72,17 @@ def retrain_parameters(
     }
 
 
-def run_tags(request: RetrainRequest, incidents: Iterable[IncidentKey]) -> list[str]:
-    """The tags of a retrain run: the monitor, the reason, its incidents, the judged version."""
-    tags = [MONITOR_TAG, f"reason:{request.reason.value}", *sorted({i.tag for i in incidents})]
+def run_tags(
+    request: RetrainRequest, incidents: Iterable[IncidentKey], model_name: str
+) -> list[str]:
+    """The tags of a retrain run: the monitor, the model, the reason, its incidents, the judged
+    version."""
+    tags = [
+        MONITOR_TAG,
+        f"{MODEL_TAG}{model_name}",
+        f"reason:{request.reason.value}",
+        *sorted({i.tag for i in incidents}),
+    ]
     if request.model_version is not None:
         tags.append(f"{MODEL_VERSION_TAG}{request.model_version}")
     return tags
@@ -130,7 +142,7 @@ class RetrainTrigger:
         The idempotency key names the window, model version and incidents, so a monitor that
         restarts and judges the same window again gets the same run instead of a second one.
         """
-        tags = run_tags(request, incidents)
+        tags = run_tags(request, incidents, self.settings.registry.model_name)
         named = "+".join(t.removeprefix("incident:") for t in tags if t.startswith("incident:"))
         key = f"monitor:{request.model_version}:{request.window_start.isoformat()}:{named}"
         with prefect_api(self.settings.orchestration):
@@ -148,16 +160,23 @@ class RetrainTrigger:
 
         Raises ``prefect.exceptions.ObjectNotFound`` when the deployment does not exist.
         """
-        tags = FlowRunFilterTags(all_=[incident.tag]) if incident is not None else None
-        runs = self._runs(FlowRunFilter(tags=tags))
+        tags = [self._model_tag, *([incident.tag] if incident is not None else [])]
+        runs = self._runs(FlowRunFilter(tags=FlowRunFilterTags(all_=tags)))
         return incident_run(runs[0]) if runs else None
 
     def in_flight(self) -> IncidentRun | None:
-        """The most recent run of the deployment that has not ended, whoever started it."""
+        """The most recent run of the deployment for this model that has not ended."""
         runs = self._runs(
-            FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=IN_FLIGHT)))
+            FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=IN_FLIGHT)),
+                tags=FlowRunFilterTags(all_=[self._model_tag]),
+            )
         )
         return incident_run(runs[0]) if runs else None
+
+    @property
+    def _model_tag(self) -> str:
+        return f"{MODEL_TAG}{self.settings.registry.model_name}"
 
     def _runs(self, flow_run_filter: FlowRunFilter) -> list[FlowRun]:
         with (

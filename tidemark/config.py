@@ -253,7 +253,8 @@ class MonitorSettings(_Section):
     # reached; it reopens only above max(threshold, that error * (1 + margin)).
     reopen_margin: float = Field(default=0.25, ge=0)
     # A species with fewer judged fish than min_window_count pools its fish over at most this
-    # many windows before it is judged.
+    # many windows before it is judged; an incident gathering labelled fish for its retrain
+    # (retrain.min_* settings) waits at most as long.
     evidence_windows: int = Field(default=10, ge=1)
     # While an incident waits for another incident's retrain to end, how often (seconds) the
     # monitor asks Prefect whether it has.

@@ -32,6 +32,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy.stats import wilcoxon
 
+from tidemark.config import RetrainSettings
 from tidemark.model import SPECIES, Metrics, TrainingDataError
 
 MEASURED_AT = "measured_at"
@@ -82,6 +83,25 @@ class EvidenceRules:
         while rows - self.rows_to_judge(rows) < self.min_training_rows_per_species:
             rows += 1
         return rows
+
+    @property
+    def rows_alone(self) -> int:
+        """The fewest rows of one species that meet every minimum on their own, the overall
+        holdout minimum included (no other species' held-out fish to add up with)."""
+        rows = self.rows_per_species
+        while _held_per_species({"": rows}, self)[""] < self.min_holdout_rows:
+            rows += 1
+        return rows
+
+    @classmethod
+    def of(cls, retrain: RetrainSettings) -> EvidenceRules:
+        """The minimums of evidence the retrain settings define."""
+        return cls(
+            holdout_fraction=retrain.holdout_fraction,
+            min_holdout_rows=retrain.min_holdout_rows,
+            min_holdout_rows_per_species=retrain.min_holdout_rows_per_species,
+            min_training_rows_per_species=retrain.min_training_rows_per_species,
+        )
 
 
 class InsufficientEvidenceError(TrainingDataError):

@@ -168,12 +168,14 @@ class TrainingStore:
         """The records measured in ``[start, end]`` (both inclusive)."""
         return self._frame(self._find(self.window_filter(start, end), None))
 
-    def latest_per_species(self, before: datetime, exclude: Iterable[str], n: int) -> pd.DataFrame:
-        """Up to ``n`` of the latest records measured before ``before`` of each other species."""
+    def latest_per_species(self, before: datetime, wanted: Mapping[str, int]) -> pd.DataFrame:
+        """Up to ``wanted[species]`` of the latest records of each species measured before
+        ``before``."""
         return self._frame(
             [
                 document
-                for species in self.species_before(before, exclude)
+                for species, n in sorted(wanted.items())
+                if n > 0
                 for document in self._find(self.species_filter(species, before), n)
             ]
         )

@@ -113,8 +113,7 @@ def platform_services(settings: Settings, state: Path) -> list[Component]:
                 "monitor",
                 [tidemark, "monitor"],
                 settings.monitor.metrics_port,
-                # retrain: a challenger must beat production by the promotion margin.
-                ("kafka", "stream", "registry", "monitor", "orchestration", "shadow", "retrain"),
+                ("kafka", "stream", "registry", "monitor", "orchestration", "retrain", "shadow"),
             ),
             # Reports go under the stack's state (of the stack section, only its folder);
             # Prefect is reached for the retrain deployment.

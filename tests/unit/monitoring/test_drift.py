@@ -1,4 +1,5 @@
-"""Drift of window features against a reference, on fish from the default scenario."""
+"""Drift of window fish sizes against a reference of the same species mix, on fish of the default
+and growth scenarios."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ def fish() -> dict[str, pd.DataFrame]:
         "reference": generate_frame(scenario, 1, ["salmon"]),
         "salmon": generate_frame(scenario, 2, ["salmon"]),
         "walleye": generate_frame(scenario, 2, ["walleye"]),
+        "both": generate_frame(scenario, 3, ["salmon", "walleye"]),
     }
 
 
@@ -41,13 +43,37 @@ def test_windows_of_the_same_fish_do_not_drift(
         assert not result.detected, result.p_values
 
 
-def test_a_new_species_of_other_sizes_drifts_in_every_column(
-    detector: DriftDetector, fish: dict[str, pd.DataFrame], tmp_path: Path
+def test_a_species_the_reference_lacks_is_not_tested(
+    detector: DriftDetector, fish: dict[str, pd.DataFrame]
 ) -> None:
-    result = detector.check(fish["walleye"].iloc[:60])
+    assert detector.species == {"salmon"}
+    assert detector.comparable(fish["walleye"].iloc[:60]).empty
+    mixed = pd.concat([fish["walleye"].iloc[:60], fish["salmon"].iloc[:40]])
+    assert list(detector.comparable(mixed)["species"].unique()) == ["salmon"]
+    assert not detector.check(mixed).detected
+
+
+def test_a_window_of_one_species_does_not_drift_from_a_reference_of_two(
+    fish: dict[str, pd.DataFrame],
+) -> None:
+    # A model trained on two species, then a line of one: the mix changed, not the fish.
+    two = DriftDetector(fish["both"], p_value=0.001, drift_share=0.5)
+    for species in ("salmon", "walleye"):
+        for start in range(0, 900, 300):
+            window = fish[species].iloc[start : start + 60]
+            assert not two.check(window).detected, (species, start)
+    reference = two.matched_reference(fish["salmon"].iloc[:60])
+    assert set(reference["species"]) == {"salmon"}
+
+
+def test_larger_fish_of_the_same_species_drift(tmp_path: Path) -> None:
+    growth = load_scenario("growth")
+    detector = DriftDetector(generate_frame(growth, 1, ["spring"]), p_value=0.001, drift_share=0.5)
+    spring = generate_frame(growth, 2, ["spring"])
+    assert not detector.check(spring.iloc[:60]).detected
+    result = detector.check(generate_frame(growth, 2, ["autumn"]).iloc[:60])
     assert result.detected
-    assert result.share == 1.0
-    assert set(result.drifted_columns) == {"species", "length_cm", "height_cm"}
+    assert set(result.drifted_columns) == {"length_cm", "height_cm"}
     result.snapshot.save_html(str(tmp_path / "drift.html"))
     assert (tmp_path / "drift.html").stat().st_size > 10_000
 
@@ -68,3 +94,5 @@ def test_bad_reference_or_empty_window_is_refused(
         DriftDetector(fish["reference"].iloc[:0], p_value=0.01, drift_share=0.5)
     with pytest.raises(ValueError, match="no rows"):
         detector.check(fish["salmon"].iloc[:0])
+    with pytest.raises(ValueError, match="no rows"):
+        detector.check(fish["walleye"].iloc[:30])

@@ -152,7 +152,7 @@ def test_one_retrain_per_incident_and_a_new_species_gets_its_own_during_the_cool
     assert all(states(v) == {"error:salmon": GateState.HELD} for v in repeats)
     assert not any(v.triggered for v in repeats)
 
-    pike = watched.judge(window(3, salmon=(60, 0.2), pike=(40, 1.65)))
+    pike = watched.judge(window(3, salmon=(60, 0.2), pike=(60, 1.65)))
     assert states(pike) == {"error:salmon": GateState.HELD, "unseen:pike": GateState.OPEN}
     assert [r.incidents for r in trigger.runs] == [{SALMON_ERROR}, {PIKE_UNSEEN}]
     assert trigger.requests[-1].reason.value == "error"
@@ -185,7 +185,7 @@ def test_a_new_incident_waits_for_another_incidents_run_in_flight_and_then_fires
 
 def test_alarms_of_one_window_share_one_retrain() -> None:
     watched, trigger = monitor()
-    fired = watched.judge(window(0, salmon=(60, 0.2), pike=(40, 1.65)))
+    fired = watched.judge(window(0, salmon=(60, 0.2), pike=(60, 1.65)))
     assert states(fired) == {"error:salmon": GateState.OPEN, "unseen:pike": GateState.OPEN}
     assert [r.incidents for r in trigger.runs] == [{SALMON_ERROR, PIKE_UNSEEN}]
     # The unseen species speaks for the run: the strongest evidence.
@@ -209,16 +209,40 @@ def test_a_short_species_accumulates_and_its_retrain_reads_every_window() -> Non
     watched, trigger = monitor()
     short = [watched.judge(window(i, salmon=(60, 0.05), pike=(12, 1.6))) for i in range(2)]
     assert not any(v.alarms for v in short)
-    fired = watched.judge(window(2, salmon=(60, 0.05), pike=(12, 1.6)))
-    assert states(fired) == {"unseen:pike": GateState.OPEN}
+    # Judged on 36 pooled fish, and 60 labelled pike are needed to train and judge a retrain.
+    assert watched.fish_needed == 60
+    gathering = watched.judge(window(2, salmon=(60, 0.05), pike=(12, 1.6)))
+    assert states(gathering) == {"unseen:pike": GateState.GATHERING}
+    assert "36 of the 60 labelled pike" in gathering.alarms[0].gate.why
+    # The next windows add their pike, whether they raise the alarm again or not.
+    watched.judge(window(3, salmon=(60, 0.05), pike=(12, 1.6)))
+    assert trigger.runs == []
+    watched.judge(window(4, salmon=(60, 0.05), pike=(12, 1.6)))
+    [run] = trigger.runs
+    assert run.incidents == {PIKE_UNSEEN}
+    assert run.data_start == T0
+    assert watched.gathering == {}
+
+
+def test_an_alarm_on_too_few_fish_of_its_species_gathers_then_fires_once() -> None:
+    watched, trigger = monitor()
+    first = watched.judge(window(0, pike=(40, 1.6)))
+    assert states(first) == {"unseen:pike": GateState.GATHERING}
+    assert not first.triggered
+    second = watched.judge(window(1, pike=(40, 1.6)))
+    assert states(second) == {"unseen:pike": GateState.OPEN}
     [run] = trigger.runs
     assert run.data_start == T0
+    assert trigger.requests[0].window_start == T0
+    held = watched.judge(window(2, pike=(40, 1.6)))
+    assert states(held) == {"unseen:pike": GateState.HELD}
+    assert len(trigger.runs) == 1
 
 
 def test_a_retrain_without_a_verdict_is_followed_by_one_that_reads_its_data_again() -> None:
     outcomes = {"run-1": RunOutcome(Decision.INSUFFICIENT_EVIDENCE)}
     watched, trigger = monitor(outcomes)
-    watched.judge(window(5, pike=(40, 1.6)))
+    watched.judge(window(5, pike=(60, 1.6)))
     trigger.end("run-1", age_s=400)
     again = watched.judge(window(11, pike=(40, 1.6)))
     assert states(again) == {"unseen:pike": GateState.OPEN}

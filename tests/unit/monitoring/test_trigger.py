@@ -32,10 +32,11 @@ def test_the_window_that_fired_is_always_read() -> None:
     assert parameters["window_start"] == T0.isoformat()
 
 
-def test_a_run_is_tagged_with_its_incidents_and_the_version_it_was_asked_on() -> None:
+def test_a_run_is_tagged_with_its_model_incidents_and_the_version_it_was_asked_on() -> None:
     incidents = [IncidentKey(IncidentKind.UNSEEN, "pike"), IncidentKey(IncidentKind.DRIFT)]
-    assert run_tags(retrain_request(metric_value=0.21), incidents) == [
+    assert run_tags(retrain_request(metric_value=0.21), incidents, "fish-weight") == [
         "tidemark-monitor",
+        "model:fish-weight",
         "reason:error",
         "incident:drift",
         "incident:unseen:pike",

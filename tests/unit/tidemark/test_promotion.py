@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tidemark.config import Settings
 from tidemark.model import Metrics, TrainingDataError
 from tidemark.promotion import (
     Decision,
@@ -196,6 +197,16 @@ def test_the_rows_a_species_needs_follow_from_the_rules() -> None:
         min_training_rows_per_species=30,
     )  # fmt: skip
     assert wide.rows_per_species == 60
+    # Alone, a species must also fill the overall holdout minimum: 30 held out, 30 to train on.
+    assert RULES.rows_alone == 60
+    for rows in (RULES.rows_alone - 1, RULES.rows_alone):
+        alone = fish({"pike": rows})
+        if rows < RULES.rows_alone:
+            with pytest.raises(InsufficientEvidenceError):
+                split_holdout(alone, RULES)
+        else:
+            assert len(split_holdout(alone, RULES).holdout) >= RULES.min_holdout_rows
+    assert EvidenceRules.of(Settings().retrain) == RULES
     with pytest.raises(ValueError, match="holdout_fraction"):
         EvidenceRules(holdout_fraction=1.0, min_holdout_rows=5, min_holdout_rows_per_species=5,
                       min_training_rows_per_species=5)  # fmt: skip
