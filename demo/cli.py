@@ -55,9 +55,11 @@ def report(
         typer.echo(f"no scored fish in {source.value} yet: nothing to draw")
         raise typer.Exit(1)
     requests = history.retrain_requests(settings)
+    decisions = history.model_decisions(settings)
     path = draw_timeline(
         scored,
         requests,
+        decisions=decisions,
         threshold=settings.monitor.error_threshold,
         window_s=settings.monitor.window_s,
         path=output or settings.stack.state_dir / "reports" / "error-timeline.png",
@@ -65,7 +67,7 @@ def report(
     versions = sorted({r.model_version for r in scored})
     typer.echo(
         f"{len(scored)} scored fish, versions {', '.join(versions)}, "
-        f"{len(requests)} retrain requests"
+        f"{len(requests)} retrain requests, {len(decisions)} shadow decisions"
     )
     typer.echo(f"picture: {path.resolve()}")
     if html:

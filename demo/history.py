@@ -1,4 +1,5 @@
-"""What happened so far, read back for ``tidemark report``: scored fish and retrain requests.
+"""What happened so far, read back for ``tidemark report``: scored fish, retrain requests and
+the model decisions of shadow evaluation.
 
 Scored fish come from the ``fish.scored`` topic (everything it still retains) or from the
 MongoDB training store (the most recent records by ``measured_at``); retrain requests from
@@ -16,7 +17,7 @@ from kafka.structs import TopicPartition
 from pydantic import ValidationError
 
 from tidemark.config import Settings
-from tidemark.schemas import Contract, RetrainRequest, Scored
+from tidemark.schemas import Contract, ModelDecision, RetrainRequest, Scored
 from tidemark.store import TrainingStore
 
 M = TypeVar("M", bound=Contract)
@@ -68,3 +69,10 @@ def retrain_requests(settings: Settings) -> list[RetrainRequest]:
         settings, settings.kafka.topics.retrain_requests, RetrainRequest.from_json
     )
     return sorted(requests, key=lambda r: r.requested_at)
+
+
+def model_decisions(settings: Settings) -> list[ModelDecision]:
+    """Every decision that ``fish.model-decisions`` retains (promotions, retirements,
+    rollbacks of challenges on live fish), in decision order."""
+    decisions = read_topic(settings, settings.kafka.topics.model_decisions, ModelDecision.from_json)
+    return sorted(decisions, key=lambda d: d.decided_at)

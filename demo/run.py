@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+from demo import history
 from demo.incident import Incident, observed_incident
 from demo.observer import LoopObserver
 from demo.player import PhaseStart, play
@@ -154,6 +155,7 @@ def run_demo(
     picture = draw_timeline(
         observer.scored,
         observer.requests,
+        decisions=history.model_decisions(settings),
         threshold=settings.monitor.error_threshold,
         window_s=settings.monitor.window_s,
         path=settings.stack.state_dir / "reports" / f"demo-{utc_now():%Y%m%dT%H%M%SZ}.png",

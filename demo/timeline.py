@@ -3,8 +3,12 @@
 Like the original tutorial's chart of the error dropping after a retrain: every scored fish is a
 faint dot, each window's mean relative error a line, both coloured by the model version that
 made the prediction; the threshold is a dashed line, each retrain request a vertical line at
-the end of the window that fired, and each version's first prediction a dotted line. The x axis
-is event time (``measured_at``), like the monitor's windows.
+the end of the window that fired, and each version's first prediction a dotted line. Shadow
+evaluation is marked in grey: the first fish a challenger predicted ("in shadow"), and each
+decision of ``fish.model-decisions`` (promotion, retirement, rollback) at the time it was made.
+The x axis is event time (``measured_at``), like the monitor's windows; a decision's time is the
+wall clock, which on a live line runs with event time, so decisions outside the fish drawn are
+left out.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from matplotlib.axes import Axes
 from matplotlib.dates import date2num
 
 from monitoring.windows import TumblingWindows
-from tidemark.schemas import RetrainRequest, Scored
+from tidemark.schemas import ModelDecision, RetrainRequest, Scored
 
 # Matplotlib's "tab10" palette, which tells lines apart at a glance.
 _COLOURS = tuple(f"C{i}" for i in range(10))
@@ -40,10 +44,36 @@ def _version_key(version: str) -> tuple[int, str]:
     return (int(version), "") if version.isdigit() else (1 << 30, version)
 
 
+def shadow_marks(
+    scored: Sequence[Scored], decisions: Sequence[ModelDecision] = ()
+) -> list[tuple[datetime, str]]:
+    """Where and how the picture marks shadow evaluation, in time order: each challenger's
+    first prediction, and each decision within the time the fish span."""
+    marks: dict[str, datetime] = {}
+    for record in scored:
+        version = record.challenger_version
+        if version is not None and (version not in marks or record.measured_at < marks[version]):
+            marks[version] = record.measured_at
+    found = [(at, f"v{version} in shadow") for version, at in marks.items()]
+    if scored:
+        first, last = min(r.measured_at for r in scored), max(r.measured_at for r in scored)
+        for decision in decisions:
+            if first <= decision.decided_at <= last:
+                found.append((decision.decided_at, _decision_label(decision)))
+    return sorted(found)
+
+
+def _decision_label(decision: ModelDecision) -> str:
+    versions = f"v{decision.challenger_version} vs v{decision.champion_version}"
+    evidence = f", n {decision.n}" if decision.n else ""
+    return f"{decision.kind.value}: {versions}{evidence}"
+
+
 def draw_timeline(
     scored: Sequence[Scored],
     requests: Sequence[RetrainRequest],
     *,
+    decisions: Sequence[ModelDecision] = (),
     threshold: float,
     window_s: float,
     path: Path,
@@ -104,6 +134,19 @@ def draw_timeline(
                 ha="left",
                 fontsize=8,
                 color=colour[version],
+            )
+        for at, label in shadow_marks(scored, decisions):
+            x = float(_num([at])[0])
+            ax.axvline(x, color="dimgrey", linestyle="-.", linewidth=1.2)
+            ax.annotate(
+                label,
+                (x, 0.02),
+                xycoords=("data", "axes fraction"),
+                rotation=90,
+                va="bottom",
+                ha="right",
+                fontsize=8,
+                color="dimgrey",
             )
         errors = np.array([r.rel_error for r in scored])
         ax.set_ylim(0, max(threshold * 2.5, float(np.quantile(errors, 0.995)) * 1.1))

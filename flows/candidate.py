@@ -13,7 +13,7 @@ model that was judged.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from sklearn.pipeline import Pipeline
 
 from tidemark import registry
+from tidemark.challenge import ROLE_ROLLBACK_WATCH, SHADOW_ROLE_TAG
 from tidemark.config import Settings
 from tidemark.model import (
     FEATURES,
@@ -109,6 +110,77 @@ class Judgement:
     candidate: Metrics
     champion: ChampionScore
     evidence: Evidence
+
+
+def deserves_shadow(judgement: Judgement) -> bool:
+    """Whether a candidate the held-out test did not promote should run in shadow.
+
+    It should when it was rejected for want of evidence, not for being worse: a champion to
+    compare with, and a held-out mean relative error no higher than the champion's, overall
+    and on every species judged. The live fish then decide (``tidemark.challenge``), with as
+    many of them as it takes, where the holdout had too few to tell.
+    """
+    champion = judgement.champion.metrics
+    evidence = judgement.evidence
+    if judgement.verdict.decision is not Decision.REJECTED or champion is None:
+        return False
+    if judgement.candidate.mean_relative_error > champion.mean_relative_error:
+        return False
+    theirs = evidence.champion_mre_by_species or {}
+    return all(
+        ours <= theirs[species]
+        for species, ours in evidence.candidate_mre_by_species.items()
+        if species in theirs
+    )
+
+
+def emergency_verdict(trigger: Trigger, judgement: Judgement) -> Verdict | None:
+    """A promotion without the paired test's significance, when production is failing badly.
+
+    When the alarm that started the retrain measured more than twice its threshold, waiting
+    for significance costs more than the risk: a candidate the test rejected is promoted at
+    once if its held-out error is lower than the champion's, overall and on every species
+    judged (the holdout's minimums of fish already hold). The replaced version then runs in
+    shadow as a rollback watch, so that the live fish undo a promotion that was wrong.
+    """
+    value, threshold = trigger.metric_value, trigger.threshold
+    champion = judgement.champion.metrics
+    if (
+        judgement.verdict.decision is not Decision.REJECTED
+        or value is None
+        or threshold is None
+        or value <= 2 * threshold
+        or champion is None
+    ):
+        return None
+    ours, theirs = judgement.candidate.mean_relative_error, champion.mean_relative_error
+    by_species = judgement.evidence.champion_mre_by_species or {}
+    if ours >= theirs or any(
+        mre > by_species[species]
+        for species, mre in judgement.evidence.candidate_mre_by_species.items()
+        if species in by_species
+    ):
+        return None
+    return Verdict(
+        Decision.PROMOTED,
+        f"emergency: production's {trigger.metric or 'error'} {value:.3f} is above twice the "
+        f"threshold {threshold:.2f}; candidate mean relative error {ours:.4f} below the "
+        f"champion's {theirs:.4f} on {judgement.candidate.n} held-out fish, though not "
+        f"significantly ({judgement.verdict.reason}); the replaced version watches in shadow",
+    )
+
+
+@task(cache_policy=NO_CACHE)
+def put_in_shadow(settings: Settings, version: str, reason: str) -> bool:
+    """Make ``version`` the challenger, unless a rollback watch runs (it has the priority: it
+    guards a promotion already made). Whether it was put in shadow."""
+    current = registry.challenger_version(settings.registry)
+    if current is not None:
+        role = registry.version_info(settings.registry, current).tags.get(SHADOW_ROLE_TAG)
+        if role == ROLE_ROLLBACK_WATCH:
+            return False
+    registry.set_challenger(settings.registry, version, reason=reason)
+    return True
 
 
 def transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -299,6 +371,9 @@ def judge_and_register(
         return short_of_evidence(settings, shortfall, row_count=len(data))
     result = fit_candidate(split.training, seed)
     judgement = judge(settings, result.model, split.holdout, split.not_judged)
+    urgent = emergency_verdict(trigger, judgement)
+    if urgent is not None:
+        judgement = replace(judgement, verdict=urgent)
     verdict, evidence, champion = judgement.verdict, judgement.evidence, judgement.champion
     logger.info("%s: %s", verdict.decision.value, verdict.reason)
     tags = {
@@ -365,6 +440,15 @@ def judge_and_register(
             raise
         promote_version.with_options(**retrying(settings))(settings, info.version)
         production = info.version
+        if urgent is not None and champion.version is not None:
+            registry.set_challenger(
+                settings.registry, champion.version, reason=urgent.reason, rollback_watch=True
+            )
+            logger.info("v%s watches v%s in shadow", champion.version, info.version)
+    elif deserves_shadow(judgement) and put_in_shadow.with_options(**retrying(settings))(
+        settings, info.version, f"not worse on the holdout, but not proven better: {verdict.reason}"
+    ):
+        logger.info("v%s runs in shadow against v%s", info.version, production)
     logger.info("%s v%s; production is v%s", settings.registry.model_name, info.version, production)
     return judged_outcome(
         settings,

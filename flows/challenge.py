@@ -1,17 +1,23 @@
-"""The ``challenge`` and ``retire-challenger`` flows: a version in and out of shadow by hand.
+"""The flows of shadow: ``challenge`` and ``retire-challenger`` by hand, ``shadow-verdict``.
 
 A challenger runs beside production (alias ``challenger``): the scorers predict every fish
-with both, and the monitor judges them on the same joined fish (``tidemark.challenge``). These
-flows are the manual way in and out; the monitor's verdicts go through the registry too.
+with both, and the monitor judges them on the same joined fish (``tidemark.challenge``).
+``challenge`` and ``retire-challenger`` are the manual way in and out. The monitor carries out
+its final verdicts through the ``shadow-verdict`` deployment, so that the registry's writes
+(the verdict on the version, a promotion, a rollback, the alias) run where MLflow's client is,
+are retried and logged by Prefect, and show in its UI.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from prefect import flow, get_run_logger
 
 from flows.candidate import Outcome
 from tidemark import registry
 from tidemark.config import get_settings
+from tidemark.orchestration import SHADOW_VERDICT_FLOW
 from tidemark.schemas import ModelDecision, ModelEvent, ShadowVerdict, utc_now
 
 
@@ -74,6 +80,75 @@ def retire_challenger(reason: str = "retired by hand") -> Outcome:
         reason=f"v{version} left shadow: {reason}",
         production_version=production,
         champion_version=decision.champion_version,
+    )
+
+
+@flow(name=SHADOW_VERDICT_FLOW)
+def shadow_verdict(verdict: dict[str, Any]) -> Outcome:
+    """Carry out the monitor's final verdict of a challenge on live fish.
+
+    The verdict is recorded on the challenger (tags, description), then: a challenger that won
+    is promoted (the live evidence is the judgement: no held-out check); a rollback watch whose
+    old version won rolls production back, with the evidence as the reason; any other verdict
+    takes the challenger out of shadow (for a rollback watch: the promotion is confirmed). A
+    verdict about versions that are no longer champion and challenger changes nothing. The
+    model is the one the decision names. ``verdict`` is a ``ModelDecision`` as JSON: Prefect
+    cannot build its parameter model from a postponed annotation of a class.
+    """
+    decision = ModelDecision.model_validate(verdict)
+    settings = get_settings().registry.model_copy(update={"model_name": decision.model_name})
+    logger = get_run_logger()
+    production = registry.production_version(settings)
+    challenger = registry.challenger_version(settings)
+    champion, version = decision.champion_version, decision.challenger_version
+    if (production, challenger) != (champion, version):
+        logger.warning(
+            "stale verdict on v%s against v%s: production is v%s, challenger %s",
+            version, champion, production, challenger,
+        )  # fmt: skip
+        return Outcome(
+            model_name=settings.model_name,
+            version=version,
+            decision="unchanged",
+            reason=f"v{version} is no longer challenging v{champion}",
+            production_version=production,
+            champion_version=champion,
+        )
+    registry.record_verdict(settings, decision)
+    if decision.kind is ModelEvent.ROLLBACK:
+        rolled_back, restored = registry.rollback_with_reason(
+            settings, f"rolled back on live evidence: {decision.reason}", evidence=decision
+        )
+        logger.info("v%s rolled back to v%s: %s", rolled_back, restored, decision.reason)
+        registry.clear_challenger(settings)
+        return Outcome(
+            model_name=settings.model_name,
+            version=restored,
+            decision="rolled back",
+            reason=f"v{rolled_back} rolled back on live evidence: {decision.reason}",
+            production_version=restored,
+            champion_version=champion,
+        )
+    registry.clear_challenger(settings)
+    if decision.kind is ModelEvent.PROMOTION:
+        registry.promote(settings, version)
+        logger.info("v%s promoted on live evidence: %s", version, decision.reason)
+        return Outcome(
+            model_name=settings.model_name,
+            version=version,
+            decision="promoted",
+            reason=f"v{version} promoted on live evidence: {decision.reason}",
+            production_version=version,
+            champion_version=champion,
+        )
+    logger.info("v%s leaves shadow (%s): %s", version, decision.verdict, decision.reason)
+    return Outcome(
+        model_name=settings.model_name,
+        version=version,
+        decision="retired",
+        reason=f"v{version} left shadow: {decision.reason}",
+        production_version=production,
+        champion_version=champion,
     )
 
 

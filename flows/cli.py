@@ -192,14 +192,16 @@ def challenge_command(
 
 
 def models_command() -> None:
-    """The registered versions with their metrics, alias/stage and decision."""
+    """The registered versions with their metrics, alias/stage, decision and live verdict, then
+    the challenger in shadow with its running evidence."""
     from tidemark import registry
 
     settings = get_settings()
     registered = settings.registry
     table = Table(
         "version", "alias / stage", "candidate MRE", "champion MRE", "rows", "trigger",
-        "decision", "created", title=f"{registered.model_name} @ {registered.tracking_uri}",
+        "decision", "live verdict", "created",
+        title=f"{registered.model_name} @ {registered.tracking_uri}",
     )  # fmt: skip
     for info in registry.list_versions(settings.registry):
         tags = info.tags
@@ -212,6 +214,7 @@ def models_command() -> None:
             tags.get("row_count", "-"),
             tags.get("trigger_reason", "-"),
             tags.get("decision", "-"),
+            _live_verdict(tags),
             info.created_at.strftime("%Y-%m-%d %H:%M:%S"),
         )
     # Piped, rich would assume 80 columns and squeeze the table; a wide console prints it at its
@@ -222,18 +225,31 @@ def models_command() -> None:
 
 def _show_challenger(settings: Settings) -> None:
     from tidemark import registry
+    from tidemark.challenge import ROLE_ROLLBACK_WATCH, SHADOW_ROLE_TAG
 
     version = registry.challenger_version(settings.registry)
     if version is None:
         return
     state = registry.load_challenge(settings.registry, version)
+    role = registry.version_info(settings.registry, version).tags.get(SHADOW_ROLE_TAG)
+    what = "rollback watch" if role == ROLE_ROLLBACK_WATCH else "challenger"
     if state is None:
-        console.print(f"challenger: v{version} in shadow, no live evidence yet")
+        console.print(f"{what}: v{version} in shadow, no live evidence yet")
         return
     console.print(
-        f"challenger: v{version} in shadow against v{state.champion_version}: "
-        f"{state.verdict.value} after {state.n} fish (log LR {state.statistic:.2f}, "
-        f"always-valid p {state.p_value:.3g}) - {state.reason}"
+        f"{what}: v{version} in shadow against v{state.champion_version}: "
+        f"{state.verdict.value} after {state.n} fish in {state.looks} windows "
+        f"(log LR {state.statistic:.2f}, always-valid p {state.p_value:.3g}) - {state.reason}"
+    )
+
+
+def _live_verdict(tags: dict[str, str]) -> str:
+    # A version's last challenge on live fish, as the shadow-verdict flow recorded it.
+    verdict = tags.get("shadow_verdict")
+    if verdict is None:
+        return "-"
+    return (
+        f"{verdict} (n {tags.get('shadow_n', '?')}, log LR {_short(tags.get('shadow_statistic'))})"
     )
 
 

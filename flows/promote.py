@@ -54,6 +54,16 @@ def promote(version: str, force: bool = False, last_n: int | None = None) -> Out
         _record(settings, version, verdict, {})
         promote_version.with_options(**retrying(settings))(settings, version)
         logger.info("v%s %s: %s", version, verdict.decision.value, verdict.reason)
+        if current is not None:
+            # Promoted without evidence: the replaced version watches it on live fish, and
+            # the monitor rolls back if it proves better (tidemark.challenge, no margin).
+            registry.set_challenger(
+                settings.registry,
+                current,
+                reason=f"rollback watch of v{version}, forced over the policy",
+                rollback_watch=True,
+            )
+            logger.info("v%s watches v%s in shadow", current, version)
         return Outcome(
             model_name=settings.registry.model_name,
             version=version,

@@ -31,7 +31,8 @@ def ensure_work_pool(settings: Settings) -> None:
         name=settings.orchestration.work_pool,
         type=ProcessWorker.type,
         base_job_template=ProcessWorker.get_default_base_job_template(),
-        description="Tidemark's flows: train, retrain, promote, rollback, challenge.",
+        description="Tidemark's flows: train, retrain, promote, rollback, challenge, retire, "
+        "shadow verdicts.",
     )
     with prefect_api(settings.orchestration), get_client(sync_client=True) as client:
         try:

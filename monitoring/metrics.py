@@ -126,3 +126,22 @@ def observe_alarm(alarm: Alarm, gate: Gate) -> None:
     INCIDENT_VALUE.labels(alarm.incident.kind.value, species).set(alarm.value)
     if not gate.open:
         SUPPRESSED.inc()
+
+
+MODEL_DECISIONS = Counter(
+    "tidemark_monitor_model_decisions_total",
+    "Final verdicts of challenges on live fish, by what they decided: promotion, retirement "
+    "(lost or no evidence; for a rollback watch, the promotion confirmed) or rollback",
+    ["kind"],
+    registry=REGISTRY,
+)
+SHADOW_FISH = Gauge(
+    "tidemark_monitor_shadow_fish",
+    "Joined fish both production and the challenger predicted, in the running challenge",
+    registry=REGISTRY,
+)
+SHADOW_P_VALUE = Gauge(
+    "tidemark_monitor_shadow_p_value",
+    "Always-valid p-value of the running challenge's overall test (1: no evidence yet)",
+    registry=REGISTRY,
+)

@@ -5,6 +5,7 @@ records). Each poll adds records to the tumbling windows (:mod:`monitoring.windo
 window that closes is judged on the fish that the production version scored: per species once
 enough of its fish are in (:mod:`monitoring.evidence`), drift against that version's training
 data, then the incidents it raises and each incident's own gate (:mod:`monitoring.policy`).
+A challenger in shadow is judged on the same window's paired errors (:mod:`monitoring.shadow`).
 The alarms that pass their gates start ONE run of the ``retrain`` deployment together, tagged
 with their incidents; an alarm that waits for another incident's run to end is queued and
 starts its run as soon as that one has ended (checked every ``monitor_queue_check_s``).
@@ -53,6 +54,7 @@ from monitoring.policy import (
 )
 from monitoring.production import Production, ProductionFollower
 from monitoring.reports import ReportStore, SavedReport, WindowOutcome
+from monitoring.shadow import RestShadowRegistry, ShadowJudge, publisher, run_verdict
 from monitoring.trigger import RetrainTrigger
 from monitoring.windows import Admission, ClosedWindow, ErrorStats, Resume, TumblingWindows
 from tidemark import kafka_io
@@ -146,8 +148,11 @@ class Monitor:
         producer: KafkaProducer,
         on_verdict: Callable[[Verdict], None] | None = None,
         outcome_of: Callable[[str], RunOutcome | None] | None = None,
+        shadow: ShadowJudge | None = None,
     ) -> None:
         self.settings = settings
+        # The running challenge of a version in shadow (None: no shadow evaluation).
+        self.shadow = shadow
         # What an ended retrain run decided, by flow run id (the registry's tags by default).
         self.outcome_of = outcome_of or (lambda flow_run_id: find_outcome(settings, flow_run_id))
         self.follower = follower
@@ -179,6 +184,12 @@ class Monitor:
         producer = kafka_io.producer(settings.kafka)
         follower = ProductionFollower(settings)
         follower.start()
+        shadow = ShadowJudge(
+            settings,
+            RestShadowRegistry(settings),
+            publisher(settings, producer),
+            lambda decision: run_verdict(settings, decision),
+        )
         return cls(
             settings,
             follower,
@@ -186,6 +197,7 @@ class Monitor:
             ReportStore(settings),
             producer,
             on_verdict,
+            shadow=shadow,
         )
 
     def close(self) -> None:
@@ -277,6 +289,7 @@ class Monitor:
         metrics.observe_window(window)
         production = self.follower.refresh()
         verdict, raised = self._assess(window, production)
+        self._challenge(window, verdict.version)
         if raised:
             verdict = self._decide(verdict, raised)
         self._gathered(window, {a.incident for a in raised})
@@ -292,6 +305,14 @@ class Monitor:
         if self._on_verdict is not None:
             self._on_verdict(verdict)
         return verdict
+
+    def _challenge(self, window: ClosedWindow, version: str | None) -> None:
+        if self.shadow is None:
+            return
+        try:
+            self.shadow.observe(window.records, version)
+        except Exception:  # the shadow evaluation must not stop the monitoring of production
+            log.exception("judging the challenger on this window failed")
 
     def drain_queue(self, force: bool = False) -> str | None:
         """Start the retrain of the queued incidents once no run is in flight; its flow run id.

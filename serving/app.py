@@ -2,7 +2,8 @@
 
 At start it loads the production model (if there is one) and then follows the registry in a
 background thread (tidemark.model_watcher); a promoted or rolled-back version is loaded there
-and swapped in with one assignment, so requests never wait for a load.
+and swapped in with one assignment, so requests never wait for a load. The challenger in shadow
+is never served: ``/model`` only reads its tags (version, role, running evidence) on request.
 
 The API docs (``/docs``: Swagger UI, ``/redoc``: ReDoc) load their scripts and styles from the
 server itself (files shipped in the fastapi-offline wheel), so they work without internet.
@@ -10,7 +11,7 @@ server itself (files shipped in the fastapi-offline wheel), so they work without
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import anyio
@@ -29,6 +30,7 @@ from serving.routes import metrics as metrics_route
 from tidemark.config import Settings, get_settings
 from tidemark.logs import get_logger
 from tidemark.model_watcher import ModelWatcher
+from tidemark.registry_reader import RegistryReader, VersionRef
 
 log = get_logger("serving")
 
@@ -37,10 +39,25 @@ REDOC_URL = "/redoc"
 DOCS_ASSETS_URL = "/docs-assets"
 
 
-def create_app(settings: Settings | None = None, source: ModelSource | None = None) -> FastAPI:
-    """The app; ``source`` defaults to a ModelWatcher on the settings' registry."""
+def create_app(
+    settings: Settings | None = None,
+    source: ModelSource | None = None,
+    challenger: Callable[[], VersionRef | None] | None = None,
+) -> FastAPI:
+    """The app; ``source`` defaults to a ModelWatcher on the settings' registry.
+
+    ``challenger`` names the version in shadow with its tags, for ``/model``; it defaults to
+    the registry's challenger alias when the model comes from the registry (no ``source``),
+    and to "none" beside a ``source`` of the caller's.
+    """
     settings = settings or get_settings()
-    source = source if source is not None else ModelWatcher(settings.registry)
+    reader: RegistryReader | None = None
+    if source is None:
+        source = ModelWatcher(settings.registry)
+        reader = RegistryReader(settings.registry)
+    if challenger is None:
+        alias = settings.registry.challenger_alias
+        challenger = (lambda: reader.alias(alias)) if reader is not None else (lambda: None)
     holder = ModelHolder(source)
     parser = FishParser(settings.serving.max_batch)
 
@@ -57,6 +74,8 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
         )
         yield
         await anyio.to_thread.run_sync(source.stop)
+        if reader is not None:
+            reader.close()
 
     app = FastAPIOffline(
         docs_url=DOCS_URL,
@@ -70,7 +89,9 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
         swagger_ui_parameters={"tryItOutEnabled": True, "displayRequestDuration": True},
     )
     metrics = ServingMetrics(holder)
-    app.state.serving = Serving(settings=settings, holder=holder, parser=parser, metrics=metrics)
+    app.state.serving = Serving(
+        settings=settings, holder=holder, parser=parser, metrics=metrics, challenger=challenger
+    )
     app.add_middleware(
         ServingMiddleware,
         holder=holder,

@@ -8,6 +8,7 @@ a plain ``def`` dependency in its thread pool, a hop that costs more than the wh
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -18,6 +19,7 @@ from serving.active_model import ModelHolder
 from serving.metrics import ServingMetrics
 from serving.parsing import FishParser
 from tidemark.config import Settings
+from tidemark.registry_reader import VersionRef
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,8 @@ class Serving:
     holder: ModelHolder
     parser: FishParser
     metrics: ServingMetrics
+    # The version in shadow with its tags (a blocking registry read; None: no challenger).
+    challenger: Callable[[], VersionRef | None]
 
 
 async def serving_of(request: Request) -> Serving:

@@ -83,6 +83,30 @@ class Readiness(BaseModel):
     registry_checked_at: datetime | None
 
 
+class ChallengerInfo(BaseModel):
+    """The version in shadow beside production and its running evidence on live fish."""
+
+    version: str
+    champion_version: str | None = Field(description="The production version it runs against")
+    role: str | None = Field(
+        description="challenger (promoted if it wins) or rollback-watch (the version a "
+        "promotion replaced: production is rolled back if it wins)"
+    )
+    started_at: str | None
+    start_reason: str | None
+    verdict: str | None = Field(
+        description="continue while undecided; promote, retire or no_evidence once final"
+    )
+    n: int = Field(description="Joined fish both versions predicted, counted so far")
+    windows: int = Field(description="Monitor windows that brought fish")
+    statistic: float | None = Field(description="Log likelihood ratio of the overall mSPRT")
+    p_value: float | None = Field(description="Always-valid p-value of the overall test")
+    alpha: float | None
+    champion_mre: float | None
+    challenger_mre: float | None
+    reason: str | None
+
+
 class ModelInfo(BaseModel):
     """The model in service: identity, when it was loaded, what it was trained on, its metrics."""
 
@@ -105,6 +129,12 @@ class ModelInfo(BaseModel):
     )
     metrics: dict[str, float]
     tags: dict[str, str]
+    challenger: ChallengerInfo | None = Field(
+        default=None, description="The version in shadow, if any, with its live evidence"
+    )
+    challenger_error: str | None = Field(
+        default=None, description="Why the challenger could not be read from the registry"
+    )
 
 
 class ReloadResponse(BaseModel):

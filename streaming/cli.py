@@ -141,7 +141,10 @@ def score(
         typer.Option(help="Prometheus port (default: settings.stream.scorer_metrics_port)."),
     ] = None,
 ) -> None:
-    """Score fish.measurements with the production model, hot-swapping on promotion."""
+    """Score fish.measurements with the production model, hot-swapping on promotion.
+
+    A challenger in shadow (the registry's challenger alias) predicts the same fish beside it.
+    """
     from streaming.scorer import REGISTRY, Scorer
     from tidemark import kafka_io
     from tidemark.model_watcher import ModelWatcher
@@ -151,9 +154,11 @@ def score(
     kafka_io.ensure_topics(settings.kafka)
     stop = stop_on_signals()
     watcher = ModelWatcher(settings.registry)
+    challenger = ModelWatcher(settings.registry, alias=settings.registry.challenger_alias)
     watcher.start()
+    challenger.start()
     try:
-        service = Scorer(settings, lambda: watcher.current)
+        service = Scorer(settings, lambda: watcher.current, lambda: challenger.current)
         serve(
             "scorer",
             service.run,
@@ -162,6 +167,7 @@ def score(
             REGISTRY,
         )
     finally:
+        challenger.stop()
         watcher.stop()
 
 

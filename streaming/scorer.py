@@ -12,6 +12,13 @@ The model comes from a callable (``ModelWatcher.current`` in production), read o
 so a hot swap takes effect between two batches and a batch never mixes two versions. Until a
 model exists the scorer does not even join its group: a missing model is not bad input, and
 the measurements wait in Kafka.
+
+While a challenger runs in shadow (the registry's ``challenger`` alias, a second watcher), each
+batch gets one more vectorised predict, by the challenger on the same frame, and every
+prediction carries the challenger's version and weight: the joiner turns them into the paired
+errors the monitor judges it on. The challenger never costs a fish: a batch where it fails, gives
+a weight that is not positive and finite, or is the production version itself, goes out with
+production's answer alone.
 """
 
 from __future__ import annotations
@@ -63,6 +70,17 @@ BATCH_SIZE = Histogram(
 MODEL_VERSION = Gauge(
     "tidemark_scorer_model_version", "Version of the model scoring now", registry=REGISTRY
 )
+SHADOW = Counter(
+    "tidemark_scorer_shadow_total",
+    "Predictions while a challenger runs in shadow, by whether they carry its answer",
+    ["outcome"],
+    registry=REGISTRY,
+)
+CHALLENGER_VERSION = Gauge(
+    "tidemark_scorer_challenger_version",
+    "Version of the challenger predicting in shadow now (0: none)",
+    registry=REGISTRY,
+)
 
 
 class ScoringModel(Protocol):
@@ -97,9 +115,15 @@ ModelSource = Callable[[], ScoringModel | None]
 class Scorer:
     """One scorer process: a member of the scorer group on fish.measurements."""
 
-    def __init__(self, settings: Settings, model: ModelSource) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        model: ModelSource,
+        challenger: ModelSource | None = None,
+    ) -> None:
         self.settings = settings
         self._model = model
+        self._challenger = challenger
 
     def run(self, stop: threading.Event) -> None:
         """Score until ``stop`` is set, once a model exists; the batch in hand is finished."""
@@ -156,7 +180,8 @@ class Scorer:
                     dead.append(parsed)
                 else:
                     good.append((record, parsed))
-        predictions = self._predict(model, good, dead)
+        challenger = self._challenger() if self._challenger else None
+        predictions = self._predict(model, challenger, good, dead)
         sends = kafka_io.send(
             producer, self.settings.kafka, self.settings.kafka.topics.predictions, predictions, dead
         )
@@ -166,22 +191,33 @@ class Scorer:
         BATCH_SECONDS.observe(time.perf_counter() - started)
         if model.version.isdigit():
             MODEL_VERSION.set(int(model.version))
+        shadowing = challenger is not None and challenger.version.isdigit()
+        CHALLENGER_VERSION.set(int(challenger.version) if shadowing and challenger else 0)
         return sends
 
     def _predict(
         self,
         model: ScoringModel,
+        challenger: ScoringModel | None,
         good: list[tuple[Any, Measurement]],
         dead: list[DeadLetter],
     ) -> list[EncodedPrediction]:
         if not good:
             return []
         measurements = [m for _, m in good]
+        frame = _frame(measurements)
         try:
-            return _predictions(model, measurements, model.predict(_frame(measurements)))
+            result = model.predict(frame)
+            _check(result)
         except DataError:
             # Some row the model cannot score: find it, one row at a time, rather than lose all.
+            # Such a batch gets no challenger answers: it is rare, and the pairs stay unbiased
+            # because production's rows are dropped from the evidence with the challenger's.
             return self._predict_one_by_one(model, good, dead)
+        shadow = _shadow(model, challenger, frame)
+        if challenger is not None:
+            SHADOW.labels("paired" if shadow is not None else "dropped").inc(len(measurements))
+        return _predictions(model, measurements, result, shadow)
 
     def _predict_one_by_one(
         self,
@@ -192,7 +228,9 @@ class Scorer:
         scored: list[EncodedPrediction] = []
         for record, measurement in good:
             try:
-                scored += _predictions(model, [measurement], model.predict(_frame([measurement])))
+                result = model.predict(_frame([measurement]))
+                _check(result)
+                scored += _predictions(model, [measurement], result, None)
             except DataError as error:
                 dead.append(dead_letter(record, str(error), self.settings.stream.max_record_bytes))
         return scored
@@ -227,21 +265,62 @@ def _frame(measurements: list[Measurement]) -> pd.DataFrame:
     )
 
 
-def _predictions(
-    model: ScoringModel, measurements: list[Measurement], result: Predictions
-) -> list[EncodedPrediction]:
-    if not (model.name and model.version):
-        raise RuntimeError("a scoring model needs a registered name and version")
+def _check(result: Predictions) -> None:
     weights = result.weight_kg
     if not (np.isfinite(weights) & (weights > 0)).all():
         raise DataError("the model gave a weight that is not a positive finite number")
+
+
+class _Shadow(NamedTuple):
+    version: str
+    weights: list[float]
+
+
+def _shadow(
+    model: ScoringModel, challenger: ScoringModel | None, frame: pd.DataFrame
+) -> _Shadow | None:
+    """The challenger's weights for the frame, or None when it has no usable answer."""
+    if challenger is None or not challenger.version or challenger.version == model.version:
+        return None
+    try:
+        weights = challenger.predict(frame).weight_kg
+    except Exception as error:  # a failing challenger must not cost production's answers
+        log.warning("challenger failed; batch scored without it", error=str(error))
+        return None
+    if len(weights) != len(frame) or not (np.isfinite(weights) & (weights > 0)).all():
+        log.warning(
+            "challenger gave a weight that is not a positive finite number; batch without it",
+            challenger=challenger.version,
+        )
+        return None
+    return _Shadow(challenger.version, weights.tolist())
+
+
+def _predictions(
+    model: ScoringModel,
+    measurements: list[Measurement],
+    result: Predictions,
+    shadow: _Shadow | None,
+) -> list[EncodedPrediction]:
+    if not (model.name and model.version):
+        raise RuntimeError("a scoring model needs a registered name and version")
     predicted_at = utc_now()
+    weights = result.weight_kg.tolist()
+    known = result.species_known.tolist()
+    if shadow is None:
+        return [
+            EncodedPrediction(
+                m.fish_id,
+                prediction_json(m, weight, k, model.name, model.version, predicted_at),
+            )
+            for m, weight, k in zip(measurements, weights, known, strict=True)
+        ]
     return [
         EncodedPrediction(
             m.fish_id,
-            prediction_json(m, weight, known, model.name, model.version, predicted_at),
+            prediction_json(
+                m, weight, k, model.name, model.version, predicted_at, shadow.version, other
+            ),
         )
-        for m, weight, known in zip(
-            measurements, weights.tolist(), result.species_known.tolist(), strict=True
-        )
+        for m, weight, k, other in zip(measurements, weights, known, shadow.weights, strict=True)
     ]

@@ -39,6 +39,14 @@ from tidemark.config import Settings
 from tidemark.schemas import ModelDecision, ModelEvent, Scored, ShadowVerdict, SpeciesEvidence
 from tidemark.sequential import PairedTest
 
+# The challenger's registry tags the monitor reads without MLflow's client (it keeps the state
+# there to resume; the role says whether a win means a promotion or a rollback).
+SHADOW_STATE_TAG = "shadow_state"
+SHADOW_ROLE_TAG = "shadow_role"
+ROLE_CHALLENGER = "challenger"
+# The version a promotion replaced, in shadow with no margin: if it proves better, roll back.
+ROLE_ROLLBACK_WATCH = "rollback-watch"
+
 FINAL = frozenset({ShadowVerdict.PROMOTE, ShadowVerdict.RETIRE, ShadowVerdict.NO_EVIDENCE})
 
 

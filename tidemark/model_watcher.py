@@ -1,10 +1,14 @@
-"""Follow the registry's production alias and hot-swap the model that a process serves.
+"""Follow a registry alias and hot-swap the model that a process serves.
 
 The server and every scorer hold one :class:`ModelWatcher`. A background thread asks the MLflow
 registry, every few seconds, which version the ``production`` alias points at; when it changes
 (a promotion or a rollback) the new version is loaded in that thread and swapped in with a single
 assignment, so a request or a batch never waits for a load and never sees half a model. When the
 registry cannot be reached the last loaded model keeps serving and the watcher says why.
+
+A scorer holds a second watcher on the ``challenger`` alias (the version in shadow). That alias
+comes and goes: when it is removed the watcher drops its model, so the scorer stops shadowing;
+the production watcher never drops a model, a missing production alias being a registry fault.
 
 The registry is read through :class:`tidemark.registry_reader.RegistryReader` (MLflow's REST API,
 a short timeout of our own, the model from its skops file), not the MLflow client, whose import
@@ -57,10 +61,16 @@ Listener = Callable[[ServedModel], None]
 
 
 class ModelWatcher:
-    """Keeps ``current`` on the version that the production alias points at."""
+    """Keeps ``current`` on the version that an alias (production by default) points at."""
 
-    def __init__(self, registry: RegistrySettings, poll_interval_s: float | None = None) -> None:
+    def __init__(
+        self,
+        registry: RegistrySettings,
+        poll_interval_s: float | None = None,
+        alias: str | None = None,
+    ) -> None:
         self.registry = registry
+        self.alias = alias or registry.production_alias
         self.poll_interval_s = (
             registry.poll_interval_s if poll_interval_s is None else poll_interval_s
         )
@@ -82,12 +92,18 @@ class ModelWatcher:
         """Ask the registry once; load and swap if production moved. True when it swapped."""
         with self._check_lock:
             try:
-                target = self._registry.alias()
+                target = self._registry.alias(self.alias)
             except RegistryUnavailableError as error:
                 self._unreachable(str(error))
                 return False
             self.registry_ok, self.last_error = True, None
             self.last_checked_at = utc_now()
+            if target is None and self.current and self.alias != self.registry.production_alias:
+                log.info(
+                    "alias removed; model dropped", alias=self.alias, version=self.current.version
+                )
+                self.current = None
+                return False
             if target is None or (self.current and self.current.version == target.version):
                 return False
             try:
@@ -100,6 +116,7 @@ class ModelWatcher:
             previous, self.current = self.current, loaded
             log.info(
                 "model swapped",
+                alias=self.alias,
                 model=loaded.name,
                 version=loaded.version,
                 previous=previous.version if previous else None,
@@ -156,16 +173,17 @@ class ModelWatcher:
 
     def _still_production(self, target: VersionRef) -> bool:
         try:
-            now = self._registry.alias()
+            now = self._registry.alias(self.alias)
         except RegistryUnavailableError as error:
             self._unreachable(str(error))
             return False
         if now is None or now.version != target.version:
             # Promoted or rolled back while loading: the next check loads what it points at now.
             log.info(
-                "production moved while loading; not swapping",
+                "alias moved while loading; not swapping",
+                alias=self.alias,
                 loaded=target.version,
-                production=now.version if now else None,
+                now=now.version if now else None,
             )
             return False
         return True

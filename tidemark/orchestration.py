@@ -18,6 +18,7 @@ PROMOTE_FLOW = "promote"
 ROLLBACK_FLOW = "rollback"
 CHALLENGE_FLOW = "challenge"
 RETIRE_CHALLENGER_FLOW = "retire-challenger"
+SHADOW_VERDICT_FLOW = "shadow-verdict"
 FLOW_NAMES = (
     TRAIN_FLOW,
     RETRAIN_FLOW,
@@ -25,6 +26,7 @@ FLOW_NAMES = (
     ROLLBACK_FLOW,
     CHALLENGE_FLOW,
     RETIRE_CHALLENGER_FLOW,
+    SHADOW_VERDICT_FLOW,
 )
 
 
@@ -37,6 +39,7 @@ TRAIN_DEPLOYMENT = deployment_name(TRAIN_FLOW)
 RETRAIN_DEPLOYMENT = deployment_name(RETRAIN_FLOW)
 PROMOTE_DEPLOYMENT = deployment_name(PROMOTE_FLOW)
 ROLLBACK_DEPLOYMENT = deployment_name(ROLLBACK_FLOW)
+SHADOW_VERDICT_DEPLOYMENT = deployment_name(SHADOW_VERDICT_FLOW)
 
 
 @contextmanager

@@ -35,7 +35,13 @@ from mlflow.models import infer_signature
 from mlflow.utils.mlflow_tags import MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE
 from sklearn.pipeline import Pipeline
 
-from tidemark.challenge import Challenge
+from tidemark.challenge import (
+    ROLE_CHALLENGER,
+    ROLE_ROLLBACK_WATCH,
+    SHADOW_ROLE_TAG,
+    SHADOW_STATE_TAG,
+    Challenge,
+)
 from tidemark.config import RegistrySettings
 from tidemark.logs import get_logger
 from tidemark.model import FEATURES, TARGET, predict
@@ -323,7 +329,6 @@ def list_versions(registry: RegistrySettings) -> list[VersionInfo]:
 
 # --- shadow: the challenger alias, verdicts on live fish, rollbacks with their reason -------
 
-SHADOW_STATE_TAG = "shadow_state"
 # A version's tags of its latest challenge; a new challenge of the version clears them first.
 SHADOW_TAGS = (
     "shadow_verdict", "shadow_n", "shadow_statistic", "shadow_p_value", "shadow_alpha",
@@ -345,11 +350,14 @@ def challenger_version(registry: RegistrySettings) -> str | None:
     return str(found.version)
 
 
-def set_challenger(registry: RegistrySettings, version: str, *, reason: str) -> str | None:
+def set_challenger(
+    registry: RegistrySettings, version: str, *, reason: str, rollback_watch: bool = False
+) -> str | None:
     """Put ``version`` in shadow beside production; returns the challenger it replaces.
 
     The version must exist and must not be in production. Its tags of an earlier challenge
-    are cleared, and it is tagged with the champion it now runs against, when and why.
+    are cleared, and it is tagged with the champion it now runs against, when, why and its
+    role (``rollback_watch``: the version production replaced, judged with no margin).
     """
     version_info(registry, version)
     production = production_version(registry)
@@ -373,6 +381,7 @@ def set_challenger(registry: RegistrySettings, version: str, *, reason: str) -> 
             "shadow_champion": production,
             "shadow_started_at": started.isoformat(),
             "shadow_start_reason": reason,
+            SHADOW_ROLE_TAG: ROLE_ROLLBACK_WATCH if rollback_watch else ROLE_CHALLENGER,
         },
     )
     _append_description(

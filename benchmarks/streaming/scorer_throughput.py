@@ -6,6 +6,8 @@ process, writing to their own output topic:
 - passthrough: bare kafka-python consume → produce → flush → commit, no parsing, no model (the
   ceiling a Python consumer can reach here);
 - batch scorer: ``streaming.scorer.Scorer`` itself, one ``predict`` per polled batch;
+- batch scorer with a challenger in shadow: the same, plus the challenger's ``predict`` of the
+  same batch and its answer in every prediction (the target: at least 90 % of the scorer alone);
 - per-event HTTP: one POST per measurement to a FastAPI model server of the same scikit-learn
   model (the original tutorial's pattern), run on fewer events because it is slow.
 
@@ -121,12 +123,12 @@ def _settings(bootstrap: str, run: str, name: str) -> Settings:
     )
 
 
-def _served_model() -> ServedModel:
-    frame = generate_frame(load_scenario(), seed=1, phases=["salmon", "walleye"])
+def _served_model(version: str = "1") -> ServedModel:
+    frame = generate_frame(load_scenario(), seed=int(version), phases=["salmon", "walleye"])
     fitted = train(frame, seed=0).model
     return ServedModel(
         name="fish-weight",
-        version="1",
+        version=version,
         run_id="benchmark",
         model=fitted,
         known_species=frozenset({"salmon", "walleye"}),
@@ -247,6 +249,12 @@ def _batch_scorer(settings: Settings) -> None:
     stop = stop_on_signals()
     served = _served_model()
     Scorer(settings, lambda: served).run(stop)
+
+
+def _shadow_scorer(settings: Settings) -> None:
+    stop = stop_on_signals()
+    served, challenger = _served_model("1"), _served_model("2")
+    Scorer(settings, lambda: served, lambda: challenger).run(stop)
 
 
 def _http_per_event(settings: Settings, url: str) -> None:
@@ -480,10 +488,11 @@ def run(
     throughput(_settings(bootstrap, run_id, "warm-up"), _passthrough, events)
     results: dict[str, Any] = {"events": events, "http_events": http_events, "rounds": rounds}
     compared = {"passthrough": _passthrough, "batch_scorer": _batch_scorer}
-    measured: dict[str, list[dict[str, float]]] = {name: [] for name in compared}
-    # Alternate the two, so that the broker's state and the machine's load weigh on both alike.
+    alternated = {**compared, "shadow_scorer": _shadow_scorer}
+    measured: dict[str, list[dict[str, float]]] = {name: [] for name in alternated}
+    # Alternate them, so that the broker's state and the machine's load weigh on all alike.
     for index in range(rounds):
-        for name, target in compared.items():
+        for name, target in alternated.items():
             settings = _settings(bootstrap, run_id, f"{name}-{index}")
             measured[name].append(throughput(settings, target, events))
     for name, rounds_of_it in measured.items():
@@ -515,6 +524,7 @@ def report(results: dict[str, Any]) -> None:
     rows = [
         ("passthrough (ceiling)", results["passthrough"]),
         ("batch scorer", results["batch_scorer"]),
+        ("batch scorer + challenger in shadow", results["shadow_scorer"]),
     ]
     if http:
         rows.append(("HTTP call per event", results["http_per_event"]))
@@ -555,6 +565,8 @@ def report(results: dict[str, Any]) -> None:
         )
     console.print(scaled)
     console.print(f"scorer / ceiling {scorer / ceiling:.0%}")
+    shadow = results["shadow_scorer"]["events_per_s"]
+    console.print(f"scorer with a challenger in shadow / scorer alone {shadow / scorer:.0%}")
 
 
 def main() -> None:
@@ -570,7 +582,7 @@ def main() -> None:
         "--scorers", default="1,2,3", help="scorer processes in one group, one run per count"
     )
     args = parser.parse_args()
-    scorers = [int(n) for n in args.stack.scorers.split(",") if n]
+    scorers = [int(n) for n in args.scorers.split(",") if n]
     options = (args.events, args.http_events, args.rate, args.seconds, args.rounds, scorers)
     if args.bootstrap_servers:
         results = run(args.bootstrap_servers, *options)

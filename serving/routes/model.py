@@ -1,14 +1,21 @@
-"""GET /model: which model version is in service, what it was trained on, how good it was."""
+"""GET /model: which model version is in service, what it was trained on, how good it was,
+and the challenger in shadow beside it with its running evidence on live fish."""
 
 from __future__ import annotations
 
 import math
 
+import anyio
 from fastapi import APIRouter
 
 from serving.dependencies import ServingDep
 from serving.errors import NoModelError
-from serving.schemas import ErrorResponse, ModelInfo
+from serving.schemas import ChallengerInfo, ErrorResponse, ModelInfo
+from tidemark.challenge import SHADOW_ROLE_TAG, SHADOW_STATE_TAG, Challenge
+from tidemark.logs import get_logger
+from tidemark.registry_reader import RegistryUnavailableError, VersionRef
+
+log = get_logger("serving.model")
 
 router = APIRouter(tags=["model"])
 
@@ -20,7 +27,8 @@ _CHAMPION_VERSION_TAG = "champion_version"
 
 @router.get("/model", response_model=ModelInfo, responses={503: {"model": ErrorResponse}})
 async def model_info(serving: ServingDep) -> ModelInfo:
-    """Name, version, run id, load time, training window and metrics of the model in service."""
+    """Name, version, run id, load time, training window and metrics of the model in service,
+    and the challenger in shadow (read from the registry on each request)."""
     active, settings = serving.holder.active, serving.settings
     if active is None:
         raise NoModelError(
@@ -28,6 +36,12 @@ async def model_info(serving: ServingDep) -> ModelInfo:
             settings.registry.poll_interval_s,
         )
     served = active.served
+    challenger, challenger_error = None, None
+    try:
+        ref = await anyio.to_thread.run_sync(serving.challenger)
+        challenger = None if ref is None else challenger_info(ref)
+    except RegistryUnavailableError as error:
+        challenger_error = str(error)
     return ModelInfo(
         name=served.name,
         version=served.version,
@@ -40,6 +54,35 @@ async def model_info(serving: ServingDep) -> ModelInfo:
         fast_path=active.fast is not None,
         metrics=metrics_from_tags(served.tags),
         tags=served.tags,
+        challenger=challenger,
+        challenger_error=challenger_error,
+    )
+
+
+def challenger_info(ref: VersionRef) -> ChallengerInfo:
+    """The challenger's tags and the state of its challenge as the monitor last saved it."""
+    tags = ref.tags
+    state = None
+    if raw := tags.get(SHADOW_STATE_TAG):
+        try:
+            state = Challenge.from_json(raw)
+        except ValueError as error:  # an unreadable state must not hide the challenger
+            log.warning("unreadable challenge state", version=ref.version, error=str(error))
+    return ChallengerInfo(
+        version=ref.version,
+        champion_version=tags.get("shadow_champion"),
+        role=tags.get(SHADOW_ROLE_TAG),
+        started_at=tags.get("shadow_started_at"),
+        start_reason=tags.get("shadow_start_reason"),
+        verdict=state.verdict.value if state else None,
+        n=state.n if state else 0,
+        windows=state.looks if state else 0,
+        statistic=state.statistic if state else None,
+        p_value=state.p_value if state else None,
+        alpha=state.config.alpha if state else None,
+        champion_mre=state.overall.champion_mean if state else None,
+        challenger_mre=state.overall.challenger_mean if state else None,
+        reason=state.reason if state else None,
     )
 
 

@@ -256,6 +256,11 @@ def test_a_forced_promotion_skips_the_policy(settings: Settings) -> None:
     assert version(settings, "3").tags["decision"] == "forced"
     assert version(settings, "3").description.startswith("**Later decision: forced.**")
     assert version(settings, "1").stage == "Archived"
+    # Promoted without evidence: the version it replaced watches it on live fish.
+    watch = registry.challenger_version(settings.registry)
+    assert watch is not None
+    assert version(settings, watch).tags["shadow_role"] == "rollback-watch"
+    registry.clear_challenger(settings.registry)
     # The version now in production cannot be "promoted" again.
     assert promote(version="3").decision == "unchanged"
 

@@ -14,11 +14,12 @@ import pytest
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows.challenge import challenge, retire_challenger
+from flows.cli import models_command
 from flows.rollback import rollback
 from infra.local.stack import Stack
 from tests.integration.registered import register_scenario_model
 from tidemark import registry
-from tidemark.challenge import Challenge, ChallengeConfig
+from tidemark.challenge import SHADOW_STATE_TAG, Challenge, ChallengeConfig
 from tidemark.config import Settings, get_settings
 from tidemark.schemas import ModelEvent, ShadowVerdict, utc_now
 
@@ -66,7 +67,7 @@ def _decided_challenge(champion: str, challenger: str) -> Challenge:
 
 
 def test_a_version_runs_in_shadow_and_its_verdict_is_recorded(
-    settings: Settings, versions: tuple[str, str, str]
+    settings: Settings, versions: tuple[str, str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     v1, v2, _ = versions
     assert registry.challenger_version(settings.registry) is None
@@ -101,6 +102,14 @@ def test_a_version_runs_in_shadow_and_its_verdict_is_recorded(
     assert description.index("**In shadow**") < description.index("**Shadow verdict: promote**")
     assert f"n = {state.n} fish" in description
     assert "walleye n = " in description
+    # `tidemark models`: the verdict in the table, the running evidence under it.
+    models_command()
+    shown = " ".join(capsys.readouterr().out.split())
+    assert (
+        f"challenger: v{v2} in shadow against v{v1}: promote after {state.n} fish in "
+        f"{state.looks} windows (log LR {state.statistic:.2f}"
+    ) in shown
+    assert f"promote (n {state.n}, log LR " in shown
 
     assert registry.clear_challenger(settings.registry) == v2
     assert registry.challenger_version(settings.registry) is None
@@ -114,7 +123,7 @@ def test_a_new_challenge_forgets_the_last_verdict(
     registry.set_challenger(settings.registry, v3, reason="first")
     assert registry.set_challenger(settings.registry, v2, reason="again") == v3
     tags = registry.version_info(settings.registry, v2).tags
-    assert not {"shadow_verdict", "shadow_n", registry.SHADOW_STATE_TAG} & set(tags)
+    assert not {"shadow_verdict", "shadow_n", SHADOW_STATE_TAG} & set(tags)
     registry.clear_challenger(settings.registry)
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from demo.timeline import draw_timeline
-from tests.unit.monitoring.scored import retrain_request, scored
+from demo.timeline import draw_timeline, shadow_marks
+from tests.unit.monitoring.scored import T0, retrain_request, scored
+from tidemark.schemas import ModelDecision, ModelEvent, Scored, ShadowVerdict
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -34,3 +36,45 @@ def test_a_png_of_the_error_with_versions_and_a_retrain(tmp_path: Path) -> None:
 def test_nothing_to_draw_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no scored records"):
         draw_timeline([], [], threshold=0.1, window_s=60, path=tmp_path / "x.png")
+
+
+def _shadowed(record: Scored, version: str) -> Scored:
+    return record.model_copy(
+        update={
+            "challenger_version": version,
+            "challenger_predicted_weight_kg": record.weight_kg,
+            "challenger_abs_error_kg": 0.0,
+            "challenger_rel_error": 0.0,
+        }
+    )
+
+
+def _decision(seconds: float, kind: ModelEvent) -> ModelDecision:
+    return ModelDecision(
+        kind=kind,
+        model_name="fish-weight",
+        champion_version="1",
+        challenger_version="2",
+        verdict=ShadowVerdict.PROMOTE,
+        n=240,
+        reason="better on live fish",
+        decided_by="monitor",
+        decided_at=T0 + timedelta(seconds=seconds),
+    )
+
+
+def test_shadow_evaluation_is_marked_where_it_happened(tmp_path: Path) -> None:
+    records = [scored(s, version="1") for s in range(0, 60)]
+    records += [_shadowed(scored(s, version="1"), "2") for s in range(60, 180)]
+    records += [scored(s, version="2") for s in range(180, 240)]
+    decisions = [_decision(179, ModelEvent.PROMOTION), _decision(900, ModelEvent.ROLLBACK)]
+    marks = shadow_marks(records, decisions)
+    # The rollback was decided after the last fish drawn: not marked.
+    assert marks == [
+        (T0 + timedelta(seconds=60), "v2 in shadow"),
+        (T0 + timedelta(seconds=179), "promotion: v2 vs v1, n 240"),
+    ]
+    path = draw_timeline(
+        records, [], decisions=decisions, threshold=0.1, window_s=60, path=tmp_path / "s.png"
+    )
+    assert path.read_bytes().startswith(PNG_SIGNATURE)

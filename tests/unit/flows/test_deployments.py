@@ -15,6 +15,7 @@ def test_every_deployment_names_who_starts_it() -> None:
         "rollback": ["started by a person"],
         "challenge": ["started by a person"],
         "retire-challenger": ["started by a person"],
+        "shadow-verdict": ["started by the monitor"],
     }
     for deployment in deployments():
         # The Prefect UI's list shows only the first tag.

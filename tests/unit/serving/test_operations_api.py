@@ -7,7 +7,9 @@ from sklearn.pipeline import Pipeline
 
 from serving.app import create_app
 from tests.unit.serving.conftest import ADMIN_TOKEN, InMemorySource, served
+from tidemark.challenge import Challenge, ChallengeConfig
 from tidemark.config import Settings
+from tidemark.registry_reader import RegistryUnavailableError, VersionRef
 
 SALMON = {"species": "salmon", "length_cm": 70.0, "height_cm": 17.0}
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -69,6 +71,45 @@ def test_model_describes_the_version_in_service(client: TestClient) -> None:
     assert info["champion_version"] == "3"
     assert info["fast_path"] is True
     assert info["loaded_at"]
+    assert info["challenger"] is None
+
+
+def test_model_shows_the_challenger_and_its_running_evidence(
+    settings: Settings, source: InMemorySource
+) -> None:
+    state = Challenge.start("1", "2", ChallengeConfig(min_fish=2)).update(
+        ["salmon"] * 4, [0.10, 0.12, 0.08, 0.11], [0.05, 0.06, 0.04, 0.05]
+    )
+    tags = {
+        "shadow_champion": "1",
+        "shadow_role": "challenger",
+        "shadow_started_at": "2026-11-26T10:00:00+00:00",
+        "shadow_start_reason": "not proven better on the holdout",
+        "shadow_state": state.to_json(),
+    }
+    ref = VersionRef(name="fish-weight", version="2", run_id="run-2", tags=tags)
+    with TestClient(create_app(settings, source, challenger=lambda: ref)) as client:
+        shown = client.get("/model").json()["challenger"]
+    assert (shown["version"], shown["champion_version"], shown["role"]) == ("2", "1", "challenger")
+    assert (shown["n"], shown["windows"], shown["verdict"]) == (4, 1, state.verdict.value)
+    assert shown["statistic"] == state.statistic
+    assert shown["p_value"] == state.p_value
+    assert shown["challenger_mre"] < shown["champion_mre"]
+    assert shown["reason"] == state.reason
+
+
+def test_model_answers_when_the_challenger_cannot_be_read(
+    settings: Settings, source: InMemorySource
+) -> None:
+    def unreachable() -> VersionRef | None:
+        raise RegistryUnavailableError("ConnectError: refused")
+
+    with TestClient(create_app(settings, source, challenger=unreachable)) as client:
+        response = client.get("/model")
+    assert response.status_code == 200
+    assert response.json()["version"] == "1"
+    assert response.json()["challenger"] is None
+    assert "refused" in response.json()["challenger_error"]
 
 
 def test_reload_needs_the_admin_token(client: TestClient) -> None:

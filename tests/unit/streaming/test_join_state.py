@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from streaming.join_state import Half, JoinState, Outcome, Side
+from streaming.joiner import _from_document, _half_document
 from tidemark.schemas import Prediction, Weight
 
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
@@ -123,3 +124,22 @@ def test_recent_ids_are_bounded() -> None:
     # "a" was forgotten: a late duplicate waits (and will expire) instead of joining again.
     assert state.offer(prediction("a", T0), T0)[0] is Outcome.PENDING
     assert state.offer(prediction("b", T0), T0)[0] is Outcome.DUPLICATE
+
+
+def test_a_shadowed_prediction_joins_with_both_versions_errors_even_after_a_restore() -> None:
+    shadowed = prediction("a", T0)
+    assert isinstance(shadowed.record, Prediction)
+    record = shadowed.record.model_copy(
+        update={"challenger_version": "2", "challenger_predicted_weight_kg": 4.5}
+    )
+    # Pending halves wait in the store across a restart: the challenger's answer must survive.
+    restored = _from_document(_half_document(Half(record=record, partition=0)))
+    state = JoinState(window_s=60, recent_ids=10)
+    state.offer(restored, T0)
+    outcome, scored = state.offer(weight("a", T0), T0)
+    assert outcome is Outcome.JOINED
+    assert scored is not None
+    assert (scored.model_version, scored.rel_error) == ("1", 0.2)
+    assert (scored.challenger_version, scored.challenger_predicted_weight_kg) == ("2", 4.5)
+    assert scored.challenger_abs_error_kg == 0.5
+    assert scored.challenger_rel_error == 0.1

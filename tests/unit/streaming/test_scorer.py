@@ -30,17 +30,21 @@ class Producer:
 
 @dataclass
 class Model:
-    """Weighs a fish 0.01 kg per cm of length; a length of 666 cm gives ``bad_weight``."""
+    """Weighs a fish ``kg_per_cm`` per cm of length; a length of 666 cm gives ``bad_weight``."""
 
     bad_weight: float = float("nan")
     name: str = "fish-weight"
     version: str = "3"
+    kg_per_cm: float = 0.01
+    fails: bool = False
     calls: list[int] = field(default_factory=list)
 
     def predict(self, frame: pd.DataFrame) -> Predictions:
         self.calls.append(len(frame))
+        if self.fails:
+            raise ValueError("this model is broken")
         length = frame["length_cm"].to_numpy(np.float64)
-        weight = np.where(length == 666.0, self.bad_weight, length * 0.01)
+        weight = np.where(length == 666.0, self.bad_weight, length * self.kg_per_cm)
         return Predictions(
             weight_kg=weight, species_known=(frame["species"] == "salmon").to_numpy(np.bool_)
         )
@@ -59,10 +63,13 @@ def fish(
     ).to_json()
 
 
-def score(model: Model, values: list[bytes]) -> tuple[list[Prediction], list[DeadLetter], int]:
+def score(
+    model: Model, values: list[bytes], challenger: Model | None = None
+) -> tuple[list[Prediction], list[DeadLetter], int]:
     settings = Settings()
     producer = Producer()
-    sends = Scorer(settings, lambda: model).process(batch(*values), producer)
+    scorer = Scorer(settings, lambda: model, lambda: challenger)
+    sends = scorer.process(batch(*values), producer)
     predictions = [
         Prediction.from_json(v) for v in producer.sent.get(settings.kafka.topics.predictions, [])
     ]
@@ -120,3 +127,47 @@ def test_invalid_records_become_dead_letters_in_a_batch_that_goes_on(
 def test_a_model_without_a_registered_version_stops_the_scorer(measurement: Measurement) -> None:
     with pytest.raises(RuntimeError, match="registered name and version"):
         score(Model(version=""), [fish(measurement, "f-1", 60.0)])
+
+
+def test_a_challenger_predicts_the_same_batch_in_one_more_call(measurement: Measurement) -> None:
+    values = [fish(measurement, f"f-{i}", 50.0 + i) for i in range(4)]
+    challenger = Model(version="4", kg_per_cm=0.02)
+    predictions, dead, calls = score(Model(), values, challenger)
+    assert (calls, challenger.calls, dead) == (1, [4], [])
+    assert {p.challenger_version for p in predictions} == {"4"}
+    assert [p.challenger_predicted_weight_kg for p in predictions] == pytest.approx(
+        [1.0, 1.02, 1.04, 1.06]
+    )
+    assert [p.predicted_weight_kg for p in predictions] == pytest.approx([0.5, 0.51, 0.52, 0.53])
+
+
+@pytest.mark.parametrize(
+    "challenger",
+    [
+        Model(version="4", bad_weight=float("nan")),
+        Model(version="4", bad_weight=-1.0),
+        Model(version="4", fails=True),
+        Model(version="3", kg_per_cm=0.02),
+    ],
+    ids=["nan", "negative", "raises", "same-version"],
+)
+def test_a_challenger_without_a_usable_answer_is_dropped_for_the_batch_never_the_fish(
+    measurement: Measurement, challenger: Model
+) -> None:
+    values = [fish(measurement, "f-1", 60.0), fish(measurement, "f-2", 666.0)]
+    # Production weighs 666 cm fine here; only the challenger's answer is bad.
+    production = Model(bad_weight=6.66)
+    predictions, dead, _ = score(production, values, challenger)
+    assert dead == []
+    assert [p.fish_id for p in predictions] == ["f-1", "f-2"]
+    assert [p.predicted_weight_kg for p in predictions] == pytest.approx([0.6, 6.66])
+    assert all(p.challenger_version is None for p in predictions)
+    assert all(p.challenger_predicted_weight_kg is None for p in predictions)
+
+
+def test_a_batch_scored_row_by_row_goes_without_the_challenger(measurement: Measurement) -> None:
+    values = [fish(measurement, "f-1", 60.0), fish(measurement, "f-2", 666.0)]
+    predictions, dead, _ = score(Model(), values, Model(version="4", bad_weight=1.0))
+    assert [p.fish_id for p in predictions] == ["f-1"]
+    assert len(dead) == 1
+    assert predictions[0].challenger_version is None

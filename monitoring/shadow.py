@@ -1,0 +1,260 @@
+"""The challenge on live fish: the monitor's half of shadow evaluation.
+
+After every closed window the monitor asks the registry (over REST, as the scorers do) which
+version is in production and which in shadow, adds the window's paired errors to the running
+:class:`tidemark.challenge.Challenge` and keeps its state on the challenger's tags, so that a
+restarted monitor resumes it (a state that names other versions is not resumed: a new
+challenge starts). A challenge's role is on the challenger too: an ordinary challenger is
+judged with the promotion margin, the version a promotion replaced (a rollback watch) with none.
+
+A final verdict is published on ``fish.model-decisions``, counted, and carried out by the
+``shadow-verdict`` deployment (``flows.challenge.shadow_verdict``): the MLflow client does the
+registry's writes there, not in the monitor. A challenger that won is promoted; a rollback
+watch's old version that won is restored (a rollback); any other verdict takes the challenger
+out of shadow. A decided challenge takes no more fish, so its verdict is carried out once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from kafka import KafkaProducer
+
+from monitoring import metrics
+from tidemark.challenge import (
+    ROLE_ROLLBACK_WATCH,
+    SHADOW_ROLE_TAG,
+    SHADOW_STATE_TAG,
+    Challenge,
+    ChallengeConfig,
+)
+from tidemark.config import Settings
+from tidemark.logs import get_logger
+from tidemark.orchestration import SHADOW_VERDICT_DEPLOYMENT, prefect_api
+from tidemark.registry_reader import RegistryUnavailableError, VersionRef
+from tidemark.registry_tagger import RegistryTagger
+from tidemark.schemas import ModelDecision, ModelEvent, Scored, ShadowVerdict, utc_now
+
+log = get_logger("monitor.shadow")
+
+
+# The production version a challenge began against (tidemark.registry.set_challenger).
+SHADOW_CHAMPION_TAG = "shadow_champion"
+
+
+def _stale_watch(challenger: VersionRef, production: str) -> bool:
+    """A rollback watch set against a production version that is no longer production."""
+    tags = challenger.tags
+    watched = tags.get(SHADOW_CHAMPION_TAG)
+    return tags.get(SHADOW_ROLE_TAG) == ROLE_ROLLBACK_WATCH and watched not in (None, production)
+
+
+class ShadowRegistry(Protocol):
+    """The registry as the shadow judge reads and writes it."""
+
+    def challenger(self) -> VersionRef | None:
+        """The version in shadow, with its tags; None when there is none."""
+
+    def save(self, challenge: Challenge) -> None:
+        """Keep the running state on the challenger."""
+
+
+class RestShadowRegistry:
+    """:class:`ShadowRegistry` over MLflow's REST API (``RegistryTagger``)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._registry = RegistryTagger(settings.registry)
+
+    def challenger(self) -> VersionRef | None:
+        """The version the challenger alias points at, with its tags."""
+        return self._registry.alias(self.settings.registry.challenger_alias)
+
+    def save(self, challenge: Challenge) -> None:
+        """The state as the challenger's ``shadow_state`` tag."""
+        self._registry.set_version_tag(
+            challenge.challenger_version, SHADOW_STATE_TAG, challenge.to_json()
+        )
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self._registry.close()
+
+
+def run_verdict(settings: Settings, decision: ModelDecision) -> str:
+    """Start the ``shadow-verdict`` deployment on ``decision``; its flow run id.
+
+    The idempotency key names the two versions and the verdict, so that a verdict reached
+    again (a monitor restarted before its state was saved) starts no second run.
+    """
+    from prefect.client.schemas.objects import FlowRun
+    from prefect.deployments import run_deployment
+
+    key = (
+        f"shadow:{decision.champion_version}:{decision.challenger_version}:"
+        f"{decision.kind.value}:{decision.decided_by}"
+    )
+    with prefect_api(settings.orchestration):
+        run: FlowRun = run_deployment(  # type: ignore[assignment]  # sync in a sync caller
+            SHADOW_VERDICT_DEPLOYMENT,
+            parameters={"verdict": decision.model_dump(mode="json")},
+            timeout=0,
+            idempotency_key=key,
+            tags=["tidemark-monitor", f"shadow:{decision.kind.value}"],
+        )
+    return str(run.id)
+
+
+def publisher(settings: Settings, producer: KafkaProducer) -> Callable[[ModelDecision], None]:
+    """Puts a decision on ``fish.model-decisions`` (key: the model name) and waits for the ack."""
+
+    def publish(decision: ModelDecision) -> None:
+        producer.send(
+            settings.kafka.topics.model_decisions,
+            key=decision.model_name.encode(),
+            value=decision.to_json(),
+        ).get(timeout=settings.kafka.client_timeout_ms / 1000)
+
+    return publish
+
+
+class ShadowJudge:
+    """Keeps the running challenge between production and the challenger, window by window."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: ShadowRegistry,
+        publish: Callable[[ModelDecision], None],
+        carry_out: Callable[[ModelDecision], str],
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self._publish = publish
+        self._carry_out = carry_out
+        self.state: Challenge | None = None
+        self.rollback_watch = False
+        self._warned_stale = False
+
+    def observe(self, records: Iterable[Scored], production: str | None) -> ModelDecision | None:
+        """Add one closed window's fish; the decision when the challenge was decided now."""
+        try:
+            challenger = self.registry.challenger()
+        except RegistryUnavailableError as error:
+            log.warning("cannot read the challenger; the window is not evidence", error=str(error))
+            return None
+        if production is None or challenger is None or challenger.version == production:
+            self._forget()
+            return None
+        if _stale_watch(challenger, production):
+            # Production moved on since the watch began (another promotion or a rollback): a
+            # win of the watched version now would roll back a promotion it never watched.
+            if self.state is not None or not self._warned_stale:
+                log.warning(
+                    "rollback watch of another production version; not judged",
+                    challenger=challenger.version,
+                    watched=challenger.tags.get(SHADOW_CHAMPION_TAG),
+                    production=production,
+                )
+            self._forget()
+            self._warned_stale = True
+            return None
+        self._warned_stale = False
+        if self.state is None or (self.state.champion_version, self.state.challenger_version) != (
+            production,
+            challenger.version,
+        ):
+            self._begin(production, challenger)
+        state = self.state
+        assert state is not None
+        if state.decided:
+            return None
+        state = self.state = state.update_scored(records)
+        metrics.SHADOW_FISH.set(state.n)
+        metrics.SHADOW_P_VALUE.set(state.p_value)
+        try:
+            self.registry.save(state)
+        except RegistryUnavailableError as error:  # the next window saves it again
+            log.warning("cannot save the challenge's state", error=str(error))
+        if not state.decided:
+            log.info(
+                "challenge",
+                champion=state.champion_version,
+                challenger=state.challenger_version,
+                n=state.n,
+                p_value=state.p_value,
+                reason=state.reason,
+            )
+            return None
+        return self._decide(state)
+
+    def _begin(self, production: str, challenger: VersionRef) -> None:
+        self.rollback_watch = challenger.tags.get(SHADOW_ROLE_TAG) == ROLE_ROLLBACK_WATCH
+        saved = challenger.tags.get(SHADOW_STATE_TAG)
+        resumed = Challenge.from_json(saved) if saved else None
+        if resumed is not None and (resumed.champion_version, resumed.challenger_version) == (
+            production,
+            challenger.version,
+        ):
+            self.state = resumed
+            log.info("challenge resumed", n=resumed.n, verdict=resumed.verdict.value)
+            if resumed.decided:
+                # Decided before a restart, and the challenger still there: the verdict may not
+                # have been carried out (the flow's idempotency key makes a repeat harmless).
+                self._decide(resumed)
+            return
+        margin = 0.0 if self.rollback_watch else None
+        self.state = Challenge.start(
+            production,
+            challenger.version,
+            ChallengeConfig.from_settings(self.settings, margin=margin),
+        )
+        log.info(
+            "challenge started",
+            champion=production,
+            challenger=challenger.version,
+            rollback_watch=self.rollback_watch,
+        )
+
+    def _forget(self) -> None:
+        if self.state is not None:
+            log.info("no challenger any more", challenger=self.state.challenger_version)
+        self.state = None
+        metrics.SHADOW_FISH.set(0)
+        metrics.SHADOW_P_VALUE.set(1)
+
+    def _decide(self, state: Challenge) -> ModelDecision:
+        kind = None
+        if self.rollback_watch and state.verdict is ShadowVerdict.PROMOTE:
+            kind = ModelEvent.ROLLBACK
+        decision = state.decision(
+            model_name=self.settings.registry.model_name,
+            decided_by="monitor",
+            decided_at=utc_now(),
+            kind=kind,
+        )
+        metrics.MODEL_DECISIONS.labels(decision.kind.value).inc()
+        log.warning(
+            "challenge decided",
+            kind=decision.kind.value,
+            verdict=state.verdict.value,
+            champion=state.champion_version,
+            challenger=state.challenger_version,
+            rollback_watch=self.rollback_watch,
+            n=state.n,
+            p_value=state.p_value,
+            reason=state.reason,
+        )
+        try:
+            self._publish(decision)
+        except Exception:  # the registry's verdict matters more than the announcement
+            log.exception("publishing the model decision failed")
+        try:
+            flow_run_id = self._carry_out(decision)
+            log.info("verdict handed to the shadow-verdict flow", flow_run_id=flow_run_id)
+        except Exception:
+            # Prefect down: the decided state is saved on the challenger; a restarted monitor
+            # (or a person, with `tidemark challenge --retire`) carries the verdict out.
+            log.exception("starting the shadow-verdict flow failed")
+        return decision

@@ -1,0 +1,93 @@
+"""Rejected candidates: in shadow when not worse, promoted at once when production fails badly."""
+
+from __future__ import annotations
+
+import pytest
+
+from flows.candidate import ChampionScore, Judgement, deserves_shadow, emergency_verdict
+from tidemark.model import Metrics
+from tidemark.promotion import Decision, Evidence, Verdict
+from tidemark.version_notes import Trigger
+
+
+def judgement(
+    decision: Decision,
+    ours: float,
+    theirs: float | None,
+    by_species: dict[str, tuple[float, float]] | None = None,
+) -> Judgement:
+    species = by_species or {"salmon": (ours, theirs if theirs is not None else 0.0)}
+    return Judgement(
+        verdict=Verdict(decision, "why"),
+        candidate=Metrics(mae=0.1, rmse=0.1, mean_relative_error=ours, n=200),
+        champion=ChampionScore(
+            version="1" if theirs is not None else None,
+            metrics=Metrics(mae=0.1, rmse=0.1, mean_relative_error=theirs, n=200)
+            if theirs is not None
+            else None,
+            errors=None,
+            error=None,
+        ),
+        evidence=Evidence(
+            n=200,
+            n_by_species=dict.fromkeys(species, 100),
+            candidate_mre_by_species={s: c for s, (c, _) in species.items()},
+            champion_mre_by_species={s: h for s, (_, h) in species.items()},
+            test=None,
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        (judgement(Decision.REJECTED, 0.079, 0.080), True),  # a little better, not proven
+        (judgement(Decision.REJECTED, 0.080, 0.080), True),  # equal: the live fish decide
+        (judgement(Decision.REJECTED, 0.081, 0.080), False),  # worse on the holdout
+        (judgement(Decision.PROMOTED, 0.050, 0.080), False),  # promoted outright already
+        (judgement(Decision.REJECTED, 0.050, None), False),  # nothing to run beside
+        (
+            judgement(
+                Decision.REJECTED, 0.07, 0.08, {"salmon": (0.05, 0.08), "perch": (0.11, 0.10)}
+            ),
+            False,  # better overall but worse on one species
+        ),
+    ],
+    ids=["better", "equal", "worse", "promoted", "no-champion", "worse-on-a-species"],
+)
+def test_a_candidate_runs_in_shadow_only_when_rejected_for_want_of_evidence(
+    case: Judgement, expected: bool
+) -> None:
+    assert deserves_shadow(case) is expected
+
+
+def alarm(value: float) -> Trigger:
+    return Trigger("error", "mean_relative_error", value, 0.10, ("salmon",))
+
+
+@pytest.mark.parametrize(
+    ("trigger", "case", "promoted"),
+    [
+        (alarm(0.25), judgement(Decision.REJECTED, 0.07, 0.08), True),
+        (alarm(0.19), judgement(Decision.REJECTED, 0.07, 0.08), False),  # not twice the bar
+        (alarm(0.25), judgement(Decision.REJECTED, 0.08, 0.08), False),  # no better
+        (
+            alarm(0.25),
+            judgement(
+                Decision.REJECTED, 0.07, 0.08, {"salmon": (0.05, 0.08), "perch": (0.11, 0.10)}
+            ),
+            False,  # worse on a species
+        ),
+        (Trigger("manual"), judgement(Decision.REJECTED, 0.07, 0.08), False),
+        (alarm(0.25), judgement(Decision.PROMOTED, 0.05, 0.08), False),  # promoted anyway
+    ],
+    ids=["emergency", "below-twice", "no-better", "worse-on-a-species", "manual", "promoted"],
+)
+def test_an_emergency_promotes_a_candidate_that_wins_without_significance(
+    trigger: Trigger, case: Judgement, promoted: bool
+) -> None:
+    verdict = emergency_verdict(trigger, case)
+    assert (verdict is not None) is promoted
+    if verdict is not None:
+        assert verdict.promote
+        assert verdict.reason.startswith("emergency")
