@@ -23,9 +23,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from monitoring.policy import Decision, RunOutcome
+from monitoring.policy import RunOutcome
 from tidemark.config import Settings
-from tidemark.promotion import FLOW_RUN_TAG, per_species
+from tidemark.promotion import FLOW_RUN_TAG, Decision, per_species
 from tidemark.registry_reader import RegistryReader
 
 DECISION_TAG = "decision"

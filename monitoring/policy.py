@@ -38,6 +38,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from monitoring.windows import ClosedWindow, ErrorStats
+from tidemark.promotion import Decision
 from tidemark.schemas import RetrainReason, Scored
 
 MEAN_RELATIVE_ERROR = "mean_relative_error"
@@ -78,15 +79,6 @@ class IncidentKey:
             return cls(IncidentKind(kind), species or None)
         except ValueError:
             return None
-
-
-class Decision(StrEnum):
-    """The retrain flow's decisions (its Outcome's ``decision``, the version's tag)."""
-
-    PROMOTED = "promoted"
-    REJECTED = "rejected"
-    FORCED = "forced"
-    INSUFFICIENT_EVIDENCE = "insufficient_evidence"
 
 
 @dataclass(frozen=True, slots=True)

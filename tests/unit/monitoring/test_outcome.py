@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from monitoring.outcome import outcome_of_tags
-from monitoring.policy import Decision
+from tidemark.promotion import Decision
 
 
 def test_a_rejected_version_states_the_achievable_error_per_species() -> None:
