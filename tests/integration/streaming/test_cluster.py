@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import threading
 import time
 import xmlrpc.client
 from collections.abc import Callable, Iterator
@@ -28,6 +27,7 @@ from infra.local.supervisor import Supervisor
 from tests.integration.conftest import free_ports
 from tests.integration.streaming.streams import (
     Service,
+    SimulateInBackground,
     assert_nothing_lost_nothing_doubled,
     topic_size,
     wait_for,
@@ -172,7 +172,7 @@ def test_killing_a_broker_mid_run_loses_and_doubles_nothing_and_scoring_goes_on(
     cluster: Cluster,
     cluster_streams: Settings,
     start_on_cluster: Callable[[str], Service],
-    simulate_in_background: Callable[[Settings, float], threading.Thread],
+    simulate_in_background: SimulateInBackground,
 ) -> None:
     del stack  # MongoDB and MLflow are the session stack's
     simulator = simulate_in_background(cluster_streams, 1_000)
