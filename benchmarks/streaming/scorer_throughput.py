@@ -570,7 +570,7 @@ def main() -> None:
         "--scorers", default="1,2,3", help="scorer processes in one group, one run per count"
     )
     args = parser.parse_args()
-    scorers = [int(n) for n in args.stack.scorers.split(",") if n]
+    scorers = [int(n) for n in args.scorers.split(",") if n]
     options = (args.events, args.http_events, args.rate, args.seconds, args.rounds, scorers)
     if args.bootstrap_servers:
         results = run(args.bootstrap_servers, *options)
