@@ -37,7 +37,7 @@ from rich.table import Table
 
 from infra.local import components
 from infra.local.supervisor import Supervisor
-from tidemark.config import Settings
+from tidemark.config import SECTIONS, Settings
 from tidemark.orchestration import (
     FLOW_NAMES,
     RETRAIN_DEPLOYMENT,
@@ -140,7 +140,7 @@ def main() -> None:
         supervisor.start()
         try:
             _wait(server.check, settings.stack.start_timeout_s)
-            env = os.environ | settings.as_env() | components.prefect_env(settings, state)
+            env = os.environ | settings.as_env(*SECTIONS) | components.prefect_env(settings, state)
             results = {
                 "serve-flows (runner poll 5 s)": _measure(
                     settings, "serve", runs, env | {"PREFECT_RUNNER_POLL_FREQUENCY": "5"}
