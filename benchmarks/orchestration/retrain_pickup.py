@@ -9,12 +9,14 @@ timed from its creation to PENDING (a runner or worker took it) and to RUNNING (
 has imported the flow and started it). MongoDB and MLflow point at closed ports, so each run
 fails soon after it starts: only the time to start is measured.
 
-Usage: ``python -m benchmarks.orchestration.retrain_pickup [--runs 3]``
+Usage: ``python -m benchmarks.orchestration.retrain_pickup [--runs 3]``; prints the table and
+writes benchmarks/results/orchestration_retrain_pickup.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import statistics
@@ -35,7 +37,7 @@ from rich.table import Table
 
 from infra.local import components
 from infra.local.supervisor import Supervisor
-from tidemark.config import Settings
+from tidemark.config import SECTIONS, Settings
 from tidemark.orchestration import (
     FLOW_NAMES,
     RETRAIN_DEPLOYMENT,
@@ -44,6 +46,8 @@ from tidemark.orchestration import (
     prefect_api,
     work_pool_ready,
 )
+
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "orchestration_retrain_pickup.json"
 
 
 def _free_ports(count: int) -> list[int]:
@@ -136,7 +140,7 @@ def main() -> None:
         supervisor.start()
         try:
             _wait(server.check, settings.stack.start_timeout_s)
-            env = os.environ | settings.as_env() | components.prefect_env(settings, state)
+            env = os.environ | settings.as_env(*SECTIONS) | components.prefect_env(settings, state)
             results = {
                 "serve-flows (runner poll 5 s)": _measure(
                     settings, "serve", runs, env | {"PREFECT_RUNNER_POLL_FREQUENCY": "5"}
@@ -157,6 +161,17 @@ def main() -> None:
             *(f"{f(v):.1f}" for v in (taken, running) for f in (statistics.median, max)),
         )
     Console().print(table)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                mode: [{"taken_s": taken, "running_s": running} for taken, running in timings]
+                for mode, timings in results.items()
+            },
+            indent=2,
+        )
+    )
+    print(f"wrote {RESULTS}", file=sys.stderr)
 
 
 if __name__ == "__main__":

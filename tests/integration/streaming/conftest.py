@@ -12,7 +12,7 @@ import pytest
 from infra.local.stack import Stack
 from tests.integration.conftest import free_ports
 from tests.integration.registered import register_scenario_model
-from tests.integration.streaming.streams import Service, simulate
+from tests.integration.streaming.streams import Hold, Service, SimulateInBackground, simulate
 from tidemark import kafka_io
 from tidemark.config import Settings
 
@@ -66,15 +66,20 @@ def start_service(streams: Settings, tmp_path: Path) -> Iterator[Callable[[str],
 
 
 @pytest.fixture
-def simulate_in_background() -> Iterator[Callable[[Settings, float], threading.Thread]]:
-    """Run the simulator on a thread; teardown waits for it and fails on its errors."""
+def simulate_in_background() -> Iterator[SimulateInBackground]:
+    """Run the simulator on a thread (held at a :class:`Hold` if given); teardown releases
+    the line, waits for it and fails on its errors."""
     threads: list[threading.Thread] = []
+    holds: list[Hold] = []
     failures: list[BaseException] = []
 
-    def start(settings: Settings, rate: float) -> threading.Thread:
+    def start(settings: Settings, rate: float, hold: Hold | None = None) -> threading.Thread:
+        if hold is not None:
+            holds.append(hold)
+
         def run() -> None:
             try:
-                simulate(settings, rate)
+                simulate(settings, rate, hold)
             except BaseException as error:
                 failures.append(error)
 
@@ -84,6 +89,8 @@ def simulate_in_background() -> Iterator[Callable[[Settings, float], threading.T
         return thread
 
     yield start
+    for hold in holds:
+        hold.release()
     for thread in threads:
         thread.join(120)
     assert not failures, failures

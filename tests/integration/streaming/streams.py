@@ -6,11 +6,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import pytest
@@ -130,25 +132,73 @@ LABEL_DELAY_S = 2.0
 MISSING = 0.05
 
 
-def options(rate: float | None) -> SimulationOptions:
-    """The simulator's options of the run, at ``rate`` fish per second (None: flat out)."""
-    # Simulated event time: 100 fish per second of line time, so the run spans 200 s of it and
-    # unmatched predictions expire within the run (the window is 60 s).
+# Simulated time between two fish: 100 fish per second of line time, so the run spans 200 s of
+# it and unmatched predictions expire within the run (the window is 60 s).
+EVENT_INTERVAL_S = 0.01
+
+
+def options(
+    rate: float | None, start: datetime, first: int = 0, count: int = FISH
+) -> SimulationOptions:
+    """The simulator's options for fish ``first`` to ``first + count`` of the run, at ``rate``
+    fish per second (None: flat out); the run's event time begins at ``start``."""
     return SimulationOptions(
         rate=rate,
         seed=11,
         label_delay_s=LABEL_DELAY_S,
         missing_weight_fraction=MISSING,
-        limit=FISH,
-        event_time_start=utc_now() - timedelta(hours=1),
-        event_interval_s=0.01,
+        limit=count,
+        event_time_start=start + timedelta(seconds=first * EVENT_INTERVAL_S),
+        event_interval_s=EVENT_INTERVAL_S,
     )
 
 
-def simulate(settings: Settings, rate: float | None) -> SimulationStats:
-    """Publish the run's fish (measurements and, later, weights)."""
+@dataclass
+class Hold:
+    """Holds the line after ``at`` fish until the test releases it.
+
+    A service process takes tens of seconds to start on a busy machine, longer than the whole
+    run lasts: a test that changes the services mid-run holds the line until they have
+    changed, so that fish still come afterwards.
+    """
+
+    at: int
+    reached: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        """Let the rest of the fish come."""
+        self.released.set()
+
+
+class SimulateInBackground(Protocol):
+    """The ``simulate_in_background`` fixture: starts the line on a thread."""
+
+    def __call__(
+        self, settings: Settings, rate: float, hold: Hold | None = None
+    ) -> threading.Thread: ...
+
+
+# How long a held line waits for its release before the simulator gives up.
+HOLD_TIMEOUT_S = 600.0
+
+
+def simulate(settings: Settings, rate: float | None, hold: Hold | None = None) -> SimulationStats:
+    """Publish the run's fish (measurements and, later, weights), held at ``hold`` if given."""
     fish = scenario_fish(load_scenario(), seed=11, loop=True)
-    return publish(settings, fish, options(rate))
+    start = utc_now() - timedelta(hours=1)
+    if hold is None:
+        return publish(settings, fish, options(rate, start))
+    first = publish(settings, fish, options(rate, start, count=hold.at))
+    hold.reached.set()
+    if not hold.released.wait(HOLD_TIMEOUT_S):
+        raise TimeoutError(f"the line was held after {hold.at} fish and never released")
+    rest = publish(settings, fish, options(rate, start, first=hold.at, count=FISH - hold.at))
+    return SimulationStats(
+        measurements=first.measurements + rest.measurements,
+        weights=first.weights + rest.weights,
+        weights_dropped=first.weights_dropped + rest.weights_dropped,
+    )
 
 
 def training_ids(settings: Settings) -> list[str]:

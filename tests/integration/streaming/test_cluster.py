@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import threading
 import time
 import xmlrpc.client
 from collections.abc import Callable, Iterator
@@ -27,7 +26,10 @@ from infra.local.stack import Stack
 from infra.local.supervisor import Supervisor
 from tests.integration.conftest import free_ports
 from tests.integration.streaming.streams import (
+    FISH,
+    Hold,
     Service,
+    SimulateInBackground,
     assert_nothing_lost_nothing_doubled,
     topic_size,
     wait_for,
@@ -161,31 +163,27 @@ def test_topics_are_replicated_on_three_nodes(cluster_streams: Settings) -> None
     assert topic_configs["min.insync.replicas"]["value"] == "2"
 
 
-@pytest.mark.xfail(
-    reason="flaky (issue 15): in one run, after a broker of the cluster was SIGKILLed, metadata "
-    "refreshes kept going to the dead node ('Timeout waiting for future') and scoring stalled; "
-    "it passed in the next fresh-clone run",
-    strict=False,
-)
 def test_killing_a_broker_mid_run_loses_and_doubles_nothing_and_scoring_goes_on(
     stack: Stack,
     cluster: Cluster,
     cluster_streams: Settings,
     start_on_cluster: Callable[[str], Service],
-    simulate_in_background: Callable[[Settings, float], threading.Thread],
+    simulate_in_background: SimulateInBackground,
 ) -> None:
     del stack  # MongoDB and MLflow are the session stack's
-    simulator = simulate_in_background(cluster_streams, 1_000)
+    # Held until the services score: they take longer to start than the whole run lasts.
+    hold = Hold(FISH // 4)
+    simulator = simulate_in_background(cluster_streams, 1_000, hold)
     scorer, joiner = start_on_cluster("score"), start_on_cluster("join")
 
     def predicted() -> int:
         return topic_size(cluster_streams, cluster_streams.kafka.topics.predictions)
 
     # Generous: on a loaded machine a service process takes minutes to import and join.
-    wait_for(lambda: predicted() > 4_000, 600, "scoring")
+    wait_for(lambda: predicted() >= hold.at, 600, "scoring")
+    hold.release()
     cluster.kill("kafka")
-    at_kill = predicted()
-    wait_for(lambda: predicted() >= at_kill + 3_000, 300, "scoring with one broker down")
+    wait_for(lambda: predicted() >= hold.at + 3_000, 300, "scoring with one broker down")
     cluster.restart("kafka")
     simulator.join(180)
     assert_nothing_lost_nothing_doubled(cluster_streams)

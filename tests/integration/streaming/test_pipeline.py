@@ -7,7 +7,6 @@ both services and a restart of the broker.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 
@@ -16,6 +15,7 @@ from tests.integration.streaming.streams import (
     FISH,
     MISSING,
     Service,
+    SimulateInBackground,
     assert_nothing_lost_nothing_doubled,
     simulate,
     topic_size,
@@ -44,7 +44,7 @@ def test_every_measurement_is_scored_and_every_weighed_fish_joined_once(
 def test_killing_scorer_and_joiner_mid_run_loses_and_doubles_nothing(
     streams: Settings,
     start_service: Callable[[str], Service],
-    simulate_in_background: Callable[[Settings, float], threading.Thread],
+    simulate_in_background: SimulateInBackground,
 ) -> None:
     simulator = simulate_in_background(streams, 2_000)
     scorer, joiner = start_service("score"), start_service("join")
@@ -63,7 +63,7 @@ def test_a_broker_restart_mid_run_loses_nothing(
     stack: Stack,
     streams: Settings,
     start_service: Callable[[str], Service],
-    simulate_in_background: Callable[[Settings, float], threading.Thread],
+    simulate_in_background: SimulateInBackground,
 ) -> None:
     simulator = simulate_in_background(streams, 2_000)
     start_service("score")

@@ -6,14 +6,15 @@ processes that ``TIDEMARK_SCORERS=3 make up`` runs; the joiner stores every weig
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 
-import pytest
 from kafka.errors import KafkaError
 
 from tests.integration.streaming.streams import (
+    FISH,
+    Hold,
     Service,
+    SimulateInBackground,
     assert_nothing_lost_nothing_doubled,
     topic_size,
     wait_for,
@@ -21,8 +22,10 @@ from tests.integration.streaming.streams import (
 from tidemark import kafka_io
 from tidemark.config import Settings
 
-# Slow enough that the line is still running when the third scorer has joined.
 RATE = 700.0
+# The line holds here until the added scorer joins, so fish still come to it and are still
+# coming when the first scorer is killed (the rest of the run lasts about 19 s at RATE).
+HOLD_AT = FISH // 3
 SCORED = 'tidemark_scorer_events_total{outcome="scored"}'
 
 
@@ -40,28 +43,26 @@ def _members(settings: Settings) -> int:
     return len(group["members"]) if group["group_state"] == "Stable" else 0
 
 
-@pytest.mark.xfail(
-    reason="known bug (issue 15): the added scorer joins the group (three members) but scores "
-    "nothing within 120 s; a scorer joining mid-run first failed in its rebalance listener "
-    "(a blocking commit on kafka-python's network thread), which is fixed, and still stalls",
-    strict=False,
-)
 def test_a_scorer_added_and_one_killed_mid_run_lose_and_double_nothing(
     streams: Settings,
     start_service: Callable[[str], Service],
-    simulate_in_background: Callable[[Settings, float], threading.Thread],
+    simulate_in_background: SimulateInBackground,
 ) -> None:
-    simulator = simulate_in_background(streams, RATE)
+    hold = Hold(HOLD_AT)
+    simulator = simulate_in_background(streams, RATE, hold)
     first, second = start_service("score"), start_service("score")
     start_service("join")
     wait_for(lambda: _members(streams) == 2, 120, "two scorers in the group")
     wait_for(lambda: topic_size(streams, streams.kafka.topics.predictions) > 2_000, 120, "scoring")
 
     added = start_service("score")
+    # The line goes on as soon as the group changes, so that the rebalance may meet fish.
+    wait_for(lambda: _members(streams) != 2, 120, "the added scorer joining")
+    hold.release()
     wait_for(lambda: _members(streams) == 3, 120, "the added scorer in the group")
     wait_for(lambda: added.metric(SCORED, default=0.0) > 0, 120, "the added scorer scoring")
-    assert simulator.is_alive(), "the line stopped before the scorer was added: raise FISH/RATE"
 
+    assert simulator.is_alive(), "the line ended before the scorer was killed: raise FISH/RATE"
     first.kill()
     wait_for(lambda: _members(streams) == 2, 120, "the group without the killed scorer")
     simulator.join(120)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,25 +23,45 @@ def at(offset: int) -> OffsetAndMetadata:
 
 @dataclass
 class Consumer:
-    """What AckedCommits asks of a consumer; commits are recorded, in order."""
+    """What AckedCommits asks of a consumer; commits are recorded, in order.
+
+    An asynchronous commit's request stays under way until the test completes its future
+    (``requests``), unless ``answer_at_once``.
+    """
 
     owned: set[TopicPartition] = field(default_factory=lambda: {P0, P1})
     commits: list[tuple[str, dict[TopicPartition, OffsetAndMetadata]]] = field(default_factory=list)
+    requests: list[Future] = field(default_factory=list)
+    answer_at_once: bool = True
     fail_sync: bool = False
-    on_io_thread: bool = False
+    fail_async: bool = False
 
     def assignment(self) -> set[TopicPartition]:
         return self.owned
 
-    def commit_async(self, offsets: dict[TopicPartition, OffsetAndMetadata], callback: Any) -> None:
+    def commit_async(
+        self, offsets: dict[TopicPartition, OffsetAndMetadata], callback: Any = None
+    ) -> Future:
         self.commits.append(("async", offsets))
+        request = Future()
+        if self.fail_async:
+            request.failure(KafkaTimeoutError("coordinator gone"))
+        elif self.answer_at_once:
+            request.success(None)
+        self.requests.append(request)
+        return request
 
     def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata], timeout_ms: int) -> None:
         if self.fail_sync:
             raise KafkaTimeoutError("coordinator gone")
-        if self.on_io_thread:
-            raise RuntimeError("Cannot block on net.run() from the IO thread itself.")
         self.commits.append(("sync", offsets))
+
+
+def run(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Drive a listener coroutine as kafka-python's network loop would; it never suspends here
+    because every future the fakes return is already complete."""
+    with pytest.raises(StopIteration):
+        coroutine.send(None)
 
 
 @dataclass
@@ -50,12 +70,20 @@ class Producer:
 
     waits: int = 0
     fail_flush: bool = False
+    # Sends that a successful timed flush acknowledges, as a real flush waits for every send.
+    unacked: list[Future] = field(default_factory=list)
+    # Called when a timed flush fails: acknowledgements may come while the caller waits on.
+    on_flush_failure: Callable[[], object] = lambda: None
 
     def flush(self, timeout: float | None = None) -> None:
         if timeout is not None:
             if self.fail_flush:
+                self.on_flush_failure()
                 raise KafkaTimeoutError("acknowledgements did not come in time")
             self.waits += 1
+            for ack in self.unacked:
+                if not ack.is_done:
+                    ack.success(None)
 
 
 @pytest.fixture
@@ -92,7 +120,9 @@ def test_the_loop_waits_for_acks_only_at_the_bound(
 ) -> None:
     _, producer, commits, _ = parts
     assert commits.poll_timeout_ms(500) == 500
-    commits.sent({P0: at(1)}, [Future()], "a")
+    unacked = Future()
+    producer.unacked.append(unacked)
+    commits.sent({P0: at(1)}, [unacked], "a")
     assert commits.poll_timeout_ms(500) < 500
     commits.make_room()
     assert producer.waits == 0
@@ -101,14 +131,14 @@ def test_the_loop_waits_for_acks_only_at_the_bound(
     assert producer.waits == 1
 
 
-def test_revoked_partitions_are_committed_synchronously_first(
+def test_revoked_partitions_are_committed_before_they_leave(
     parts: tuple[Consumer, Producer, AckedCommits[str], list[str]],
 ) -> None:
     consumer, _, commits, persisted = parts
     commits.sent({P0: at(10), P1: at(3)}, [Future().success(None)], "a")
     revoked: list[TopicPartition] = []
-    CommitOnRevoke(commits, then_revoked=revoked.extend).on_partitions_revoked([P1])
-    assert consumer.commits == [("sync", {P0: at(10), P1: at(3)})]
+    run(CommitOnRevoke(commits, then_revoked=revoked.extend).on_partitions_revoked([P1]))
+    assert consumer.commits == [("async", {P0: at(10), P1: at(3)})]
     assert persisted == ["a"]
     assert revoked == [P1]
 
@@ -118,25 +148,27 @@ def test_a_failed_send_at_revocation_forgets_the_revoked_partitions(
 ) -> None:
     consumer, _, commits, _ = parts
     commits.sent({P0: at(10), P1: at(3)}, [Future().failure(KafkaTimeoutError("lost"))], "a")
-    commits.revoked([P1])
+    revoked: list[TopicPartition] = []
+    run(CommitOnRevoke(commits, then_revoked=revoked.extend).on_partitions_revoked([P1]))
     assert consumer.commits == []
+    assert revoked == [P1]
     # The failed send still stops the loop before it commits anything.
     with pytest.raises(KafkaTimeoutError):
         commits.commit_settled()
 
 
-def test_a_commit_refused_on_the_network_thread_leaves_the_revoked_partitions_to_the_new_owner(
+def test_a_failed_commit_at_revocation_lets_the_rebalance_go_on(
     parts: tuple[Consumer, Producer, AckedCommits[str], list[str]],
 ) -> None:
     consumer, _, commits, _ = parts
-    consumer.on_io_thread = True
+    consumer.fail_async = True
     commits.sent({P0: at(10), P1: at(3)}, [Future().success(None)], "a")
     revoked: list[TopicPartition] = []
-    CommitOnRevoke(commits, then_revoked=revoked.extend).on_partitions_revoked([P1])
-    assert revoked == [P1]
-    consumer.on_io_thread = False
+    run(CommitOnRevoke(commits, then_revoked=revoked.extend).on_partitions_revoked([P0, P1]))
+    assert revoked == [P0, P1]
+    consumer.fail_async = False
     commits.commit_settled()
-    assert all(P1 not in offsets for _, offsets in consumer.commits)
+    assert consumer.commits == [("async", {P0: at(10), P1: at(3)})]
 
 
 def test_acks_late_at_revocation_never_commit_the_revoked_partitions_later(
@@ -146,11 +178,43 @@ def test_acks_late_at_revocation_never_commit_the_revoked_partitions_later(
     producer.fail_flush = True
     late = Future()
     commits.sent({P0: at(10), P1: at(3)}, [late], "a")
-    commits.revoked([P1])
+    run(CommitOnRevoke(commits).on_partitions_revoked([P1]))
     assert consumer.commits == []
     late.success(None)
     commits.commit_settled()
     assert consumer.commits == [("async", {P0: at(10)})]
+
+
+def test_lost_partitions_are_never_committed(
+    parts: tuple[Consumer, Producer, AckedCommits[str], list[str]],
+) -> None:
+    consumer, _, commits, _ = parts
+    consumer.answer_at_once = False
+    commits.sent({P0: at(10)}, [Future().success(None)], "a")
+    commits.commit_settled()
+    commits.sent({P0: at(20), P1: at(3)}, [Future().success(None)], "b")
+    commits.commit_settled()
+    lost: list[TopicPartition] = []
+    run(CommitOnRevoke(commits, then_revoked=lost.extend).on_partitions_lost([P1]))
+    assert lost == [P1]
+    consumer.requests[0].success(None)
+    commits.commit_settled()
+    assert consumer.commits == [("async", {P0: at(10)}), ("async", {P0: at(20)})]
+
+
+def test_one_commit_request_at_a_time_and_a_failed_one_is_retried(
+    parts: tuple[Consumer, Producer, AckedCommits[str], list[str]],
+) -> None:
+    consumer, _, commits, _ = parts
+    consumer.answer_at_once = False
+    commits.sent({P0: at(10), P1: at(3)}, [Future().success(None)], "a")
+    commits.commit_settled()
+    commits.sent({P0: at(20)}, [Future().success(None)], "b")
+    commits.commit_settled()
+    assert consumer.commits == [("async", {P0: at(10), P1: at(3)})]
+    consumer.requests[0].failure(KafkaTimeoutError("coordinator moved"))
+    commits.commit_settled()
+    assert consumer.commits[1:] == [("async", {P0: at(20), P1: at(3)})]
 
 
 def test_only_owned_partitions_are_committed_when_draining(
@@ -172,3 +236,16 @@ def test_closing_without_a_broker_gives_up_the_final_commit_quietly(
     commits.close()
     assert persisted == ["a"]
     assert consumer.commits == []
+
+
+def test_at_the_bound_the_loop_waits_for_late_acks_rather_than_fail(
+    parts: tuple[Consumer, Producer, AckedCommits[str], list[str]],
+) -> None:
+    consumer, producer, commits, _ = parts
+    late = Future()
+    commits.sent({P0: at(1)}, [late], "a")
+    commits.sent({P0: at(2)}, [Future().success(None)], "b")
+    producer.fail_flush = True
+    producer.on_flush_failure = lambda: late.success(None)
+    commits.make_room()
+    assert consumer.commits == [("async", {P0: at(2)})]
