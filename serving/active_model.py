@@ -14,8 +14,8 @@ from typing import Protocol
 
 import pandas as pd
 
-from serving.fast_path import LogLinearPredictor
 from serving.schemas import Fish
+from tidemark.fast_path import LogLinearPredictor
 from tidemark.logs import get_logger
 from tidemark.model import FEATURES, DataError
 from tidemark.model_watcher import ServedModel
@@ -64,8 +64,8 @@ class ActiveModel:
 
     @classmethod
     def of(cls, served: ServedModel) -> ActiveModel:
-        """Wrap a freshly loaded version; derives and verifies the fast path."""
-        return cls(served, LogLinearPredictor.derive(served.model, served.known_species))
+        """Wrap a freshly loaded version with the fast path it derived and verified."""
+        return cls(served, served.fast)
 
     def predict(self, fish: Sequence[Fish]) -> tuple[list[float], list[bool]]:
         """Weights (kg) of the fish in order, and whether each species is known.

@@ -25,8 +25,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from tidemark import model as weight_model
 from tidemark.config import RegistrySettings
+from tidemark.fast_path import LogLinearPredictor
 from tidemark.logs import get_logger
 from tidemark.registry_reader import RegistryReader, RegistryUnavailableError, VersionRef
 from tidemark.schemas import utc_now
@@ -49,10 +52,35 @@ class ServedModel:
     known_species: frozenset[str]
     loaded_at: datetime
     tags: dict[str, str] = field(default_factory=dict)
+    # The model's log-linear form, checked against it when loaded (None: served by its pipeline).
+    fast: LogLinearPredictor | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fast", LogLinearPredictor.derive(self.model, self.known_species))
 
     def predict(self, frame: pd.DataFrame) -> weight_model.Predictions:
-        """Weights for a whole frame of fish, with unknown species flagged."""
-        return weight_model.predict(self.model, frame)
+        """Weights for a whole frame of fish, with unknown species flagged.
+
+        Raises ``DataError`` like ``tidemark.model.predict``. The fast form gives the pipeline's
+        answers without its fixed cost per call (about 11 ms, whatever the batch size).
+        """
+        if self.fast is None:
+            return weight_model.predict(self.model, frame)
+        weight_model.check_data(
+            frame, columns=weight_model.FEATURES, min_rows=0, error=weight_model.DataError
+        )
+        result = self.fast.predict(
+            frame[weight_model.SPECIES].tolist(),
+            frame["length_cm"].to_numpy(np.float64),
+            frame["height_cm"].to_numpy(np.float64),
+        )
+        unusable = ~np.isfinite(result.weight_kg) | (result.weight_kg <= 0)
+        if unusable.any():
+            raise weight_model.DataError(
+                f"sizes out of any plausible range give no usable weight at rows "
+                f"{np.flatnonzero(unusable).tolist()}"
+            )
+        return result
 
 
 __all__ = ["ModelWatcher", "RegistryUnavailableError", "ServedModel"]

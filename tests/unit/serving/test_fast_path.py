@@ -9,9 +9,9 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline
 
 from serving.active_model import ActiveModel
-from serving.fast_path import LogLinearPredictor
 from serving.schemas import Fish
 from tests.unit.serving.conftest import served
+from tidemark.fast_path import LogLinearPredictor
 from tidemark.model import TARGET, build_pipeline, known_species, predict
 from tidemark.scenario import generate_frame, load_scenario
 
