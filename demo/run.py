@@ -28,7 +28,7 @@ from monitoring.windows import ClosedWindow, TumblingWindows
 from tidemark import kafka_io, registry
 from tidemark.config import Settings
 from tidemark.model import known_species
-from tidemark.orchestration import PROMOTE_DEPLOYMENT, prefect_api
+from tidemark.orchestration import PROMOTE_DEPLOYMENT, RETIRE_CHALLENGER_DEPLOYMENT, prefect_api
 from tidemark.scenario import Scenario, fresh_seed, generate_frame, load_scenario
 from tidemark.schemas import RetrainReason, utc_now
 
@@ -85,6 +85,17 @@ def ensure_walleye_naive_production(settings: Settings, say: Say) -> str:
         )
     if registry.production_version(settings.registry) != version:
         raise RuntimeError(f"the forced promotion of v{version} did not happen; see the Prefect UI")
+    # A forced promotion leaves the version it replaced watching in shadow, ready to roll the
+    # promotion back: right for a person's mistake, not for a demo that demotes on purpose.
+    watching = registry.challenger_version(settings.registry)
+    if watching is not None:
+        say(f"retiring v{watching} from shadow: the demo put v{version} back on purpose")
+        with prefect_api(settings.orchestration):
+            run_deployment(
+                RETIRE_CHALLENGER_DEPLOYMENT,
+                parameters={"reason": f"make demo put v{version} back on purpose"},
+                timeout=180,
+            )
     # Let the scorers and the monitor notice before the first fish arrives.
     time.sleep(settings.registry.poll_interval_s + 2)
     return version

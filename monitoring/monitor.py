@@ -390,8 +390,15 @@ class Monitor:
     def _decide(self, verdict: Verdict, raised: list[Alarm]) -> Verdict:
         window = verdict.window
         try:
-            in_flight = self.trigger.in_flight()
-            gated = [Gated(a, self._gate(a, in_flight, verdict.version)) for a in raised]
+            now = self.follower.refresh()
+            if now is not None and now.version != verdict.version:
+                # The alias moved while the window was judged: its alarms speak of a version
+                # that is no longer production, and the next windows judge the new one.
+                why = f"judged on v{verdict.version}, but production is now v{now.version}"
+                gated = [Gated(a, Gate(GateState.HELD, why)) for a in raised]
+            else:
+                in_flight = self.trigger.in_flight()
+                gated = [Gated(a, self._gate(a, in_flight, verdict.version)) for a in raised]
         except Exception as error:  # Prefect or the registry down: say so, judge the next one
             why = f"cannot reach the retrain deployment or the registry: {error}"[:300]
             gated = [Gated(a, Gate(GateState.HELD, why)) for a in raised]

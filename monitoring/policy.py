@@ -14,8 +14,6 @@ A species is judged only on at least ``min_count`` fish; one with fewer pools it
 (read from Prefect, tagged with the incident, so a monitor restart is respected):
 
 - in flight, or created within the cooldown: held back, a repeat of the same incident;
-- ended promoting a version, while the window was judged on the version it replaced (the alias
-  moved as the window was read): held back;
 - ended rejected (the candidate could not beat production): closed at the level the candidate
   reached on the held-out fish of that species; reopened only when the error grows beyond
   ``max(threshold, achievable * (1 + reopen_margin))``. A drift incident closed that way stays
@@ -292,19 +290,6 @@ def _held_by_own_run(
             GateState.HELD,
             f"cooldown: its last retrain run started {age:.0f} s ago "
             f"(cooldown {cooldown_s:.0f} s, it ended {last.state})",
-        )
-    if (
-        outcome is not None
-        and outcome.decision in (Decision.PROMOTED, Decision.FORCED)
-        and production_version is not None
-        and production_version == last.model_version
-    ):
-        # The window was judged on the version that run replaced: the alias moved after the
-        # window was read. The next windows judge the new version.
-        return Gate(
-            GateState.HELD,
-            f"judged on v{production_version}, which its last retrain run {last.flow_run_id} "
-            f"replaced ({outcome.decision.value})",
         )
     if outcome is None or outcome.decision is not Decision.REJECTED:
         return None

@@ -260,3 +260,22 @@ def test_a_queued_incident_that_fires_again_keeps_the_windows_it_waited_through(
     assert trigger.requests[-1].window_start == T0 + timedelta(seconds=60)
     assert trigger.runs[-1].incidents == {PIKE_UNSEEN}
     assert watched.queue == {}
+
+
+def test_a_window_judged_while_the_alias_moved_raises_no_retrain() -> None:
+    watched, trigger = monitor()
+
+    class Moved(FakeFollower):
+        """v1 when the window is judged, v2 by the time its alarms are gated."""
+
+        asked = 0
+
+        def refresh(self) -> Production:
+            self.asked += 1
+            return self.current if self.asked == 1 else replace(self.current, version="2")
+
+    watched.follower = cast(Any, Moved())
+    stale = watched.judge(window(0, salmon=(60, 0.2)))
+    assert states(stale) == {"error:salmon": GateState.HELD}
+    assert "judged on v1, but production is now v2" in stale.alarms[0].gate.why
+    assert trigger.runs == []

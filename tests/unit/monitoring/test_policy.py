@@ -176,16 +176,8 @@ def test_its_own_finished_run_holds_a_repeat_back_during_the_cooldown() -> None:
 
 @pytest.mark.parametrize("decision", [Decision.PROMOTED, Decision.FORCED])
 def test_after_the_cooldown_a_repeat_may_start(decision: Decision) -> None:
-    # Asked on v1, the run put v2 in production, and v2's windows still alarm.
-    state, _ = opens(alarm_of(), run(seconds_ago=301), RunOutcome(decision), version="2")
+    state, _ = opens(alarm_of(), run(seconds_ago=301), RunOutcome(decision))
     assert state is GateState.OPEN
-
-
-def test_a_window_judged_on_the_version_its_last_retrain_replaced_is_held() -> None:
-    # The alias moved to v2 while the monitor still judged a window on v1.
-    held, why = opens(alarm_of(), run(seconds_ago=301), RunOutcome(Decision.PROMOTED))
-    assert held is GateState.HELD
-    assert "judged on v1, which its last retrain run run-1 replaced" in why
 
 
 def test_a_new_incident_is_never_held_by_another_incidents_cooldown() -> None:
