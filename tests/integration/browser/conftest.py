@@ -19,7 +19,6 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
-from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows.train import train
 from infra.local.components import venv_bin
@@ -30,7 +29,7 @@ from monitoring.windows import ClosedWindow
 from tests.integration.monitoring.fish import PER_WINDOW, scored_fish
 from tidemark import registry
 from tidemark.config import Settings, get_settings
-from tidemark.orchestration import deployments_ready
+from tidemark.orchestration import deployments_ready, prefect_api
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
@@ -97,7 +96,7 @@ def settings(stack: Stack) -> Iterator[Settings]:
         for key, value in _env(mine).items():
             patch.setenv(key, value)
         get_settings.cache_clear()
-        with temporary_settings(updates={PREFECT_API_URL: mine.orchestration.api_url}):
+        with prefect_api(mine.orchestration):
             yield mine
     get_settings.cache_clear()
 

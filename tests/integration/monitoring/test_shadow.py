@@ -23,7 +23,6 @@ import mlflow
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
-from prefect.settings import PREFECT_API_URL, temporary_settings
 from sklearn.pipeline import Pipeline
 
 from flows.promote import promote
@@ -258,7 +257,7 @@ def test_a_forced_promotion_of_a_worse_version_is_rolled_back(
         patch.setenv("TIDEMARK_MODEL_NAME", settings.registry.model_name)
         get_settings.cache_clear()
         try:
-            with temporary_settings(updates={PREFECT_API_URL: settings.orchestration.api_url}):
+            with prefect_api(settings.orchestration):
                 outcome = promote(version="2", force=True)
         finally:
             get_settings.cache_clear()

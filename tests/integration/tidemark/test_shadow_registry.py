@@ -11,7 +11,6 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows.challenge import challenge, retire_challenger
 from flows.cli import models_command
@@ -21,6 +20,7 @@ from tests.integration.registered import register_scenario_model
 from tidemark import registry
 from tidemark.challenge import SHADOW_STATE_TAG, Challenge, ChallengeConfig
 from tidemark.config import Settings, get_settings
+from tidemark.orchestration import prefect_api
 from tidemark.schemas import ModelEvent, ShadowVerdict, utc_now
 
 
@@ -32,7 +32,7 @@ def settings(stack: Stack) -> Iterator[Settings]:
         patch.setenv("TIDEMARK_MLFLOW_TRACKING_URI", mine.registry.tracking_uri)
         patch.setenv("TIDEMARK_MODEL_NAME", mine.registry.model_name)
         get_settings.cache_clear()
-        with temporary_settings(updates={PREFECT_API_URL: mine.orchestration.api_url}):
+        with prefect_api(mine.orchestration):
             yield mine
     get_settings.cache_clear()
 
