@@ -13,8 +13,8 @@ process, writing to their own output topic:
 
 Throughput is measured from the output side: the CreateTime stamps of the first and last output
 records (set by the producer when each is sent). Latency is measured at a fixed rate against a
-running scorer and a running passthrough, from ``measured_at`` to the CreateTime of the output
-record.
+running scorer and a running passthrough, from ``measured_at`` to the moment the broker appended
+the output record (its LogAppendTime).
 
 Scaling: 1, 2 and 3 scorer processes in one group on the same 3-partition topic. They start on
 an empty topic; once the group is stable with all of them, the measurements are written as fast
@@ -387,7 +387,27 @@ def scaling(settings: Settings, processes: int, events: int) -> dict[str, float]
 
 
 def latency(settings: Settings, target: Any, rate: float, seconds: float) -> dict[str, float]:
-    """Measurement → output latency of a running consumer fed at a fixed rate."""
+    """Measurement → output latency of a running consumer fed at a fixed rate.
+
+    The output topic stamps each record with the broker's clock when it appends it
+    (``LogAppendTime``): the figure includes the producer's batching and the trip to the broker,
+    up to the moment the prediction is written and can be acknowledged.
+    """
+    client = kafka_io.admin(settings.kafka)
+    try:
+        client.create_topics(
+            {
+                settings.kafka.topics.predictions: {
+                    "num_partitions": settings.kafka.partitions,
+                    "replication_factor": settings.kafka.replication_factor,
+                    "configs": kafka_io.topic_configs(settings.kafka)
+                    | {"message.timestamp.type": "LogAppendTime"},
+                }
+            },
+            wait_for_metadata=True,
+        )
+    finally:
+        client.close()
     kafka_io.ensure_topics(settings.kafka)
     child = _run_child(target, (settings,))
     try:
