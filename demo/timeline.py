@@ -111,43 +111,14 @@ def draw_timeline(
             fontsize=8,
         )
         for request in requests:
-            ax.axvline(float(_num([request.window_end])[0]), color="black", linewidth=1.2)
-            ax.annotate(
-                f"retrain requested ({request.reason.value}, v{request.model_version})",
-                (float(_num([request.window_end])[0]), 0.98),
-                xycoords=("data", "axes fraction"),
-                rotation=90,
-                va="top",
-                ha="right",
-                fontsize=8,
-            )
+            label = f"retrain requested ({request.reason.value}, v{request.model_version})"
+            _mark(ax, request.window_end, label, "black", "-", 1.2, va="top", ha="right")
         for version in versions[1:]:
             first = min(r.measured_at for r in by_version[version])
-            x = float(_num([first])[0])
-            ax.axvline(x, color=colour[version], linestyle=":", linewidth=1.5)
-            ax.annotate(
-                f"first prediction by v{version}",
-                (x, 0.98),
-                xycoords=("data", "axes fraction"),
-                rotation=90,
-                va="top",
-                ha="left",
-                fontsize=8,
-                color=colour[version],
-            )
+            label = f"first prediction by v{version}"
+            _mark(ax, first, label, colour[version], ":", 1.5, va="top", ha="left")
         for at, label in shadow_marks(scored, decisions):
-            x = float(_num([at])[0])
-            ax.axvline(x, color="dimgrey", linestyle="-.", linewidth=1.2)
-            ax.annotate(
-                label,
-                (x, 0.02),
-                xycoords=("data", "axes fraction"),
-                rotation=90,
-                va="bottom",
-                ha="right",
-                fontsize=8,
-                color="dimgrey",
-            )
+            _mark(ax, at, label, "dimgrey", "-.", 1.2, va="bottom", ha="right")
         errors = np.array([r.rel_error for r in scored])
         ax.set_ylim(0, max(threshold * 2.5, float(np.quantile(errors, 0.995)) * 1.1))
         ax.set_xlabel("measured_at (UTC)")
@@ -164,6 +135,32 @@ def draw_timeline(
     finally:
         plt.close(fig)
     return path
+
+
+def _mark(
+    ax: Axes,
+    at: datetime,
+    label: str,
+    color: str,
+    linestyle: str,
+    linewidth: float,
+    *,
+    va: str,
+    ha: str,
+) -> None:
+    """A vertical line at ``at``, its label written along it at the top or the bottom (``va``)."""
+    x = float(_num([at])[0])
+    ax.axvline(x, color=color, linestyle=linestyle, linewidth=linewidth)
+    ax.annotate(
+        label,
+        (x, 0.98 if va == "top" else 0.02),
+        xycoords=("data", "axes fraction"),
+        rotation=90,
+        va=va,
+        ha=ha,
+        fontsize=8,
+        color=color,
+    )
 
 
 def _draw_window_means(

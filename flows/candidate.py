@@ -287,33 +287,8 @@ def short_of_evidence(
     )
 
 
-@task(cache_policy=NO_CACHE)
-def register_version(
-    settings: Settings,
-    result: TrainResult,
-    *,
-    training_data: pd.DataFrame,
-    holdout: pd.DataFrame,
-    source: RecordSource,
-    run_name: str,
-    description: str,
-    params: Mapping[str, str | int | float],
-    metrics: Mapping[str, float],
-    tags: Mapping[str, str],
-) -> registry.VersionInfo:
-    """Log the run and register the candidate with its tags and description."""
-    return registry.register(
-        settings.registry,
-        result.model,
-        training_data=training_data,
-        holdout=holdout,
-        source=source,
-        run_name=run_name,
-        description=description,
-        params=params,
-        metrics=metrics,
-        tags=tags,
-    )
+# Log the run and register the candidate with its tags and description, as a task of its own.
+register_version = task(name="register_version", cache_policy=NO_CACHE)(registry.register)
 
 
 @task(cache_policy=NO_CACHE)
@@ -419,8 +394,8 @@ def judge_and_register(
         source=source.uri,
     )
     info = register_version.with_options(**retrying(settings))(
-        settings,
-        result,
+        settings.registry,
+        result.model,
         training_data=split.training,
         holdout=split.holdout,
         source=source,

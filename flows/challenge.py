@@ -16,7 +16,7 @@ from prefect import flow, get_run_logger
 
 from flows.candidate import Outcome
 from tidemark import registry
-from tidemark.config import get_settings
+from tidemark.config import RegistrySettings, get_settings
 from tidemark.orchestration import SHADOW_VERDICT_FLOW
 from tidemark.schemas import ModelDecision, ModelEvent, ShadowVerdict, utc_now
 
@@ -29,14 +29,8 @@ def challenge(version: str, reason: str = "put in shadow by hand") -> Outcome:
     production = registry.production_version(settings.registry)
     replacing = f"; v{replaced} is no longer challenger" if replaced else ""
     get_run_logger().info("v%s in shadow against v%s%s", version, production, replacing)
-    return Outcome(
-        model_name=settings.registry.model_name,
-        version=version,
-        decision="challenging",
-        reason=f"v{version} runs in shadow against production v{production}{replacing}",
-        production_version=production,
-        champion_version=production,
-    )
+    reason = f"v{version} runs in shadow against production v{production}{replacing}"
+    return _outcome(settings.registry, version, "challenging", reason, production, production)
 
 
 @flow(name="retire-challenger")
@@ -73,13 +67,9 @@ def retire_challenger(reason: str = "retired by hand") -> Outcome:
     registry.record_verdict(settings.registry, decision)
     registry.clear_challenger(settings.registry)
     get_run_logger().info("v%s retired from shadow: %s", version, reason)
-    return Outcome(
-        model_name=settings.registry.model_name,
-        version=version,
-        decision="retired",
-        reason=f"v{version} left shadow: {reason}",
-        production_version=production,
-        champion_version=decision.champion_version,
+    left = f"v{version} left shadow: {reason}"
+    return _outcome(
+        settings.registry, version, "retired", left, production, decision.champion_version
     )
 
 
@@ -106,14 +96,8 @@ def shadow_verdict(verdict: dict[str, Any]) -> Outcome:
             "stale verdict on v%s against v%s: production is v%s, challenger %s",
             version, champion, production, challenger,
         )  # fmt: skip
-        return Outcome(
-            model_name=settings.model_name,
-            version=version,
-            decision="unchanged",
-            reason=f"v{version} is no longer challenging v{champion}",
-            production_version=production,
-            champion_version=champion,
-        )
+        reason = f"v{version} is no longer challenging v{champion}"
+        return _outcome(settings, version, "unchanged", reason, production, champion)
     registry.record_verdict(settings, decision)
     if decision.kind is ModelEvent.ROLLBACK:
         rolled_back, restored = registry.rollback_with_reason(
@@ -121,32 +105,33 @@ def shadow_verdict(verdict: dict[str, Any]) -> Outcome:
         )
         logger.info("v%s rolled back to v%s: %s", rolled_back, restored, decision.reason)
         registry.clear_challenger(settings)
-        return Outcome(
-            model_name=settings.model_name,
-            version=restored,
-            decision="rolled back",
-            reason=f"v{rolled_back} rolled back on live evidence: {decision.reason}",
-            production_version=restored,
-            champion_version=champion,
-        )
+        reason = f"v{rolled_back} rolled back on live evidence: {decision.reason}"
+        return _outcome(settings, restored, "rolled back", reason, restored, champion)
     registry.clear_challenger(settings)
     if decision.kind is ModelEvent.PROMOTION:
         registry.promote(settings, version)
         logger.info("v%s promoted on live evidence: %s", version, decision.reason)
-        return Outcome(
-            model_name=settings.model_name,
-            version=version,
-            decision="promoted",
-            reason=f"v{version} promoted on live evidence: {decision.reason}",
-            production_version=version,
-            champion_version=champion,
-        )
+        reason = f"v{version} promoted on live evidence: {decision.reason}"
+        return _outcome(settings, version, "promoted", reason, version, champion)
     logger.info("v%s leaves shadow (%s): %s", version, decision.verdict, decision.reason)
+    reason = f"v{version} left shadow: {decision.reason}"
+    return _outcome(settings, version, "retired", reason, production, champion)
+
+
+def _outcome(
+    registry_settings: RegistrySettings,
+    version: str,
+    decision: str,
+    reason: str,
+    production: str | None,
+    champion: str | None,
+) -> Outcome:
+    """What a shadow flow did: it trains nothing, so the outcome carries no metrics or holdout."""
     return Outcome(
-        model_name=settings.model_name,
+        model_name=registry_settings.model_name,
         version=version,
-        decision="retired",
-        reason=f"v{version} left shadow: {decision.reason}",
+        decision=decision,
+        reason=reason,
         production_version=production,
         champion_version=champion,
     )

@@ -44,10 +44,10 @@ from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.logs import get_logger
 from tidemark.metrics_registry import service_registry
-from tidemark.pipelined import AckedCommits, CommitOnRevoke
 from tidemark.schemas import DeadLetter, Prediction, Scored, Weight, utc_now
 from tidemark.store import TrainingStore, insert_new
-from tidemark.stream.records import next_offsets, parse
+from tidemark.stream.loop import PipelinedLoop
+from tidemark.stream.records import parse
 from tidemark.stream.service import settle_heap
 
 log = get_logger("joiner")
@@ -162,24 +162,13 @@ class Joiner:
     def run(self, stop: threading.Event) -> None:
         """Join until ``stop`` is set; the batch in hand is finished and committed first."""
         settle_heap()
-        consumer = kafka_io.consumer(
-            self.settings.kafka,
+        loop: PipelinedLoop[Durable] = PipelinedLoop(
+            self.settings,
             self.settings.stream.joiner_group_id,
-            max_poll_records=self.settings.stream.max_batch,
-        )
-        producer = kafka_io.batch_producer(self.settings.kafka)
-        commits: AckedCommits[Durable] = AckedCommits(
-            consumer,
-            producer,
-            self.settings.stream.max_in_flight,
-            self.settings.kafka.client_timeout_ms,
-            durable=self.persist,
-        )
-        consumer.subscribe(
             list(self._contracts),
-            listener=CommitOnRevoke(
-                commits, then_revoked=self.revoked, then_assigned=self.assigned
-            ),
+            durable=self.persist,
+            then_revoked=self.revoked,
+            then_assigned=self.assigned,
         )
         log.info(
             "joining",
@@ -187,29 +176,18 @@ class Joiner:
             window_s=self.settings.stream.join_window_s,
         )
         try:
-            while not stop.is_set():
-                batch = consumer.poll(
-                    timeout_ms=commits.poll_timeout_ms(self.settings.stream.poll_timeout_ms)
-                )
-                self.restore_assigned()
-                if batch:
-                    commits.make_room()
-                    sends, durable = self.process(batch, producer)
-                    commits.sent(next_offsets(batch), sends, durable)
-                commits.commit_settled()
-                if time.monotonic() >= self._next_expiry:
-                    self.expire()
-                    self._next_expiry = time.monotonic() + _EXPIRY_INTERVAL_S
-                if time.monotonic() >= self._next_cleanup:
-                    self.clean_up()
-                    self._next_cleanup = time.monotonic() + _CLEANUP_INTERVAL_S
+            loop.run(stop, self.process, after_poll=self.restore_assigned, after_commit=self.tidy)
         finally:
-            try:
-                commits.close()
-            finally:
-                consumer.close(autocommit=False)
-                producer.close(timeout=self.settings.kafka.client_timeout_ms / 1000)
-                self._mongo.close()
+            self._mongo.close()
+
+    def tidy(self) -> None:
+        """Between two batches: expire pending halves and clean join_pending when they are due."""
+        if time.monotonic() >= self._next_expiry:
+            self.expire()
+            self._next_expiry = time.monotonic() + _EXPIRY_INTERVAL_S
+        if time.monotonic() >= self._next_cleanup:
+            self.clean_up()
+            self._next_cleanup = time.monotonic() + _CLEANUP_INTERVAL_S
 
     def process(
         self, batch: dict[TopicPartition, list[Any]], producer: KafkaProducer

@@ -40,9 +40,9 @@ from tidemark.config import Settings
 from tidemark.logs import get_logger
 from tidemark.metrics_registry import service_registry
 from tidemark.model import DataError, Predictions
-from tidemark.pipelined import AckedCommits, CommitOnRevoke
 from tidemark.schemas import DeadLetter, Measurement, prediction_json, utc_now
-from tidemark.stream.records import dead_letter, next_offsets, parse
+from tidemark.stream.loop import PipelinedLoop
+from tidemark.stream.records import dead_letter, parse
 from tidemark.stream.service import settle_heap
 
 log = get_logger("scorer")
@@ -130,35 +130,13 @@ class Scorer:
         if not self._wait_for_model(stop):
             return
         settle_heap()
-        consumer = kafka_io.consumer(
-            self.settings.kafka,
+        loop: PipelinedLoop[None] = PipelinedLoop(
+            self.settings,
             self.settings.stream.scorer_group_id,
-            max_poll_records=self.settings.stream.max_batch,
-        )
-        producer = kafka_io.batch_producer(self.settings.kafka)
-        commits: AckedCommits[None] = AckedCommits(
-            consumer,
-            producer,
-            self.settings.stream.max_in_flight,
-            self.settings.kafka.client_timeout_ms,
-        )
-        consumer.subscribe(
-            [self.settings.kafka.topics.measurements], listener=CommitOnRevoke(commits)
+            [self.settings.kafka.topics.measurements],
         )
         log.info("scoring", group=self.settings.stream.scorer_group_id)
-        try:
-            while not stop.is_set():
-                batch = consumer.poll(
-                    timeout_ms=commits.poll_timeout_ms(self.settings.stream.poll_timeout_ms)
-                )
-                if batch:
-                    commits.make_room()
-                    commits.sent(next_offsets(batch), self.process(batch, producer), None)
-                commits.commit_settled()
-        finally:
-            commits.close()
-            consumer.close(autocommit=False)
-            producer.close(timeout=self.settings.kafka.client_timeout_ms / 1000)
+        loop.run(stop, lambda batch, producer: (self.process(batch, producer), None))
 
     def process(
         self, batch: dict[TopicPartition, list[Any]], producer: KafkaProducer

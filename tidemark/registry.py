@@ -196,10 +196,12 @@ def _info(version: ModelVersion, run: Any = None) -> VersionInfo:
 
 def production_version(registry: RegistrySettings) -> str | None:
     """The version the ``production`` alias points at, or None when there is none."""
+    return _aliased_version(registry, registry.production_alias)
+
+
+def _aliased_version(registry: RegistrySettings, alias: str) -> str | None:
     try:
-        found = client(registry).get_model_version_by_alias(
-            registry.model_name, registry.production_alias
-        )
+        found = client(registry).get_model_version_by_alias(registry.model_name, alias)
     except MlflowException as error:
         if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
             return None
@@ -339,15 +341,7 @@ SHADOW_TAGS = (
 
 def challenger_version(registry: RegistrySettings) -> str | None:
     """The version the ``challenger`` alias points at (the one in shadow), or None."""
-    try:
-        found = client(registry).get_model_version_by_alias(
-            registry.model_name, registry.challenger_alias
-        )
-    except MlflowException as error:
-        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
-            return None
-        raise
-    return str(found.version)
+    return _aliased_version(registry, registry.challenger_alias)
 
 
 def set_challenger(

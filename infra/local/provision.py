@@ -14,7 +14,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -84,60 +84,74 @@ def ferretdb_path(stack: StackSettings) -> Path:
 def kafka_libs(stack: StackSettings) -> Path:
     """Fetch (once) the folder of jars that runs a Kafka broker of ``stack.kafka_version``."""
     target = kafka_libs_dir(stack)
-    if target.is_dir():
-        return target
-    with _locked(stack.cache_dir, "kafka"):
-        if target.is_dir():
-            return target
+
+    def fetch(work: Path) -> Path:
         log.info("fetching Kafka jars", version=stack.kafka_version)
-        with tempfile.TemporaryDirectory(dir=stack.cache_dir) as tmp:
-            work = Path(tmp)
-            (work / "pom.xml").write_text(_KAFKA_POM.format(version=stack.kafka_version))
-            _run(
-                f"fetching Kafka {stack.kafka_version} from Maven Central",
-                ["mvn", "-q", "-B", "dependency:copy-dependencies", "-DoutputDirectory=libs"],
-                cwd=work,
-            )
-            target.parent.mkdir(parents=True, exist_ok=True)
-            (work / "libs").rename(target)
-    return target
+        (work / "pom.xml").write_text(_KAFKA_POM.format(version=stack.kafka_version))
+        _run(
+            f"fetching Kafka {stack.kafka_version} from Maven Central",
+            ["mvn", "-q", "-B", "dependency:copy-dependencies", "-DoutputDirectory=libs"],
+            cwd=work,
+        )
+        return work / "libs"
+
+    return _once(stack, "kafka", target, target.is_dir, fetch)
 
 
 def ferretdb_binary(stack: StackSettings) -> Path:
     """Build (once) the FerretDB executable of ``stack.ferretdb_version`` from its module."""
     target = ferretdb_path(stack)
-    if target.is_file():
-        return target
-    with _locked(stack.cache_dir, "ferretdb"):
-        if target.is_file():
-            return target
-        version = stack.ferretdb_version
+    version = stack.ferretdb_version
+
+    def build(work: Path) -> Path:
         log.info("building FerretDB", version=version)
         module = f"github.com/FerretDB/FerretDB@{version}"
-        with tempfile.TemporaryDirectory(dir=stack.cache_dir) as tmp:
-            work = Path(tmp)
-            info = json.loads(
-                _run(
-                    "downloading the FerretDB module",
-                    ["go", "mod", "download", "-json", module],
-                    cwd=work,
-                )
-            )
-            source = work / "src"
-            shutil.copytree(info["Dir"], source)
-            for path in source.rglob("*"):
-                path.chmod(path.stat().st_mode | 0o200)
-            # The module zip leaves out the version file that FerretDB's own build generates
-            # from git; without it the binary refuses to start.
-            (source / "build" / "version" / "version.txt").write_text(f"{version}\n")
-            (source / "build" / "version" / "package.txt").write_text("tidemark\n")
-            built = work / "ferretdb"
+        info = json.loads(
             _run(
-                f"building FerretDB {version}",
-                ["go", "build", "-o", str(built), "./cmd/ferretdb"],
-                cwd=source,
-                env={**os.environ, "CGO_ENABLED": "0"},
+                "downloading the FerretDB module",
+                ["go", "mod", "download", "-json", module],
+                cwd=work,
             )
+        )
+        source = work / "src"
+        shutil.copytree(info["Dir"], source)
+        for path in source.rglob("*"):
+            path.chmod(path.stat().st_mode | 0o200)
+        # The module zip leaves out the version file that FerretDB's own build generates
+        # from git; without it the binary refuses to start.
+        (source / "build" / "version" / "version.txt").write_text(f"{version}\n")
+        (source / "build" / "version" / "package.txt").write_text("tidemark\n")
+        built = work / "ferretdb"
+        _run(
+            f"building FerretDB {version}",
+            ["go", "build", "-o", str(built), "./cmd/ferretdb"],
+            cwd=source,
+            env={**os.environ, "CGO_ENABLED": "0"},
+        )
+        return built
+
+    return _once(stack, "ferretdb", target, target.is_file, build)
+
+
+def _once(
+    stack: StackSettings,
+    name: str,
+    target: Path,
+    present: Callable[[], bool],
+    make: Callable[[Path], Path],
+) -> Path:
+    """``target``, made by ``make`` in a scratch folder of the cache and moved in place.
+
+    Under a lock, checked again once held: stacks started at the same time wait for the first
+    one's download or build instead of repeating it, and never see half a target.
+    """
+    if present():
+        return target
+    with _locked(stack.cache_dir, name):
+        if present():
+            return target
+        with tempfile.TemporaryDirectory(dir=stack.cache_dir) as tmp:
+            made = make(Path(tmp))
             target.parent.mkdir(parents=True, exist_ok=True)
-            built.rename(target)
+            made.rename(target)
     return target
