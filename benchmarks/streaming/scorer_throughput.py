@@ -14,7 +14,8 @@ process, writing to their own output topic:
 Throughput is measured from the output side: the CreateTime stamps of the first and last output
 records (set by the producer when each is sent). Latency is measured at a fixed rate against a
 running scorer and a running passthrough, from ``measured_at`` to the moment the broker appended
-the output record (its LogAppendTime).
+the output record (its LogAppendTime), alternated over the rounds; the round of median p99
+counts.
 
 Scaling: 1, 2 and 3 scorer processes in one group on the same 3-partition topic. They start on
 an empty topic; once the group is stable with all of them, the measurements are written as fast
@@ -66,6 +67,8 @@ from tidemark.stream.records import next_offsets
 from tidemark.stream.service import settle_heap, stop_on_signals
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "streaming_scorer.json"
+# Issue 15: the scorer's p99 at 1,000 events/s, beside the passthrough's in the same run.
+LATENCY_TARGET_MS = 50.0
 
 
 def _free_ports(count: int) -> list[int]:
@@ -526,9 +529,17 @@ def run(
         for n in scorers
     ]
     # The bare loop's latency too: it is the floor this machine's Kafka client and broker allow.
+    # Alternated over the rounds like throughput: one broker pause or burst of load from
+    # elsewhere moves a single 1 % tail by tens of milliseconds.
+    timed: dict[str, list[dict[str, float]]] = {name: [] for name in compared}
+    for index in range(rounds):
+        for name, target in compared.items():
+            settings = _settings(bootstrap, f"{run_id}-lat-{name}-{index}", name)
+            timed[name].append(latency(settings, target, rate, seconds))
     results["latency"] = {
-        name: latency(_settings(bootstrap, f"{run_id}-lat-{name}", name), target, rate, seconds)
-        for name, target in compared.items()
+        name: sorted(rounds_of_it, key=lambda r: r["p99_ms"])[len(rounds_of_it) // 2]
+        | {"rounds_p99_ms": [r["p99_ms"] for r in rounds_of_it]}
+        for name, rounds_of_it in timed.items()
     }
     return results
 
@@ -558,8 +569,11 @@ def report(results: dict[str, Any]) -> None:
         )
     console = Console()
     console.print(table)
-    latencies = Table(title="Latency measured_at → output record at a fixed rate")
-    for column in ("consumer", "events/s", "events", "p50 ms", "p99 ms", "max ms"):
+    latencies = Table(
+        title="Latency measured_at → output appended by the broker, at a fixed rate "
+        "(the round of median p99)"
+    )
+    for column in ("consumer", "events/s", "events", "p50 ms", "p99 ms", "max ms", "p99 rounds"):
         latencies.add_column(column, justify="right" if column != "consumer" else "left")
     for name, lat in results["latency"].items():
         latencies.add_row(
@@ -569,8 +583,16 @@ def report(results: dict[str, Any]) -> None:
             f"{lat['p50_ms']:.1f}",
             f"{lat['p99_ms']:.1f}",
             f"{lat['max_ms']:.1f}",
+            " ".join(f"{p99:.1f}" for p99 in lat["rounds_p99_ms"]),
         )
     console.print(latencies)
+    p99 = results["latency"]["batch_scorer"]["p99_ms"]
+    verdict = "within" if p99 < LATENCY_TARGET_MS else "above"
+    console.print(
+        f"scorer p99 {p99:.1f} ms at {results['latency']['batch_scorer']['rate_target']:,.0f} "
+        f"events/s: {verdict} the target of {LATENCY_TARGET_MS:.0f} ms (passthrough "
+        f"{results['latency']['passthrough']['p99_ms']:.1f} ms)"
+    )
     scaled = Table(title="Scorer processes in one group on one 3-partition topic")
     for column in ("scorers", "events", "events/s", "vs one scorer", "fill events/s"):
         scaled.add_column(column, justify="right")
