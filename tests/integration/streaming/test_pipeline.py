@@ -14,6 +14,7 @@ from infra.local.stack import Stack
 from tests.integration.streaming.streams import (
     FISH,
     MISSING,
+    Hold,
     Service,
     SimulateInBackground,
     assert_nothing_lost_nothing_doubled,
@@ -23,6 +24,8 @@ from tests.integration.streaming.streams import (
     wait_for,
 )
 from tidemark.config import Settings
+
+HALF_WAY = FISH // 2
 
 
 def test_every_measurement_is_scored_and_every_weighed_fish_joined_once(
@@ -46,7 +49,10 @@ def test_killing_scorer_and_joiner_mid_run_loses_and_doubles_nothing(
     start_service: Callable[[str], Service],
     simulate_in_background: SimulateInBackground,
 ) -> None:
-    simulator = simulate_in_background(streams, 2_000)
+    # The line holds half-way until both services have been killed and started again, so that
+    # the second half reaches the new processes however long the first ones took to start.
+    hold = Hold(HALF_WAY)
+    simulator = simulate_in_background(streams, 2_000, hold)
     scorer, joiner = start_service("score"), start_service("join")
     wait_for(lambda: topic_size(streams, streams.kafka.topics.predictions) > 3_000, 120, "scoring")
     scorer.kill()
@@ -55,6 +61,7 @@ def test_killing_scorer_and_joiner_mid_run_loses_and_doubles_nothing(
     joiner.kill()
     time.sleep(1)
     start_service("join")
+    hold.release()
     simulator.join(120)
     assert_nothing_lost_nothing_doubled(streams)
 
@@ -65,10 +72,16 @@ def test_a_broker_restart_mid_run_loses_nothing(
     start_service: Callable[[str], Service],
     simulate_in_background: SimulateInBackground,
 ) -> None:
-    simulator = simulate_in_background(streams, 2_000)
+    # The line holds half-way until the services are up and joining, so that the broker stops
+    # while the second half is coming, not after the last fish.
+    hold = Hold(HALF_WAY)
+    simulator = simulate_in_background(streams, 2_000, hold)
     start_service("score")
     start_service("join")
     wait_for(lambda: training_count(streams) > 2_000, 120, "joining")
+    hold.release()
+    measurements = streams.kafka.topics.measurements
+    wait_for(lambda: topic_size(streams, measurements) > HALF_WAY, 120, "the second half")
     with stack.paused("kafka"):
         time.sleep(3)
     simulator.join(180)
