@@ -17,8 +17,10 @@ from typing import Any, Protocol
 import httpx
 import pytest
 from kafka import KafkaConsumer
+from kafka.errors import KafkaError
 from kafka.structs import TopicPartition
 from pymongo import MongoClient
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from streaming.simulator import SimulationOptions, SimulationStats, publish, scenario_fish
 from tidemark.config import SECTIONS, Settings
@@ -92,11 +94,27 @@ def _reader(settings: Settings, topic: str) -> tuple[KafkaConsumer, list[TopicPa
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
-    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+    except KafkaError:
+        consumer.close()
+        raise
     consumer.assign(partitions)
     return consumer, partitions
 
 
+# A read's metadata request may go to a broker a test has just killed, or to a partition whose
+# leader is moving: kafka-python raises then instead of asking another broker, so a read is
+# tried again with a fresh client, the way a person would read again.
+_through_broker_failures = retry(
+    retry=retry_if_exception_type(KafkaError),
+    stop=stop_after_delay(60),
+    wait=wait_fixed(1),
+    reraise=True,
+)
+
+
+@_through_broker_failures
 def topic_size(settings: Settings, topic: str) -> int:
     """How many records the topic holds (sum of its partitions' end offsets)."""
     consumer, partitions = _reader(settings, topic)
@@ -106,6 +124,7 @@ def topic_size(settings: Settings, topic: str) -> int:
         consumer.close()
 
 
+@_through_broker_failures
 def read_topic(settings: Settings, topic: str) -> list[Any]:
     """Every record the topic holds now, from the beginning."""
     consumer, partitions = _reader(settings, topic)
