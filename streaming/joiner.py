@@ -2,8 +2,8 @@
 
 A batch at a time: poll both topics, offer each half to the :class:`JoinState`, send the batch's
 ``fish.scored`` records and poll the next batch while the broker acknowledges them. Each batch
-is made durable in this order, and only then are its offsets committed (``tidemark.pipelined``,
-at most ``stream_max_in_flight`` batches outstanding):
+is made durable in this order, and only then are its offsets committed
+(``tidemark.stream.pipelined``, at most ``stream_max_in_flight`` batches outstanding):
 
 1. ``fish.scored`` (and dead letters) produced and acknowledged;
 2. joined records stored in ``training_data`` by ``TrainingStore.upsert_many``, keyed by fish

@@ -4,9 +4,9 @@ A batch at a time: poll up to ``stream_max_batch`` measurements, validate each (
 ``fish.dead-letter`` with the reason, and the partition goes on), predict the whole batch with
 ONE call of the model, send ``fish.predictions`` and poll the next batch while the broker
 acknowledges them. A batch's offsets are committed once its own predictions and those of every
-earlier batch are acknowledged (``tidemark.pipelined``), with at most ``stream_max_in_flight``
-batches outstanding. A crash replays at most the batches in flight or whose commits were, never
-skips one; the joiner makes a replayed prediction harmless.
+earlier batch are acknowledged (``tidemark.stream.pipelined``), with at most
+``stream_max_in_flight`` batches outstanding. A crash replays at most the batches in flight or
+whose commits were, never skips one; the joiner makes a replayed prediction harmless.
 
 The model comes from a callable (``ModelWatcher.current`` in production), read once per batch,
 so a hot swap takes effect between two batches and a batch never mixes two versions. Until a

@@ -198,7 +198,7 @@ class StreamSettings(_Section):
     max_batch: int = Field(default=1_000, ge=1)
     poll_timeout_ms: int = Field(default=500, ge=10)
     # Batches a consume→produce loop may have sent and not yet seen acknowledged; at the bound
-    # it waits before sending another (tidemark.pipelined).
+    # it waits before sending another (tidemark.stream.pipelined).
     max_in_flight: int = Field(default=4, ge=1)
     # Larger records are dead-lettered unparsed (and truncated there) so they cannot stall a batch.
     max_record_bytes: int = Field(default=65_536, ge=1_024)

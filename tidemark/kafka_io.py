@@ -115,8 +115,8 @@ class BackgroundFlush:
     """Flushes a batch producer on its own thread whenever asked, so its caller need not wait.
 
     A :func:`batch_producer` holds records until a flush; flushing here lets a consume→produce
-    loop poll its next batch while the broker acknowledges the last one (``tidemark.inflight``
-    says what it may commit meanwhile).
+    loop poll its next batch while the broker acknowledges the last one
+    (``tidemark.stream.inflight`` says what it may commit meanwhile).
     """
 
     def __init__(self, producer: KafkaProducer) -> None:

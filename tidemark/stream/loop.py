@@ -4,8 +4,9 @@ A :class:`PipelinedLoop` is one member of a consumer group and one batch produce
 batch goes to the service, which sends its output and returns the sends with what to make
 durable once they are acknowledged; the loop polls again at once. A batch's offsets are
 committed only after its own sends and those of every earlier batch are acknowledged and their
-durable work is done (:class:`tidemark.pipelined.AckedCommits`); partitions taken away commit
-what is acknowledged first (:class:`tidemark.pipelined.CommitOnRevoke`), and so does the way out.
+durable work is done (:class:`tidemark.stream.pipelined.AckedCommits`); partitions taken away
+commit what is acknowledged first (:class:`tidemark.stream.pipelined.CommitOnRevoke`), and so
+does the way out.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from kafka.structs import TopicPartition
 
 from tidemark import kafka_io
 from tidemark.config import Settings
-from tidemark.inflight import Ack
-from tidemark.pipelined import AckedCommits, CommitOnRevoke
+from tidemark.stream.inflight import Ack
+from tidemark.stream.pipelined import AckedCommits, CommitOnRevoke
 from tidemark.stream.records import next_offsets
 
 T = TypeVar("T")

@@ -11,7 +11,7 @@ from kafka.errors import KafkaTimeoutError
 from kafka.future import Future
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from tidemark.pipelined import AckedCommits, CommitOnRevoke
+from tidemark.stream.pipelined import AckedCommits, CommitOnRevoke
 
 P0 = TopicPartition("fish.measurements", 0)
 P1 = TopicPartition("fish.measurements", 1)

@@ -7,7 +7,7 @@ from kafka.errors import KafkaTimeoutError
 from kafka.future import Future
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from tidemark.inflight import InFlight
+from tidemark.stream.inflight import InFlight
 
 P0 = TopicPartition("fish.measurements", 0)
 P1 = TopicPartition("fish.measurements", 1)

@@ -1,6 +1,6 @@
 """A consume→produce loop's commits, taken off its acknowledgement path.
 
-:class:`AckedCommits` ties :class:`tidemark.inflight.InFlight` to a consumer and a batch
+:class:`AckedCommits` ties :class:`tidemark.stream.inflight.InFlight` to a consumer and a batch
 producer: the loop sends a batch, hands it over with :meth:`AckedCommits.sent` and polls again
 at once; offsets are committed (asynchronously, one commit request at a time) as soon as the batches
 before them are acknowledged and their follow-up work (``durable``) is done. The loop waits for
@@ -19,9 +19,9 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.future import Future
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from tidemark.inflight import Ack, InFlight, Offsets
 from tidemark.kafka_io import BackgroundFlush
 from tidemark.logs import get_logger
+from tidemark.stream.inflight import Ack, InFlight, Offsets
 
 log = get_logger("commits")
 
