@@ -337,6 +337,25 @@ class Project(_Spec):
         """The MongoDB collection of the project's joined records."""
         return self.store.collection or self.name
 
+    def variant(
+        self, name: str, *, topic_prefix: str | None = None, collection: str | None = None
+    ) -> Project:
+        """The same stream under another name: its own registered model, topics and store.
+
+        Topics take the new name as prefix and the collection the new name, unless given;
+        the input and truth topics keep their role names. Tests and side-by-side trials run
+        a variant so that nothing of theirs meets the original's.
+        """
+        return parse_project(
+            self.model_dump(mode="json")
+            | {
+                "name": name,
+                "topics": self.topics.model_dump() | {"prefix": topic_prefix or name},
+                "store": {"collection": collection or name},
+            },
+            f"variant {name} of {self.name}",
+        )
+
 
 def parse_project(data: Any, source: str = "project") -> Project:
     """A project from parsed TOML/YAML data; ``ProjectError`` names each bad field."""

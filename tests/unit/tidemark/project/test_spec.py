@@ -153,3 +153,16 @@ def test_every_project_file_of_the_repository_loads() -> None:
     assert files
     for path in files:
         load_project(path)
+
+
+def test_a_variant_is_the_same_stream_under_its_own_name() -> None:
+    project = parse_project(bakery(topics={"prefix": "bakery", "input": "loaves"}))
+    variant = project.variant("bakery-trial")
+    assert variant.features == project.features
+    assert (variant.name, variant.topic_prefix, variant.collection) == (
+        "bakery-trial",
+        "bakery-trial",
+        "bakery-trial",
+    )
+    assert variant.topics.input == "loaves"
+    assert project.variant("x-1", topic_prefix="t1", collection="c1").collection == "c1"
