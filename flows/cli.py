@@ -265,8 +265,9 @@ def worker_command(
         bool, typer.Option("--deploy", help="First (re)deploy every flow to the work pool.")
     ] = False,
 ) -> None:
-    """Run a Prefect worker of the flows' work pool (TIDEMARK_PREFECT_WORK_POOL); `make up` runs
-    one with --deploy, and more can run on other machines against TIDEMARK_PREFECT_API_URL."""
+    """Run a Prefect worker of the flows' work pool (TIDEMARK_ORCHESTRATION_WORK_POOL); `make up`
+    runs one with --deploy, and more can run on other machines against
+    TIDEMARK_ORCHESTRATION_API_URL."""
     from flows.worker import deploy_flows, run_worker
 
     settings = get_settings()

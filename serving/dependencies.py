@@ -43,7 +43,7 @@ async def serving_of(request: Request) -> Serving:
 ServingDep = Annotated[Serving, Depends(serving_of)]
 
 _bearer = HTTPBearer(
-    auto_error=False, description="settings.serving.admin_token (TIDEMARK_ADMIN_TOKEN)"
+    auto_error=False, description="settings.serving.admin_token (TIDEMARK_SERVING_ADMIN_TOKEN)"
 )
 
 

@@ -203,9 +203,9 @@ class Stack:
         if len(topic["partitions"]) < self.settings.stack.scorers:
             raise StackError(
                 f"{topic['name']} has {len(topic['partitions'])} partitions, fewer than "
-                f"TIDEMARK_SCORERS={self.settings.stack.scorers}: a partition feeds one scorer "
-                "at a time. Run fewer scorers, or start from a fresh state folder (`make clean`) "
-                "with TIDEMARK_TOPIC_PARTITIONS at least the number of scorers."
+                f"TIDEMARK_STACK_SCORERS={self.settings.stack.scorers}: a partition feeds one "
+                "scorer at a time. Run fewer scorers, or start from a fresh state folder "
+                "(`make clean`) with TIDEMARK_KAFKA_PARTITIONS at least the number of scorers."
             )
 
     def _wait_healthy(self, waiting_for: Sequence[Component]) -> None:

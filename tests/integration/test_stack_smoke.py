@@ -120,12 +120,12 @@ def test_stack_status_command_reports_the_private_stack(stack: Stack) -> None:
     settings: Settings = stack.settings
     env = os.environ | {
         "TIDEMARK_KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-        "TIDEMARK_KAFKA_CONTROLLER_PORT": str(settings.stack.kafka_controller_port),
-        "TIDEMARK_MONGO_URI": settings.store.uri,
-        "TIDEMARK_FERRETDB_DEBUG_PORT": str(settings.stack.ferretdb_debug_port),
-        "TIDEMARK_MLFLOW_TRACKING_URI": settings.registry.tracking_uri,
-        "TIDEMARK_PREFECT_API_URL": settings.orchestration.api_url,
-        "TIDEMARK_STATE_DIR": str(stack.state),
+        "TIDEMARK_STACK_KAFKA_CONTROLLER_PORT": str(settings.stack.kafka_controller_port),
+        "TIDEMARK_STORE_URI": settings.store.uri,
+        "TIDEMARK_STACK_FERRETDB_DEBUG_PORT": str(settings.stack.ferretdb_debug_port),
+        "TIDEMARK_REGISTRY_TRACKING_URI": settings.registry.tracking_uri,
+        "TIDEMARK_ORCHESTRATION_API_URL": settings.orchestration.api_url,
+        "TIDEMARK_STACK_STATE_DIR": str(stack.state),
     }
     done = subprocess.run(
         [sys.executable, "-m", "tidemark", "stack", "status", "--infra-only"],

@@ -82,7 +82,7 @@ def mixed_model() -> Pipeline:
 @pytest.fixture
 def settings() -> Settings:
     return Settings(
-        admin_token=SecretStr(ADMIN_TOKEN),
+        serving_admin_token=SecretStr(ADMIN_TOKEN),
         serving_max_batch=MAX_BATCH,
         serving_max_body_bytes=MAX_BODY_BYTES,
         registry_poll_interval_s=2.0,
