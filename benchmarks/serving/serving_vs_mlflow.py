@@ -306,7 +306,14 @@ def main(
         running.enter_context(
             _process(
                 mlflow_serve,
-                {**base_env, "MLFLOW_TRACKING_URI": tracking_uri},
+                # MLflow's own server loads the model only with deserialisation allowed, which
+                # Tidemark turns off in its processes; this baseline serves a model the
+                # benchmark registered itself.
+                {
+                    **base_env,
+                    "MLFLOW_TRACKING_URI": tracking_uri,
+                    "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
+                },
                 state / "mlflow-serve.log",
                 f"http://127.0.0.1:{mlflow_serve_port}/ping",
                 "mlflow models serve",

@@ -11,6 +11,7 @@ import mlflow
 import numpy as np
 import pytest
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from prefect import flow
 from prefect.client.orchestration import get_client
 from pymongo import MongoClient
@@ -21,6 +22,7 @@ from infra.local.stack import Stack
 from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.orchestration import prefect_api
+from tidemark.registry_reader import RegistryReader
 from tidemark.schemas import Measurement
 
 
@@ -90,8 +92,16 @@ def test_mlflow_logs_registers_and_loads_a_model(stack: Stack) -> None:
         )
     client = MlflowClient(stack.settings.registry.tracking_uri)
     client.set_registered_model_alias("smoke-model", "production", info.registered_model_version)
-    loaded = mlflow.pyfunc.load_model("models:/smoke-model@production")
+    # Loaded as Tidemark loads a version (skops, trusted types only); MLflow's own loader
+    # deserialises nothing in a Tidemark process.
+    smoke = stack.settings.registry.model_copy(update={"model_name": "smoke-model"})
+    with RegistryReader(smoke) as reader:
+        production = reader.alias()
+        assert production is not None
+        loaded = reader.load_model(production)
     assert loaded.predict(np.array([[10.0]]))[0] == pytest.approx(20.0)
+    with pytest.raises(MlflowException, match="MLFLOW_ALLOW_PICKLE_DESERIALIZATION"):
+        mlflow.pyfunc.load_model("models:/smoke-model@production")
 
 
 @flow(name="smoke")

@@ -47,6 +47,12 @@ def test_every_component_listens_where_the_settings_say(tmp_path: Path) -> None:
     assert prefect.command[prefect.command.index("--port") + 1] == "14200"
     assert prefect.env["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
     assert prefect.url == "http://127.0.0.1:14200"
+    # Only this machine's browsers may call Prefect's API, and only with a CSRF token.
+    assert prefect.env["PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS"] == (
+        "http://127.0.0.1:14200,http://localhost:14200"
+    )
+    assert prefect.env["PREFECT_SERVER_API_CSRF_PROTECTION_ENABLED"] == "true"
+    assert by_name["mlflow"].env["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] == "false"
     assert all(not c.service for c in by_name.values())
 
 

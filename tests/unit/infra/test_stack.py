@@ -31,3 +31,5 @@ def test_each_service_gets_exactly_the_variables_of_its_sections(tmp_path: Path)
     )
     assert not any("TIDEMARK_STACK_KAFKA_HEAP_MB" in s.env for s in services.values())
     assert not any(key.startswith("TIDEMARK_") for key in services["evidently"].env)
+    # No service unpickles a model, whatever MLflow's default.
+    assert {s.env["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] for s in services.values()} == {"false"}
