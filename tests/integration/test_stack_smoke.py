@@ -7,6 +7,7 @@ import subprocess
 import sys
 import uuid
 
+import httpx
 import mlflow
 import numpy as np
 import pytest
@@ -124,6 +125,26 @@ def test_a_flow_runs_against_the_prefect_server(stack: Stack) -> None:
         state = _double(21, return_state=True)
         assert state.result() == 42
         assert asyncio.run(_final_state(api, state.state_details.flow_run_id)) == "COMPLETED"
+
+
+def test_prefect_takes_no_state_change_without_a_csrf_token_nor_another_origin(
+    stack: Stack,
+) -> None:
+    # The flow above ran through Prefect's client, which fetched a token; a bare POST has none.
+    api = stack.settings.orchestration.api_url.rstrip("/")
+    refused = httpx.post(f"{api}/flows/filter", json={}, timeout=5.0)
+    assert refused.status_code == 403
+    assert refused.json() == {"detail": "Missing CSRF token."}
+
+    def preflight(origin: str) -> httpx.Response:
+        headers = {"Origin": origin, "Access-Control-Request-Method": "POST"}
+        return httpx.options(f"{api}/flows/filter", headers=headers, timeout=5.0)
+
+    ui = stack.settings.orchestration.ui_url
+    assert preflight(ui).headers["access-control-allow-origin"] == ui
+    elsewhere = preflight("http://attacker.example")
+    assert elsewhere.status_code == 400
+    assert "access-control-allow-origin" not in elsewhere.headers
 
 
 def test_stack_status_command_reports_the_private_stack(stack: Stack) -> None:
