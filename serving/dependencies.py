@@ -19,7 +19,7 @@ from serving.active_model import ModelHolder
 from serving.metrics import ServingMetrics
 from serving.parsing import FishParser
 from tidemark.config import Settings
-from tidemark.registry_reader import VersionRef
+from tidemark.registry.reader import VersionRef
 
 
 @dataclass(frozen=True)

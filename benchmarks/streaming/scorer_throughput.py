@@ -60,7 +60,7 @@ from streaming.simulator import scenario_fish
 from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.model import FEATURES, predict, train
-from tidemark.model_watcher import ServedModel
+from tidemark.registry.watcher import ServedModel
 from tidemark.scenario import generate_frame, load_scenario
 from tidemark.schemas import Measurement, Prediction, utc_now
 from tidemark.stream.records import next_offsets

@@ -25,10 +25,10 @@ from flows.retrain import retrain
 from flows.rollback import rollback
 from flows.train import train
 from infra.local.stack import Stack
-from tidemark import registry
 from tidemark.config import Settings, get_settings
 from tidemark.model import TrainingDataError, evaluate
 from tidemark.orchestration import RETRAIN_DEPLOYMENT, deployments_ready, prefect_api
+from tidemark.registry import writer as registry
 from tidemark.scenario import generate_frame, load_scenario
 from tidemark.schemas import Scored
 from tidemark.store import TrainingStore

@@ -23,7 +23,7 @@ from infra.local.stack import Stack
 from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.orchestration import prefect_api
-from tidemark.registry_reader import RegistryReader
+from tidemark.registry.reader import RegistryReader
 from tidemark.schemas import Measurement
 
 

@@ -27,9 +27,9 @@ from monitoring.drift import DriftDetector, features_frame
 from monitoring.reports import ReportStore, WindowOutcome
 from monitoring.windows import ClosedWindow
 from tests.integration.monitoring.fish import PER_WINDOW, scored_fish
-from tidemark import registry
 from tidemark.config import Settings, get_settings
 from tidemark.orchestration import deployments_ready, prefect_api
+from tidemark.registry import writer as registry
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"

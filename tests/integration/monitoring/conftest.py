@@ -24,7 +24,7 @@ from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.model import FEATURES, train
 from tidemark.orchestration import RETRAIN_DEPLOYMENT, prefect_api
-from tidemark.registry import REFERENCE_DIR, REFERENCE_FILE
+from tidemark.registry.writer import REFERENCE_DIR, REFERENCE_FILE
 from tidemark.scenario import generate_frame, load_scenario
 
 

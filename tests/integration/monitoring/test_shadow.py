@@ -35,11 +35,12 @@ from tests.integration.monitoring.fish import (
     window_aligned_start,
 )
 from tests.integration.monitoring.test_monitor import run_monitor
-from tidemark import kafka_io, registry
+from tidemark import kafka_io
 from tidemark.challenge import ROLE_ROLLBACK_WATCH, SHADOW_ROLE_TAG, SHADOW_STATE_TAG, Challenge
 from tidemark.config import Settings, get_settings
 from tidemark.model import FEATURES
 from tidemark.orchestration import SHADOW_VERDICT_DEPLOYMENT, prefect_api
+from tidemark.registry import writer as registry
 from tidemark.scenario import generate_frame, load_scenario
 from tidemark.schemas import ModelDecision, ModelEvent, Scored, ShadowVerdict
 

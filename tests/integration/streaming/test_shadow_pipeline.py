@@ -23,8 +23,8 @@ from tests.integration.streaming.streams import (
     training_count,
     wait_for,
 )
-from tidemark import registry
 from tidemark.config import Settings
+from tidemark.registry import writer as registry
 from tidemark.schemas import Prediction, Scored
 
 pytestmark = pytest.mark.integration

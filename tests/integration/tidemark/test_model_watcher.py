@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 from infra.local.stack import Stack
 from tests.integration.registered import register_scenario_model
 from tidemark.config import Settings
-from tidemark.model_watcher import ModelWatcher
+from tidemark.registry.watcher import ModelWatcher
 
 
 def _register(settings: Settings, name: str, phases: list[str]) -> str:

@@ -20,9 +20,9 @@ from sklearn.pipeline import Pipeline
 
 from infra.local.stack import Stack
 from tests.integration.registered import register_scenario_model
-from tidemark import registry
 from tidemark.config import Settings
-from tidemark.registry import RegistryError
+from tidemark.registry import writer as registry
+from tidemark.registry.writer import RegistryError
 
 
 class Trap(BaseEstimator):  # type: ignore[misc]

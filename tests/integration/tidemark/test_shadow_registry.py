@@ -17,10 +17,10 @@ from flows.cli import models_command
 from flows.rollback import rollback
 from infra.local.stack import Stack
 from tests.integration.registered import register_scenario_model
-from tidemark import registry
 from tidemark.challenge import SHADOW_STATE_TAG, Challenge, ChallengeConfig
 from tidemark.config import Settings, get_settings
 from tidemark.orchestration import prefect_api
+from tidemark.registry import writer as registry
 from tidemark.schemas import ModelEvent, ShadowVerdict, utc_now
 
 

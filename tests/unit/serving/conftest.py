@@ -14,7 +14,7 @@ from sklearn.pipeline import Pipeline
 from serving.app import create_app
 from tidemark.config import Settings
 from tidemark.model import known_species, train
-from tidemark.model_watcher import ServedModel
+from tidemark.registry.watcher import ServedModel
 from tidemark.scenario import generate_frame, load_scenario
 from tidemark.schemas import utc_now
 

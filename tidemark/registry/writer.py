@@ -45,9 +45,9 @@ from tidemark.challenge import (
 from tidemark.config import RegistrySettings
 from tidemark.logs import get_logger
 from tidemark.model import FEATURES, TARGET, predict
-from tidemark.registry_reader import ArtifactError, RegistryReader
+from tidemark.registry.notes import MODEL_DESCRIPTION
+from tidemark.registry.reader import ArtifactError, RegistryReader
 from tidemark.schemas import ModelDecision
-from tidemark.version_notes import MODEL_DESCRIPTION
 
 log = get_logger("registry")
 
