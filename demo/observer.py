@@ -16,9 +16,9 @@ from datetime import datetime
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 
-from tidemark import registry
 from tidemark.config import Settings
 from tidemark.logs import get_logger
+from tidemark.registry import writer as registry
 from tidemark.schemas import Prediction, RetrainRequest, Scored, utc_now
 
 log = get_logger("monitor.observer")

@@ -25,10 +25,11 @@ from demo.player import PhaseStart, play
 from demo.timeline import draw_timeline
 from monitoring.trigger import RetrainTrigger
 from monitoring.windows import ClosedWindow, TumblingWindows
-from tidemark import kafka_io, registry
+from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.model import known_species
 from tidemark.orchestration import PROMOTE_DEPLOYMENT, RETIRE_CHALLENGER_DEPLOYMENT, prefect_api
+from tidemark.registry import writer as registry
 from tidemark.scenario import Scenario, fresh_seed, generate_frame, load_scenario
 from tidemark.schemas import RetrainReason, utc_now
 

@@ -24,7 +24,6 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel
 from sklearn.pipeline import Pipeline
 
-from tidemark import registry
 from tidemark.challenge import ROLE_ROLLBACK_WATCH, SHADOW_ROLE_TAG
 from tidemark.config import Settings
 from tidemark.model import (
@@ -58,8 +57,9 @@ from tidemark.promotion import (
     metric_tags,
     split_holdout,
 )
-from tidemark.registry import RecordSource, RegistryError
-from tidemark.version_notes import Trigger, describe_version
+from tidemark.registry import writer as registry
+from tidemark.registry.notes import Trigger, describe_version
+from tidemark.registry.writer import RecordSource, RegistryError
 
 SEED = 0
 

@@ -15,9 +15,9 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from flows.candidate import Outcome
-from tidemark import registry
 from tidemark.config import RegistrySettings, get_settings
 from tidemark.orchestration import SHADOW_VERDICT_FLOW
+from tidemark.registry import writer as registry
 from tidemark.schemas import ModelDecision, ModelEvent, ShadowVerdict, utc_now
 
 

@@ -27,7 +27,7 @@ _PIPED_WIDTH = 1_000
 
 
 def _run(settings: Settings, flow: Callable[[], Outcome]) -> Outcome:
-    from tidemark.registry import RegistryError
+    from tidemark.registry.writer import RegistryError
 
     try:
         with prefect_api(settings.orchestration):
@@ -105,7 +105,7 @@ def _production(settings: Settings) -> str | None:
     ``make up`` asks this on every start: one HTTP call answers it before Prefect, MLflow and
     pandas are imported. Without an answer the flow runs and reports the registry's state.
     """
-    from tidemark.registry_reader import RegistryReader, RegistryUnavailableError
+    from tidemark.registry.reader import RegistryReader, RegistryUnavailableError
 
     try:
         with RegistryReader(settings.registry) as registry:
@@ -194,7 +194,7 @@ def challenge_command(
 def models_command() -> None:
     """The registered versions with their metrics, alias/stage, decision and live verdict, then
     the challenger in shadow with its running evidence."""
-    from tidemark import registry
+    from tidemark.registry import writer as registry
 
     settings = get_settings()
     registered = settings.registry
@@ -224,8 +224,8 @@ def models_command() -> None:
 
 
 def _show_challenger(settings: Settings) -> None:
-    from tidemark import registry
     from tidemark.challenge import ROLE_ROLLBACK_WATCH, SHADOW_ROLE_TAG
+    from tidemark.registry import writer as registry
 
     version = registry.challenger_version(settings.registry)
     if version is None:
@@ -265,8 +265,9 @@ def worker_command(
         bool, typer.Option("--deploy", help="First (re)deploy every flow to the work pool.")
     ] = False,
 ) -> None:
-    """Run a Prefect worker of the flows' work pool (TIDEMARK_PREFECT_WORK_POOL); `make up` runs
-    one with --deploy, and more can run on other machines against TIDEMARK_PREFECT_API_URL."""
+    """Run a Prefect worker of the flows' work pool (TIDEMARK_ORCHESTRATION_WORK_POOL); `make up`
+    runs one with --deploy, and more can run on other machines against
+    TIDEMARK_ORCHESTRATION_API_URL."""
     from flows.worker import deploy_flows, run_worker
 
     settings = get_settings()

@@ -12,7 +12,6 @@ from flows.candidate import (
     retrying,
     short_of_evidence,
 )
-from tidemark import registry
 from tidemark.config import Settings, get_settings
 from tidemark.model import SPECIES, TrainingDataError
 from tidemark.orchestration import PROMOTE_FLOW
@@ -25,6 +24,7 @@ from tidemark.promotion import (
     decision_tags,
     evidence_tags,
 )
+from tidemark.registry import writer as registry
 from tidemark.store import TrainingStore
 
 

@@ -13,10 +13,10 @@ from flows.candidate import Outcome, judge_and_register, retrying, window_tags
 from tidemark.config import Settings, get_settings
 from tidemark.model import SPECIES, TrainingDataError
 from tidemark.orchestration import RETRAIN_FLOW
-from tidemark.registry import RecordSource
+from tidemark.registry.notes import Trigger
+from tidemark.registry.writer import RecordSource
 from tidemark.schemas import RetrainReason
 from tidemark.store import MEASURED_AT, TrainingStore
-from tidemark.version_notes import Trigger
 
 
 @task(cache_policy=NO_CACHE)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 
 from flows.candidate import Outcome
-from tidemark import registry
 from tidemark.config import get_settings
 from tidemark.orchestration import ROLLBACK_FLOW
+from tidemark.registry import writer as registry
 
 
 @flow(name=ROLLBACK_FLOW)

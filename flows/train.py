@@ -7,13 +7,13 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 
 from flows.candidate import Outcome, judge_and_register, window_tags
-from tidemark import registry
 from tidemark.config import get_settings
 from tidemark.orchestration import TRAIN_FLOW
-from tidemark.registry import RecordSource
+from tidemark.registry import writer as registry
+from tidemark.registry.notes import Trigger
+from tidemark.registry.writer import RecordSource
 from tidemark.scenario import generate_frame, load_csv, load_scenario, to_frame
 from tidemark.schemas import RetrainReason
-from tidemark.version_notes import Trigger
 
 BOOTSTRAP_PHASES = ("salmon",)
 BOOTSTRAP_SEED = 42

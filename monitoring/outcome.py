@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from monitoring.policy import RunOutcome
 from tidemark.config import Settings
 from tidemark.promotion import FLOW_RUN_TAG, Decision, per_species
-from tidemark.registry_reader import RegistryReader
+from tidemark.registry.reader import RegistryReader
 
 DECISION_TAG = "decision"
 CANDIDATE_ERROR = per_species("candidate_mean_relative_error", "")

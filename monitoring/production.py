@@ -1,7 +1,7 @@
 """The production model the monitor judges, and the drift reference that goes with it.
 
 The monitor follows the registry's ``production`` alias with the same
-:class:`tidemark.model_watcher.ModelWatcher` as the scorers, so it switches versions when they
+:class:`tidemark.registry.watcher.ModelWatcher` as the scorers, so it switches versions when they
 do. Each time the version changes it loads that version's training data (its run's
 ``reference/training_data.parquet``) and builds a drift detector on it, in the watcher's
 thread, off the consuming loop. A version whose reference cannot be read is still judged on its
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from monitoring.drift import DriftDetector
 from tidemark.config import Settings
 from tidemark.logs import get_logger
-from tidemark.model_watcher import ModelWatcher, ServedModel
-from tidemark.registry_reader import RegistryReader, VersionRef
+from tidemark.registry.reader import RegistryReader, VersionRef
+from tidemark.registry.watcher import ModelWatcher, ServedModel
 
 log = get_logger("monitor.production")
 

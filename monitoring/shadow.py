@@ -32,14 +32,14 @@ from tidemark.challenge import (
 from tidemark.config import Settings
 from tidemark.logs import get_logger
 from tidemark.orchestration import SHADOW_VERDICT_DEPLOYMENT, prefect_api
-from tidemark.registry_reader import RegistryUnavailableError, VersionRef
-from tidemark.registry_tagger import RegistryTagger
+from tidemark.registry.reader import RegistryUnavailableError, VersionRef
+from tidemark.registry.tagger import RegistryTagger
 from tidemark.schemas import ModelDecision, ModelEvent, Scored, ShadowVerdict, utc_now
 
 log = get_logger("monitor.shadow")
 
 
-# The production version a challenge began against (tidemark.registry.set_challenger).
+# The production version a challenge began against (tidemark.registry.writer.set_challenger).
 SHADOW_CHAMPION_TAG = "shadow_champion"
 
 

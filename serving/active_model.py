@@ -18,13 +18,13 @@ from serving.schemas import Fish
 from tidemark.fast_path import LogLinearPredictor
 from tidemark.logs import get_logger
 from tidemark.model import FEATURES, DataError
-from tidemark.model_watcher import ServedModel
+from tidemark.registry.watcher import ServedModel
 
 log = get_logger("serving")
 
 
 class ModelSource(Protocol):
-    """What the server needs from tidemark.model_watcher.ModelWatcher."""
+    """What the server needs from tidemark.registry.watcher.ModelWatcher."""
 
     @property
     def current(self) -> ServedModel | None:

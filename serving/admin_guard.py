@@ -1,4 +1,4 @@
-"""The rule for the admin token: a well-known or empty one only where nobody else can connect."""
+"""The rule for the admin token: never empty, the well-known one only where nobody else connects."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import socket
 from pydantic import SecretStr
 
 # The default of tidemark.config: known to anyone who has read the code.
-WELL_KNOWN_TOKENS = frozenset({"", "change-me"})
+WELL_KNOWN_TOKEN = "change-me"  # noqa: S105 (the published default, refused off loopback)
 
 
 class UnsafeAdminTokenError(ValueError):
@@ -31,11 +31,19 @@ def is_loopback(host: str) -> bool:
 
 
 def check_admin_token(token: SecretStr, host: str) -> None:
-    """Raise ``UnsafeAdminTokenError`` for a well-known or empty token on a non-loopback host."""
-    if token.get_secret_value().strip() in WELL_KNOWN_TOKENS and not is_loopback(host):
+    """Raise ``UnsafeAdminTokenError`` for an empty token anywhere (it would let a request that
+    carries no token through), and for the well-known one on a non-loopback host."""
+    secret = token.get_secret_value().strip()
+    if not secret:
         raise UnsafeAdminTokenError(
-            f"refusing to serve on {host}: the admin token is empty or the well-known default "
+            "refusing to serve: the admin token is empty, which a request without a token "
+            "would match. Set TIDEMARK_SERVING_ADMIN_TOKEN to a secret (e.g. `python -c "
+            "'import secrets; print(secrets.token_urlsafe(32))'`)."
+        )
+    if secret == WELL_KNOWN_TOKEN and not is_loopback(host):
+        raise UnsafeAdminTokenError(
+            f"refusing to serve on {host}: the admin token is the well-known default "
             "'change-me', and anyone who can reach this address could call the admin actions. "
-            "Set TIDEMARK_ADMIN_TOKEN to a secret (e.g. `python -c 'import secrets; "
+            "Set TIDEMARK_SERVING_ADMIN_TOKEN to a secret (e.g. `python -c 'import secrets; "
             "print(secrets.token_urlsafe(32))'`) or bind to 127.0.0.1."
         )

@@ -1,7 +1,7 @@
 """The model server: ``create_app(settings)`` builds a FastAPI app that follows the registry.
 
 At start it loads the production model (if there is one) and then follows the registry in a
-background thread (tidemark.model_watcher); a promoted or rolled-back version is loaded there
+background thread (tidemark.registry.watcher); a promoted or rolled-back version is loaded there
 and swapped in with one assignment, so requests never wait for a load. The challenger in shadow
 is never served: ``/model`` only reads its tags (version, role, running evidence) on request.
 
@@ -29,8 +29,8 @@ from serving.routes import admin, health, model, predict
 from serving.routes import metrics as metrics_route
 from tidemark.config import Settings, get_settings
 from tidemark.logs import get_logger
-from tidemark.model_watcher import ModelWatcher
-from tidemark.registry_reader import RegistryReader, VersionRef
+from tidemark.registry.reader import RegistryReader, VersionRef
+from tidemark.registry.watcher import ModelWatcher
 
 log = get_logger("serving")
 

@@ -19,7 +19,7 @@ from serving.active_model import ModelHolder
 from serving.metrics import ServingMetrics
 from serving.parsing import FishParser
 from tidemark.config import Settings
-from tidemark.registry_reader import VersionRef
+from tidemark.registry.reader import VersionRef
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ async def serving_of(request: Request) -> Serving:
 ServingDep = Annotated[Serving, Depends(serving_of)]
 
 _bearer = HTTPBearer(
-    auto_error=False, description="settings.serving.admin_token (TIDEMARK_ADMIN_TOKEN)"
+    auto_error=False, description="settings.serving.admin_token (TIDEMARK_SERVING_ADMIN_TOKEN)"
 )
 
 

@@ -147,7 +147,7 @@ def score(
     """
     from streaming.scorer import REGISTRY, Scorer
     from tidemark import kafka_io
-    from tidemark.model_watcher import ModelWatcher
+    from tidemark.registry.watcher import ModelWatcher
     from tidemark.stream.service import serve, stop_on_signals
 
     settings = get_settings()

@@ -84,7 +84,7 @@ CHALLENGER_VERSION = Gauge(
 
 
 class ScoringModel(Protocol):
-    """What the scorer needs of a model (``tidemark.model_watcher.ServedModel`` is one)."""
+    """What the scorer needs of a model (``tidemark.registry.watcher.ServedModel`` is one)."""
 
     @property
     def name(self) -> str:

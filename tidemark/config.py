@@ -23,10 +23,16 @@ The sections:
 - ``stack``: what ``make up`` provisions and runs on this machine (state and cache folders,
   Kafka and FerretDB versions, heap, the gentle simulator, the Evidently UI).
 
-Each setting keeps the one flat name it has always had (:data:`FLAT_NAMES`): the environment
-variable ``TIDEMARK_<FLAT NAME>`` sets it, ``Settings(<flat name>=...)`` and
-:meth:`Settings.override` take it, and :meth:`Settings.as_env` writes it for a child process.
-Code reads the section field (``settings.kafka.bootstrap_servers``).
+Each setting has one name, derived from its place: ``<section>_<field>`` (``store_uri``), and
+``kafka_topics_<topic>`` for the topics of the kafka section's ``topics``. The environment
+variable ``TIDEMARK_<NAME>`` (``TIDEMARK_STORE_URI``) sets it, ``Settings(<name>=...)`` and
+:meth:`Settings.override` take it, :meth:`Settings.as_env` writes it for a child process, and a
+refusal names it; :data:`NAMES` lists them. Code reads the section field
+(``settings.store.uri``). A ``TIDEMARK_*`` variable that names no setting is refused. The names
+used before this rule still work for one release, with a warning (``tidemark.deprecated_names``).
+
+Values are checked where they are read: numbers are finite, ports in 1-65535 (in URLs and
+``host:port`` lists too), each minimum at most its maximum, the admin token not empty.
 
 A kernel helper receives only the section it reads: the Kafka helpers take ``KafkaSettings``,
 the training store ``StoreSettings``, the registry contract, its REST reader and the model
@@ -39,19 +45,31 @@ outside its sections, so that column names every section its code reads.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, Self, get_args
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
 from pydantic_settings.sources import EnvSettingsSource
+
+from tidemark.deprecated_names import with_current_names
 
 PREFIX = "TIDEMARK_"
 
@@ -74,8 +92,27 @@ def _default_cache_dir() -> Path:
     return Path.home() / ".cache" / "tidemark"
 
 
+def _ports_in_range(addresses: str) -> str:
+    """Refuse a URL or a comma-separated list of ``host:port`` whose port is not 1-65535."""
+    for address in (a.strip() for a in addresses.split(",")):
+        try:
+            port = urlsplit(address if "//" in address else f"//{address}").port
+        except ValueError:
+            port = 0
+        if port == 0:
+            raise ValueError(f"{address!r}: a port is a number in 1-65535")
+    return addresses
+
+
+# A port to listen on or connect to.
+Port = Annotated[int, Field(ge=1, le=65_535)]
+# A URL or a list of host:port, whose ports (where given) are in range.
+Addresses = Annotated[str, AfterValidator(_ports_in_range)]
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Every number is finite: an `inf` window or timeout would never end, a `nan` compare false.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class TopicSettings(_Section):
@@ -108,7 +145,7 @@ class KafkaSettings(_Section):
     """Where the brokers are, how long a client waits for them, and the contract's topics."""
 
     # A comma-separated list for a cluster: clients bootstrap from any node that answers.
-    bootstrap_servers: str = "127.0.0.1:9092"
+    bootstrap_servers: Addresses = "127.0.0.1:9092"
     # Kafka nodes of the local stack; 3 runs a replicated KRaft cluster (each node a broker and
     # a controller). Node i (from 0) listens on the i-th address of bootstrap_servers (when
     # fewer are listed, on the first one's port + 100·i, added to the list) and its controller
@@ -145,6 +182,17 @@ class KafkaSettings(_Section):
             data = data | {"min_insync_replicas": 2 if factor >= 3 else 1}
         return data
 
+    @model_validator(mode="after")
+    def _enough_replicas(self) -> Self:
+        """Refuse more in-sync replicas than copies: no acks=all write could ever succeed."""
+        if self.min_insync_replicas > self.replication_factor:
+            raise ValueError(
+                f"TIDEMARK_KAFKA_MIN_INSYNC_REPLICAS={self.min_insync_replicas} exceeds "
+                f"TIDEMARK_KAFKA_REPLICATION_FACTOR={self.replication_factor}: no write could "
+                "ever be acknowledged"
+            )
+        return self
+
     @property
     def addresses(self) -> list[str]:
         """The ``host:port`` pairs of bootstrap_servers."""
@@ -163,7 +211,7 @@ class StoreSettings(_Section):
 class RegistrySettings(_Section):
     """The MLflow tracking server and the registry contract."""
 
-    tracking_uri: str = "http://127.0.0.1:5000"
+    tracking_uri: Addresses = "http://127.0.0.1:5000"
     experiment: str = "fish-weight"
     model_name: str = "fish-weight"
     production_alias: str = "production"
@@ -177,7 +225,7 @@ class RegistrySettings(_Section):
 class OrchestrationSettings(_Section):
     """The Prefect server that runs the train, retrain, promote and rollback deployments."""
 
-    api_url: str = "http://127.0.0.1:4200/api"
+    api_url: Addresses = "http://127.0.0.1:4200/api"
     # The Prefect process work pool the flows are deployed to and `tidemark worker` polls.
     work_pool: str = "tidemark"
     # How often a worker asks the pool for runs to start: it bounds how long a retrain the
@@ -205,19 +253,27 @@ class StreamSettings(_Section):
     join_window_s: float = Field(default=60.0, gt=0)
     # Fish joined recently, remembered so that a re-delivered half is not joined a second time.
     join_recent_ids: int = Field(default=100_000, ge=0)
-    scorer_metrics_port: int = 9101
-    joiner_metrics_port: int = 9102
+    scorer_metrics_port: Port = 9101
+    joiner_metrics_port: Port = 9102
 
 
 class ServingSettings(_Section):
     """The model server."""
 
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: Port = 8000
+    # Never empty: an empty token would let a request that carries none through.
     admin_token: SecretStr = SecretStr("change-me")
     # The largest batch one /predict call may carry, and the largest request body in bytes.
     max_batch: int = Field(default=1_000, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1_024)
+
+    @field_validator("admin_token")
+    @classmethod
+    def _token_not_empty(cls, token: SecretStr) -> SecretStr:
+        if not token.get_secret_value().strip():
+            raise ValueError("the admin token may not be empty")
+        return token
 
     @property
     def url(self) -> str:
@@ -259,7 +315,7 @@ class MonitorSettings(_Section):
     # While an incident waits for another incident's retrain to end, how often (seconds) the
     # monitor asks Prefect whether it has.
     queue_check_s: float = Field(default=5.0, gt=0)
-    metrics_port: int = 9103
+    metrics_port: Port = 9103
     # Evidently workspace for the reports; state_dir/evidently when unset.
     evidently_workspace: Path | None = None
 
@@ -317,6 +373,16 @@ class ShadowSettings(_Section):
     # which bounds the differences and keeps the test's level near its nominal value.
     error_cap: float = Field(default=1.0, gt=0)
 
+    @model_validator(mode="after")
+    def _min_within_max(self) -> Self:
+        """Refuse a first verdict later than the last: every challenger would be retired."""
+        if self.min_fish > self.max_fish:
+            raise ValueError(
+                f"TIDEMARK_SHADOW_MIN_FISH={self.min_fish} exceeds "
+                f"TIDEMARK_SHADOW_MAX_FISH={self.max_fish}"
+            )
+        return self
+
 
 class StackSettings(_Section):
     """The local stack (`make up`): where it keeps its state and what it runs."""
@@ -324,12 +390,12 @@ class StackSettings(_Section):
     state_dir: Path = Path(".tidemark")
     cache_dir: Path = Field(default_factory=_default_cache_dir)
     kafka_version: str = "4.1.1"
-    kafka_controller_port: int = 9093
+    kafka_controller_port: Port = 9093
     # One node at a few fish per second; the scorer benchmark's 20k events/s fit too.
     kafka_heap_mb: int = Field(default=256, ge=128)
     ferretdb_version: str = "v1.24.2"
     # FerretDB's own default (8088) collides between two instances on one machine.
-    ferretdb_debug_port: int = 8089
+    ferretdb_debug_port: Port = 8089
     start_timeout_s: float = Field(default=180.0, gt=0)
     # Scorer processes `make up` runs in one consumer group; scorer i (from 0) serves its
     # metrics on stream.scorer_metrics_port + 100·i. A partition feeds one scorer at a time, so
@@ -340,116 +406,38 @@ class StackSettings(_Section):
     simulator_label_delay_s: float = Field(default=5.0, ge=0)
     simulator_missing_weight_fraction: float = Field(default=0.02, ge=0, le=1)
     # `make up` serves the monitor's Evidently workspace with `evidently ui` on this port.
-    evidently_ui_port: int = 8085
+    evidently_ui_port: Port = 8085
 
 
-# Each setting's flat name (its environment variable without the prefix) and its place.
-FLAT_NAMES: Mapping[str, str] = {
-    "kafka_bootstrap_servers": "kafka.bootstrap_servers",
-    "kafka_brokers": "kafka.brokers",
-    "kafka_session_timeout_ms": "kafka.session_timeout_ms",
-    "kafka_client_timeout_ms": "kafka.client_timeout_ms",
-    "topic_measurements": "kafka.topics.measurements",
-    "topic_weights": "kafka.topics.weights",
-    "topic_predictions": "kafka.topics.predictions",
-    "topic_scored": "kafka.topics.scored",
-    "topic_retrain_requests": "kafka.topics.retrain_requests",
-    "topic_model_decisions": "kafka.topics.model_decisions",
-    "topic_dead_letter": "kafka.topics.dead_letter",
-    "topic_partitions": "kafka.partitions",
-    "topic_replication_factor": "kafka.replication_factor",
-    "topic_min_insync_replicas": "kafka.min_insync_replicas",
-    "mongo_uri": "store.uri",
-    "mongo_database": "store.database",
-    "mongo_collection": "store.collection",
-    "mongo_timeout_ms": "store.timeout_ms",
-    "mlflow_tracking_uri": "registry.tracking_uri",
-    "mlflow_experiment": "registry.experiment",
-    "model_name": "registry.model_name",
-    "production_alias": "registry.production_alias",
-    "challenger_alias": "registry.challenger_alias",
-    "registry_poll_interval_s": "registry.poll_interval_s",
-    "registry_timeout_s": "registry.timeout_s",
-    "prefect_api_url": "orchestration.api_url",
-    "prefect_work_pool": "orchestration.work_pool",
-    "prefect_worker_poll_s": "orchestration.worker_poll_s",
-    "scorer_group_id": "stream.scorer_group_id",
-    "joiner_group_id": "stream.joiner_group_id",
-    "stream_max_batch": "stream.max_batch",
-    "stream_poll_timeout_ms": "stream.poll_timeout_ms",
-    "stream_max_in_flight": "stream.max_in_flight",
-    "stream_max_record_bytes": "stream.max_record_bytes",
-    "join_window_s": "stream.join_window_s",
-    "join_recent_ids": "stream.join_recent_ids",
-    "scorer_metrics_port": "stream.scorer_metrics_port",
-    "joiner_metrics_port": "stream.joiner_metrics_port",
-    "serving_host": "serving.host",
-    "serving_port": "serving.port",
-    "admin_token": "serving.admin_token",
-    "serving_max_batch": "serving.max_batch",
-    "serving_max_body_bytes": "serving.max_body_bytes",
-    "monitor_group_id": "monitor.group_id",
-    "monitor_window_s": "monitor.window_s",
-    "monitor_allowed_lateness_s": "monitor.allowed_lateness_s",
-    "monitor_idle_flush_s": "monitor.idle_flush_s",
-    "monitor_error_threshold": "monitor.error_threshold",
-    "monitor_min_window_count": "monitor.min_window_count",
-    "monitor_retrain_on_drift": "monitor.retrain_on_drift",
-    "monitor_drift_p_value": "monitor.drift_p_value",
-    "monitor_drift_share": "monitor.drift_share",
-    "monitor_reference_rows": "monitor.reference_rows",
-    "monitor_retrain_windows": "monitor.retrain_windows",
-    "monitor_cooldown_s": "monitor.cooldown_s",
-    "monitor_reopen_margin": "monitor.reopen_margin",
-    "monitor_evidence_windows": "monitor.evidence_windows",
-    "monitor_queue_check_s": "monitor.queue_check_s",
-    "monitor_metrics_port": "monitor.metrics_port",
-    "evidently_workspace": "monitor.evidently_workspace",
-    "retrain_last_n": "retrain.last_n",
-    "retrain_species_memory": "retrain.species_memory",
-    "holdout_fraction": "retrain.holdout_fraction",
-    "min_holdout_rows": "retrain.min_holdout_rows",
-    "min_holdout_rows_per_species": "retrain.min_holdout_rows_per_species",
-    "min_training_rows_per_species": "retrain.min_training_rows_per_species",
-    "promotion_margin": "retrain.promotion_margin",
-    "promotion_alpha": "retrain.promotion_alpha",
-    "transient_retries": "retrain.transient_retries",
-    "transient_retry_delay_s": "retrain.transient_retry_delay_s",
-    "shadow_alpha": "shadow.alpha",
-    "shadow_min_fish": "shadow.min_fish",
-    "shadow_max_fish": "shadow.max_fish",
-    "shadow_effect_scale": "shadow.effect_scale",
-    "shadow_error_cap": "shadow.error_cap",
-    "state_dir": "stack.state_dir",
-    "cache_dir": "stack.cache_dir",
-    "kafka_version": "stack.kafka_version",
-    "kafka_controller_port": "stack.kafka_controller_port",
-    "kafka_heap_mb": "stack.kafka_heap_mb",
-    "ferretdb_version": "stack.ferretdb_version",
-    "ferretdb_debug_port": "stack.ferretdb_debug_port",
-    "stack_start_timeout_s": "stack.start_timeout_s",
-    "scorers": "stack.scorers",
-    "simulator_rate": "stack.simulator_rate",
-    "simulator_label_delay_s": "stack.simulator_label_delay_s",
-    "simulator_missing_weight_fraction": "stack.simulator_missing_weight_fraction",
-    "evidently_ui_port": "stack.evidently_ui_port",
-}
+def _names_of(model: type[BaseModel], prefix: str = "") -> dict[str, tuple[str, ...]]:
+    """Each field's name (``<prefix><field>``, a sub-section's fields one level down) and place."""
+    found: dict[str, tuple[str, ...]] = {}
+    for field, info in model.model_fields.items():
+        name = f"{prefix}{field}"
+        if isinstance(info.annotation, type) and issubclass(info.annotation, _Section):
+            below = _names_of(info.annotation, f"{name}_")
+            found |= {inner: (field, *place) for inner, place in below.items()}
+        else:
+            found[name] = (field,)
+    return found
 
 
 def _nest(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Settings given by flat name, or as whole sections, in section form.
+    """Settings given by name, or as whole sections, in section form.
 
-    A flat name overrides the same field of a section given beside it.
+    A name overrides the same field of a section given beside it; anything else is passed on
+    as it is, for validation to accept (a section) or refuse.
     """
+    values = with_current_names(values)
     nested: dict[str, Any] = {}
-    _merge(nested, {name: value for name, value in values.items() if name not in FLAT_NAMES})
+    _merge(nested, {key: value for key, value in values.items() if key not in NAMES})
     for name, value in values.items():
-        if name in FLAT_NAMES:
-            *parents, leaf = FLAT_NAMES[name].split(".")
+        if name in NAMES:
+            *sections, field = NAMES[name]
             node = nested
-            for parent in parents:
-                node = node.setdefault(parent, {})
-            node[leaf] = value
+            for section in sections:
+                node = node.setdefault(section, {})
+            node[field] = value
     return nested
 
 
@@ -466,41 +454,64 @@ def _merge(into: dict[str, Any], update: Mapping[str, Any]) -> None:
             into[key] = value
 
 
-class _FlatVariables(PydanticBaseSettingsSource):
-    """The ``TIDEMARK_<FLAT NAME>`` variables of an environment (or a .env file), nested."""
-
-    def __init__(self, settings_cls: type[BaseSettings], source: EnvSettingsSource) -> None:
-        super().__init__(settings_cls)
-        self._variables = source.env_vars
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        """Unused: :meth:`__call__` reads every flat name at once."""
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        found = {}
-        for name in FLAT_NAMES:
-            value = self._variables.get(f"{PREFIX}{name}".lower())
-            if value is not None:
-                found[name] = value
-        return _nest(found)
+def _variable(name: str) -> str:
+    return f"{PREFIX}{name.upper()}"
 
 
-class _FlatKeywords(PydanticBaseSettingsSource):
-    """Keyword arguments of ``Settings(...)``: flat names or whole sections."""
+def _from_variables(variables: Mapping[str, str | None]) -> dict[str, Any]:
+    """The ``TIDEMARK_*`` variables (lower-cased, as pydantic-settings reads them) in section
+    form; an unknown one stays under its own name, which validation refuses by name."""
+    prefix = PREFIX.lower()
+    given = with_current_names(
+        {
+            variable.removeprefix(prefix): value
+            for variable, value in variables.items()
+            if variable.startswith(prefix) and value is not None
+        }
+    )
+    unknown = {_variable(name): value for name, value in given.items() if name not in NAMES}
+    return _nest({name: value for name, value in given.items() if name in NAMES}) | unknown
+
+
+class _Given(PydanticBaseSettingsSource):
+    """Settings given by name (keywords, the environment, a ``.env`` file), in section form."""
 
     def __init__(
-        self, settings_cls: type[BaseSettings], source: PydanticBaseSettingsSource
+        self, settings_cls: type[BaseSettings], read: Callable[[], dict[str, Any]]
     ) -> None:
         super().__init__(settings_cls)
-        self._source = source
+        self._read = read
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        """Unused: :meth:`__call__` nests every keyword at once."""
+        """Unused: :meth:`__call__` reads every name at once."""
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        return _nest(self._source())
+        return self._read()
+
+
+_UNKNOWN = PydanticCustomError(
+    "unknown_setting", "no setting has this name (tidemark.config.NAMES lists them)"
+)
+
+
+def _named(error: ValidationError) -> ValidationError:
+    """The same errors, each one about a setting located by the setting's variable."""
+    places = {place: name for name, place in NAMES.items()}
+    details: list[InitErrorDetails] = []
+    for found in error.errors():
+        loc = tuple(found["loc"])
+        for length in range(len(loc), 0, -1):
+            if loc[:length] in places:
+                loc = (_variable(places[loc[:length]]), *loc[length:])  # type: ignore[index]
+                break
+        detail = InitErrorDetails(type=found["type"], loc=loc, input=found["input"])
+        if found["type"] == "extra_forbidden":
+            detail["type"] = _UNKNOWN
+        elif "ctx" in found:
+            detail["ctx"] = found["ctx"]
+        details.append(detail)
+    return ValidationError.from_exception_data(error.title, details)
 
 
 class Settings(BaseSettings):
@@ -522,12 +533,16 @@ class Settings(BaseSettings):
     stack: StackSettings = StackSettings()
 
     def __init__(self, **values: Any) -> None:
-        """Settings from keywords (flat names or whole sections), the environment and ``.env``.
+        """Settings from keywords (names or whole sections), the environment and ``.env``.
 
-        Keywords are checked when the settings are validated: an unknown name is refused.
-        pydantic-settings' own options (``_env_file=None`` ...) pass through.
+        Keywords are checked when the settings are validated: an unknown name is refused, and
+        every refusal names the setting's variable. pydantic-settings' own options
+        (``_env_file=None`` ...) pass through.
         """
-        super().__init__(**values)
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise _named(error) from None
 
     @classmethod
     def settings_customise_sources(
@@ -538,13 +553,13 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Keywords, then the environment, then ``.env``, each by the settings' flat names."""
+        """Keywords, then the environment, then ``.env``, each by the settings' names."""
         assert isinstance(env_settings, EnvSettingsSource)
         assert isinstance(dotenv_settings, EnvSettingsSource)
         return (
-            _FlatKeywords(settings_cls, init_settings),
-            _FlatVariables(settings_cls, env_settings),
-            _FlatVariables(settings_cls, dotenv_settings),
+            _Given(settings_cls, lambda: _nest(init_settings())),
+            _Given(settings_cls, lambda: _from_variables(env_settings.env_vars)),
+            _Given(settings_cls, lambda: _from_variables(dotenv_settings.env_vars)),
         )
 
     @model_validator(mode="after")
@@ -552,15 +567,15 @@ class Settings(BaseSettings):
         """Refuse more scorers than partitions: the extra ones would wait idle in the group."""
         if self.stack.scorers > self.kafka.partitions:
             raise ValueError(
-                f"TIDEMARK_SCORERS={self.stack.scorers} needs at least as many partitions, but "
-                f"TIDEMARK_TOPIC_PARTITIONS={self.kafka.partitions}: a partition feeds one "
-                "scorer at a time. Raise TIDEMARK_TOPIC_PARTITIONS (on a fresh state folder, "
+                f"TIDEMARK_STACK_SCORERS={self.stack.scorers} needs at least as many partitions, "
+                f"but TIDEMARK_KAFKA_PARTITIONS={self.kafka.partitions}: a partition feeds one "
+                "scorer at a time. Raise TIDEMARK_KAFKA_PARTITIONS (on a fresh state folder, "
                 "`make clean`: existing topics keep their partitions) or run fewer scorers."
             )
         return self
 
     def override(self, **changes: Any) -> Settings:
-        """A copy with some settings changed, by flat name or as whole sections, validated.
+        """A copy with some settings changed, by name or as whole sections, validated.
 
         Settings never given stay unset in the copy, so that defaults derived from others (a
         cluster's replication) follow the change, and ``model_fields_set`` still tells what the
@@ -568,14 +583,10 @@ class Settings(BaseSettings):
         """
         values = self.model_dump(exclude_unset=True)
         _merge(values, _nest(changes))
-        return type(self).model_validate(values)
-
-    def value(self, name: str) -> Any:
-        """The setting of a flat name (``"mongo_uri"`` is ``settings.store.uri``)."""
-        found: Any = self
-        for part in FLAT_NAMES[name].split("."):
-            found = getattr(found, part)
-        return found
+        try:
+            return type(self).model_validate(values)
+        except ValidationError as error:
+            raise _named(error) from None
 
     def as_env(self, *sections: Section) -> dict[str, str]:
         """The settings of these sections as ``TIDEMARK_*`` variables (``*SECTIONS``: all).
@@ -585,15 +596,22 @@ class Settings(BaseSettings):
         """
         wanted = set(sections)
         env = {}
-        for name, place in FLAT_NAMES.items():
-            if place.split(".", 1)[0] not in wanted:
+        for name, place in NAMES.items():
+            if place[0] not in wanted:
                 continue
-            value = self.value(name)
+            value: Any = self
+            for part in place:
+                value = getattr(value, part)
             if value is None:  # unset optional: the child falls back to the same default
                 continue
             text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
-            env[f"{PREFIX}{name.upper()}"] = text
+            env[_variable(name)] = text
         return env
+
+
+# Each setting's name, ``<section>_<field>`` (``kafka_topics_<topic>`` one level down), and its
+# place; its environment variable is the name upper-cased behind the prefix.
+NAMES: Mapping[str, tuple[str, ...]] = _names_of(Settings)
 
 
 def port_of(address: str, default: int) -> int:

@@ -3,7 +3,7 @@
 A scikit-learn Pipeline costs milliseconds per call whatever the batch size (pandas, nested
 ColumnTransformers, validation: 11-13 ms for this model on a busy 2-core machine), which
 dominates a one-fish request and a scorer's small batches. The server and the scorers use this
-path for every version that matches it (``tidemark.model_watcher.ServedModel``).
+path for every version that matches it (``tidemark.registry.watcher.ServedModel``).
 
 The weight model gives each species its own power law,
 ``log W = s_species + bL_species·log L + bH_species·log H`` (tidemark.model), and unknown

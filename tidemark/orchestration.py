@@ -69,7 +69,10 @@ def deployments_ready(orchestration: OrchestrationSettings, timeout_s: float = 3
 
 def work_pool_ready(orchestration: OrchestrationSettings, timeout_s: float = 3.0) -> None:
     """Raise unless every flow is deployed to the work pool and a worker of that pool is
-    online (it has sent a heartbeat recently)."""
+    online (it has sent a heartbeat recently: the server then calls the pool READY).
+
+    Only GET requests: they need no CSRF token, which the server asks of any other.
+    """
     import httpx
 
     api = orchestration.api_url.rstrip("/")
@@ -80,8 +83,8 @@ def work_pool_ready(orchestration: OrchestrationSettings, timeout_s: float = 3.0
         response.raise_for_status()
         if response.json().get("work_pool_name") != pool:
             raise RuntimeError(f"deployment {name} is not on the work pool {pool!r}")
-    response = httpx.post(f"{api}/work_pools/{pool}/workers/filter", json={}, timeout=timeout_s)
+    response = httpx.get(f"{api}/work_pools/{pool}", timeout=timeout_s)
     response.raise_for_status()
-    if not any(worker.get("status") == "ONLINE" for worker in response.json()):
+    if response.json().get("status") != "READY":
         raise RuntimeError(f"no worker of the work pool {pool!r} is online")
     deployments_ready(orchestration, timeout_s)

@@ -126,12 +126,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tidemark-bench-") as state_dir:
         state = Path(state_dir)
         settings = Settings(
-            prefect_api_url=f"http://127.0.0.1:{prefect_port}/api",
-            mongo_uri=f"mongodb://127.0.0.1:{closed_mongo}/",
-            mongo_timeout_ms=500,
-            mlflow_tracking_uri=f"http://127.0.0.1:{closed_mlflow}",
-            transient_retries=0,
-            state_dir=state,
+            orchestration_api_url=f"http://127.0.0.1:{prefect_port}/api",
+            store_uri=f"mongodb://127.0.0.1:{closed_mongo}/",
+            store_timeout_ms=500,
+            registry_tracking_uri=f"http://127.0.0.1:{closed_mlflow}",
+            retrain_transient_retries=0,
+            stack_state_dir=state,
         )
         server = components.prefect(settings, state)
         server.prepare()

@@ -269,7 +269,7 @@ def main(
     with tempfile.TemporaryDirectory(prefix="tidemark-bench-") as tmp, ExitStack() as running:
         state = Path(tmp)
         tracking_uri = f"http://127.0.0.1:{mlflow_port}"
-        registry = mlflow_component(Settings(mlflow_tracking_uri=tracking_uri), state)
+        registry = mlflow_component(Settings(registry_tracking_uri=tracking_uri), state)
         registry.prepare()
         base_env = {**os.environ, "PATH": f"{venv}:{os.environ.get('PATH', '')}"}
         running.enter_context(
@@ -285,8 +285,8 @@ def main(
         typer.echo(f"registered {MODEL_NAME} version {version} as @production")
         tidemark_env = {
             **base_env,
-            "TIDEMARK_MLFLOW_TRACKING_URI": tracking_uri,
-            "TIDEMARK_MODEL_NAME": MODEL_NAME,
+            "TIDEMARK_REGISTRY_TRACKING_URI": tracking_uri,
+            "TIDEMARK_REGISTRY_MODEL_NAME": MODEL_NAME,
             "TIDEMARK_SERVING_PORT": str(tidemark_port),
         }
         running.enter_context(
@@ -306,7 +306,14 @@ def main(
         running.enter_context(
             _process(
                 mlflow_serve,
-                {**base_env, "MLFLOW_TRACKING_URI": tracking_uri},
+                # MLflow's own server loads the model only with deserialisation allowed, which
+                # Tidemark turns off in its processes; this baseline serves a model the
+                # benchmark registered itself.
+                {
+                    **base_env,
+                    "MLFLOW_TRACKING_URI": tracking_uri,
+                    "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
+                },
                 state / "mlflow-serve.log",
                 f"http://127.0.0.1:{mlflow_serve_port}/ping",
                 "mlflow models serve",

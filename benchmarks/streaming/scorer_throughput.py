@@ -60,7 +60,7 @@ from streaming.simulator import scenario_fish
 from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.model import FEATURES, predict, train
-from tidemark.model_watcher import ServedModel
+from tidemark.registry.watcher import ServedModel
 from tidemark.scenario import generate_frame, load_scenario
 from tidemark.schemas import Measurement, Prediction, utc_now
 from tidemark.stream.records import next_offsets
@@ -89,8 +89,8 @@ def private_kafka() -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="tidemark-bench-") as state_dir:
         settings = Settings(
             kafka_bootstrap_servers=f"127.0.0.1:{kafka_port}",
-            kafka_controller_port=controller_port,
-            state_dir=Path(state_dir),
+            stack_kafka_controller_port=controller_port,
+            stack_state_dir=Path(state_dir),
         )
         (broker,) = components.kafka(settings, Path(state_dir))
         broker.prepare()
@@ -116,13 +116,13 @@ def _settings(bootstrap: str, run: str, name: str) -> Settings:
     return Settings(
         kafka_bootstrap_servers=bootstrap,
         kafka_session_timeout_ms=6_000,
-        topic_measurements=f"bench-{run}.measurements",
-        topic_weights=f"bench-{run}.weights",
-        topic_predictions=f"bench-{run}.{name}.out",
-        topic_scored=f"bench-{run}.scored",
-        topic_retrain_requests=f"bench-{run}.retrain",
-        topic_dead_letter=f"bench-{run}.{name}.dead",
-        scorer_group_id=f"bench-{run}-{name}",
+        kafka_topics_measurements=f"bench-{run}.measurements",
+        kafka_topics_weights=f"bench-{run}.weights",
+        kafka_topics_predictions=f"bench-{run}.{name}.out",
+        kafka_topics_scored=f"bench-{run}.scored",
+        kafka_topics_retrain_requests=f"bench-{run}.retrain",
+        kafka_topics_dead_letter=f"bench-{run}.{name}.dead",
+        stream_scorer_group_id=f"bench-{run}-{name}",
     )
 
 

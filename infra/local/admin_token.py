@@ -1,8 +1,9 @@
 """The admin token of a local stack: random, kept in its state folder, readable by its owner only.
 
-``make up`` gives the services it starts a token of their own unless ``TIDEMARK_ADMIN_TOKEN`` is
-set (in the environment or ``.env``), so that the API's admin actions never run with a token
-everybody knows. The token is made once per state folder and reused on every later start.
+``make up`` gives the services it starts a token of their own unless
+``TIDEMARK_SERVING_ADMIN_TOKEN`` is set (in the environment or ``.env``), so that the API's admin
+actions never run with a token everybody knows. The token is made once per state folder and
+reused on every later start.
 """
 
 from __future__ import annotations
@@ -35,4 +36,4 @@ def with_admin_token(settings: Settings, state: Path) -> Settings:
         with os.fdopen(descriptor, "w") as out:
             out.write(secrets.token_urlsafe(32) + "\n")
     token = path.read_text().strip()
-    return settings.override(admin_token=SecretStr(token))
+    return settings.override(serving_admin_token=SecretStr(token))

@@ -349,8 +349,17 @@ def mlflow(settings: Settings, state: Path) -> Component:
         ],
         url=uri,
         check=http_ok(f"{uri.rstrip('/')}/health"),
+        env=MLFLOW_ENV,
         prepare=lambda: (home / "artifacts").mkdir(parents=True, exist_ok=True),
     )
+
+
+# MLflow in every process of the stack: no download bars in the logs, and never a model
+# unpickled (MLflow's default allows it): registering a version must not run code anywhere.
+MLFLOW_ENV = {
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false",
+}
 
 
 def prefect_env(settings: Settings, state: Path) -> dict[str, str]:
@@ -363,10 +372,20 @@ def prefect_env(settings: Settings, state: Path) -> dict[str, str]:
     }
 
 
+def _local_origins(url: str) -> list[str]:
+    """The origin of ``url`` and, for a loopback address, the same one named ``localhost``."""
+    parts = urlsplit(url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    if parts.hostname in ("127.0.0.1", "::1"):
+        return [origin, f"{parts.scheme}://localhost:{parts.port}"] if parts.port else [origin]
+    return [origin]
+
+
 def prefect(settings: Settings, state: Path) -> Component:
     """The Prefect server (API and UI) on SQLite."""
     home = state / "prefect"
     api = settings.orchestration.api_url
+    ui = settings.orchestration.ui_url
     return Component(
         name="prefect",
         command=[
@@ -384,6 +403,12 @@ def prefect(settings: Settings, state: Path) -> Component:
             **prefect_env(settings, state),
             "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
             "PREFECT_UI_API_URL": api,
+            # A server that only this machine uses: a browser may call the API from the UI's
+            # own page only (Prefect's default allows every origin), and a state-changing call
+            # needs a CSRF token, which Prefect's clients and UI fetch from the server (it is
+            # off by default).
+            "PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS": ",".join(_local_origins(ui)),
+            "PREFECT_SERVER_API_CSRF_PROTECTION_ENABLED": "true",
             # Loops for features the flows never use: automations (the monitor runs the retrain
             # deployment itself), paused runs and concurrency-slot leases. The scheduler, late
             # runs, the foreman (deployment readiness), event and task-run recording stay.

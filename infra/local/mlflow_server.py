@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> None:
             constants.SERVE_ARTIFACTS_ENV_VAR: "true",
             constants.ARTIFACTS_DESTINATION_ENV_VAR: args.artifacts_destination,
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            # The server never loads a model, and should it ever, it does not unpickle one.
+            "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false",
             # The rest of what `mlflow server` tells a uvicorn worker about itself.
             "_MLFLOW_SGI_NAME": "uvicorn",
             "_MLFLOW_SERVER_BOOT_ID": uuid.uuid4().hex,

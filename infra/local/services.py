@@ -117,7 +117,7 @@ def platform_services(settings: Settings, state: Path) -> list[Component]:
             ),
             # Reports go under the stack's state (of the stack section, only its folder);
             # Prefect is reached for the retrain deployment.
-            env={**prefect, "TIDEMARK_STATE_DIR": str(state)},
+            env={**prefect, "TIDEMARK_STACK_STATE_DIR": str(state)},
             prepare=lambda: workspace.mkdir(parents=True, exist_ok=True),
         ),
         Component(

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from infra.local import components as infra
 from infra.local.admin_token import with_admin_token
-from infra.local.components import Component
+from infra.local.components import MLFLOW_ENV, Component
 from infra.local.supervisor import ProcessInfo, Supervisor
 from tidemark import kafka_io
 from tidemark.config import Settings
@@ -86,12 +86,13 @@ class Stack:
             found = infra.infrastructure(self.settings, self.state)
             if self._services is not None:
                 # Each service reads exactly the stack's settings of its own sections (a .env
-                # included), whatever its working directory, and no others; MLflow's download
-                # bars stay out of their logs.
+                # included), whatever its working directory, and no others, and MLflow as the
+                # stack wants it.
                 settings = with_admin_token(self.settings, self.state)
-                quiet = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
                 found += [
-                    replace(service, env=settings.as_env(*service.sections) | quiet | service.env)
+                    replace(
+                        service, env=settings.as_env(*service.sections) | MLFLOW_ENV | service.env
+                    )
                     for service in self._services(self.settings, self.state)
                 ]
             self._components = found
@@ -203,9 +204,9 @@ class Stack:
         if len(topic["partitions"]) < self.settings.stack.scorers:
             raise StackError(
                 f"{topic['name']} has {len(topic['partitions'])} partitions, fewer than "
-                f"TIDEMARK_SCORERS={self.settings.stack.scorers}: a partition feeds one scorer "
-                "at a time. Run fewer scorers, or start from a fresh state folder (`make clean`) "
-                "with TIDEMARK_TOPIC_PARTITIONS at least the number of scorers."
+                f"TIDEMARK_STACK_SCORERS={self.settings.stack.scorers}: a partition feeds one "
+                "scorer at a time. Run fewer scorers, or start from a fresh state folder "
+                "(`make clean`) with TIDEMARK_KAFKA_PARTITIONS at least the number of scorers."
             )
 
     def _wait_healthy(self, waiting_for: Sequence[Component]) -> None:

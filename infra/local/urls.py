@@ -32,4 +32,6 @@ def admin_token_hint(settings: Settings, state: Path) -> str:
     path = token_file(settings, state)
     if path is not None and path.is_file():
         return f"admin token (POST /reload): in {path.resolve()}"
-    return "admin token (POST /reload): the TIDEMARK_ADMIN_TOKEN setting (environment or .env)"
+    return (
+        "admin token (POST /reload): the TIDEMARK_SERVING_ADMIN_TOKEN setting (environment or .env)"
+    )

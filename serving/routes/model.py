@@ -13,7 +13,7 @@ from serving.errors import NoModelError
 from serving.schemas import ChallengerInfo, ErrorResponse, ModelInfo
 from tidemark.challenge import SHADOW_ROLE_TAG, SHADOW_STATE_TAG, Challenge
 from tidemark.logs import get_logger
-from tidemark.registry_reader import RegistryUnavailableError, VersionRef
+from tidemark.registry.reader import RegistryUnavailableError, VersionRef
 
 log = get_logger("serving.model")
 

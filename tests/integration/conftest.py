@@ -20,7 +20,7 @@ import pytest
 from infra.local.components import prefect_env
 from infra.local.stack import Stack
 from tidemark import kafka_io
-from tidemark.config import FLAT_NAMES, SECTIONS, Settings
+from tidemark.config import NAMES, SECTIONS, Settings
 
 
 def free_ports(count: int) -> list[int]:
@@ -49,14 +49,14 @@ def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     Every ``*_port`` setting (the controller's, metrics ports of the services …) gets a free
     port too, so nothing of the test stack collides with a stack that `make up` started.
     """
-    extra = [name for name in FLAT_NAMES if name.endswith("_port")]
+    extra = [name for name in NAMES if name.endswith("_port")]
     kafka, mongo, mlflow, prefect, *ports = free_ports(4 + len(extra))
     return Settings(
         kafka_bootstrap_servers=f"127.0.0.1:{kafka}",
-        mongo_uri=f"mongodb://127.0.0.1:{mongo}/",
-        mlflow_tracking_uri=f"http://127.0.0.1:{mlflow}",
-        prefect_api_url=f"http://127.0.0.1:{prefect}/api",
-        state_dir=tmp_path_factory.mktemp("stack"),
+        store_uri=f"mongodb://127.0.0.1:{mongo}/",
+        registry_tracking_uri=f"http://127.0.0.1:{mlflow}",
+        orchestration_api_url=f"http://127.0.0.1:{prefect}/api",
+        stack_state_dir=tmp_path_factory.mktemp("stack"),
         kafka_session_timeout_ms=6_000,
         **dict(zip(extra, ports, strict=True)),
     )
@@ -120,23 +120,23 @@ def loop(stack: Stack, tmp_path: Path) -> Iterator[tuple[Settings, Processes]]:
     base = stack.settings
     scorer_port, joiner_port, monitor_port = free_ports(3)
     settings = base.override(
-        model_name=f"loop-{tag}",
-        mlflow_experiment=f"loop-{tag}",
-        mongo_database=f"loop_{tag}",
-        topic_measurements=f"{tag}.{base.kafka.topics.measurements}",
-        topic_weights=f"{tag}.{base.kafka.topics.weights}",
-        topic_predictions=f"{tag}.{base.kafka.topics.predictions}",
-        topic_scored=f"{tag}.{base.kafka.topics.scored}",
-        topic_retrain_requests=f"{tag}.{base.kafka.topics.retrain_requests}",
-        topic_dead_letter=f"{tag}.{base.kafka.topics.dead_letter}",
-        scorer_group_id=f"scorer-{tag}",
-        joiner_group_id=f"joiner-{tag}",
+        registry_model_name=f"loop-{tag}",
+        registry_experiment=f"loop-{tag}",
+        store_database=f"loop_{tag}",
+        kafka_topics_measurements=f"{tag}.{base.kafka.topics.measurements}",
+        kafka_topics_weights=f"{tag}.{base.kafka.topics.weights}",
+        kafka_topics_predictions=f"{tag}.{base.kafka.topics.predictions}",
+        kafka_topics_scored=f"{tag}.{base.kafka.topics.scored}",
+        kafka_topics_retrain_requests=f"{tag}.{base.kafka.topics.retrain_requests}",
+        kafka_topics_dead_letter=f"{tag}.{base.kafka.topics.dead_letter}",
+        stream_scorer_group_id=f"scorer-{tag}",
+        stream_joiner_group_id=f"joiner-{tag}",
         monitor_group_id=f"monitor-{tag}",
-        scorer_metrics_port=scorer_port,
-        joiner_metrics_port=joiner_port,
+        stream_scorer_metrics_port=scorer_port,
+        stream_joiner_metrics_port=joiner_port,
         monitor_metrics_port=monitor_port,
         registry_poll_interval_s=1.0,
-        transient_retry_delay_s=0.5,
+        retrain_transient_retry_delay_s=0.5,
     )
     kafka_io.ensure_topics(settings.kafka)
     env = (

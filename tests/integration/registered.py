@@ -1,7 +1,7 @@
 """Register models of the tests' own in the session stack's MLflow registry.
 
 Tests move aliases with MlflowClient themselves where the point is the registry's reaction;
-the platform's own registry code (tidemark.registry, flows/) is tested in test_registry_loop.
+the platform's own registry code (tidemark.registry.writer, flows/) is tested in test_registry_loop.
 """
 
 from __future__ import annotations

@@ -31,9 +31,9 @@ from demo.run import wait_out_cooldown
 from demo.timeline import draw_timeline
 from infra.local.stack import Stack
 from tests.integration.conftest import Processes
-from tidemark import registry
 from tidemark.config import Settings
 from tidemark.orchestration import RETRAIN_FLOW, TRAIN_DEPLOYMENT, deployments_ready, prefect_api
+from tidemark.registry import writer as registry
 from tidemark.scenario import load_scenario
 
 # Fish per wall-clock second in each phase of the default scenario.

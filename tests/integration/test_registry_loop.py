@@ -25,10 +25,10 @@ from flows.retrain import retrain
 from flows.rollback import rollback
 from flows.train import train
 from infra.local.stack import Stack
-from tidemark import registry
 from tidemark.config import Settings, get_settings
 from tidemark.model import TrainingDataError, evaluate
 from tidemark.orchestration import RETRAIN_DEPLOYMENT, deployments_ready, prefect_api
+from tidemark.registry import writer as registry
 from tidemark.scenario import generate_frame, load_scenario
 from tidemark.schemas import Scored
 from tidemark.store import TrainingStore
@@ -38,13 +38,13 @@ SHIFT_START = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 
 def _env(settings: Settings) -> dict[str, str]:
     return {
-        "TIDEMARK_MONGO_URI": settings.store.uri,
-        "TIDEMARK_MLFLOW_TRACKING_URI": settings.registry.tracking_uri,
-        "TIDEMARK_PREFECT_API_URL": settings.orchestration.api_url,
-        "TIDEMARK_MODEL_NAME": settings.registry.model_name,
-        "TIDEMARK_MONGO_COLLECTION": settings.store.collection,
-        "TIDEMARK_MLFLOW_EXPERIMENT": settings.registry.experiment,
-        "TIDEMARK_TRANSIENT_RETRY_DELAY_S": "0.5",
+        "TIDEMARK_STORE_URI": settings.store.uri,
+        "TIDEMARK_REGISTRY_TRACKING_URI": settings.registry.tracking_uri,
+        "TIDEMARK_ORCHESTRATION_API_URL": settings.orchestration.api_url,
+        "TIDEMARK_REGISTRY_MODEL_NAME": settings.registry.model_name,
+        "TIDEMARK_STORE_COLLECTION": settings.store.collection,
+        "TIDEMARK_REGISTRY_EXPERIMENT": settings.registry.experiment,
+        "TIDEMARK_RETRAIN_TRANSIENT_RETRY_DELAY_S": "0.5",
     }
 
 
@@ -52,9 +52,9 @@ def _env(settings: Settings) -> dict[str, str]:
 def settings(stack: Stack) -> Iterator[Settings]:
     """The stack's settings with this module's own model and collection, also in the env."""
     mine = stack.settings.override(
-        model_name="fish-weight-loop",
-        mongo_collection="training_data_loop",
-        mlflow_experiment="registry-loop",
+        registry_model_name="fish-weight-loop",
+        store_collection="training_data_loop",
+        registry_experiment="registry-loop",
     )
     with pytest.MonkeyPatch.context() as patch:
         for key, value in _env(mine).items():

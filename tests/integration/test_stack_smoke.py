@@ -7,10 +7,12 @@ import subprocess
 import sys
 import uuid
 
+import httpx
 import mlflow
 import numpy as np
 import pytest
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from prefect import flow
 from prefect.client.orchestration import get_client
 from pymongo import MongoClient
@@ -21,6 +23,7 @@ from infra.local.stack import Stack
 from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.orchestration import prefect_api
+from tidemark.registry.reader import RegistryReader
 from tidemark.schemas import Measurement
 
 
@@ -90,8 +93,16 @@ def test_mlflow_logs_registers_and_loads_a_model(stack: Stack) -> None:
         )
     client = MlflowClient(stack.settings.registry.tracking_uri)
     client.set_registered_model_alias("smoke-model", "production", info.registered_model_version)
-    loaded = mlflow.pyfunc.load_model("models:/smoke-model@production")
+    # Loaded as Tidemark loads a version (skops, trusted types only); MLflow's own loader
+    # deserialises nothing in a Tidemark process.
+    smoke = stack.settings.registry.model_copy(update={"model_name": "smoke-model"})
+    with RegistryReader(smoke) as reader:
+        production = reader.alias()
+        assert production is not None
+        loaded = reader.load_model(production)
     assert loaded.predict(np.array([[10.0]]))[0] == pytest.approx(20.0)
+    with pytest.raises(MlflowException, match="MLFLOW_ALLOW_PICKLE_DESERIALIZATION"):
+        mlflow.pyfunc.load_model("models:/smoke-model@production")
 
 
 @flow(name="smoke")
@@ -116,16 +127,36 @@ def test_a_flow_runs_against_the_prefect_server(stack: Stack) -> None:
         assert asyncio.run(_final_state(api, state.state_details.flow_run_id)) == "COMPLETED"
 
 
+def test_prefect_takes_no_state_change_without_a_csrf_token_nor_another_origin(
+    stack: Stack,
+) -> None:
+    # The flow above ran through Prefect's client, which fetched a token; a bare POST has none.
+    api = stack.settings.orchestration.api_url.rstrip("/")
+    refused = httpx.post(f"{api}/flows/filter", json={}, timeout=5.0)
+    assert refused.status_code == 403
+    assert refused.json() == {"detail": "Missing CSRF token."}
+
+    def preflight(origin: str) -> httpx.Response:
+        headers = {"Origin": origin, "Access-Control-Request-Method": "POST"}
+        return httpx.options(f"{api}/flows/filter", headers=headers, timeout=5.0)
+
+    ui = stack.settings.orchestration.ui_url
+    assert preflight(ui).headers["access-control-allow-origin"] == ui
+    elsewhere = preflight("http://attacker.example")
+    assert elsewhere.status_code == 400
+    assert "access-control-allow-origin" not in elsewhere.headers
+
+
 def test_stack_status_command_reports_the_private_stack(stack: Stack) -> None:
     settings: Settings = stack.settings
     env = os.environ | {
         "TIDEMARK_KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-        "TIDEMARK_KAFKA_CONTROLLER_PORT": str(settings.stack.kafka_controller_port),
-        "TIDEMARK_MONGO_URI": settings.store.uri,
-        "TIDEMARK_FERRETDB_DEBUG_PORT": str(settings.stack.ferretdb_debug_port),
-        "TIDEMARK_MLFLOW_TRACKING_URI": settings.registry.tracking_uri,
-        "TIDEMARK_PREFECT_API_URL": settings.orchestration.api_url,
-        "TIDEMARK_STATE_DIR": str(stack.state),
+        "TIDEMARK_STACK_KAFKA_CONTROLLER_PORT": str(settings.stack.kafka_controller_port),
+        "TIDEMARK_STORE_URI": settings.store.uri,
+        "TIDEMARK_STACK_FERRETDB_DEBUG_PORT": str(settings.stack.ferretdb_debug_port),
+        "TIDEMARK_REGISTRY_TRACKING_URI": settings.registry.tracking_uri,
+        "TIDEMARK_ORCHESTRATION_API_URL": settings.orchestration.api_url,
+        "TIDEMARK_STACK_STATE_DIR": str(stack.state),
     }
     done = subprocess.run(
         [sys.executable, "-m", "tidemark", "stack", "status", "--infra-only"],

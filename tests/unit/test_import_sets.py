@@ -52,10 +52,10 @@ CASES = [
 def _run(args: list[str], state: Path) -> dict[str, object]:
     env = {
         **os.environ,
-        "TIDEMARK_STATE_DIR": str(state),
+        "TIDEMARK_STACK_STATE_DIR": str(state),
         "TIDEMARK_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
         "TIDEMARK_KAFKA_CLIENT_TIMEOUT_MS": "1000",
-        "TIDEMARK_MLFLOW_TRACKING_URI": "http://127.0.0.1:1",
+        "TIDEMARK_REGISTRY_TRACKING_URI": "http://127.0.0.1:1",
     }
     done = subprocess.run(
         [sys.executable, "-c", _RUN.format(args=args)],

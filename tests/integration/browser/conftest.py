@@ -27,9 +27,9 @@ from monitoring.drift import DriftDetector, features_frame
 from monitoring.reports import ReportStore, WindowOutcome
 from monitoring.windows import ClosedWindow
 from tests.integration.monitoring.fish import PER_WINDOW, scored_fish
-from tidemark import registry
 from tidemark.config import Settings, get_settings
 from tidemark.orchestration import deployments_ready, prefect_api
+from tidemark.registry import writer as registry
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
@@ -40,12 +40,12 @@ expect.set_options(timeout=PAGE_TIMEOUT_MS)
 
 def _env(settings: Settings) -> dict[str, str]:
     return {
-        "TIDEMARK_MONGO_URI": settings.store.uri,
-        "TIDEMARK_MLFLOW_TRACKING_URI": settings.registry.tracking_uri,
-        "TIDEMARK_PREFECT_API_URL": settings.orchestration.api_url,
-        "TIDEMARK_MODEL_NAME": settings.registry.model_name,
-        "TIDEMARK_MONGO_COLLECTION": settings.store.collection,
-        "TIDEMARK_MLFLOW_EXPERIMENT": settings.registry.experiment,
+        "TIDEMARK_STORE_URI": settings.store.uri,
+        "TIDEMARK_REGISTRY_TRACKING_URI": settings.registry.tracking_uri,
+        "TIDEMARK_ORCHESTRATION_API_URL": settings.orchestration.api_url,
+        "TIDEMARK_REGISTRY_MODEL_NAME": settings.registry.model_name,
+        "TIDEMARK_STORE_COLLECTION": settings.store.collection,
+        "TIDEMARK_REGISTRY_EXPERIMENT": settings.registry.experiment,
         "TIDEMARK_SERVING_HOST": settings.serving.host,
         "TIDEMARK_SERVING_PORT": str(settings.serving.port),
     }
@@ -88,9 +88,9 @@ def _ready(settings: Settings) -> Callable[[], bool]:
 def settings(stack: Stack) -> Iterator[Settings]:
     """The stack's settings with a model, collection and experiment of this module's own."""
     mine = stack.settings.override(
-        model_name="fish-weight-browser",
-        mongo_collection="training_data_browser",
-        mlflow_experiment="browser",
+        registry_model_name="fish-weight-browser",
+        store_collection="training_data_browser",
+        registry_experiment="browser",
     )
     with pytest.MonkeyPatch.context() as patch:
         for key, value in _env(mine).items():
@@ -170,7 +170,7 @@ def evidently_ui(
 ) -> str:
     """``evidently ui`` on a workspace where the monitor's store recorded a few judged windows."""
     workspace = tmp_path_factory.mktemp("evidently")
-    store = ReportStore(settings.override(evidently_workspace=workspace))
+    store = ReportStore(settings.override(monitor_evidently_workspace=workspace))
     model = registry.load_model(settings.registry, production)
     detector = DriftDetector(
         registry.load_reference(settings.registry, production),

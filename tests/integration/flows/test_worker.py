@@ -43,7 +43,7 @@ def _ready(settings: Settings) -> bool:
 def pooled(stack: Stack, tmp_path: Path) -> Iterator[Settings]:
     """Settings naming a pool of this test's own, with a worker of it running."""
     settings = stack.settings.override(
-        prefect_work_pool=f"pool-{uuid.uuid4().hex[:6]}", prefect_worker_poll_s=1.0
+        orchestration_work_pool=f"pool-{uuid.uuid4().hex[:6]}", orchestration_worker_poll_s=1.0
     )
     log = tmp_path / "worker.log"
     env = os.environ | settings.as_env(*SECTIONS) | prefect_env(settings, stack.state)

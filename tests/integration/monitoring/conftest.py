@@ -24,7 +24,7 @@ from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.model import FEATURES, train
 from tidemark.orchestration import RETRAIN_DEPLOYMENT, prefect_api
-from tidemark.registry import REFERENCE_DIR, REFERENCE_FILE
+from tidemark.registry.writer import REFERENCE_DIR, REFERENCE_FILE
 from tidemark.scenario import generate_frame, load_scenario
 
 
@@ -101,14 +101,14 @@ def monitored(stack: Stack, salmon_model: tuple[str, Pipeline], tmp_path: Path) 
     tag = uuid.uuid4().hex[:8]
     base = stack.settings
     settings = base.override(
-        model_name=salmon_model[0],
-        topic_scored=f"{tag}.{base.kafka.topics.scored}",
-        topic_retrain_requests=f"{tag}.{base.kafka.topics.retrain_requests}",
-        topic_dead_letter=f"{tag}.{base.kafka.topics.dead_letter}",
+        registry_model_name=salmon_model[0],
+        kafka_topics_scored=f"{tag}.{base.kafka.topics.scored}",
+        kafka_topics_retrain_requests=f"{tag}.{base.kafka.topics.retrain_requests}",
+        kafka_topics_dead_letter=f"{tag}.{base.kafka.topics.dead_letter}",
         monitor_group_id=f"monitor-{tag}",
         monitor_window_s=2.0,
         monitor_allowed_lateness_s=0.5,
-        state_dir=tmp_path,
+        stack_state_dir=tmp_path,
     )
     kafka_io.ensure_topics(settings.kafka)
     return settings

@@ -16,7 +16,7 @@ from monitoring.policy import Decision
 def test_the_version_a_run_registered_states_its_decision_and_achievable_errors(
     stack: Stack, salmon_model: tuple[str, Pipeline]
 ) -> None:
-    settings = stack.settings.override(model_name=f"outcome-{uuid.uuid4().hex[:6]}")
+    settings = stack.settings.override(registry_model_name=f"outcome-{uuid.uuid4().hex[:6]}")
     client = MlflowClient(settings.registry.tracking_uri)
     mlflow.set_tracking_uri(settings.registry.tracking_uri)
     mlflow.set_experiment("monitoring-tests")

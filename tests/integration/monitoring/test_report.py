@@ -35,7 +35,7 @@ def tidemark(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]
 def test_report_from_the_topic_and_from_the_store(
     monitored: Settings, salmon_model: tuple[str, Pipeline], tmp_path: Path
 ) -> None:
-    settings = monitored.override(mongo_database=f"report_{tmp_path.name[-8:]}")
+    settings = monitored.override(store_database=f"report_{tmp_path.name[-8:]}")
     model = salmon_model[1]
     first = window_aligned_start(settings)
     shift = first + timedelta(seconds=6)

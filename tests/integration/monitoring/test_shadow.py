@@ -35,11 +35,12 @@ from tests.integration.monitoring.fish import (
     window_aligned_start,
 )
 from tests.integration.monitoring.test_monitor import run_monitor
-from tidemark import kafka_io, registry
+from tidemark import kafka_io
 from tidemark.challenge import ROLE_ROLLBACK_WATCH, SHADOW_ROLE_TAG, SHADOW_STATE_TAG, Challenge
 from tidemark.config import Settings, get_settings
 from tidemark.model import FEATURES
 from tidemark.orchestration import SHADOW_VERDICT_DEPLOYMENT, prefect_api
+from tidemark.registry import writer as registry
 from tidemark.scenario import generate_frame, load_scenario
 from tidemark.schemas import ModelDecision, ModelEvent, Scored, ShadowVerdict
 
@@ -57,7 +58,7 @@ def verdict_deployment(stack: Stack) -> Iterator[None]:
         | prefect_env(settings, stack.state)
         | {
             "PREFECT_RUNNER_POLL_FREQUENCY": "1",
-            "TIDEMARK_MLFLOW_TRACKING_URI": settings.registry.tracking_uri,
+            "TIDEMARK_REGISTRY_TRACKING_URI": settings.registry.tracking_uri,
         }
     )
     # Each test's model has a name of its own: the flow takes it from the decision.
@@ -92,8 +93,8 @@ def two_versions(
     """A model of its own with v1 in production and v2 registered, a decisions topic of its
     own and ``MIN_FISH``."""
     settings = monitored.override(
-        model_name=f"shadow-{uuid.uuid4().hex[:6]}",
-        topic_model_decisions=f"{uuid.uuid4().hex[:8]}.fish.model-decisions",
+        registry_model_name=f"shadow-{uuid.uuid4().hex[:6]}",
+        kafka_topics_model_decisions=f"{uuid.uuid4().hex[:8]}.fish.model-decisions",
         shadow_min_fish=MIN_FISH,
     )
     kafka_io.ensure_topics(settings.kafka)
@@ -253,8 +254,8 @@ def test_a_forced_promotion_of_a_worse_version_is_rolled_back(
 ) -> None:
     settings = two_versions
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TIDEMARK_MLFLOW_TRACKING_URI", settings.registry.tracking_uri)
-        patch.setenv("TIDEMARK_MODEL_NAME", settings.registry.model_name)
+        patch.setenv("TIDEMARK_REGISTRY_TRACKING_URI", settings.registry.tracking_uri)
+        patch.setenv("TIDEMARK_REGISTRY_MODEL_NAME", settings.registry.model_name)
         get_settings.cache_clear()
         try:
             with prefect_api(settings.orchestration):

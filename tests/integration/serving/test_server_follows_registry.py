@@ -57,7 +57,7 @@ def _answers(url: str) -> bool:
 @pytest.fixture(scope="module")
 def server(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """``tidemark serve`` as a subprocess, on a registered model of its own, v1 in production."""
-    settings = stack.settings.override(model_name=f"serving-{uuid.uuid4().hex[:6]}")
+    settings = stack.settings.override(registry_model_name=f"serving-{uuid.uuid4().hex[:6]}")
     versions = {
         "salmon": register(
             settings, ["salmon"], training_window_start="2026-11-01T00:00:00+00:00",
@@ -71,12 +71,12 @@ def server(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     )
     env = {
         **os.environ,
-        "TIDEMARK_MLFLOW_TRACKING_URI": settings.registry.tracking_uri,
-        "TIDEMARK_MODEL_NAME": settings.registry.model_name,
+        "TIDEMARK_REGISTRY_TRACKING_URI": settings.registry.tracking_uri,
+        "TIDEMARK_REGISTRY_MODEL_NAME": settings.registry.model_name,
         "TIDEMARK_SERVING_HOST": settings.serving.host,
         "TIDEMARK_SERVING_PORT": str(settings.serving.port),
         "TIDEMARK_REGISTRY_POLL_INTERVAL_S": "0.5",
-        "TIDEMARK_ADMIN_TOKEN": TOKEN,
+        "TIDEMARK_SERVING_ADMIN_TOKEN": TOKEN,
     }
     workdir: Path = tmp_path_factory.mktemp("serving")  # no stray .env file applies
     log = (workdir / "serving.log").open("w")

@@ -33,16 +33,16 @@ def streams(stack: Stack, production_model: str) -> Settings:
     tag = uuid.uuid4().hex[:8]
     base = stack.settings
     settings = base.override(
-        model_name=production_model,
-        topic_measurements=f"{tag}.{base.kafka.topics.measurements}",
-        topic_weights=f"{tag}.{base.kafka.topics.weights}",
-        topic_predictions=f"{tag}.{base.kafka.topics.predictions}",
-        topic_scored=f"{tag}.{base.kafka.topics.scored}",
-        topic_retrain_requests=f"{tag}.{base.kafka.topics.retrain_requests}",
-        topic_dead_letter=f"{tag}.{base.kafka.topics.dead_letter}",
-        mongo_database=f"streaming_{tag}",
-        scorer_group_id=f"scorer-{tag}",
-        joiner_group_id=f"joiner-{tag}",
+        registry_model_name=production_model,
+        kafka_topics_measurements=f"{tag}.{base.kafka.topics.measurements}",
+        kafka_topics_weights=f"{tag}.{base.kafka.topics.weights}",
+        kafka_topics_predictions=f"{tag}.{base.kafka.topics.predictions}",
+        kafka_topics_scored=f"{tag}.{base.kafka.topics.scored}",
+        kafka_topics_retrain_requests=f"{tag}.{base.kafka.topics.retrain_requests}",
+        kafka_topics_dead_letter=f"{tag}.{base.kafka.topics.dead_letter}",
+        store_database=f"streaming_{tag}",
+        stream_scorer_group_id=f"scorer-{tag}",
+        stream_joiner_group_id=f"joiner-{tag}",
         registry_poll_interval_s=1.0,
     )
     kafka_io.ensure_topics(settings.kafka)

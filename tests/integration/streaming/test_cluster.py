@@ -105,9 +105,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     settings = Settings(
         kafka_brokers=BROKERS,
         kafka_bootstrap_servers=addresses,
-        kafka_controller_port=_controller_ports(),
+        stack_kafka_controller_port=_controller_ports(),
         kafka_session_timeout_ms=6_000,
-        state_dir=state,
+        stack_state_dir=state,
         stack_start_timeout_s=300,
     )
     running = Cluster(settings, state)
@@ -124,8 +124,8 @@ def cluster_streams(cluster: Cluster, streams: Settings) -> Settings:
     settings = streams.override(
         kafka_brokers=BROKERS,
         kafka_bootstrap_servers=cluster.settings.kafka.bootstrap_servers,
-        topic_replication_factor=cluster.settings.kafka.replication_factor,
-        topic_min_insync_replicas=cluster.settings.kafka.min_insync_replicas,
+        kafka_replication_factor=cluster.settings.kafka.replication_factor,
+        kafka_min_insync_replicas=cluster.settings.kafka.min_insync_replicas,
     )
     kafka_io.ensure_topics(settings.kafka)
     return settings

@@ -1,7 +1,7 @@
 """Several scorers in one consumer group: one added and one SIGKILLed mid-run lose nothing.
 
 Real ``tidemark score`` processes share ``scorer_group_id`` on a 3-partition topic, as the
-processes that ``TIDEMARK_SCORERS=3 make up`` runs; the joiner stores every weighed fish.
+processes that ``TIDEMARK_STACK_SCORERS=3 make up`` runs; the joiner stores every weighed fish.
 """
 
 from __future__ import annotations

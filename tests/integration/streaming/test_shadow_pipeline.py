@@ -23,8 +23,8 @@ from tests.integration.streaming.streams import (
     training_count,
     wait_for,
 )
-from tidemark import registry
 from tidemark.config import Settings
+from tidemark.registry import writer as registry
 from tidemark.schemas import Prediction, Scored
 
 pytestmark = pytest.mark.integration
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def streams(streams: Settings) -> Settings:
     """The streaming tests' settings with a model of this test's own, v2 challenging v1."""
-    settings = streams.override(model_name=f"shadow-stream-{uuid.uuid4().hex[:6]}")
+    settings = streams.override(registry_model_name=f"shadow-stream-{uuid.uuid4().hex[:6]}")
     phases = ["salmon", "walleye"]
     production, _ = register_scenario_model(
         settings, phases, experiment="streaming", production=True

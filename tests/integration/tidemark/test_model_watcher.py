@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 from infra.local.stack import Stack
 from tests.integration.registered import register_scenario_model
 from tidemark.config import Settings
-from tidemark.model_watcher import ModelWatcher
+from tidemark.registry.watcher import ModelWatcher
 
 
 def _register(settings: Settings, name: str, phases: list[str]) -> str:
@@ -21,7 +21,7 @@ def _register(settings: Settings, name: str, phases: list[str]) -> str:
 @pytest.fixture
 def watched(stack: Stack) -> Settings:
     """Settings naming a registered model of its own, so tests do not share versions."""
-    return stack.settings.override(model_name=f"watched-{uuid.uuid4().hex[:6]}")
+    return stack.settings.override(registry_model_name=f"watched-{uuid.uuid4().hex[:6]}")
 
 
 def test_no_production_model_is_not_an_error(watched: Settings) -> None:

@@ -17,20 +17,20 @@ from flows.cli import models_command
 from flows.rollback import rollback
 from infra.local.stack import Stack
 from tests.integration.registered import register_scenario_model
-from tidemark import registry
 from tidemark.challenge import SHADOW_STATE_TAG, Challenge, ChallengeConfig
 from tidemark.config import Settings, get_settings
 from tidemark.orchestration import prefect_api
+from tidemark.registry import writer as registry
 from tidemark.schemas import ModelEvent, ShadowVerdict, utc_now
 
 
 @pytest.fixture(scope="module")
 def settings(stack: Stack) -> Iterator[Settings]:
     """The stack's settings with a model of this module's own, also in the environment."""
-    mine = stack.settings.override(model_name="fish-weight-shadow")
+    mine = stack.settings.override(registry_model_name="fish-weight-shadow")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TIDEMARK_MLFLOW_TRACKING_URI", mine.registry.tracking_uri)
-        patch.setenv("TIDEMARK_MODEL_NAME", mine.registry.model_name)
+        patch.setenv("TIDEMARK_REGISTRY_TRACKING_URI", mine.registry.tracking_uri)
+        patch.setenv("TIDEMARK_REGISTRY_MODEL_NAME", mine.registry.model_name)
         get_settings.cache_clear()
         with prefect_api(mine.orchestration):
             yield mine

@@ -7,7 +7,7 @@ import pytest
 from flows.candidate import ChampionScore, Judgement, deserves_shadow, emergency_verdict
 from tidemark.model import Metrics
 from tidemark.promotion import Decision, Evidence, Verdict
-from tidemark.version_notes import Trigger
+from tidemark.registry.notes import Trigger
 
 
 def judgement(

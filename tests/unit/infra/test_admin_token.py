@@ -16,7 +16,7 @@ from tidemark.config import Settings
 
 @pytest.fixture(autouse=True)
 def _no_token_set(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("TIDEMARK_ADMIN_TOKEN", raising=False)
+    monkeypatch.delenv("TIDEMARK_SERVING_ADMIN_TOKEN", raising=False)
 
 
 def test_a_stack_without_a_token_makes_one_readable_by_its_owner_only(tmp_path: Path) -> None:
@@ -41,7 +41,7 @@ def test_the_token_is_kept_across_restarts_and_differs_between_stacks(tmp_path: 
 def test_a_token_that_is_set_wins_and_nothing_is_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("TIDEMARK_ADMIN_TOKEN", "from-the-environment")
+    monkeypatch.setenv("TIDEMARK_SERVING_ADMIN_TOKEN", "from-the-environment")
     settings = Settings()
     assert token_file(settings, tmp_path) is None
     assert with_admin_token(settings, tmp_path).serving.admin_token == SecretStr(
@@ -65,4 +65,4 @@ def test_the_services_of_the_stack_receive_its_token(tmp_path: Path) -> None:
 
     stack = Stack(Settings(), state=tmp_path, services=one_service)
     api = next(c for c in stack.components() if c.name == "api")
-    assert api.env["TIDEMARK_ADMIN_TOKEN"] == (tmp_path / TOKEN_FILE).read_text().strip()
+    assert api.env["TIDEMARK_SERVING_ADMIN_TOKEN"] == (tmp_path / TOKEN_FILE).read_text().strip()

@@ -16,12 +16,12 @@ from tidemark.config import Settings, port_of
 def _settings(tmp_path: Path) -> Settings:
     return Settings(
         kafka_bootstrap_servers="127.0.0.1:19092",
-        kafka_controller_port=19093,
-        mongo_uri="mongodb://127.0.0.1:27117/",
-        ferretdb_debug_port=18089,
-        mlflow_tracking_uri="http://127.0.0.1:15000",
-        prefect_api_url="http://127.0.0.1:14200/api",
-        cache_dir=tmp_path / "cache",
+        stack_kafka_controller_port=19093,
+        store_uri="mongodb://127.0.0.1:27117/",
+        stack_ferretdb_debug_port=18089,
+        registry_tracking_uri="http://127.0.0.1:15000",
+        orchestration_api_url="http://127.0.0.1:14200/api",
+        stack_cache_dir=tmp_path / "cache",
     )
 
 
@@ -47,6 +47,12 @@ def test_every_component_listens_where_the_settings_say(tmp_path: Path) -> None:
     assert prefect.command[prefect.command.index("--port") + 1] == "14200"
     assert prefect.env["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
     assert prefect.url == "http://127.0.0.1:14200"
+    # Only this machine's browsers may call Prefect's API, and only with a CSRF token.
+    assert prefect.env["PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS"] == (
+        "http://127.0.0.1:14200,http://localhost:14200"
+    )
+    assert prefect.env["PREFECT_SERVER_API_CSRF_PROTECTION_ENABLED"] == "true"
+    assert by_name["mlflow"].env["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] == "false"
     assert all(not c.service for c in by_name.values())
 
 
@@ -68,8 +74,8 @@ def test_three_kafka_nodes_form_one_replicated_cluster(tmp_path: Path) -> None:
     settings = _settings(tmp_path).override(
         kafka_brokers=3,
         kafka_bootstrap_servers="127.0.0.1:19092,127.0.0.1:19192,127.0.0.1:19292",
-        topic_replication_factor=3,
-        topic_min_insync_replicas=2,
+        kafka_replication_factor=3,
+        kafka_min_insync_replicas=2,
     )
     nodes = kafka_node_layout(settings, tmp_path)
     assert [(n.node_id, n.name, n.address) for n in nodes] == [

@@ -59,4 +59,6 @@ def test_every_published_port_is_bound_to_loopback() -> None:
 def test_the_api_gets_an_admin_token_from_the_environment() -> None:
     # The API binds 0.0.0.0 in its container, where it refuses the default token.
     environment = _services()["serving"]["environment"]
-    assert environment["TIDEMARK_ADMIN_TOKEN"].startswith("${TIDEMARK_ADMIN_TOKEN:?")
+    assert environment["TIDEMARK_SERVING_ADMIN_TOKEN"].startswith(
+        "${TIDEMARK_SERVING_ADMIN_TOKEN:?"
+    )

@@ -35,7 +35,7 @@ def test_one_scorer_keeps_its_name_and_port() -> None:
 
 
 def test_several_scorers_each_have_a_name_and_a_metrics_port() -> None:
-    settings = Settings(scorers=3)
+    settings = Settings(stack_scorers=3)
     found = scorers(settings)
     assert [s.name for s in found] == ["scorer-1", "scorer-2", "scorer-3"]
     ports = [int(s.command[s.command.index("--metrics-port") + 1]) for s in found]

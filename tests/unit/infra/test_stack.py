@@ -13,19 +13,23 @@ def test_each_service_gets_exactly_the_variables_of_its_sections(tmp_path: Path)
     settings = Settings(
         _env_file=None,
         kafka_bootstrap_servers="127.0.0.1:19092",
-        mlflow_tracking_uri="http://127.0.0.1:15000",
-        state_dir=tmp_path / "elsewhere",
+        registry_tracking_uri="http://127.0.0.1:15000",
+        stack_state_dir=tmp_path / "elsewhere",
     )
     stack = Stack(settings, tmp_path / "state", services=platform_services)
     services = {c.name: c for c in stack.components() if c.service}
     for service in services.values():
         given = {key for key in service.env if key.startswith("TIDEMARK_")}
         # The monitor writes its reports under the stack's state folder.
-        assert given - {"TIDEMARK_STATE_DIR"} == set(settings.as_env(*service.sections))
+        assert given - {"TIDEMARK_STACK_STATE_DIR"} == set(settings.as_env(*service.sections))
     assert services["scorer"].env["TIDEMARK_KAFKA_BOOTSTRAP_SERVERS"] == "127.0.0.1:19092"
-    assert services["serving"].env["TIDEMARK_MLFLOW_TRACKING_URI"] == "http://127.0.0.1:15000"
+    assert services["serving"].env["TIDEMARK_REGISTRY_TRACKING_URI"] == "http://127.0.0.1:15000"
     assert "TIDEMARK_KAFKA_BOOTSTRAP_SERVERS" not in services["serving"].env
-    assert "TIDEMARK_MONGO_URI" not in services["scorer"].env
-    assert services["monitor"].env["TIDEMARK_STATE_DIR"] == str((tmp_path / "state").resolve())
-    assert not any("TIDEMARK_KAFKA_HEAP_MB" in s.env for s in services.values())
+    assert "TIDEMARK_STORE_URI" not in services["scorer"].env
+    assert services["monitor"].env["TIDEMARK_STACK_STATE_DIR"] == str(
+        (tmp_path / "state").resolve()
+    )
+    assert not any("TIDEMARK_STACK_KAFKA_HEAP_MB" in s.env for s in services.values())
     assert not any(key.startswith("TIDEMARK_") for key in services["evidently"].env)
+    # No service unpickles a model, whatever MLflow's default.
+    assert {s.env["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] for s in services.values()} == {"false"}

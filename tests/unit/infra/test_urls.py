@@ -24,7 +24,7 @@ def test_every_service_with_an_http_endpoint_is_in_the_table(tmp_path: Path) -> 
 
 
 def test_the_admin_token_hint_names_the_file_once_it_exists(tmp_path: Path) -> None:
-    assert "TIDEMARK_ADMIN_TOKEN" in admin_token_hint(Settings(), tmp_path)
+    assert "TIDEMARK_SERVING_ADMIN_TOKEN" in admin_token_hint(Settings(), tmp_path)
     (tmp_path / TOKEN_FILE).write_text("secret")
     hint = admin_token_hint(Settings(), tmp_path)
     assert str((tmp_path / TOKEN_FILE).resolve()) in hint

@@ -26,7 +26,7 @@ def _outcome(window: ClosedWindow, verdict: str = "ok") -> WindowOutcome:
 
 @pytest.fixture
 def store(tmp_path: Path) -> ReportStore:
-    return ReportStore(Settings(state_dir=tmp_path, monitor_error_threshold=0.1))
+    return ReportStore(Settings(stack_state_dir=tmp_path, monitor_error_threshold=0.1))
 
 
 def _metric_values(store: ReportStore, run_id: object) -> dict[str, float]:
@@ -74,7 +74,7 @@ def test_the_panels_exist_from_the_start_and_gain_a_series_per_new_version(
     assert panels()[dashboard.BY_VERSION] == ["v1", "v2", "v10", "threshold 0.10"]
     assert panels()[dashboard.BY_SPECIES] == ["salmon", "walleye", "threshold 0.10"]
     # A restarted monitor finds the panels and adds nothing twice.
-    again = ReportStore(Settings(state_dir=tmp_path, monitor_error_threshold=0.1))
+    again = ReportStore(Settings(stack_state_dir=tmp_path, monitor_error_threshold=0.1))
     assert again.dashboard.ensure(["2"], ["salmon"]) is False
     assert panels()[dashboard.BY_VERSION] == ["v1", "v2", "v10", "threshold 0.10"]
     assert len(Workspace.create(str(store.workspace_dir)).search_project(PROJECT)) == 1

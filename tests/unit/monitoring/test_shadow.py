@@ -10,7 +10,7 @@ from monitoring.shadow import ShadowJudge
 from tests.unit.monitoring.scored import scored
 from tidemark.challenge import ROLE_ROLLBACK_WATCH, SHADOW_ROLE_TAG, SHADOW_STATE_TAG, Challenge
 from tidemark.config import Settings
-from tidemark.registry_reader import VersionRef
+from tidemark.registry.reader import VersionRef
 from tidemark.schemas import ModelDecision, ModelEvent, Scored, ShadowVerdict
 
 SETTINGS = Settings(shadow_min_fish=20, shadow_max_fish=2_000)

@@ -14,7 +14,7 @@ from sklearn.pipeline import Pipeline
 from serving.app import create_app
 from tidemark.config import Settings
 from tidemark.model import known_species, train
-from tidemark.model_watcher import ServedModel
+from tidemark.registry.watcher import ServedModel
 from tidemark.scenario import generate_frame, load_scenario
 from tidemark.schemas import utc_now
 
@@ -82,7 +82,7 @@ def mixed_model() -> Pipeline:
 @pytest.fixture
 def settings() -> Settings:
     return Settings(
-        admin_token=SecretStr(ADMIN_TOKEN),
+        serving_admin_token=SecretStr(ADMIN_TOKEN),
         serving_max_batch=MAX_BATCH,
         serving_max_body_bytes=MAX_BODY_BYTES,
         registry_poll_interval_s=2.0,

@@ -9,7 +9,7 @@ from serving.app import create_app
 from tests.unit.serving.conftest import ADMIN_TOKEN, InMemorySource, served
 from tidemark.challenge import Challenge, ChallengeConfig
 from tidemark.config import Settings
-from tidemark.registry_reader import RegistryUnavailableError, VersionRef
+from tidemark.registry.reader import RegistryUnavailableError, VersionRef
 
 SALMON = {"species": "salmon", "length_cm": 70.0, "height_cm": 17.0}
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

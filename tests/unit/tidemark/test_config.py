@@ -1,4 +1,5 @@
-"""Settings come from the environment, in sections, and travel to child processes intact."""
+"""Settings come from the environment, in sections, by names derived from their place, are
+checked with the variable named, and travel to child processes intact."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel, SecretStr, ValidationError
+from structlog.testing import capture_logs
 
-from tidemark.config import FLAT_NAMES, SECTIONS, Settings
+from tidemark import deprecated_names
+from tidemark.config import NAMES, SECTIONS, Settings
+from tidemark.deprecated_names import DEPRECATED_NAMES
 
-# Every variable Tidemark has read since its settings were flat, and where it lands now.
-VARIABLES = {
+# Every variable Tidemark read before its names were derived, and where it lands: each still
+# works (for one release), those that break the rule with a warning.
+OLD_VARIABLES = {
     "TIDEMARK_KAFKA_BOOTSTRAP_SERVERS": "kafka.bootstrap_servers",
     "TIDEMARK_KAFKA_BROKERS": "kafka.brokers",
     "TIDEMARK_KAFKA_SESSION_TIMEOUT_MS": "kafka.session_timeout_ms",
@@ -110,10 +115,19 @@ def _at(settings: Settings, place: str) -> Any:
     return found
 
 
-# Values that must agree with each other: two local nodes, both listed.
+def _place(name: str) -> str:
+    return ".".join(NAMES[name])
+
+
 # Settings whose values must agree with others: a cluster's addresses, no more scorers than
-# partitions.
-AGREEING = {"kafka.brokers": "2", "kafka.bootstrap_servers": "h:1,h:2", "stack.scorers": "2"}
+# partitions, no more in-sync replicas than copies.
+AGREEING = {
+    "kafka.brokers": "2",
+    "kafka.bootstrap_servers": "h:1,h:2",
+    "kafka.replication_factor": "3",
+    "kafka.min_insync_replicas": "2",
+    "stack.scorers": "2",
+}
 
 
 def _distinct_text(index: int, place: str, default: Any) -> str:
@@ -142,46 +156,114 @@ def _section_fields(model: type[BaseModel], prefix: str = "") -> list[str]:
     return places
 
 
-def test_every_flat_variable_lands_in_its_section(monkeypatch: pytest.MonkeyPatch) -> None:
+def _shown(value: Any) -> str:
+    return str(value.get_secret_value() if isinstance(value, SecretStr) else value).lower()
+
+
+@pytest.fixture
+def warned_never(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process that has warned about no deprecated name yet."""
+    monkeypatch.setattr(deprecated_names, "_warned", set())
+
+
+def test_names_are_section_and_field_and_cover_every_setting() -> None:
+    assert sorted(_place(name) for name in NAMES) == sorted(_section_fields(Settings))
+    for name, place in NAMES.items():
+        assert name == "_".join(place)
+    assert NAMES["kafka_topics_scored"] == ("kafka", "topics", "scored")
+
+
+def test_every_variable_lands_in_its_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     defaults = Settings(_env_file=None)
     expected = {}
-    for index, (variable, place) in enumerate(VARIABLES.items()):
+    for index, name in enumerate(NAMES):
+        place = _place(name)
         text = _distinct_text(index, place, _at(defaults, place))
-        monkeypatch.setenv(variable, text)
+        monkeypatch.setenv(f"TIDEMARK_{name.upper()}", text)
         expected[place] = text
     settings = Settings(_env_file=None)
     for place, text in expected.items():
-        value = _at(settings, place)
-        shown = value.get_secret_value() if isinstance(value, SecretStr) else value
-        assert str(shown).lower() == text, place
+        assert _shown(_at(settings, place)) == text, place
 
 
-def test_the_flat_names_are_exactly_the_variables_and_cover_every_section_field() -> None:
-    assert {f"TIDEMARK_{name.upper()}": place for name, place in FLAT_NAMES.items()} == VARIABLES
-    assert sorted(FLAT_NAMES.values()) == sorted(_section_fields(Settings))
+def test_the_deprecated_names_are_the_old_variables_that_break_the_rule() -> None:
+    renamed = {
+        variable.removeprefix("TIDEMARK_").lower(): place
+        for variable, place in OLD_VARIABLES.items()
+        if variable.removeprefix("TIDEMARK_").lower() not in NAMES
+    }
+    assert set(DEPRECATED_NAMES) == set(renamed)
+    for old, new in DEPRECATED_NAMES.items():
+        assert _place(new) == renamed[old], old
 
 
+@pytest.mark.usefixtures("warned_never")
+def test_every_old_variable_still_works_and_a_renamed_one_warns_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    defaults = Settings(_env_file=None)
+    expected = {}
+    for index, (variable, place) in enumerate(OLD_VARIABLES.items()):
+        text = _distinct_text(index, place, _at(defaults, place))
+        monkeypatch.setenv(variable, text)
+        expected[place] = text
+    with capture_logs() as logs:
+        settings = Settings(_env_file=None)
+        again = Settings(_env_file=None)
+    for place, text in expected.items():
+        assert _shown(_at(settings, place)) == text, place
+    assert again == settings
+    warned = [entry for entry in logs if entry["event"] == "deprecated setting name"]
+    assert sorted(entry["name"] for entry in warned) == sorted(
+        f"TIDEMARK_{old.upper()}" for old in DEPRECATED_NAMES
+    )
+    assert {entry["log_level"] for entry in warned} == {"warning"}
+    assert {entry["use"] for entry in warned} == {
+        f"TIDEMARK_{new.upper()}" for new in DEPRECATED_NAMES.values()
+    }
+
+
+@pytest.mark.usefixtures("warned_never")
+def test_the_new_name_wins_over_its_deprecated_alias(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TIDEMARK_MONGO_URI", "mongodb://old:1/")
+    monkeypatch.setenv("TIDEMARK_STORE_URI", "mongodb://new:1/")
+    assert Settings(_env_file=None).store.uri == "mongodb://new:1/"
+    assert Settings(_env_file=None, mongo_uri="mongodb://kw:1/").store.uri == "mongodb://kw:1/"
+
+
+def test_an_unknown_variable_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TIDEMARK_MONITOR_WINDOWS_S", "15")
+    with pytest.raises(ValidationError, match="TIDEMARK_MONITOR_WINDOWS_S\n  no setting has"):
+        Settings(_env_file=None)
+
+
+def test_a_whole_section_is_no_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TIDEMARK_STORE", '{"uri": "mongodb://db:1/"}')
+    with pytest.raises(ValidationError, match="TIDEMARK_STORE\n"):
+        Settings(_env_file=None)
+
+
+@pytest.mark.usefixtures("warned_never")
 def test_dotenv_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / ".env").write_text("TIDEMARK_MODEL_NAME=from-dotenv\nTIDEMARK_TOPIC_SCORED=s\n")
+    (tmp_path / ".env").write_text(
+        "TIDEMARK_REGISTRY_MODEL_NAME=from-dotenv\nTIDEMARK_KAFKA_TOPICS_SCORED=s\n"
+        "TIDEMARK_MONGO_DATABASE=old-name\nOTHER_TOOL_SETTING=ignored\n"
+    )
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("TIDEMARK_TOPIC_SCORED", "from-environment")
+    monkeypatch.setenv("TIDEMARK_KAFKA_TOPICS_SCORED", "from-environment")
     settings = Settings()
     assert settings.registry.model_name == "from-dotenv"
     assert settings.kafka.topics.scored == "from-environment"
+    assert settings.store.database == "old-name"
 
 
-def test_flat_keywords_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TIDEMARK_MONGO_URI", "mongodb://environment:1/")
-    monkeypatch.setenv("TIDEMARK_MONGO_DATABASE", "from-environment")
-    settings = Settings(_env_file=None, mongo_uri="mongodb://keyword:1/", state_dir="/srv/t")
+def test_keywords_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TIDEMARK_STORE_URI", "mongodb://environment:1/")
+    monkeypatch.setenv("TIDEMARK_STORE_DATABASE", "from-environment")
+    settings = Settings(_env_file=None, store_uri="mongodb://keyword:1/", stack_state_dir="/srv/t")
     assert settings.store.uri == "mongodb://keyword:1/"
     assert settings.store.database == "from-environment"
     assert settings.stack.state_dir == Path("/srv/t")
-
-
-def test_bad_values_are_refused_with_the_setting_named() -> None:
-    with pytest.raises(ValidationError, match=r"kafka\.partitions"):
-        Settings(_env_file=None, topic_partitions=0)
 
 
 def test_unknown_keywords_are_refused() -> None:
@@ -189,27 +271,97 @@ def test_unknown_keywords_are_refused() -> None:
         Settings(_env_file=None, kafka_bootstrap_server="typo:9092")
 
 
-def test_override_takes_flat_names_and_sections_and_validates() -> None:
+FLOATS = [name for name in NAMES if isinstance(_at(Settings(_env_file=None), _place(name)), float)]
+PORTS = [name for name in NAMES if name.endswith("_port")]
+
+
+# 1e999 is read as infinity.
+@pytest.mark.parametrize("text", ["inf", "-inf", "nan", "1e999"])
+def test_every_number_is_finite(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert len(FLOATS) > 20
+    for name in FLOATS:
+        monkeypatch.setenv(f"TIDEMARK_{name.upper()}", text)
+    with pytest.raises(ValidationError) as refused:
+        Settings(_env_file=None)
+    assert [error["loc"] for error in refused.value.errors()] == [
+        (f"TIDEMARK_{name.upper()}",) for name in FLOATS
+    ]
+    assert {error["type"] for error in refused.value.errors()} == {"finite_number"}
+
+
+@pytest.mark.parametrize("port", [0, -1, 65_536])
+def test_every_port_is_in_range(port: int) -> None:
+    assert len(PORTS) == 7
+    for name in PORTS:
+        with pytest.raises(ValidationError, match=f"TIDEMARK_{name.upper()}\n"):
+            Settings(_env_file=None, **{name: port})
+    assert Settings(_env_file=None, serving_port=65_535).serving.port == 65_535
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("kafka_bootstrap_servers", "h:1,h:65536"),
+        ("kafka_bootstrap_servers", "h:0"),
+        ("kafka_bootstrap_servers", "h:x"),
+        ("registry_tracking_uri", "http://127.0.0.1:99999"),
+        ("orchestration_api_url", "http://127.0.0.1:0/api"),
+    ],
+)
+def test_ports_in_addresses_are_in_range(name: str, value: str) -> None:
+    with pytest.raises(ValidationError, match=f"TIDEMARK_{name.upper()}\n.*1-65535"):
+        Settings(_env_file=None, **{name: value})
+
+
+def test_addresses_without_a_port_are_fine() -> None:
+    settings = Settings(_env_file=None, kafka_bootstrap_servers="kafka-1,kafka-2:9092")
+    assert settings.kafka.addresses == ["kafka-1", "kafka-2:9092"]
+    assert Settings(_env_file=None, registry_tracking_uri="https://mlflow.example")
+
+
+def test_a_minimum_above_its_maximum_is_refused() -> None:
+    with pytest.raises(ValidationError, match="TIDEMARK_SHADOW_MIN_FISH=300 exceeds TIDEMARK_SHA"):
+        Settings(_env_file=None, shadow_min_fish=300, shadow_max_fish=200)
+    assert Settings(_env_file=None, shadow_min_fish=200, shadow_max_fish=200).shadow.min_fish == 200
+    with pytest.raises(ValidationError, match="TIDEMARK_KAFKA_MIN_INSYNC_REPLICAS=3 exceeds"):
+        Settings(
+            _env_file=None, kafka_brokers=3, kafka_replication_factor=2, kafka_min_insync_replicas=3
+        )
+
+
+@pytest.mark.parametrize("token", ["", "   "])
+def test_an_empty_admin_token_is_refused(token: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TIDEMARK_SERVING_ADMIN_TOKEN", token)
+    with pytest.raises(ValidationError, match=r"TIDEMARK_SERVING_ADMIN_TOKEN\n.*may not be empty"):
+        Settings(_env_file=None)
+
+
+def test_bad_values_are_refused_with_the_variable_named() -> None:
+    with pytest.raises(ValidationError, match="TIDEMARK_KAFKA_PARTITIONS\n"):
+        Settings(_env_file=None, kafka_partitions=0)
+
+
+def test_override_takes_names_and_sections_and_validates() -> None:
     settings = Settings(_env_file=None)
-    changed = settings.override(topic_scored="t.scored", store=settings.store.model_copy())
+    changed = settings.override(kafka_topics_scored="t.scored", store=settings.store.model_copy())
     assert changed.kafka.topics.scored == "t.scored"
     assert changed.kafka.topics.weights == settings.kafka.topics.weights
     assert changed.store == settings.store
     assert settings.kafka.topics.scored == "fish.scored"
-    with pytest.raises(ValidationError, match=r"monitor\.window_s"):
+    with pytest.raises(ValidationError, match="TIDEMARK_MONITOR_WINDOW_S\n"):
         settings.override(monitor_window_s=0)
 
 
 def test_as_env_round_trips_every_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     original = Settings(
         _env_file=None,
-        mongo_uri="mongodb://db:1/",
-        admin_token=SecretStr("s3cret"),
-        state_dir=Path("/srv/tidemark"),
-        evidently_workspace=Path("/srv/evidently"),
+        store_uri="mongodb://db:1/",
+        serving_admin_token=SecretStr("s3cret"),
+        stack_state_dir=Path("/srv/tidemark"),
+        monitor_evidently_workspace=Path("/srv/evidently"),
     )
     env = original.as_env(*SECTIONS)
-    assert len(env) == len(FLAT_NAMES)
+    assert set(env) == {f"TIDEMARK_{name.upper()}" for name in NAMES}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert Settings(_env_file=None) == original
@@ -218,17 +370,23 @@ def test_as_env_round_trips_every_setting(monkeypatch: pytest.MonkeyPatch) -> No
 def test_as_env_of_sections_holds_only_their_variables() -> None:
     env = Settings(_env_file=None).as_env("kafka", "store")
     assert set(env) == {
-        variable
-        for variable, place in VARIABLES.items()
-        if place.split(".")[0] in {"kafka", "store"}
+        f"TIDEMARK_{name.upper()}"
+        for name, place in NAMES.items()
+        if place[0] in {"kafka", "store"}
     }
-    assert "TIDEMARK_STATE_DIR" not in env
+    assert "TIDEMARK_STACK_STATE_DIR" not in env
     assert Settings(_env_file=None).as_env() == {}
-    assert set(SECTIONS) == {place.split(".")[0] for place in VARIABLES.values()}
+    assert set(SECTIONS) == {place[0] for place in NAMES.values()}
+
+
+def test_the_readme_lists_every_variable() -> None:
+    readme = (Path(__file__).parents[3] / "README.md").read_text()
+    missing = [name for name in NAMES if f"`{name.upper()}`" not in readme]
+    assert not missing
 
 
 def test_derived_urls() -> None:
-    settings = Settings(_env_file=None, prefect_api_url="http://h:1/api", serving_port=81)
+    settings = Settings(_env_file=None, orchestration_api_url="http://h:1/api", serving_port=81)
     assert settings.orchestration.ui_url == "http://h:1"
     assert settings.serving.url == "http://127.0.0.1:81"
     assert len(settings.kafka.topics.names) == 7
@@ -242,22 +400,22 @@ def test_a_local_cluster_lists_every_node_and_replicates_by_default() -> None:
     assert (three.replication_factor, three.min_insync_replicas) == (3, 2)
     listed = Settings(_env_file=None, kafka_brokers=3, kafka_bootstrap_servers="h:1,h:2,h:3")
     assert listed.kafka.addresses == ["h:1", "h:2", "h:3"]
-    chosen = Settings(_env_file=None, kafka_brokers=3, topic_replication_factor=2).kafka
+    chosen = Settings(_env_file=None, kafka_brokers=3, kafka_replication_factor=2).kafka
     assert (chosen.replication_factor, chosen.min_insync_replicas) == (2, 1)
 
 
 def test_override_keeps_what_was_never_chosen_unset() -> None:
-    settings = Settings(_env_file=None, mongo_uri="mongodb://db:1/")
+    settings = Settings(_env_file=None, store_uri="mongodb://db:1/")
     grown = settings.override(kafka_brokers=3)
     # The replication defaults follow the cluster's size, as they would from the environment.
     assert (grown.kafka.replication_factor, grown.kafka.min_insync_replicas) == (3, 2)
     assert grown.store.uri == "mongodb://db:1/"
     assert "admin_token" not in grown.serving.model_fields_set
-    assert "admin_token" in grown.override(admin_token="t").serving.model_fields_set
+    assert "admin_token" in grown.override(serving_admin_token="t").serving.model_fields_set
 
 
 def test_more_scorers_than_partitions_are_refused_with_the_way_out() -> None:
-    with pytest.raises(ValidationError, match="TIDEMARK_TOPIC_PARTITIONS=3"):
-        Settings(_env_file=None, scorers=4)
-    assert Settings(_env_file=None, scorers=4, topic_partitions=4).stack.scorers == 4
-    assert Settings(_env_file=None, scorers=3).kafka.partitions == 3
+    with pytest.raises(ValidationError, match="TIDEMARK_KAFKA_PARTITIONS=3"):
+        Settings(_env_file=None, stack_scorers=4)
+    assert Settings(_env_file=None, stack_scorers=4, kafka_partitions=4).stack.scorers == 4
+    assert Settings(_env_file=None, stack_scorers=3).kafka.partitions == 3

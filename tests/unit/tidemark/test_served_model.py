@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from tidemark.model import DataError, known_species, predict, train
-from tidemark.model_watcher import ServedModel
+from tidemark.registry.watcher import ServedModel
 from tidemark.scenario import generate_frame, load_scenario
 from tidemark.schemas import utc_now
 

@@ -7,7 +7,7 @@ import pandas as pd
 
 from tidemark.model import Metrics
 from tidemark.promotion import Decision, Verdict, gather_evidence
-from tidemark.version_notes import Trigger, describe_version
+from tidemark.registry.notes import Trigger, describe_version
 
 
 def test_run_names_tell_the_trigger() -> None:

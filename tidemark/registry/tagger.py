@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import httpx
 
-from tidemark.registry_reader import RegistryReader, RegistryUnavailableError
+from tidemark.registry.reader import RegistryReader, RegistryUnavailableError
 
 
 class RegistryTagger(RegistryReader):

@@ -10,7 +10,7 @@ A scorer holds a second watcher on the ``challenger`` alias (the version in shad
 comes and goes: when it is removed the watcher drops its model, so the scorer stops shadowing;
 the production watcher never drops a model, a missing production alias being a registry fault.
 
-The registry is read through :class:`tidemark.registry_reader.RegistryReader` (MLflow's REST API,
+The registry is read through :class:`tidemark.registry.reader.RegistryReader` (MLflow's REST API,
 a short timeout of our own, the model from its skops file), not the MLflow client, whose import
 alone would double a scorer's memory. A loaded version is swapped in only if the alias still
 points at it once it is loaded, so a process never serves a version the alias has left.
@@ -31,7 +31,7 @@ from tidemark import model as weight_model
 from tidemark.config import RegistrySettings
 from tidemark.fast_path import LogLinearPredictor
 from tidemark.logs import get_logger
-from tidemark.registry_reader import RegistryReader, RegistryUnavailableError, VersionRef
+from tidemark.registry.reader import RegistryReader, RegistryUnavailableError, VersionRef
 from tidemark.schemas import utc_now
 
 if TYPE_CHECKING:

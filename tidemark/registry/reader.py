@@ -5,7 +5,7 @@ points at, that version's model and its training data. Those are three REST call
 downloads, so they go through ``httpx`` with a short timeout of our own instead of the MLflow
 client (about 100 MB and several seconds of imports, and retries that would hold a check for
 minutes while the registry is down). Writing to the registry (train, register, promote,
-roll back) stays with ``tidemark.registry`` and MLflow itself.
+roll back) stays with ``tidemark.registry.writer`` and MLflow itself.
 
 Files come through the tracking server's artifact proxy (``mlflow-artifacts:`` URIs, what the
 local stack's ``mlflow server`` hands out); any other artifact store falls back to MLflow's own

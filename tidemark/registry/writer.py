@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib.metadata import version as installed_version
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import mlflow
 import mlflow.sklearn
@@ -45,8 +45,9 @@ from tidemark.challenge import (
 from tidemark.config import RegistrySettings
 from tidemark.logs import get_logger
 from tidemark.model import FEATURES, TARGET, predict
+from tidemark.registry.notes import MODEL_DESCRIPTION
+from tidemark.registry.reader import ArtifactError, RegistryReader
 from tidemark.schemas import ModelDecision
-from tidemark.version_notes import MODEL_DESCRIPTION
 
 log = get_logger("registry")
 
@@ -158,6 +159,10 @@ def register(
             name=MODEL_ARTIFACT,
             signature=signature,
             input_example=features.head(_INPUT_EXAMPLE_ROWS),
+            # MLflow would check the example by loading the model back, which it may not do here
+            # (no deserialisation in Tidemark's processes); the flows check the registered
+            # artifact themselves, loaded as the scorers load it.
+            validate_serving_input=False,
             pip_requirements=[f"{name}=={installed_version(name)}" for name in _REQUIREMENTS],
         )
     registered = mlflow.register_model(info.model_uri, registry.model_name, tags=dict(tags))
@@ -220,10 +225,22 @@ def version_info(registry: RegistrySettings, version: str) -> VersionInfo:
 
 
 def load_model(registry: RegistrySettings, version: str | None = None) -> Pipeline:
-    """The scikit-learn pipeline of ``version``, or of production when ``version`` is None."""
-    client(registry)
-    where = f"@{registry.production_alias}" if version is None else f"/{version}"
-    return cast(Pipeline, mlflow.sklearn.load_model(f"models:/{registry.model_name}{where}"))
+    """The scikit-learn pipeline of ``version``, or of production when ``version`` is None.
+
+    Read the way the scorers read it (``RegistryReader``): from the version's skops file with
+    skops' default trusted types only, never unpickled, so that whoever can register a version
+    cannot run code in the flows. ``RegistryError`` when there is no such version or its files
+    are not a skops model.
+    """
+    with RegistryReader(registry) as reader:
+        ref = reader.alias() if version is None else reader.version(version)
+        if ref is None:
+            wanted = "production version" if version is None else f"version {version}"
+            raise RegistryError(f"{registry.model_name} has no {wanted}")
+        try:
+            return reader.load_model(ref)
+        except ArtifactError as error:
+            raise RegistryError(str(error)) from error
 
 
 def load_reference(registry: RegistrySettings, version: str) -> pd.DataFrame:
