@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from tidemark.config import ProjectsSettings, Settings
 from tidemark.project.contracts import Contracts
 from tidemark.project.spec import Project, ProjectError, describe_errors, load_project
 
@@ -100,6 +101,26 @@ def load_catalog(folder: Path, names: Sequence[str] = ()) -> Catalog:
             path = found[0]
         projects.append(load_project(path))
     return Catalog(tuple(projects))
+
+
+def stack_catalog(settings: ProjectsSettings) -> Catalog:
+    """The projects a stack's settings name (every file of the folder when none is named)."""
+    return load_catalog(settings.dir, settings.listed)
+
+
+def project_settings(project: Project, settings: Settings) -> Settings:
+    """The settings one project runs with: the stack's, with the project's loop overrides."""
+    changes: dict[str, Any] = {
+        section: overridden(
+            getattr(settings, section), getattr(project.loop, section), f"{project.name}: loop"
+        )
+        for section in ("monitor", "retrain", "shadow")
+    }
+    if project.times.join_window_s is not None:
+        changes["stream"] = settings.stream.model_copy(
+            update={"join_window_s": project.times.join_window_s}
+        )
+    return settings.model_copy(update=changes)
 
 
 def topics_of(project: Project) -> dict[str, str]:

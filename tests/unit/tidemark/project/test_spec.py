@@ -166,3 +166,24 @@ def test_a_variant_is_the_same_stream_under_its_own_name() -> None:
     )
     assert variant.topics.input == "loaves"
     assert project.variant("x-1", topic_prefix="t1", collection="c1").collection == "c1"
+
+
+def test_a_projects_loop_overrides_the_stacks_settings_and_is_checked() -> None:
+    from tidemark.config import Settings
+    from tidemark.project.catalog import project_settings
+
+    settings = Settings(_env_file=None)
+    project = parse_project(
+        bakery(
+            loop={"monitor": {"window_s": 15}},
+            times={"input": "a", "truth": "b", "join_window_s": 30},
+        )
+    )
+    own = project_settings(project, settings)
+    assert own.monitor.window_s == 15
+    assert own.stream.join_window_s == 30
+    assert own.monitor.error_threshold == settings.monitor.error_threshold
+    with pytest.raises(ProjectError, match="window_s: Input should be greater than 0"):
+        project_settings(parse_project(bakery(loop={"monitor": {"window_s": -1}})), settings)
+    with pytest.raises(ProjectError, match="windows: Extra inputs are not permitted"):
+        project_settings(parse_project(bakery(loop={"monitor": {"windows": 1}})), settings)
