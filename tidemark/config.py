@@ -84,6 +84,7 @@ Section = Literal[
     "retrain",
     "shadow",
     "stack",
+    "projects",
 ]
 SECTIONS: tuple[Section, ...] = get_args(Section)
 
@@ -409,6 +410,21 @@ class StackSettings(_Section):
     evidently_ui_port: Port = 8085
 
 
+class ProjectsSettings(_Section):
+    """Which projects (prediction streams) the stack runs (tidemark.project.catalog)."""
+
+    # The folder of project files (``*.toml``, ``*.yaml``), relative to the working directory.
+    dir: Path = Path("projects")
+    # Comma-separated names of files in that folder (or paths) to run, the first being the
+    # default project; every file of the folder, by name, when empty.
+    names: str = ""
+
+    @property
+    def listed(self) -> tuple[str, ...]:
+        """The names given, in order (none: every project of the folder)."""
+        return tuple(n.strip() for n in self.names.split(",") if n.strip())
+
+
 def _names_of(model: type[BaseModel], prefix: str = "") -> dict[str, tuple[str, ...]]:
     """Each field's name (``<prefix><field>``, a sub-section's fields one level down) and place."""
     found: dict[str, tuple[str, ...]] = {}
@@ -531,6 +547,7 @@ class Settings(BaseSettings):
     retrain: RetrainSettings = RetrainSettings()
     shadow: ShadowSettings = ShadowSettings()
     stack: StackSettings = StackSettings()
+    projects: ProjectsSettings = ProjectsSettings()
 
     def __init__(self, **values: Any) -> None:
         """Settings from keywords (names or whole sections), the environment and ``.env``.
