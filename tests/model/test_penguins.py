@@ -34,9 +34,7 @@ def data() -> pd.DataFrame:
     return penguins()
 
 
-def cross_validated(
-    project: Project, data: pd.DataFrame, unseen: bool = False
-) -> dict[str, float]:
+def cross_validated(project: Project, data: pd.DataFrame, unseen: bool = False) -> dict[str, float]:
     """Each species' held-out mean relative error over five folds; with ``unseen``, as if the
     model had never seen the species (its shared law)."""
     errors = pd.Series(np.nan, index=data.index)
@@ -119,9 +117,7 @@ def test_the_fast_form_equals_the_pipeline(data: pd.DataFrame, without_gentoo: A
         expected = predict(PENGUINS, model, data)
         np.testing.assert_allclose(fast.predict(data).values, expected.values, rtol=1e-12)
         np.testing.assert_array_equal(fast.predict(data).segment_known, expected.segment_known)
-        rows = [
-            {k: v for k, v in row.items() if not pd.isna(v)} for row in data.to_dict("records")
-        ]
+        rows = [{k: v for k, v in row.items() if not pd.isna(v)} for row in data.to_dict("records")]
         one_by_one = [fast.predict_one(row)[0] for row in rows]
         np.testing.assert_allclose(one_by_one, expected.values, rtol=1e-12)
 

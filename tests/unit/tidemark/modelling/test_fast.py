@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.linear_model import Ridge
+from sklearn.preprocessing import FunctionTransformer
 
 from tests.unit.tidemark.modelling.streams import bakery, loaves, parcels, sorter
 from tidemark.modelling.fast import FastForm
@@ -94,6 +95,17 @@ def test_a_model_that_is_not_log_linear_gets_no_fast_form() -> None:
     # The same features, but a ridge on the mass itself rather than on its log.
     linear = model.set_params(regressor=Ridge()).fit(data, data.loaf_g)
     assert FastForm.derive(BAKERY, linear) is None
+
+
+def test_a_model_that_answers_every_probe_but_not_the_grid_gets_no_fast_form() -> None:
+    data = loaves(300, noise_sd=0.05)
+    model = train(BAKERY, data, seed=0).model
+    # The square root of the dough where the form expects its log: the probes read a law
+    # (finite, positive answers), which the grid then finds wrong.
+    rooted = model.set_params(
+        features__by_dough_g__columns__value__log=FunctionTransformer(np.sqrt)
+    ).fit(data, data.loaf_g)
+    assert FastForm.derive(BAKERY, rooted) is None
 
 
 def test_a_model_whose_link_is_not_the_projects_gets_no_fast_form() -> None:
