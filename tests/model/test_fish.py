@@ -17,6 +17,7 @@ import pytest
 
 from tidemark import fast_path as fish_fast_path
 from tidemark import model as fish_model
+from tidemark.modelling.default import known_segments
 from tidemark.modelling.fast import FastForm
 from tidemark.modelling.fingerprint import data_fingerprint
 from tidemark.modelling.training import evaluate, predict, train
@@ -67,16 +68,19 @@ def test_the_generic_model_is_the_fish_model_on_every_packaged_scenario(name: st
     np.testing.assert_array_equal(got.segment_known, expected.species_known)
     assert generic.metrics.as_dict() == pytest.approx(today.metrics.as_dict(), rel=1e-12)
     assert generic.fingerprint == today.fingerprint == data_fingerprint(FISH, fish)
+    # Versions registered by today's model are read by the generic code alike.
+    assert known_segments(FISH, today.model) == fish_model.known_species(today.model)
+    assert generic.segments == known_segments(FISH, generic.model)
     # The fast forms agree too, and so the served answers.
     fast = FastForm.derive(FISH, generic.model)
     old = fish_fast_path.LogLinearPredictor.derive(today.model, generic.segments)
     assert fast is not None
     assert old is not None
-    np.testing.assert_allclose(
-        fast.predict(held).values,
-        old.predict(held.species.tolist(), held.length_cm, held.height_cm).weight_kg,
-        rtol=1e-12,
-    )
+    expected = old.predict(held.species.tolist(), held.length_cm, held.height_cm).weight_kg
+    np.testing.assert_allclose(fast.predict(held).values, expected, rtol=1e-12)
+    of_today = FastForm.derive(FISH, today.model)
+    assert of_today is not None
+    np.testing.assert_allclose(of_today.predict(held).values, expected, rtol=1e-12)
 
 
 def test_longer_fish_weighs_more(salmon_model: Any) -> None:

@@ -57,9 +57,10 @@ from tidemark.project.spec import Feature, Project
 # all-zero columns (products of two one-hot columns) that the interactions create.
 RIDGE_ALPHA = 1e-6
 # The penalty on a segment's deviation from the shared law, in squared units of the modelled
-# target (its log for a positive one). A segment with n rows whose transformed feature spreads
-# by sd keeps the share n·sd² / (n·sd² + SEGMENT_PENALTY) of its own slope: for log sizes that
-# spread by 0.11, about half at 40 rows and nearly all of it at a few hundred.
+# target (its log for a positive one, its standardised value otherwise). A segment with n rows
+# whose transformed feature spreads by sd keeps the share n·sd² / (n·sd² + SEGMENT_PENALTY) of
+# its own slope: for log sizes that spread by 0.11, about half at 40 rows and nearly all of it
+# at a few hundred; for a standardised feature (sd 1), nearly all of it at a few rows.
 SEGMENT_PENALTY = 0.5
 # Past five segments the blocks are sparse and the ridge solves them iteratively (conjugate
 # gradients); at scikit-learn's default tolerance (1e-4) that solution was up to 25 % off the
@@ -67,8 +68,6 @@ SEGMENT_PENALTY = 0.5
 RIDGE_TOLERANCE = 1e-10
 
 _SEGMENT_SCALE = float(np.sqrt(RIDGE_ALPHA / SEGMENT_PENALTY))
-FEATURES_STEP = "features"
-REGRESSOR_STEP = "regressor"
 _SEGMENT = "segment"
 
 
@@ -92,13 +91,16 @@ def build_default(project: Project, seed: int = 0) -> Pipeline:
         blocks.append((f"by_{segment}", _crossed(segment, None), [segment]))
     for category in project.categories:
         if category.name != segment:
-            blocks.append((f"levels_{category.name}", _levels(category), [category.name]))
+            # Shared offsets; an absent value (NaN) is a level of its own, and a level never
+            # seen adds nothing.
+            levels = OneHotEncoder(handle_unknown="ignore")
+            blocks.append((f"levels_{category.name}", levels, [category.name]))
     ridge = Ridge(alpha=RIDGE_ALPHA, tol=RIDGE_TOLERANCE, random_state=seed)
     if project.target.positive:
         regressor = TransformedTargetRegressor(regressor=ridge, func=np.log, inverse_func=np.exp)
     else:
         regressor = TransformedTargetRegressor(regressor=ridge, transformer=StandardScaler())
-    return Pipeline([(FEATURES_STEP, ColumnTransformer(blocks)), (REGRESSOR_STEP, regressor)])
+    return Pipeline([("features", ColumnTransformer(blocks)), ("regressor", regressor)])
 
 
 def _transformed(feature: Feature) -> Pipeline:
@@ -126,12 +128,6 @@ def _crossed(segment: str, value: tuple[str, Any, list[str]] | None) -> Pipeline
     return Pipeline([("columns", columns), ("crossed", crossed)])
 
 
-def _levels(category: Feature) -> OneHotEncoder:
-    """A category's shared offsets: one-hot; an absent value (NaN) is a level of its own, a
-    level never seen adds nothing."""
-    return OneHotEncoder(handle_unknown="ignore")
-
-
 def known_segments(project: Project, model: Any) -> frozenset[str] | None:
     """The segments a fitted model has its own law for, read from its segment encoder.
 
@@ -146,7 +142,7 @@ def known_segments(project: Project, model: Any) -> frozenset[str] | None:
 def encoded_levels(model: Any, name: str) -> frozenset[str] | None:
     """The levels that a fitted model's one-hot encoder of the column ``name`` learnt (an
     absent value, its NaN level, is not one of them), or None when it has no such encoder."""
-    for part in fitted_parts(model):
+    for part in _fitted_parts(model):
         if not isinstance(part, ColumnTransformer) or not hasattr(part, "transformers_"):
             continue
         for _, transformer, columns in part.transformers_:
@@ -157,16 +153,16 @@ def encoded_levels(model: Any, name: str) -> frozenset[str] | None:
     return None
 
 
-def fitted_parts(model: Any) -> Iterator[Any]:
+def _fitted_parts(model: Any) -> Iterator[Any]:
     """Every estimator inside a fitted model, the model first (pipelines, column transformers
     and target transformers are opened)."""
     yield model
     if isinstance(model, Pipeline):
         for _, step in model.steps:
-            yield from fitted_parts(step)
+            yield from _fitted_parts(step)
     elif isinstance(model, ColumnTransformer) and hasattr(model, "transformers_"):
         for _, transformer, _ in model.transformers_:
             if not isinstance(transformer, str):
-                yield from fitted_parts(transformer)
+                yield from _fitted_parts(transformer)
     elif isinstance(model, TransformedTargetRegressor) and hasattr(model, "regressor_"):
-        yield from fitted_parts(model.regressor_)
+        yield from _fitted_parts(model.regressor_)

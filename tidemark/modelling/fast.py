@@ -244,13 +244,13 @@ class _Probes:
         self.project = project
         self.rows: list[dict[str, Value]] = []
         self._known = levels
-        self._at: dict[tuple[str, ...], int] = {}
+        self._at: dict[tuple[str | None, ...], int] = {}
         # The reference: every number at t = 0, every category at a level the model never saw.
         self._reference: dict[str, Value] = {f.name: _zero(f) for f in project.numbers}
         for name, known in levels.items():
             self._reference[name] = _absent_from(known, "unseen")
 
-    def _add(self, key: tuple[str, ...], segment: str, **changes: Value) -> None:
+    def _add(self, key: tuple[str | None, ...], segment: str, **changes: Value) -> None:
         row = dict(self._reference)
         if self.project.segment is not None:
             row[self.project.segment] = segment
@@ -267,7 +267,7 @@ class _Probes:
 
     def levels(self, category: Feature, segment: str) -> None:
         for level in self._levels_of(category):
-            self._add(("level", category.name, str(level)), segment, **{category.name: level})
+            self._add(("level", category.name, level), segment, **{category.name: level})
 
     def read_law(self, segment: str, links: npt.NDArray[np.float64]) -> Law:
         base = float(links[self._at["base", segment]])
@@ -283,7 +283,7 @@ class _Probes:
     ) -> dict[str | None, float]:
         base = float(links[self._at["base", segment]])
         return {
-            level: float(links[self._at["level", category.name, str(level)]]) - base
+            level: float(links[self._at["level", category.name, level]]) - base
             for level in self._levels_of(category)
         }
 
