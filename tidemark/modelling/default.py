@@ -104,16 +104,18 @@ def build_default(project: Project, seed: int = 0) -> Pipeline:
 
 
 def _transformed(feature: Feature) -> Pipeline:
-    """A numeric feature as the law reads it: imputed if optional, then logged and centred if
-    positive, else standardised."""
+    """A numeric feature as the law reads it: logged and centred if positive, else
+    standardised; then, if optional, an absent value imputed with the training median (of the
+    transformed value, which is the transformed median), or 0, no effect, when training never
+    saw the feature at all."""
     steps: list[tuple[str, Any]] = []
-    if not feature.required:
-        steps.append(("impute", SimpleImputer(strategy="median")))
     if logged(feature):
         steps.append(("log", FunctionTransformer(np.log, feature_names_out="one-to-one")))
         steps.append(("centre", StandardScaler(with_std=False)))
     else:
         steps.append(("standardise", StandardScaler()))
+    if not feature.required:
+        steps.append(("impute", SimpleImputer(strategy="median", keep_empty_features=True)))
     return Pipeline(steps)
 
 

@@ -108,12 +108,21 @@ def test_unknown_levels_add_nothing_and_absent_values_are_imputed() -> None:
     assert all(np.isfinite(v) and v > 0 for v in values.values())
     assert values["unknown oven"] != values["known"]
     assert values["no glaze"] != values["known"]
-    # An absent proof is its median; the median of 30..120 minutes is about 75.
-    median = predict(BAKERY, model, one.assign(proof_min=float(data.proof_min.median()))).values
+    # An absent proof is its median (that of its logarithm, which the model reads).
+    logs = np.log(data.proof_min.dropna())
+    median = predict(BAKERY, model, one.assign(proof_min=float(np.exp(logs.median())))).values
     assert values["no proof"] == pytest.approx(median[0], rel=1e-9)
     assert values["no optional column"] == pytest.approx(
         predict(BAKERY, model, one.assign(proof_min=np.nan, glaze=None)).values[0], rel=1e-12
     )
+
+
+def test_an_optional_feature_never_present_in_training_adds_nothing() -> None:
+    data = loaves(100, noise_sd=0.05).drop(columns=["proof_min", "glaze"])
+    model = train(BAKERY, data, seed=0).model
+    one = loaves(1)
+    without = predict(BAKERY, model, one.drop(columns=["proof_min", "glaze"])).values[0]
+    assert predict(BAKERY, model, one).values[0] == pytest.approx(without, rel=1e-12)
 
 
 def test_a_project_without_segment_is_the_shared_law() -> None:
