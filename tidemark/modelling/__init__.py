@@ -7,8 +7,9 @@ target); nothing here knows a domain. The modules, by job:
   input frame, a frame from the loop's items or from dict records);
 - ``default``: the platform's default model (ridge with per-segment partial pooling, in log
   space for a positive target) and what a fitted one knows (its segments and levels);
-- ``factory``: the user's model, ``module:function`` in the project file, and whether a model
-  can be stored and loaded without running code;
+- ``factory``: the user's model, ``module:function`` in the project file;
+- ``storage``: whether a fitted model can be stored and loaded without running code (skops'
+  trusted types);
 - ``training``: build, train, predict, evaluate, per-item judged errors;
 - ``metrics``, ``predictions``, ``fingerprint``: what training and prediction return;
 - ``fast``: a default model's fast form, the same answers without the pipeline's cost.
