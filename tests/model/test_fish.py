@@ -76,11 +76,11 @@ def test_the_generic_model_is_the_fish_model_on_every_packaged_scenario(name: st
     old = fish_fast_path.LogLinearPredictor.derive(today.model, generic.segments)
     assert fast is not None
     assert old is not None
-    expected = old.predict(held.species.tolist(), held.length_cm, held.height_cm).weight_kg
-    np.testing.assert_allclose(fast.predict(held).values, expected, rtol=1e-12)
+    served = old.predict(held.species.tolist(), held.length_cm, held.height_cm).weight_kg
+    np.testing.assert_allclose(fast.predict(held).values, served, rtol=1e-12)
     of_today = FastForm.derive(FISH, today.model)
     assert of_today is not None
-    np.testing.assert_allclose(of_today.predict(held).values, expected, rtol=1e-12)
+    np.testing.assert_allclose(of_today.predict(held).values, served, rtol=1e-12)
 
 
 def test_longer_fish_weighs_more(salmon_model: Any) -> None:
