@@ -19,9 +19,9 @@ from infra.local.stack import Stack
 from tests.integration.registered import register_scenario_model
 from tidemark import registry
 from tidemark.config import Settings, get_settings
-from tidemark.judging.shadow import SHADOW_STATE_TAG, ShadowEvaluation, ShadowRules
+from tidemark.judging.shadow import SHADOW_STATE_TAG, ShadowEvaluation, ShadowRole, ShadowRules
 from tidemark.orchestration import prefect_api
-from tidemark.schemas import ModelEvent, ShadowVerdict, utc_now
+from tidemark.schemas import ShadowVerdict, utc_now
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +139,7 @@ def test_a_rollback_records_why_on_both_versions(
         model_name=settings.registry.model_name,
         decided_by="monitor",
         decided_at=utc_now(),
-        kind=ModelEvent.ROLLBACK,
+        role=ShadowRole.ROLLBACK_WATCH,
     )
     assert registry.rollback_with_reason(settings.registry, "worse on live fish", evidence) == (
         v2,
