@@ -73,6 +73,6 @@ def retrain_requests(settings: Settings) -> list[RetrainRequest]:
 
 def model_decisions(settings: Settings) -> list[ModelDecision]:
     """Every decision that ``fish.model-decisions`` retains (promotions, retirements,
-    rollbacks of challenges on live fish), in decision order."""
+    rollbacks of shadow evaluations on live fish), in decision order."""
     decisions = read_topic(settings, settings.kafka.topics.model_decisions, ModelDecision.from_json)
     return sorted(decisions, key=lambda d: d.decided_at)

@@ -1,19 +1,17 @@
 """The steps that ``train``, ``retrain`` and ``promote`` share: check the evidence, fit a
-candidate, judge it against production, register it.
+candidate, judge it against production, register it, and carry the ruling out.
 
-Records are split per species (tidemark.promotion): a retrain short of evidence trains nothing,
-registers nothing and says how many rows each species still needs. Otherwise candidate and
-champion are scored on the same held-out most-recent fish; the promotion policy decides on the
-paired test and the margin; the version is registered either way with the evidence and the
-decision in its tags, metrics and description; it is promoted only when the policy says so and
-only after the registered artifact has been loaded back and shown to predict exactly like the
-model that was judged.
+Every rule is ``tidemark.judging``'s: whether there is evidence enough, how the candidate is
+judged, whether it goes to production, to shadow or nowhere. These steps read and write the
+store and the registry around those rules: the version is registered either way with the
+evidence and the decision in its tags, metrics and description, and it is promoted only after
+the registered artifact has been loaded back and shown to predict exactly like the model that
+was judged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -21,17 +19,40 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
-from pydantic import BaseModel
 from sklearn.pipeline import Pipeline
 
-from tidemark.challenge import ROLE_ROLLBACK_WATCH, SHADOW_ROLE_TAG
+from flows.outcome import FlowOutcome
 from tidemark.config import Settings
+from tidemark.judging.candidate import (
+    ChampionScore,
+    Judgement,
+    Placement,
+    judge_on_holdout,
+    not_reproduced,
+    place,
+    shadow_reason,
+)
+from tidemark.judging.decisions import Decision
+from tidemark.judging.holdout import (
+    MEASURED_AT,
+    EvidenceRules,
+    InsufficientEvidenceError,
+    split_holdout,
+)
+from tidemark.judging.shadow import may_be_displaced
+from tidemark.judging.tags import (
+    FLOW_RUN_TAG,
+    NO_METRIC,
+    decision_tags,
+    evidence_metrics,
+    evidence_tags,
+    metric_tags,
+)
 from tidemark.model import (
     FEATURES,
     SPECIES,
     TARGET,
     DataError,
-    Metrics,
     TrainingDataError,
     TrainResult,
     check_data,
@@ -40,23 +61,6 @@ from tidemark.model import (
     relative_errors,
     train,
 )
-from tidemark.promotion import (
-    FLOW_RUN_TAG,
-    MEASURED_AT,
-    NO_METRIC,
-    Decision,
-    Evidence,
-    EvidenceRules,
-    InsufficientEvidenceError,
-    Verdict,
-    decide,
-    decision_tags,
-    evidence_metrics,
-    evidence_tags,
-    gather_evidence,
-    metric_tags,
-    split_holdout,
-)
 from tidemark.registry import writer as registry
 from tidemark.registry.notes import Trigger, describe_version
 from tidemark.registry.writer import RecordSource, RegistryError
@@ -64,121 +68,15 @@ from tidemark.registry.writer import RecordSource, RegistryError
 SEED = 0
 
 
-class Outcome(BaseModel):
-    """What a flow did to the registry, as the CLI prints it and a flow run returns it.
-
-    ``decision`` is one of promoted, rejected, forced, insufficient_evidence (nothing trained or
-    registered; ``rows_short`` says how many more rows each species needs, ``all`` for the
-    holdout as a whole), unchanged or skipped. The ``heldout_*`` and ``*_mre_by_species``
-    fields give the evidence the decision rests on; ``candidate_mre_by_species`` is also the
-    error a retrain achieved on each species, the level an alarm that it could not beat is
-    closed at.
-    """
-
-    model_name: str
-    version: str | None
-    decision: str
-    reason: str
-    production_version: str | None
-    row_count: int = 0
-    candidate: dict[str, float] | None = None
-    champion: dict[str, float] | None = None
-    champion_version: str | None = None
-    heldout_n: int = 0
-    heldout_n_by_species: dict[str, int] = {}
-    p_value: float | None = None
-    candidate_mre_by_species: dict[str, float] = {}
-    champion_mre_by_species: dict[str, float] | None = None
-    rows_short: dict[str, int] = {}
-
-
-@dataclass(frozen=True, slots=True)
-class ChampionScore:
-    """The production model's per-fish errors on the holdout, or why it has none."""
-
-    version: str | None
-    metrics: Metrics | None
-    errors: np.ndarray[Any, np.dtype[np.float64]] | None
-    error: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Judgement:
-    """A candidate judged against the champion on the same held-out fish."""
-
-    verdict: Verdict
-    candidate: Metrics
-    champion: ChampionScore
-    evidence: Evidence
-
-
-def deserves_shadow(judgement: Judgement) -> bool:
-    """Whether a candidate the held-out test did not promote should run in shadow.
-
-    It should when it was rejected for want of evidence, not for being worse: a champion to
-    compare with, and a held-out mean relative error no higher than the champion's, overall
-    and on every species judged. The live fish then decide (``tidemark.challenge``), with as
-    many of them as it takes, where the holdout had too few to tell.
-    """
-    champion = judgement.champion.metrics
-    evidence = judgement.evidence
-    if judgement.verdict.decision is not Decision.REJECTED or champion is None:
-        return False
-    if judgement.candidate.mean_relative_error > champion.mean_relative_error:
-        return False
-    theirs = evidence.champion_mre_by_species or {}
-    return all(
-        ours <= theirs[species]
-        for species, ours in evidence.candidate_mre_by_species.items()
-        if species in theirs
-    )
-
-
-def emergency_verdict(trigger: Trigger, judgement: Judgement) -> Verdict | None:
-    """A promotion without the paired test's significance, when production is failing badly.
-
-    When the alarm that started the retrain measured more than twice its threshold, waiting
-    for significance costs more than the risk: a candidate the test rejected is promoted at
-    once if its held-out error is lower than the champion's, overall and on every species
-    judged (the holdout's minimums of fish already hold). The replaced version then runs in
-    shadow as a rollback watch, so that the live fish undo a promotion that was wrong.
-    """
-    value, threshold = trigger.metric_value, trigger.threshold
-    champion = judgement.champion.metrics
-    if (
-        judgement.verdict.decision is not Decision.REJECTED
-        or value is None
-        or threshold is None
-        or value <= 2 * threshold
-        or champion is None
-    ):
-        return None
-    ours, theirs = judgement.candidate.mean_relative_error, champion.mean_relative_error
-    by_species = judgement.evidence.champion_mre_by_species or {}
-    if ours >= theirs or any(
-        mre > by_species[species]
-        for species, mre in judgement.evidence.candidate_mre_by_species.items()
-        if species in by_species
-    ):
-        return None
-    return Verdict(
-        Decision.PROMOTED,
-        f"emergency: production's {trigger.metric or 'error'} {value:.3f} is above twice the "
-        f"threshold {threshold:.2f}; candidate mean relative error {ours:.4f} below the "
-        f"champion's {theirs:.4f} on {judgement.candidate.n} held-out fish, though not "
-        f"significantly ({judgement.verdict.reason}); the replaced version watches in shadow",
-    )
-
-
 @task(cache_policy=NO_CACHE)
 def put_in_shadow(settings: Settings, version: str, reason: str) -> bool:
-    """Make ``version`` the challenger, unless a rollback watch runs (it has the priority: it
-    guards a promotion already made). Whether it was put in shadow."""
+    """Make ``version`` the challenger, unless the version in shadow may not be displaced (a
+    rollback watch). Whether it was put in shadow."""
     current = registry.challenger_version(settings.registry)
-    if current is not None:
-        role = registry.version_info(settings.registry, current).tags.get(SHADOW_ROLE_TAG)
-        if role == ROLE_ROLLBACK_WATCH:
-            return False
+    if current is not None and not may_be_displaced(
+        registry.version_info(settings.registry, current).tags
+    ):
+        return False
     registry.set_challenger(settings.registry, version, reason=reason)
     return True
 
@@ -225,22 +123,18 @@ def judge(
     holdout: pd.DataFrame,
     not_judged: Mapping[str, int] | None = None,
 ) -> Judgement:
-    """Score ``model`` and production on the same held-out fish and apply the policy."""
+    """Score ``model`` and production on the same held-out fish and apply the promotion rule."""
     candidate = evaluate(model, holdout)
     champion = score_champion.with_options(**retrying(settings))(settings, holdout)
-    evidence = gather_evidence(
-        holdout[SPECIES], relative_errors(model, holdout), champion.errors, not_judged
-    )
-    verdict = decide(
+    return judge_on_holdout(
+        holdout[SPECIES],
         candidate,
-        champion.metrics,
+        relative_errors(model, holdout),
+        champion,
         margin=settings.retrain.promotion_margin,
         alpha=settings.retrain.promotion_alpha,
-        test=evidence.test,
-        champion_version=champion.version,
-        champion_error=champion.error,
+        not_judged=not_judged,
     )
-    return Judgement(verdict, candidate, champion, evidence)
 
 
 def judged_outcome(
@@ -250,15 +144,15 @@ def judged_outcome(
     version: str | None,
     production_version: str | None,
     row_count: int = 0,
-) -> Outcome:
+) -> FlowOutcome:
     """The outcome of a flow that judged a model, with its evidence."""
     evidence = judgement.evidence
     champion = judgement.champion
-    return Outcome(
+    return FlowOutcome(
         model_name=settings.registry.model_name,
         version=version,
-        decision=judgement.verdict.decision.value,
-        reason=judgement.verdict.reason,
+        decision=judgement.ruling.decision,
+        reason=judgement.ruling.reason,
         production_version=production_version,
         row_count=row_count,
         candidate=judgement.candidate.as_dict(),
@@ -274,12 +168,12 @@ def judged_outcome(
 
 def short_of_evidence(
     settings: Settings, shortfall: InsufficientEvidenceError, *, row_count: int
-) -> Outcome:
+) -> FlowOutcome:
     """The outcome of a retrain with too few rows: nothing trained, registered or promoted."""
-    return Outcome(
+    return FlowOutcome(
         model_name=settings.registry.model_name,
         version=None,
-        decision=Decision.INSUFFICIENT_EVIDENCE.value,
+        decision=Decision.INSUFFICIENT_EVIDENCE,
         reason=str(shortfall),
         production_version=registry.production_version(settings.registry),
         row_count=row_count,
@@ -328,9 +222,9 @@ def judge_and_register(
     window: Mapping[str, str],
     required_species: Collection[str] | None = None,
     seed: int = SEED,
-) -> Outcome:
+) -> FlowOutcome:
     """Train a candidate on the older records, judge it on the recent ones, register it, and
-    promote it when the policy says so.
+    place it where the ruling says: production, shadow, or nowhere.
 
     ``required_species`` (all species of ``data`` when None) must each have evidence enough;
     when one falls short, nothing is trained or registered and the outcome is
@@ -345,12 +239,11 @@ def judge_and_register(
         logger.warning("insufficient evidence: %s", shortfall)
         return short_of_evidence(settings, shortfall, row_count=len(data))
     result = fit_candidate(split.training, seed)
-    judgement = judge(settings, result.model, split.holdout, split.not_judged)
-    urgent = emergency_verdict(trigger, judgement)
-    if urgent is not None:
-        judgement = replace(judgement, verdict=urgent)
-    verdict, evidence, champion = judgement.verdict, judgement.evidence, judgement.champion
-    logger.info("%s: %s", verdict.decision.value, verdict.reason)
+    judgement, placement = place(
+        judge(settings, result.model, split.holdout, split.not_judged), trigger
+    )
+    ruling, evidence, champion = judgement.ruling, judgement.evidence, judgement.champion
+    logger.info("%s: %s", ruling.decision.value, ruling.reason)
     tags = {
         **window,
         "row_count": str(len(split.training)),
@@ -361,7 +254,7 @@ def judge_and_register(
         **metric_tags("champion", champion.metrics),
         **evidence_tags(evidence),
         "champion_version": champion.version or NO_METRIC,
-        **decision_tags(verdict),
+        **decision_tags(ruling),
         FLOW_RUN_TAG: flow_run.id or NO_METRIC,
     }
     metrics = {
@@ -383,7 +276,7 @@ def judge_and_register(
     training_counts = split.training[SPECIES].value_counts().sort_index()
     description = describe_version(
         trigger=trigger,
-        verdict=verdict,
+        verdict=ruling,
         evidence=evidence,
         candidate=judgement.candidate,
         champion=champion.metrics,
@@ -406,22 +299,22 @@ def judge_and_register(
         tags=tags,
     )
     production = champion.version
-    if verdict.promote:
+    if placement.serves:
         try:
             verify_registered(settings, info.version, result, split.holdout)
         except RegistryError as error:
-            rejected = Verdict(Decision.REJECTED, str(error))
+            rejected = not_reproduced(str(error))
             registry.set_version_tags(settings.registry, info.version, decision_tags(rejected))
             raise
         promote_version.with_options(**retrying(settings))(settings, info.version)
         production = info.version
-        if urgent is not None and champion.version is not None:
+        if placement is Placement.WATCHED and champion.version is not None:
             registry.set_challenger(
-                settings.registry, champion.version, reason=urgent.reason, rollback_watch=True
+                settings.registry, champion.version, reason=ruling.reason, rollback_watch=True
             )
             logger.info("v%s watches v%s in shadow", champion.version, info.version)
-    elif deserves_shadow(judgement) and put_in_shadow.with_options(**retrying(settings))(
-        settings, info.version, f"not worse on the holdout, but not proven better: {verdict.reason}"
+    elif placement is Placement.SHADOW and put_in_shadow.with_options(**retrying(settings))(
+        settings, info.version, shadow_reason(ruling)
     ):
         logger.info("v%s runs in shadow against v%s", info.version, production)
     logger.info("%s v%s; production is v%s", settings.registry.model_name, info.version, production)

@@ -1,4 +1,4 @@
-"""``tidemark train | retrain | promote | rollback | challenge | models | worker | serve-flows``.
+"""``tidemark train | retrain | promote | rollback | shadow | models | worker | serve-flows``.
 
 The commands run the flows in this process (the Prefect server records them), so they work
 without the deployment server. Flows and MLflow are imported inside the commands, to keep
@@ -17,16 +17,17 @@ from rich.console import Console
 from rich.table import Table
 
 from tidemark.config import Settings, get_settings
+from tidemark.judging.decisions import Decision
 from tidemark.orchestration import prefect_api
 
 if TYPE_CHECKING:
-    from flows.candidate import Outcome
+    from flows.outcome import FlowOutcome
 
 console = Console()
 _PIPED_WIDTH = 1_000
 
 
-def _run(settings: Settings, flow: Callable[[], Outcome]) -> Outcome:
+def _run(settings: Settings, flow: Callable[[], FlowOutcome]) -> FlowOutcome:
     from tidemark.registry.writer import RegistryError
 
     try:
@@ -37,8 +38,8 @@ def _run(settings: Settings, flow: Callable[[], Outcome]) -> Outcome:
         raise typer.Exit(1) from error
 
 
-def _show(outcome: Outcome) -> None:
-    colour = {"promoted": "green", "forced": "yellow", "rejected": "red"}.get(
+def _show(outcome: FlowOutcome) -> None:
+    colour = {Decision.PROMOTED: "green", Decision.FORCED: "yellow", Decision.REJECTED: "red"}.get(
         outcome.decision, "cyan"
     )
     version = f"v{outcome.version}" if outcome.version else "no new version"
@@ -79,7 +80,7 @@ def train_command(
     settings = get_settings()
     if if_no_production and (current := _production(settings)) is not None:
         console.print(
-            f"{settings.registry.model_name} v{current}: [cyan]skipped[/] - "
+            f"{settings.registry.model_name} v{current}: [cyan]{Decision.SKIPPED}[/] - "
             f"v{current} is in production already"
         )
         return
@@ -152,7 +153,7 @@ def promote_command(
 
     outcome = _run(get_settings(), lambda: promote(version=version, force=force))
     _show(outcome)
-    if outcome.decision in ("rejected", "insufficient_evidence"):
+    if outcome.decision in (Decision.REJECTED, Decision.INSUFFICIENT_EVIDENCE):
         raise typer.Exit(1)
 
 
@@ -167,7 +168,7 @@ def rollback_command(
     _show(_run(get_settings(), lambda: rollback(reason=reason)))
 
 
-def challenge_command(
+def shadow_command(
     version: Annotated[
         str | None, typer.Argument(help="The version to run in shadow beside production.")
     ] = None,
@@ -177,7 +178,7 @@ def challenge_command(
     reason: Annotated[str | None, typer.Option(help="Why, recorded on the version.")] = None,
 ) -> None:
     """Put a version in shadow (the challenger), or retire the challenger with --retire."""
-    from flows.challenge import challenge, retire_challenger
+    from flows.shadow import retire_challenger, shadow
 
     settings = get_settings()
     if retire and version is None:
@@ -185,9 +186,9 @@ def challenge_command(
         _show(_run(settings, lambda: retire_challenger(reason=why)))
     elif version is not None and not retire:
         chosen, why = version, reason or "put in shadow by hand"
-        _show(_run(settings, lambda: challenge(version=chosen, reason=why)))
+        _show(_run(settings, lambda: shadow(version=chosen, reason=why)))
     else:
-        console.print("[bold red]failed:[/] give a VERSION to challenge, or --retire")
+        console.print("[bold red]failed:[/] give a VERSION to put in shadow, or --retire")
         raise typer.Exit(2)
 
 
@@ -224,15 +225,15 @@ def models_command() -> None:
 
 
 def _show_challenger(settings: Settings) -> None:
-    from tidemark.challenge import ROLE_ROLLBACK_WATCH, SHADOW_ROLE_TAG
+    from tidemark.judging.shadow import ShadowRole
     from tidemark.registry import writer as registry
 
     version = registry.challenger_version(settings.registry)
     if version is None:
         return
-    state = registry.load_challenge(settings.registry, version)
-    role = registry.version_info(settings.registry, version).tags.get(SHADOW_ROLE_TAG)
-    what = "rollback watch" if role == ROLE_ROLLBACK_WATCH else "challenger"
+    state = registry.load_shadow_state(settings.registry, version)
+    role = ShadowRole.of(registry.version_info(settings.registry, version).tags)
+    what = "rollback watch" if role is ShadowRole.ROLLBACK_WATCH else "challenger"
     if state is None:
         console.print(f"{what}: v{version} in shadow, no live evidence yet")
         return
@@ -244,7 +245,7 @@ def _show_challenger(settings: Settings) -> None:
 
 
 def _live_verdict(tags: dict[str, str]) -> str:
-    # A version's last challenge on live fish, as the shadow-verdict flow recorded it.
+    # A version's last shadow evaluation on live fish, as the shadow-verdict flow recorded it.
     verdict = tags.get("shadow_verdict")
     if verdict is None:
         return "-"

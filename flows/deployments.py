@@ -11,13 +11,13 @@ from typing import cast
 from prefect.deployments.runner import RunnerDeployment
 from prefect.types.entrypoint import EntrypointType
 
-from flows.challenge import challenge, retire_challenger, shadow_verdict
 from flows.promote import promote
 from flows.retrain import retrain
 from flows.rollback import rollback
+from flows.shadow import retire_challenger, shadow, shadow_verdict
 from flows.train import train
 
-FLOWS = (train, retrain, promote, rollback, challenge, retire_challenger, shadow_verdict)
+FLOWS = (train, retrain, promote, rollback, shadow, retire_challenger, shadow_verdict)
 
 # Who starts each deployment, as its description's first line and as a tag, so that the Prefect
 # UI answers "why did this run?" without the code.
@@ -30,9 +30,9 @@ TRIGGERS: dict[str, tuple[str, str]] = {
                 "VERSION` (a retrain promotes its own candidate without this deployment)."),
     "rollback": ("by a person", "A person, with Run here or `tidemark rollback`: puts the "
                  "previous production version back."),
-    "challenge": ("by a person", "A person, with Run here and a version, or `tidemark "
-                  "challenge VERSION`: runs it in shadow beside production."),
-    "retire-challenger": ("by a person", "A person, with Run here or `tidemark challenge "
+    "shadow": ("by a person", "A person, with Run here and a version, or `tidemark shadow "
+               "VERSION`: runs it in shadow beside production."),
+    "retire-challenger": ("by a person", "A person, with Run here or `tidemark shadow "
                           "--retire`: takes the challenger out of shadow."),
     "shadow-verdict": ("by the monitor", "The monitor starts it when a challenger's live "
                        "evidence is final: promote it, retire it, or roll a promotion back."),

@@ -5,31 +5,26 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 
 from flows.candidate import (
-    Outcome,
     judge,
     judged_outcome,
     promote_version,
     retrying,
     short_of_evidence,
 )
+from flows.outcome import FlowOutcome
 from tidemark.config import Settings, get_settings
+from tidemark.judging.candidate import Placement, forced
+from tidemark.judging.decisions import Decision, Ruling
+from tidemark.judging.holdout import EvidenceRules, InsufficientEvidenceError, check_holdout
+from tidemark.judging.tags import decision_tags, evidence_tags
 from tidemark.model import SPECIES, TrainingDataError
 from tidemark.orchestration import PROMOTE_FLOW
-from tidemark.promotion import (
-    Decision,
-    EvidenceRules,
-    InsufficientEvidenceError,
-    Verdict,
-    check_holdout,
-    decision_tags,
-    evidence_tags,
-)
 from tidemark.registry import writer as registry
 from tidemark.store import TrainingStore
 
 
 @flow(name=PROMOTE_FLOW)
-def promote(version: str, force: bool = False, last_n: int | None = None) -> Outcome:
+def promote(version: str, force: bool = False, last_n: int | None = None) -> FlowOutcome:
     """Promote ``version`` if it beats production on the ``last_n`` most recent joined records.
 
     The recent records are the held-out fish: each species among them needs the per-species
@@ -42,21 +37,21 @@ def promote(version: str, force: bool = False, last_n: int | None = None) -> Out
     registry.version_info(settings.registry, version)
     current = registry.production_version(settings.registry)
     if current == version:
-        return Outcome(
+        return FlowOutcome(
             model_name=settings.registry.model_name,
             version=version,
-            decision="unchanged",
+            decision=Decision.UNCHANGED,
             reason=f"v{version} is in production already",
             production_version=current,
         )
     if force:
-        verdict = Verdict(Decision.FORCED, f"forced over the policy (production was v{current})")
-        _record(settings, version, verdict, {})
+        ruling, placement = forced(current)
+        _record(settings, version, ruling, {})
         promote_version.with_options(**retrying(settings))(settings, version)
-        logger.info("v%s %s: %s", version, verdict.decision.value, verdict.reason)
-        if current is not None:
+        logger.info("v%s %s: %s", version, ruling.decision.value, ruling.reason)
+        if placement is Placement.WATCHED and current is not None:
             # Promoted without evidence: the replaced version watches it on live fish, and
-            # the monitor rolls back if it proves better (tidemark.challenge, no margin).
+            # the monitor rolls back if it proves better (tidemark.judging.shadow, no margin).
             registry.set_challenger(
                 settings.registry,
                 current,
@@ -64,11 +59,11 @@ def promote(version: str, force: bool = False, last_n: int | None = None) -> Out
                 rollback_watch=True,
             )
             logger.info("v%s watches v%s in shadow", current, version)
-        return Outcome(
+        return FlowOutcome(
             model_name=settings.registry.model_name,
             version=version,
-            decision=verdict.decision.value,
-            reason=verdict.reason,
+            decision=ruling.decision,
+            reason=ruling.reason,
             production_version=version,
         )
     with TrainingStore(settings.store) as store:
@@ -83,10 +78,10 @@ def promote(version: str, force: bool = False, last_n: int | None = None) -> Out
         logger.warning("insufficient evidence: %s", shortfall)
         return short_of_evidence(settings, shortfall, row_count=len(recent))
     judgement = judge(settings, registry.load_model(settings.registry, version), recent)
-    verdict = judgement.verdict
-    logger.info("v%s %s: %s", version, verdict.decision.value, verdict.reason)
-    if verdict.promote:
-        _record(settings, version, verdict, evidence_tags(judgement.evidence))
+    ruling = judgement.ruling
+    logger.info("v%s %s: %s", version, ruling.decision.value, ruling.reason)
+    if ruling.promote:
+        _record(settings, version, ruling, evidence_tags(judgement.evidence))
         promote_version.with_options(**retrying(settings))(settings, version)
         current = version
     return judged_outcome(
@@ -94,11 +89,11 @@ def promote(version: str, force: bool = False, last_n: int | None = None) -> Out
     )
 
 
-def _record(settings: Settings, version: str, verdict: Verdict, figures: dict[str, str]) -> None:
+def _record(settings: Settings, version: str, ruling: Ruling, figures: dict[str, str]) -> None:
     """The later decision in the version's tags, and at the top of its description."""
-    registry.set_version_tags(settings.registry, version, {**decision_tags(verdict), **figures})
+    registry.set_version_tags(settings.registry, version, {**decision_tags(ruling), **figures})
     earlier = registry.version_info(settings.registry, version).description
-    note = f"**Later decision: {verdict.decision.value}.** {verdict.reason}."
+    note = f"**Later decision: {ruling.decision.value}.** {ruling.reason}."
     registry.set_version_description(
         settings.registry, version, f"{note}\n\n{earlier}".rstrip() + "\n"
     )

@@ -9,7 +9,8 @@ import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.candidate import Outcome, judge_and_register, retrying, window_tags
+from flows.candidate import judge_and_register, retrying, window_tags
+from flows.outcome import FlowOutcome
 from tidemark.config import Settings, get_settings
 from tidemark.model import SPECIES, TrainingDataError
 from tidemark.orchestration import RETRAIN_FLOW
@@ -56,7 +57,7 @@ def read_records(
                 earlier = store.latest_per_species(window_start, wanted)
                 if not earlier.empty:
                     # Remembered species are judged on their own latest records when they have
-                    # evidence enough, and only trained on otherwise (tidemark.promotion).
+                    # evidence enough, and only trained on otherwise (tidemark.judging.holdout).
                     data = pd.concat([earlier, data], ignore_index=True)
                     query["remembered"] = {
                         "filters": [
@@ -85,7 +86,7 @@ def retrain(
     metric_value: float | None = None,
     threshold: float | None = None,
     species: list[str] | None = None,
-) -> Outcome:
+) -> FlowOutcome:
     """Retrain on the joined records of a time window, or on the ``last_n`` most recent ones.
 
     ``metric``, ``metric_value`` and ``threshold`` tell what fired; ``species`` the species the

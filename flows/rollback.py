@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from flows.candidate import Outcome
+from flows.outcome import FlowOutcome
 from tidemark.config import get_settings
+from tidemark.judging.decisions import Decision
 from tidemark.orchestration import ROLLBACK_FLOW
 from tidemark.registry import writer as registry
 
 
 @flow(name=ROLLBACK_FLOW)
-def rollback(reason: str = "rolled back by hand") -> Outcome:
+def rollback(reason: str = "rolled back by hand") -> FlowOutcome:
     """Re-point production to the previous production version; fails when there is none.
 
     ``reason`` is recorded on both versions (tags and description), the rolled-back one and
@@ -20,10 +21,10 @@ def rollback(reason: str = "rolled back by hand") -> Outcome:
     settings = get_settings()
     rolled_back, restored = registry.rollback_with_reason(settings.registry, reason)
     get_run_logger().info("production: v%s -> v%s (%s)", rolled_back, restored, reason)
-    return Outcome(
+    return FlowOutcome(
         model_name=settings.registry.model_name,
         version=restored,
-        decision="rolled back",
+        decision=Decision.ROLLED_BACK,
         reason=f"v{rolled_back} rolled back; v{restored} is in production again: {reason}",
         production_version=restored,
     )

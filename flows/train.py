@@ -6,8 +6,10 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
-from flows.candidate import Outcome, judge_and_register, window_tags
+from flows.candidate import judge_and_register, window_tags
+from flows.outcome import FlowOutcome
 from tidemark.config import get_settings
+from tidemark.judging.decisions import Decision
 from tidemark.orchestration import TRAIN_FLOW
 from tidemark.registry import writer as registry
 from tidemark.registry.notes import Trigger
@@ -26,7 +28,7 @@ def train(
     csv: str | None = None,
     seed: int = BOOTSTRAP_SEED,
     if_no_production: bool = False,
-) -> Outcome:
+) -> FlowOutcome:
     """Train on a scenario's phases (the default scenario's first phase) or on a CSV of fish.
 
     The candidate is judged like any other: it is promoted when nothing is in production or
@@ -38,10 +40,10 @@ def train(
     current = registry.production_version(settings.registry)
     if if_no_production and current is not None:
         logger.info("v%s is in production already; nothing to train", current)
-        return Outcome(
+        return FlowOutcome(
             model_name=settings.registry.model_name,
             version=None,
-            decision="skipped",
+            decision=Decision.SKIPPED,
             reason=f"v{current} is in production already",
             production_version=current,
         )

@@ -31,7 +31,7 @@ def ensure_work_pool(settings: Settings) -> None:
         name=settings.orchestration.work_pool,
         type=ProcessWorker.type,
         base_job_template=ProcessWorker.get_default_base_job_template(),
-        description="Tidemark's flows: train, retrain, promote, rollback, challenge, retire, "
+        description="Tidemark's flows: train, retrain, promote, rollback, shadow, retire, "
         "shadow verdicts.",
     )
     with prefect_api(settings.orchestration), get_client(sync_client=True) as client:

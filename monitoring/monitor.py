@@ -59,8 +59,8 @@ from monitoring.trigger import RetrainTrigger
 from monitoring.windows import Admission, ClosedWindow, ErrorStats, Resume, TumblingWindows
 from tidemark import kafka_io
 from tidemark.config import Settings
+from tidemark.judging.holdout import EvidenceRules
 from tidemark.logs import get_logger
-from tidemark.promotion import EvidenceRules
 from tidemark.schemas import DeadLetter, RetrainRequest, Scored, utc_now
 from tidemark.stream.records import parse
 

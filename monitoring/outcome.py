@@ -25,7 +25,8 @@ from collections.abc import Mapping
 
 from monitoring.policy import RunOutcome
 from tidemark.config import Settings
-from tidemark.promotion import FLOW_RUN_TAG, Decision, per_species
+from tidemark.judging.decisions import Decision
+from tidemark.judging.tags import FLOW_RUN_TAG, per_species
 from tidemark.registry.reader import RegistryReader
 
 DECISION_TAG = "decision"

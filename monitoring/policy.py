@@ -36,7 +36,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from monitoring.windows import ClosedWindow, ErrorStats
-from tidemark.promotion import Decision
+from tidemark.judging.decisions import Decision
 from tidemark.schemas import RetrainReason, Scored
 
 MEAN_RELATIVE_ERROR = "mean_relative_error"

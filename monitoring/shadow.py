@@ -1,17 +1,16 @@
-"""The challenge on live fish: the monitor's half of shadow evaluation.
+"""Shadow evaluation on live fish: the monitor's wiring of it.
 
 After every closed window the monitor asks the registry (over REST, as the scorers do) which
 version is in production and which in shadow, adds the window's paired errors to the running
-:class:`tidemark.challenge.Challenge` and keeps its state on the challenger's tags, so that a
-restarted monitor resumes it (a state that names other versions is not resumed: a new
-challenge starts). A challenge's role is on the challenger too: an ordinary challenger is
-judged with the promotion margin, the version a promotion replaced (a rollback watch) with none.
+:class:`tidemark.judging.shadow.ShadowEvaluation` and keeps its state on the challenger's tags,
+so that a restarted monitor resumes it. Every rule is the kernel's (``tidemark.judging.shadow``):
+whether the version in shadow is judged now, which saved state resumes, the rules of its role,
+the verdict and what it does.
 
 A final verdict is published on ``fish.model-decisions``, counted, and carried out by the
-``shadow-verdict`` deployment (``flows.challenge.shadow_verdict``): the MLflow client does the
-registry's writes there, not in the monitor. A challenger that won is promoted; a rollback
-watch's old version that won is restored (a rollback); any other verdict takes the challenger
-out of shadow. A decided challenge takes no more fish, so its verdict is carried out once.
+``shadow-verdict`` deployment (``flows.shadow.shadow_verdict``): the MLflow client does the
+registry's writes there, not in the monitor. A decided evaluation takes no more fish, so its
+verdict is carried out once.
 """
 
 from __future__ import annotations
@@ -22,32 +21,23 @@ from typing import Protocol
 from kafka import KafkaProducer
 
 from monitoring import metrics
-from tidemark.challenge import (
-    ROLE_ROLLBACK_WATCH,
-    SHADOW_ROLE_TAG,
-    SHADOW_STATE_TAG,
-    Challenge,
-    ChallengeConfig,
-)
 from tidemark.config import Settings
+from tidemark.judging.shadow import (
+    SHADOW_CHAMPION_TAG,
+    SHADOW_STATE_TAG,
+    ShadowEvaluation,
+    ShadowRole,
+    ShadowRules,
+    Standing,
+    standing,
+)
 from tidemark.logs import get_logger
 from tidemark.orchestration import SHADOW_VERDICT_DEPLOYMENT, prefect_api
 from tidemark.registry.reader import RegistryUnavailableError, VersionRef
 from tidemark.registry.tagger import RegistryTagger
-from tidemark.schemas import ModelDecision, ModelEvent, Scored, ShadowVerdict, utc_now
+from tidemark.schemas import ModelDecision, Scored, utc_now
 
 log = get_logger("monitor.shadow")
-
-
-# The production version a challenge began against (tidemark.registry.writer.set_challenger).
-SHADOW_CHAMPION_TAG = "shadow_champion"
-
-
-def _stale_watch(challenger: VersionRef, production: str) -> bool:
-    """A rollback watch set against a production version that is no longer production."""
-    tags = challenger.tags
-    watched = tags.get(SHADOW_CHAMPION_TAG)
-    return tags.get(SHADOW_ROLE_TAG) == ROLE_ROLLBACK_WATCH and watched not in (None, production)
 
 
 class ShadowRegistry(Protocol):
@@ -56,7 +46,7 @@ class ShadowRegistry(Protocol):
     def challenger(self) -> VersionRef | None:
         """The version in shadow, with its tags; None when there is none."""
 
-    def save(self, challenge: Challenge) -> None:
+    def save(self, evaluation: ShadowEvaluation) -> None:
         """Keep the running state on the challenger."""
 
 
@@ -71,10 +61,10 @@ class RestShadowRegistry:
         """The version the challenger alias points at, with its tags."""
         return self._registry.alias(self.settings.registry.challenger_alias)
 
-    def save(self, challenge: Challenge) -> None:
+    def save(self, evaluation: ShadowEvaluation) -> None:
         """The state as the challenger's ``shadow_state`` tag."""
         self._registry.set_version_tag(
-            challenge.challenger_version, SHADOW_STATE_TAG, challenge.to_json()
+            evaluation.challenger_version, SHADOW_STATE_TAG, evaluation.to_json()
         )
 
     def close(self) -> None:
@@ -120,7 +110,8 @@ def publisher(settings: Settings, producer: KafkaProducer) -> Callable[[ModelDec
 
 
 class ShadowJudge:
-    """Keeps the running challenge between production and the challenger, window by window."""
+    """Keeps the running shadow evaluation of the challenger against production, window by
+    window, and hands its final verdict on."""
 
     def __init__(
         self,
@@ -133,38 +124,38 @@ class ShadowJudge:
         self.registry = registry
         self._publish = publish
         self._carry_out = carry_out
-        self.state: Challenge | None = None
-        self.rollback_watch = False
+        self.state: ShadowEvaluation | None = None
+        self.role = ShadowRole.CHALLENGER
         self._warned_stale = False
 
     def observe(self, records: Iterable[Scored], production: str | None) -> ModelDecision | None:
-        """Add one closed window's fish; the decision when the challenge was decided now."""
+        """Add one closed window's fish; the decision when the evaluation was decided now."""
         try:
             challenger = self.registry.challenger()
         except RegistryUnavailableError as error:
             log.warning("cannot read the challenger; the window is not evidence", error=str(error))
             return None
-        if production is None or challenger is None or challenger.version == production:
+        tags = {} if challenger is None else challenger.tags
+        now = standing(production, None if challenger is None else challenger.version, tags)
+        if now is Standing.NOTHING:
             self._forget()
             return None
-        if _stale_watch(challenger, production):
-            # Production moved on since the watch began (another promotion or a rollback): a
-            # win of the watched version now would roll back a promotion it never watched.
+        if now is Standing.STALE_WATCH:
             if self.state is not None or not self._warned_stale:
                 log.warning(
                     "rollback watch of another production version; not judged",
-                    challenger=challenger.version,
-                    watched=challenger.tags.get(SHADOW_CHAMPION_TAG),
+                    challenger=None if challenger is None else challenger.version,
+                    watched=tags.get(SHADOW_CHAMPION_TAG),
                     production=production,
                 )
             self._forget()
             self._warned_stale = True
             return None
+        # Judged: there are both.
+        assert production is not None
+        assert challenger is not None
         self._warned_stale = False
-        if self.state is None or (self.state.champion_version, self.state.challenger_version) != (
-            production,
-            challenger.version,
-        ):
+        if self.state is None or not self.state.resumes(production, challenger.version):
             self._begin(production, challenger)
         state = self.state
         assert state is not None
@@ -176,10 +167,10 @@ class ShadowJudge:
         try:
             self.registry.save(state)
         except RegistryUnavailableError as error:  # the next window saves it again
-            log.warning("cannot save the challenge's state", error=str(error))
+            log.warning("cannot save the shadow evaluation's state", error=str(error))
         if not state.decided:
             log.info(
-                "challenge",
+                "shadow evaluation",
                 champion=state.champion_version,
                 challenger=state.challenger_version,
                 n=state.n,
@@ -190,31 +181,25 @@ class ShadowJudge:
         return self._decide(state)
 
     def _begin(self, production: str, challenger: VersionRef) -> None:
-        self.rollback_watch = challenger.tags.get(SHADOW_ROLE_TAG) == ROLE_ROLLBACK_WATCH
+        self.role = ShadowRole.of(challenger.tags)
         saved = challenger.tags.get(SHADOW_STATE_TAG)
-        resumed = Challenge.from_json(saved) if saved else None
-        if resumed is not None and (resumed.champion_version, resumed.challenger_version) == (
-            production,
-            challenger.version,
-        ):
+        resumed = ShadowEvaluation.from_json(saved) if saved else None
+        if resumed is not None and resumed.resumes(production, challenger.version):
             self.state = resumed
-            log.info("challenge resumed", n=resumed.n, verdict=resumed.verdict.value)
+            log.info("shadow evaluation resumed", n=resumed.n, verdict=resumed.verdict.value)
             if resumed.decided:
                 # Decided before a restart, and the challenger still there: the verdict may not
                 # have been carried out (the flow's idempotency key makes a repeat harmless).
                 self._decide(resumed)
             return
-        margin = 0.0 if self.rollback_watch else None
-        self.state = Challenge.start(
-            production,
-            challenger.version,
-            ChallengeConfig.from_settings(self.settings, margin=margin),
+        self.state = ShadowEvaluation.start(
+            production, challenger.version, ShadowRules.from_settings(self.settings, self.role)
         )
         log.info(
-            "challenge started",
+            "shadow evaluation started",
             champion=production,
             challenger=challenger.version,
-            rollback_watch=self.rollback_watch,
+            role=self.role.value,
         )
 
     def _forget(self) -> None:
@@ -224,24 +209,21 @@ class ShadowJudge:
         metrics.SHADOW_FISH.set(0)
         metrics.SHADOW_P_VALUE.set(1)
 
-    def _decide(self, state: Challenge) -> ModelDecision:
-        kind = None
-        if self.rollback_watch and state.verdict is ShadowVerdict.PROMOTE:
-            kind = ModelEvent.ROLLBACK
+    def _decide(self, state: ShadowEvaluation) -> ModelDecision:
         decision = state.decision(
             model_name=self.settings.registry.model_name,
             decided_by="monitor",
             decided_at=utc_now(),
-            kind=kind,
+            role=self.role,
         )
         metrics.MODEL_DECISIONS.labels(decision.kind.value).inc()
         log.warning(
-            "challenge decided",
+            "shadow evaluation decided",
             kind=decision.kind.value,
             verdict=state.verdict.value,
             champion=state.champion_version,
             challenger=state.challenger_version,
-            rollback_watch=self.rollback_watch,
+            role=self.role.value,
             n=state.n,
             p_value=state.p_value,
             reason=state.reason,
@@ -255,6 +237,6 @@ class ShadowJudge:
             log.info("verdict handed to the shadow-verdict flow", flow_run_id=flow_run_id)
         except Exception:
             # Prefect down: the decided state is saved on the challenger; a restarted monitor
-            # (or a person, with `tidemark challenge --retire`) carries the verdict out.
+            # (or a person, with `tidemark shadow --retire`) carries the verdict out.
             log.exception("starting the shadow-verdict flow failed")
         return decision

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from typer._click import Command, Context
 
 COMMANDS = "tidemark.commands"
+# Old names of renamed sub-commands: each still runs its command, hidden from --help and
+# marked deprecated, so that scripts written against it keep working.
+RENAMED = {"challenge": "shadow"}
 
 
 def declared_commands() -> dict[str, EntryPoint]:
@@ -35,16 +38,22 @@ def declared_commands() -> dict[str, EntryPoint]:
 
 
 def as_command(
-    name: str, target: typer.Typer | Callable[..., Any], markup: MarkupMode = "rich"
+    name: str,
+    target: typer.Typer | Callable[..., Any],
+    markup: MarkupMode = "rich",
+    *,
+    old_name: bool = False,
 ) -> Command:
     """The command an entry point names, called ``name``: a Typer app is a group of
-    sub-commands (``tidemark stack up``), a function a command of its own."""
+    sub-commands (``tidemark stack up``), a function a command of its own. Under an
+    ``old_name`` it is hidden from the listing and deprecated."""
     if isinstance(target, typer.Typer):
         group = get_group(target)
         group.name = name
+        group.hidden = group.deprecated = old_name
         return group
     return get_command_from_info(
-        CommandInfo(name=name, callback=target),
+        CommandInfo(name=name, callback=target, hidden=old_name, deprecated=old_name),
         pretty_exceptions_short=True,
         rich_markup_mode=markup,
     )
@@ -58,11 +67,14 @@ class DeclaredCommands(TyperGroup):
         return sorted({*declared_commands(), *super().list_commands(ctx)})
 
     def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
-        """A command defined here, or the declared one of that name, imported now."""
+        """A command defined here, or the declared one of that name (or of the name it was
+        renamed to), imported now."""
         command = super().get_command(ctx, cmd_name)
-        point = declared_commands().get(cmd_name)
+        point = declared_commands().get(RENAMED.get(cmd_name, cmd_name))
         if command is None and point is not None:
-            command = as_command(cmd_name, point.load(), self.rich_markup_mode)
+            command = as_command(
+                cmd_name, point.load(), self.rich_markup_mode, old_name=cmd_name in RENAMED
+            )
         return command
 
 

@@ -216,7 +216,7 @@ class RegistrySettings(_Section):
     experiment: str = "fish-weight"
     model_name: str = "fish-weight"
     production_alias: str = "production"
-    # The alias of the version running in shadow beside production (tidemark.challenge).
+    # The alias of the version running in shadow beside production (tidemark.judging.shadow).
     challenger_alias: str = "challenger"
     # How often a serving or scoring process asks the registry whether production moved.
     poll_interval_s: float = Field(default=5.0, gt=0)
@@ -334,7 +334,7 @@ class RetrainSettings(_Section):
     species_memory: int = Field(default=200, ge=0)
     # The most recent share of each species' records is held out to judge candidate and champion.
     holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
-    # Evidence before action (tidemark.promotion): a retrain whose species fall short of these
+    # Evidence before action (tidemark.judging.holdout): a retrain whose species fall short of these
     # trains nothing and promotes nothing. 30 held-out fish in all: below about 20 pairs the
     # signed-rank test has little power and its normal approximation is off. 15 per species: a
     # species' mean relative error is then known to about a quarter of its fish-to-fish spread
@@ -355,7 +355,7 @@ class RetrainSettings(_Section):
 
 
 class ShadowSettings(_Section):
-    """A challenger judged on live joined fish beside production (tidemark.challenge).
+    """A challenger judged on live joined fish beside production (tidemark.judging.shadow).
 
     Its promotion bar is the retrain's ``promotion_margin``.
     """
@@ -368,7 +368,7 @@ class ShadowSettings(_Section):
     # A challenger still undecided after this many fish is retired for lack of evidence.
     max_fish: int = Field(default=5_000, ge=2)
     # The standardised effect (mean error difference / its spread) found fastest; see
-    # tidemark.sequential. Smaller values favour small effects over long runs.
+    # tidemark.judging.sequential. Smaller values favour small effects over long runs.
     effect_scale: float = Field(default=0.2, gt=0)
     # Per-fish relative errors are capped here before they are compared (1.0: a 100 % error),
     # which bounds the differences and keeps the test's level near its nominal value.

@@ -16,7 +16,7 @@ TRAIN_FLOW = "train"
 RETRAIN_FLOW = "retrain"
 PROMOTE_FLOW = "promote"
 ROLLBACK_FLOW = "rollback"
-CHALLENGE_FLOW = "challenge"
+SHADOW_FLOW = "shadow"
 RETIRE_CHALLENGER_FLOW = "retire-challenger"
 SHADOW_VERDICT_FLOW = "shadow-verdict"
 FLOW_NAMES = (
@@ -24,7 +24,7 @@ FLOW_NAMES = (
     RETRAIN_FLOW,
     PROMOTE_FLOW,
     ROLLBACK_FLOW,
-    CHALLENGE_FLOW,
+    SHADOW_FLOW,
     RETIRE_CHALLENGER_FLOW,
     SHADOW_VERDICT_FLOW,
 )

@@ -174,7 +174,7 @@ class Scored(Prediction):
     """``fish.scored``: a prediction joined with the true weight, and the error.
 
     A prediction that carried a challenger's weight also gets the challenger's errors on the
-    same fish, the evidence of the shadow evaluation (``tidemark.challenge``).
+    same fish, the evidence of the shadow evaluation (``tidemark.judging.shadow``).
     """
 
     weight_kg: WeightKg
@@ -243,7 +243,8 @@ class RetrainRequest(Contract):
 
 
 class ShadowVerdict(StrEnum):
-    """Where a challenge stands after a look at the live evidence (``tidemark.challenge``)."""
+    """Where a shadow evaluation stands after a look at the live evidence
+    (``tidemark.judging.shadow``)."""
 
     CONTINUE = "continue"
     PROMOTE = "promote"
@@ -260,8 +261,8 @@ class ModelEvent(StrEnum):
     ROLLBACK = "rollback"  # production went back to the version it had replaced
 
 
-class SpeciesEvidence(Contract):
-    """The live evidence of a challenge on one species' fish."""
+class ShadowEvidence(Contract):
+    """The live evidence of a shadow evaluation on one segment's fish (one species')."""
 
     n: int = Field(ge=0)
     champion_mre: NonNegative
@@ -277,7 +278,7 @@ class ModelDecision(Contract):
     The champion is the version in production when the evidence was gathered, the challenger
     the one in shadow beside it; for a rollback, the champion is the version rolled back and
     the challenger the version it had replaced, now restored. The evidence fields come from
-    the sequential test on live fish (``tidemark.challenge``) and are absent for a decision a
+    the sequential test on live fish (``tidemark.judging.shadow``) and are absent for a decision a
     person made by hand.
     """
 
@@ -292,7 +293,7 @@ class ModelDecision(Contract):
     alpha: float | None = Field(default=None, gt=0, lt=1)
     champion_mre: NonNegative | None = None
     challenger_mre: NonNegative | None = None
-    species: dict[str, SpeciesEvidence] = Field(default_factory=dict)
+    species: dict[str, ShadowEvidence] = Field(default_factory=dict)
     reason: str = Field(min_length=1)
     decided_by: str = Field(min_length=1, description="monitor, retrain, or manual")
     decided_at: UtcDatetime

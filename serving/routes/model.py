@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from serving.dependencies import ServingDep
 from serving.errors import NoModelError
 from serving.schemas import ChallengerInfo, ErrorResponse, ModelInfo
-from tidemark.challenge import SHADOW_ROLE_TAG, SHADOW_STATE_TAG, Challenge
+from tidemark.judging.shadow import SHADOW_ROLE_TAG, SHADOW_STATE_TAG, ShadowEvaluation
 from tidemark.logs import get_logger
 from tidemark.registry.reader import RegistryUnavailableError, VersionRef
 
@@ -65,7 +65,7 @@ def challenger_info(ref: VersionRef) -> ChallengerInfo:
     state = None
     if raw := tags.get(SHADOW_STATE_TAG):
         try:
-            state = Challenge.from_json(raw)
+            state = ShadowEvaluation.from_json(raw)
         except ValueError as error:  # an unreadable state must not hide the challenger
             log.warning("unreadable challenge state", version=ref.version, error=str(error))
     return ChallengerInfo(

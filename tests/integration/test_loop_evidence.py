@@ -42,9 +42,9 @@ from monitoring.windows import TumblingWindows
 from tests.integration.conftest import Processes
 from tests.integration.test_closed_loop import _port_open, _ready, _wait
 from tidemark.config import SECTIONS, Settings
+from tidemark.judging.tags import per_species
 from tidemark.model import known_species
 from tidemark.orchestration import TRAIN_DEPLOYMENT, deployments_ready, prefect_api
-from tidemark.promotion import per_species
 from tidemark.registry import writer as registry
 from tidemark.scenario import Phase, Scenario, load_scenario
 from tidemark.schemas import Scored

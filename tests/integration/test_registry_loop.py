@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from prefect.deployments import run_deployment
 
-from flows.candidate import Outcome
+from flows.outcome import FlowOutcome
 from flows.promote import promote
 from flows.retrain import retrain
 from flows.rollback import rollback
@@ -307,7 +307,7 @@ def test_a_retrain_triggered_through_the_prefect_api_completes(
         assert len(_versions(settings)) == len(before) + 1
         # The monitor reads what a run it triggered decided from the run's persisted result.
         outcome = run.state.result()
-        assert isinstance(outcome, Outcome)
+        assert isinstance(outcome, FlowOutcome)
         assert outcome.version == max(_versions(settings), key=int)
         assert outcome.heldout_n >= settings.retrain.min_holdout_rows
     finally:

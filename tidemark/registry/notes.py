@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from tidemark.judging.decisions import Ruling
+from tidemark.judging.promotion import HoldoutEvidence
 from tidemark.model import Metrics
-from tidemark.promotion import Evidence, Verdict
 from tidemark.schemas import RetrainReason
 
 BOOTSTRAP = RetrainReason.BOOTSTRAP.value
@@ -75,8 +76,8 @@ class Trigger:
 def describe_version(
     *,
     trigger: Trigger,
-    verdict: Verdict,
-    evidence: Evidence,
+    verdict: Ruling,
+    evidence: HoldoutEvidence,
     candidate: Metrics,
     champion: Metrics | None,
     champion_version: str | None,

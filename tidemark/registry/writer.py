@@ -35,14 +35,13 @@ from mlflow.models import infer_signature
 from mlflow.utils.mlflow_tags import MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE
 from sklearn.pipeline import Pipeline
 
-from tidemark.challenge import (
-    ROLE_CHALLENGER,
-    ROLE_ROLLBACK_WATCH,
+from tidemark.config import RegistrySettings
+from tidemark.judging.shadow import (
     SHADOW_ROLE_TAG,
     SHADOW_STATE_TAG,
-    Challenge,
+    ShadowEvaluation,
+    ShadowRole,
 )
-from tidemark.config import RegistrySettings
 from tidemark.logs import get_logger
 from tidemark.model import FEATURES, TARGET, predict
 from tidemark.registry.notes import MODEL_DESCRIPTION
@@ -392,7 +391,7 @@ def set_challenger(
             "shadow_champion": production,
             "shadow_started_at": started.isoformat(),
             "shadow_start_reason": reason,
-            SHADOW_ROLE_TAG: ROLE_ROLLBACK_WATCH if rollback_watch else ROLE_CHALLENGER,
+            SHADOW_ROLE_TAG: ShadowRole.ROLLBACK_WATCH if rollback_watch else ShadowRole.CHALLENGER,
         },
     )
     _append_description(
@@ -442,17 +441,18 @@ def record_verdict(registry: RegistrySettings, decision: ModelDecision) -> None:
     _append_description(registry, decision.challenger_version, _verdict_paragraph(decision))
 
 
-def save_challenge(registry: RegistrySettings, challenge: Challenge) -> None:
-    """Keep a challenge's running state on its challenger, for a restarted monitor to resume."""
+def save_shadow_state(registry: RegistrySettings, evaluation: ShadowEvaluation) -> None:
+    """Keep a shadow evaluation's running state on its challenger, for a restarted monitor to
+    resume."""
     set_version_tags(
-        registry, challenge.challenger_version, {SHADOW_STATE_TAG: challenge.to_json()}
+        registry, evaluation.challenger_version, {SHADOW_STATE_TAG: evaluation.to_json()}
     )
 
 
-def load_challenge(registry: RegistrySettings, version: str) -> Challenge | None:
-    """The running state saved on ``version`` by ``save_challenge``, or None."""
+def load_shadow_state(registry: RegistrySettings, version: str) -> ShadowEvaluation | None:
+    """The running state saved on ``version`` by ``save_shadow_state``, or None."""
     raw = version_info(registry, version).tags.get(SHADOW_STATE_TAG)
-    return Challenge.from_json(raw) if raw else None
+    return ShadowEvaluation.from_json(raw) if raw else None
 
 
 def rollback_with_reason(

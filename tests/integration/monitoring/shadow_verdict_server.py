@@ -4,7 +4,7 @@ The full ``flows.serve`` would also serve ``retrain/retrain``, whose runs other 
 count; this serves only the deployment the shadow tests need, with the flow's own code.
 """
 
-from flows.challenge import shadow_verdict
+from flows.shadow import shadow_verdict
 from tidemark.orchestration import SHADOW_VERDICT_FLOW
 
 if __name__ == "__main__":

@@ -36,8 +36,8 @@ from tests.integration.monitoring.fish import (
 )
 from tests.integration.monitoring.test_monitor import run_monitor
 from tidemark import kafka_io
-from tidemark.challenge import ROLE_ROLLBACK_WATCH, SHADOW_ROLE_TAG, SHADOW_STATE_TAG, Challenge
 from tidemark.config import Settings, get_settings
+from tidemark.judging.shadow import SHADOW_ROLE_TAG, SHADOW_STATE_TAG, ShadowEvaluation, ShadowRole
 from tidemark.model import FEATURES
 from tidemark.orchestration import SHADOW_VERDICT_DEPLOYMENT, prefect_api
 from tidemark.registry import writer as registry
@@ -167,14 +167,14 @@ def decisions(settings: Settings) -> list[ModelDecision]:
         consumer.close()
 
 
-def challenge_of(settings: Settings, version: str) -> Challenge:
+def challenge_of(settings: Settings, version: str) -> ShadowEvaluation:
     """The running or final challenge kept on ``version``'s tags by the monitor."""
-    return Challenge.from_json(
+    return ShadowEvaluation.from_json(
         registry.version_info(settings.registry, version).tags[SHADOW_STATE_TAG]
     )
 
 
-def report(test: str, state: Challenge) -> None:
+def report(test: str, state: ShadowEvaluation) -> None:
     """The evidence at the decision (or at the end), for the closing note of the issue."""
     print(
         f"\n[shadow] {test}: verdict={state.verdict.value} windows={state.looks} n={state.n} "
@@ -265,7 +265,7 @@ def test_a_forced_promotion_of_a_worse_version_is_rolled_back(
     assert (outcome.decision, outcome.production_version) == ("forced", "2")
     assert registry.challenger_version(settings.registry) == "1"
     watch = registry.version_info(settings.registry, "1").tags
-    assert watch[SHADOW_ROLE_TAG] == ROLE_ROLLBACK_WATCH
+    assert watch[SHADOW_ROLE_TAG] == ShadowRole.ROLLBACK_WATCH
 
     # On the live fish v2 (in production) is worse: v1 in shadow errs a third as much.
     first = window_aligned_start(settings)
@@ -293,13 +293,13 @@ def test_a_forced_promotion_of_a_worse_version_is_rolled_back(
     report("forced worse promotion", state)
 
 
-@pytest.mark.parametrize("role", ["challenger", ROLE_ROLLBACK_WATCH])
+@pytest.mark.parametrize("role", ["challenger", ShadowRole.ROLLBACK_WATCH])
 def test_an_equal_challenger_on_a_stationary_line_promotes_and_rolls_back_nothing(
     two_versions: Settings, salmon_model: tuple[str, Pipeline], role: str
 ) -> None:
     settings = two_versions
     registry.set_challenger(
-        settings.registry, "2", reason="as good", rollback_watch=role == ROLE_ROLLBACK_WATCH
+        settings.registry, "2", reason="as good", rollback_watch=role == ShadowRole.ROLLBACK_WATCH
     )
     first = window_aligned_start(settings)
     # Eleven windows' fish, so that ten close.
@@ -313,7 +313,7 @@ def test_an_equal_challenger_on_a_stationary_line_promotes_and_rolls_back_nothin
     assert not kinds & {ModelEvent.PROMOTION, ModelEvent.ROLLBACK}, kinds
     state = challenge_of(settings, "2")
     assert state.verdict is not ShadowVerdict.PROMOTE
-    if role == ROLE_ROLLBACK_WATCH:
+    if role == ShadowRole.ROLLBACK_WATCH:
         # No margin to miss: equal versions leave the watch undecided all ten windows.
         assert state.verdict is ShadowVerdict.CONTINUE
         assert state.looks == 10

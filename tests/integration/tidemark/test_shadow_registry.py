@@ -12,16 +12,16 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from flows.challenge import challenge, retire_challenger
 from flows.cli import models_command
 from flows.rollback import rollback
+from flows.shadow import retire_challenger, shadow
 from infra.local.stack import Stack
 from tests.integration.registered import register_scenario_model
-from tidemark.challenge import SHADOW_STATE_TAG, Challenge, ChallengeConfig
 from tidemark.config import Settings, get_settings
+from tidemark.judging.shadow import SHADOW_STATE_TAG, ShadowEvaluation, ShadowRole, ShadowRules
 from tidemark.orchestration import prefect_api
 from tidemark.registry import writer as registry
-from tidemark.schemas import ModelEvent, ShadowVerdict, utc_now
+from tidemark.schemas import ShadowVerdict, utc_now
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +56,9 @@ def _description(settings: Settings, version: str) -> str:
     return str(found.description or "")
 
 
-def _decided_challenge(champion: str, challenger: str) -> Challenge:
+def _decided_challenge(champion: str, challenger: str) -> ShadowEvaluation:
     rng = np.random.default_rng(0)
-    state = Challenge.start(champion, challenger, ChallengeConfig())
+    state = ShadowEvaluation.start(champion, challenger, ShadowRules())
     while not state.decided:
         species = rng.choice(["salmon", "walleye"], 50)
         a = np.abs(rng.normal(0, 0.08, 50))
@@ -84,9 +84,9 @@ def test_a_version_runs_in_shadow_and_its_verdict_is_recorded(
         registry.set_challenger(settings.registry, v1, reason="x")
 
     state = _decided_challenge(v1, v2)
-    registry.save_challenge(settings.registry, state)
-    assert registry.load_challenge(settings.registry, v2) == state
-    assert registry.load_challenge(settings.registry, v1) is None
+    registry.save_shadow_state(settings.registry, state)
+    assert registry.load_shadow_state(settings.registry, v2) == state
+    assert registry.load_shadow_state(settings.registry, v1) is None
 
     decision = state.decision(
         model_name=settings.registry.model_name, decided_by="monitor", decided_at=utc_now()
@@ -139,7 +139,7 @@ def test_a_rollback_records_why_on_both_versions(
         model_name=settings.registry.model_name,
         decided_by="monitor",
         decided_at=utc_now(),
-        kind=ModelEvent.ROLLBACK,
+        role=ShadowRole.ROLLBACK_WATCH,
     )
     assert registry.rollback_with_reason(settings.registry, "worse on live fish", evidence) == (
         v2,
@@ -166,12 +166,14 @@ def test_the_flows_put_a_version_in_shadow_retire_it_and_roll_back_with_a_reason
     settings: Settings, versions: tuple[str, str, str]
 ) -> None:
     v1, _v2, v3 = versions
-    outcome = challenge(version=v3, reason="a person wants to see")
+    outcome = shadow(version=v3, reason="a person wants to see")
     assert (outcome.decision, outcome.champion_version) == ("challenging", v1)
     assert registry.challenger_version(settings.registry) == v3
-    registry.save_challenge(settings.registry, Challenge.start(v1, v3, ChallengeConfig()).update(
-        ["salmon"] * 40, np.full(40, 0.05), np.full(40, 0.06)
-    ))  # fmt: skip
+    evaluation = ShadowEvaluation.start(v1, v3, ShadowRules())
+    registry.save_shadow_state(
+        settings.registry,
+        evaluation.update(["salmon"] * 40, np.full(40, 0.05), np.full(40, 0.06)),
+    )
     retired = retire_challenger(reason="enough")
     assert (retired.decision, retired.version) == ("retired", v3)
     assert registry.challenger_version(settings.registry) is None

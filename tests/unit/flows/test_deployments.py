@@ -13,7 +13,7 @@ def test_every_deployment_names_who_starts_it() -> None:
         "retrain": ["started by the monitor"],
         "promote": ["started by a person"],
         "rollback": ["started by a person"],
-        "challenge": ["started by a person"],
+        "shadow": ["started by a person"],
         "retire-challenger": ["started by a person"],
         "shadow-verdict": ["started by the monitor"],
     }

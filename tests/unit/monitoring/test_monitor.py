@@ -28,7 +28,7 @@ from monitoring.reports import SavedReport
 from monitoring.windows import ClosedWindow
 from tests.unit.monitoring.scored import T0, scored
 from tidemark.config import Settings
-from tidemark.promotion import Decision
+from tidemark.judging.decisions import Decision
 from tidemark.schemas import RetrainRequest, Scored, utc_now
 
 SALMON_ERROR = IncidentKey(IncidentKind.ERROR, "salmon")

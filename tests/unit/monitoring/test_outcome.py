@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from monitoring.outcome import outcome_of_tags
-from tidemark.promotion import Decision
+from tidemark.judging.decisions import Decision
 
 
 def test_a_rejected_version_states_the_achievable_error_per_species() -> None:

@@ -24,7 +24,7 @@ from monitoring.policy import (
 )
 from monitoring.windows import ClosedWindow, ErrorStats
 from tests.unit.monitoring.scored import T0, scored
-from tidemark.promotion import Decision
+from tidemark.judging.decisions import Decision
 from tidemark.schemas import RetrainReason
 
 THRESHOLDS = Thresholds(error=0.10, min_count=30, drift_share=0.5, reopen_margin=0.25)

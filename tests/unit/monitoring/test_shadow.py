@@ -1,4 +1,4 @@
-"""The monitor's challenge, window by window: verdicts, effects, resuming, rollback watches."""
+"""The monitor's shadow evaluation by window: verdicts, effects, resumes, rollback watches."""
 
 from __future__ import annotations
 
@@ -8,8 +8,13 @@ import numpy as np
 
 from monitoring.shadow import ShadowJudge
 from tests.unit.monitoring.scored import scored
-from tidemark.challenge import ROLE_ROLLBACK_WATCH, SHADOW_ROLE_TAG, SHADOW_STATE_TAG, Challenge
 from tidemark.config import Settings
+from tidemark.judging.shadow import (
+    SHADOW_ROLE_TAG,
+    SHADOW_STATE_TAG,
+    ShadowEvaluation,
+    ShadowRole,
+)
 from tidemark.registry.reader import VersionRef
 from tidemark.schemas import ModelDecision, ModelEvent, Scored, ShadowVerdict
 
@@ -29,9 +34,9 @@ class Registry:
             return None
         return VersionRef("fish-weight", self.version, "run", dict(self.tags))
 
-    def save(self, challenge: Challenge) -> None:
+    def save(self, evaluation: ShadowEvaluation) -> None:
         self.saves += 1
-        self.tags[SHADOW_STATE_TAG] = challenge.to_json()
+        self.tags[SHADOW_STATE_TAG] = evaluation.to_json()
 
 
 @dataclass
@@ -91,7 +96,7 @@ def test_a_better_challenger_is_promoted_once_and_the_promotion_carried_out() ->
     assert decision.decided_by == "monitor"
     assert decision.n >= SETTINGS.shadow.min_fish
     # The state was kept after every window until the verdict, then no more fish were taken.
-    saved = Challenge.from_json(registry.tags[SHADOW_STATE_TAG])
+    saved = ShadowEvaluation.from_json(registry.tags[SHADOW_STATE_TAG])
     assert saved.verdict is ShadowVerdict.PROMOTE
     assert saved.n == decision.n
 
@@ -122,7 +127,7 @@ def test_a_production_equivalent_rollback_watch_gives_no_decision_for_ten_window
     # No margin: neither version is better, so neither a rollback nor a confirmation yet.
     effects = Effects()
     rng = np.random.default_rng(3)
-    judge = effects.judge(Registry(tags={SHADOW_ROLE_TAG: ROLE_ROLLBACK_WATCH}))
+    judge = effects.judge(Registry(tags={SHADOW_ROLE_TAG: ShadowRole.ROLLBACK_WATCH}))
     for _ in range(10):
         assert judge.observe(equivalent(rng, 20), "1") is None
     assert judge.state is not None
@@ -141,7 +146,7 @@ def test_a_production_equivalent_challenger_is_retired_not_promoted() -> None:
 
 def test_a_rollback_watch_whose_old_version_is_better_rolls_back() -> None:
     # v2 was production before v1 was promoted over it, and now runs in shadow with no margin.
-    registry = Registry(tags={SHADOW_ROLE_TAG: ROLE_ROLLBACK_WATCH})
+    registry = Registry(tags={SHADOW_ROLE_TAG: ShadowRole.ROLLBACK_WATCH})
     effects = Effects()
     judge = effects.judge(registry)
     decisions = run(judge, champion=0.20, challenger=0.10)
@@ -153,12 +158,12 @@ def test_a_rollback_watch_whose_old_version_is_better_rolls_back() -> None:
 
 def test_a_rollback_watch_whose_old_version_is_worse_confirms_the_promotion() -> None:
     effects = Effects()
-    registry = Registry(tags={SHADOW_ROLE_TAG: ROLE_ROLLBACK_WATCH})
+    registry = Registry(tags={SHADOW_ROLE_TAG: ShadowRole.ROLLBACK_WATCH})
     decisions = run(effects.judge(registry), champion=0.05, challenger=0.20)
     assert [d.kind for d in decisions] == [ModelEvent.RETIREMENT]
 
 
-def test_a_restarted_monitor_resumes_the_saved_challenge_of_the_same_versions() -> None:
+def test_a_restarted_monitor_resumes_the_saved_evaluation_of_the_same_versions() -> None:
     registry = Registry()
     rng = np.random.default_rng(1)
     first = Effects().judge(registry)
@@ -170,7 +175,7 @@ def test_a_restarted_monitor_resumes_the_saved_challenge_of_the_same_versions() 
     assert (restarted.state.n, restarted.state.looks) == (15, 3)
 
 
-def test_a_saved_challenge_of_another_champion_is_not_resumed() -> None:
+def test_a_saved_evaluation_of_another_champion_is_not_resumed() -> None:
     registry = Registry()
     rng = np.random.default_rng(1)
     Effects().judge(registry).observe(window(rng, 0.1, 0.1, fish=5), "1")
@@ -200,12 +205,12 @@ def test_a_verdict_that_cannot_be_carried_out_still_is_saved_and_announced() -> 
     judge = ShadowJudge(SETTINGS, registry, published.append, prefect_down)
     decisions = run(judge, champion=0.20, challenger=0.05)
     assert [d.kind for d in decisions] == [ModelEvent.PROMOTION] == [d.kind for d in published]
-    assert Challenge.from_json(registry.tags[SHADOW_STATE_TAG]).decided
+    assert ShadowEvaluation.from_json(registry.tags[SHADOW_STATE_TAG]).decided
 
 
 def test_a_rollback_watch_of_a_production_that_moved_on_is_not_judged() -> None:
     # v2 watched the promotion of v3; v1 is production now: v2 winning must not roll v1 back.
-    registry = Registry(tags={SHADOW_ROLE_TAG: ROLE_ROLLBACK_WATCH, "shadow_champion": "3"})
+    registry = Registry(tags={SHADOW_ROLE_TAG: ShadowRole.ROLLBACK_WATCH, "shadow_champion": "3"})
     effects = Effects()
     assert run(effects.judge(registry), champion=0.20, challenger=0.05) == []
     assert effects.published == effects.carried_out == []

@@ -7,8 +7,8 @@ from sklearn.pipeline import Pipeline
 
 from serving.app import create_app
 from tests.unit.serving.conftest import ADMIN_TOKEN, InMemorySource, served
-from tidemark.challenge import Challenge, ChallengeConfig
 from tidemark.config import Settings
+from tidemark.judging.shadow import ShadowEvaluation, ShadowRules
 from tidemark.registry.reader import RegistryUnavailableError, VersionRef
 
 SALMON = {"species": "salmon", "length_cm": 70.0, "height_cm": 17.0}
@@ -77,7 +77,7 @@ def test_model_describes_the_version_in_service(client: TestClient) -> None:
 def test_model_shows_the_challenger_and_its_running_evidence(
     settings: Settings, source: InMemorySource
 ) -> None:
-    state = Challenge.start("1", "2", ChallengeConfig(min_fish=2)).update(
+    state = ShadowEvaluation.start("1", "2", ShadowRules(min_fish=2)).update(
         ["salmon"] * 4, [0.10, 0.12, 0.08, 0.11], [0.05, 0.06, 0.04, 0.05]
     )
     tags = {

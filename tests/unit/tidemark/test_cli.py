@@ -11,9 +11,10 @@ from typer.testing import CliRunner
 from tidemark.cli import app, declared_commands
 
 EVERY_COMMAND = {
-    "stack", "train", "retrain", "promote", "rollback", "models", "challenge", "serve-flows",
+    "stack", "train", "retrain", "promote", "rollback", "models", "shadow", "serve-flows",
     "worker",
-    "simulate", "score", "join", "serve", "monitor", "report", "demo", "topics",
+    "simulate", "score", "join", "serve", "monitor", "report", "demo", "topics", "projects",
+    "init",
 }  # fmt: skip
 runner = CliRunner()
 
@@ -35,6 +36,19 @@ def test_each_command_has_help(command: str) -> None:
     result = runner.invoke(app, [command, "--help"], prog_name="tidemark", terminal_width=200)
     assert result.exit_code == 0, result.output
     assert f"Usage: tidemark {command} [OPTIONS]" in result.output
+
+
+def test_a_renamed_command_still_runs_under_its_old_name_unlisted() -> None:
+    listed = runner.invoke(app, ["--help"], terminal_width=200).output
+    assert not any(line.split()[1:2] == ["challenge"] for line in listed.splitlines())
+    result = runner.invoke(app, ["challenge", "--help"], prog_name="tidemark", terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "Usage: tidemark challenge [OPTIONS]" in result.output
+    assert "deprecated" in result.output.lower()
+    # It runs the shadow command itself: here its refusal of a call with nothing to do.
+    refused = runner.invoke(app, ["challenge"], terminal_width=200)
+    assert refused.exit_code == 2
+    assert "give a VERSION to put in shadow, or --retire" in refused.output
 
 
 def test_an_unknown_command_is_refused() -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tidemark.judging.decisions import Decision, Ruling
+from tidemark.judging.promotion import gather_evidence
 from tidemark.model import Metrics
-from tidemark.promotion import Decision, Verdict, gather_evidence
 from tidemark.registry.notes import Trigger, describe_version
 
 
@@ -39,7 +40,7 @@ def test_the_description_states_trigger_evidence_and_decision() -> None:
     evidence = gather_evidence(species, candidate, candidate * 3, {"pike": 4})
     text = describe_version(
         trigger=Trigger(reason="error", metric_value=0.21, threshold=0.1),
-        verdict=Verdict(Decision.PROMOTED, "candidate wins"),
+        verdict=Ruling(Decision.PROMOTED, "candidate wins"),
         evidence=evidence,
         candidate=Metrics(mae=0.1, rmse=0.2, mean_relative_error=0.055, n=40),
         champion=Metrics(mae=0.3, rmse=0.4, mean_relative_error=0.165, n=40),

@@ -4,7 +4,7 @@ Champion and challenger predict the same fish; when the fish's true weight arriv
 an absolute relative error, ``a_i`` for the champion and ``b_i`` for the challenger. The test
 watches the paired differences ``d_i = (1 - margin) * a_i - b_i``, whose mean is positive
 exactly when the challenger's mean relative error is below the champion's by more than
-``margin`` of it (the promotion rule of ``tidemark.promotion``), and tests ``H0: E[d] = 0``.
+``margin`` of it (the promotion rule of ``tidemark.judging.promotion``), and tests ``H0: E[d] = 0``.
 
 Why a mixture SPRT: the monitor looks at the evidence after every window. A fixed-n test
 repeated at every look rejects a true null far more often than its level says; a mixture
@@ -29,7 +29,7 @@ squared deviations ``M2``:
 
 That is exact for normal differences. Per-fish error differences are not normal (skewed,
 heavy-tailed), so two guards keep the test valid enough in practice: relative errors are
-capped (``tidemark.challenge`` caps them at 1, a 100 % error) so that the differences are
+capped (``tidemark.judging.shadow`` caps them at 1, a 100 % error) so that the differences are
 bounded, and no p-value is taken before a minimum number of fish, when the t-statistic of
 bounded data is close to normal. The unit tests check the level by simulation on normal and
 heavy-tailed nulls with a look after every window of 30 to 60 fish; the rate of false
@@ -66,7 +66,7 @@ def log_likelihood_ratio(n: int, mean: float, m2: float, effect_scale: float) ->
     )
 
 
-class PairedTest(BaseModel):
+class SequentialTest(BaseModel):
     """The running evidence of one paired comparison, and its always-valid test.
 
     Immutable: ``update`` returns the new state. ``p_value`` is the running minimum of
@@ -88,7 +88,7 @@ class PairedTest(BaseModel):
     log_lr: float = Field(default=0.0, description="log LR at the last look")
     p_value: float = Field(default=1.0, ge=0, le=1, description="always-valid p-value")
 
-    def update(self, champion: ArrayLike, challenger: ArrayLike) -> PairedTest:
+    def update(self, champion: ArrayLike, challenger: ArrayLike) -> SequentialTest:
         """Add pairs of errors (same fish, same order) and look at the evidence once."""
         a = _errors(champion, "champion")
         b = _errors(challenger, "challenger")

@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 from scipy.special import logsumexp
 
-from tidemark.sequential import PairedTest, log_likelihood_ratio
+from tidemark.judging.sequential import SequentialTest, log_likelihood_ratio
 
 
 def test_the_statistic_is_the_scale_invariant_normal_mixture() -> None:
@@ -34,7 +34,7 @@ def test_the_statistic_is_the_scale_invariant_normal_mixture() -> None:
 def test_one_update_or_many_give_the_same_state() -> None:
     rng = np.random.default_rng(2)
     a, b = rng.uniform(0, 0.3, 500), rng.uniform(0, 0.25, 500)
-    test = PairedTest(alpha=0.05, margin=0.05, effect_scale=0.2, min_n=2)
+    test = SequentialTest(alpha=0.05, margin=0.05, effect_scale=0.2, min_n=2)
     whole = test.update(a, b)
     parts = test
     for cut in np.array_split(np.arange(500), 17):
@@ -51,7 +51,7 @@ def test_one_update_or_many_give_the_same_state() -> None:
 
 
 def test_identical_errors_are_no_evidence_and_a_constant_gap_is_bounded() -> None:
-    test = PairedTest(alpha=0.05, margin=0.0, effect_scale=0.2, min_n=2)
+    test = SequentialTest(alpha=0.05, margin=0.0, effect_scale=0.2, min_n=2)
     same = test.update(np.full(400, 0.1), np.full(400, 0.1))
     assert same.log_lr < 0
     assert same.p_value == 1.0
@@ -61,7 +61,7 @@ def test_identical_errors_are_no_evidence_and_a_constant_gap_is_bounded() -> Non
 
 
 def test_no_p_value_is_taken_before_the_minimum() -> None:
-    test = PairedTest(alpha=0.05, margin=0.0, effect_scale=0.2, min_n=100)
+    test = SequentialTest(alpha=0.05, margin=0.0, effect_scale=0.2, min_n=100)
     early = test.update(np.full(99, 0.5), np.linspace(0.0, 0.01, 99))
     assert early.log_lr > 10
     assert (early.p_value, early.significant) == (1.0, False)
@@ -74,4 +74,4 @@ def test_no_p_value_is_taken_before_the_minimum() -> None:
 )
 def test_bad_errors_are_refused(champion: list[float], challenger: list[float]) -> None:
     with pytest.raises(ValueError, match="errors"):
-        PairedTest(alpha=0.05, margin=0.0, effect_scale=0.2).update(champion, challenger)
+        SequentialTest(alpha=0.05, margin=0.0, effect_scale=0.2).update(champion, challenger)

@@ -1,13 +1,15 @@
-"""A challenger judged against the champion on the same live fish, per species and overall.
+"""Shadow evaluation: a challenger judged against the champion on the same live fish, per
+species and overall, and what its verdict does.
 
 Every joined fish that both versions predicted gives a pair of relative errors (capped at
-``error_cap``). ``Challenge.update`` adds a window's pairs and looks at the evidence with the
-always-valid tests of ``tidemark.sequential``, so it may be looked at after every window:
+``error_cap``). ``ShadowEvaluation.update`` adds a window's pairs and looks at the evidence with
+the always-valid tests of ``tidemark.judging.sequential``, so it may be looked at after every
+window:
 
 - **overall**, the promotion test, on ``d = (1 - margin) * champion - challenger``: the
   challenger is promoted when it is better than the champion by more than ``margin`` of the
-  champion's mean relative error (the holdout's rule, ``tidemark.promotion``), and retired
-  when it is not, each with always-valid confidence;
+  champion's mean relative error (the holdout's rule, ``tidemark.judging.promotion``), and
+  retired when it is not, each with always-valid confidence;
 - **per species**, a harm test with no margin, on ``champion - challenger``: the challenger
   is retired as soon as it is significantly worse than the champion on one species with at
   least ``min_fish`` fish, whatever it gains on the others;
@@ -19,7 +21,13 @@ when a species first appears. By the union bound the chance of any wrong verdict
 challenger whose true errors sit exactly at the bar stays at most ``alpha`` for any number
 of species and looks. A harm verdict wins over a promotion found at the same look.
 
-A verdict is final: a decided challenge ignores further fish. The state is a pydantic model
+**The rollback rule.** A version in shadow has a role. An ordinary challenger is judged with
+the promotion margin and a win promotes it. A rollback watch is the version that a promotion
+without proof replaced (an emergency, or one forced by hand): it is judged with no margin, and
+a win rolls production back to it. A watch of a production version that has since moved on is
+not judged, and a new challenger does not displace a running watch.
+
+A verdict is final: a decided evaluation ignores further fish. The state is a pydantic model
 and round-trips through JSON (``to_json`` / ``from_json``), so a restarted monitor resumes
 from where it was (an MLflow tag, a Kafka record). It is bound to one champion and one
 challenger version: fish scored by other versions are not evidence.
@@ -27,8 +35,9 @@ challenger version: fish scored by other versions are not evidence.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Self
 
 import numpy as np
@@ -36,22 +45,80 @@ from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tidemark.config import Settings
-from tidemark.schemas import ModelDecision, ModelEvent, Scored, ShadowVerdict, SpeciesEvidence
-from tidemark.sequential import PairedTest
+from tidemark.judging.sequential import SequentialTest
+from tidemark.schemas import ModelDecision, ModelEvent, Scored, ShadowEvidence, ShadowVerdict
 
-# The challenger's registry tags the monitor reads without MLflow's client (it keeps the state
-# there to resume; the role says whether a win means a promotion or a rollback).
+# The challenger's registry tags the monitor reads without MLflow's client: the state, to
+# resume; the role, whether a win means a promotion or a rollback; the production version the
+# evaluation began against.
 SHADOW_STATE_TAG = "shadow_state"
 SHADOW_ROLE_TAG = "shadow_role"
-ROLE_CHALLENGER = "challenger"
-# The version a promotion replaced, in shadow with no margin: if it proves better, roll back.
-ROLE_ROLLBACK_WATCH = "rollback-watch"
+SHADOW_CHAMPION_TAG = "shadow_champion"
 
 FINAL = frozenset({ShadowVerdict.PROMOTE, ShadowVerdict.RETIRE, ShadowVerdict.NO_EVIDENCE})
 
 
-class ChallengeConfig(BaseModel):
-    """The rules of one challenge; kept in its state, so a resumed challenge keeps its rules."""
+class ShadowRole(StrEnum):
+    """Why a version runs in shadow (its ``shadow_role`` tag)."""
+
+    # A candidate: promoted if it proves better by the margin.
+    CHALLENGER = "challenger"
+    # The version a promotion without proof replaced: production comes back to it if it
+    # proves better at all.
+    ROLLBACK_WATCH = "rollback-watch"
+
+    @classmethod
+    def of(cls, tags: Mapping[str, str]) -> ShadowRole:
+        """The role a version's tags state; a challenger unless they say it watches."""
+        watching = tags.get(SHADOW_ROLE_TAG) == cls.ROLLBACK_WATCH
+        return cls.ROLLBACK_WATCH if watching else cls.CHALLENGER
+
+
+class Standing(StrEnum):
+    """Whether the version in shadow is judged against production now."""
+
+    # No production, no challenger, or the challenger is production itself.
+    NOTHING = "nothing"
+    # A rollback watch of a promotion that is no longer in production: a win of the watched
+    # version would roll back a promotion it never watched.
+    STALE_WATCH = "stale_watch"
+    JUDGED = "judged"
+
+
+def standing(production: str | None, challenger: str | None, tags: Mapping[str, str]) -> Standing:
+    """Whether ``challenger`` (with its ``tags``) is judged against ``production`` now."""
+    if production is None or challenger is None or challenger == production:
+        return Standing.NOTHING
+    watched = tags.get(SHADOW_CHAMPION_TAG)
+    if ShadowRole.of(tags) is ShadowRole.ROLLBACK_WATCH and watched not in (None, production):
+        return Standing.STALE_WATCH
+    return Standing.JUDGED
+
+
+def may_be_displaced(current: Mapping[str, str]) -> bool:
+    """Whether a new challenger may take the place of the version in shadow with these tags:
+    not of a rollback watch, which guards a promotion already made."""
+    return ShadowRole.of(current) is not ShadowRole.ROLLBACK_WATCH
+
+
+def event_of(verdict: ShadowVerdict, role: ShadowRole) -> ModelEvent:
+    """What a final verdict does: a challenger that won is promoted, a rollback watch that won
+    is restored (a rollback), and any other verdict takes the version out of shadow."""
+    if verdict is not ShadowVerdict.PROMOTE:
+        return ModelEvent.RETIREMENT
+    return ModelEvent.ROLLBACK if role is ShadowRole.ROLLBACK_WATCH else ModelEvent.PROMOTION
+
+
+def verdict_is_current(
+    decision: ModelDecision, production: str | None, challenger: str | None
+) -> bool:
+    """Whether a verdict is about the versions that are production and challenger now (one
+    about others changes nothing)."""
+    return (production, challenger) == (decision.champion_version, decision.challenger_version)
+
+
+class ShadowRules(BaseModel):
+    """The rules of one evaluation; kept in its state, so a resumed one keeps its rules."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -69,15 +136,15 @@ class ChallengeConfig(BaseModel):
         return self
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, margin: float | None = None) -> ChallengeConfig:
-        """The settings' shadow rules; ``margin`` defaults to the promotion margin.
-
-        A rollback watch (the replaced version in shadow against the one promoted over it)
-        passes ``margin=0``: any significant advantage of the old version rolls back.
-        """
+    def from_settings(
+        cls, settings: Settings, role: ShadowRole = ShadowRole.CHALLENGER
+    ) -> ShadowRules:
+        """The settings' shadow rules for a version in ``role``: a challenger must beat the
+        promotion margin; a rollback watch has none, so that any significant advantage of the
+        replaced version rolls back."""
         return cls(
             alpha=settings.shadow.alpha,
-            margin=settings.retrain.promotion_margin if margin is None else margin,
+            margin=0.0 if role is ShadowRole.ROLLBACK_WATCH else settings.retrain.promotion_margin,
             min_fish=settings.shadow.min_fish,
             max_fish=settings.shadow.max_fish,
             effect_scale=settings.shadow.effect_scale,
@@ -85,32 +152,32 @@ class ChallengeConfig(BaseModel):
         )
 
 
-class Challenge(BaseModel):
-    """The state of one challenge: both versions, the rules, the evidence, the verdict."""
+class ShadowEvaluation(BaseModel):
+    """The state of one shadow evaluation: both versions, the rules, the evidence, the verdict."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     champion_version: str = Field(min_length=1)
     challenger_version: str = Field(min_length=1)
-    config: ChallengeConfig
-    overall: PairedTest
-    species: dict[str, PairedTest] = Field(default_factory=dict)
+    config: ShadowRules
+    overall: SequentialTest
+    species: dict[str, SequentialTest] = Field(default_factory=dict)
     looks: int = Field(default=0, ge=0, description="updates that brought fish")
     verdict: ShadowVerdict = ShadowVerdict.CONTINUE
     reason: str = "no fish yet"
 
     @classmethod
     def start(
-        cls, champion_version: str, challenger_version: str, config: ChallengeConfig
-    ) -> Challenge:
-        """A new challenge with no evidence yet."""
+        cls, champion_version: str, challenger_version: str, config: ShadowRules
+    ) -> ShadowEvaluation:
+        """A new evaluation with no evidence yet."""
         if champion_version == challenger_version:
             raise ValueError(f"v{champion_version} cannot challenge itself")
         return cls(
             champion_version=champion_version,
             challenger_version=challenger_version,
             config=config,
-            overall=PairedTest(
+            overall=SequentialTest(
                 alpha=config.alpha / 2,
                 margin=config.margin,
                 effect_scale=config.effect_scale,
@@ -143,7 +210,7 @@ class Challenge(BaseModel):
         species: Sequence[str] | NDArray[Any],
         champion_rel_error: ArrayLike,
         challenger_rel_error: ArrayLike,
-    ) -> Challenge:
+    ) -> ShadowEvaluation:
         """Add one window's fish (species and both relative errors, fish by fish) and look."""
         if self.decided:
             return self
@@ -161,7 +228,7 @@ class Challenge(BaseModel):
         overall = self.overall.update(champion, challenger)
         tests = dict(self.species)
         for name in dict.fromkeys(labels.tolist()):
-            test = tests.get(name) or PairedTest(
+            test = tests.get(name) or SequentialTest(
                 alpha=self.config.alpha / 2 ** (len(tests) + 2),
                 margin=0.0,
                 effect_scale=self.config.effect_scale,
@@ -175,7 +242,7 @@ class Challenge(BaseModel):
         verdict, reason = looked._judge()
         return looked.model_copy(update={"verdict": verdict, "reason": reason})
 
-    def update_scored(self, records: Iterable[Scored]) -> Challenge:
+    def update_scored(self, records: Iterable[Scored]) -> ShadowEvaluation:
         """Add the joined records that this champion and this challenger both predicted."""
         species, champion, challenger = [], [], []
         for record in records:
@@ -212,19 +279,11 @@ class Challenge(BaseModel):
         model_name: str,
         decided_by: str,
         decided_at: datetime,
-        kind: ModelEvent | None = None,
+        role: ShadowRole = ShadowRole.CHALLENGER,
     ) -> ModelDecision:
-        """The ``fish.model-decisions`` record of this challenge's verdict.
-
-        ``kind`` defaults to promotion for PROMOTE and retirement otherwise; a rollback watch
-        whose challenger (the replaced version) won passes ``ModelEvent.ROLLBACK``.
-        """
-        if kind is None:
-            kind = (
-                ModelEvent.PROMOTION
-                if self.verdict is ShadowVerdict.PROMOTE
-                else ModelEvent.RETIREMENT
-            )
+        """The ``fish.model-decisions`` record of this evaluation's verdict, of the version in
+        shadow in ``role`` (what the verdict does: ``event_of``)."""
+        kind = event_of(self.verdict, role)
         return ModelDecision(
             kind=kind,
             model_name=model_name,
@@ -238,7 +297,7 @@ class Challenge(BaseModel):
             champion_mre=self.overall.champion_mean,
             challenger_mre=self.overall.challenger_mean,
             species={
-                name: SpeciesEvidence(
+                name: ShadowEvidence(
                     n=test.n,
                     champion_mre=test.champion_mean,
                     challenger_mre=test.challenger_mean,
@@ -253,17 +312,37 @@ class Challenge(BaseModel):
             decided_at=decided_at,
         )
 
+    def retirement(self, *, model_name: str, reason: str, decided_at: datetime) -> ModelDecision:
+        """The record of a retirement by hand, with the live evidence gathered so far."""
+        return self.decision(
+            model_name=model_name, decided_by="manual", decided_at=decided_at
+        ).model_copy(
+            update={
+                "kind": ModelEvent.RETIREMENT,
+                "verdict": ShadowVerdict.RETIRE,
+                "reason": reason,
+            }
+        )
+
+    def resumes(self, champion_version: str, challenger_version: str) -> bool:
+        """Whether this saved state is about these two versions (fish scored by others are no
+        evidence about them)."""
+        return (self.champion_version, self.challenger_version) == (
+            champion_version,
+            challenger_version,
+        )
+
     def to_json(self) -> str:
         """The state as JSON, to resume from."""
         return self.model_dump_json()
 
     @classmethod
-    def from_json(cls, raw: str | bytes) -> Challenge:
+    def from_json(cls, raw: str | bytes) -> ShadowEvaluation:
         """A state saved by ``to_json``."""
         return cls.model_validate_json(raw)
 
 
-def _overall_figures(test: PairedTest, margin: float) -> str:
+def _overall_figures(test: SequentialTest, margin: float) -> str:
     return (
         f"mean relative error {test.challenger_mean:.4f} against the champion's "
         f"{test.champion_mean:.4f} ({test.improvement:+.1%}, margin {margin:.0%}) on {test.n} "
@@ -271,7 +350,7 @@ def _overall_figures(test: PairedTest, margin: float) -> str:
     )
 
 
-def _species_figures(name: str, test: PairedTest) -> str:
+def _species_figures(name: str, test: SequentialTest) -> str:
     return (
         f"{name} ({test.challenger_mean:.4f} against {test.champion_mean:.4f} on {test.n} fish, "
         f"log LR {test.log_lr:.2f}, p {test.p_value:.3g} (alpha {test.alpha:.3g}))"

@@ -1,12 +1,22 @@
-"""Rejected candidates: in shadow when not worse, promoted at once when production fails badly."""
+"""What becomes of a judged candidate: in shadow when not worse, promoted at once when production
+fails badly, watched when promoted without proof."""
 
 from __future__ import annotations
 
 import pytest
 
-from flows.candidate import ChampionScore, Judgement, deserves_shadow, emergency_verdict
+from tidemark.judging.candidate import (
+    ChampionScore,
+    Judgement,
+    Placement,
+    deserves_shadow,
+    emergency_ruling,
+    forced,
+    place,
+)
+from tidemark.judging.decisions import Decision, Ruling
+from tidemark.judging.promotion import HoldoutEvidence
 from tidemark.model import Metrics
-from tidemark.promotion import Decision, Evidence, Verdict
 from tidemark.registry.notes import Trigger
 
 
@@ -18,7 +28,7 @@ def judgement(
 ) -> Judgement:
     species = by_species or {"salmon": (ours, theirs if theirs is not None else 0.0)}
     return Judgement(
-        verdict=Verdict(decision, "why"),
+        ruling=Ruling(decision, "why"),
         candidate=Metrics(mae=0.1, rmse=0.1, mean_relative_error=ours, n=200),
         champion=ChampionScore(
             version="1" if theirs is not None else None,
@@ -28,7 +38,7 @@ def judgement(
             errors=None,
             error=None,
         ),
-        evidence=Evidence(
+        evidence=HoldoutEvidence(
             n=200,
             n_by_species=dict.fromkeys(species, 100),
             candidate_mre_by_species={s: c for s, (c, _) in species.items()},
@@ -86,8 +96,38 @@ def alarm(value: float) -> Trigger:
 def test_an_emergency_promotes_a_candidate_that_wins_without_significance(
     trigger: Trigger, case: Judgement, promoted: bool
 ) -> None:
-    verdict = emergency_verdict(trigger, case)
-    assert (verdict is not None) is promoted
-    if verdict is not None:
-        assert verdict.promote
-        assert verdict.reason.startswith("emergency")
+    ruling = emergency_ruling(trigger, case)
+    assert (ruling is not None) is promoted
+    if ruling is not None:
+        assert ruling.promote
+        assert ruling.reason.startswith("emergency")
+
+
+@pytest.mark.parametrize(
+    ("trigger", "case", "placement"),
+    [
+        (alarm(0.25), judgement(Decision.PROMOTED, 0.05, 0.08), Placement.PRODUCTION),
+        (alarm(0.25), judgement(Decision.PROMOTED, 0.05, None), Placement.PRODUCTION),
+        (alarm(0.25), judgement(Decision.REJECTED, 0.07, 0.08), Placement.WATCHED),
+        (alarm(0.19), judgement(Decision.REJECTED, 0.07, 0.08), Placement.SHADOW),
+        (Trigger("manual"), judgement(Decision.REJECTED, 0.08, 0.08), Placement.SHADOW),
+        (alarm(0.25), judgement(Decision.REJECTED, 0.081, 0.080), Placement.REGISTRY),
+        (Trigger("manual"), judgement(Decision.REJECTED, 0.05, None), Placement.REGISTRY),
+    ],
+    ids=["won", "no-champion", "emergency", "not-proven", "equal", "worse", "nothing-to-shadow"],
+)
+def test_a_judged_candidate_is_placed_by_its_ruling(
+    trigger: Trigger, case: Judgement, placement: Placement
+) -> None:
+    placed, where = place(case, trigger)
+    assert where is placement
+    assert placed.ruling.promote is where.serves
+    # Only the emergency path overrules the paired test's ruling.
+    assert (placed.ruling == case.ruling) is (where is not Placement.WATCHED)
+
+
+def test_a_forced_promotion_is_watched_when_it_replaces_a_version() -> None:
+    ruling, where = forced("3")
+    assert (ruling.decision, where) == (Decision.FORCED, Placement.WATCHED)
+    assert ruling.reason == "forced over the policy (production was v3)"
+    assert forced(None)[1] is Placement.PRODUCTION

@@ -1,0 +1,192 @@
+"""What becomes of a candidate judged on held-out fish: production, shadow, or the record only.
+
+The paired test and the margin (``tidemark.judging.promotion``) give the ruling. Two rules
+refine it, both resting on one check, that the candidate is no worse than the champion on any
+species judged:
+
+- **the emergency path**: when the alarm that started the retrain measured more than twice its
+  threshold, waiting for significance costs more than the risk. A candidate the test rejected
+  is promoted at once if its held-out error is lower than the champion's overall and no higher
+  on any species (the holdout's minimums of fish already hold). The replaced version then runs
+  in shadow as a rollback watch, so that the live fish undo a promotion that was wrong.
+- **shadow**: a candidate rejected for want of evidence, not for being worse (no higher error
+  than the champion's, overall and on any species), runs in shadow: the live fish decide
+  (``tidemark.judging.shadow``), with as many of them as it takes, where the holdout had too
+  few to tell.
+
+A promotion forced by hand is watched the same way as an emergency. Pure logic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from tidemark.judging.decisions import Decision, Ruling
+from tidemark.judging.promotion import HoldoutEvidence, decide, gather_evidence
+from tidemark.model import Metrics
+
+
+class Placement(StrEnum):
+    """Where a judged version goes."""
+
+    # It won: production.
+    PRODUCTION = "production"
+    # Promoted without proof (an emergency, or forced): production, and the version it replaced
+    # watches it in shadow and comes back if it proves better on the live fish.
+    WATCHED = "watched"
+    # Not worse, not proven better: the challenger in shadow beside production.
+    SHADOW = "shadow"
+    # It lost: registered for the record, it serves nowhere.
+    REGISTRY = "registry"
+
+    @property
+    def serves(self) -> bool:
+        """Whether the version goes to production."""
+        return self in (Placement.PRODUCTION, Placement.WATCHED)
+
+
+class AlarmFigures(Protocol):
+    """What the alarm that asked for a candidate measured (``version_notes.Trigger`` has it)."""
+
+    @property
+    def metric(self) -> str | None:
+        """The metric that fired, if an alarm fired."""
+
+    @property
+    def metric_value(self) -> float | None:
+        """Its value."""
+
+    @property
+    def threshold(self) -> float | None:
+        """The threshold it passed."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChampionScore:
+    """The production model's per-fish errors on the holdout, or why it has none."""
+
+    version: str | None
+    metrics: Metrics | None
+    errors: np.ndarray[Any, np.dtype[np.float64]] | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """A candidate judged against the champion on the same held-out fish."""
+
+    ruling: Ruling
+    candidate: Metrics
+    champion: ChampionScore
+    evidence: HoldoutEvidence
+
+
+def judge_on_holdout(
+    species: pd.Series,
+    candidate: Metrics,
+    candidate_errors: np.ndarray[Any, np.dtype[np.float64]],
+    champion: ChampionScore,
+    *,
+    margin: float,
+    alpha: float,
+    not_judged: Mapping[str, int] | None = None,
+) -> Judgement:
+    """The promotion rule applied to a candidate and the champion scored on the same fish."""
+    evidence = gather_evidence(species, candidate_errors, champion.errors, not_judged)
+    ruling = decide(
+        candidate,
+        champion.metrics,
+        margin=margin,
+        alpha=alpha,
+        test=evidence.test,
+        champion_version=champion.version,
+        champion_error=champion.error,
+    )
+    return Judgement(ruling, candidate, champion, evidence)
+
+
+def _no_segment_worse(evidence: HoldoutEvidence) -> bool:
+    """Whether the candidate's error is no higher than the champion's on every species judged
+    by both."""
+    theirs = evidence.champion_mre_by_species or {}
+    return all(
+        ours <= theirs[segment]
+        for segment, ours in evidence.candidate_mre_by_species.items()
+        if segment in theirs
+    )
+
+
+def deserves_shadow(judgement: Judgement) -> bool:
+    """Whether a candidate the held-out test did not promote should run in shadow: a champion
+    to compare with, and a held-out error no higher than the champion's, overall and on every
+    species judged."""
+    champion = judgement.champion.metrics
+    if judgement.ruling.decision is not Decision.REJECTED or champion is None:
+        return False
+    if judgement.candidate.mean_relative_error > champion.mean_relative_error:
+        return False
+    return _no_segment_worse(judgement.evidence)
+
+
+def emergency_ruling(alarm: AlarmFigures, judgement: Judgement) -> Ruling | None:
+    """A promotion without the paired test's significance, when production is failing badly:
+    the alarm measured more than twice its threshold, and the rejected candidate's held-out
+    error is lower than the champion's overall and no higher on any species judged."""
+    value, threshold = alarm.metric_value, alarm.threshold
+    champion = judgement.champion.metrics
+    if (
+        judgement.ruling.decision is not Decision.REJECTED
+        or value is None
+        or threshold is None
+        or value <= 2 * threshold
+        or champion is None
+    ):
+        return None
+    ours, theirs = judgement.candidate.mean_relative_error, champion.mean_relative_error
+    if ours >= theirs or not _no_segment_worse(judgement.evidence):
+        return None
+    return Ruling(
+        Decision.PROMOTED,
+        f"emergency: production's {alarm.metric or 'error'} {value:.3f} is above twice the "
+        f"threshold {threshold:.2f}; candidate mean relative error {ours:.4f} below the "
+        f"champion's {theirs:.4f} on {judgement.candidate.n} held-out fish, though not "
+        f"significantly ({judgement.ruling.reason}); the replaced version watches in shadow",
+    )
+
+
+def place(judgement: Judgement, alarm: AlarmFigures) -> tuple[Judgement, Placement]:
+    """The final ruling on a candidate (the emergency path may overrule the paired test) and
+    where the candidate goes."""
+    urgent = emergency_ruling(alarm, judgement)
+    if urgent is not None:
+        return replace(judgement, ruling=urgent), Placement.WATCHED
+    if judgement.ruling.promote:
+        return judgement, Placement.PRODUCTION
+    if deserves_shadow(judgement):
+        return judgement, Placement.SHADOW
+    return judgement, Placement.REGISTRY
+
+
+def shadow_reason(ruling: Ruling) -> str:
+    """Why a candidate placed in shadow runs there, as its challenger's start reason."""
+    return f"not worse on the holdout, but not proven better: {ruling.reason}"
+
+
+def forced(production_version: str | None) -> tuple[Ruling, Placement]:
+    """A promotion by hand over the policy: forced, and watched by the version it replaces."""
+    ruling = Ruling(
+        Decision.FORCED, f"forced over the policy (production was v{production_version})"
+    )
+    return ruling, Placement.PRODUCTION if production_version is None else Placement.WATCHED
+
+
+def not_reproduced(reason: str) -> Ruling:
+    """The ruling on a promoted version whose registered artifact does not predict like the
+    model that was judged: rejected after all."""
+    return Ruling(Decision.REJECTED, reason)

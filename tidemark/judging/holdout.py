@@ -1,0 +1,177 @@
+"""The held-out fish: how many it takes to train and to judge, and which are held out.
+
+Records are split per species: each species' most recent share is held out to judge, the rest
+trains. A species needs ``min_training_rows_per_species`` rows to train on and
+``min_holdout_rows_per_species`` to judge, and the holdout needs ``min_holdout_rows`` in all;
+a species the retrain is about (the window's) that falls short makes the whole retrain short of
+evidence, and nothing is trained. A species that is only remembered from before the window and
+falls short is trained on whole, and named as not judged.
+
+How candidate and champion are then judged on those fish is ``tidemark.judging.promotion``.
+Pure logic: no registry, no database.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from tidemark.config import RetrainSettings
+from tidemark.model import SPECIES, TrainingDataError
+
+# The records' time: within a species, the latest are held out.
+MEASURED_AT = "measured_at"
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceRules:
+    """How many rows it takes to train and to judge (see the module docstring)."""
+
+    holdout_fraction: float
+    min_holdout_rows: int
+    min_holdout_rows_per_species: int
+    min_training_rows_per_species: int
+
+    def __post_init__(self) -> None:
+        if not 0 < self.holdout_fraction < 1:
+            raise ValueError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction}")
+        if min(self.min_holdout_rows, self.min_holdout_rows_per_species) < 1:
+            raise ValueError("the holdout minimums must be at least 1")
+        if self.min_training_rows_per_species < 1:
+            raise ValueError("min_training_rows_per_species must be at least 1")
+
+    def rows_to_judge(self, rows: int) -> int:
+        """How many of a species' ``rows`` are held out (before the overall minimum)."""
+        return max(self.min_holdout_rows_per_species, math.ceil(rows * self.holdout_fraction))
+
+    @property
+    def rows_per_species(self) -> int:
+        """The fewest rows of one species that can be split into training and holdout."""
+        rows = self.min_training_rows_per_species + self.min_holdout_rows_per_species
+        while rows - self.rows_to_judge(rows) < self.min_training_rows_per_species:
+            rows += 1
+        return rows
+
+    @property
+    def rows_alone(self) -> int:
+        """The fewest rows of one species that meet every minimum on their own, the overall
+        holdout minimum included (no other species' held-out fish to add up with)."""
+        rows = self.rows_per_species
+        while _held_per_species({"": rows}, self)[""] < self.min_holdout_rows:
+            rows += 1
+        return rows
+
+    @classmethod
+    def of(cls, retrain: RetrainSettings) -> EvidenceRules:
+        """The minimums of evidence the retrain settings define."""
+        return cls(
+            holdout_fraction=retrain.holdout_fraction,
+            min_holdout_rows=retrain.min_holdout_rows,
+            min_holdout_rows_per_species=retrain.min_holdout_rows_per_species,
+            min_training_rows_per_species=retrain.min_training_rows_per_species,
+        )
+
+
+class InsufficientEvidenceError(TrainingDataError):
+    """Too few rows to train on or to judge; ``rows_short`` says how many more each needs."""
+
+    def __init__(self, message: str, rows_short: Mapping[str, int]) -> None:
+        super().__init__(message)
+        self.rows_short = dict(rows_short)
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """Records split into training and held-out ones, and the species too few to judge."""
+
+    training: pd.DataFrame
+    holdout: pd.DataFrame
+    not_judged: dict[str, int] = field(default_factory=dict)
+
+
+def split_holdout(
+    df: pd.DataFrame, rules: EvidenceRules, *, required: Collection[str] | None = None
+) -> Split:
+    """Hold out each species' most recent rows; ``required`` species (all when None) must have
+    evidence enough, the others are judged when they have it and trained on whole otherwise.
+
+    Records are ordered by ``measured_at`` when the column exists, else kept in their order
+    (generated scenarios are in time order). Raises ``InsufficientEvidenceError`` when a required
+    species or the holdout as a whole falls short.
+    """
+    if df.empty:
+        raise InsufficientEvidenceError("there are no records to train on", {})
+    ordered = df.sort_values(MEASURED_AT, kind="stable") if MEASURED_AT in df.columns else df
+    ordered = ordered.reset_index(drop=True)
+    counts = ordered[SPECIES].value_counts().sort_index()
+    needed = rules.rows_per_species
+    judged = {str(s): int(n) for s, n in counts.items() if n >= needed}
+    short = {str(s): int(n) for s, n in counts.items() if n < needed}
+    must = set(short) if required is None else set(short) & set(required)
+    if must:
+        listed = ", ".join(f"{s} {short[s]} rows" for s in sorted(must))
+        raise InsufficientEvidenceError(
+            f"too few rows to train on and judge ({listed}): each species needs {needed} "
+            f"({rules.min_training_rows_per_species} to train on, at least "
+            f"{rules.min_holdout_rows_per_species} to hold out)",
+            {s: needed - short[s] for s in must},
+        )
+    held = _held_per_species(judged, rules)
+    total = sum(held.values())
+    if total < rules.min_holdout_rows:
+        rows = sum(judged.values())
+        raise InsufficientEvidenceError(
+            f"{rows} rows of species with evidence enough hold out {total}, fewer than the "
+            f"minimum of {rules.min_holdout_rows} held-out rows",
+            {"all": _rows_short_overall(judged, rules)},
+        )
+    # Within a species, the most recent rows are held out: position from the end of its rows.
+    from_end = ordered.groupby(SPECIES, sort=False).cumcount(ascending=False)
+    limit = ordered[SPECIES].map(held).fillna(0).astype(int)
+    in_holdout = (from_end < limit).to_numpy()
+    return Split(
+        training=ordered.loc[~in_holdout].reset_index(drop=True),
+        holdout=ordered.loc[in_holdout].reset_index(drop=True),
+        not_judged=short,
+    )
+
+
+def check_holdout(species: pd.Series, rules: EvidenceRules) -> None:
+    """Raise ``InsufficientEvidenceError`` unless held-out fish of these ``species`` are enough to
+    judge on: the per-species minimum for each species, the overall minimum for all."""
+    counts = species.astype(str).value_counts().sort_index()
+    least = rules.min_holdout_rows_per_species
+    short = {str(s): least - int(n) for s, n in counts.items() if n < least}
+    if short:
+        listed = ", ".join(f"{s} {counts[s]} rows" for s in short)
+        raise InsufficientEvidenceError(
+            f"too few fish to judge on ({listed}): each species needs {least}", short
+        )
+    if len(species) < rules.min_holdout_rows:
+        raise InsufficientEvidenceError(
+            f"{len(species)} fish are fewer than the minimum of {rules.min_holdout_rows} "
+            "to judge on",
+            {"all": rules.min_holdout_rows - len(species)},
+        )
+
+
+def _held_per_species(judged: Mapping[str, int], rules: EvidenceRules) -> dict[str, int]:
+    """Rows held out per species: its share, raised in proportion to meet the overall minimum
+    as far as each species' training minimum allows."""
+    held = {s: rules.rows_to_judge(n) for s, n in judged.items()}
+    rows = sum(judged.values())
+    if rows and sum(held.values()) < rules.min_holdout_rows:
+        for species, n in judged.items():
+            wanted = math.ceil(rules.min_holdout_rows * n / rows)
+            spare = n - rules.min_training_rows_per_species
+            held[species] = max(held[species], min(wanted, spare))
+    return held
+
+
+def _rows_short_overall(judged: Mapping[str, int], rules: EvidenceRules) -> int:
+    rows = sum(judged.values())
+    target = rules.min_holdout_rows + rules.min_training_rows_per_species * max(len(judged), 1)
+    return max(target - rows, 1)

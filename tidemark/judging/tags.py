@@ -1,0 +1,72 @@
+"""A judgement as the registry keeps it: version tags and run metrics, named alike.
+
+Tags are strings (``none`` where a figure is absent); metrics are the same figures as numbers,
+so that MLflow's compare view lines versions up. The monitor reads a retrain's decision back
+from these tags (``monitoring.outcome``), so their names are a contract.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tidemark.judging.decisions import Ruling
+
+if TYPE_CHECKING:
+    from tidemark.judging.promotion import HoldoutEvidence
+    from tidemark.model import Metrics
+
+NO_METRIC = "none"
+# Per-species tags and metrics are named "<name>.<species>", e.g. heldout_n.salmon.
+SPECIES_SEPARATOR = "."
+# The Prefect flow run that registered a version: how the monitor finds what its retrain decided.
+FLOW_RUN_TAG = "flow_run_id"
+
+
+def per_species(name: str, species: str) -> str:
+    """The name of a per-species tag or metric, e.g. ``heldout_n.salmon``."""
+    return f"{name}{SPECIES_SEPARATOR}{species}"
+
+
+def evidence_metrics(evidence: HoldoutEvidence) -> dict[str, float]:
+    """The decision's figures as MLflow metrics, named like their tags."""
+    values: dict[str, float] = {"heldout_n": float(evidence.n)}
+    if evidence.test is not None:
+        values["p_value"] = evidence.test.p_value
+        values["wilcoxon_statistic"] = evidence.test.statistic
+    for species, n in evidence.n_by_species.items():
+        values[per_species("heldout_n", species)] = float(n)
+        values[per_species("candidate_mean_relative_error", species)] = (
+            evidence.candidate_mre_by_species[species]
+        )
+        if evidence.champion_mre_by_species is not None:
+            values[per_species("champion_mean_relative_error", species)] = (
+                evidence.champion_mre_by_species[species]
+            )
+    return values
+
+
+def evidence_tags(evidence: HoldoutEvidence) -> dict[str, str]:
+    """The decision's figures as version tags (``none`` where there is no champion)."""
+    tags = {name: repr(value) for name, value in evidence_metrics(evidence).items()}
+    tags["heldout_n"] = str(evidence.n)
+    for species, n in evidence.n_by_species.items():
+        tags[per_species("heldout_n", species)] = str(n)
+    if evidence.test is None:
+        tags["p_value"] = NO_METRIC
+    if evidence.not_judged:
+        tags["not_judged"] = ", ".join(f"{s} ({n} rows)" for s, n in evidence.not_judged.items())
+    return tags
+
+
+def metric_tags(prefix: str, metrics: Metrics | None) -> dict[str, str]:
+    """``{prefix}_mae``, ``{prefix}_rmse`` and ``{prefix}_mean_relative_error`` as tags, named
+    like the metrics ("none" when absent)."""
+    names = ("mae", "rmse", "mean_relative_error")
+    if metrics is None:
+        return {f"{prefix}_{name}": NO_METRIC for name in names}
+    return {f"{prefix}_{name}": repr(float(getattr(metrics, name))) for name in names}
+
+
+def decision_tags(ruling: Ruling) -> dict[str, str]:
+    """The ``decision`` and ``decision_reason`` tags of a ruling."""
+    return {"decision": ruling.decision.value, "decision_reason": ruling.reason}
