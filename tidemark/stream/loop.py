@@ -4,7 +4,8 @@
 leaves by, then goes round: poll; hand the partitions gained or lost in that poll to the service
 (:class:`tidemark.stream.handler.Handler`); decode the batch, let the service process it and
 send the dead letters (:func:`handle`); ``tick``; commit what the service's policy allows
-(:mod:`tidemark.stream.commits`). Nothing else in Tidemark polls Kafka for a service.
+(:mod:`tidemark.stream.commits`). Nothing else in Tidemark polls Kafka for a service
+(``tests/unit/test_poll_loops.py`` holds every other module to that).
 """
 
 from __future__ import annotations
