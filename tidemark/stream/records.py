@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, NamedTuple, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from pydantic import ValidationError
@@ -67,8 +67,13 @@ def parse(record: Any, decoder: Decoder[M], max_bytes: int) -> M | DeadLetter:
         return dead_letter(record, describe(error), max_bytes)
 
 
-class Received(NamedTuple, Generic[M]):
-    """A message that met its contract, and the raw record it came in (topic, partition, offset)."""
+@dataclass(slots=True)
+class Received(Generic[M]):
+    """A message that met its contract, and the raw record it came in (topic, partition, offset).
+
+    Not frozen: a frozen dataclass or a generic NamedTuple costs a few times more to make, and
+    the scorer makes one per record.
+    """
 
     message: M
     raw: Any
