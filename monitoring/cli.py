@@ -6,6 +6,7 @@ Heavy modules (Evidently, MLflow, Prefect) are imported inside the command, so t
 
 from __future__ import annotations
 
+from contextlib import closing
 from typing import Annotated
 
 import typer
@@ -22,12 +23,9 @@ def monitor(
     """Judge fish.scored window by window (error, drift) and trigger retrains through Prefect."""
     from monitoring.metrics import REGISTRY
     from monitoring.monitor import Monitor
-    from tidemark.stream.service import serve, stop_on_signals
+    from tidemark.stream.service import run_service
 
     settings = get_settings()
-    stop = stop_on_signals()
-    service = Monitor.create(settings)
-    try:
-        serve("monitor", service.run, stop, metrics_port or settings.monitor.metrics_port, REGISTRY)
-    finally:
-        service.close()
+    with closing(Monitor.create(settings)) as monitor:
+        port = metrics_port or settings.monitor.metrics_port
+        run_service("monitor", monitor, settings, port, REGISTRY)

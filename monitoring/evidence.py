@@ -15,12 +15,12 @@ from collections import defaultdict, deque
 from collections.abc import Sequence
 from datetime import datetime
 
-from monitoring.policy import Evidence
+from monitoring.policy import JudgedSpecies
 from monitoring.windows import ErrorStats
 from tidemark.schemas import Scored
 
 
-class SpeciesEvidence:
+class SpeciesPool:
     """Pools each species' judged fish until there are enough to judge it."""
 
     def __init__(self, min_count: int, max_windows: int) -> None:
@@ -37,7 +37,7 @@ class SpeciesEvidence:
         judged: Sequence[Scored],
         known: frozenset[str] | None,
         version: str | None = None,
-    ) -> list[Evidence]:
+    ) -> list[JudgedSpecies]:
         """Add a window's fish judged on production ``version``; return the species that now
         have enough of them.
 
@@ -58,7 +58,7 @@ class SpeciesEvidence:
             if len(fish) < self.min_count:
                 continue
             ready.append(
-                Evidence(
+                JudgedSpecies(
                     species=species,
                     since=pooled[0][0],
                     stats=ErrorStats.of(fish),

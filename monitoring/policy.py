@@ -36,6 +36,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from monitoring.windows import ClosedWindow, ErrorStats
+from tidemark.config import Settings
 from tidemark.judging.decisions import Decision
 from tidemark.schemas import RetrainReason, Scored
 
@@ -89,10 +90,23 @@ class Thresholds:
     retrain_on_drift: bool = True
     reopen_margin: float = 0.25
 
+    @classmethod
+    def of(cls, settings: Settings) -> Thresholds:
+        """The thresholds that the settings define."""
+        monitor = settings.monitor
+        return cls(
+            error=monitor.error_threshold,
+            min_count=monitor.min_window_count,
+            drift_share=monitor.drift_share,
+            retrain_on_drift=monitor.retrain_on_drift,
+            reopen_margin=monitor.reopen_margin,
+        )
+
 
 @dataclass(frozen=True, slots=True)
-class Evidence:
-    """One species' judged fish, pooled from ``since`` over as many windows as it took."""
+class JudgedSpecies:
+    """One species judged on enough fish, pooled from ``since`` over as many windows as it took,
+    and whether the production version never saw it."""
 
     species: str
     since: datetime
@@ -145,7 +159,8 @@ class RunOutcome:
 class GateState(StrEnum):
     """What becomes of an alarm."""
 
-    OPEN = "fired"
+    # It starts a retrain now.
+    FIRED = "fired"
     HELD = "held"
     # Open, but its species has too few labelled fish for a retrain to judge: it waits for more.
     GATHERING = "gathering"
@@ -165,7 +180,15 @@ class Gate:
     @property
     def open(self) -> bool:
         """Whether the alarm may start a retrain now."""
-        return self.state is GateState.OPEN
+        return self.state is GateState.FIRED
+
+
+@dataclass(frozen=True, slots=True)
+class Gated:
+    """An incident's alarm and what became of it."""
+
+    alarm: Alarm
+    gate: Gate
 
 
 def judged_records(window: ClosedWindow, production_version: str | None) -> Sequence[Scored]:
@@ -179,7 +202,7 @@ def judged_records(window: ClosedWindow, production_version: str | None) -> Sequ
 
 
 def alarms(
-    evidence: Sequence[Evidence],
+    evidence: Sequence[JudgedSpecies],
     drift_detected: bool,
     drift_share: float | None,
     since: datetime,
@@ -257,20 +280,20 @@ def gate(
             since,
         )
     if last is None:
-        return Gate(GateState.OPEN, "first retrain of this incident")
+        return Gate(GateState.FIRED, "first retrain of this incident")
     age = (now - last.created_at).total_seconds()
     if outcome is not None and outcome.decision is Decision.REJECTED:
-        return Gate(GateState.OPEN, _reopened(alarm, last, outcome, thresholds))
+        return Gate(GateState.FIRED, _reopened(alarm, last, outcome, thresholds))
     if since is not None:
         return Gate(
-            GateState.OPEN,
+            GateState.FIRED,
             f"the last retrain of this incident ({last.flow_run_id}, {age:.0f} s ago) gave no "
             f"verdict ({outcome.decision.value if outcome else last.state}): "
             f"its data are read again with the windows since",
             since,
         )
     ended = outcome.decision.value if outcome else last.state
-    return Gate(GateState.OPEN, f"the last retrain of this incident ended {ended} {age:.0f} s ago")
+    return Gate(GateState.FIRED, f"the last retrain of this incident ended {ended} {age:.0f} s ago")
 
 
 def _held_by_own_run(

@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -70,13 +71,23 @@ def error_snapshot(records: Sequence[Scored], timestamp: datetime) -> Any:
         )
 
 
+class WindowVerdict(StrEnum):
+    """What a judged window came to, as the workspace names and tags its runs."""
+
+    # A retrain started.
+    FIRED = "fired"
+    # Alarms, and none of them started a retrain.
+    HELD_BACK = "held-back"
+    OK = "ok"
+
+
 @dataclass(frozen=True)
 class WindowOutcome:
     """One judged window as the workspace records it."""
 
     window: ClosedWindow
     version: str | None
-    verdict: str
+    verdict: WindowVerdict
     reason: str
     drift: DriftResult | None
 
@@ -88,7 +99,7 @@ class WindowOutcome:
 
     def tags(self, kind: str) -> list[str]:
         """The run's tags: its kind, the version, the verdict (dashboard panels filter on kind)."""
-        return [kind, f"v{self.version or 'none'}", self.verdict]
+        return [kind, f"v{self.version or 'none'}", self.verdict.value]
 
     def metadata(self) -> dict[str, str]:
         """The run's metadata: the window's bounds, the version, the verdict and why."""
@@ -96,7 +107,7 @@ class WindowOutcome:
             "window_start": self.window.start.isoformat(),
             "window_end": self.window.end.isoformat(),
             "model_version": self.version or "none",
-            "verdict": self.verdict,
+            "verdict": self.verdict.value,
             "reason": self.reason,
             "fish": str(self.window.overall.count),
         }

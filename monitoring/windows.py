@@ -16,17 +16,22 @@ pause of the line produces no empty windows.
 
 For committing Kafka offsets, the windows remember the first offset of each partition that
 still sits in an open window: committing only up to there means a restart re-reads exactly
-the records that no closed window has accounted for yet.
+the records that no closed window has accounted for yet. The end of the last closed window and
+the offsets read so far go with each commit as its metadata (:meth:`TumblingWindows.marks`), so
+the windows of a restarted monitor start from there (:meth:`Resume.of_metadata`) and judge no
+closed window twice.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+
+import orjson
 
 from tidemark.schemas import Scored
 
@@ -111,6 +116,29 @@ class Resume:
 
     closed_until: datetime
     seen_until: dict[int, int]
+
+    @classmethod
+    def of_metadata(cls, metadata: Mapping[int, str]) -> Resume | None:
+        """Where the previous run stopped, from the metadata committed with each partition's
+        offset (:meth:`TumblingWindows.marks`); None when no partition says (a new group).
+
+        Metadata that is not the windows' own is skipped: it says nothing about them.
+        """
+        closed: list[datetime] = []
+        seen: dict[int, int] = {}
+        for partition, text in metadata.items():
+            if not text:
+                continue
+            try:
+                meta = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                continue
+            if meta.get("closed_until"):
+                closed.append(datetime.fromisoformat(meta["closed_until"]))
+            seen[partition] = int(meta.get("seen_until", 0))
+        if not closed:
+            return None
+        return cls(closed_until=max(closed), seen_until=seen)
 
 
 class TumblingWindows:
@@ -197,6 +225,22 @@ class TumblingWindows:
             for partition, first in window.first_offset.items():
                 offsets[partition] = min(offsets[partition], first)
         return offsets
+
+    def marks(self) -> dict[int, tuple[int, str]]:
+        """Per partition, the offset to commit (:meth:`commit_offsets`) and the metadata that
+        a restarted monitor resumes from: the end of the last closed window, and the offsets
+        read so far (:meth:`seen_until`)."""
+        closed_until = self.closed_until.isoformat() if self.closed_until else None
+        seen = self.seen_until()
+        return {
+            partition: (
+                offset,
+                orjson.dumps(
+                    {"closed_until": closed_until, "seen_until": seen[partition]}
+                ).decode(),
+            )
+            for partition, offset in self.commit_offsets().items()
+        }
 
     def seen_until(self) -> dict[int, int]:
         """Per partition, the next offset after the last record offered (for ``Resume``)."""

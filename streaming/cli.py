@@ -7,6 +7,7 @@ the model's libraries (scikit-learn, scipy, pandas), and the scorer never loads 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -16,8 +17,6 @@ import typer
 from tidemark.config import get_settings
 
 if TYPE_CHECKING:
-    import threading
-
     from streaming.simulator import SimulationStats
     from tidemark.scenario import FishRecord
 
@@ -146,26 +145,18 @@ def score(
     A challenger in shadow (the registry's challenger alias) predicts the same fish beside it.
     """
     from streaming.scorer import REGISTRY, Scorer
-    from tidemark import kafka_io
     from tidemark.registry.watcher import ModelWatcher
-    from tidemark.stream.service import serve, stop_on_signals
+    from tidemark.stream.service import run_service
 
     settings = get_settings()
-    kafka_io.ensure_topics(settings.kafka)
-    stop = stop_on_signals()
     watcher = ModelWatcher(settings.registry)
     challenger = ModelWatcher(settings.registry, alias=settings.registry.challenger_alias)
     watcher.start()
     challenger.start()
     try:
-        service = Scorer(settings, lambda: watcher.current, lambda: challenger.current)
-        serve(
-            "scorer",
-            service.run,
-            stop,
-            metrics_port or settings.stream.scorer_metrics_port,
-            REGISTRY,
-        )
+        scorer = Scorer(settings, lambda: watcher.current, lambda: challenger.current)
+        port = metrics_port or settings.stream.scorer_metrics_port
+        run_service("scorer", scorer, settings, port, REGISTRY)
     finally:
         challenger.stop()
         watcher.stop()
@@ -179,17 +170,10 @@ def join(
 ) -> None:
     """Join predictions with true weights into fish.scored and the training store."""
     from streaming.joiner import REGISTRY, Joiner
-    from tidemark import kafka_io
     from tidemark.store import TrainingStore
-    from tidemark.stream.service import serve, stop_on_signals
+    from tidemark.stream.service import run_service
 
     settings = get_settings()
-    kafka_io.ensure_topics(settings.kafka)
-    stop = stop_on_signals()
-    with TrainingStore(settings.store) as store:
-
-        def run(stop: threading.Event) -> None:
-            # A fresh joiner each time: its state is rebuilt from what was made durable.
-            Joiner(settings, store).run(stop)
-
-        serve("joiner", run, stop, metrics_port or settings.stream.joiner_metrics_port, REGISTRY)
+    with TrainingStore(settings.store) as store, closing(Joiner(settings, store)) as joiner:
+        port = metrics_port or settings.stream.joiner_metrics_port
+        run_service("joiner", joiner, settings, port, REGISTRY)

@@ -56,7 +56,7 @@ class Half:
         return self.record.weighed_at
 
 
-class Outcome(StrEnum):
+class JoinResult(StrEnum):
     """What offering a half to the join did."""
 
     JOINED = "joined"
@@ -112,7 +112,7 @@ class JoinState:
             self._remember(fish_id)
             self._pending.pop(fish_id, None)
 
-    def offer(self, half: Half, joined_at: datetime) -> tuple[Outcome, Scored | None]:
+    def offer(self, half: Half, joined_at: datetime) -> tuple[JoinResult, Scored | None]:
         """Add one half; returns what happened and, when it completed a fish, the joined record."""
         key = (half.side, half.partition)
         mark = self._watermarks.get(key)
@@ -120,23 +120,23 @@ class JoinState:
             self._watermarks[key] = half.event_time
         fish_id = half.fish_id
         if fish_id in self._recent:
-            return Outcome.DUPLICATE, None
+            return JoinResult.DUPLICATE, None
         waiting = self._pending.get(fish_id)
         if waiting is None:
             self._pending[fish_id] = half
             self._changes.save[fish_id] = half
-            return Outcome.PENDING, None
+            return JoinResult.PENDING, None
         if waiting.side == half.side:
-            return Outcome.DUPLICATE, None
+            return JoinResult.DUPLICATE, None
         if abs(waiting.event_time - half.event_time) > self.window:
-            return Outcome.LATE, None
+            return JoinResult.LATE, None
         del self._pending[fish_id]
         self._changes.joined[fish_id] = half
         self._remember(fish_id)
         prediction, weight = (waiting, half) if waiting.side is Side.PREDICTION else (half, waiting)
         assert isinstance(prediction.record, Prediction)
         assert isinstance(weight.record, Weight)
-        return Outcome.JOINED, Scored.join(prediction.record, weight.record, joined_at)
+        return JoinResult.JOINED, Scored.join(prediction.record, weight.record, joined_at)
 
     def watermark(self, partitions: Iterable[int]) -> datetime | None:
         """The event time that both streams of all these partitions have passed, if known."""

@@ -1,9 +1,10 @@
 """The joiner: predictions meet true weights; joined records go to fish.scored and MongoDB.
 
-A batch at a time: poll both topics, offer each half to the :class:`JoinState`, send the batch's
-``fish.scored`` records and poll the next batch while the broker acknowledges them. Each batch
-is made durable in this order, and only then are its offsets committed
-(``tidemark.stream.pipelined``, at most ``stream_max_in_flight`` batches outstanding):
+A handler of the stream runtime (:mod:`tidemark.stream`), a batch of both topics at a time:
+each half is offered to the :class:`JoinState` and the batch's ``fish.scored`` records are sent;
+the runtime polls the next batch while the broker acknowledges them. Each batch is made durable
+in this order, and only then are its offsets committed (``Commits.AFTER_ACKS``, at most
+``stream_max_in_flight`` batches outstanding):
 
 1. ``fish.scored`` (and dead letters) produced and acknowledged;
 2. joined records stored in ``training_data`` by ``TrainingStore.upsert_many``, keyed by fish
@@ -18,7 +19,9 @@ replace-upsert or a delete by id costs tens of milliseconds, too slow for a stre
 of ``join_pending`` are removed in one range delete per minute, once both streams have moved
 two windows past them.
 
-When this process is given partitions it reads their entries of ``join_pending`` back: halves
+When this process is given partitions it reads their entries of ``join_pending`` back (on the
+loop's thread: read in the rebalance listener, thousands of halves stopped the heartbeats and
+the group rebalanced again, for ever): halves
 still waiting become pending again, and fish marked joined are remembered, so that a replay of
 work a dead process did without committing is neither joined twice nor left waiting.
 """
@@ -32,23 +35,19 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
-from kafka import KafkaProducer
-from kafka.producer.future import FutureRecordMetadata
 from kafka.structs import TopicPartition
 from prometheus_client import Counter, Gauge, Histogram
 from pymongo import MongoClient
 from pymongo.collection import Collection
 
-from streaming.join_state import Half, JoinState, Outcome, Side
-from tidemark import kafka_io
+from streaming.join_state import Half, JoinResult, JoinState, Side
 from tidemark.config import Settings
 from tidemark.logs import get_logger
 from tidemark.metrics_registry import service_registry
-from tidemark.schemas import DeadLetter, Prediction, Scored, Weight, utc_now
+from tidemark.schemas import Prediction, Scored, Weight, utc_now
 from tidemark.store import TrainingStore, insert_new
-from tidemark.stream.loop import PipelinedLoop
-from tidemark.stream.records import parse
-from tidemark.stream.service import settle_heap
+from tidemark.stream.handler import Handler, Output
+from tidemark.stream.records import Batch
 
 log = get_logger("joiner")
 
@@ -136,51 +135,41 @@ def _from_document(document: Document) -> Half:
     return Half(record=record, partition=int(document["partition"]))
 
 
-class Joiner:
+class Joiner(Handler[Prediction | Weight, Durable]):
     """One joiner process: a member of the joiner group on fish.predictions and fish.weights."""
 
     def __init__(self, settings: Settings, store: TrainingStore) -> None:
+        super().__init__(
+            settings.stream.joiner_group_id,
+            {settings.kafka.topics.predictions: Prediction, settings.kafka.topics.weights: Weight},
+        )
         self.settings = settings
         self.store = store
-        self.state = JoinState(settings.stream.join_window_s, settings.stream.join_recent_ids)
         self._mongo: MongoClient[Document] = MongoClient(
             settings.store.uri, tz_aware=True, tzinfo=UTC
         )
         self.pending_collection: Collection[Document] = self._mongo[settings.store.database][
             PENDING_COLLECTION
         ]
-        self._contracts: dict[str, type[Prediction] | type[Weight]] = {
-            settings.kafka.topics.predictions: Prediction,
-            settings.kafka.topics.weights: Weight,
-        }
+        self.state = self._fresh_state()
         self._owned: set[int] = set()
-        # Partitions handed to us by a rebalance whose state is not read back yet.
-        self._to_restore: set[int] = set()
         self._next_expiry = 0.0
         self._next_cleanup = time.monotonic() + _CLEANUP_INTERVAL_S
 
-    def run(self, stop: threading.Event) -> None:
-        """Join until ``stop`` is set; the batch in hand is finished and committed first."""
-        settle_heap()
-        loop: PipelinedLoop[Durable] = PipelinedLoop(
-            self.settings,
-            self.settings.stream.joiner_group_id,
-            list(self._contracts),
-            durable=self.persist,
-            then_revoked=self.revoked,
-            then_assigned=self.assigned,
-        )
-        log.info(
-            "joining",
-            group=self.settings.stream.joiner_group_id,
-            window_s=self.settings.stream.join_window_s,
-        )
-        try:
-            loop.run(stop, self.process, after_poll=self.restore_assigned, after_commit=self.tidy)
-        finally:
-            self._mongo.close()
+    def close(self) -> None:
+        """Close the connection to join_pending."""
+        self._mongo.close()
 
-    def tidy(self) -> None:
+    def start(self, stop: threading.Event) -> bool:
+        """Start from what was made durable: the state of each partition comes back from
+        join_pending when it is assigned."""
+        self.state = self._fresh_state()
+        self._owned = set()
+        self._next_cleanup = time.monotonic() + _CLEANUP_INTERVAL_S
+        log.info("joining", group=self.group_id, window_s=self.settings.stream.join_window_s)
+        return True
+
+    def tick(self) -> None:
         """Between two batches: expire pending halves and clean join_pending when they are due."""
         if time.monotonic() >= self._next_expiry:
             self.expire()
@@ -189,38 +178,23 @@ class Joiner:
             self.clean_up()
             self._next_cleanup = time.monotonic() + _CLEANUP_INTERVAL_S
 
-    def process(
-        self, batch: dict[TopicPartition, list[Any]], producer: KafkaProducer
-    ) -> tuple[list[FutureRecordMetadata], Durable]:
-        """Join one polled batch and send its output; returns the sends and what to persist.
-
-        The caller persists (:meth:`persist`) once the sends are acknowledged, then commits.
-        """
+    def process(self, batch: Batch[Prediction | Weight], out: Output) -> Durable:
+        """Join one polled batch and send its output; what to persist once it is acknowledged."""
         started = time.perf_counter()
-        halves: list[Half] = []
-        dead: list[DeadLetter] = []
-        for partition, records in batch.items():
+        for partition, records in batch.polled.items():
             RECORDS.labels(partition.topic).inc(len(records))
-            contract = self._contracts[partition.topic]
-            for record in records:
-                parsed = parse(record, contract, self.settings.stream.max_record_bytes)
-                if isinstance(parsed, DeadLetter):
-                    dead.append(parsed)
-                else:
-                    halves.append(Half(record=parsed, partition=partition.partition))
         joined_at = utc_now()
         scored: list[Scored] = []
-        for half in halves:
-            outcome, record = self.state.offer(half, joined_at)
+        for item in batch.received:
+            half = Half(record=item.message, partition=item.raw.partition)
+            result, record = self.state.offer(half, joined_at)
             if record is not None:
                 scored.append(record)
-            elif outcome is Outcome.DUPLICATE:
+            elif result is JoinResult.DUPLICATE:
                 DUPLICATES.inc()
-            elif outcome is Outcome.LATE:
+            elif result is JoinResult.LATE:
                 EXPIRED.labels(half.side.value).inc()
-        sends = kafka_io.send(
-            producer, self.settings.kafka, self.settings.kafka.topics.scored, scored, dead
-        )
+        out.send(self.settings.kafka.topics.scored, scored)
         changes = self.state.take_changes()
         durable = Durable(
             scored,
@@ -228,15 +202,15 @@ class Joiner:
             + [_joined_document(h) for h in changes.joined.values()],
         )
         JOINED.inc(len(scored))
-        DEAD_LETTERS.inc(len(dead))
+        DEAD_LETTERS.inc(len(batch.dead))
         PENDING.set(self.state.pending_count)
         BATCH_SECONDS.observe(time.perf_counter() - started)
-        return sends, durable
+        return durable
 
-    def persist(self, durable: Durable) -> None:
-        """Store an acknowledged batch's joined records and its join_pending entries."""
-        self.store.upsert_many(durable.scored)
-        insert_new(self.pending_collection, durable.pending)
+    def durable(self, payload: Durable) -> None:
+        """An acknowledged batch: store its joined records and its join_pending entries."""
+        self.store.upsert_many(payload.scored)
+        insert_new(self.pending_collection, payload.pending)
 
     def expire(self) -> None:
         """Drop the pending halves whose partner can no longer come, and count them."""
@@ -260,20 +234,10 @@ class Joiner:
         log.info("join_pending cleaned", removed=removed, before=cutoff.isoformat())
 
     def assigned(self, partitions: Iterable[TopicPartition]) -> None:
-        """Note newly owned partitions; their state is read back by :meth:`restore_assigned`.
-
-        Not here: the rebalance listener runs on the consumer's event loop, and reading
-        thousands of halves from MongoDB there stops the heartbeats, the session expires and
-        the group rebalances again, for ever.
-        """
-        self._to_restore |= {p.partition for p in partitions} - self._owned
-
-    def restore_assigned(self) -> None:
         """Read back the halves and joined fish of newly owned partitions, before joining more."""
-        numbers = sorted(self._to_restore)
+        numbers = sorted({p.partition for p in partitions} - self._owned)
         if not numbers:
             return
-        self._to_restore.clear()
         self._owned |= set(numbers)
         halves: list[Half] = []
         joined: list[str] = []
@@ -294,6 +258,8 @@ class Joiner:
     def revoked(self, partitions: Iterable[TopicPartition]) -> None:
         """Forget the state of partitions handed to another process."""
         numbers = {p.partition for p in partitions}
-        self._to_restore -= numbers
         self._owned -= numbers
         self.state.drop_partitions(numbers)
+
+    def _fresh_state(self) -> JoinState:
+        return JoinState(self.settings.stream.join_window_s, self.settings.stream.join_recent_ids)

@@ -1,11 +1,12 @@
 """The scorer: every measurement gets the production model's predicted weight.
 
-A batch at a time: poll up to ``stream_max_batch`` measurements, validate each (bad ones go to
-``fish.dead-letter`` with the reason, and the partition goes on), predict the whole batch with
-ONE call of the model, send ``fish.predictions`` and poll the next batch while the broker
-acknowledges them. A batch's offsets are committed once its own predictions and those of every
-earlier batch are acknowledged (``tidemark.stream.pipelined``), with at most
-``stream_max_in_flight`` batches outstanding. A crash replays at most the batches in flight or
+A handler of the stream runtime (:mod:`tidemark.stream`), a batch at a time: up to
+``stream_max_batch`` measurements, validated (bad ones go to ``fish.dead-letter`` with the
+reason, and the partition goes on), are predicted with ONE call of the model and sent to
+``fish.predictions``; the runtime polls the next batch while the broker acknowledges them, and
+commits a batch's offsets once its own predictions and those of every earlier batch are
+acknowledged (``Commits.AFTER_ACKS``), with at most ``stream_max_in_flight`` batches
+outstanding. A crash replays at most the batches in flight or
 whose commits were, never skips one; the joiner makes a replayed prediction harmless.
 
 The model comes from a callable (``ModelWatcher.current`` in production), read once per batch,
@@ -26,24 +27,19 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import pandas as pd
-from kafka import KafkaProducer
-from kafka.producer.future import FutureRecordMetadata
-from kafka.structs import TopicPartition
 from prometheus_client import Counter, Gauge, Histogram
 
-from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.logs import get_logger
 from tidemark.metrics_registry import service_registry
 from tidemark.model import DataError, Predictions
-from tidemark.schemas import DeadLetter, Measurement, prediction_json, utc_now
-from tidemark.stream.loop import PipelinedLoop
-from tidemark.stream.records import dead_letter, parse
-from tidemark.stream.service import settle_heap
+from tidemark.schemas import Measurement, prediction_json, utc_now
+from tidemark.stream.handler import Handler, Output
+from tidemark.stream.records import Batch
 
 log = get_logger("scorer")
 
@@ -112,7 +108,7 @@ class EncodedPrediction(NamedTuple):
 ModelSource = Callable[[], ScoringModel | None]
 
 
-class Scorer:
+class Scorer(Handler[Measurement, None]):
     """One scorer process: a member of the scorer group on fish.measurements."""
 
     def __init__(
@@ -121,99 +117,15 @@ class Scorer:
         model: ModelSource,
         challenger: ModelSource | None = None,
     ) -> None:
+        super().__init__(
+            settings.stream.scorer_group_id, {settings.kafka.topics.measurements: Measurement}
+        )
         self.settings = settings
         self._model = model
         self._challenger = challenger
 
-    def run(self, stop: threading.Event) -> None:
-        """Score until ``stop`` is set, once a model exists; the batch in hand is finished."""
-        if not self._wait_for_model(stop):
-            return
-        settle_heap()
-        loop: PipelinedLoop[None] = PipelinedLoop(
-            self.settings,
-            self.settings.stream.scorer_group_id,
-            [self.settings.kafka.topics.measurements],
-        )
-        log.info("scoring", group=self.settings.stream.scorer_group_id)
-        loop.run(stop, lambda batch, producer: (self.process(batch, producer), None))
-
-    def process(
-        self, batch: dict[TopicPartition, list[Any]], producer: KafkaProducer
-    ) -> list[FutureRecordMetadata]:
-        """Score one polled batch and send its output; returns the futures of the sends."""
-        started = time.perf_counter()
-        model = self._model()
-        if model is None:
-            raise RuntimeError("the production model disappeared while scoring")
-        limit = self.settings.stream.max_record_bytes
-        good: list[tuple[Any, Measurement]] = []
-        dead: list[DeadLetter] = []
-        size = 0
-        for records in batch.values():
-            size += len(records)
-            for record in records:
-                parsed = parse(record, Measurement, limit)
-                if isinstance(parsed, DeadLetter):
-                    dead.append(parsed)
-                else:
-                    good.append((record, parsed))
-        challenger = self._challenger() if self._challenger else None
-        predictions = self._predict(model, challenger, good, dead)
-        sends = kafka_io.send(
-            producer, self.settings.kafka, self.settings.kafka.topics.predictions, predictions, dead
-        )
-        EVENTS.labels("scored").inc(len(predictions))
-        EVENTS.labels("dead_letter").inc(len(dead))
-        BATCH_SIZE.observe(size)
-        BATCH_SECONDS.observe(time.perf_counter() - started)
-        if model.version.isdigit():
-            MODEL_VERSION.set(int(model.version))
-        shadowing = challenger is not None and challenger.version.isdigit()
-        CHALLENGER_VERSION.set(int(challenger.version) if shadowing and challenger else 0)
-        return sends
-
-    def _predict(
-        self,
-        model: ScoringModel,
-        challenger: ScoringModel | None,
-        good: list[tuple[Any, Measurement]],
-        dead: list[DeadLetter],
-    ) -> list[EncodedPrediction]:
-        if not good:
-            return []
-        measurements = [m for _, m in good]
-        frame = _frame(measurements)
-        try:
-            result = model.predict(frame)
-            _check(result)
-        except DataError:
-            # Some row the model cannot score: find it, one row at a time, rather than lose all.
-            # Such a batch gets no challenger answers: it is rare, and the pairs stay unbiased
-            # because production's rows are dropped from the evidence with the challenger's.
-            return self._predict_one_by_one(model, good, dead)
-        shadow = _shadow(model, challenger, frame)
-        if challenger is not None:
-            SHADOW.labels("paired" if shadow is not None else "dropped").inc(len(measurements))
-        return _predictions(model, measurements, result, shadow)
-
-    def _predict_one_by_one(
-        self,
-        model: ScoringModel,
-        good: list[tuple[Any, Measurement]],
-        dead: list[DeadLetter],
-    ) -> list[EncodedPrediction]:
-        scored: list[EncodedPrediction] = []
-        for record, measurement in good:
-            try:
-                result = model.predict(_frame([measurement]))
-                _check(result)
-                scored += _predictions(model, [measurement], result, None)
-            except DataError as error:
-                dead.append(dead_letter(record, str(error), self.settings.stream.max_record_bytes))
-        return scored
-
-    def _wait_for_model(self, stop: threading.Event) -> bool:
+    def start(self, stop: threading.Event) -> bool:
+        """Wait for a production model before joining the group; False if ``stop`` came first."""
         waiting_since = time.monotonic()
         logged = False
         while self._model() is None:
@@ -230,7 +142,59 @@ class Scorer:
                 version=model.version,
                 waited_s=round(time.monotonic() - waiting_since, 1),
             )
+        log.info("scoring", group=self.group_id)
         return True
+
+    def process(self, batch: Batch[Measurement], out: Output) -> None:
+        """Score one polled batch with the model of the moment and send its predictions."""
+        started = time.perf_counter()
+        model = self._model()
+        if model is None:
+            raise RuntimeError("the production model disappeared while scoring")
+        challenger = self._challenger() if self._challenger else None
+        predictions = self._predict(model, challenger, batch)
+        out.send(self.settings.kafka.topics.predictions, predictions)
+        EVENTS.labels("scored").inc(len(predictions))
+        EVENTS.labels("dead_letter").inc(len(batch.dead))
+        BATCH_SIZE.observe(batch.size)
+        BATCH_SECONDS.observe(time.perf_counter() - started)
+        if model.version.isdigit():
+            MODEL_VERSION.set(int(model.version))
+        shadowing = challenger is not None and challenger.version.isdigit()
+        CHALLENGER_VERSION.set(int(challenger.version) if shadowing and challenger else 0)
+
+    def _predict(
+        self, model: ScoringModel, challenger: ScoringModel | None, batch: Batch[Measurement]
+    ) -> list[EncodedPrediction]:
+        if not batch.received:
+            return []
+        measurements = [item.message for item in batch.received]
+        frame = _frame(measurements)
+        try:
+            result = model.predict(frame)
+            _check(result)
+        except DataError:
+            # Some row the model cannot score: find it, one row at a time, rather than lose all.
+            # Such a batch gets no challenger answers: it is rare, and the pairs stay unbiased
+            # because production's rows are dropped from the evidence with the challenger's.
+            return self._predict_one_by_one(model, batch)
+        shadow = _shadow(model, challenger, frame)
+        if challenger is not None:
+            SHADOW.labels("paired" if shadow is not None else "dropped").inc(len(measurements))
+        return _predictions(model, measurements, result, shadow)
+
+    def _predict_one_by_one(
+        self, model: ScoringModel, batch: Batch[Measurement]
+    ) -> list[EncodedPrediction]:
+        scored: list[EncodedPrediction] = []
+        for item in batch.received:
+            try:
+                result = model.predict(_frame([item.message]))
+                _check(result)
+                scored += _predictions(model, [item.message], result, None)
+            except DataError as error:
+                batch.reject(item, str(error))
+        return scored
 
 
 def _frame(measurements: list[Measurement]) -> pd.DataFrame:

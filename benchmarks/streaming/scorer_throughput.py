@@ -63,8 +63,9 @@ from tidemark.model import FEATURES, predict, train
 from tidemark.registry.watcher import ServedModel
 from tidemark.scenario import generate_frame, load_scenario
 from tidemark.schemas import Measurement, Prediction, utc_now
+from tidemark.stream.loop import run_loop, settle_heap
 from tidemark.stream.records import next_offsets
-from tidemark.stream.service import settle_heap, stop_on_signals
+from tidemark.stream.service import stop_on_signals
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "streaming_scorer.json"
 # Issue 15: the scorer's p99 at 1,000 events/s, beside the passthrough's in the same run.
@@ -251,13 +252,13 @@ def _passthrough(settings: Settings) -> None:
 def _batch_scorer(settings: Settings) -> None:
     stop = stop_on_signals()
     served = _served_model()
-    Scorer(settings, lambda: served).run(stop)
+    run_loop(Scorer(settings, lambda: served), settings, stop)
 
 
 def _shadow_scorer(settings: Settings) -> None:
     stop = stop_on_signals()
     served, challenger = _served_model("1"), _served_model("2")
-    Scorer(settings, lambda: served, lambda: challenger).run(stop)
+    run_loop(Scorer(settings, lambda: served, lambda: challenger), settings, stop)
 
 
 def _http_per_event(settings: Settings, url: str) -> None:

@@ -86,7 +86,7 @@ def test_a_back_arrow_is_found(package: str, source: str) -> None:
 @pytest.mark.parametrize(
     ("package", "source"),
     [
-        ("streaming", "from tidemark.stream.service import serve\nimport kafka"),
+        ("streaming", "from tidemark.stream.service import run_service\nimport kafka"),
         (DEMO, "from streaming.simulator import publish\nfrom infra.local.stack import Stack"),
         ("monitoring", "from . import metrics"),
     ],

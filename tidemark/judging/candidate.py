@@ -52,7 +52,7 @@ class Placement(StrEnum):
 
 
 class AlarmFigures(Protocol):
-    """What the alarm that asked for a candidate measured (``version_notes.Trigger`` has it)."""
+    """What the alarm that asked for a candidate measured (``registry.notes.Trigger`` has it)."""
 
     @property
     def metric(self) -> str | None:

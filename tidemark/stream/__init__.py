@@ -1,1 +1,6 @@
-"""The runtime shared by every stream service (scorer, joiner, monitor): records and the loop."""
+"""The runtime that owns every consume loop (scorer, joiner, monitor): a service is a handler.
+
+``handler`` (what a service fills in), ``records`` (raw records into messages or dead letters),
+``loop`` (the poll loop), ``commits`` and ``inflight`` (when offsets are committed),
+``service`` (the process around the loop).
+"""

@@ -1,110 +1,122 @@
-"""The consume→produce loop of the scorer and the joiner, at least once.
+"""The one consume loop of every stream service, at least once.
 
-A :class:`PipelinedLoop` is one member of a consumer group and one batch producer. Each polled
-batch goes to the service, which sends its output and returns the sends with what to make
-durable once they are acknowledged; the loop polls again at once. A batch's offsets are
-committed only after its own sends and those of every earlier batch are acknowledged and their
-durable work is done (:class:`tidemark.stream.pipelined.AckedCommits`); partitions taken away
-commit what is acknowledged first (:class:`tidemark.stream.pipelined.CommitOnRevoke`), and so
-does the way out.
+:func:`run_loop` makes a group consumer on the service's topics and the producer its output
+leaves by, then goes round: poll; hand the partitions gained or lost in that poll to the service
+(:class:`tidemark.stream.handler.Handler`); decode the batch, let the service process it and
+send the dead letters (:func:`handle`); ``tick``; commit what the service's policy allows
+(:mod:`tidemark.stream.commits`). Nothing else in Tidemark polls Kafka for a service
+(``tests/unit/test_poll_loops.py`` holds every other module to that).
 """
 
 from __future__ import annotations
 
+import gc
 import threading
-from collections.abc import Callable, Sequence
-from typing import Any, Generic, TypeVar
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from kafka import KafkaProducer
 from kafka.structs import TopicPartition
 
 from tidemark import kafka_io
 from tidemark.config import Settings
+from tidemark.stream.commits import AckedCommits, CommitPolicy, MarkedCommits
+from tidemark.stream.handler import Commits, Handler, Output
 from tidemark.stream.inflight import Ack
-from tidemark.stream.pipelined import AckedCommits, CommitOnRevoke
-from tidemark.stream.records import next_offsets
+from tidemark.stream.records import Polled, decode, next_offsets
 
 T = TypeVar("T")
 
-Batch = dict[TopicPartition, list[Any]]
-# A polled batch in, its sends and what to make durable once they are acknowledged out.
-Process = Callable[[Batch, KafkaProducer], tuple[Sequence[Ack], T]]
-PartitionsChanged = Callable[[Sequence[TopicPartition]], None]
 
+def settle_heap() -> None:
+    """Put every object alive now (modules, settings, the model) beyond the cyclic collector.
 
-def _ignore(_: object) -> None:
-    return None
-
-
-def _idle() -> None:
-    return None
-
-
-class PipelinedLoop(Generic[T]):
-    """A group consumer on ``topics`` and the batch producer its batches' output leaves by.
-
-    Made when the service starts (the consumer joins the group on its first poll) and run
-    once: :meth:`run` closes both clients on the way out.
+    A full collection walks every tracked object, and after importing mlflow, pandas and
+    scikit-learn there are over a million; a loop that allocates per record starts one every few
+    batches, which took a third of the scorer's CPU (benchmarks/streaming). Objects made later
+    are collected as usual, and frozen ones are still freed by reference counting.
     """
+    gc.collect()
+    gc.freeze()
 
-    def __init__(
-        self,
-        settings: Settings,
-        group_id: str,
-        topics: Sequence[str],
-        *,
-        durable: Callable[[T], None] = _ignore,
-        then_revoked: PartitionsChanged = _ignore,
-        then_assigned: PartitionsChanged = _ignore,
-    ) -> None:
-        self._kafka = settings.kafka
-        self._idle_poll_ms = settings.stream.poll_timeout_ms
-        self._consumer = kafka_io.consumer(
-            settings.kafka, group_id, max_poll_records=settings.stream.max_batch
-        )
-        self._producer = kafka_io.batch_producer(settings.kafka)
-        self._commits: AckedCommits[T] = AckedCommits(
-            self._consumer,
-            self._producer,
+
+def handle(
+    handler: Handler[Any, T], polled: Polled, out: Output, max_bytes: int
+) -> tuple[list[Ack], T]:
+    """One polled batch through its service: decoded, processed, its dead letters sent after
+    its output; returns the futures of every send and what to make durable."""
+    batch = decode(polled, handler.decoders, max_bytes)
+    payload = handler.process(batch, out)
+    out.dead_letters(batch.dead)
+    return out.acks, payload
+
+
+def run_loop(handler: Handler[Any, T], settings: Settings, stop: threading.Event) -> None:
+    """Consume the handler's topics until ``stop`` is set; the batch in hand is finished and
+    what may be committed is committed before the clients close.
+
+    Kafka's errors, and whatever a hook raises, leave the loop: the caller starts it afresh
+    (:func:`tidemark.stream.service.run_service`), from the offsets committed last.
+    """
+    if not handler.start(stop):
+        return
+    settle_heap()
+    acked = handler.commits is Commits.AFTER_ACKS
+    consumer = kafka_io.consumer(
+        settings.kafka, handler.group_id, max_poll_records=settings.stream.max_batch
+    )
+    producer: KafkaProducer = (
+        kafka_io.batch_producer(settings.kafka) if acked else kafka_io.producer(settings.kafka)
+    )
+    commits: CommitPolicy[T] = (
+        AckedCommits(
+            consumer,
+            producer,
             settings.stream.max_in_flight,
             settings.kafka.client_timeout_ms,
-            durable=durable,
+            durable=handler.durable,
         )
-        self._consumer.subscribe(
-            list(topics),
-            listener=CommitOnRevoke(
-                self._commits, then_revoked=then_revoked, then_assigned=then_assigned
-            ),
+        if acked
+        else MarkedCommits(
+            consumer,
+            producer,
+            settings.kafka.client_timeout_ms,
+            handler.mark,
+            handler.resume,
+            durable=handler.durable,
         )
-
-    def run(
-        self,
-        stop: threading.Event,
-        process: Process[T],
-        *,
-        after_poll: Callable[[], None] = _idle,
-        after_commit: Callable[[], None] = _idle,
-    ) -> None:
-        """Consume until ``stop`` is set; the batch in hand is sent and what is acknowledged
-        committed before the clients close.
-
-        ``after_poll`` runs after every poll, before its batch is processed (a rebalance
-        happens inside a poll); ``after_commit`` after every round's commit, batch or none.
-        """
-        commits = self._commits
+    )
+    # Partitions gained (True) and lost (False) in a poll, in order, for after that poll.
+    changes: list[tuple[bool, Sequence[TopicPartition]]] = []
+    consumer.subscribe(
+        list(handler.decoders),
+        listener=commits.listener(
+            lambda lost: changes.append((False, lost)),
+            lambda gained: changes.append((True, gained)),
+        ),
+    )
+    try:
+        while not stop.is_set():
+            polled = consumer.poll(
+                timeout_ms=commits.poll_timeout_ms(settings.stream.poll_timeout_ms)
+            )
+            for gained, partitions in changes:
+                if gained:
+                    commits.assigned(partitions)
+                    handler.assigned(partitions)
+                else:
+                    handler.revoked(partitions)
+            changes.clear()
+            if polled:
+                commits.make_room()
+                out = Output(producer, settings.kafka)
+                acks, payload = handle(handler, polled, out, settings.stream.max_record_bytes)
+                commits.sent(next_offsets(polled), acks, payload)
+            handler.tick()
+            commits.commit_settled()
+    finally:
         try:
-            while not stop.is_set():
-                batch = self._consumer.poll(timeout_ms=commits.poll_timeout_ms(self._idle_poll_ms))
-                after_poll()
-                if batch:
-                    commits.make_room()
-                    sends, payload = process(batch, self._producer)
-                    commits.sent(next_offsets(batch), sends, payload)
-                commits.commit_settled()
-                after_commit()
+            commits.close()
         finally:
-            try:
-                commits.close()
-            finally:
-                self._consumer.close(autocommit=False)
-                self._producer.close(timeout=self._kafka.client_timeout_ms / 1000)
+            consumer.close(autocommit=False)
+            producer.close(timeout=settings.kafka.client_timeout_ms / 1000)

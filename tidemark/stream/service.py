@@ -1,18 +1,22 @@
-"""What every stream service does around its loop: signals, metrics port, restarts."""
+"""A stream service's process: signals, metrics port, its loop, and a restart when Kafka or
+MongoDB fail under it."""
 
 from __future__ import annotations
 
-import gc
 import signal
 import threading
-from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, start_http_server
 from pymongo.errors import PyMongoError
 
+from tidemark import kafka_io
+from tidemark.config import Settings
 from tidemark.logs import get_logger
+from tidemark.stream.handler import Handler
+from tidemark.stream.loop import run_loop
 
 log = get_logger("service")
 
@@ -33,36 +37,32 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
-def settle_heap() -> None:
-    """Put every object alive now (modules, settings, the model) beyond the cyclic collector.
-
-    A full collection walks every tracked object, and after importing mlflow, pandas and
-    scikit-learn there are over a million; a loop that allocates per record starts one every few
-    batches, which took a third of the scorer's CPU (benchmarks/streaming). Objects made later
-    are collected as usual, and frozen ones are still freed by reference counting.
-    """
-    gc.collect()
-    gc.freeze()
+def serve_metrics(name: str, port: int, registry: CollectorRegistry) -> None:
+    """Expose ``registry`` (the service's own metrics) on ``127.0.0.1:port``, in the background."""
+    start_http_server(port, addr="127.0.0.1", registry=registry)
+    log.info("metrics served", service=name, port=port)
 
 
-def serve(
+def run_service(
     name: str,
-    run: Callable[[threading.Event], None],
-    stop: threading.Event,
+    handler: Handler[Any, Any],
+    settings: Settings,
     metrics_port: int,
     registry: CollectorRegistry,
 ) -> None:
-    """Expose ``registry`` (the service's own metrics), then run ``run`` until ``stop``; start
-    it afresh when Kafka or MongoDB fail.
+    """Run ``handler``'s loop until SIGTERM or SIGINT, and start it afresh when Kafka or MongoDB
+    fail; the contract's topics are created first, and its metrics served meanwhile.
 
     Starting afresh is what a restart would do: offsets and pending state come back from Kafka
-    and MongoDB, where they were made durable before each commit.
+    and MongoDB, where they were made durable before each commit (the handler's ``start`` drops
+    what it held in memory of the partitions).
     """
-    start_http_server(metrics_port, addr="127.0.0.1", registry=registry)
-    log.info("metrics served", service=name, port=metrics_port)
+    kafka_io.ensure_topics(settings.kafka)
+    stop = stop_on_signals()
+    serve_metrics(name, metrics_port, registry)
     while not stop.is_set():
         try:
-            run(stop)
+            run_loop(handler, settings, stop)
         except (KafkaError, PyMongoError) as error:
             log.warning(
                 "service failed; starting it again",

@@ -24,7 +24,7 @@ from flows.train import train
 from infra.local.components import venv_bin
 from infra.local.stack import Stack
 from monitoring.drift import DriftDetector, features_frame
-from monitoring.reports import ReportStore, WindowOutcome
+from monitoring.reports import ReportStore, WindowOutcome, WindowVerdict
 from monitoring.windows import ClosedWindow
 from tests.integration.monitoring.fish import PER_WINDOW, scored_fish
 from tidemark.config import Settings, get_settings
@@ -190,7 +190,8 @@ def evidently_ui(
         comparable = detector.comparable(features_frame(records))
         drift = None if comparable.empty else detector.check(comparable, timestamp=window.end)
         error = window.overall.mean_relative_error
-        verdict = "ok" if error <= settings.monitor.error_threshold else "held-back"
+        ok = error <= settings.monitor.error_threshold
+        verdict = WindowVerdict.OK if ok else WindowVerdict.HELD_BACK
         store.record(WindowOutcome(window, production, verdict, f"error {error:.3f}", drift))
     url = f"http://127.0.0.1:{settings.stack.evidently_ui_port}"
     processes(

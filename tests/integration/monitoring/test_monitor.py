@@ -19,7 +19,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 from sklearn.pipeline import Pipeline
 
-from monitoring.monitor import Monitor, Verdict
+from monitoring.judgement import WindowJudgement
+from monitoring.monitor import Monitor
 from monitoring.policy import GateState, IncidentKey, IncidentKind
 from monitoring.reports import workspace_dir
 from tests.integration.monitoring.fish import PER_WINDOW, produce, scored_fish, window_aligned_start
@@ -27,24 +28,25 @@ from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.orchestration import prefect_api
 from tidemark.schemas import RetrainReason, RetrainRequest
+from tidemark.stream.loop import run_loop
 
 
 def run_monitor(
     settings: Settings,
-    until: Callable[[list[Verdict]], bool],
+    until: Callable[[list[WindowJudgement]], bool],
     timeout_s: float = 180,
     queue_empty: bool = False,
-) -> list[Verdict]:
+) -> list[WindowJudgement]:
     """Run a monitor in a thread until ``until(verdicts)`` holds (and, with ``queue_empty``,
     no incident waits in its queue); return its verdicts."""
-    verdicts: list[Verdict] = []
-    monitor = Monitor.create(settings, on_verdict=verdicts.append)
+    verdicts: list[WindowJudgement] = []
+    monitor = Monitor.create(settings, on_judgement=verdicts.append)
     stop = threading.Event()
-    thread = threading.Thread(target=monitor.run, args=(stop,), daemon=True)
+    thread = threading.Thread(target=run_loop, args=(monitor, settings, stop), daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout_s
     try:
-        while not until(verdicts) or (queue_empty and monitor.queue):
+        while not until(verdicts) or (queue_empty and monitor.incidents.queue):
             assert thread.is_alive(), "the monitor stopped"
             assert time.monotonic() < deadline, f"only {len(verdicts)} windows judged"
             time.sleep(0.2)
@@ -230,7 +232,7 @@ def test_a_never_seen_species_arriving_during_another_incidents_cooldown_gets_it
     # flight and fires once it has ended (the monitor's queue is empty at the end).
     pike_gates = [v.gate_of(pike) for v in verdicts if v.window.start >= arrival]
     assert pike_gates[0] is not None
-    assert pike_gates[0].state in (GateState.OPEN, GateState.QUEUED)
+    assert pike_gates[0].state in (GateState.FIRED, GateState.QUEUED)
     assert all(g is not None and g.state is not GateState.CLOSED for g in pike_gates)
 
     deadline = time.monotonic() + 120

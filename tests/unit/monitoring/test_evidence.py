@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from monitoring.evidence import SpeciesEvidence
+from monitoring.evidence import SpeciesPool
 from tests.unit.monitoring.scored import T0, scored
 from tidemark.schemas import Scored
 
@@ -18,7 +18,7 @@ def fish(window: int, count: int, species: str = "walleye", rel_error: float = 0
 
 
 def test_a_species_with_enough_fish_is_judged_on_its_window_alone() -> None:
-    pooled = SpeciesEvidence(min_count=30, max_windows=10)
+    pooled = SpeciesPool(min_count=30, max_windows=10)
     [salmon, walleye] = pooled.add(
         T0, fish(0, 40, "salmon", 0.05) + fish(0, 30, "walleye", 0.2), frozenset({"salmon"})
     )
@@ -29,7 +29,7 @@ def test_a_species_with_enough_fish_is_judged_on_its_window_alone() -> None:
 
 
 def test_a_short_species_accumulates_windows_until_it_has_enough() -> None:
-    pooled = SpeciesEvidence(min_count=30, max_windows=10)
+    pooled = SpeciesPool(min_count=30, max_windows=10)
     assert pooled.add(T0, fish(0, 12), None) == []
     assert pooled.add(T0 + timedelta(seconds=60), fish(1, 12), None) == []
     assert pooled.pending() == {"walleye": 24}
@@ -41,14 +41,14 @@ def test_a_short_species_accumulates_windows_until_it_has_enough() -> None:
 
 
 def test_only_the_last_windows_are_pooled() -> None:
-    pooled = SpeciesEvidence(min_count=30, max_windows=3)
+    pooled = SpeciesPool(min_count=30, max_windows=3)
     for window in range(5):
         assert pooled.add(T0 + timedelta(seconds=60 * window), fish(window, 5), None) == []
     assert pooled.pending() == {"walleye": 15}
 
 
 def test_a_new_production_version_starts_every_species_afresh() -> None:
-    pooled = SpeciesEvidence(min_count=30, max_windows=10)
+    pooled = SpeciesPool(min_count=30, max_windows=10)
     assert pooled.add(T0, fish(0, 20), None, version="1") == []
     assert pooled.add(T0 + timedelta(seconds=60), fish(1, 20), None, version="2") == []
     assert pooled.pending() == {"walleye": 20}
@@ -58,10 +58,10 @@ def test_a_new_production_version_starts_every_species_afresh() -> None:
 
 def test_a_fish_flagged_unknown_makes_its_species_unseen() -> None:
     unknown = [r.model_copy(update={"species_known": False}) for r in fish(0, 30, "pike")]
-    [pike] = SpeciesEvidence(min_count=30, max_windows=3).add(T0, unknown, None)
+    [pike] = SpeciesPool(min_count=30, max_windows=3).add(T0, unknown, None)
     assert pike.unseen
 
 
 def test_nonsense_bounds_are_refused() -> None:
     with pytest.raises(ValueError, match="at least 1"):
-        SpeciesEvidence(min_count=0, max_windows=3)
+        SpeciesPool(min_count=0, max_windows=3)

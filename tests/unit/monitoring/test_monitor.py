@@ -8,14 +8,17 @@ accumulating evidence) can be walked through window by window.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from kafka.structs import TopicPartition
 
-from monitoring.monitor import Monitor, Verdict
+from monitoring.judgement import WindowJudgement
+from monitoring.monitor import Monitor
 from monitoring.policy import (
     GateState,
     IncidentKey,
@@ -27,9 +30,11 @@ from monitoring.production import Production
 from monitoring.reports import SavedReport
 from monitoring.windows import ClosedWindow
 from tests.unit.monitoring.scored import T0, scored
+from tests.unit.tidemark.stream.raw import Record
 from tidemark.config import Settings
 from tidemark.judging.decisions import Decision
 from tidemark.schemas import RetrainRequest, Scored, utc_now
+from tidemark.stream.records import Batch, decode
 
 SALMON_ERROR = IncidentKey(IncidentKind.ERROR, "salmon")
 PIKE_UNSEEN = IncidentKey(IncidentKind.UNSEEN, "pike")
@@ -91,11 +96,18 @@ class FakeFollower:
 
 
 class FakeReports:
-    def save(self, **_: Any) -> SavedReport:
+    def save_pages(self, **_: Any) -> SavedReport:
         return SavedReport(pages=(), workspace=Path("."))
 
+    def record(self, _: Any) -> None:
+        return None
 
-def monitor(outcomes: dict[str, RunOutcome] | None = None) -> tuple[Monitor, FakeTrigger]:
+
+def monitor(
+    outcomes: dict[str, RunOutcome] | None = None,
+    follower: FakeFollower | None = None,
+    on_judgement: Callable[[WindowJudgement], None] | None = None,
+) -> tuple[Monitor, FakeTrigger]:
     trigger = FakeTrigger()
     settings = Settings().override(
         monitor_min_window_count=30,
@@ -106,11 +118,12 @@ def monitor(outcomes: dict[str, RunOutcome] | None = None) -> tuple[Monitor, Fak
     found = outcomes if outcomes is not None else {}
     watched = Monitor(
         settings,
-        cast(Any, FakeFollower()),
+        cast(Any, follower or FakeFollower()),
         cast(Any, trigger),
         cast(Any, FakeReports()),
         cast(Any, None),
-        outcome_of=found.get,
+        on_judgement,
+        run_outcome=found.get,
     )
     return watched, trigger
 
@@ -130,7 +143,7 @@ def window(index: int, **species: tuple[int, float]) -> ClosedWindow:
     return ClosedWindow.of(start, start + timedelta(seconds=60), records)
 
 
-def states(verdict: Verdict) -> dict[str, GateState]:
+def states(verdict: WindowJudgement) -> dict[str, GateState]:
     return {str(g.alarm.incident): g.gate.state for g in verdict.alarms}
 
 
@@ -145,7 +158,7 @@ def test_ten_stationary_windows_trigger_nothing() -> None:
 def test_one_retrain_per_incident_and_a_new_species_gets_its_own_during_the_cooldown() -> None:
     watched, trigger = monitor()
     fired = watched.judge(window(0, salmon=(60, 0.2)))
-    assert states(fired) == {"error:salmon": GateState.OPEN}
+    assert states(fired) == {"error:salmon": GateState.FIRED}
     assert fired.triggered
     trigger.end("run-1")  # ended a moment ago: salmon cools down
     repeats = [watched.judge(window(i, salmon=(60, 0.2))) for i in (1, 2)]
@@ -153,7 +166,7 @@ def test_one_retrain_per_incident_and_a_new_species_gets_its_own_during_the_cool
     assert not any(v.triggered for v in repeats)
 
     pike = watched.judge(window(3, salmon=(60, 0.2), pike=(60, 1.65)))
-    assert states(pike) == {"error:salmon": GateState.HELD, "unseen:pike": GateState.OPEN}
+    assert states(pike) == {"error:salmon": GateState.HELD, "unseen:pike": GateState.FIRED}
     assert [r.incidents for r in trigger.runs] == [{SALMON_ERROR}, {PIKE_UNSEEN}]
     assert trigger.requests[-1].reason.value == "error"
     assert trigger.requests[-1].metric_value == pytest.approx(1.65)
@@ -168,25 +181,25 @@ def test_a_new_incident_waits_for_another_incidents_run_in_flight_and_then_fires
     watched.judge(window(0, salmon=(60, 0.2)))
     queued = watched.judge(window(1, salmon=(60, 0.2), pike=(40, 1.65)))
     assert states(queued) == {"error:salmon": GateState.HELD, "unseen:pike": GateState.QUEUED}
-    assert watched.drain_queue(force=True) is None  # salmon's run still in flight
+    assert watched.incidents.drain(force=True) is None  # salmon's run still in flight
     again = watched.judge(window(2, pike=(40, 1.6)))
     assert states(again) == {"unseen:pike": GateState.QUEUED}
-    assert len(watched.queue) == 1
+    assert len(watched.incidents.queue) == 1
 
     trigger.end("run-1")
-    assert watched.drain_queue(force=True) == "run-2"
+    assert watched.incidents.drain(force=True) == "run-2"
     [_, pike_run] = trigger.runs
     assert pike_run.incidents == {PIKE_UNSEEN}
     # The retrain reads both windows that raised the pike alarm while it waited.
     assert trigger.requests[-1].window_start == T0 + timedelta(seconds=60)
     assert trigger.requests[-1].window_end == T0 + timedelta(seconds=180)
-    assert watched.queue == {}
+    assert watched.incidents.queue == {}
 
 
 def test_alarms_of_one_window_share_one_retrain() -> None:
     watched, trigger = monitor()
     fired = watched.judge(window(0, salmon=(60, 0.2), pike=(60, 1.65)))
-    assert states(fired) == {"error:salmon": GateState.OPEN, "unseen:pike": GateState.OPEN}
+    assert states(fired) == {"error:salmon": GateState.FIRED, "unseen:pike": GateState.FIRED}
     assert [r.incidents for r in trigger.runs] == [{SALMON_ERROR, PIKE_UNSEEN}]
     # The unseen species speaks for the run: the strongest evidence.
     assert trigger.requests[0].metric_value == pytest.approx(1.65)
@@ -200,7 +213,7 @@ def test_a_rejected_retrain_closes_the_incident_until_the_error_grows_beyond_it(
     floor = [watched.judge(window(i, salmon=(60, e))) for i, e in enumerate([0.11, 0.115], 1)]
     assert all(states(v) == {"error:salmon": GateState.CLOSED} for v in floor)
     grown = watched.judge(window(3, salmon=(60, 0.2)))
-    assert states(grown) == {"error:salmon": GateState.OPEN}
+    assert states(grown) == {"error:salmon": GateState.FIRED}
     assert grown.triggered
     assert len(trigger.runs) == 2
 
@@ -210,7 +223,7 @@ def test_a_short_species_accumulates_and_its_retrain_reads_every_window() -> Non
     short = [watched.judge(window(i, salmon=(60, 0.05), pike=(12, 1.6))) for i in range(2)]
     assert not any(v.alarms for v in short)
     # Judged on 36 pooled fish, and 60 labelled pike are needed to train and judge a retrain.
-    assert watched.fish_needed == 60
+    assert watched.incidents.fish_needed == 60
     gathering = watched.judge(window(2, salmon=(60, 0.05), pike=(12, 1.6)))
     assert states(gathering) == {"unseen:pike": GateState.GATHERING}
     assert "36 of the 60 labelled pike" in gathering.alarms[0].gate.why
@@ -221,7 +234,7 @@ def test_a_short_species_accumulates_and_its_retrain_reads_every_window() -> Non
     [run] = trigger.runs
     assert run.incidents == {PIKE_UNSEEN}
     assert run.data_start == T0
-    assert watched.gathering == {}
+    assert watched.incidents.gathering == {}
 
 
 def test_an_alarm_on_too_few_fish_of_its_species_gathers_then_fires_once() -> None:
@@ -230,7 +243,7 @@ def test_an_alarm_on_too_few_fish_of_its_species_gathers_then_fires_once() -> No
     assert states(first) == {"unseen:pike": GateState.GATHERING}
     assert not first.triggered
     second = watched.judge(window(1, pike=(40, 1.6)))
-    assert states(second) == {"unseen:pike": GateState.OPEN}
+    assert states(second) == {"unseen:pike": GateState.FIRED}
     [run] = trigger.runs
     assert run.data_start == T0
     assert trigger.requests[0].window_start == T0
@@ -245,7 +258,7 @@ def test_a_retrain_without_a_verdict_is_followed_by_one_that_reads_its_data_agai
     watched.judge(window(5, pike=(60, 1.6)))
     trigger.end("run-1", age_s=400)
     again = watched.judge(window(11, pike=(40, 1.6)))
-    assert states(again) == {"unseen:pike": GateState.OPEN}
+    assert states(again) == {"unseen:pike": GateState.FIRED}
     assert trigger.runs[-1].data_start == T0 + timedelta(seconds=300)
 
 
@@ -256,15 +269,13 @@ def test_a_queued_incident_that_fires_again_keeps_the_windows_it_waited_through(
     assert states(queued)["unseen:pike"] is GateState.QUEUED
     trigger.end("run-1")
     fired = watched.judge(window(2, pike=(40, 1.6)))
-    assert states(fired) == {"unseen:pike": GateState.OPEN}
+    assert states(fired) == {"unseen:pike": GateState.FIRED}
     assert trigger.requests[-1].window_start == T0 + timedelta(seconds=60)
     assert trigger.runs[-1].incidents == {PIKE_UNSEEN}
-    assert watched.queue == {}
+    assert watched.incidents.queue == {}
 
 
 def test_a_window_judged_while_the_alias_moved_raises_no_retrain() -> None:
-    watched, trigger = monitor()
-
     class Moved(FakeFollower):
         """v1 when the window is judged, v2 by the time its alarms are gated."""
 
@@ -274,8 +285,42 @@ def test_a_window_judged_while_the_alias_moved_raises_no_retrain() -> None:
             self.asked += 1
             return self.current if self.asked == 1 else replace(self.current, version="2")
 
-    watched.follower = cast(Any, Moved())
+    watched, trigger = monitor(follower=Moved())
     stale = watched.judge(window(0, salmon=(60, 0.2)))
     assert states(stale) == {"error:salmon": GateState.HELD}
     assert "judged on v1, but production is now v2" in stale.alarms[0].gate.why
     assert trigger.runs == []
+
+
+def polled(*fish: tuple[int, Scored | bytes]) -> Batch[Scored]:
+    """A batch of ``fish.scored`` on partition 0: (offset, record or raw bytes) each."""
+    topic = Settings().kafka.topics.scored
+    records = [
+        Record(topic, 0, offset, b"k", value if isinstance(value, bytes) else value.to_json())
+        for offset, value in fish
+    ]
+    return decode({TopicPartition(topic, 0): records}, {topic: Scored}, 10_000)
+
+
+def test_a_monitor_resumed_from_the_committed_mark_judges_no_window_twice() -> None:
+    judged: list[WindowJudgement] = []
+    first, _ = monitor(on_judgement=judged.append)
+    first.resume({})
+    # A minute of salmon, a record that is no scored fish, then one that closes the minute.
+    first.process(polled(*((i, scored(i)) for i in range(60)), (60, b"{}")), cast(Any, None))
+    first.process(polled((61, scored(130))), cast(Any, None))
+    first.tick()
+    assert [j.window.start for j in judged] == [T0]
+    [(partition, committed)] = first.mark().items()
+    assert committed.offset == 61  # the first record still in an open window
+
+    again: list[WindowJudgement] = []
+    restarted, _ = monitor(on_judgement=again.append)
+    restarted.resume({partition: committed})
+    # Kafka hands the records from the committed offset again, and an older one replayed.
+    restarted.process(polled((59, scored(59)), (61, scored(130))), cast(Any, None))
+    restarted.tick()
+    assert again == []
+    assert restarted.windows is not None
+    assert restarted.windows.open_windows == 1
+    assert restarted.mark()[partition].offset == 61

@@ -8,11 +8,11 @@ import pytest
 
 from monitoring.policy import (
     Alarm,
-    Evidence,
     GateState,
     IncidentKey,
     IncidentKind,
     IncidentRun,
+    JudgedSpecies,
     RunOutcome,
     Thresholds,
     WindowSpan,
@@ -34,11 +34,11 @@ DRIFT = IncidentKind.DRIFT
 NOW = T0
 
 
-def evidence(species: str, mre: float, count: int = 60, unseen: bool = False) -> Evidence:
-    return Evidence(species, T0, ErrorStats(count, 0.1, 0.1, mre), unseen)
+def evidence(species: str, mre: float, count: int = 60, unseen: bool = False) -> JudgedSpecies:
+    return JudgedSpecies(species, T0, ErrorStats(count, 0.1, 0.1, mre), unseen)
 
 
-def raised(*items: Evidence, drift: bool = False, share: float | None = 0.0) -> list[Alarm]:
+def raised(*items: JudgedSpecies, drift: bool = False, share: float | None = 0.0) -> list[Alarm]:
     return alarms(items, drift, share, T0, THRESHOLDS)
 
 
@@ -158,7 +158,7 @@ def opens(
 
 
 def test_the_first_retrain_of_an_incident_may_start() -> None:
-    assert opens(alarm_of(), None)[0] is GateState.OPEN
+    assert opens(alarm_of(), None)[0] is GateState.FIRED
 
 
 @pytest.mark.parametrize("state", ["SCHEDULED", "PENDING", "RUNNING"])
@@ -177,14 +177,14 @@ def test_its_own_finished_run_holds_a_repeat_back_during_the_cooldown() -> None:
 @pytest.mark.parametrize("decision", [Decision.PROMOTED, Decision.FORCED])
 def test_after_the_cooldown_a_repeat_may_start(decision: Decision) -> None:
     state, _ = opens(alarm_of(), run(seconds_ago=301), RunOutcome(decision))
-    assert state is GateState.OPEN
+    assert state is GateState.FIRED
 
 
 def test_a_new_incident_is_never_held_by_another_incidents_cooldown() -> None:
     # The gate reads the last run of the alarm's own incident: pike has none yet, although
     # walleye's retrain started 60 s ago and ended.
     state, why = opens(alarm_of(PIKE, 1.65), None, in_flight=None)
-    assert state is GateState.OPEN
+    assert state is GateState.FIRED
     assert "first" in why
 
 
@@ -210,20 +210,20 @@ def test_a_rejected_retrain_closes_the_incident_at_the_achievable_error() -> Non
 def test_a_closed_incident_reopens_when_the_error_grows_clearly_beyond_it() -> None:
     last = run(seconds_ago=900)
     state, why = opens(alarm_of(value=0.13), last, rejected(walleye=0.095))
-    assert state is GateState.OPEN
+    assert state is GateState.FIRED
     assert "reopened" in why
 
 
 def test_a_rejected_retrain_without_the_species_error_does_not_close_the_incident() -> None:
     state, why = opens(alarm_of(value=0.105), run(seconds_ago=900), rejected(salmon=0.05))
-    assert state is GateState.OPEN
+    assert state is GateState.FIRED
     assert "no achievable error" in why
 
 
 def test_a_floor_near_the_threshold_triggers_at_most_one_retrain() -> None:
     # A species whose noise keeps its windows around 0.10-0.115: its first alarm fires; the
     # retrain is rejected (the candidate reached 0.097); no later window of that noise fires.
-    assert opens(alarm_of(value=0.104), None)[0] is GateState.OPEN
+    assert opens(alarm_of(value=0.104), None)[0] is GateState.FIRED
     windows = [0.112, 0.101, 0.115, 0.108, 0.103, 0.11, 0.114, 0.102, 0.109, 0.118]
     for minutes, value in enumerate(windows, start=1):
         state, _ = opens(
@@ -236,7 +236,7 @@ def test_a_rejected_drift_retrain_stays_closed_while_the_same_version_is_in_prod
     drift = Alarm(IncidentKey(DRIFT), "drift_share", 1.0, 0.5, 80, T0)
     last = run(seconds_ago=900, incidents=(IncidentKey(DRIFT),), version="3")
     assert opens(drift, last, rejected(), version="3")[0] is GateState.CLOSED
-    assert opens(drift, last, rejected(), version="4")[0] is GateState.OPEN
+    assert opens(drift, last, rejected(), version="4")[0] is GateState.FIRED
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import pytest
 from evidently.ui.workspace import Workspace
 
 from monitoring import dashboard
-from monitoring.reports import PROJECT, ReportStore, WindowOutcome
+from monitoring.reports import PROJECT, ReportStore, WindowOutcome, WindowVerdict
 from monitoring.windows import ClosedWindow
 from tests.unit.monitoring.scored import T0, scored
 from tidemark.config import Settings
@@ -20,7 +20,7 @@ def _window(*records_: tuple[float, str, str]) -> ClosedWindow:
     return ClosedWindow.of(T0, T0 + timedelta(minutes=1), records)
 
 
-def _outcome(window: ClosedWindow, verdict: str = "ok") -> WindowOutcome:
+def _outcome(window: ClosedWindow, verdict: WindowVerdict = WindowVerdict.OK) -> WindowOutcome:
     return WindowOutcome(window=window, version="2", verdict=verdict, reason="why", drift=None)
 
 
@@ -41,7 +41,7 @@ def _metric_values(store: ReportStore, run_id: object) -> dict[str, float]:
 
 def test_a_window_is_recorded_with_its_errors_by_version_and_species(store: ReportStore) -> None:
     window = _window((0.1, "1", "salmon"), (0.3, "2", "walleye"), (0.2, "2", "salmon"))
-    store.record(_outcome(window, "fired"))
+    store.record(_outcome(window, WindowVerdict.FIRED))
     runs = store.workspace.list_runs(store.project.id)
     assert len(runs) == 1
     run = store.workspace.get_run(store.project.id, runs[0])

@@ -131,6 +131,26 @@ def test_after_a_restart_records_of_judged_windows_are_replays_not_late() -> Non
     assert windows.seen_until() == {0: 61}
 
 
+def test_the_marks_committed_bring_a_new_run_back_where_this_one_stopped() -> None:
+    windows = TumblingWindows(60, 0)
+    windows.add(scored(10), partition=0, offset=100)
+    windows.add(scored(20), partition=1, offset=7)
+    windows.add(scored(61), partition=0, offset=101)
+    windows.close_due()
+    marks = windows.marks()
+    assert {p: offset for p, (offset, _) in marks.items()} == {0: 101, 1: 8}
+    resume = Resume.of_metadata({p: metadata for p, (_, metadata) in marks.items()})
+    assert resume == Resume(closed_until=T0 + timedelta(seconds=60), seen_until={0: 102, 1: 8})
+    again = TumblingWindows(60, 0, resume=resume)
+    assert again.add(scored(30), partition=1, offset=7) is Admission.REPLAYED
+    assert again.add(scored(62), partition=0, offset=101) is Admission.ADDED
+
+
+def test_metadata_that_is_not_the_windows_own_resumes_nothing() -> None:
+    assert Resume.of_metadata({}) is None
+    assert Resume.of_metadata({0: "", 1: "not json"}) is None
+
+
 @pytest.mark.parametrize(("size", "lateness"), [(0, 0), (-1, 0), (60, -1)])
 def test_invalid_window_settings_are_refused(size: float, lateness: float) -> None:
     with pytest.raises(ValueError, match="must be"):

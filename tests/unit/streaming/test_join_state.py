@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from streaming.join_state import Half, JoinState, Outcome, Side
+from streaming.join_state import Half, JoinResult, JoinState, Side
 from streaming.joiner import _from_document, _half_document
 from tidemark.schemas import Prediction, Weight
 
@@ -34,33 +34,33 @@ def weight(fish_id: str, at: datetime, partition: int = 0, kg: float = 5.0) -> H
 
 def test_joins_whichever_half_comes_first() -> None:
     state = JoinState(window_s=60, recent_ids=10)
-    assert state.offer(weight("a", T0), T0)[0] is Outcome.PENDING
-    outcome, scored = state.offer(prediction("a", T0 - timedelta(seconds=5)), T0)
-    assert outcome is Outcome.JOINED
+    assert state.offer(weight("a", T0), T0)[0] is JoinResult.PENDING
+    result, scored = state.offer(prediction("a", T0 - timedelta(seconds=5)), T0)
+    assert result is JoinResult.JOINED
     assert scored is not None
     assert scored.weight_kg == 5.0
     assert scored.abs_error_kg == 1.0
     assert scored.rel_error == 0.2
     assert state.pending_count == 0
 
-    assert state.offer(prediction("b", T0), T0)[0] is Outcome.PENDING
-    assert state.offer(weight("b", T0 + timedelta(seconds=60)), T0)[0] is Outcome.JOINED
+    assert state.offer(prediction("b", T0), T0)[0] is JoinResult.PENDING
+    assert state.offer(weight("b", T0 + timedelta(seconds=60)), T0)[0] is JoinResult.JOINED
 
 
 def test_halves_too_far_apart_do_not_join() -> None:
     state = JoinState(window_s=60, recent_ids=10)
     state.offer(prediction("a", T0), T0)
-    assert state.offer(weight("a", T0 + timedelta(seconds=61)), T0)[0] is Outcome.LATE
+    assert state.offer(weight("a", T0 + timedelta(seconds=61)), T0)[0] is JoinResult.LATE
     assert state.pending("a") is not None
 
 
 def test_a_fish_is_joined_once_even_when_a_half_comes_again() -> None:
     state = JoinState(window_s=60, recent_ids=10)
     state.offer(prediction("a", T0), T0)
-    assert state.offer(prediction("a", T0), T0)[0] is Outcome.DUPLICATE
-    assert state.offer(weight("a", T0), T0)[0] is Outcome.JOINED
-    assert state.offer(weight("a", T0), T0)[0] is Outcome.DUPLICATE
-    assert state.offer(prediction("a", T0), T0)[0] is Outcome.DUPLICATE
+    assert state.offer(prediction("a", T0), T0)[0] is JoinResult.DUPLICATE
+    assert state.offer(weight("a", T0), T0)[0] is JoinResult.JOINED
+    assert state.offer(weight("a", T0), T0)[0] is JoinResult.DUPLICATE
+    assert state.offer(prediction("a", T0), T0)[0] is JoinResult.DUPLICATE
     assert state.pending_count == 0
 
 
@@ -69,7 +69,7 @@ def test_fish_found_in_the_store_are_not_joined_again() -> None:
     state.offer(prediction("a", T0), T0)
     state.already_joined(["a"])
     assert state.pending_count == 0
-    assert state.offer(weight("a", T0), T0)[0] is Outcome.DUPLICATE
+    assert state.offer(weight("a", T0), T0)[0] is JoinResult.DUPLICATE
 
 
 def test_a_half_expires_when_the_other_stream_of_its_partition_passes_the_window() -> None:
@@ -113,7 +113,7 @@ def test_restored_halves_join_and_dropped_partitions_are_forgotten() -> None:
     state.restore([prediction("a", T0, partition=0), prediction("b", T0, partition=1)])
     state.drop_partitions([1])
     assert state.pending("b") is None
-    assert state.offer(weight("a", T0), T0)[0] is Outcome.JOINED
+    assert state.offer(weight("a", T0), T0)[0] is JoinResult.JOINED
 
 
 def test_recent_ids_are_bounded() -> None:
@@ -122,8 +122,8 @@ def test_recent_ids_are_bounded() -> None:
         state.offer(prediction(fish_id, T0), T0)
         state.offer(weight(fish_id, T0), T0)
     # "a" was forgotten: a late duplicate waits (and will expire) instead of joining again.
-    assert state.offer(prediction("a", T0), T0)[0] is Outcome.PENDING
-    assert state.offer(prediction("b", T0), T0)[0] is Outcome.DUPLICATE
+    assert state.offer(prediction("a", T0), T0)[0] is JoinResult.PENDING
+    assert state.offer(prediction("b", T0), T0)[0] is JoinResult.DUPLICATE
 
 
 def test_a_shadowed_prediction_joins_with_both_versions_errors_even_after_a_restore() -> None:
@@ -136,8 +136,8 @@ def test_a_shadowed_prediction_joins_with_both_versions_errors_even_after_a_rest
     restored = _from_document(_half_document(Half(record=record, partition=0)))
     state = JoinState(window_s=60, recent_ids=10)
     state.offer(restored, T0)
-    outcome, scored = state.offer(weight("a", T0), T0)
-    assert outcome is Outcome.JOINED
+    result, scored = state.offer(weight("a", T0), T0)
+    assert result is JoinResult.JOINED
     assert scored is not None
     assert (scored.model_version, scored.rel_error) == ("1", 0.2)
     assert (scored.challenger_version, scored.challenger_predicted_weight_kg) == ("2", 4.5)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -15,6 +15,8 @@ from tests.unit.tidemark.stream.raw import Record
 from tidemark.config import Settings
 from tidemark.model import Predictions
 from tidemark.schemas import DeadLetter, Measurement, Prediction
+from tidemark.stream.handler import Output
+from tidemark.stream.loop import handle
 
 
 @dataclass
@@ -69,7 +71,8 @@ def score(
     settings = Settings()
     producer = Producer()
     scorer = Scorer(settings, lambda: model, lambda: challenger)
-    sends = scorer.process(batch(*values), producer)
+    out = Output(cast(Any, producer), settings.kafka)
+    sends, _ = handle(scorer, batch(*values), out, settings.stream.max_record_bytes)
     predictions = [
         Prediction.from_json(v) for v in producer.sent.get(settings.kafka.topics.predictions, [])
     ]
@@ -77,7 +80,7 @@ def score(
         DeadLetter.model_validate_json(v)
         for v in producer.sent.get(settings.kafka.topics.dead_letter, [])
     ]
-    # The scorer waits for no acknowledgement: it hands back one future per send.
+    # Nothing waits for an acknowledgement: the loop gets one future per send.
     assert len(sends) == len(predictions) + len(dead)
     return predictions, dead, len(model.calls)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import threading
 
 import httpx
 import pytest
@@ -12,7 +11,7 @@ from tenacity import retry, stop_after_delay, wait_fixed
 
 from monitoring import metrics as monitor_metrics
 from streaming import joiner, scorer
-from tidemark.stream.service import serve
+from tidemark.stream.service import serve_metrics
 
 PREFIXES = {
     "monitor": "tidemark_monitor_",
@@ -38,20 +37,10 @@ def _scrape(port: int) -> str:
     return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
 
 
-def _until_stopped(stop: threading.Event) -> None:
-    stop.wait()
-
-
 def _served_metrics(name: str, registry: CollectorRegistry) -> str:
-    stop = threading.Event()
     port = _free_port()
-    thread = threading.Thread(target=serve, args=(name, _until_stopped, stop, port, registry))
-    thread.start()
-    try:
-        return _scrape(port)
-    finally:
-        stop.set()
-        thread.join()
+    serve_metrics(name, port, registry)
+    return _scrape(port)
 
 
 @pytest.mark.parametrize("service", sorted(REGISTRIES))

@@ -6,7 +6,7 @@ from kafka.structs import TopicPartition
 
 from tests.unit.tidemark.stream.raw import Record
 from tidemark.schemas import DeadLetter, Measurement
-from tidemark.stream.records import next_offsets, parse
+from tidemark.stream.records import decode, next_offsets, parse
 
 
 def record(value: bytes | None, offset: int = 7) -> Record:
@@ -55,3 +55,21 @@ def test_next_offsets_point_after_the_last_record_of_each_partition() -> None:
     }
     offsets = next_offsets(batch)
     assert {tp.partition: o.offset for tp, o in offsets.items()} == {0: 5, 1: 10}
+
+
+def test_a_poll_is_decoded_by_topic_and_a_rejected_message_joins_the_dead_letters(
+    measurement: Measurement,
+) -> None:
+    polled = {
+        TopicPartition("fish.measurements", 0): [
+            record(measurement.to_json(), 1),
+            record(b"{}", 2),
+        ],
+    }
+    batch = decode(polled, {"fish.measurements": Measurement}, 1024)
+    assert [item.message for item in batch.received] == [measurement]
+    assert [letter.offset for letter in batch.dead] == [2]
+    assert batch.size == 2
+    batch.reject(batch.received[0], "the model cannot weigh it")
+    assert [(d.offset, d.error) for d in batch.dead[1:]] == [(1, "the model cannot weigh it")]
+    assert batch.dead[1].raw_value() == measurement.to_json()

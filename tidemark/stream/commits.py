@@ -1,18 +1,25 @@
-"""A consume→produce loop's commits, taken off its acknowledgement path.
+"""When a loop commits its input offsets: the two policies a service chooses between.
 
-:class:`AckedCommits` ties :class:`tidemark.stream.inflight.InFlight` to a consumer and a batch
-producer: the loop sends a batch, hands it over with :meth:`AckedCommits.sent` and polls again
-at once; offsets are committed (asynchronously, one commit request at a time) as soon as the batches
-before them are acknowledged and their follow-up work (``durable``) is done. The loop waits for
+:class:`AckedCommits` (``Commits.AFTER_ACKS``, the scorer and the joiner) ties
+:class:`tidemark.stream.inflight.InFlight` to a consumer and a batch producer: the loop sends a
+batch, hands it over with :meth:`AckedCommits.sent` and polls again at once; offsets are
+committed (asynchronously, one commit request at a time) as soon as the batches before them are
+acknowledged and their follow-up work (``durable``) is done. The loop waits for
 acknowledgements only when ``stream_max_in_flight`` batches are outstanding, when partitions are
 taken from it, and when it stops: then what is acknowledged is committed before the partitions
 go, so a new owner starts where this one ended.
+
+:class:`MarkedCommits` (``Commits.AT_MARK``, the monitor) commits after every round, waiting
+for the commit, the offsets that the service marks, with metadata that the service reads back
+when partitions are assigned: the monitor commits up to the first record still in an open
+window, with the end of the last closed window, so a restart re-reads exactly what no closed
+window accounted for and judges no window twice.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
@@ -26,6 +33,7 @@ from tidemark.stream.inflight import Ack, InFlight, Offsets
 log = get_logger("commits")
 
 T = TypeVar("T")
+T_contra = TypeVar("T_contra", contravariant=True)
 
 # While batches are in flight the loop polls at most this long, so that their commits follow
 # their acknowledgements closely even when no new record comes.
@@ -40,6 +48,40 @@ _REVOKE_WAIT_S = 1.0
 
 def _nothing_durable(payload: Any) -> None:
     return None
+
+
+class CommitPolicy(Protocol[T_contra]):
+    """What the loop asks of a commit policy, round after round."""
+
+    def listener(
+        self, then_revoked: PartitionsChanged, then_assigned: PartitionsChanged
+    ) -> NoteRebalances:
+        """The rebalance listener the consumer subscribes with."""
+        ...
+
+    def poll_timeout_ms(self, idle_ms: int) -> int:
+        """How long the next poll may wait for records."""
+        ...
+
+    def make_room(self) -> None:
+        """Before a batch is sent: wait if the policy must."""
+        ...
+
+    def sent(self, offsets: Offsets, acks: Sequence[Ack], payload: T_contra) -> None:
+        """A batch was sent: the offsets after its records, its sends' futures, its payload."""
+        ...
+
+    def commit_settled(self) -> None:
+        """After every round: commit what may be committed now."""
+        ...
+
+    def assigned(self, partitions: Sequence[TopicPartition]) -> None:
+        """After the poll in which partitions were assigned, before their first batch."""
+        ...
+
+    def close(self) -> None:
+        """On the way out, before the clients close."""
+        ...
 
 
 class AckedCommits(Generic[T]):
@@ -159,6 +201,15 @@ class AckedCommits(Generic[T]):
         self._in_flight.forget(lost)
         self._uncommitted = {tp: o for tp, o in self._uncommitted.items() if tp not in lost}
 
+    def listener(
+        self, then_revoked: PartitionsChanged, then_assigned: PartitionsChanged
+    ) -> NoteRebalances:
+        """The rebalance listener: what is acknowledged is committed before partitions leave."""
+        return CommitOnRevoke(self, then_revoked, then_assigned)
+
+    def assigned(self, partitions: Sequence[TopicPartition]) -> None:
+        """Partitions assigned: each is consumed from its committed offset; nothing to give."""
+
     @property
     def consumer(self) -> KafkaConsumer:
         """The consumer whose offsets these are."""
@@ -197,25 +248,57 @@ class AckedCommits(Generic[T]):
         return {tp: o for tp, o in waiting.items() if tp in owned}
 
 
-class CommitOnRevoke(AsyncConsumerRebalanceListener):  # type: ignore[misc]
+PartitionsChanged = Callable[[Sequence[TopicPartition]], None]
+
+
+def _ignore(_: object) -> None:
+    return None
+
+
+class NoteRebalances(AsyncConsumerRebalanceListener):  # type: ignore[misc]
+    """A rebalance listener that tells the loop which partitions it gained and lost.
+
+    kafka-python 3 calls it on its network thread, inside a poll: the loop hands the changes to
+    its service after that poll, on its own thread, where the service may block (read MongoDB,
+    ask for committed offsets) without stopping the heartbeats.
+    """
+
+    def __init__(
+        self, then_revoked: PartitionsChanged = _ignore, then_assigned: PartitionsChanged = _ignore
+    ) -> None:
+        self._then_revoked = then_revoked
+        self._then_assigned = then_assigned
+
+    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        """The partitions go to another consumer."""
+        self._then_revoked(revoked)
+
+    async def on_partitions_lost(self, lost: Sequence[TopicPartition]) -> None:
+        """The group went on without this consumer."""
+        self._then_revoked(lost)
+
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        """The partitions are this consumer's now."""
+        self._then_assigned(assigned)
+
+
+class CommitOnRevoke(NoteRebalances):
     """A rebalance listener that commits :class:`AckedCommits`' work before partitions leave.
 
     kafka-python 3 calls it on its network thread, where a blocking commit raises
     ``RuntimeError`` ("Cannot block on net.run() from the IO thread"); as an async listener it
     awaits the commit request instead, and the rebalance goes on once the commit is stored.
     A failed commit only means the new owner consumes those records again.
-    ``then_revoked`` and ``then_assigned`` let the loop forget or restore its own state.
     """
 
     def __init__(
         self,
         commits: AckedCommits[Any],
-        then_revoked: Callable[[Sequence[TopicPartition]], None] = lambda _: None,
-        then_assigned: Callable[[Sequence[TopicPartition]], None] = lambda _: None,
+        then_revoked: PartitionsChanged = _ignore,
+        then_assigned: PartitionsChanged = _ignore,
     ) -> None:
+        super().__init__(then_revoked, then_assigned)
         self._commits = commits
-        self._then_revoked = then_revoked
-        self._then_assigned = then_assigned
 
     async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
         """Commit what is acknowledged, then let the loop forget the revoked partitions."""
@@ -229,20 +312,97 @@ class CommitOnRevoke(AsyncConsumerRebalanceListener):  # type: ignore[misc]
                 error=str(error),
             )
         finally:
-            self._then_revoked(revoked)
+            await super().on_partitions_revoked(revoked)
 
     async def on_partitions_lost(self, lost: Sequence[TopicPartition]) -> None:
         """The group went on without this consumer: nothing of these may be committed."""
         try:
             self._commits.forget(lost)
         finally:
-            self._then_revoked(lost)
-
-    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
-        """Let the loop restore its state of the partitions it now owns."""
-        self._then_assigned(assigned)
+            await super().on_partitions_lost(lost)
 
 
 def _log_failed_commit(offsets: Offsets, result: Any) -> None:
     if isinstance(result, Exception):
         log.warning("offset commit failed; those records will be handled again", error=str(result))
+
+
+class MarkedCommits(Generic[T]):
+    """Commits of one consumer at the offsets its service marks, after every round.
+
+    The round's output (dead letters, for the monitor) is acknowledged first and its ``durable``
+    work done; then ``mark`` says what to commit, and a mark that changed is committed, waiting
+    for the commit: a failed send or commit raises, and the loop starts again from the last
+    commit. When partitions are assigned, ``resume`` receives what was committed for them.
+    """
+
+    def __init__(
+        self,
+        consumer: KafkaConsumer,
+        producer: KafkaProducer,
+        timeout_ms: int,
+        mark: Callable[[], Offsets],
+        resume: Callable[[Offsets], None],
+        durable: Callable[[T], None] = _nothing_durable,
+    ) -> None:
+        self._consumer = consumer
+        self._producer = producer
+        self._timeout_ms = timeout_ms
+        self._mark = mark
+        self._resume = resume
+        self._durable = durable
+        self._sent: list[tuple[Sequence[Ack], T]] = []
+        self._committed: Offsets = {}
+
+    def listener(
+        self, then_revoked: PartitionsChanged, then_assigned: PartitionsChanged
+    ) -> NoteRebalances:
+        """The rebalance listener: nothing to commit there, every round committed its mark."""
+        return NoteRebalances(then_revoked, then_assigned)
+
+    def poll_timeout_ms(self, idle_ms: int) -> int:
+        """How long the next poll may wait: nothing is in flight between rounds."""
+        return idle_ms
+
+    def make_room(self) -> None:
+        """Before sending a batch: nothing to wait for, every round's output was acknowledged."""
+
+    def sent(self, offsets: Offsets, acks: Sequence[Ack], payload: T) -> None:
+        """A batch's output was just sent; its offsets are the mark's to say."""
+        self._sent.append((acks, payload))
+
+    def commit_settled(self) -> None:
+        """Wait for the round's acknowledgements, finish its work and commit the mark if it moved.
+
+        Raises the first failed send, or ``KafkaTimeoutError`` when acknowledgements or the
+        commit do not come within the client timeout.
+        """
+        if self._sent:
+            self._producer.flush(timeout=self._timeout_ms / 1000)
+            for acks, payload in self._sent:
+                for ack in acks:
+                    if not ack.is_done:
+                        raise KafkaTimeoutError("an acknowledgement did not come in time")
+                    if ack.exception is not None:
+                        raise ack.exception
+                self._durable(payload)
+            self._sent.clear()
+        owned = self._consumer.assignment()
+        mark = {tp: o for tp, o in self._mark().items() if tp in owned}
+        if mark and mark != self._committed:
+            self._consumer.commit(mark, timeout_ms=self._timeout_ms)
+            self._committed = mark
+
+    def assigned(self, partitions: Sequence[TopicPartition]) -> None:
+        """Give the service what was committed for every partition it owns now (it may resume
+        from there: the consumer reads each one again from its committed offset)."""
+        committed = {}
+        for tp in self._consumer.assignment():
+            offset = self._consumer.committed(tp, metadata=True)
+            if offset is not None:
+                committed[tp] = offset
+        self._committed = {}
+        self._resume(committed)
+
+    def close(self) -> None:
+        """On the way out: nothing is left, every round committed its own mark."""

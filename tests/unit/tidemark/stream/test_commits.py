@@ -1,4 +1,4 @@
-"""Commits of a loop that polls on while its batches are acknowledged."""
+"""Commits after acknowledgements (polling on meanwhile), or at the service's own mark."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from kafka.errors import KafkaTimeoutError
 from kafka.future import Future
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from tidemark.stream.pipelined import AckedCommits, CommitOnRevoke
+from tidemark.stream.commits import AckedCommits, CommitOnRevoke, MarkedCommits
 
 P0 = TopicPartition("fish.measurements", 0)
 P1 = TopicPartition("fish.measurements", 1)
@@ -35,9 +35,13 @@ class Consumer:
     answer_at_once: bool = True
     fail_sync: bool = False
     fail_async: bool = False
+    stored: dict[TopicPartition, OffsetAndMetadata] = field(default_factory=dict)
 
     def assignment(self) -> set[TopicPartition]:
         return self.owned
+
+    def committed(self, tp: TopicPartition, metadata: bool) -> OffsetAndMetadata | None:
+        return self.stored.get(tp)
 
     def commit_async(
         self, offsets: dict[TopicPartition, OffsetAndMetadata], callback: Any = None
@@ -249,3 +253,60 @@ def test_at_the_bound_the_loop_waits_for_late_acks_rather_than_fail(
     producer.on_flush_failure = lambda: late.success(None)
     commits.make_room()
     assert consumer.commits == [("async", {P0: at(2)})]
+
+
+@dataclass
+class Marking:
+    """A service's mark and what it was given to resume from."""
+
+    mark: dict[TopicPartition, OffsetAndMetadata] = field(default_factory=dict)
+    resumed: list[dict[TopicPartition, OffsetAndMetadata]] = field(default_factory=list)
+    durable: list[str] = field(default_factory=list)
+
+
+def marked(consumer: Consumer, producer: Producer, marking: Marking) -> MarkedCommits[str]:
+    return MarkedCommits(
+        consumer,
+        producer,
+        timeout_ms=1_000,
+        mark=lambda: marking.mark,
+        resume=marking.resumed.append,
+        durable=marking.durable.append,
+    )
+
+
+def test_the_mark_is_committed_once_the_rounds_sends_are_acked_and_only_when_it_moves() -> None:
+    consumer, producer, marking = Consumer(), Producer(), Marking()
+    commits = marked(consumer, producer, marking)
+    sent = Future()
+    producer.unacked.append(sent)
+    commits.sent({P0: at(5)}, [sent], "a")
+    marking.mark = {P0: OffsetAndMetadata(3, "closed at 3", -1)}
+    commits.commit_settled()
+    assert (sent.is_done, marking.durable) == (True, ["a"])
+    assert consumer.commits == [("sync", {P0: OffsetAndMetadata(3, "closed at 3", -1)})]
+    commits.commit_settled()
+    assert len(consumer.commits) == 1
+
+
+def test_a_failed_send_stops_the_round_before_its_mark_is_committed() -> None:
+    consumer, producer, marking = Consumer(), Producer(), Marking(mark={P0: at(3)})
+    commits = marked(consumer, producer, marking)
+    commits.sent({P0: at(5)}, [Future().failure(KafkaTimeoutError("dead letter lost"))], "a")
+    with pytest.raises(KafkaTimeoutError):
+        commits.commit_settled()
+    assert (consumer.commits, marking.durable) == ([], [])
+
+
+def test_only_owned_partitions_of_the_mark_are_committed() -> None:
+    consumer, producer = Consumer(owned={P1}), Producer()
+    marking = Marking(mark={P0: at(3), P1: at(4)})
+    marked(consumer, producer, marking).commit_settled()
+    assert consumer.commits == [("sync", {P1: at(4)})]
+
+
+def test_assigned_partitions_give_the_service_what_was_committed_for_them() -> None:
+    consumer, producer, marking = Consumer(), Producer(), Marking()
+    consumer.stored = {P0: OffsetAndMetadata(3, "closed at 3", -1)}
+    marked(consumer, producer, marking).assigned([P0, P1])
+    assert marking.resumed == [{P0: OffsetAndMetadata(3, "closed at 3", -1)}]

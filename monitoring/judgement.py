@@ -1,0 +1,196 @@
+"""A closed window judged: production's error per species, its drift, and the alarms it raises.
+
+A window is judged on the fish that the production version scored: per species once enough of
+its fish are in (:mod:`monitoring.evidence`), and for drift against that version's training data
+on the fish of the species it was trained on. The alarms it raises (:func:`monitoring.policy.
+alarms`) go to :mod:`monitoring.incidents`, which says what becomes of each; the whole
+:class:`WindowJudgement` is what the monitor logs, records in the Evidently workspace and hands
+to whoever watches it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from monitoring import metrics
+from monitoring.drift import DriftResult, features_frame
+from monitoring.evidence import SpeciesPool
+from monitoring.policy import (
+    Alarm,
+    Gate,
+    Gated,
+    IncidentKey,
+    JudgedSpecies,
+    Thresholds,
+    alarms,
+    judged_records,
+)
+from monitoring.production import Production
+from monitoring.reports import SavedReport, WindowOutcome, WindowVerdict
+from monitoring.windows import ClosedWindow, ErrorStats
+from tidemark.logs import get_logger
+from tidemark.schemas import RetrainRequest
+
+log = get_logger("monitor")
+
+
+@dataclass(frozen=True)
+class WindowJudgement:
+    """Everything the monitor concluded about one closed window."""
+
+    window: ClosedWindow
+    version: str | None
+    judged: ErrorStats | None
+    drift: DriftResult | None
+    evidence: tuple[JudgedSpecies, ...] = ()
+    alarms: tuple[Gated, ...] = ()
+    request: RetrainRequest | None = None
+    flow_run_id: str | None = None
+    reports: SavedReport | None = None
+
+    @property
+    def triggered(self) -> bool:
+        """Whether this window started a retrain."""
+        return self.flow_run_id is not None
+
+    def gate_of(self, incident: IncidentKey) -> Gate | None:
+        """What became of ``incident``'s alarm in this window (None: it raised none)."""
+        return next((g.gate for g in self.alarms if g.alarm.incident == incident), None)
+
+    @property
+    def verdict(self) -> WindowVerdict:
+        """Fired (a retrain started), held back (alarms, none started) or ok (no alarm)."""
+        if self.triggered:
+            return WindowVerdict.FIRED
+        return WindowVerdict.HELD_BACK if self.alarms else WindowVerdict.OK
+
+
+class WindowJudge:
+    """Judges closed windows against the production version, pooling short species."""
+
+    def __init__(self, thresholds: Thresholds, evidence_windows: int) -> None:
+        self.thresholds = thresholds
+        self.pool = SpeciesPool(thresholds.min_count, evidence_windows)
+
+    def assess(
+        self, window: ClosedWindow, production: Production | None
+    ) -> tuple[WindowJudgement, list[Alarm]]:
+        """The window's judgement on ``production``, and the alarms it raises (not gated yet)."""
+        version = production.version if production else None
+        metrics.MODEL_VERSION.set(float(version) if version and version.isdigit() else 0)
+        judged = judged_records(window, version)
+        known = production.known_species if production and production.known_species else None
+        evidence = self.pool.add(window.start, judged, known, version)
+        for item in evidence:
+            metrics.EVIDENCE_PENDING.labels(item.species).set(0)
+        for species, count in self.pool.pending().items():
+            metrics.EVIDENCE_PENDING.labels(species).set(count)
+        drift = None
+        detector = production.detector if production is not None else None
+        # Only fish of species the version was trained on can drift from its training data.
+        comparable = detector.comparable(features_frame(judged)) if detector and judged else None
+        if (
+            detector is not None
+            and comparable is not None
+            and len(comparable) >= self.thresholds.min_count
+        ):
+            drift = detector.check(comparable, timestamp=window.end)
+            metrics.DRIFT_SHARE.set(drift.share)
+            metrics.DRIFT_DETECTED.set(int(drift.detected))
+        raised = alarms(
+            evidence,
+            drift.detected if drift else False,
+            drift.share if drift else None,
+            window.start,
+            self.thresholds,
+        )
+        judgement = WindowJudgement(
+            window=window,
+            version=version,
+            judged=ErrorStats.of(judged) if judged else None,
+            drift=drift,
+            evidence=tuple(evidence),
+        )
+        return judgement, raised
+
+
+def window_outcome(judgement: WindowJudgement, thresholds: Thresholds) -> WindowOutcome:
+    """The judgement in the words of the Evidently workspace: its verdict, and why."""
+    judged = judgement.judged
+    if judgement.verdict is WindowVerdict.FIRED:
+        why = "; ".join(
+            f"{g.alarm.incident} {g.alarm.metric} {g.alarm.value:.3f} "
+            f"(threshold {g.alarm.threshold:.3f}): {g.gate.state.value}"
+            for g in judgement.alarms
+        )
+    elif judgement.verdict is WindowVerdict.HELD_BACK:
+        why = "; ".join(f"{g.alarm.incident}: {g.gate.why}" for g in judgement.alarms)
+    else:
+        why = (
+            f"mean relative error {judged.mean_relative_error:.3f} of {judged.count} fish "
+            f"(threshold {thresholds.error:.2f}, at least {thresholds.min_count} fish)"
+            if judged
+            else "no fish scored by the production version"
+        )
+    return WindowOutcome(
+        window=judgement.window,
+        version=judgement.version,
+        verdict=judgement.verdict,
+        reason=why,
+        drift=judgement.drift,
+    )
+
+
+def log_judgement(judgement: WindowJudgement) -> None:
+    """One line for the window, one per alarm, and one when a retrain started."""
+    window, judged = judgement.window, judgement.judged
+    fields: dict[str, Any] = {
+        "window_start": window.start.isoformat(),
+        "window_end": window.end.isoformat(),
+        "count": window.overall.count,
+        "mean_relative_error": round(window.overall.mean_relative_error, 4),
+        "by_species": {
+            s: round(stats.mean_relative_error, 4) for s, stats in window.by_species.items()
+        },
+        "by_version": {v: stats.count for v, stats in window.by_version.items()},
+        "production_version": judgement.version,
+        "judged_count": judged.count if judged else 0,
+        "judged_mean_relative_error": round(judged.mean_relative_error, 4) if judged else None,
+        "judged_species": {
+            e.species: round(e.stats.mean_relative_error, 4) for e in judgement.evidence
+        },
+        "drift_share": round(judgement.drift.share, 3) if judgement.drift else None,
+    }
+    log.info("window", **fields)
+    for gated in judgement.alarms:
+        alarm, held = gated.alarm, gated.gate
+        line = {
+            "incident": str(alarm.incident),
+            "metric": alarm.metric,
+            "value": round(alarm.value, 4),
+            "threshold": alarm.threshold,
+            "fish": alarm.count,
+            "evidence_since": alarm.since.isoformat(),
+            "window_end": window.end.isoformat(),
+            "production_version": judgement.version,
+            "why": held.why,
+        }
+        if held.open:
+            log.warning(
+                "incident fired",
+                **line,
+                flow_run_id=judgement.flow_run_id,
+                reports=[str(p) for p in judgement.reports.pages] if judgement.reports else [],
+            )
+        else:
+            log.info(f"incident {held.state.value}", **line)
+    if judgement.triggered:
+        assert judgement.request is not None
+        log.warning(
+            "retrain triggered",
+            reason=judgement.request.reason.value,
+            incidents=[str(g.alarm.incident) for g in judgement.alarms if g.gate.open],
+            window_start=judgement.request.window_start.isoformat(),
+            flow_run_id=judgement.flow_run_id,
+        )
