@@ -46,7 +46,7 @@ def read_records(
             data = store.window(window_start, end)
             own = frozenset(data[SPECIES].astype(str))
             query = {"filter": store.window_filter(window_start, end), "sort": MEASURED_AT}
-            keep = min(settings.retrain.species_memory, len(data))
+            keep = min(settings.retrain.segment_memory, len(data))
             counts = data[SPECIES].astype(str).value_counts()
             wanted = {
                 species: keep - int(counts.get(species, 0))

@@ -141,7 +141,7 @@ class Joiner(Handler[Prediction | Weight, Durable]):
     def __init__(self, settings: Settings, store: TrainingStore) -> None:
         super().__init__(
             settings.stream.joiner_group_id,
-            {settings.kafka.topics.predictions: Prediction, settings.kafka.topics.weights: Weight},
+            {settings.kafka.topics.predictions: Prediction, settings.kafka.topics.truth: Weight},
         )
         self.settings = settings
         self.store = store

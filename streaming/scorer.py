@@ -118,7 +118,7 @@ class Scorer(Handler[Measurement, None]):
         challenger: ModelSource | None = None,
     ) -> None:
         super().__init__(
-            settings.stream.scorer_group_id, {settings.kafka.topics.measurements: Measurement}
+            settings.stream.scorer_group_id, {settings.kafka.topics.input: Measurement}
         )
         self.settings = settings
         self._model = model

@@ -198,8 +198,8 @@ def publish(
         simulator = Simulator(
             fish,
             options,
-            lambda m: send(settings.kafka.topics.measurements, m.fish_id, m.to_json()),
-            lambda w: send(settings.kafka.topics.weights, w.fish_id, w.to_json()),
+            lambda m: send(settings.kafka.topics.input, m.fish_id, m.to_json()),
+            lambda w: send(settings.kafka.topics.truth, w.fish_id, w.to_json()),
         )
         stats = simulator.run(progress, stop)
         producer.flush()

@@ -119,8 +119,8 @@ class _Section(BaseModel):
 class TopicSettings(_Section):
     """The Kafka topics of the data contract."""
 
-    measurements: str = "fish.measurements"
-    weights: str = "fish.weights"
+    input: str = "fish.measurements"
+    truth: str = "fish.weights"
     predictions: str = "fish.predictions"
     scored: str = "fish.scored"
     retrain_requests: str = "fish.retrain-requests"
@@ -132,8 +132,8 @@ class TopicSettings(_Section):
     def names(self) -> tuple[str, ...]:
         """Every topic of the data contract, in pipeline order."""
         return (
-            self.measurements,
-            self.weights,
+            self.input,
+            self.truth,
             self.predictions,
             self.scored,
             self.retrain_requests,
@@ -331,7 +331,7 @@ class RetrainSettings(_Section):
     # A retrain on a window also reads up to this many of the latest records of each species
     # the window lacks, so that a model retrained after salmon gave way to walleye still knows
     # salmon when they come back (0: the window alone).
-    species_memory: int = Field(default=200, ge=0)
+    segment_memory: int = Field(default=200, ge=0)
     # The most recent share of each species' records is held out to judge candidate and champion.
     holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
     # Evidence before action (tidemark.judging.holdout): a retrain whose species fall short of these
@@ -341,8 +341,8 @@ class RetrainSettings(_Section):
     # (1/sqrt(15)), fine enough to tell a 0.06 floor from a 0.10 threshold. 30 to train on per
     # species: a species' own law has three coefficients, ten rows each.
     min_holdout_rows: int = Field(default=30, ge=5)
-    min_holdout_rows_per_species: int = Field(default=15, ge=5)
-    min_training_rows_per_species: int = Field(default=30, ge=3)
+    min_holdout_rows_per_segment: int = Field(default=15, ge=5)
+    min_training_rows_per_segment: int = Field(default=30, ge=3)
     # A candidate replaces the champion only if its mean relative error on the holdout is lower
     # by at least this share of the champion's (0.05: at least 5 % lower)...
     promotion_margin: float = Field(default=0.05, ge=0, lt=1)
@@ -364,9 +364,9 @@ class ShadowSettings(_Section):
     # challenger exactly at the promotion bar is promoted or retired.
     alpha: float = Field(default=0.05, gt=0, lt=1)
     # No verdict before this many joined fish (overall, and per species for a species' verdict).
-    min_fish: int = Field(default=100, ge=2)
+    min_items: int = Field(default=100, ge=2)
     # A challenger still undecided after this many fish is retired for lack of evidence.
-    max_fish: int = Field(default=5_000, ge=2)
+    max_items: int = Field(default=5_000, ge=2)
     # The standardised effect (mean error difference / its spread) found fastest; see
     # tidemark.judging.sequential. Smaller values favour small effects over long runs.
     effect_scale: float = Field(default=0.2, gt=0)
@@ -377,10 +377,10 @@ class ShadowSettings(_Section):
     @model_validator(mode="after")
     def _min_within_max(self) -> Self:
         """Refuse a first verdict later than the last: every challenger would be retired."""
-        if self.min_fish > self.max_fish:
+        if self.min_items > self.max_items:
             raise ValueError(
-                f"TIDEMARK_SHADOW_MIN_FISH={self.min_fish} exceeds "
-                f"TIDEMARK_SHADOW_MAX_FISH={self.max_fish}"
+                f"TIDEMARK_SHADOW_MIN_ITEMS={self.min_items} exceeds "
+                f"TIDEMARK_SHADOW_MAX_ITEMS={self.max_items}"
             )
         return self
 
@@ -405,7 +405,7 @@ class StackSettings(_Section):
     # `make up` runs the simulator gently, so that the UIs show a living system.
     simulator_rate: float = Field(default=5.0, gt=0)
     simulator_label_delay_s: float = Field(default=5.0, ge=0)
-    simulator_missing_weight_fraction: float = Field(default=0.02, ge=0, le=1)
+    simulator_missing_truth_fraction: float = Field(default=0.02, ge=0, le=1)
     # `make up` serves the monitor's Evidently workspace with `evidently ui` on this port.
     evidently_ui_port: Port = 8085
 

@@ -20,8 +20,8 @@ Value = TypeVar("Value")
 
 # Old name → new name, both without the TIDEMARK_ prefix.
 DEPRECATED_NAMES: Mapping[str, str] = {
-    "topic_measurements": "kafka_topics_measurements",
-    "topic_weights": "kafka_topics_weights",
+    "topic_measurements": "kafka_topics_input",
+    "topic_weights": "kafka_topics_truth",
     "topic_predictions": "kafka_topics_predictions",
     "topic_scored": "kafka_topics_scored",
     "topic_retrain_requests": "kafka_topics_retrain_requests",
@@ -52,8 +52,8 @@ DEPRECATED_NAMES: Mapping[str, str] = {
     "evidently_workspace": "monitor_evidently_workspace",
     "holdout_fraction": "retrain_holdout_fraction",
     "min_holdout_rows": "retrain_min_holdout_rows",
-    "min_holdout_rows_per_species": "retrain_min_holdout_rows_per_species",
-    "min_training_rows_per_species": "retrain_min_training_rows_per_species",
+    "min_holdout_rows_per_species": "retrain_min_holdout_rows_per_segment",
+    "min_training_rows_per_species": "retrain_min_training_rows_per_segment",
     "promotion_margin": "retrain_promotion_margin",
     "promotion_alpha": "retrain_promotion_alpha",
     "transient_retries": "retrain_transient_retries",
@@ -68,8 +68,17 @@ DEPRECATED_NAMES: Mapping[str, str] = {
     "scorers": "stack_scorers",
     "simulator_rate": "stack_simulator_rate",
     "simulator_label_delay_s": "stack_simulator_label_delay_s",
-    "simulator_missing_weight_fraction": "stack_simulator_missing_weight_fraction",
+    "simulator_missing_weight_fraction": "stack_simulator_missing_truth_fraction",
     "evidently_ui_port": "stack_evidently_ui_port",
+    # Named after one stream's words until the loop spoke of any project's (issue 23).
+    "kafka_topics_measurements": "kafka_topics_input",
+    "kafka_topics_weights": "kafka_topics_truth",
+    "retrain_min_holdout_rows_per_species": "retrain_min_holdout_rows_per_segment",
+    "retrain_min_training_rows_per_species": "retrain_min_training_rows_per_segment",
+    "retrain_species_memory": "retrain_segment_memory",
+    "shadow_min_fish": "shadow_min_items",
+    "shadow_max_fish": "shadow_max_items",
+    "stack_simulator_missing_weight_fraction": "stack_simulator_missing_truth_fraction",
 }
 
 _warned: set[str] = set()

@@ -117,8 +117,8 @@ def _settings(bootstrap: str, run: str, name: str) -> Settings:
     return Settings(
         kafka_bootstrap_servers=bootstrap,
         kafka_session_timeout_ms=6_000,
-        kafka_topics_measurements=f"bench-{run}.measurements",
-        kafka_topics_weights=f"bench-{run}.weights",
+        kafka_topics_input=f"bench-{run}.measurements",
+        kafka_topics_truth=f"bench-{run}.weights",
         kafka_topics_predictions=f"bench-{run}.{name}.out",
         kafka_topics_scored=f"bench-{run}.scored",
         kafka_topics_retrain_requests=f"bench-{run}.retrain",
@@ -153,7 +153,7 @@ def _fill(settings: Settings, count: int, topic: str | None = None) -> None:
             measured_at=now,
         ).to_json()
         producer.send(
-            topic or settings.kafka.topics.measurements, key=record.fish_id.encode(), value=value
+            topic or settings.kafka.topics.input, key=record.fish_id.encode(), value=value
         )
     producer.flush()
     producer.close()
@@ -230,7 +230,7 @@ def _passthrough(settings: Settings) -> None:
     consumer = kafka_io.consumer(
         settings.kafka,
         settings.stream.scorer_group_id,
-        settings.kafka.topics.measurements,
+        settings.kafka.topics.input,
         max_poll_records=settings.stream.max_batch,
     )
     # The same producer and heap as the scorer's, so that the ceiling is the best bare loop.
@@ -266,7 +266,7 @@ def _http_per_event(settings: Settings, url: str) -> None:
     consumer = kafka_io.consumer(
         settings.kafka,
         settings.stream.scorer_group_id,
-        settings.kafka.topics.measurements,
+        settings.kafka.topics.input,
         max_poll_records=100,
     )
     producer = kafka_io.batch_producer(settings.kafka)
@@ -368,7 +368,7 @@ def scaling(settings: Settings, processes: int, events: int) -> dict[str, float]
         producer = kafka_io.batch_producer(settings.kafka)
         started = time.monotonic()
         for key, value in values:
-            producer.send(settings.kafka.topics.measurements, key=key, value=value)
+            producer.send(settings.kafka.topics.input, key=key, value=value)
         producer.flush()
         fill_s = time.monotonic() - started
         producer.close()
@@ -435,9 +435,7 @@ def latency(settings: Settings, target: Any, rate: float, seconds: float) -> dic
                 height_cm=record.height_cm,
                 measured_at=utc_now(),
             ).to_json()
-            producer.send(
-                settings.kafka.topics.measurements, key=record.fish_id.encode(), value=value
-            )
+            producer.send(settings.kafka.topics.input, key=record.fish_id.encode(), value=value)
         producer.flush()
         producer.close()
         achieved = total / (time.monotonic() - started)

@@ -101,7 +101,7 @@ def platform_services(settings: Settings, state: Path) -> list[Component]:
                 "--label-delay",
                 str(settings.stack.simulator_label_delay_s),
                 "--missing-weights",
-                str(settings.stack.simulator_missing_weight_fraction),
+                str(settings.stack.simulator_missing_truth_fraction),
             ],
             url="(no endpoint)",
             check=supervised_state,

@@ -198,7 +198,7 @@ class Stack:
         """Topics keep the partitions they were created with: each scorer needs one of its own."""
         client = kafka_io.admin(self.settings.kafka)
         try:
-            (topic,) = client.describe_topics([self.settings.kafka.topics.measurements])
+            (topic,) = client.describe_topics([self.settings.kafka.topics.input])
         finally:
             client.close()
         if len(topic["partitions"]) < self.settings.stack.scorers:

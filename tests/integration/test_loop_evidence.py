@@ -158,7 +158,7 @@ def test_tutorial_fish_promote_on_evidence_and_reach_each_floor(
     assert 0.0 <= float(info.tags["p_value"]) <= settings.retrain.promotion_alpha
     for species in ("salmon", "walleye"):
         assert int(info.tags[per_species("heldout_n", species)]) >= (
-            settings.retrain.min_holdout_rows_per_species
+            settings.retrain.min_holdout_rows_per_segment
         )
         candidate = float(info.tags[per_species("candidate_mean_relative_error", species)])
         champion = float(info.tags[per_species("champion_mean_relative_error", species)])
@@ -221,7 +221,7 @@ def test_a_species_never_seen_in_another_incidents_cooldown_gets_its_own_retrain
     info = registry.version_info(settings.registry, plaice_version)
     assert "plaice" in info.tags["trigger_species"], info.tags
     assert int(info.tags[per_species("heldout_n", "plaice")]) >= (
-        settings.retrain.min_holdout_rows_per_species
+        settings.retrain.min_holdout_rows_per_segment
     )
     incident = _told(settings, observer, walleye_version, shift)
     assert incident.promoted is not None

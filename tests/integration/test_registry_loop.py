@@ -343,7 +343,7 @@ def test_a_retrain_on_a_window_of_walleye_still_knows_salmon(settings: Settings)
     assert run.inputs is not None
     assert any("remembered" in d.dataset.source for d in run.inputs.dataset_inputs)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TIDEMARK_RETRAIN_SPECIES_MEMORY", "0")
+        patch.setenv("TIDEMARK_RETRAIN_SEGMENT_MEMORY", "0")
         get_settings.cache_clear()
         forgetting = retrain(reason="error", **window).version
     get_settings.cache_clear()

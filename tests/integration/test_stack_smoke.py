@@ -49,7 +49,7 @@ def test_measurement_round_trips_through_a_consumer_group(
     stack: Stack, measurement: Measurement
 ) -> None:
     settings = stack.settings
-    topic = settings.kafka.topics.measurements
+    topic = settings.kafka.topics.input
     producer = kafka_io.producer(settings.kafka)
     producer.send(topic, key=measurement.fish_id.encode(), value=measurement.to_json()).get(30)
     producer.close()

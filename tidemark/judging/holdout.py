@@ -1,8 +1,8 @@
 """The held-out fish: how many it takes to train and to judge, and which are held out.
 
 Records are split per species: each species' most recent share is held out to judge, the rest
-trains. A species needs ``min_training_rows_per_species`` rows to train on and
-``min_holdout_rows_per_species`` to judge, and the holdout needs ``min_holdout_rows`` in all;
+trains. A species needs ``min_training_rows_per_segment`` rows to train on and
+``min_holdout_rows_per_segment`` to judge, and the holdout needs ``min_holdout_rows`` in all;
 a species the retrain is about (the window's) that falls short makes the whole retrain short of
 evidence, and nothing is trained. A species that is only remembered from before the window and
 falls short is trained on whole, and named as not judged.
@@ -32,26 +32,26 @@ class EvidenceRules:
 
     holdout_fraction: float
     min_holdout_rows: int
-    min_holdout_rows_per_species: int
-    min_training_rows_per_species: int
+    min_holdout_rows_per_segment: int
+    min_training_rows_per_segment: int
 
     def __post_init__(self) -> None:
         if not 0 < self.holdout_fraction < 1:
             raise ValueError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction}")
-        if min(self.min_holdout_rows, self.min_holdout_rows_per_species) < 1:
+        if min(self.min_holdout_rows, self.min_holdout_rows_per_segment) < 1:
             raise ValueError("the holdout minimums must be at least 1")
-        if self.min_training_rows_per_species < 1:
-            raise ValueError("min_training_rows_per_species must be at least 1")
+        if self.min_training_rows_per_segment < 1:
+            raise ValueError("min_training_rows_per_segment must be at least 1")
 
     def rows_to_judge(self, rows: int) -> int:
         """How many of a species' ``rows`` are held out (before the overall minimum)."""
-        return max(self.min_holdout_rows_per_species, math.ceil(rows * self.holdout_fraction))
+        return max(self.min_holdout_rows_per_segment, math.ceil(rows * self.holdout_fraction))
 
     @property
     def rows_per_species(self) -> int:
         """The fewest rows of one species that can be split into training and holdout."""
-        rows = self.min_training_rows_per_species + self.min_holdout_rows_per_species
-        while rows - self.rows_to_judge(rows) < self.min_training_rows_per_species:
+        rows = self.min_training_rows_per_segment + self.min_holdout_rows_per_segment
+        while rows - self.rows_to_judge(rows) < self.min_training_rows_per_segment:
             rows += 1
         return rows
 
@@ -70,8 +70,8 @@ class EvidenceRules:
         return cls(
             holdout_fraction=retrain.holdout_fraction,
             min_holdout_rows=retrain.min_holdout_rows,
-            min_holdout_rows_per_species=retrain.min_holdout_rows_per_species,
-            min_training_rows_per_species=retrain.min_training_rows_per_species,
+            min_holdout_rows_per_segment=retrain.min_holdout_rows_per_segment,
+            min_training_rows_per_segment=retrain.min_training_rows_per_segment,
         )
 
 
@@ -115,8 +115,8 @@ def split_holdout(
         listed = ", ".join(f"{s} {short[s]} rows" for s in sorted(must))
         raise InsufficientEvidenceError(
             f"too few rows to train on and judge ({listed}): each species needs {needed} "
-            f"({rules.min_training_rows_per_species} to train on, at least "
-            f"{rules.min_holdout_rows_per_species} to hold out)",
+            f"({rules.min_training_rows_per_segment} to train on, at least "
+            f"{rules.min_holdout_rows_per_segment} to hold out)",
             {s: needed - short[s] for s in must},
         )
     held = _held_per_species(judged, rules)
@@ -143,7 +143,7 @@ def check_holdout(species: pd.Series, rules: EvidenceRules) -> None:
     """Raise ``InsufficientEvidenceError`` unless held-out fish of these ``species`` are enough to
     judge on: the per-species minimum for each species, the overall minimum for all."""
     counts = species.astype(str).value_counts().sort_index()
-    least = rules.min_holdout_rows_per_species
+    least = rules.min_holdout_rows_per_segment
     short = {str(s): least - int(n) for s, n in counts.items() if n < least}
     if short:
         listed = ", ".join(f"{s} {counts[s]} rows" for s in short)
@@ -166,12 +166,12 @@ def _held_per_species(judged: Mapping[str, int], rules: EvidenceRules) -> dict[s
     if rows and sum(held.values()) < rules.min_holdout_rows:
         for species, n in judged.items():
             wanted = math.ceil(rules.min_holdout_rows * n / rows)
-            spare = n - rules.min_training_rows_per_species
+            spare = n - rules.min_training_rows_per_segment
             held[species] = max(held[species], min(wanted, spare))
     return held
 
 
 def _rows_short_overall(judged: Mapping[str, int], rules: EvidenceRules) -> int:
     rows = sum(judged.values())
-    target = rules.min_holdout_rows + rules.min_training_rows_per_species * max(len(judged), 1)
+    target = rules.min_holdout_rows + rules.min_training_rows_per_segment * max(len(judged), 1)
     return max(target - rows, 1)

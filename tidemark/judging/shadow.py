@@ -145,8 +145,8 @@ class ShadowRules(BaseModel):
         return cls(
             alpha=settings.shadow.alpha,
             margin=0.0 if role is ShadowRole.ROLLBACK_WATCH else settings.retrain.promotion_margin,
-            min_fish=settings.shadow.min_fish,
-            max_fish=settings.shadow.max_fish,
+            min_fish=settings.shadow.min_items,
+            max_fish=settings.shadow.max_items,
             effect_scale=settings.shadow.effect_scale,
             error_cap=settings.shadow.error_cap,
         )

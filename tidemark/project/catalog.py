@@ -71,6 +71,11 @@ class Catalog:
                 return project
         raise ProjectError(f"no project named {name!r}; the stack runs {list(self.names)}")
 
+    def settings(self, settings: Settings, name: str | None = None) -> Settings:
+        """The settings a project of this stack runs with (the default one for None)."""
+        project = self.get(name)
+        return project_settings(project, settings, default=project is self.default)
+
     def contracts(self, name: str | None = None) -> Contracts:
         """The contracts of a project, built once."""
         project = self.get(name)
@@ -108,8 +113,15 @@ def stack_catalog(settings: ProjectsSettings) -> Catalog:
     return load_catalog(settings.dir, settings.listed)
 
 
-def project_settings(project: Project, settings: Settings) -> Settings:
-    """The settings one project runs with: the stack's, with the project's loop overrides."""
+def project_settings(project: Project, settings: Settings, *, default: bool = True) -> Settings:
+    """The settings one project runs with: its names, and the stack's loop with its overrides.
+
+    The project names its topics, its registered model and MLflow experiment (its name) and
+    its store's collection. A stack setting given explicitly for one of those (an environment
+    variable, a keyword) still wins for the ``default`` project, so that a deployment or a test
+    can move the default project's topics or model without a file of its own; it never applies
+    to another project, whose names would then collide with the default one's.
+    """
     changes: dict[str, Any] = {
         section: overridden(
             getattr(settings, section), getattr(project.loop, section), f"{project.name}: loop"
@@ -120,6 +132,19 @@ def project_settings(project: Project, settings: Settings) -> Settings:
         changes["stream"] = settings.stream.model_copy(
             update={"join_window_s": project.times.join_window_s}
         )
+    kafka, registry, store = settings.kafka, settings.registry, settings.store
+    topics = {
+        role: name
+        for role, name in topics_of(project).items()
+        if not (default and role in kafka.topics.model_fields_set)
+    }
+    changes["kafka"] = kafka.model_copy(update={"topics": kafka.topics.model_copy(update=topics)})
+    names = {"model_name": project.name, "experiment": project.name}
+    changes["registry"] = registry.model_copy(
+        update={k: v for k, v in names.items() if not (default and k in registry.model_fields_set)}
+    )
+    if not (default and "collection" in store.model_fields_set):
+        changes["store"] = store.model_copy(update={"collection": project.collection})
     return settings.model_copy(update=changes)
 
 

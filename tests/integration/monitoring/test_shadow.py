@@ -95,7 +95,7 @@ def two_versions(
     settings = monitored.override(
         registry_model_name=f"shadow-{uuid.uuid4().hex[:6]}",
         kafka_topics_model_decisions=f"{uuid.uuid4().hex[:8]}.fish.model-decisions",
-        shadow_min_fish=MIN_FISH,
+        shadow_min_items=MIN_FISH,
     )
     kafka_io.ensure_topics(settings.kafka)
     frame = generate_frame(load_scenario(), seed=1, phases=["salmon"])

@@ -34,8 +34,8 @@ def streams(stack: Stack, production_model: str) -> Settings:
     base = stack.settings
     settings = base.override(
         registry_model_name=production_model,
-        kafka_topics_measurements=f"{tag}.{base.kafka.topics.measurements}",
-        kafka_topics_weights=f"{tag}.{base.kafka.topics.weights}",
+        kafka_topics_input=f"{tag}.{base.kafka.topics.input}",
+        kafka_topics_truth=f"{tag}.{base.kafka.topics.truth}",
         kafka_topics_predictions=f"{tag}.{base.kafka.topics.predictions}",
         kafka_topics_scored=f"{tag}.{base.kafka.topics.scored}",
         kafka_topics_retrain_requests=f"{tag}.{base.kafka.topics.retrain_requests}",

@@ -247,8 +247,8 @@ def wait_until_done(settings: Settings, fish: int, weighed: int, timeout_s: floa
 
 def assert_nothing_lost_nothing_doubled(settings: Settings) -> None:
     """Every fish of the run predicted, every weighed one joined and stored exactly once."""
-    measured = fish_ids(read_topic(settings, settings.kafka.topics.measurements))
-    weighed = set(fish_ids(read_topic(settings, settings.kafka.topics.weights)))
+    measured = fish_ids(read_topic(settings, settings.kafka.topics.input))
+    weighed = set(fish_ids(read_topic(settings, settings.kafka.topics.truth)))
     assert len(measured) == FISH
     assert len(set(measured)) == FISH
     wait_until_done(settings, FISH, len(weighed), timeout_s=300)

@@ -152,14 +152,14 @@ def start_on_cluster(
 def test_topics_are_replicated_on_three_nodes(cluster_streams: Settings) -> None:
     client = kafka_io.admin(cluster_streams.kafka)
     try:
-        (topic,) = client.describe_topics([cluster_streams.kafka.topics.measurements])
+        (topic,) = client.describe_topics([cluster_streams.kafka.topics.input])
         configs = client.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, cluster_streams.kafka.topics.measurements)]
+            [ConfigResource(ConfigResourceType.TOPIC, cluster_streams.kafka.topics.input)]
         )
     finally:
         client.close()
     assert {len(p["replica_nodes"]) for p in topic["partitions"]} == {BROKERS}
-    topic_configs = configs["topic"][cluster_streams.kafka.topics.measurements]
+    topic_configs = configs["topic"][cluster_streams.kafka.topics.input]
     assert topic_configs["min.insync.replicas"]["value"] == "2"
 
 

@@ -80,7 +80,7 @@ def test_a_broker_restart_mid_run_loses_nothing(
     start_service("join")
     wait_for(lambda: training_count(streams) > 2_000, 120, "joining")
     hold.release()
-    measurements = streams.kafka.topics.measurements
+    measurements = streams.kafka.topics.input
     wait_for(lambda: topic_size(streams, measurements) > HALF_WAY, 120, "the second half")
     with stack.paused("kafka"):
         time.sleep(3)

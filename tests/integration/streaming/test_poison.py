@@ -74,10 +74,8 @@ def test_poison_lands_in_the_dead_letter_topic_and_good_records_are_scored(
             good_ids.append(good.fish_id)
             # One key for the pair: the poison sits between good records of its partition.
             key = f"{round_}-{name}".encode()
-            producer.send(streams.kafka.topics.measurements, key=key, value=good.to_json()).get(30)
-            metadata = producer.send(streams.kafka.topics.measurements, key=key, value=value).get(
-                30
-            )
+            producer.send(streams.kafka.topics.input, key=key, value=good.to_json()).get(30)
+            metadata = producer.send(streams.kafka.topics.input, key=key, value=value).get(30)
             sent[(metadata.partition, metadata.offset)] = name
     producer.close()
 
@@ -101,7 +99,7 @@ def test_poison_lands_in_the_dead_letter_topic_and_good_records_are_scored(
     assert set(by_position) == set(sent)
     for position, name in sent.items():
         letter = by_position[position]
-        assert letter.source_topic == streams.kafka.topics.measurements
+        assert letter.source_topic == streams.kafka.topics.input
         assert POISON[name][1] in letter.error, (name, letter.error)
         value = POISON[name][0] or b""
         if name == "oversized":

@@ -18,7 +18,7 @@ from tidemark.judging.shadow import (
 from tidemark.registry.reader import VersionRef
 from tidemark.schemas import ModelDecision, ModelEvent, Scored, ShadowVerdict
 
-SETTINGS = Settings(shadow_min_fish=20, shadow_max_fish=2_000)
+SETTINGS = Settings(shadow_min_items=20, shadow_max_items=2_000)
 
 
 @dataclass
@@ -94,7 +94,7 @@ def test_a_better_challenger_is_promoted_once_and_the_promotion_carried_out() ->
     assert (decision.champion_version, decision.challenger_version) == ("1", "2")
     assert decision.verdict is ShadowVerdict.PROMOTE
     assert decision.decided_by == "monitor"
-    assert decision.n >= SETTINGS.shadow.min_fish
+    assert decision.n >= SETTINGS.shadow.min_items
     # The state was kept after every window until the verdict, then no more fish were taken.
     saved = ShadowEvaluation.from_json(registry.tags[SHADOW_STATE_TAG])
     assert saved.verdict is ShadowVerdict.PROMOTE

@@ -21,8 +21,8 @@ OLD_VARIABLES = {
     "TIDEMARK_KAFKA_BROKERS": "kafka.brokers",
     "TIDEMARK_KAFKA_SESSION_TIMEOUT_MS": "kafka.session_timeout_ms",
     "TIDEMARK_KAFKA_CLIENT_TIMEOUT_MS": "kafka.client_timeout_ms",
-    "TIDEMARK_TOPIC_MEASUREMENTS": "kafka.topics.measurements",
-    "TIDEMARK_TOPIC_WEIGHTS": "kafka.topics.weights",
+    "TIDEMARK_TOPIC_MEASUREMENTS": "kafka.topics.input",
+    "TIDEMARK_TOPIC_WEIGHTS": "kafka.topics.truth",
     "TIDEMARK_TOPIC_PREDICTIONS": "kafka.topics.predictions",
     "TIDEMARK_TOPIC_SCORED": "kafka.topics.scored",
     "TIDEMARK_TOPIC_RETRAIN_REQUESTS": "kafka.topics.retrain_requests",
@@ -78,18 +78,18 @@ OLD_VARIABLES = {
     "TIDEMARK_MONITOR_METRICS_PORT": "monitor.metrics_port",
     "TIDEMARK_EVIDENTLY_WORKSPACE": "monitor.evidently_workspace",
     "TIDEMARK_RETRAIN_LAST_N": "retrain.last_n",
-    "TIDEMARK_RETRAIN_SPECIES_MEMORY": "retrain.species_memory",
+    "TIDEMARK_RETRAIN_SPECIES_MEMORY": "retrain.segment_memory",
     "TIDEMARK_HOLDOUT_FRACTION": "retrain.holdout_fraction",
     "TIDEMARK_MIN_HOLDOUT_ROWS": "retrain.min_holdout_rows",
-    "TIDEMARK_MIN_HOLDOUT_ROWS_PER_SPECIES": "retrain.min_holdout_rows_per_species",
-    "TIDEMARK_MIN_TRAINING_ROWS_PER_SPECIES": "retrain.min_training_rows_per_species",
+    "TIDEMARK_MIN_HOLDOUT_ROWS_PER_SPECIES": "retrain.min_holdout_rows_per_segment",
+    "TIDEMARK_MIN_TRAINING_ROWS_PER_SPECIES": "retrain.min_training_rows_per_segment",
     "TIDEMARK_PROMOTION_MARGIN": "retrain.promotion_margin",
     "TIDEMARK_PROMOTION_ALPHA": "retrain.promotion_alpha",
     "TIDEMARK_TRANSIENT_RETRIES": "retrain.transient_retries",
     "TIDEMARK_TRANSIENT_RETRY_DELAY_S": "retrain.transient_retry_delay_s",
     "TIDEMARK_SHADOW_ALPHA": "shadow.alpha",
-    "TIDEMARK_SHADOW_MIN_FISH": "shadow.min_fish",
-    "TIDEMARK_SHADOW_MAX_FISH": "shadow.max_fish",
+    "TIDEMARK_SHADOW_MIN_FISH": "shadow.min_items",
+    "TIDEMARK_SHADOW_MAX_FISH": "shadow.max_items",
     "TIDEMARK_SHADOW_EFFECT_SCALE": "shadow.effect_scale",
     "TIDEMARK_SHADOW_ERROR_CAP": "shadow.error_cap",
     "TIDEMARK_STATE_DIR": "stack.state_dir",
@@ -103,8 +103,17 @@ OLD_VARIABLES = {
     "TIDEMARK_SCORERS": "stack.scorers",
     "TIDEMARK_SIMULATOR_RATE": "stack.simulator_rate",
     "TIDEMARK_SIMULATOR_LABEL_DELAY_S": "stack.simulator_label_delay_s",
-    "TIDEMARK_SIMULATOR_MISSING_WEIGHT_FRACTION": "stack.simulator_missing_weight_fraction",
+    "TIDEMARK_SIMULATOR_MISSING_WEIGHT_FRACTION": "stack.simulator_missing_truth_fraction",
     "TIDEMARK_EVIDENTLY_UI_PORT": "stack.evidently_ui_port",
+}
+# Names that followed the rule but spoke of one stream's words, renamed when the loop came to
+# speak of any project's (issue 23).
+RENAMED_FOR_PROJECTS = {
+    "TIDEMARK_KAFKA_TOPICS_MEASUREMENTS": "kafka.topics.input",
+    "TIDEMARK_KAFKA_TOPICS_WEIGHTS": "kafka.topics.truth",
+    "TIDEMARK_RETRAIN_MIN_HOLDOUT_ROWS_PER_SPECIES": "retrain.min_holdout_rows_per_segment",
+    "TIDEMARK_RETRAIN_MIN_TRAINING_ROWS_PER_SPECIES": "retrain.min_training_rows_per_segment",
+    "TIDEMARK_STACK_SIMULATOR_MISSING_WEIGHT_FRACTION": "stack.simulator_missing_truth_fraction",
 }
 
 
@@ -189,7 +198,7 @@ def test_every_variable_lands_in_its_setting(monkeypatch: pytest.MonkeyPatch) ->
 def test_the_deprecated_names_are_the_old_variables_that_break_the_rule() -> None:
     renamed = {
         variable.removeprefix("TIDEMARK_").lower(): place
-        for variable, place in OLD_VARIABLES.items()
+        for variable, place in (OLD_VARIABLES | RENAMED_FOR_PROJECTS).items()
         if variable.removeprefix("TIDEMARK_").lower() not in NAMES
     }
     assert set(DEPRECATED_NAMES) == set(renamed)
@@ -214,13 +223,31 @@ def test_every_old_variable_still_works_and_a_renamed_one_warns_once(
         assert _shown(_at(settings, place)) == text, place
     assert again == settings
     warned = [entry for entry in logs if entry["event"] == "deprecated setting name"]
-    assert sorted(entry["name"] for entry in warned) == sorted(
-        f"TIDEMARK_{old.upper()}" for old in DEPRECATED_NAMES
-    )
+    deprecated = {f"TIDEMARK_{old.upper()}": new for old, new in DEPRECATED_NAMES.items()}
+    given = {name: new for name, new in deprecated.items() if name in OLD_VARIABLES}
+    assert sorted(entry["name"] for entry in warned) == sorted(given)
     assert {entry["log_level"] for entry in warned} == {"warning"}
     assert {entry["use"] for entry in warned} == {
-        f"TIDEMARK_{new.upper()}" for new in DEPRECATED_NAMES.values()
+        f"TIDEMARK_{new.upper()}" for new in given.values()
     }
+
+
+@pytest.mark.usefixtures("warned_never")
+def test_a_name_of_one_streams_words_still_works_and_warns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    defaults = Settings(_env_file=None)
+    expected = {}
+    for index, (variable, place) in enumerate(RENAMED_FOR_PROJECTS.items()):
+        text = _distinct_text(index, place, _at(defaults, place))
+        monkeypatch.setenv(variable, text)
+        expected[place] = text
+    with capture_logs() as logs:
+        settings = Settings(_env_file=None)
+    for place, text in expected.items():
+        assert _shown(_at(settings, place)) == text, place
+    warned = {entry["name"] for entry in logs if entry["event"] == "deprecated setting name"}
+    assert warned == set(RENAMED_FOR_PROJECTS)
 
 
 @pytest.mark.usefixtures("warned_never")
@@ -320,9 +347,11 @@ def test_addresses_without_a_port_are_fine() -> None:
 
 
 def test_a_minimum_above_its_maximum_is_refused() -> None:
-    with pytest.raises(ValidationError, match="TIDEMARK_SHADOW_MIN_FISH=300 exceeds TIDEMARK_SHA"):
-        Settings(_env_file=None, shadow_min_fish=300, shadow_max_fish=200)
-    assert Settings(_env_file=None, shadow_min_fish=200, shadow_max_fish=200).shadow.min_fish == 200
+    with pytest.raises(ValidationError, match="TIDEMARK_SHADOW_MIN_ITEMS=300 exceeds TIDEMARK_SHA"):
+        Settings(_env_file=None, shadow_min_items=300, shadow_max_items=200)
+    assert (
+        Settings(_env_file=None, shadow_min_items=200, shadow_max_items=200).shadow.min_items == 200
+    )
     with pytest.raises(ValidationError, match="TIDEMARK_KAFKA_MIN_INSYNC_REPLICAS=3 exceeds"):
         Settings(
             _env_file=None, kafka_brokers=3, kafka_replication_factor=2, kafka_min_insync_replicas=3
@@ -345,7 +374,7 @@ def test_override_takes_names_and_sections_and_validates() -> None:
     settings = Settings(_env_file=None)
     changed = settings.override(kafka_topics_scored="t.scored", store=settings.store.model_copy())
     assert changed.kafka.topics.scored == "t.scored"
-    assert changed.kafka.topics.weights == settings.kafka.topics.weights
+    assert changed.kafka.topics.truth == settings.kafka.topics.truth
     assert changed.store == settings.store
     assert settings.kafka.topics.scored == "fish.scored"
     with pytest.raises(ValidationError, match="TIDEMARK_MONITOR_WINDOW_S\n"):

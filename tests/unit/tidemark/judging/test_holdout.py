@@ -18,8 +18,8 @@ from tidemark.model import TrainingDataError
 RULES = EvidenceRules(
     holdout_fraction=0.2,
     min_holdout_rows=30,
-    min_holdout_rows_per_species=15,
-    min_training_rows_per_species=30,
+    min_holdout_rows_per_segment=15,
+    min_training_rows_per_segment=30,
 )
 
 
@@ -81,8 +81,8 @@ def test_no_records_are_no_evidence() -> None:
 def test_the_rows_a_species_needs_follow_from_the_rules() -> None:
     assert RULES.rows_per_species == 45
     wide = EvidenceRules(
-        holdout_fraction=0.5, min_holdout_rows=5, min_holdout_rows_per_species=5,
-        min_training_rows_per_species=30,
+        holdout_fraction=0.5, min_holdout_rows=5, min_holdout_rows_per_segment=5,
+        min_training_rows_per_segment=30,
     )  # fmt: skip
     assert wide.rows_per_species == 60
     # Alone, a species must also fill the overall holdout minimum: 30 held out, 30 to train on.
@@ -96,8 +96,8 @@ def test_the_rows_a_species_needs_follow_from_the_rules() -> None:
             assert len(split_holdout(alone, RULES).holdout) >= RULES.min_holdout_rows
     assert EvidenceRules.of(Settings().retrain) == RULES
     with pytest.raises(ValueError, match="holdout_fraction"):
-        EvidenceRules(holdout_fraction=1.0, min_holdout_rows=5, min_holdout_rows_per_species=5,
-                      min_training_rows_per_species=5)  # fmt: skip
+        EvidenceRules(holdout_fraction=1.0, min_holdout_rows=5, min_holdout_rows_per_segment=5,
+                      min_training_rows_per_segment=5)  # fmt: skip
 
 
 def test_a_holdout_to_judge_a_version_on_needs_its_minimums() -> None:

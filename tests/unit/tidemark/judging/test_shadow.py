@@ -245,7 +245,7 @@ def test_the_decision_record_carries_the_evidence() -> None:
 
 
 def test_the_rules_come_from_the_settings() -> None:
-    settings = Settings(shadow_alpha=0.01, shadow_min_fish=50, promotion_margin=0.1)
+    settings = Settings(shadow_alpha=0.01, shadow_min_items=50, promotion_margin=0.1)
     config = ShadowRules.from_settings(settings)
     assert (config.alpha, config.min_fish, config.margin) == (0.01, 50, 0.1)
     assert ShadowRules.from_settings(settings, ShadowRole.ROLLBACK_WATCH).margin == 0.0
