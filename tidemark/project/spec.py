@@ -383,6 +383,13 @@ def load_project(path: Path) -> Project:
     return parse_project(data, str(path))
 
 
+def save_project(project: Project, path: Path) -> Path:
+    """Write a project file (YAML) that :func:`load_project` reads back as the same project."""
+    data = project.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
 def describe_errors(error: ValidationError) -> str:
     """One line naming each bad field and why, e.g. ``features.1.type: Input should be …``."""
     parts = []

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tidemark.config import Settings
 from tidemark.project.catalog import Catalog, load_catalog, topics_of
-from tidemark.project.spec import ProjectError, load_project
+from tidemark.project.spec import ProjectError, load_project, save_project
 
 REPO = Path(__file__).parents[4]
 FISH = load_project(REPO / "projects" / "fish-weight.toml")
@@ -53,9 +52,8 @@ def test_two_projects_may_not_share_a_name_or_a_topic() -> None:
 
 def test_a_stack_runs_the_named_projects_in_order(tmp_path: Path) -> None:
     for project in (FISH, FISH.variant("fish-b")):
-        (tmp_path / f"{project.name}.yaml").write_text(
-            yaml.safe_dump(project.model_dump(mode="json", exclude_none=True))
-        )
+        saved = save_project(project, tmp_path / f"{project.name}.yaml")
+        assert load_project(saved) == project
     assert load_catalog(tmp_path).names == ("fish-b", "fish-weight")
     assert load_catalog(tmp_path, ["fish-weight", "fish-b"]).default.name == "fish-weight"
     with pytest.raises(ProjectError, match="no project file absent"):
