@@ -17,6 +17,7 @@ from kafka.structs import TopicPartition
 from pydantic import ValidationError
 
 from tidemark.config import Settings
+from tidemark.project.catalog import stack_catalog
 from tidemark.schemas import Contract, ModelDecision, RetrainRequest, Scored
 from tidemark.store import TrainingStore
 
@@ -58,7 +59,7 @@ def scored_from_kafka(settings: Settings) -> list[Scored]:
 
 def scored_from_store(settings: Settings, last: int) -> list[Scored]:
     """The ``last`` most recently measured joined records of the training store."""
-    with TrainingStore(settings.store) as store:
+    with TrainingStore(settings.store, stack_catalog(settings.projects).contracts()) as store:
         frame = store.recent(last)
     return [Scored.model_validate(row) for row in frame.to_dict("records")]
 

@@ -19,6 +19,7 @@ from tidemark.judging.holdout import EvidenceRules, InsufficientEvidenceError, c
 from tidemark.judging.tags import decision_tags, evidence_tags
 from tidemark.model import SPECIES, TrainingDataError
 from tidemark.orchestration import PROMOTE_FLOW
+from tidemark.project.catalog import stack_catalog
 from tidemark.registry import writer as registry
 from tidemark.store import TrainingStore
 
@@ -66,7 +67,7 @@ def promote(version: str, force: bool = False, last_n: int | None = None) -> Flo
             reason=ruling.reason,
             production_version=version,
         )
-    with TrainingStore(settings.store) as store:
+    with TrainingStore(settings.store, stack_catalog(settings.projects).contracts()) as store:
         recent = store.recent(settings.retrain.last_n if last_n is None else last_n)
     if recent.empty:
         raise TrainingDataError(

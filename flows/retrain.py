@@ -14,10 +14,11 @@ from flows.outcome import FlowOutcome
 from tidemark.config import Settings, get_settings
 from tidemark.model import SPECIES, TrainingDataError
 from tidemark.orchestration import RETRAIN_FLOW
+from tidemark.project.catalog import stack_catalog
 from tidemark.registry.notes import Trigger
 from tidemark.registry.writer import RecordSource
 from tidemark.schemas import RetrainReason
-from tidemark.store import MEASURED_AT, TrainingStore
+from tidemark.store import TrainingStore
 
 
 @task(cache_policy=NO_CACHE)
@@ -39,38 +40,38 @@ def read_records(
     than the window holds, so that the fish of the window weigh at least as much as any species
     remembered. An empty window stays empty.
     """
-    with TrainingStore(settings.store) as store:
+    with TrainingStore(settings.store, stack_catalog(settings.projects).contracts()) as store:
         query: dict[str, Any]
         if window_start is not None:
             end = window_end or datetime.now(UTC)
             data = store.window(window_start, end)
             own = frozenset(data[SPECIES].astype(str))
-            query = {"filter": store.window_filter(window_start, end), "sort": MEASURED_AT}
+            query = {"filter": store.window_filter(window_start, end), "sort": store.time}
             keep = min(settings.retrain.segment_memory, len(data))
             counts = data[SPECIES].astype(str).value_counts()
             wanted = {
                 species: keep - int(counts.get(species, 0))
-                for species in store.species_before(window_start, required or own)
+                for species in store.segments_before(window_start, required or own)
             }
             wanted = {species: n for species, n in wanted.items() if n > 0}
             if wanted:
-                earlier = store.latest_per_species(window_start, wanted)
+                earlier = store.latest_per_segment(window_start, wanted)
                 if not earlier.empty:
                     # Remembered species are judged on their own latest records when they have
                     # evidence enough, and only trained on otherwise (tidemark.judging.holdout).
                     data = pd.concat([earlier, data], ignore_index=True)
                     query["remembered"] = {
                         "filters": [
-                            {"filter": store.species_filter(species, window_start), "limit": n}
+                            {"filter": store.segment_filter(species, window_start), "limit": n}
                             for species, n in sorted(wanted.items())
                         ],
-                        "sort": f"-{MEASURED_AT}",
+                        "sort": f"-{store.time}",
                     }
         else:
             n = last_n or settings.retrain.last_n
             data = store.recent(n)
             own = frozenset(data[SPECIES].astype(str)) if not data.empty else frozenset()
-            query = {"filter": {}, "sort": f"-{MEASURED_AT}", "limit": n}
+            query = {"filter": {}, "sort": f"-{store.time}", "limit": n}
         return data, RecordSource(store.source_uri, query), own
 
 

@@ -170,10 +170,15 @@ def join(
 ) -> None:
     """Join predictions with true weights into fish.scored and the training store."""
     from streaming.joiner import REGISTRY, Joiner
+    from tidemark.project.catalog import stack_catalog
     from tidemark.store import TrainingStore
     from tidemark.stream.service import run_service
 
     settings = get_settings()
-    with TrainingStore(settings.store) as store, closing(Joiner(settings, store)) as joiner:
+    contracts = stack_catalog(settings.projects).contracts()
+    with (
+        TrainingStore(settings.store, contracts) as store,
+        closing(Joiner(settings, store)) as joiner,
+    ):
         port = metrics_port or settings.stream.joiner_metrics_port
         run_service("joiner", joiner, settings, port, REGISTRY)

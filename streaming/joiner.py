@@ -209,7 +209,9 @@ class Joiner(Handler[Prediction | Weight, Durable]):
 
     def durable(self, payload: Durable) -> None:
         """An acknowledged batch: store its joined records and its join_pending entries."""
-        self.store.upsert_many(payload.scored)
+        self.store.insert_documents(
+            {"_id": record.fish_id, **record.model_dump(mode="python")} for record in payload.scored
+        )
         insert_new(self.pending_collection, payload.pending)
 
     def expire(self) -> None:

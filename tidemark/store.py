@@ -1,10 +1,10 @@
-"""The training store: joined records (a prediction with its true weight) in MongoDB.
+"""The training store: a project's joined records (a prediction with its truth) in MongoDB.
 
-One document per fish in the ``training_data`` collection, keyed by ``_id = fish_id``, so an
+One document per item in the project's collection, keyed by ``_id`` = the item's key, so an
 upsert is idempotent on any MongoDB-compatible server (FerretDB included): replaying a stream
 or restarting the joiner never duplicates a training row. Reads come back as DataFrames with
-every field of :class:`tidemark.schemas.Scored` as a column, oldest first, ready for
-``tidemark.model.train``. Transient connection errors are retried.
+every field of the project's scored record as a column, oldest first by the input's event
+time, ready for ``tidemark.modelling.training.train``. Transient connection errors are retried.
 """
 
 from __future__ import annotations
@@ -21,15 +21,13 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 
 from tidemark.config import StoreSettings
 from tidemark.logs import get_logger
-from tidemark.schemas import Scored
+from tidemark.project.contracts import Contracts, Scored
 
 if TYPE_CHECKING:
     import pandas as pd
 
 log = get_logger("store")
 
-COLUMNS = tuple(Scored.model_fields)
-MEASURED_AT = "measured_at"
 _BATCH = 1_000
 _DUPLICATE_KEY = 11000
 
@@ -73,16 +71,20 @@ def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-def to_document(record: Scored) -> Document:
-    """The MongoDB document of a joined record: its fields, keyed by its fish id."""
-    return {"_id": record.fish_id, **record.model_dump(mode="python")}
-
-
 class TrainingStore:
-    """The ``training_data`` collection: idempotent writes, recent and time-window reads."""
+    """A project's joined records: idempotent writes, recent, time-window and per-segment reads.
 
-    def __init__(self, store: StoreSettings) -> None:
+    ``store`` names the collection (a project's settings name its own, see
+    ``tidemark.project.catalog``); ``contracts`` say what a record holds.
+    """
+
+    def __init__(self, store: StoreSettings, contracts: Contracts) -> None:
         self.store = store
+        self.contracts = contracts
+        project = contracts.project
+        self.time = project.times.input
+        self.segment = project.segment
+        self.columns = tuple(contracts.scored.model_fields)
         self._client: MongoClient[Document] = MongoClient(
             store.uri,
             tz_aware=True,
@@ -118,29 +120,37 @@ class TrainingStore:
 
     @_transient
     def ensure_indexes(self) -> None:
-        """Index ``measured_at`` for the recent and window reads (``_id`` is unique already)."""
+        """Index the input's event time for the recent and window reads (``_id`` is unique)."""
         if not self._indexed:
-            self.collection.create_index([(MEASURED_AT, ASCENDING)], name="measured_at")
+            self.collection.create_index([(self.time, ASCENDING)], name=self.time)
             self._indexed = True
 
+    def document(self, record: Scored) -> Document:
+        """The MongoDB document of a joined record: its fields, keyed by the item's key."""
+        return {"_id": record.key, **self.contracts.scored_fields(record)}
+
     def upsert(self, record: Scored) -> bool:
-        """Store one joined record unless its fish is stored already; True if it was new."""
+        """Store one joined record unless its item is stored already; True if it was new."""
         return self.upsert_many([record]) == 1
 
     def upsert_many(self, records: Iterable[Scored]) -> int:
-        """Store joined records whose fish is not stored yet; returns how many were new.
+        """Store joined records whose item is not stored yet; returns how many were new.
 
-        The semantics of an upsert with ``$setOnInsert``: the first record of a fish stands and
-        writing it again changes nothing, so replays and restarts never duplicate a training
-        row. It is done as an unordered bulk insert that lets duplicate ids fail, because
-        updates by ``_id`` cost a table scan each on FerretDB's SQLite backend while inserts
-        are batched.
+        The semantics of an upsert with ``$setOnInsert``: the first record of an item stands
+        and writing it again changes nothing, so replays and restarts never duplicate a
+        training row. It is done as an unordered bulk insert that lets duplicate ids fail,
+        because updates by ``_id`` cost a table scan each on FerretDB's SQLite backend while
+        inserts are batched.
         """
+        return self.insert_documents(self.document(record) for record in records)
+
+    def insert_documents(self, documents: Iterable[Document]) -> int:
+        """Store documents (``_id`` = key) whose item is not stored yet; how many were new."""
         self.ensure_indexes()
         new = 0
         batch: list[Document] = []
-        for record in records:
-            batch.append(to_document(record))
+        for document in documents:
+            batch.append(document)
             if len(batch) >= _BATCH:
                 new += self._insert(batch)
                 batch = []
@@ -159,66 +169,68 @@ class TrainingStore:
         return self.collection.count_documents({})
 
     def recent(self, n: int) -> pd.DataFrame:
-        """The ``n`` most recent records by ``measured_at``."""
+        """The ``n`` most recent records by the input's event time."""
         if n < 1:
             raise ValueError(f"n must be at least 1, got {n}")
         return self._frame(self._find({}, n))
 
     def window(self, start: datetime, end: datetime) -> pd.DataFrame:
-        """The records measured in ``[start, end]`` (both inclusive)."""
+        """The records whose input time is in ``[start, end]`` (both inclusive)."""
         return self._frame(self._find(self.window_filter(start, end), None))
 
-    def latest_per_species(self, before: datetime, wanted: Mapping[str, int]) -> pd.DataFrame:
-        """Up to ``wanted[species]`` of the latest records of each species measured before
+    def latest_per_segment(self, before: datetime, wanted: Mapping[str, int]) -> pd.DataFrame:
+        """Up to ``wanted[segment]`` of the latest records of each segment seen before
         ``before``."""
         return self._frame(
             [
                 document
-                for species, n in sorted(wanted.items())
+                for segment, n in sorted(wanted.items())
                 if n > 0
-                for document in self._find(self.species_filter(species, before), n)
+                for document in self._find(self.segment_filter(segment, before), n)
             ]
         )
 
     @_transient
-    def species_before(self, before: datetime, exclude: Iterable[str] = ()) -> list[str]:
-        """The species of the records measured before ``before``, but those in ``exclude``."""
-        found = self.collection.distinct("species", {MEASURED_AT: {"$lt": _utc(before)}})
-        # A record written past the contract may lack its species: there is none to remember.
+    def segments_before(self, before: datetime, exclude: Iterable[str] = ()) -> list[str]:
+        """The segments of the records seen before ``before``, but those in ``exclude``."""
+        if self.segment is None:
+            return []
+        found = self.collection.distinct(self.segment, {self.time: {"$lt": _utc(before)}})
+        # A record written past the contract may lack its segment: there is none to remember.
         return sorted({s for s in found if isinstance(s, str)} - set(exclude))
 
-    @staticmethod
-    def species_filter(species: str, before: datetime) -> Document:
-        """The query ``latest_per_species`` runs for one species, for lineage records."""
-        return {"species": species, MEASURED_AT: {"$lt": _utc(before)}}
+    def segment_filter(self, segment: str, before: datetime) -> Document:
+        """The query ``latest_per_segment`` runs for one segment, for lineage records."""
+        if self.segment is None:
+            raise ValueError(f"{self.contracts.project.name} has no segment")
+        return {self.segment: segment, self.time: {"$lt": _utc(before)}}
 
-    @staticmethod
-    def window_filter(start: datetime, end: datetime) -> Document:
+    def window_filter(self, start: datetime, end: datetime) -> Document:
         """The query that ``window`` runs, for lineage records."""
         if start.tzinfo is None or end.tzinfo is None:
             raise ValueError("window bounds must be timezone-aware")
         if end < start:
             raise ValueError(f"window ends ({end}) before it starts ({start})")
-        return {MEASURED_AT: {"$gte": start.astimezone(UTC), "$lte": end.astimezone(UTC)}}
+        return {self.time: {"$gte": start.astimezone(UTC), "$lte": end.astimezone(UTC)}}
 
     @_transient
     def _find(self, query: Mapping[str, Any], limit: int | None) -> list[Document]:
         if limit is None:
-            cursor = self.collection.find(query, sort=[(MEASURED_AT, ASCENDING)])
+            cursor = self.collection.find(query, sort=[(self.time, ASCENDING)])
             return list(cursor)
         # The newest n, read newest first, returned oldest first like every other read.
-        newest = list(self.collection.find(query, sort=[(MEASURED_AT, DESCENDING)], limit=limit))
+        newest = list(self.collection.find(query, sort=[(self.time, DESCENDING)], limit=limit))
         return newest[::-1]
 
-    @staticmethod
-    def _frame(documents: list[Document]) -> pd.DataFrame:
+    def _frame(self, documents: list[Document]) -> pd.DataFrame:
         # Imported here: the joiner writes records without pandas; only the readers need it.
         import pandas as pd
 
         # Missing fields become NaN, which training reports as bad values instead of hiding.
-        frame = pd.DataFrame.from_records(documents, columns=["_id", *COLUMNS])
-        frame["fish_id"] = frame["fish_id"].fillna(frame["_id"])
+        frame = pd.DataFrame.from_records(documents, columns=["_id", *self.columns])
+        key = self.contracts.project.key
+        frame[key] = frame[key].fillna(frame["_id"])
         frame = frame.drop(columns="_id")
-        for column in (MEASURED_AT, "predicted_at", "joined_at"):
+        for column in (self.time, "predicted_at", "joined_at"):
             frame[column] = pd.to_datetime(frame[column], utc=True)
         return frame.reset_index(drop=True)

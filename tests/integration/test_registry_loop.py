@@ -28,12 +28,15 @@ from infra.local.stack import Stack
 from tidemark.config import Settings, get_settings
 from tidemark.model import TrainingDataError, evaluate
 from tidemark.orchestration import RETRAIN_DEPLOYMENT, deployments_ready, prefect_api
+from tidemark.project.catalog import load_catalog
 from tidemark.registry import writer as registry
 from tidemark.scenario import generate_frame, load_scenario
 from tidemark.schemas import Scored
 from tidemark.store import TrainingStore
 
 SHIFT_START = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+
+FISH = load_catalog(Path("projects")).contracts("fish-weight")
 
 
 def _env(settings: Settings) -> dict[str, str]:
@@ -90,9 +93,11 @@ def store_phase(settings: Settings, phase: str, seed: int, start: datetime, coun
                 joined_at=at + timedelta(seconds=30),
             )
         )
-    with TrainingStore(settings.store) as store:
-        assert store.upsert_many(records) == count
-        assert store.upsert_many(records) == 0  # idempotent: a replay adds nothing
+    with TrainingStore(settings.store, FISH) as store:
+        assert store.upsert_many([FISH.decode_scored(r.to_json()) for r in records]) == count
+        assert (
+            store.upsert_many([FISH.decode_scored(r.to_json()) for r in records]) == 0
+        )  # idempotent: a replay adds nothing
 
 
 def version(settings: Settings, number: str) -> registry.VersionInfo:
@@ -214,7 +219,7 @@ def test_an_empty_window_fails_and_promotes_nothing(settings: Settings) -> None:
 def test_a_window_of_broken_records_fails_and_promotes_nothing(settings: Settings) -> None:
     start = datetime(2001, 1, 1, tzinfo=UTC)
     store_phase(settings, "salmon", seed=11, start=start, count=60)
-    with TrainingStore(settings.store) as store:
+    with TrainingStore(settings.store, FISH) as store:
         # Written past the data contract, as a faulty writer could.
         store.collection.insert_many(
             [
@@ -316,7 +321,7 @@ def test_a_retrain_triggered_through_the_prefect_api_completes(
 
 
 def test_the_store_reads_recent_and_windowed_records_in_time_order(settings: Settings) -> None:
-    with TrainingStore(settings.store) as store:
+    with TrainingStore(settings.store, FISH) as store:
         recent = store.recent(50)
         window = store.window(SHIFT_START, SHIFT_START + timedelta(seconds=9))
     assert len(recent) == 50

@@ -14,10 +14,13 @@ from monitoring.trigger import RetrainTrigger
 from tests.integration.monitoring.fish import produce, scored_fish, window_aligned_start
 from tidemark import kafka_io
 from tidemark.config import SECTIONS, Settings
+from tidemark.project.catalog import load_catalog
 from tidemark.schemas import RetrainReason, RetrainRequest, utc_now
 from tidemark.store import TrainingStore
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+FISH = load_catalog(Path("projects")).contracts("fish-weight")
 
 
 def tidemark(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -74,8 +77,8 @@ def test_report_from_the_topic_and_from_the_store(
     assert all(p.stat().st_size > 10_000 for p in pages)
     assert "drift share 0.00" in done.stdout  # the latest window: salmon like the training data
 
-    with TrainingStore(settings.store) as store:
-        store.upsert_many(fish)
+    with TrainingStore(settings.store, FISH) as store:
+        store.upsert_many([FISH.decode_scored(r.to_json()) for r in fish])
     from_store = tmp_path / "from-store.png"
     done = tidemark(settings, "report", "--source", "mongo", "--output", str(from_store))
     assert done.returncode == 0, done.stdout + done.stderr
