@@ -56,6 +56,7 @@ def _run(args: list[str], state: Path) -> dict[str, object]:
         "TIDEMARK_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
         "TIDEMARK_KAFKA_CLIENT_TIMEOUT_MS": "1000",
         "TIDEMARK_REGISTRY_TRACKING_URI": "http://127.0.0.1:1",
+        "TIDEMARK_PROJECTS_DIR": str(Path(__file__).resolve().parents[2] / "projects"),
     }
     done = subprocess.run(
         [sys.executable, "-c", _RUN.format(args=args)],
