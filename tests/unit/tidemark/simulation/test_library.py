@@ -72,7 +72,7 @@ def test_a_file_in_the_working_directory_wins_over_a_name(
     (tree / "winter").write_text(SMALL.replace("name: small", "name: my-winter"))
     project = load_project(tree / "projects" / "bakery-loaf.yaml")
     assert load_scenario(project, "winter").name == "my-winter"
-    with pytest.raises(ScenarioError, match="cannot read scenario nowhere.yaml"):
+    with pytest.raises(ScenarioError, match=r"cannot read scenario nowhere\.yaml"):
         load_scenario(project, "nowhere.yaml")
 
 
