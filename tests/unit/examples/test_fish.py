@@ -8,6 +8,7 @@ law is computed as ``a·L^(b-c)·H^c`` instead of ``a·L^b·(H/L)^c``).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from tidemark.project.contracts import Contracts
 from tidemark.project.spec import load_project
 from tidemark.simulation.generate import generate, generate_frame
 from tidemark.simulation.library import load_scenario, packaged_scenarios
+from tidemark.simulation.scenario import ScenarioError, bind, parse_spec
 from tidemark.simulation.spec import NOISE_CLIP_SD, LinearLaw, PowerLaw
 
 REPO = Path(__file__).parents[3]
@@ -144,3 +146,17 @@ def test_walleye_are_lighter_than_salmon_of_their_size() -> None:
     assert isinstance(walleye, PowerLaw)
     size = {"length_cm": np.array([50.0]), "height_cm": np.array([11.0])}
     assert walleye.median(size, 1)[0] < 0.9 * salmon.median(size, 1)[0]
+
+
+def test_a_fish_too_long_for_the_project_is_refused_naming_the_field() -> None:
+    text = (REPO / "examples" / "fish" / "scenarios" / "default.yaml").read_text()
+    too_long = text.replace("min: 50.0, max: 90.0}", "min: 50.0, max: 900.0}", 1)
+    # The message the README quotes.
+    with pytest.raises(
+        ScenarioError,
+        match=re.escape(
+            "phases.0.segments.salmon.features.length_cm: draws range over [50, 900] cm, "
+            "outside length_cm's bounds (0, 800] cm"
+        ),
+    ):
+        bind(parse_spec(too_long, "too long"), FISH)
