@@ -33,9 +33,9 @@ def simulate(
     scenario: Annotated[
         list[str] | None,
         typer.Option(
-            help="A scenario of the project by name (fish-weight: default, tutorial, "
-            "never-seen, growth, near-floor), or a scenario file, which names its project; "
-            "repeat files for several projects. Default: each project's default scenario.",
+            help="A scenario of the project by name (a YAML file of the folder its project "
+            "file names), or a scenario file, which names its project; repeat files for "
+            "several projects. Default: each project's default scenario.",
         ),
     ] = None,
     csv: Annotated[

@@ -7,23 +7,28 @@ project's; the scenario is checked against the project when loaded (unknown feat
 or laws that could leave the project's bounds, a segment that is not one of its values…), so
 every generated record is one the stream accepts::
 
-    name: salmon-walleye-salmon
-    project: fish-weight
+    name: rye-and-spelt
+    project: bakery-loaf
+    data:
+      loaves: {file: loaves.csv}                        # a CSV beside the scenario
     phases:
-      - name: salmon
+      - name: morning
         count: 1500
         segments:
-          salmon:
-            share: 1.0                                  # relative share of the phase's items
+          rye:
+            share: 3.0                                  # relative share of the phase's items
             features:
-              length_cm: {mean: 70, sd: 8, min: 50, max: 90}     # normal, clipped to [min, max]
-              height_cm: {ratio_of: length_cm, mean: 0.24, sd: 0.012, min: 0.20, max: 0.28}
-            target: {law: power, scale: 4.86e-5, exponents: {length_cm: 2.0, height_cm: 1.0},
-                     noise_sd: 0.07}
+              dough_g: {mean: 800, sd: 60, min: 600, max: 1000}  # normal, clipped to [min, max]
+              crust_g: {ratio_of: dough_g, mean: 0.2, sd: 0.02, min: 0.15, max: 0.25}
+              oven: {choice: {north: 3, south: 1}}
+            target: {law: power, scale: 0.9, exponents: {dough_g: 1.0}, noise_sd: 0.05}
+          spelt:
+            share: 1.0
+            resample: {data: loaves, noise_sd: 0.01}    # real spelt loaves, remeasured
 
 Features are drawn from a clipped normal (``mean, sd, min, max``), as a share of another
 number (``ratio_of`` and the share's clipped normal), or among categories with weights
-(``choice: {Biscoe: 2, Dream: 1}``). An optional feature not drawn is absent. The target
+(``choice: {north: 3, south: 1}``). An optional feature not drawn is absent. The target
 follows a law:
 
 - ``power``: ``scale * Π feature**exponent * exp(noise_sd * z)``, multiplicative log-normal
@@ -33,14 +38,13 @@ follows a law:
 
 ``z`` is standard normal, clipped to ``±NOISE_CLIP_SD``. Instead of drawing, a segment may
 replay the real rows of that segment of a data set, each number with relative measurement
-noise: ``resample: {data: penguins, noise_sd: 0.01}``, the data set named at the top of the
-file, a CSV beside the scenario (``data: {penguins: {file: penguins.csv}}``) or inside an
-installed package (``{package: palmerpenguins, path: data/penguins.csv}``). A project without
-a segment names its phases' populations freely (they are not written into the records).
+noise (``resample``): the data set is named at the top of the file, a CSV beside the scenario
+or inside an installed package (``{package: bakery_data, path: data/loaves.csv}``). A project
+without a segment names its phases' populations freely (they are not written into the records).
 
 A scenario may give its line's pace, ``event_interval_s`` (seconds between two items), which
 the simulator uses unless told another rate. The scenarios of a project are the YAML files of
-the folder its project file names (``scenarios = "../examples/fish/scenarios"``), each known
+the folder its project file names (``scenarios = "../examples/bakery/scenarios"``), each known
 by its file name; ``default`` is played when none is named (:mod:`.library`).
 
 Generation is deterministic for a seed (:mod:`.generate`): each phase draws from its own

@@ -1,6 +1,6 @@
 """Where a project's scenarios are: the folder its project file names, one YAML file each.
 
-A project file says ``scenarios = "../examples/fish/scenarios"`` (relative to itself); every
+A project file says ``scenarios = "../examples/bakery/scenarios"`` (relative to itself); every
 ``*.yaml`` there is a scenario of that project, known by its file name (``default.yaml`` is
 ``default``, the one played when none is named). A scenario elsewhere is given by its path.
 """

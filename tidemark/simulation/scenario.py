@@ -5,7 +5,7 @@ of the project's, of the right type; each segment a value of the project's segme
 spelling; each draw and each target law must stay within the project's bounds at its extremes
 (draws are clipped and noise is clipped at ``NOISE_CLIP_SD``, so the extremes are known); the
 project's required features must all be drawn. Every problem is reported at once, each naming
-its field (``phases.0.segments.salmon.features.length_cm: …``), so that every record the
+its field (``phases.0.segments.rye.features.dough_g: …``), so that every record the
 scenario generates is one the stream accepts.
 """
 

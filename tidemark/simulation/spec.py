@@ -55,7 +55,7 @@ class Normal(_Spec):
 class Ratio(Normal):
     """A share of another number of the same item: ``ratio_of`` times a clipped normal.
 
-    A fish's height as a share of its length keeps tall fish long, as real ones are.
+    A loaf's crust as a share of its dough keeps the crust of big loaves big, as it is.
     """
 
     ratio_of: FieldName

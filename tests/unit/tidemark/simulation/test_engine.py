@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
 import time
 import uuid
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import tidemark.simulation
 from tests.unit.tidemark.simulation.bakery import BAKERY, LOAVES, SMALL, scenario
 from tidemark.project.contracts import Contracts
 from tidemark.project.spec import parse_project
@@ -318,3 +320,12 @@ def test_fresh_seeds_never_repeat_a_key_of_an_earlier_run() -> None:
     assert second > first
     earlier = set(generate_frame(small, first)["loaf_id"])
     assert earlier.isdisjoint(generate_frame(small, second)["loaf_id"])
+
+
+def test_the_documented_example_is_a_scenario(tmp_path: Path) -> None:
+    doc = tidemark.simulation.__doc__ or ""
+    block = doc.split("::\n\n", 1)[1].split("\n\n", 1)[0]
+    (tmp_path / "loaves.csv").write_text(LOAVES)
+    example = scenario(textwrap.dedent(block), folder=tmp_path)
+    frame = generate_frame(example, 1)
+    assert set(frame.recipe) == {"rye", "spelt"}
