@@ -1,10 +1,10 @@
 """Plays a scenario phase by phase through the simulator, each phase at its own pace.
 
-The fish are exactly those of ``tidemark simulate`` for the same scenario and seed (same ids,
-same order); only the pace differs per phase, so that a demo or a test can pass quickly over the
-stationary start and give the loop time to react during the shift. Event time is either the
-wall clock or simulated (``event_time_start`` + one ``event_interval_s`` per fish, continuous
-across phases).
+The items are exactly those of ``tidemark simulate`` for the same scenario and seed (same keys,
+same order), sent to the topics of the scenario's project; only the pace differs per phase, so
+that a demo or a test can pass quickly over the stationary start and give the loop time to react
+during the shift. Event time is either the wall clock or simulated (``event_time_start`` + one
+``event_interval_s`` per item, continuous across phases).
 """
 
 from __future__ import annotations
@@ -14,19 +14,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from streaming.simulator import SimulationOptions, publish, scenario_fish
+from streaming.simulator import Feed, SimulationOptions, publish, scenario_rows
 from tidemark.config import Settings
-from tidemark.scenario import Scenario
+from tidemark.project.catalog import project_settings
+from tidemark.project.contracts import Contracts
 from tidemark.schemas import utc_now
+from tidemark.simulation.scenario import Scenario
 
 
 @dataclass(frozen=True)
 class PhaseStart:
-    """When a phase began: on the wall clock, and in event time (its first fish's measured_at)."""
+    """When a phase began: on the wall clock, and in event time (its first item's)."""
 
     name: str
     index: int
-    first_fish: int
+    first_item: int
     wall: datetime
     event: datetime
 
@@ -43,10 +45,11 @@ def play(
     on_phase: Callable[[PhaseStart], None] | None = None,
     stop: Callable[[], bool] = lambda: False,
 ) -> list[PhaseStart]:
-    """Send every fish of ``scenario``, phase ``i`` at ``rates[i]`` fish per second."""
+    """Send every item of ``scenario``, phase ``i`` at ``rates[i]`` items per second."""
     if len(rates) != len(scenario.phases):
         raise ValueError(f"need {len(scenario.phases)} rates (one per phase), got {len(rates)}")
-    fish = scenario_fish(scenario, seed, loop=False)
+    contracts = Contracts(scenario.project)
+    rows = scenario_rows(scenario, seed, loop=False)
     starts = []
     first = 0
     for index, (phase, rate) in enumerate(zip(scenario.phases, rates, strict=True)):
@@ -69,6 +72,13 @@ def play(
             event_time_start=event_start,
             event_interval_s=event_interval_s,
         )
-        publish(settings, itertools.islice(fish, phase.count), options, stop=stop)
+        topics = project_settings(contracts.project, settings).kafka.topics
+        feed = Feed(
+            contracts,
+            itertools.islice(rows, phase.count),
+            options,
+            {"input": topics.input, "truth": topics.truth},
+        )
+        publish(settings, [feed], stop=stop)
         first += phase.count
     return starts

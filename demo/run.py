@@ -29,11 +29,24 @@ from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.model import known_species
 from tidemark.orchestration import PROMOTE_DEPLOYMENT, RETIRE_CHALLENGER_DEPLOYMENT, prefect_api
+from tidemark.project.catalog import load_catalog
+from tidemark.project.spec import Project
 from tidemark.registry import writer as registry
-from tidemark.scenario import Scenario, fresh_seed, generate_frame, load_scenario
 from tidemark.schemas import RetrainReason, utc_now
+from tidemark.simulation.generate import fresh_seed, generate_frame
+from tidemark.simulation.library import load_scenario
+from tidemark.simulation.scenario import Scenario
 
 Say = Callable[[str], None]
+# The demo plays the fish project's default scenario. The stack's projects are read from this
+# folder (relative to where `make demo` runs) until the settings name it.
+PROJECTS = Path("projects")
+DEMO_PROJECT = "fish-weight"
+
+
+def demo_project() -> Project:
+    """The project whose default scenario the demo plays: the fish."""
+    return load_catalog(PROJECTS).get(DEMO_PROJECT)
 
 
 @dataclass(frozen=True)
@@ -48,7 +61,7 @@ class DemoResult:
 def phase_rates(
     scenario: Scenario, windows: Sequence[float], window_s: float, min_shift_s: float
 ) -> list[float]:
-    """Fish per second so that phase ``i`` lasts ``windows[i]`` monitor windows.
+    """Items per second so that phase ``i`` lasts ``windows[i]`` monitor windows.
 
     The shifted phase (the second) lasts at least ``min_shift_s``, so that the retrain, which
     takes a minute or two whatever the window size, lands while the new fish still arrive.
@@ -141,12 +154,17 @@ def run_demo(
     min_shift_s: float,
     say: Say,
     line_paused: AbstractContextManager[object] | None = None,
+    project: Project | None = None,
 ) -> DemoResult:
-    """Play the default scenario on the running stack and tell what the loop did."""
-    scenario = load_scenario()
+    """Play the fish's default scenario on the running stack and tell what the loop did.
+
+    ``project`` is the fish project the items go to (the demo's own by default; a test gives
+    a variant on its own topics).
+    """
+    scenario = load_scenario(project or demo_project())
     rates = phase_rates(scenario, phase_windows, settings.monitor.window_s, min_shift_s)
     seed = fresh_seed()
-    fish_ids = frozenset(generate_frame(scenario, seed)["fish_id"])
+    fish_ids = frozenset(generate_frame(scenario, seed)[scenario.project.key])
     with line_paused or nullcontext():
         if line_paused is not None:
             settle = line_settle_s(settings)

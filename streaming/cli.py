@@ -1,12 +1,12 @@
 """``tidemark simulate``, ``tidemark score`` and ``tidemark join``: the streaming commands.
 
 Each command imports what it runs inside its body: the simulator and the joiner never load
-the model's libraries (scikit-learn, scipy, pandas), and the scorer never loads MLflow.
+the model's libraries (scikit-learn, scipy, pandas; a ``--csv`` replay reads its file with
+pandas), and the scorer never loads MLflow.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,42 +18,66 @@ from tidemark.config import get_settings
 
 if TYPE_CHECKING:
     from streaming.simulator import SimulationStats
-    from tidemark.scenario import FishRecord
 
 
 def simulate(
-    scenario: Annotated[
-        Path | None,
+    project: Annotated[
+        list[str] | None,
         typer.Option(
-            help="Scenario YAML, or the name of a packaged one (default, tutorial, never-seen, "
-            "growth); the salmon → walleye → salmon default by default."
+            "--project",
+            help="A project to simulate; repeat it for several at once (default: those the "
+            "scenario files name, else the default project, the first of --projects).",
+        ),
+    ] = None,
+    scenario: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A scenario of the project by name (a YAML file of the folder its project "
+            "file names), or a scenario file, which names its project; repeat files for "
+            "several projects. Default: each project's default scenario.",
         ),
     ] = None,
     csv: Annotated[
-        Path | None, typer.Option(help="Replay this CSV of fish instead of a scenario.")
+        Path | None,
+        typer.Option(help="Replay this CSV in the project's shape instead of a scenario."),
     ] = None,
+    order_by: Annotated[
+        str | None, typer.Option(help="Replay the CSV in the order of this column.")
+    ] = None,
+    projects_dir: Annotated[
+        Path, typer.Option("--projects", help="The folder of project files.", file_okay=False)
+    ] = Path("projects"),
     rate: Annotated[
         float | None,
         typer.Option(
             min=0.001,
-            help="Fish per second (default: the scenario's pace if it has one, else no pause).",
+            help="Items per second (default: the scenario's pace if it has one, else no pause).",
         ),
     ] = None,
     seed: Annotated[
         int | None,
         typer.Option(
             min=0,
-            help="Seed of the fish and the lost weights (default: a fresh one, so that no fish "
-            "id of an earlier run comes back).",
+            help="Seed of the items and the lost truths (default: a fresh one, so that no key "
+            "of an earlier run comes back).",
         ),
     ] = None,
     label_delay: Annotated[
-        float, typer.Option(min=0, help="Seconds between measuring and weighing a fish.")
+        float, typer.Option(min=0, help="Seconds between an input and its truth.")
     ] = 0.0,
-    missing_weights: Annotated[
-        float, typer.Option(min=0, max=1, help="Fraction of fish whose weight never arrives.")
+    missing_truths: Annotated[
+        float,
+        typer.Option(
+            "--missing-truths",
+            "--missing-weights",
+            min=0,
+            max=1,
+            help="Fraction of items whose truth never arrives.",
+        ),
     ] = 0.0,
-    limit: Annotated[int | None, typer.Option(min=0, help="Stop after this many fish.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=0, help="Stop after this many items (per project).")
+    ] = None,
     loop: Annotated[
         bool, typer.Option(help="Repeat the scenario (next seed each pass) until stopped.")
     ] = False,
@@ -64,14 +88,14 @@ def simulate(
     event_interval: Annotated[
         float,
         typer.Option(
-            min=1e-6, help="Simulated seconds between two fish (with --event-time-start)."
+            min=1e-6, help="Simulated seconds between two items (with --event-time-start)."
         ),
     ] = 1.0,
     progress_bar: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
     ] = True,
 ) -> None:
-    """Send fish measurements and, after the label delay, their weights to Kafka."""
+    """Send each project's inputs and, after the label delay, their truths to Kafka."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -80,58 +104,92 @@ def simulate(
         TimeElapsedColumn,
     )
 
-    from streaming.simulator import SimulationOptions, publish, scenario_fish
+    from streaming.simulator import Feed, SimulationOptions, publish, scenario_rows
     from tidemark import kafka_io
-    from tidemark.scenario import fresh_seed, load_csv, load_scenario
+    from tidemark.project.catalog import load_catalog
+    from tidemark.project.spec import ProjectError
+    from tidemark.simulation.generate import fresh_seed
+    from tidemark.simulation.library import choose_scenarios
+    from tidemark.simulation.scenario import ScenarioError
     from tidemark.stream.service import stop_on_signals
 
-    settings = get_settings()
-    kafka_io.ensure_topics(settings.kafka)
     if seed is None:
         seed = fresh_seed()
         typer.echo(f"seed {seed} (repeat this run with --seed {seed})")
-    if csv is not None:
-        records = load_csv(csv)
-        fish: Iterator[FishRecord] = iter(records)
-        total: int | None = len(records)
-    else:
-        loaded = load_scenario(scenario)
-        fish = scenario_fish(loaded, seed, loop)
-        if rate is None and loaded.event_interval_s is not None:
-            rate = 1.0 / loaded.event_interval_s
-        total = None if loop else loaded.count
-    if limit is not None:
-        total = limit if total is None else min(limit, total)
     if event_time_start is not None and event_time_start.tzinfo is None:
         event_time_start = event_time_start.replace(tzinfo=UTC)
     options = SimulationOptions(
         rate=rate,
         label_delay_s=label_delay,
-        missing_weight_fraction=missing_weights,
+        missing_truth_fraction=missing_truths,
         seed=seed,
         limit=limit,
         event_time_start=event_time_start,
         event_interval_s=event_interval,
     )
+    feeds: list[Feed] = []
+    totals: dict[str, int | None] = {}
+    settings = get_settings()
+    try:
+        catalog = load_catalog(projects_dir)
+
+        def topics_for(name: str) -> dict[str, str]:
+            own = catalog.settings(settings, name).kafka.topics
+            return {"input": own.input, "truth": own.truth}
+
+        if csv is not None:
+            from tidemark.simulation.replay import csv_rows
+
+            if scenario or len(project or []) > 1:
+                raise ProjectError("--csv replays one file for one project, without --scenario")
+            contracts = catalog.contracts(project[0] if project else None)
+            rows = csv_rows(contracts, csv, seed, order_by)
+            feeds.append(Feed(contracts, rows, options, topics_for(contracts.project.name)))
+            totals[contracts.project.name] = len(rows)
+        else:
+            if order_by is not None:
+                raise ProjectError("--order-by orders a --csv replay")
+            for played in choose_scenarios(catalog, project or (), scenario or ()):
+                paced = options
+                if rate is None and played.event_interval_s is not None:
+                    paced = options.model_copy(update={"rate": 1.0 / played.event_interval_s})
+                contracts = catalog.contracts(played.project.name)
+                played_rows = scenario_rows(played, seed, loop)
+                feeds.append(Feed(contracts, played_rows, paced, topics_for(played.project.name)))
+                totals[played.project.name] = None if loop else played.count
+    except (ProjectError, ScenarioError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    kafka_io.ensure_topics(settings.kafka, [topic for f in feeds for topic in f.topics.values()])
     stop = stop_on_signals()
     with Progress(
-        TextColumn("[bold]fish"),
+        TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[weights]} weights"),
+        TextColumn("{task.fields[truths]} truths"),
         TimeElapsedColumn(),
         disable=not progress_bar,
     ) as bar:
-        task = bar.add_task("simulate", total=total, weights=0)
+        tasks = {}
+        for feed in feeds:
+            total = totals[feed.name]
+            if limit is not None:
+                total = limit if total is None else min(limit, total)
+            tasks[feed.name] = bar.add_task(feed.name, total=total, truths=0)
 
-        def show(stats: SimulationStats) -> None:
-            bar.update(task, completed=stats.measurements, weights=stats.weights)
+        def show(name: str, stats: SimulationStats) -> None:
+            bar.update(tasks[name], completed=stats.inputs, truths=stats.truths)
 
-        stats = publish(settings, fish, options, progress=show, stop=stop.is_set)
-    typer.echo(
-        f"sent {stats.measurements} measurements and {stats.weights} weights "
-        f"({stats.weights_dropped} weights lost on purpose)"
-    )
+        sent = publish(settings, feeds, progress=show, stop=stop.is_set)
+    for feed in feeds:
+        stats = sent[feed.name]
+        topics = feed.topics
+        unknown = f", {stats.truths_unknown} rows without one" if stats.truths_unknown else ""
+        typer.echo(
+            f"{feed.name}: sent {stats.inputs} inputs to {topics['input']} and {stats.truths} "
+            f"truths to {topics['truth']} ({stats.truths_dropped} truths lost on purpose"
+            f"{unknown})"
+        )
 
 
 def score(

@@ -1,51 +1,57 @@
-"""The fish line, simulated: measurements now, the matching weights a little later.
+"""A project's line, simulated: inputs now, the matching truths a little later.
 
-Fish come from a scenario (``tidemark.scenario``) or a user's CSV. Each fish is measured
-(``fish.measurements``) at the chosen rate; its weight (``fish.weights``) follows after the label
-delay, except for a seeded random fraction of fish whose weight never arrives, as when a fish
-falls off the scale.
+Items come from a scenario (``tidemark.simulation``) or a CSV in the project's shape. Each is
+sent to the project's input topic at the chosen rate; its truth follows on the truth topic
+after the label delay, except for a seeded random fraction of items whose truth never arrives
+(an item that falls off the scale), and for a replayed row without a target. Every record is
+built through the project's contracts, so each one sent is valid.
 
 Timestamps are real (the wall clock at the moment of sending) by default. With an event-time
-start, they are simulated instead: fish ``i`` is measured at ``start + i * interval`` and weighed
+start, they are simulated instead: item ``i`` is seen at ``start + i * interval`` and its truth
 ``label_delay_s`` later in that simulated time, whatever the sending rate, so that a test or a
-demo can push hours of line time through the platform in seconds. Either way a weight is sent
-only once its weighing time has come (real or simulated), so the weights topic is ordered by
-event time as a real scale's would be.
+demo can push hours of line time through the platform in seconds. Either way a truth is sent
+only once its time has come (real or simulated), so the truth topic is ordered by event time as
+a real scale's would be.
+
+Several projects are simulated by one process (:func:`publish` with several feeds), each on its
+own thread and at its own pace, through one producer.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from tidemark import kafka_io
 from tidemark.config import Settings
-from tidemark.scenario import FishRecord, Scenario, generate
-from tidemark.schemas import Measurement, Weight, utc_now
+from tidemark.project.contracts import Contracts, Message
+from tidemark.simulation.generate import Row, generate
+from tidemark.simulation.scenario import Scenario
 
 
 class SimulationOptions(BaseModel):
-    """How the line runs: pace, label delay, lost weights, how many fish, which clock."""
+    """How the line runs: pace, label delay, lost truths, how many items, which clock."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    rate: float | None = Field(default=None, gt=0, description="fish per second; None: no pause")
+    rate: float | None = Field(default=None, gt=0, description="items per second; None: no pause")
     label_delay_s: float = Field(default=0.0, ge=0)
-    missing_weight_fraction: float = Field(default=0.0, ge=0, le=1)
+    missing_truth_fraction: float = Field(default=0.0, ge=0, le=1)
     seed: int = Field(default=0, ge=0)
-    limit: int | None = Field(default=None, ge=0, description="stop after this many fish")
+    limit: int | None = Field(default=None, ge=0, description="stop after this many items")
     event_time_start: datetime | None = Field(
         default=None, description="simulate event time from here instead of the wall clock"
     )
     event_interval_s: float = Field(
-        default=1.0, gt=0, description="simulated time between two fish (event time only)"
+        default=1.0, gt=0, description="simulated time between two items (event time only)"
     )
 
 
@@ -53,51 +59,61 @@ class SimulationOptions(BaseModel):
 class SimulationStats:
     """What the simulator sent."""
 
-    measurements: int = 0
-    weights: int = 0
-    weights_dropped: int = 0
+    inputs: int = 0
+    truths: int = 0
+    # Lost on purpose (the missing-truth fraction).
+    truths_dropped: int = 0
+    # Rows that had no target to send (a replayed CSV's gaps).
+    truths_unknown: int = 0
 
 
 @dataclass(order=True)
-class _DueWeight:
+class _DueTruth:
     due: datetime
     index: int
-    weight: Weight = field(compare=False)
+    truth: Message = field(compare=False)
 
 
-def scenario_fish(scenario: Scenario, seed: int, loop: bool) -> Iterator[FishRecord]:
-    """The scenario's fish; with ``loop``, again and again with seeds seed, seed+1, ...
+def scenario_rows(scenario: Scenario, seed: int, loop: bool) -> Iterator[Row]:
+    """The scenario's items; with ``loop``, again and again with seeds seed, seed+1, ...
 
-    Each pass uses the next seed, so fish ids never repeat within a run.
+    Each pass uses the next seed, so keys never repeat within a run.
     """
     for pass_seed in itertools.count(seed) if loop else [seed]:
         yield from generate(scenario, pass_seed)
 
 
+def utc_now() -> datetime:
+    """The wall clock, in UTC."""
+    return datetime.now(UTC)
+
+
 class Simulator:
-    """Sends measurements and delayed weights for a stream of fish."""
+    """Sends a project's inputs and, later, their truths, for a stream of rows."""
 
     def __init__(
         self,
-        fish: Iterable[FishRecord],
+        contracts: Contracts,
+        rows: Iterable[Row],
         options: SimulationOptions,
-        send_measurement: Callable[[Measurement], None],
-        send_weight: Callable[[Weight], None],
+        send_input: Callable[[Message], None],
+        send_truth: Callable[[Message], None],
         *,
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._fish = fish
+        self._contracts = contracts
+        self._rows = rows
         self._options = options
-        self._send_measurement = send_measurement
-        self._send_weight = send_weight
+        self._send_input = send_input
+        self._send_truth = send_truth
         self._clock = clock
         self._sleep = sleep
         self._monotonic = monotonic
-        # Its own stream, so the choice of lost weights does not disturb the fish themselves.
+        # Its own stream, so the choice of lost truths does not disturb the items themselves.
         self._rng = np.random.default_rng([options.seed, 1])
-        self._due: list[_DueWeight] = []
+        self._due: list[_DueTruth] = []
         self.stats = SimulationStats()
 
     def run(
@@ -105,28 +121,25 @@ class Simulator:
         progress: Callable[[SimulationStats], None] | None = None,
         stop: Callable[[], bool] = lambda: False,
     ) -> SimulationStats:
-        """Send every fish (up to the limit), then the weights still due; returns the counts."""
+        """Send every item (up to the limit), then the truths still due; returns the counts."""
         options = self._options
-        fish = self._fish if options.limit is None else itertools.islice(self._fish, options.limit)
+        project = self._contracts.project
+        rows = self._rows if options.limit is None else itertools.islice(self._rows, options.limit)
         started = self._monotonic()
-        for index, record in enumerate(fish):
+        for index, row in enumerate(rows):
             if stop():
                 break
             if options.rate is not None:
                 self._pause_until(started + index / options.rate)
-            measured_at = self._event_time(index)
-            self._release(measured_at)
-            self._send_measurement(
-                Measurement(
-                    fish_id=record.fish_id,
-                    species=record.species,
-                    length_cm=record.length_cm,
-                    height_cm=record.height_cm,
-                    measured_at=measured_at,
+            seen_at = self._event_time(index)
+            self._release(seen_at)
+            self._send_input(
+                self._contracts.input.model_validate(
+                    {project.key: row.key, **row.features, project.times.input: seen_at}
                 )
             )
-            self.stats.measurements += 1
-            self._schedule_weight(index, record, measured_at)
+            self.stats.inputs += 1
+            self._schedule_truth(index, row, seen_at)
             if progress is not None:
                 progress(self.stats)
         self._drain(stop)
@@ -140,28 +153,34 @@ class Simulator:
             return self._clock()
         return start + timedelta(seconds=index * self._options.event_interval_s)
 
-    def _schedule_weight(self, index: int, record: FishRecord, measured_at: datetime) -> None:
-        if self._rng.random() < self._options.missing_weight_fraction:
-            self.stats.weights_dropped += 1
+    def _schedule_truth(self, index: int, row: Row, seen_at: datetime) -> None:
+        if self._rng.random() < self._options.missing_truth_fraction:
+            self.stats.truths_dropped += 1
             return
-        weighed_at = measured_at + timedelta(seconds=self._options.label_delay_s)
-        weight = Weight(
-            fish_id=record.fish_id,
-            species=record.species,
-            weight_kg=record.weight_kg,
-            weighed_at=weighed_at,
+        if row.target is None:
+            self.stats.truths_unknown += 1
+            return
+        project = self._contracts.project
+        known_at = seen_at + timedelta(seconds=self._options.label_delay_s)
+        truth = self._contracts.truth.model_validate(
+            {
+                project.key: row.key,
+                **{name: row.features.get(name) for name in project.truth_fields},
+                project.target.name: row.target,
+                project.times.truth: known_at,
+            }
         )
-        heapq.heappush(self._due, _DueWeight(weighed_at, index, weight))
+        heapq.heappush(self._due, _DueTruth(known_at, index, truth))
 
     def _release(self, now: datetime) -> None:
         while self._due and self._due[0].due <= now:
-            self._send_weight(heapq.heappop(self._due).weight)
-            self.stats.weights += 1
+            self._send_truth(heapq.heappop(self._due).truth)
+            self.stats.truths += 1
 
     def _drain(self, stop: Callable[[], bool]) -> None:
         while self._due and not stop():
             if self._options.event_time_start is None:
-                # Real time: the scale weighs these fish when their delay has passed.
+                # Real time: the truths come when their delay has passed.
                 wait = (self._due[0].due - self._clock()).total_seconds()
                 if wait > 0:
                     self._sleep(min(wait, 0.5))
@@ -176,32 +195,83 @@ class Simulator:
             self._sleep(wait)
 
 
+@dataclass(frozen=True)
+class Feed:
+    """One project's rows and how to send them."""
+
+    contracts: Contracts
+    rows: Iterable[Row]
+    options: SimulationOptions
+    # Where the inputs and the truths go ("input", "truth"): the project's topics, or those the
+    # stack's settings give its default project (tidemark.project.catalog.project_settings).
+    topics: Mapping[str, str]
+
+    @property
+    def name(self) -> str:
+        """The project's name."""
+        return self.contracts.project.name
+
+
+def encode(message: Message) -> bytes:
+    """A record's JSON, absent optional fields left out."""
+    return message.model_dump_json(exclude_none=True).encode()
+
+
 def publish(
     settings: Settings,
-    fish: Iterable[FishRecord],
-    options: SimulationOptions,
-    progress: Callable[[SimulationStats], None] | None = None,
+    feeds: Sequence[Feed],
+    progress: Callable[[str, SimulationStats], None] | None = None,
     stop: Callable[[], bool] = lambda: False,
-) -> SimulationStats:
-    """Run the simulator against Kafka; returns once every record sent is acknowledged.
+) -> dict[str, SimulationStats]:
+    """Run a simulator per feed against Kafka; returns once every record sent is acknowledged.
 
-    Raises ``KafkaError`` when a record could not be delivered.
+    The feeds run side by side, each on its own thread; the first error stops the others and
+    is raised (``KafkaError`` when a record could not be delivered).
     """
     producer = kafka_io.producer(settings.kafka)
     failures: list[BaseException] = []
-    try:
+    failed = threading.Event()
+    stats: dict[str, SimulationStats] = {}
 
-        def send(topic: str, fish_id: str, value: bytes) -> None:
-            future = producer.send(topic, key=fish_id.encode(), value=value)
-            future.add_errback(failures.append)
+    def halted() -> bool:
+        return failed.is_set() or stop()
+
+    def fail(error: BaseException) -> None:
+        failures.append(error)
+        failed.set()
+
+    def run(feed: Feed) -> None:
+        project = feed.contracts.project
+        topics = feed.topics
+
+        def send(topic: str, message: Message) -> None:
+            key = str(getattr(message, project.key)).encode()
+            producer.send(topic, key=key, value=encode(message)).add_errback(fail)
 
         simulator = Simulator(
-            fish,
-            options,
-            lambda m: send(settings.kafka.topics.input, m.fish_id, m.to_json()),
-            lambda w: send(settings.kafka.topics.truth, w.fish_id, w.to_json()),
+            feed.contracts,
+            feed.rows,
+            feed.options,
+            lambda m: send(topics["input"], m),
+            lambda m: send(topics["truth"], m),
         )
-        stats = simulator.run(progress, stop)
+        shown = None if progress is None else (lambda s: progress(feed.name, s))
+        try:
+            stats[feed.name] = simulator.run(shown, halted)
+        except BaseException as error:  # raised by the caller's thread below
+            fail(error)
+
+    try:
+        threads = [
+            threading.Thread(target=run, args=(feed,), name=f"simulate-{feed.name}", daemon=True)
+            for feed in feeds[1:]
+        ]
+        for thread in threads:
+            thread.start()
+        if feeds:
+            run(feeds[0])
+        for thread in threads:
+            thread.join()
         producer.flush()
         if failures:
             raise failures[0]

@@ -158,15 +158,17 @@ def topic_configs(kafka: KafkaSettings) -> dict[str, str]:
     return {"min.insync.replicas": str(kafka.min_insync_replicas)}
 
 
-def ensure_topics(kafka: KafkaSettings) -> list[str]:
-    """Create the contract's topics that do not exist yet; returns the names it created.
+def ensure_topics(kafka: KafkaSettings, names: Iterable[str] | None = None) -> list[str]:
+    """Create the topics that do not exist yet; returns the names it created.
 
-    Each gets ``topic_partitions`` partitions, ``topic_replication_factor`` copies and
+    The topics are ``names``, or the contract's (the settings') when None. Each gets
+    ``topic_partitions`` partitions, ``topic_replication_factor`` copies and
     ``topic_min_insync_replicas`` (an acks=all write waits for that many copies).
     """
     client = admin(kafka)
     try:
-        missing = [t for t in kafka.topics.names if t not in set(client.list_topics())]
+        wanted = kafka.topics.names if names is None else tuple(dict.fromkeys(names))
+        missing = [t for t in wanted if t not in set(client.list_topics())]
         created = []
         for topic in missing:
             try:

@@ -29,9 +29,10 @@ import pandas as pd
 from evidently import DataDefinition, Dataset, Report
 from evidently.presets import DataDriftPreset
 
+from benchmarks.fish import fish_scenario
 from monitoring.drift import DriftDetector
 from tidemark.model import FEATURES
-from tidemark.scenario import generate_frame, load_scenario
+from tidemark.simulation.generate import generate_frame
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "monitoring_drift_check.json"
 SIZES = (60, 300, 600)
@@ -53,7 +54,7 @@ def _default_check(reference: pd.DataFrame, current: pd.DataFrame) -> bool:
 def main() -> None:
     """Run the benchmark, print the table, write the JSON."""
     warnings.simplefilter("ignore")
-    scenario = load_scenario("growth")
+    scenario = fish_scenario("growth")
     reference = generate_frame(scenario, 42, ["spring"])
     spring = generate_frame(scenario, 3, ["spring"])
     autumn = generate_frame(scenario, 3, ["autumn"])

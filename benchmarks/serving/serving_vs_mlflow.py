@@ -38,11 +38,12 @@ import mlflow
 import typer
 from mlflow import MlflowClient
 
+from benchmarks.fish import fish_scenario
 from infra.local.components import mlflow as mlflow_component
 from infra.local.components import venv_bin
 from tidemark.config import Settings
 from tidemark.model import FEATURES, train
-from tidemark.scenario import generate_frame, load_scenario
+from tidemark.simulation.generate import generate_frame
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "serving_vs_mlflow.json"
 MODEL_NAME = "fish-weight"
@@ -135,7 +136,7 @@ def _process(
 
 
 def _register_production_model(tracking_uri: str) -> str:
-    frame = generate_frame(load_scenario(), seed=7)
+    frame = generate_frame(fish_scenario(), seed=7)
     fitted = train(frame, seed=0).model
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment("serving-benchmark")
@@ -153,7 +154,7 @@ def _register_production_model(tracking_uri: str) -> str:
 
 
 def _fish(count: int, seed: int) -> list[dict[str, Any]]:
-    frame = generate_frame(load_scenario(), seed=seed).sample(count, random_state=seed)
+    frame = generate_frame(fish_scenario(), seed=seed).sample(count, random_state=seed)
     return [
         {"species": s, "length_cm": float(length), "height_cm": float(height)}
         for s, length, height in frame.loc[:, list(FEATURES)].itertuples(index=False)

@@ -53,16 +53,17 @@ from kafka.structs import TopicPartition
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.fish import fish_scenario
 from infra.local import components
 from infra.local.supervisor import Supervisor
 from streaming.scorer import Scorer
-from streaming.simulator import scenario_fish
+from streaming.simulator import scenario_rows
 from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.model import FEATURES, predict, train
 from tidemark.registry.watcher import ServedModel
-from tidemark.scenario import generate_frame, load_scenario
 from tidemark.schemas import Measurement, Prediction, utc_now
+from tidemark.simulation.generate import generate_frame
 from tidemark.stream.loop import run_loop, settle_heap
 from tidemark.stream.records import next_offsets
 from tidemark.stream.service import stop_on_signals
@@ -128,7 +129,7 @@ def _settings(bootstrap: str, run: str, name: str) -> Settings:
 
 
 def _served_model(version: str = "1") -> ServedModel:
-    frame = generate_frame(load_scenario(), seed=int(version), phases=["salmon", "walleye"])
+    frame = generate_frame(fish_scenario(), seed=int(version), phases=["salmon", "walleye"])
     fitted = train(frame, seed=0).model
     return ServedModel(
         name="fish-weight",
@@ -142,36 +143,22 @@ def _served_model(version: str = "1") -> ServedModel:
 
 def _fill(settings: Settings, count: int, topic: str | None = None) -> None:
     producer = kafka_io.producer(settings.kafka, linger_ms=20, batch_size=256 * 1024)
-    fish = scenario_fish(load_scenario(), seed=7, loop=True)
+    fish = scenario_rows(fish_scenario(), seed=7, loop=True)
     now = utc_now()
     for _, record in zip(range(count), fish, strict=False):
-        value = Measurement(
-            fish_id=record.fish_id,
-            species=record.species,
-            length_cm=record.length_cm,
-            height_cm=record.height_cm,
-            measured_at=now,
-        ).to_json()
-        producer.send(
-            topic or settings.kafka.topics.input, key=record.fish_id.encode(), value=value
-        )
+        value = Measurement(fish_id=record.key, **record.features, measured_at=now).to_json()
+        producer.send(topic or settings.kafka.topics.input, key=record.key.encode(), value=value)
     producer.flush()
     producer.close()
 
 
 def _encoded_fish(count: int) -> list[tuple[bytes, bytes]]:
-    fish = scenario_fish(load_scenario(), seed=5, loop=True)
+    fish = scenario_rows(fish_scenario(), seed=5, loop=True)
     now = utc_now()
     return [
         (
-            record.fish_id.encode(),
-            Measurement(
-                fish_id=record.fish_id,
-                species=record.species,
-                length_cm=record.length_cm,
-                height_cm=record.height_cm,
-                measured_at=now,
-            ).to_json(),
+            record.key.encode(),
+            Measurement(fish_id=record.key, **record.features, measured_at=now).to_json(),
         )
         for _, record in zip(range(count), fish, strict=False)
     ]
@@ -420,7 +407,7 @@ def latency(settings: Settings, target: Any, rate: float, seconds: float) -> dic
         while _count(settings, settings.kafka.topics.predictions) < 1:
             time.sleep(0.2)
         producer = kafka_io.producer(settings.kafka)
-        fish = scenario_fish(load_scenario(), seed=9, loop=True)
+        fish = scenario_rows(fish_scenario(), seed=9, loop=True)
         total = int(rate * seconds)
         timed_from = utc_now().timestamp() * 1000
         started = time.monotonic()
@@ -429,13 +416,11 @@ def latency(settings: Settings, target: Any, rate: float, seconds: float) -> dic
             if wait > 0:
                 time.sleep(wait)
             value = Measurement(
-                fish_id=record.fish_id,
-                species=record.species,
-                length_cm=record.length_cm,
-                height_cm=record.height_cm,
+                fish_id=record.key,
+                **record.features,
                 measured_at=utc_now(),
             ).to_json()
-            producer.send(settings.kafka.topics.input, key=record.fish_id.encode(), value=value)
+            producer.send(settings.kafka.topics.input, key=record.key.encode(), value=value)
         producer.flush()
         producer.close()
         achieved = total / (time.monotonic() - started)

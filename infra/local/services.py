@@ -94,6 +94,10 @@ def platform_services(settings: Settings, state: Path) -> list[Component]:
             command=[
                 tidemark,
                 "simulate",
+                # The services run in the state folder: the projects are those of the folder
+                # `tidemark stack up` was started from (until the settings name it).
+                "--projects",
+                str(Path("projects").resolve()),
                 "--loop",
                 "--no-progress",
                 "--rate",

@@ -31,10 +31,11 @@ from demo.run import wait_out_cooldown
 from demo.timeline import draw_timeline
 from infra.local.stack import Stack
 from tests.integration.conftest import Processes
+from tests.integration.projects import fish_on
 from tidemark.config import Settings
 from tidemark.orchestration import RETRAIN_FLOW, TRAIN_DEPLOYMENT, deployments_ready, prefect_api
 from tidemark.registry import writer as registry
-from tidemark.scenario import load_scenario
+from tidemark.simulation.library import load_scenario
 
 # Fish per wall-clock second in each phase of the default scenario.
 RATES = (40.0, 8.0, 40.0)
@@ -101,7 +102,7 @@ def test_the_loop_recovers_from_the_shift_with_one_retrain(
 
     # Runs of the retrain deployment by earlier tests of the session count for the cooldown.
     wait_out_cooldown(settings, print)
-    scenario = load_scenario()
+    scenario = load_scenario(fish_on(settings))
     observer = LoopObserver(settings)
     phases: list[PhaseStart] = []
     # Line time well in the past, whole minutes, so that the shift starts a window.

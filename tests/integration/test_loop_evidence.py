@@ -40,14 +40,16 @@ from demo.run import run_demo, wait_out_cooldown
 from infra.local.stack import Stack
 from monitoring.windows import TumblingWindows
 from tests.integration.conftest import Processes
+from tests.integration.projects import fish_on
 from tests.integration.test_closed_loop import _port_open, _ready, _wait
 from tidemark.config import SECTIONS, Settings
 from tidemark.judging.tags import per_species
 from tidemark.model import known_species
 from tidemark.orchestration import TRAIN_DEPLOYMENT, deployments_ready, prefect_api
 from tidemark.registry import writer as registry
-from tidemark.scenario import Phase, Scenario, load_scenario
 from tidemark.schemas import Scored
+from tidemark.simulation.library import load_scenario
+from tidemark.simulation.spec import Phase
 
 WINDOW_S = 15.0
 # 30 fish per window: the monitor's minimum to judge a window.
@@ -78,14 +80,14 @@ class Line:
 
     def __init__(self, settings: Settings, start: datetime, scenario: str) -> None:
         self.settings = settings
-        self.scenario = load_scenario(scenario)
+        self.scenario = load_scenario(fish_on(settings), scenario)
         self.event = start
         self.played = 0
 
     def phase(self, species: str) -> Phase:
         """The first phase with ``species``, with that species alone."""
-        phase = next(p for p in self.scenario.phases if species in p.species)
-        return phase.model_copy(update={"species": {species: phase.species[species]}})
+        phase = next(p for p in self.scenario.phases if species in p.segments)
+        return phase.model_copy(update={"segments": {species: phase.segments[species]}})
 
     def play(self, species: Sequence[str], rate: float) -> list[PhaseStart]:
         """One window's worth of fish per entry of ``species``, all at ``rate`` fish/s."""
@@ -95,7 +97,7 @@ class Line:
             for i, name in enumerate(species)
         ]
         # Each chunk its own scenario name: fish ids differ from every other chunk's.
-        scenario = Scenario(name=f"{self.scenario.name}-{self.played}", phases=phases)
+        scenario = self.scenario.with_phases(phases, name=f"{self.scenario.name}-{self.played}")
         starts = play(
             self.settings,
             scenario,
@@ -110,9 +112,13 @@ class Line:
 
     def noise_floor(self, record: Scored) -> float:
         """The relative error of the true (noise-free) law on this fish."""
-        law = self.phase(record.species).species[record.species].weight
-        length = np.array([record.length_cm])
-        truth = float(law.median_kg(length, np.array([record.height_cm]) / length)[0])
+        law = self.phase(record.species).segments[record.species].target
+        assert law is not None
+        sizes = {
+            "length_cm": np.array([record.length_cm]),
+            "height_cm": np.array([record.height_cm]),
+        }
+        truth = float(law.median(sizes, 1)[0])
         return abs(record.weight_kg - truth) / record.weight_kg
 
 
@@ -281,7 +287,13 @@ def test_make_demo_twice_on_one_stack_promotes_a_walleye_aware_version_each_time
 
     for attempt in (1, 2):
         said.clear()
-        result = run_demo(settings, phase_windows=[1, 3, 1], min_shift_s=100.0, say=say)
+        result = run_demo(
+            settings,
+            phase_windows=[1, 3, 1],
+            min_shift_s=100.0,
+            say=say,
+            project=fish_on(settings),
+        )
         incident = result.incident
         print("\n".join([f"demo {attempt}:", *incident.lines()]))
         assert incident.promoted is not None, said

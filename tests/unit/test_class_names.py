@@ -28,6 +28,10 @@ ALLOWED_TWICE: frozenset[str] = frozenset(
         "Prediction",
         "Scored",
         "_Spec",
+        "PowerLaw",
+        "ScenarioError",
+        "Phase",
+        "Scenario",
     }
 )
 

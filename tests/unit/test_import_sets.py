@@ -33,13 +33,18 @@ print(json.dumps({{
 }}))
 """
 
+# The commands run in a temporary folder: the projects are the repository's.
+PROJECTS = str(Path(__file__).resolve().parents[2] / "projects")
 MODEL_STACK = ("mlflow", "sklearn", "scipy")
 DATA_STACK = (*MODEL_STACK, "pandas", "pyarrow")
 SERVICES = ("prefect", "evidently", "matplotlib")
 
 # (arguments of `tidemark`, packages the command must not import, what stops it)
 CASES = [
-    (["simulate", "--limit", "1", "--no-progress"], (*DATA_STACK, *SERVICES), "KafkaTimeoutError"),
+    (["simulate", "--limit", "1", "--no-progress", "--projects", PROJECTS],
+     (*DATA_STACK, *SERVICES), "KafkaTimeoutError"),
+    (["simulate", "--project", "fish-weight", "--project", "penguin-mass", "--limit", "1",
+      "--no-progress", "--projects", PROJECTS], (*DATA_STACK, *SERVICES), "KafkaTimeoutError"),
     (["join"], (*DATA_STACK, *SERVICES), "KafkaTimeoutError"),
     (["score"], ("mlflow", *SERVICES), "KafkaTimeoutError"),
     (["serve", "--help"], (*DATA_STACK, *SERVICES), None),

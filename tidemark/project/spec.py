@@ -34,6 +34,10 @@ the Evidently project) follows from the project's name unless the file says othe
     min = 0
     exclusive_min = true
 
+A project may name the folder of its scenarios (``scenarios = "../examples/bakery/scenarios"``,
+relative to the file): the synthetic streams ``tidemark simulate`` plays for it
+(``tidemark.simulation``).
+
 The JSON Schema of this file is published in ``docs/project.schema.json``
 (``tidemark projects schema`` writes it).
 """
@@ -278,6 +282,12 @@ class Project(_Spec):
     store: Store = Store()
     model: ModelSpec = ModelSpec()
     loop: Loop = Loop()
+    scenarios: str | None = Field(
+        default=None,
+        min_length=1,
+        description="the folder of the project's scenarios (YAML files that tidemark simulate "
+        "plays), relative to the project file",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -380,7 +390,13 @@ def load_project(path: Path) -> Project:
             raise ProjectError(f"{path}: a project file ends in .toml, .yaml or .yml")
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as error:
         raise ProjectError(f"{path}: not valid {path.suffix[1:].upper()}: {error}") from None
-    return parse_project(data, str(path))
+    project = parse_project(data, str(path))
+    if project.scenarios is None:
+        return project
+    # Relative to the file, wherever it is read from: the same file finds the same scenarios.
+    return project.model_copy(
+        update={"scenarios": str((path.parent / project.scenarios).resolve())}
+    )
 
 
 def save_project(project: Project, path: Path) -> Path:

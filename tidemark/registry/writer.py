@@ -157,11 +157,10 @@ def register(
             model,
             name=MODEL_ARTIFACT,
             signature=signature,
+            # MLflow checks the example by loading the model back, which no Tidemark process
+            # may do (no deserialisation): it logs a warning and goes on. The flows check the
+            # registered artifact themselves, loaded as the scorers load it.
             input_example=features.head(_INPUT_EXAMPLE_ROWS),
-            # MLflow would check the example by loading the model back, which it may not do here
-            # (no deserialisation in Tidemark's processes); the flows check the registered
-            # artifact themselves, loaded as the scorers load it.
-            validate_serving_input=False,
             pip_requirements=[f"{name}=={installed_version(name)}" for name in _REQUIREMENTS],
         )
     registered = mlflow.register_model(info.model_uri, registry.model_name, tags=dict(tags))

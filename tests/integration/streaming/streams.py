@@ -22,10 +22,13 @@ from kafka.structs import TopicPartition
 from pymongo import MongoClient
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from streaming.simulator import SimulationOptions, SimulationStats, publish, scenario_fish
+from streaming.simulator import Feed, SimulationOptions, SimulationStats, publish, scenario_rows
+from tests.integration.projects import fish_on
 from tidemark.config import SECTIONS, Settings
-from tidemark.scenario import load_scenario
+from tidemark.project.catalog import topics_of
+from tidemark.project.contracts import Contracts
 from tidemark.schemas import Prediction, Scored, utc_now
+from tidemark.simulation.library import load_scenario
 
 
 class Service:
@@ -165,7 +168,7 @@ def options(
         rate=rate,
         seed=11,
         label_delay_s=LABEL_DELAY_S,
-        missing_weight_fraction=MISSING,
+        missing_truth_fraction=MISSING,
         limit=count,
         event_time_start=start + timedelta(seconds=first * EVENT_INTERVAL_S),
         event_interval_s=EVENT_INTERVAL_S,
@@ -204,19 +207,25 @@ HOLD_TIMEOUT_S = 600.0
 
 def simulate(settings: Settings, rate: float | None, hold: Hold | None = None) -> SimulationStats:
     """Publish the run's fish (measurements and, later, weights), held at ``hold`` if given."""
-    fish = scenario_fish(load_scenario(), seed=11, loop=True)
+    fish = fish_on(settings)
+    contracts = Contracts(fish)
+    rows = scenario_rows(load_scenario(fish), seed=11, loop=True)
     start = utc_now() - timedelta(hours=1)
+
+    def send(chosen: SimulationOptions) -> SimulationStats:
+        return publish(settings, [Feed(contracts, rows, chosen, topics_of(fish))])[fish.name]
+
     if hold is None:
-        return publish(settings, fish, options(rate, start))
-    first = publish(settings, fish, options(rate, start, count=hold.at))
+        return send(options(rate, start))
+    first = send(options(rate, start, count=hold.at))
     hold.reached.set()
     if not hold.released.wait(HOLD_TIMEOUT_S):
         raise TimeoutError(f"the line was held after {hold.at} fish and never released")
-    rest = publish(settings, fish, options(rate, start, first=hold.at, count=FISH - hold.at))
+    rest = send(options(rate, start, first=hold.at, count=FISH - hold.at))
     return SimulationStats(
-        measurements=first.measurements + rest.measurements,
-        weights=first.weights + rest.weights,
-        weights_dropped=first.weights_dropped + rest.weights_dropped,
+        inputs=first.inputs + rest.inputs,
+        truths=first.truths + rest.truths,
+        truths_dropped=first.truths_dropped + rest.truths_dropped,
     )
 
 

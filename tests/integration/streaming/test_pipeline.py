@@ -32,7 +32,7 @@ def test_every_measurement_is_scored_and_every_weighed_fish_joined_once(
     streams: Settings, start_service: Callable[[str], Service]
 ) -> None:
     stats = simulate(streams, rate=None)
-    assert stats.measurements == FISH
+    assert stats.inputs == FISH
     scorer, joiner = start_service("score"), start_service("join")
     assert_nothing_lost_nothing_doubled(streams)
     assert scorer.alive()
