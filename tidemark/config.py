@@ -616,15 +616,31 @@ class Settings(BaseSettings):
         for name, place in NAMES.items():
             if place[0] not in wanted:
                 continue
-            value: Any = self
-            for part in place:
-                value = getattr(value, part)
+            owner: Any = self
+            for part in place[:-1]:
+                owner = getattr(owner, part)
+            if place in PROJECT_NAMED and place[-1] not in owner.model_fields_set:
+                # The child takes the project's own name; only an explicit choice is passed on.
+                continue
+            value: Any = getattr(owner, place[-1])
             if value is None:  # unset optional: the child falls back to the same default
                 continue
             text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
             env[_variable(name)] = text
         return env
 
+
+# The sections whose fields name one project's things (its topics, registered model and
+# experiment, collection): each project names its own (tidemark.project.catalog), and a stack
+# setting given explicitly moves the default project's.
+PROJECT_NAMED: frozenset[tuple[str, ...]] = frozenset(
+    {
+        *(("kafka", "topics", topic) for topic in TopicSettings.model_fields),
+        ("registry", "model_name"),
+        ("registry", "experiment"),
+        ("store", "collection"),
+    }
+)
 
 # Each setting's name, ``<section>_<field>`` (``kafka_topics_<topic>`` one level down), and its
 # place; its environment variable is the name upper-cased behind the prefix.

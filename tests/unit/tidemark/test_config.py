@@ -11,7 +11,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from structlog.testing import capture_logs
 
 from tidemark import deprecated_names
-from tidemark.config import NAMES, SECTIONS, Settings
+from tidemark.config import NAMES, PROJECT_NAMED, SECTIONS, Settings
 from tidemark.deprecated_names import DEPRECATED_NAMES
 
 # Every variable Tidemark read before its names were derived, and where it lands: each still
@@ -390,7 +390,8 @@ def test_as_env_round_trips_every_setting(monkeypatch: pytest.MonkeyPatch) -> No
         monitor_evidently_workspace=Path("/srv/evidently"),
     )
     env = original.as_env(*SECTIONS)
-    assert set(env) == {f"TIDEMARK_{name.upper()}" for name in NAMES}
+    named = {name for name, place in NAMES.items() if place in PROJECT_NAMED}
+    assert set(env) == {f"TIDEMARK_{name.upper()}" for name in NAMES if name not in named}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert Settings(_env_file=None) == original
@@ -401,11 +402,20 @@ def test_as_env_of_sections_holds_only_their_variables() -> None:
     assert set(env) == {
         f"TIDEMARK_{name.upper()}"
         for name, place in NAMES.items()
-        if place[0] in {"kafka", "store"}
+        if place[0] in {"kafka", "store"} and place not in PROJECT_NAMED
     }
     assert "TIDEMARK_STACK_STATE_DIR" not in env
     assert Settings(_env_file=None).as_env() == {}
     assert set(SECTIONS) == {place[0] for place in NAMES.values()}
+
+
+def test_a_project_s_names_pass_to_a_child_only_when_chosen() -> None:
+    chosen = Settings(_env_file=None, kafka_topics_scored="t1.scored", store_collection="c1")
+    env = chosen.as_env("kafka", "store", "registry")
+    assert env["TIDEMARK_KAFKA_TOPICS_SCORED"] == "t1.scored"
+    assert env["TIDEMARK_STORE_COLLECTION"] == "c1"
+    assert "TIDEMARK_KAFKA_TOPICS_INPUT" not in env
+    assert "TIDEMARK_REGISTRY_MODEL_NAME" not in env
 
 
 def test_the_readme_lists_every_variable() -> None:
