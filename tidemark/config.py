@@ -218,6 +218,8 @@ class ServingSettings(_Section):
     # The largest batch one /predict call may carry, and the largest request body in bytes.
     max_batch: int = Field(default=1_000, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1_024)
+    # Processes answering on the port (`tidemark serve --workers`), each following the registry.
+    workers: int = Field(default=1, ge=1)
 
     @property
     def url(self) -> str:
@@ -388,6 +390,7 @@ FLAT_NAMES: Mapping[str, str] = {
     "admin_token": "serving.admin_token",
     "serving_max_batch": "serving.max_batch",
     "serving_max_body_bytes": "serving.max_body_bytes",
+    "serving_workers": "serving.workers",
     "monitor_group_id": "monitor.group_id",
     "monitor_window_s": "monitor.window_s",
     "monitor_allowed_lateness_s": "monitor.allowed_lateness_s",
