@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -62,20 +62,23 @@ def run_uvicorn(
 ) -> None:
     """Run ``app`` under uvicorn as every model server here runs (benchmarks/serving's floor too).
 
-    With several workers, ``app`` names what to import (``module:attribute``, a function to
-    call when ``factory``): uvicorn starts that many processes on one listening socket, and
-    restarts one that dies.
+    Several workers each run their own uvicorn server on a socket of their own (serving.workers);
+    ``app`` then names what each imports (``module:attribute``, a function to call when
+    ``factory``).
     """
-    import uvicorn
-
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        workers=workers if workers > 1 else None,
-        factory=factory,
+    options: dict[str, Any] = {
         # Logging stays as tidemark.logs configured it (JSON lines under supervisor); requests
         # are counted in /metrics, so a log line per request would only cost time.
-        log_config=None,
-        access_log=False,
-    )
+        "log_config": None,
+        "access_log": False,
+    }
+    if workers == 1:
+        import uvicorn
+
+        uvicorn.run(app, host=host, port=port, factory=factory, **options)
+        return
+    if not isinstance(app, str):
+        raise TypeError("several workers import the app themselves: name it as module:attribute")
+    from serving.workers import serve_workers
+
+    serve_workers(app, host, port, workers, factory, options)

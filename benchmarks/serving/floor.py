@@ -11,11 +11,12 @@ and starts side by side
 - the floor and ``tidemark serve`` with ``--workers N`` (N = ``--workers``, 2 by default),
 
 then loads them in rounds, alternating which server goes first, with one client
-(benchmarks/serving/load.py, a process of its own, keep-alive connections) in three ways:
+(benchmarks/serving/load.py, a process of its own, keep-alive connections) in four ways:
 
 - one fish per request, one connection, one request at a time (the API's common case);
 - a batch of 100 fish per request, one connection;
-- one fish per request over 8 connections at once (the only load more workers can help).
+- one fish, and a batch of 100, per request over 8 connections at once: the loads more workers
+  can help with, measured with one worker and with N.
 
 It prints, per server and load, the median over rounds of requests/s, p50 and p99 (with the
 spread over rounds), Tidemark's share of the floor's requests/s and its p99 against the
@@ -62,6 +63,9 @@ REPORT = RESULTS / "serving_floor.json"
 ONE_FISH = "1 fish, 1 client"
 BATCH = "100 fish, 1 client"
 CONCURRENT = "1 fish, 8 clients"
+CONCURRENT_BATCH = "100 fish, 8 clients"
+# The loads more workers can help with, measured with one worker and with N.
+CONCURRENT_LOADS = (CONCURRENT, CONCURRENT_BATCH)
 BATCH_SIZE = 100
 CONCURRENT_CLIENTS = 8
 TARGET_SHARE = 0.85
@@ -277,6 +281,7 @@ def main(
         ONE_FISH: (1, 1, requests),
         BATCH: (BATCH_SIZE, 1, max(requests // 10, 100)),
         CONCURRENT: (1, CONCURRENT_CLIENTS, 2 * requests),
+        CONCURRENT_BATCH: (BATCH_SIZE, CONCURRENT_CLIENTS, max(requests // 5, 200)),
     }
     sample = fish(2000, seed=11)
     bodies = {
@@ -307,7 +312,7 @@ def main(
             plan = [
                 (name, [s for s in servers if s.workers == count])
                 for name in loads
-                for count in ([1, workers] if name == CONCURRENT else [1])
+                for count in ([1, workers] if name in CONCURRENT_LOADS else [1])
             ]
             for name, pair in plan:  # warm-up: every worker has answered before round 0
                 for server in pair:
@@ -348,10 +353,17 @@ def _report(runs: list[Run], version: str, workers: int, rounds: int) -> None:
     floor_n = f"{FLOOR} x{workers}"
     ratios = [
         _ratio(_runs_of(runs, ours_1, load), _runs_of(runs, floor_1, load))
-        for load in (ONE_FISH, BATCH, CONCURRENT)
+        for load in (ONE_FISH, BATCH, *CONCURRENT_LOADS)
     ]
-    ratios.append(_ratio(_runs_of(runs, ours_n, CONCURRENT), _runs_of(runs, floor_n, CONCURRENT)))
-    ratios.append(_ratio(_runs_of(runs, ours_n, CONCURRENT), _runs_of(runs, ours_1, CONCURRENT)))
+    ratios += [
+        _ratio(_runs_of(runs, ours_n, load), _runs_of(runs, floor_n, load))
+        for load in CONCURRENT_LOADS
+    ]
+    scaling = [
+        _ratio(_runs_of(runs, ours_n, load), _runs_of(runs, ours_1, load))
+        for load in CONCURRENT_LOADS
+    ]
+    ratios += scaling
     typer.echo("")
     for r in ratios:
         typer.echo(
@@ -359,14 +371,14 @@ def _report(runs: list[Run], version: str, workers: int, rounds: int) -> None:
             f"({r.requests_per_s_min:.1%}-{r.requests_per_s_max:.1%}), "
             f"p99 {r.p99:.2f}x ({r.p99_min:.2f}-{r.p99_max:.2f})"
         )
-    one_fish, scaling = ratios[0], ratios[-1]
-    verdict = {
+    one_fish = ratios[0]
+    verdict: dict[str, object] = {
         "one_fish_share_of_floor": one_fish.requests_per_s,
         "one_fish_share_met": one_fish.requests_per_s >= TARGET_SHARE,
         "one_fish_p99_ratio": one_fish.p99,
         "one_fish_p99_met": one_fish.p99 <= TARGET_P99_RATIO,
-        f"{workers}_workers_over_1": scaling.requests_per_s,
-        f"{workers}_workers_serve_more": scaling.requests_per_s > 1.0,
+        f"{workers}_workers_over_1": {r.load: r.requests_per_s for r in scaling},
+        f"{workers}_workers_serve_more": {r.load: r.requests_per_s > 1.0 for r in scaling},
         "failures": sum(r.failures for r in runs),
     }
     busiest = max(runs, key=lambda r: r.client_busy)
@@ -374,9 +386,12 @@ def _report(runs: list[Run], version: str, workers: int, rounds: int) -> None:
         f"\nverdict: one fish at {one_fish.requests_per_s:.1%} of the floor's requests/s "
         f"(target ≥ {TARGET_SHARE:.0%}: {'met' if verdict['one_fish_share_met'] else 'NOT met'}), "
         f"p99 {one_fish.p99:.2f}x the floor's (target ≤ {TARGET_P99_RATIO}x: "
-        f"{'met' if verdict['one_fish_p99_met'] else 'NOT met'}); "
-        f"{workers} workers serve {scaling.requests_per_s:.2f}x one "
-        f"({'more' if verdict[f'{workers}_workers_serve_more'] else 'NOT more'})"
+        f"{'met' if verdict['one_fish_p99_met'] else 'NOT met'}); {workers} workers serve "
+        + ", ".join(
+            f"{r.requests_per_s:.2f}x one ({r.load}: "
+            f"{'more' if r.requests_per_s > 1 else 'NOT more'})"
+            for r in scaling
+        )
     )
     typer.echo(
         f"client: busiest at {busiest.client_busy:.0%} of the wall time "
