@@ -149,8 +149,10 @@ class ServingMetrics:
 
     def count_predictions(self, species: list[str], known: list[bool], version: str) -> None:
         """Count one answered request's fish by species."""
+        pending = self._pending_predictions
         for name, is_known in zip(species, known, strict=True):
-            self.count_prediction(name if is_known else UNKNOWN_SPECIES, version)
+            key = (name if is_known else UNKNOWN_SPECIES, version)
+            pending[key] = pending.get(key, 0) + 1
 
     def count_prediction(self, species: str, version: str) -> None:
         """Count a fish of a species the model knows (``UNKNOWN_SPECIES`` otherwise)."""
