@@ -48,6 +48,9 @@ def create_app(
 ) -> FastAPI:
     """The app; ``source`` defaults to a ModelWatcher on the settings' registry.
 
+    Called with no argument, it is the factory every worker process of ``tidemark serve
+    --workers N`` builds its own app (and watcher) with.
+
     ``challenger`` names the version in shadow with its tags, for ``/model``; it defaults to
     the registry's challenger alias when the model comes from the registry (no ``source``),
     and to "none" beside a ``source`` of the caller's.

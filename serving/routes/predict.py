@@ -117,13 +117,13 @@ async def _body(request: Request) -> bytes:
     """The request body: Starlette's ``Request.body`` streams it through an async generator, a
     cost of its own on a request whose body comes in one message."""
     message = await request.receive()
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         if message["type"] == "http.disconnect":
             raise ClientDisconnect()
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            return b"".join(chunks)
         message = await request.receive()
 
 
