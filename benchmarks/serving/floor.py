@@ -328,6 +328,13 @@ def main(
     _report(runs, version, workers, rounds)
 
 
+def _cpu_pressure() -> str | None:
+    try:
+        return Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except OSError:
+        return None
+
+
 def _runs_of(runs: list[Run], server: str, load: str) -> list[Run]:
     return sorted((r for r in runs if r.server == server and r.load == load), key=lambda r: r.round)
 
@@ -408,6 +415,8 @@ def _report(runs: list[Run], version: str, workers: int, rounds: int) -> None:
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "load_average": os.getloadavg(),
+            # The share of time some task waited for a CPU (Linux PSI): how shared the run was.
+            "cpu_pressure": _cpu_pressure(),
         },
         "summaries": [asdict(s) for s in summaries],
         "ratios": [asdict(r) for r in ratios],
