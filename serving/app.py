@@ -83,8 +83,8 @@ def create_app(
             background.start_soon(metrics.flush_every)
             yield
             background.cancel_scope.cancel()
-        metrics.close()
         await anyio.to_thread.run_sync(source.stop)
+        metrics.close()
         if reader is not None:
             reader.close()
 
