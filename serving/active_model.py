@@ -22,6 +22,10 @@ from tidemark.registry.watcher import ServedModel
 
 log = get_logger("serving")
 
+# Names the version that answered, on every response (serving.middleware adds it where a
+# route did not).
+VERSION_HEADER = b"x-model-version"
+
 
 class ModelSource(Protocol):
     """What the server needs from tidemark.registry.watcher.ModelWatcher."""
@@ -57,37 +61,48 @@ class ModelSource(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ActiveModel:
-    """A served model and its fast path (None when the model is not log-linear)."""
+    """A served model, its fast path (None when the model is not log-linear), and what every
+    answer of this version carries, built once at the swap rather than per request."""
 
     served: ServedModel
     fast: LogLinearPredictor | None
+    # The ``x-model-version`` header as the wire has it.
+    version_header: tuple[bytes, bytes]
 
     @classmethod
     def of(cls, served: ServedModel) -> ActiveModel:
         """Wrap a freshly loaded version with the fast path it derived and verified."""
-        return cls(served, served.fast)
+        return cls(
+            served,
+            served.fast,
+            (VERSION_HEADER, served.version.encode("latin-1")),
+        )
+
+    def predict_one(self, fish: Fish) -> tuple[float, bool]:
+        """One fish's weight (kg) and whether its species is known; ``DataError`` as below."""
+        if self.fast is None:
+            weights, known = self.predict([fish])
+            return weights[0], known[0]
+        weight, is_known = self.fast.predict_one(fish.species, fish.length_cm, fish.height_cm)
+        # NaN fails both comparisons, so it is caught too.
+        if not 0.0 < weight < math.inf:
+            raise DataError("sizes out of any plausible range give no usable weight at [0]")
+        return weight, is_known
 
     def predict(self, fish: Sequence[Fish]) -> tuple[list[float], list[bool]]:
         """Weights (kg) of the fish in order, and whether each species is known.
 
         Raises ``DataError`` when a size gives no usable (positive, finite) weight.
         """
-        if self.fast is not None and len(fish) == 1:
-            weight, known = self.fast.predict_one(
-                fish[0].species, fish[0].length_cm, fish[0].height_cm
-            )
-            weights, flags = [weight], [known]
+        species = [f.species for f in fish]
+        length = [f.length_cm for f in fish]
+        height = [f.height_cm for f in fish]
+        if self.fast is not None:
+            result = self.fast.predict(species, length, height)
         else:
-            species = [f.species for f in fish]
-            length = [f.length_cm for f in fish]
-            height = [f.height_cm for f in fish]
-            if self.fast is not None:
-                result = self.fast.predict(species, length, height)
-            else:
-                frame = pd.DataFrame(dict(zip(FEATURES, (species, length, height), strict=True)))
-                result = self.served.predict(frame)
-            weights, flags = result.weight_kg.tolist(), result.species_known.tolist()
-        # NaN fails both comparisons, so it is caught too.
+            frame = pd.DataFrame(dict(zip(FEATURES, (species, length, height), strict=True)))
+            result = self.served.predict(frame)
+        weights, flags = result.weight_kg.tolist(), result.species_known.tolist()
         unusable = [i for i, w in enumerate(weights) if not 0.0 < w < math.inf]
         if unusable:
             raise DataError(f"sizes out of any plausible range give no usable weight at {unusable}")

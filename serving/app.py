@@ -11,6 +11,7 @@ server itself (files shipped in the fastapi-offline wheel), so they work without
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -23,6 +24,7 @@ from serving.active_model import ModelHolder, ModelSource
 from serving.dependencies import Serving
 from serving.examples import predict_examples
 from serving.metrics import ServingMetrics
+from serving.metrics_dir import shared_metrics_dir
 from serving.middleware import ServingMiddleware
 from serving.parsing import FishParser
 from serving.routes import admin, health, model, predict
@@ -46,6 +48,9 @@ def create_app(
 ) -> FastAPI:
     """The app; ``source`` defaults to a ModelWatcher on the settings' registry.
 
+    Called with no argument, it is the factory every worker process of ``tidemark serve
+    --workers N`` builds its own app (and watcher) with.
+
     ``challenger`` names the version in shadow with its tags, for ``/model``; it defaults to
     the registry's challenger alias when the model comes from the registry (no ``source``),
     and to "none" beside a ``source`` of the caller's.
@@ -60,6 +65,7 @@ def create_app(
         challenger = (lambda: reader.alias(alias)) if reader is not None else (lambda: None)
     holder = ModelHolder(source)
     parser = FishParser(settings.serving.max_batch)
+    metrics = ServingMetrics(holder, shared_metrics_dir())
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -71,9 +77,14 @@ def create_app(
             model_version=active.served.version if active else None,
             registry_reachable=source.registry_ok,
             registry_error=source.last_error,
+            pid=os.getpid(),
         )
-        yield
+        async with anyio.create_task_group() as background:
+            background.start_soon(metrics.flush_every)
+            yield
+            background.cancel_scope.cancel()
         await anyio.to_thread.run_sync(source.stop)
+        metrics.close()
         if reader is not None:
             reader.close()
 
@@ -88,10 +99,10 @@ def create_app(
         # Try it out opens ready to run: the docs are for people trying the API.
         swagger_ui_parameters={"tryItOutEnabled": True, "displayRequestDuration": True},
     )
-    metrics = ServingMetrics(holder)
-    app.state.serving = Serving(
+    serving = Serving(
         settings=settings, holder=holder, parser=parser, metrics=metrics, challenger=challenger
     )
+    app.state.serving = serving
     app.add_middleware(
         ServingMiddleware,
         holder=holder,
@@ -99,7 +110,8 @@ def create_app(
         max_body_bytes=settings.serving.max_body_bytes,
     )
     errors.install(app)
-    app.include_router(predict.build_router(parser.openapi_schema(predict_examples())))
+    # The app's own route, ahead of the routers: the one path that must be fast.
+    predict.add_route(app, serving, parser.openapi_schema(predict_examples()))
     for router in (health.router, model.router, metrics_route.router, admin.router):
         app.include_router(router)
     return app

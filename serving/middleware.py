@@ -1,19 +1,21 @@
 """One pure-ASGI middleware for every request: the body size limit, metrics, the version header.
 
 Pure ASGI rather than Starlette's BaseHTTPMiddleware, which costs a task and a stream per request
-on a path whose whole budget is a couple of milliseconds.
+on a path whose whole budget is a few hundred microseconds. For the same reason it wraps
+``receive`` only when the declared length does not already settle the limit (the HTTP server
+never hands over more than the declared length).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.active_model import ModelHolder
+from serving.active_model import VERSION_HEADER, ModelHolder
 from serving.metrics import NO_MODEL, ServingMetrics
 
-VERSION_HEADER = b"x-model-version"
 _UNMATCHED = "unmatched"
 
 
@@ -41,47 +43,55 @@ class ServingMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        limit = self.max_body_bytes
         declared = _content_length(scope)
-        received = 0
+        if declared is None or declared > self.max_body_bytes:
+            receive = _limited(receive, declared, self.max_body_bytes)
         status, version = 500, NO_MODEL
 
-        async def limited_receive() -> Message:
-            nonlocal received
-            # The declared length refuses an oversized body before reading any of it; counting
-            # catches chunked bodies that declare none.
-            if declared is not None and declared > limit:
-                raise BodyTooLargeError(limit)
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise BodyTooLargeError(limit)
-            return message
-
-        async def observing_send(message: Message) -> None:
+        # A plain function handing back ``send``'s awaitable: one coroutine less per message.
+        def observing_send(message: Message) -> Awaitable[None]:
             nonlocal status, version
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = list(message.get("headers", []))
-                named = next((v for k, v in headers if k == VERSION_HEADER), None)
-                if named is not None:
-                    version = named.decode("latin-1")
+                headers = message.get("headers", [])
+                for key, value in headers:
+                    if key == VERSION_HEADER:
+                        version = value.decode("latin-1")
+                        break
                 else:
                     active = self.holder.active
                     if active is not None:
                         version = active.served.version
-                        headers.append((VERSION_HEADER, version.encode("latin-1")))
-                        message = {**message, "headers": headers}
-            await send(message)
+                        message = {**message, "headers": [*headers, active.version_header]}
+            return send(message)
 
         try:
-            await self.app(scope, limited_receive, observing_send)
+            await self.app(scope, receive, observing_send)
         finally:
             route = scope.get("route")
             endpoint = getattr(route, "path", _UNMATCHED)
-            self.metrics.requests.labels(endpoint, scope["method"], str(status), version).inc()
-            self.metrics.latency.labels(endpoint, version).observe(time.perf_counter() - started)
+            self.metrics.count_request(
+                endpoint, scope["method"], status, version, time.perf_counter() - started
+            )
+
+
+def _limited(receive: Receive, declared: int | None, limit: int) -> Receive:
+    received = 0
+
+    async def limited_receive() -> Message:
+        nonlocal received
+        # The declared length refuses an oversized body before reading any of it; counting
+        # catches chunked bodies that declare none.
+        if declared is not None and declared > limit:
+            raise BodyTooLargeError(limit)
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise BodyTooLargeError(limit)
+        return message
+
+    return limited_receive
 
 
 def _content_length(scope: Scope) -> int | None:

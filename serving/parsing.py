@@ -20,14 +20,21 @@ class FishParser:
 
     def __init__(self, max_batch: int) -> None:
         self.max_batch = max_batch
-        self._batch = TypeAdapter(Annotated[list[Fish], Field(min_length=1, max_length=max_batch)])
+        # The core validators themselves: ``model_validate_json`` and ``TypeAdapter.validate_json``
+        # only add Python-level argument handling around them.
+        self._one = TypeAdapter(Fish).validator
+        self._batch = TypeAdapter(
+            Annotated[list[Fish], Field(min_length=1, max_length=max_batch)]
+        ).validator
 
     def parse(self, body: bytes) -> tuple[list[Fish], bool]:
         """The fish of the body and whether it was a batch; ``RequestValidationError`` if bad."""
         try:
             if body.lstrip()[:1] == b"[":
-                return self._batch.validate_json(body), True
-            return [Fish.model_validate_json(body)], False
+                batch: list[Fish] = self._batch.validate_json(body)
+                return batch, True
+            one: Fish = self._one.validate_json(body)
+            return [one], False
         except ValidationError as error:
             raise RequestValidationError(_located(error)) from None
 

@@ -268,6 +268,8 @@ class ServingSettings(_Section):
     # The largest batch one /predict call may carry, and the largest request body in bytes.
     max_batch: int = Field(default=1_000, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1_024)
+    # Processes answering on the port (`tidemark serve --workers`), each following the registry.
+    workers: int = Field(default=1, ge=1)
 
     @field_validator("admin_token")
     @classmethod

@@ -20,33 +20,32 @@ import http.client
 import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
-import mlflow
 import typer
-from mlflow import MlflowClient
 
-from benchmarks.fish import fish_scenario
-from infra.local.components import mlflow as mlflow_component
+from benchmarks.serving.harness import (
+    MODEL_NAME,
+    fish,
+    free_ports,
+    private_registry,
+    register_production_model,
+    running,
+    venv_env,
+)
+from benchmarks.serving.harness import RESULTS as RESULTS_DIR
 from infra.local.components import venv_bin
-from tidemark.config import Settings
-from tidemark.model import FEATURES, train
-from tidemark.simulation.generate import generate_frame
+from tidemark.model import FEATURES
 
-RESULTS = Path(__file__).resolve().parents[1] / "results" / "serving_vs_mlflow.json"
-MODEL_NAME = "fish-weight"
+RESULTS = RESULTS_DIR / "serving_vs_mlflow.json"
 BATCH_SIZE = 100
 
 
@@ -77,14 +76,6 @@ class Figures:
     failures: int
 
 
-def _free_ports(count: int) -> list[int]:
-    with ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-
-
 def _tidemark_body(fish: list[dict[str, Any]]) -> bytes:
     return json.dumps(fish[0] if len(fish) == 1 else fish).encode()
 
@@ -101,64 +92,6 @@ def _mlflow_body(fish: list[dict[str, Any]]) -> bytes:
 
 def _mlflow_weights(answer: Any) -> list[float]:
     return [float(w) for w in answer["predictions"]]
-
-
-def _wait_for(url: str, process: subprocess.Popen[bytes], what: str, log: Path) -> None:
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited; see {log}:\n{log.read_text()[-2000:]}")
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"{what} did not answer {url} within 180 s; see {log}")
-
-
-@contextmanager
-def _process(
-    command: list[str], env: dict[str, str], log: Path, ready_url: str, what: str
-) -> Iterator[None]:
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=out, cwd=log.parent)
-        try:
-            _wait_for(ready_url, process, what, log)
-            yield
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _register_production_model(tracking_uri: str) -> str:
-    frame = generate_frame(fish_scenario(), seed=7)
-    fitted = train(frame, seed=0).model
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment("serving-benchmark")
-    with mlflow.start_run():
-        info = mlflow.sklearn.log_model(
-            fitted,
-            name="model",
-            registered_model_name=MODEL_NAME,
-            input_example=frame.loc[:5, list(FEATURES)],
-            pip_requirements=["scikit-learn"],
-        )
-    version = str(info.registered_model_version)
-    MlflowClient(tracking_uri).set_registered_model_alias(MODEL_NAME, "production", version)
-    return version
-
-
-def _fish(count: int, seed: int) -> list[dict[str, Any]]:
-    frame = generate_frame(fish_scenario(), seed=seed).sample(count, random_state=seed)
-    return [
-        {"species": s, "length_cm": float(length), "height_cm": float(height)}
-        for s, length, height in frame.loc[:, list(FEATURES)].itertuples(index=False)
-    ]
 
 
 def _post(connection: http.client.HTTPConnection, target: Target, body: bytes) -> Any:
@@ -265,33 +198,20 @@ def main(
     threads: Annotated[int, typer.Option(min=1)] = 4,
 ) -> None:
     """Run both servers on one promoted model, load each the same way, print and save figures."""
-    mlflow_port, tidemark_port, mlflow_serve_port = _free_ports(3)
-    venv = str(Path(sys.executable).parent)
-    with tempfile.TemporaryDirectory(prefix="tidemark-bench-") as tmp, ExitStack() as running:
+    tidemark_port, mlflow_serve_port = free_ports(2)
+    with tempfile.TemporaryDirectory(prefix="tidemark-bench-") as tmp, ExitStack() as stack:
         state = Path(tmp)
-        tracking_uri = f"http://127.0.0.1:{mlflow_port}"
-        registry = mlflow_component(Settings(registry_tracking_uri=tracking_uri), state)
-        registry.prepare()
-        base_env = {**os.environ, "PATH": f"{venv}:{os.environ.get('PATH', '')}"}
-        running.enter_context(
-            _process(
-                registry.command,
-                {**base_env, **registry.env},
-                state / "mlflow.log",
-                f"{tracking_uri}/health",
-                "mlflow server",
-            )
-        )
-        version = _register_production_model(tracking_uri)
+        tracking_uri = stack.enter_context(private_registry(state))
+        version = register_production_model(tracking_uri)
         typer.echo(f"registered {MODEL_NAME} version {version} as @production")
         tidemark_env = {
-            **base_env,
+            **venv_env(),
             "TIDEMARK_REGISTRY_TRACKING_URI": tracking_uri,
             "TIDEMARK_REGISTRY_MODEL_NAME": MODEL_NAME,
             "TIDEMARK_SERVING_PORT": str(tidemark_port),
         }
-        running.enter_context(
-            _process(
+        stack.enter_context(
+            running(
                 [venv_bin("tidemark"), "serve"],
                 tidemark_env,
                 state / "tidemark-serve.log",
@@ -304,14 +224,14 @@ def main(
             "-m", f"models:/{MODEL_NAME}@production", "--env-manager", "local",
             "-h", "127.0.0.1", "-p", str(mlflow_serve_port), "-w", "1",
         ]  # fmt: skip
-        running.enter_context(
-            _process(
+        stack.enter_context(
+            running(
                 mlflow_serve,
                 # MLflow's own server loads the model only with deserialisation allowed, which
                 # Tidemark turns off in its processes; this baseline serves a model the
                 # benchmark registered itself.
                 {
-                    **base_env,
+                    **venv_env(),
                     "MLFLOW_TRACKING_URI": tracking_uri,
                     "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
                 },
@@ -330,10 +250,10 @@ def main(
                 _mlflow_weights,
             ),
         ]
-        fish = _fish(2000, seed=11)
-        difference = _max_relative_difference(targets, fish[:BATCH_SIZE])
-        results = [_sequential(t, fish, sequential_requests) for t in targets]
-        results += [_concurrent(t, fish, batch_requests, threads) for t in targets]
+        sample = fish(2000, seed=11)
+        difference = _max_relative_difference(targets, sample[:BATCH_SIZE])
+        results = [_sequential(t, sample, sequential_requests) for t in targets]
+        results += [_concurrent(t, sample, batch_requests, threads) for t in targets]
     _report(results, difference, version)
 
 

@@ -79,6 +79,8 @@ def platform_services(settings: Settings, state: Path) -> list[Component]:
             command=[tidemark, "serve"],
             url=f"{settings.serving.url}/docs",
             check=http_ok(f"{settings.serving.url}/health"),
+            # Its workers (TIDEMARK_SERVING_WORKERS) meet their metrics there; emptied at start.
+            env={"PROMETHEUS_MULTIPROC_DIR": str(state / "serving-metrics")},
             service=True,
             sections=("serving", "registry"),
         ),

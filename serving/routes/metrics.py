@@ -1,9 +1,9 @@
-"""GET /metrics: the Prometheus exposition of the server's own registry."""
+"""GET /metrics: the Prometheus exposition of the server's metrics (of all its workers)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from serving.dependencies import ServingDep
 
@@ -13,4 +13,4 @@ router = APIRouter(tags=["metrics"])
 @router.get("/metrics", response_class=Response)
 async def metrics(serving: ServingDep) -> Response:
     """Requests and latency by endpoint and model version, predictions by species, the version."""
-    return Response(generate_latest(serving.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(serving.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -60,6 +60,7 @@ OLD_VARIABLES = {
     "TIDEMARK_ADMIN_TOKEN": "serving.admin_token",
     "TIDEMARK_SERVING_MAX_BATCH": "serving.max_batch",
     "TIDEMARK_SERVING_MAX_BODY_BYTES": "serving.max_body_bytes",
+    "TIDEMARK_SERVING_WORKERS": "serving.workers",
     "TIDEMARK_MONITOR_GROUP_ID": "monitor.group_id",
     "TIDEMARK_MONITOR_WINDOW_S": "monitor.window_s",
     "TIDEMARK_MONITOR_ALLOWED_LATENESS_S": "monitor.allowed_lateness_s",
