@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
+from flows.context import project_context
 from flows.outcome import FlowOutcome
-from tidemark.config import get_settings
 from tidemark.judging.decisions import Decision
 from tidemark.orchestration import ROLLBACK_FLOW
 from tidemark.registry import writer as registry
 
 
 @flow(name=ROLLBACK_FLOW)
-def rollback(reason: str = "rolled back by hand") -> FlowOutcome:
-    """Re-point production to the previous production version; fails when there is none.
+def rollback(reason: str = "rolled back by hand", project: str | None = None) -> FlowOutcome:
+    """Re-point production of ``project``'s model (the stack's default project when None) to
+    the previous production version; fails when there is none.
 
     ``reason`` is recorded on both versions (tags and description), the rolled-back one and
     the restored one.
     """
-    settings = get_settings()
+    settings = project_context(project).settings
     rolled_back, restored = registry.rollback_with_reason(settings.registry, reason)
     get_run_logger().info("production: v%s -> v%s (%s)", rolled_back, restored, reason)
     return FlowOutcome(

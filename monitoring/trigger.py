@@ -68,7 +68,7 @@ def retrain_parameters(
         "metric": request.metric,
         "metric_value": request.metric_value,
         "threshold": request.threshold,
-        "species": species or None,
+        "segments": species or None,
     }
 
 

@@ -1,4 +1,4 @@
-"""The registry contract on MLflow: register, load, promote and roll back ``fish-weight``.
+"""The registry contract on MLflow: register, load, promote and roll back a project's model.
 
 Every registered version comes from one training run that logs its parameters, metrics, the
 model (skops, with signature and input example), its training and held-out data as dataset
@@ -43,8 +43,10 @@ from tidemark.judging.shadow import (
     ShadowRole,
 )
 from tidemark.logs import get_logger
-from tidemark.model import FEATURES, TARGET, predict
-from tidemark.registry.notes import MODEL_DESCRIPTION
+from tidemark.modelling.storage import TRUSTED_TYPES
+from tidemark.modelling.training import predict
+from tidemark.project.spec import Project
+from tidemark.registry.notes import model_description
 from tidemark.registry.reader import ArtifactError, RegistryReader
 from tidemark.schemas import ModelDecision
 
@@ -53,7 +55,6 @@ log = get_logger("registry")
 MODEL_ARTIFACT = "model"
 REFERENCE_DIR = "reference"
 REFERENCE_FILE = "training_data.parquet"
-REFERENCE_COLUMNS = ("fish_id", "species", "length_cm", "height_cm", TARGET, "measured_at")
 HISTORY_TAG = "production_history"
 PRODUCTION_STAGE = "Production"
 RUN_SOURCE = "tidemark flows"
@@ -119,9 +120,20 @@ def client(registry: RegistrySettings) -> MlflowClient:
     return MlflowClient(registry.tracking_uri, registry.tracking_uri)
 
 
+def reference_columns(project: Project) -> list[str]:
+    """The columns a version keeps of its training data: key, features, target, input time."""
+    return [
+        project.key,
+        *(f.name for f in project.features),
+        project.target.name,
+        project.times.input,
+    ]
+
+
 def register(
     registry: RegistrySettings,
-    model: Pipeline,
+    project: Project,
+    model: Any,
     *,
     training_data: pd.DataFrame,
     holdout: pd.DataFrame,
@@ -133,11 +145,14 @@ def register(
     tags: Mapping[str, str],
 ) -> VersionInfo:
     """Log one training run and register its model as a new version carrying ``tags``, with
-    ``description`` (Markdown) on the version and on the run."""
+    ``description`` (Markdown) on the version and on the run. The model is stored with skops
+    and the trusted types every loading process passes (no pickle)."""
     mlflow_client = client(registry)
     mlflow.set_experiment(registry.experiment)
-    features = training_data.loc[:, list(FEATURES)]
-    signature = infer_signature(features, predict(model, features).weight_kg)
+    present = [f.name for f in project.features if f.name in training_data.columns]
+    features = training_data.loc[:, present]
+    signature = infer_signature(features, predict(project, model, features).values)
+    kept = [c for c in reference_columns(project) if c in training_data.columns]
     # MLflow names the source after the process's entry point ("tidemark", "engine.py"...);
     # every version comes from the same flows, so they all say so.
     run_tags = {**tags, MLFLOW_SOURCE_NAME: RUN_SOURCE, MLFLOW_SOURCE_TYPE: "JOB"}
@@ -146,17 +161,19 @@ def register(
         mlflow.log_metrics(dict(metrics))
         for data, context in ((training_data, "training"), (holdout, "evaluation")):
             dataset = from_pandas(
-                data.loc[:, [c for c in REFERENCE_COLUMNS if c in data.columns]],
+                data.loc[:, [c for c in kept if c in data.columns]],
                 source=source,
-                targets=TARGET,
+                targets=project.target.name,
                 name=f"{registry.model_name}-{context}",
             )
             mlflow.log_input(dataset, context=context)
-        _log_reference(training_data)
+        _log_reference(training_data.loc[:, kept])
         info = mlflow.sklearn.log_model(
             model,
             name=MODEL_ARTIFACT,
             signature=signature,
+            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
+            skops_trusted_types=list(TRUSTED_TYPES),
             # MLflow checks the example by loading the model back, which no Tidemark process
             # may do (no deserialisation): it logs a warning and goes on. The flows check the
             # registered artifact themselves, loaded as the scorers load it.
@@ -167,7 +184,9 @@ def register(
     mlflow_client.update_model_version(
         registry.model_name, registered.version, description=description
     )
-    mlflow_client.update_registered_model(registry.model_name, description=MODEL_DESCRIPTION)
+    mlflow_client.update_registered_model(
+        registry.model_name, description=model_description(project)
+    )
     log.info("registered", model=registry.model_name, version=registered.version)
     return _info(mlflow_client.get_model_version(registry.model_name, registered.version), run)
 
@@ -178,10 +197,9 @@ def set_version_description(registry: RegistrySettings, version: str, descriptio
 
 
 def _log_reference(training_data: pd.DataFrame) -> None:
-    columns = [c for c in REFERENCE_COLUMNS if c in training_data.columns]
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / REFERENCE_FILE
-        training_data.loc[:, columns].to_parquet(path, index=False)
+        training_data.to_parquet(path, index=False)
         mlflow.log_artifact(str(path), artifact_path=REFERENCE_DIR)
 
 
