@@ -105,7 +105,10 @@ def shadow_verdict(verdict: dict[str, Any]) -> FlowOutcome:
     registry.record_verdict(settings, decision)
     if decision.kind is ModelEvent.ROLLBACK:
         rolled_back, restored = registry.rollback_with_reason(
-            settings, f"rolled back on live evidence: {decision.reason}", evidence=decision
+            settings,
+            f"rolled back on live evidence: {decision.reason}",
+            evidence=decision,
+            version=champion,
         )
         logger.info("v%s rolled back to v%s: %s", rolled_back, restored, decision.reason)
         registry.clear_challenger(settings)

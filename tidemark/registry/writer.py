@@ -292,24 +292,45 @@ def production_history(registry: RegistrySettings) -> list[str]:
 
 
 def promote(registry: RegistrySettings, version: str) -> None:
-    """Make ``version`` production: the alias, the Production stage (previous archived), history.
+    """Make ``version`` production: history, then the alias and the Production stage (previous
+    archived).
 
-    Promoting the version that is already in production changes nothing.
+    The history is written before the alias moves, so that a promotion that fails half-way
+    and is retried finds its version already last in the history and does not add it twice;
+    promoting the version that is already in production changes nothing.
     """
     version_info(registry, version)
     history = production_history(registry)
-    _point_production(registry, version)
     if not history or history[-1] != version:
         _write_history(registry, [*history, version])
+    if production_version(registry) != version:
+        _point_production(registry, version)
     log.info("promoted", model=registry.model_name, version=version)
 
 
-def rollback(registry: RegistrySettings) -> tuple[str, str]:
-    """Re-point production to the version before the current one; returns (from, to)."""
+def rollback(registry: RegistrySettings, version: str | None = None) -> tuple[str, str]:
+    """Re-point production to the version before the current one; returns (from, to).
+
+    With ``version`` (the version to roll back), a rollback that already happened is not done
+    again: when production is no longer ``version`` and the history no longer holds it last,
+    nothing changes and (``version``, production) is returned, so a retried rollback cannot
+    roll back a second version. The history is written before the alias moves: a rollback that
+    fails half-way and is retried then finds its target last in the history.
+    """
     current = production_version(registry)
     if current is None:
         raise RegistryError(f"{registry.model_name} has no production version to roll back")
     history = production_history(registry)
+    if version is not None and current != version:
+        if history and history[-1] == current:
+            log.info("already rolled back", model=registry.model_name, version=version)
+            return version, current
+        raise RegistryError(
+            f"{registry.model_name} v{version} is not in production (v{current} is)"
+        )
+    # Entries after the last of the current version are promotions whose alias never moved.
+    if current in history:
+        history = history[: len(history) - history[::-1].index(current)]
     while history and history[-1] == current:
         history.pop()
     if not history:
@@ -318,8 +339,8 @@ def rollback(registry: RegistrySettings) -> tuple[str, str]:
             "there is nothing to roll back to"
         )
     previous = history[-1]
-    _point_production(registry, previous)
     _write_history(registry, history)
+    _point_production(registry, previous)
     set_version_tags(registry, current, {"rolled_back_at": datetime.now(UTC).isoformat()})
     log.info("rolled back", model=registry.model_name, current=previous, rolled_back=current)
     return current, previous
@@ -473,7 +494,10 @@ def load_shadow_state(registry: RegistrySettings, version: str) -> ShadowEvaluat
 
 
 def rollback_with_reason(
-    registry: RegistrySettings, reason: str, evidence: ModelDecision | None = None
+    registry: RegistrySettings,
+    reason: str,
+    evidence: ModelDecision | None = None,
+    version: str | None = None,
 ) -> tuple[str, str]:
     """Roll production back (see ``rollback``) and record why on both versions.
 
@@ -482,8 +506,17 @@ def rollback_with_reason(
     their description (with the live evidence when the rollback was decided on it). A
     challenger alias on the restored version is cleared: production is not its own
     challenger. Returns (rolled back, restored).
+
+    With ``version`` (the version to roll back) it is idempotent (see ``rollback``): retried
+    after it succeeded, or after it failed once the reasons were recorded, it changes nothing
+    and adds no second paragraph.
     """
-    rolled_back, restored = rollback(registry)
+    rolled_back, restored = rollback(registry, version)
+    recorded = version_info(registry, rolled_back).tags
+    if recorded.get("rolled_back_to") == restored and recorded.get("rolled_back_reason") == reason:
+        if challenger_version(registry) == restored:
+            clear_challenger(registry)
+        return rolled_back, restored
     at = datetime.now(UTC)
     set_version_tags(
         registry, rolled_back, {"rolled_back_reason": reason, "rolled_back_to": restored}
