@@ -89,7 +89,8 @@ def platform_services(settings: Settings, state: Path) -> list[Component]:
             "joiner",
             [tidemark, "join"],
             settings.stream.joiner_metrics_port,
-            ("kafka", "stream", "store"),
+            # The registry's model name: a prediction from another model is refused as forged.
+            ("kafka", "stream", "store", "registry"),
         ),
         Component(
             name="simulator",
