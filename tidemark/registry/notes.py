@@ -26,7 +26,7 @@ def model_description(project: Project) -> str:
     features = ", ".join(f.name for f in project.features)
     segment = (
         f" A law per {project.segment}, shrunk toward a shared law that also answers for a "
-        f"{project.segment} never seen (flagged `segment_known: false`)."
+        f"{project.segment} never seen (flagged `{project.segment}_known: false`)."
         if project.segment is not None and project.model.factory is None
         else ""
     )

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
 from tidemark.judging.decisions import Decision, Ruling
 from tidemark.judging.promotion import gather_evidence
 from tidemark.modelling.metrics import Metrics
-from tidemark.registry.notes import Trigger, describe_version
+from tidemark.project.spec import load_project
+from tidemark.registry.notes import Trigger, describe_version, model_description
 
 
 def test_run_names_tell_the_trigger() -> None:
@@ -61,3 +64,12 @@ def test_the_description_states_trigger_evidence_and_decision() -> None:
     assert "| **all** | 40 | 0.0550 | 0.1650 |" in text
     salmon = evidence.candidate_error_by_segment["salmon"]
     assert f"| salmon | 20 | {salmon:.4f} | {salmon * 3:.4f} |" in text
+
+
+def test_the_model_description_is_the_projects() -> None:
+    repo = Path(__file__).resolve().parents[3]
+    text = model_description(load_project(repo / "projects" / "penguin-mass.toml"))
+    assert text.startswith("Predicts body_mass_g (g) from species, island, bill_length_mm")
+    assert "`species_known: false`" in text
+    assert "error per species" in text
+    assert "fish" not in text
