@@ -71,7 +71,7 @@ class WindowJudge:
 
     def __init__(self, thresholds: Thresholds, evidence_windows: int) -> None:
         self.thresholds = thresholds
-        self.pool = SpeciesPool(thresholds.min_count, evidence_windows)
+        self.pool = SpeciesPool(thresholds.min_count, evidence_windows, thresholds.error)
 
     def assess(
         self, window: ClosedWindow, production: Production | None

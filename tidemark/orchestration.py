@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
 from tidemark.config import OrchestrationSettings
 
 TRAIN_FLOW = "train"
@@ -88,3 +90,18 @@ def work_pool_ready(orchestration: OrchestrationSettings, timeout_s: float = 3.0
     if response.json().get("status") != "READY":
         raise RuntimeError(f"no worker of the work pool {pool!r} is online")
     deployments_ready(orchestration, timeout_s)
+
+
+class SegmentStart(BaseModel):
+    """Where a retrain reads one segment's items from, and why (the ``retrain`` flow's
+    ``segment_starts`` parameter, one per segment, sent by the monitor).
+
+    An incident of a segment says that segment's items no longer follow the law the model
+    learned from some moment on: the retrain reads that segment only from there (the items
+    measured at or after ``start``), never its items from before the change.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: AwareDatetime
+    reason: str = Field(min_length=1, max_length=500)

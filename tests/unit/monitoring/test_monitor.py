@@ -46,14 +46,20 @@ class FakeTrigger:
     def __init__(self) -> None:
         self.runs: list[IncidentRun] = []
         self.requests: list[RetrainRequest] = []
+        self.segment_starts: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
 
     def publish(self, request: RetrainRequest) -> None:
         self.requests.append(request)
 
     def start_run(
-        self, request: RetrainRequest, training_start: datetime, incidents: Any = ()
+        self,
+        request: RetrainRequest,
+        training_start: datetime,
+        incidents: Any = (),
+        segment_starts: Any = None,
     ) -> str:
+        self.segment_starts.append(dict(segment_starts or {}))
         run = IncidentRun(
             flow_run_id=f"run-{next(self._ids)}",
             created_at=utc_now(),
@@ -62,6 +68,7 @@ class FakeTrigger:
             incidents=frozenset(incidents),
             data_start=min(training_start, request.window_start),
             model_version=request.model_version,
+            segment_starts={k: v.start for k, v in (segment_starts or {}).items()},
         )
         self.runs.append(run)
         return run.flow_run_id
@@ -324,3 +331,64 @@ def test_a_monitor_resumed_from_the_committed_mark_judges_no_window_twice() -> N
     assert restarted.windows is not None
     assert restarted.windows.open_windows == 1
     assert restarted.mark()[partition].offset == 61
+
+
+def _half_and_half(index: int, before: float, after: float, count: int = 30) -> ClosedWindow:
+    """Window ``index`` of ``count`` salmon: the first half at error ``before``, the rest at
+    ``after`` (the law changed in the middle)."""
+    records = [
+        scored(60 * index + i * 2.0, rel_error=before if i < count // 2 else after)
+        for i in range(count)
+    ]
+    start = T0 + timedelta(seconds=60 * index)
+    return ClosedWindow.of(start, start + timedelta(seconds=60), records)
+
+
+def test_a_retrain_reads_the_changed_species_only_from_the_change_inside_its_window() -> None:
+    """Issue 26: three calm windows, then the salmon law changes half-way through a window.
+    The retrain's window reaches back to a calm window (for the species it must not forget),
+    but the salmon are read only from the first fish of the new law, and it gathers until
+    enough of THOSE are in (the 15 of the old law in the changed window count for nothing)."""
+    watched, trigger = monitor()
+    for i in range(3):
+        watched.judge(window(i, salmon=(30, 0.03)))
+    changed = watched.judge(_half_and_half(3, 0.03, 0.30))
+    assert states(changed) == {"error:salmon": GateState.GATHERING}
+    [held] = changed.alarms
+    assert "15 of the 60" in held.gate.why
+    change = T0 + timedelta(seconds=180 + 15 * 2.0)
+    assert held.alarm.data_start == change
+    more = watched.judge(window(4, salmon=(30, 0.30)))
+    fired = watched.judge(window(5, salmon=(30, 0.30)))
+    assert states(more) == {"error:salmon": GateState.GATHERING}
+    assert fired.triggered or watched.incidents.queue
+    watched.incidents.drain(force=True)
+    [run] = trigger.runs
+    [starts] = trigger.segment_starts
+    assert set(starts) == {"salmon"}
+    assert starts["salmon"].start == change
+    assert "change-point" in starts["salmon"].reason
+    # The other species reach back: the retrain's window starts before the change.
+    assert run.data_start is not None
+    assert run.data_start < change
+
+
+def test_after_a_promotion_an_incident_of_the_new_version_is_not_held_by_the_old_ones() -> None:
+    """Issue 26: v2 was promoted by salmon's retrain (asked on v1) a moment ago; salmon's
+    error under v2 is still above the threshold: a new incident of v2, which fires at once
+    (not held by v1's cooldown) and reads the salmon only from the first fish v2 scored."""
+    follower = FakeFollower()
+    watched, trigger = monitor(follower=follower)
+    watched.judge(window(0, salmon=(60, 0.2)))
+    trigger.end("run-1")
+    follower.current = Production("2", "run", None, frozenset({"salmon"}))
+    mixed = [
+        *(scored(60 + i * 0.5, rel_error=0.03) for i in range(20)),
+        *(scored(70 + i * 0.5, rel_error=0.2, version="2") for i in range(60)),
+    ]
+    start = T0 + timedelta(seconds=60)
+    again = watched.judge(ClosedWindow.of(start, start + timedelta(seconds=60), mixed))
+    assert states(again) == {"error:salmon": GateState.FIRED}, again.alarms
+    assert "on v2" in again.alarms[0].gate.why
+    assert [r.model_version for r in trigger.runs] == ["1", "2"]
+    assert trigger.segment_starts[-1]["salmon"].start == T0 + timedelta(seconds=70)
