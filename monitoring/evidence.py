@@ -37,6 +37,10 @@ class SpeciesPool:
         self.threshold = threshold
         self._short: dict[str, deque[tuple[datetime, list[Scored]]]] = {}
         self._version: str | None = None
+        # Windows added so far, and the last window in which each pooled species had fish: a
+        # species absent for max_windows windows drops out (its evidence is too old anyway).
+        self._added = 0
+        self._seen: dict[str, int] = {}
 
     def add(
         self,
@@ -54,12 +58,16 @@ class SpeciesPool:
         if version != self._version:
             self._short.clear()
             self._version = version
+        self._added += 1
+        for stale in [s for s in self._short if self._added - self._seen[s] >= self.max_windows]:
+            del self._short[stale]
         by_species: defaultdict[str, list[Scored]] = defaultdict(list)
         for record in judged:
             by_species[record.species].append(record)
         ready = []
         for species, records in sorted(by_species.items()):
             pooled = self._short.setdefault(species, deque(maxlen=self.max_windows))
+            self._seen[species] = self._added
             pooled.append((start, records))
             fish = [r for _, rs in pooled for r in rs]
             if len(fish) < self.min_count:
@@ -77,6 +85,7 @@ class SpeciesPool:
                 )
             )
             del self._short[species]
+        self._seen = {s: n for s, n in self._seen.items() if s in self._short}
         return ready
 
     def _start(

@@ -120,8 +120,13 @@ class Incidents:
         self.queue: dict[IncidentKey, Pending] = {}
         # Per-species incidents waiting for enough labelled fish of their species to judge on.
         self.gathering: dict[IncidentKey, Pending] = {}
-        self.fish_needed = EvidenceRules.of(settings.retrain).rows_alone
+        rules = EvidenceRules.of(settings.retrain)
+        self.fish_needed = rules.rows_alone
+        # The fewest fish of a species a retrain can train on and judge beside others.
+        self.fish_to_judge = rules.rows_per_species
         self._queue_checked = 0.0
+        # The production version the incidents waiting here are about.
+        self._version: str | None = None
 
     def answer(self, judgement: WindowJudgement, raised: Sequence[Alarm]) -> WindowJudgement:
         """What becomes of the alarms a judged window raised, and the retrain they start.
@@ -130,8 +135,9 @@ class Incidents:
         raise, and the window for where later retrains' data begin.
         """
         window = judgement.window
+        self._follow(judgement.version)
         if raised:
-            judgement = self._gate_and_start(judgement, raised)
+            judgement = self._gate_and_start(judgement, raised, window)
         self._count_gathering(window, {a.incident for a in raised})
         times: dict[str, list[datetime]] = {}
         for record in window.records:
@@ -140,11 +146,30 @@ class Incidents:
             WindowSpan(
                 window.start,
                 window.overall.count,
-                {s: stats.count for s, stats in window.by_species.items()},
+                _counts(window),
                 {s: tuple(ts) for s, ts in times.items()},
             )
         )
         return judgement
+
+    def _follow(self, version: str | None) -> None:
+        """Incidents belong to the version they were measured on: when production moves, the
+        incidents still gathering or queued about the old one are closed (they alarm again,
+        as the new version's, if the new version shows them too)."""
+        if version == self._version:
+            return
+        if self._version is not None and (self.gathering or self.queue):
+            log.info(
+                "production moved: the old version's waiting incidents are closed",
+                old_version=self._version,
+                version=version,
+                incidents=sorted(str(k) for k in (*self.gathering, *self.queue)),
+            )
+            self.gathering.clear()
+            self.queue.clear()
+            metrics.GATHERING.set(0)
+            metrics.QUEUED.set(0)
+        self._version = version
 
     def drain(self, force: bool = False) -> str | None:
         """Start the retrain of the queued incidents once no run is in flight; its flow run id.
@@ -183,9 +208,8 @@ class Incidents:
         return flow_run_id
 
     def _gate_and_start(
-        self, judgement: WindowJudgement, raised: Sequence[Alarm]
+        self, judgement: WindowJudgement, raised: Sequence[Alarm], window: ClosedWindow
     ) -> WindowJudgement:
-        window = judgement.window
         try:
             now = self.follower.refresh()
             if now is not None and now.version != judgement.version:
@@ -231,7 +255,7 @@ class Incidents:
             fired[key] = queued.merged(fired[key]) if key in fired else queued
         self.queue.clear()
         metrics.QUEUED.set(0)
-        request, flow_run_id = self._start(list(fired.values()), judgement.version)
+        request, flow_run_id = self._start(list(fired.values()), judgement.version, window)
         return replace(judgement, request=request, flow_run_id=flow_run_id)
 
     def _hold_for_evidence(
@@ -309,6 +333,15 @@ class Incidents:
         if any(p.fish >= self.fish_needed for p in self.queue.values()):
             self.drain(force=True)
 
+    def _judgeable(self, since: datetime, window: ClosedWindow | None) -> list[str]:
+        """The species with fish enough since ``since`` for a retrain to judge them: a drift
+        retrain judges those, and trains on the others without failing on them."""
+        spans = list(self._recent)
+        if window is not None:
+            spans.append(WindowSpan(window.start, window.overall.count, _counts(window)))
+        species = {s for span in spans for s in span.by_species}
+        return sorted(s for s in species if labelled_since(s, since, spans) >= self.fish_to_judge)
+
     def _gate(self, alarm: Alarm, in_flight: IncidentRun | None, version: str | None) -> Gate:
         now = utc_now()
         last = self.trigger.last_run(alarm.incident)
@@ -330,8 +363,11 @@ class Incidents:
             thresholds=self.thresholds,
         )
 
-    def _start(self, pending: list[Pending], version: str | None) -> tuple[RetrainRequest, str]:
-        """Publish one request for the ``pending`` alarms and start their retrain run."""
+    def _start(
+        self, pending: list[Pending], version: str | None, window: ClosedWindow | None = None
+    ) -> tuple[RetrainRequest, str]:
+        """Publish one request for the ``pending`` alarms and start their retrain run
+        (``window``: the window that raised them, when it is not among the recent ones yet)."""
         lead = min(pending, key=lambda p: (_PRIORITY[p.alarm.incident.kind], -p.alarm.value)).alarm
         request = RetrainRequest(
             reason=lead.reason,
@@ -352,11 +388,13 @@ class Incidents:
             known = starts.get(species)
             if known is None or p.segment_start.start < known.start:
                 starts[species] = p.segment_start
+        data_start = min(p.data_start for p in pending)
         flow_run_id = self.trigger.start_run(
             request,
-            min(p.data_start for p in pending),
+            data_start,
             [p.alarm.incident for p in pending],
             starts,
+            self._judgeable(data_start, window) if not starts else None,
         )
         metrics.RETRAINS.labels(request.reason.value).inc()
         return request, flow_run_id
@@ -381,3 +419,7 @@ def segment_start(gated: Gated) -> SegmentStart | None:
 def _labelled(window: ClosedWindow, species: str, since: datetime) -> int:
     """The window's fish of ``species`` measured at or after ``since``."""
     return sum(1 for r in window.records if r.species == species and r.measured_at >= since)
+
+
+def _counts(window: ClosedWindow) -> dict[str, int]:
+    return {s: stats.count for s, stats in window.by_species.items()}

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from datetime import timedelta
 from functools import partial
 
 from kafka import KafkaProducer
@@ -39,7 +40,7 @@ from monitoring.windows import Admission, ClosedWindow, Resume, TumblingWindows
 from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.logs import get_logger
-from tidemark.schemas import Scored
+from tidemark.schemas import Scored, utc_now
 from tidemark.stream.handler import Commits, Handler, Output
 from tidemark.stream.records import Batch
 
@@ -64,6 +65,7 @@ class Monitor(Handler[Scored, None]):
     ) -> None:
         super().__init__(settings.monitor.group_id, {settings.kafka.topics.scored: Scored})
         self.settings = settings
+        metrics.bound_segments(settings.monitor.max_segments)
         self.follower = follower
         self.reports = reports
         # The running challenge of a version in shadow (None: no shadow evaluation).
@@ -124,6 +126,14 @@ class Monitor(Handler[Scored, None]):
         resume = Resume.of_metadata(
             {tp.partition: o.metadata for tp, o in committed.items() if tp.topic == topic}
         )
+        limit = utc_now() + timedelta(seconds=self.settings.monitor.max_skew_s)
+        if resume is not None and resume.closed_until > limit:
+            # Committed by a monitor that let a record from the future move its clock.
+            log.warning(
+                "the committed window clock is in the future; starting the windows afresh",
+                closed_until=resume.closed_until.isoformat(),
+            )
+            resume = None
         if resume is not None:
             log.info("resuming", closed_until=resume.closed_until.isoformat())
         self.windows = TumblingWindows(
@@ -140,7 +150,19 @@ class Monitor(Handler[Scored, None]):
             windows.skip(letter.partition, letter.offset)
         if batch.dead:
             metrics.RECORDS.labels("dead_letter").inc(len(batch.dead))
+        skew = self.settings.monitor.max_skew_s
+        limit = utc_now() + timedelta(seconds=skew)
         for item in batch.received:
+            if item.message.measured_at > limit:
+                # It would move the windows' clock into the future: every real window late.
+                batch.reject(
+                    item,
+                    f"measured_at {item.message.measured_at.isoformat()} is more than {skew:g} s "
+                    f"ahead of the monitor's clock ({limit.isoformat()} with the skew)",
+                )
+                windows.skip(item.raw.partition, item.raw.offset)
+                metrics.RECORDS.labels("future").inc()
+                continue
             admission = windows.add(item.message, item.raw.partition, item.raw.offset)
             metrics.RECORDS.labels(admission.value).inc()
             if admission is Admission.LATE:

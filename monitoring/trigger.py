@@ -53,6 +53,7 @@ def retrain_parameters(
     training_start: datetime,
     incidents: Iterable[IncidentKey] = (),
     segment_starts: Mapping[str, SegmentStart] | None = None,
+    judged: Iterable[str] | None = None,
 ) -> dict[str, Any]:
     """The ``retrain`` flow's parameters for a request.
 
@@ -60,11 +61,15 @@ def retrain_parameters(
     ``monitoring.policy.training_start``) to the end of the window that fired, but the fish of
     a species in ``segment_starts`` only from its start (where its change began), with the
     reason. The species of per-species incidents must each have evidence enough for the flow to
-    judge; without any (drift alone) the flow judges every species of the window.
+    judge; without any (drift alone) the flow judges the ``judged`` species (those with fish
+    enough; it trains on the others without judging them), or every species of the window when
+    none is given or none has enough.
     """
     starts = dict(segment_starts or {})
     start = min(request.window_start, training_start, *(s.start for s in starts.values()))
     species = sorted({i.species for i in incidents if i.species is not None})
+    if not species and judged:
+        species = sorted(set(judged))
     return {
         "reason": request.reason.value,
         "window_start": start.isoformat(),
@@ -146,6 +151,7 @@ class RetrainTrigger:
         training_start: datetime,
         incidents: Iterable[IncidentKey] = (),
         segment_starts: Mapping[str, SegmentStart] | None = None,
+        judged: Iterable[str] | None = None,
     ) -> str:
         """Start a run of the retrain deployment now, on the records measured from
         ``training_start`` to the end of the request's window (of a species in
@@ -161,7 +167,9 @@ class RetrainTrigger:
         with prefect_api(self.settings.orchestration):
             run: FlowRun = run_deployment(  # type: ignore[assignment]  # sync in a sync caller
                 self.deployment,
-                parameters=retrain_parameters(request, training_start, incidents, segment_starts),
+                parameters=retrain_parameters(
+                    request, training_start, incidents, segment_starts, judged
+                ),
                 timeout=0,
                 idempotency_key=key,
                 tags=tags,

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from kafka.structs import TopicPartition
+from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from monitoring.judgement import WindowJudgement
 from monitoring.monitor import Monitor
 from monitoring.policy import (
+    Alarm,
     GateState,
     IncidentKey,
     IncidentKind,
@@ -47,6 +48,7 @@ class FakeTrigger:
         self.runs: list[IncidentRun] = []
         self.requests: list[RetrainRequest] = []
         self.segment_starts: list[dict[str, Any]] = []
+        self.judged: list[Any] = []
         self._ids = itertools.count(1)
 
     def publish(self, request: RetrainRequest) -> None:
@@ -58,8 +60,10 @@ class FakeTrigger:
         training_start: datetime,
         incidents: Any = (),
         segment_starts: Any = None,
+        judged: Any = None,
     ) -> str:
         self.segment_starts.append(dict(segment_starts or {}))
+        self.judged.append(judged)
         run = IncidentRun(
             flow_run_id=f"run-{next(self._ids)}",
             created_at=utc_now(),
@@ -392,3 +396,67 @@ def test_after_a_promotion_an_incident_of_the_new_version_is_not_held_by_the_old
     assert "on v2" in again.alarms[0].gate.why
     assert [r.model_version for r in trigger.runs] == ["1", "2"]
     assert trigger.segment_starts[-1]["salmon"].start == T0 + timedelta(seconds=70)
+
+
+def test_a_record_from_the_future_is_dead_lettered_and_moves_no_window_clock() -> None:
+    """Issue 21: a scored record dated ten years ahead would close every real window as late;
+    it leaves as a dead letter and the minute of salmon is judged as usual."""
+    judged: list[WindowJudgement] = []
+    watched, _ = monitor(on_judgement=judged.append)
+    watched.resume({})
+    decade = (utc_now() - T0).total_seconds() + 10 * 365 * 86_400
+    batch = polled((0, scored(decade)), *((i + 1, scored(i)) for i in range(60)))
+    watched.process(batch, cast(Any, None))
+    [letter] = batch.dead
+    assert "ahead of the monitor's clock" in letter.error
+    assert watched.windows is not None
+    assert watched.windows.closed_until is None
+    watched.process(polled((61, scored(130))), cast(Any, None))
+    watched.tick()
+    assert [j.window.start for j in judged] == [T0]
+    assert judged[0].window.overall.count == 60
+    # The dead letter is accounted for: the commit passes it.
+    assert watched.windows.commit_offsets()[0] == 61
+
+
+def test_a_window_clock_committed_in_the_future_is_not_resumed() -> None:
+    watched, _ = monitor()
+    future = utc_now() + timedelta(days=3650)
+    meta = f'{{"closed_until": "{future.isoformat()}", "seen_until": 5}}'
+    topic = Settings().kafka.topics.scored
+    watched.resume({TopicPartition(topic, 0): OffsetAndMetadata(5, meta, -1)})
+    assert watched.windows is not None
+    assert watched.windows.closed_until is None
+
+
+def test_a_new_production_version_closes_the_old_versions_waiting_incidents() -> None:
+    """Issue 22's last point: salmon gather evidence on v1; v2 is promoted; the v1 incident
+    is closed, and v2's windows start their own."""
+    follower = FakeFollower()
+    watched, trigger = monitor(follower=follower)
+    gathering = watched.judge(window(0, salmon=(30, 0.3)))
+    assert states(gathering) == {"error:salmon": GateState.GATHERING}
+    follower.current = Production("2", "run", None, frozenset({"salmon"}))
+    calm = watched.judge(
+        ClosedWindow.of(
+            T0 + timedelta(seconds=60),
+            T0 + timedelta(seconds=120),
+            [scored(60 + i, rel_error=0.02, version="2") for i in range(30)],
+        )
+    )
+    assert calm.alarms == ()
+    assert watched.incidents.gathering == {}
+    assert trigger.runs == []
+
+
+def test_a_drift_retrain_judges_only_the_species_with_evidence_enough() -> None:
+    """Issue 21: one stray pike among many salmon must not make a drift retrain end short of
+    evidence: the retrain judges the salmon and only trains on the pike."""
+    watched, trigger = monitor()
+    watched.incidents.thresholds = watched.thresholds
+    alarm = Alarm(IncidentKey(IncidentKind.DRIFT), "drift_share", 1.0, 0.5, 90, T0)
+    records = [scored(i * 0.5) for i in range(90)] + [scored(50, species="pike")]
+    closed = ClosedWindow.of(T0, T0 + timedelta(seconds=60), records)
+    judgement = WindowJudgement(window=closed, version="1", judged=None, drift=None)
+    watched.incidents.answer(judgement, [alarm])
+    assert trigger.judged == [["salmon"]]
