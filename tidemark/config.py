@@ -343,11 +343,6 @@ class MonitorSettings(_Section):
     # While an incident waits for another incident's retrain to end, how often (seconds) the
     # monitor asks Prefect whether it has.
     queue_check_s: float = Field(default=5.0, gt=0)
-    # A scored record measured more than this many seconds ahead of the monitor's clock is
-    # dead-lettered: it would move the windows' clock (closed_until) into the future, and every
-    # real window would then be late. Five minutes covers the clocks of a line that drift by
-    # seconds and a label delay, and bounds how far any record can move the clock.
-    max_skew_s: float = Field(default=300.0, gt=0)
     # Metrics and reports name at most this many segments; later ones share the label "other"
     # (each label is a Prometheus series and an Evidently series, and a stream may send any).
     max_segments: int = Field(default=50, ge=1)
