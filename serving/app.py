@@ -21,15 +21,16 @@ from fastapi_offline import FastAPIOffline
 
 from serving import errors
 from serving.active_model import ModelHolder, ModelSource
-from serving.dependencies import Serving
+from serving.dependencies import Serving, read_model_tags
 from serving.examples import predict_examples
 from serving.metrics import ServingMetrics
 from serving.metrics_dir import shared_metrics_dir
 from serving.middleware import ServingMiddleware
 from serving.parsing import FishParser
-from serving.routes import admin, health, model, predict
+from serving.projects import ServedProjects
+from serving.routes import admin, health, history, model, predict
 from serving.routes import metrics as metrics_route
-from tidemark.config import Settings, get_settings
+from tidemark.config import RegistrySettings, Settings, get_settings
 from tidemark.logs import get_logger
 from tidemark.registry.reader import RegistryReader, VersionRef
 from tidemark.registry.watcher import ModelWatcher
@@ -45,6 +46,7 @@ def create_app(
     settings: Settings | None = None,
     source: ModelSource | None = None,
     challenger: Callable[[], VersionRef | None] | None = None,
+    model_tags: Callable[[RegistrySettings], dict[str, str] | None] | None = None,
 ) -> FastAPI:
     """The app; ``source`` defaults to a ModelWatcher on the settings' registry.
 
@@ -53,7 +55,8 @@ def create_app(
 
     ``challenger`` names the version in shadow with its tags, for ``/model``; it defaults to
     the registry's challenger alias when the model comes from the registry (no ``source``),
-    and to "none" beside a ``source`` of the caller's.
+    and to "none" beside a ``source`` of the caller's. ``model_tags`` reads a registered
+    model's tags (its production history), from the registry by default.
     """
     settings = settings or get_settings()
     reader: RegistryReader | None = None
@@ -100,7 +103,13 @@ def create_app(
         swagger_ui_parameters={"tryItOutEnabled": True, "displayRequestDuration": True},
     )
     serving = Serving(
-        settings=settings, holder=holder, parser=parser, metrics=metrics, challenger=challenger
+        settings=settings,
+        holder=holder,
+        parser=parser,
+        metrics=metrics,
+        challenger=challenger,
+        projects=ServedProjects(settings),
+        model_tags=model_tags or read_model_tags,
     )
     app.state.serving = serving
     app.add_middleware(
@@ -112,6 +121,12 @@ def create_app(
     errors.install(app)
     # The app's own route, ahead of the routers: the one path that must be fast.
     predict.add_route(app, serving, parser.openapi_schema(predict_examples()))
-    for router in (health.router, model.router, metrics_route.router, admin.router):
+    for router in (
+        health.router,
+        model.router,
+        history.router,
+        metrics_route.router,
+        admin.router,
+    ):
         app.include_router(router)
     return app

@@ -16,10 +16,12 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from serving.active_model import ModelHolder
+from serving.errors import NotFoundError
 from serving.metrics import ServingMetrics
 from serving.parsing import FishParser
-from tidemark.config import Settings
-from tidemark.registry.reader import VersionRef
+from serving.projects import ServedProject, ServedProjects
+from tidemark.config import RegistrySettings, Settings
+from tidemark.registry.reader import RegistryReader, VersionRef
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,22 @@ class Serving:
     metrics: ServingMetrics
     # The version in shadow with its tags (a blocking registry read; None: no challenger).
     challenger: Callable[[], VersionRef | None]
+    projects: ServedProjects
+    # A registered model's tags (a blocking registry read; None: no such model).
+    model_tags: Callable[[RegistrySettings], dict[str, str] | None]
+
+    def project(self, name: str) -> ServedProject:
+        """The project a URL names; ``NotFoundError`` naming those there are."""
+        found = self.projects.find(name)
+        if found is None:
+            raise NotFoundError(self.projects.unknown(name))
+        return found
+
+
+def read_model_tags(registry: RegistrySettings) -> dict[str, str] | None:
+    """A registered model's tags, read over MLflow's REST API."""
+    with RegistryReader(registry) as reader:
+        return reader.model_tags()
 
 
 async def serving_of(request: Request) -> Serving:

@@ -18,6 +18,14 @@ from tidemark.model import DataError
 _MAX_LISTED_ERRORS = 20
 
 
+class NotFoundError(Exception):
+    """Nothing of that name here: an unknown project, an item with no record (answered 404)."""
+
+
+class RegistryDownError(Exception):
+    """The registry did not answer a read a route needs (answered 503)."""
+
+
 class NoModelError(Exception):
     """There is no production model to answer with (answered with 503)."""
 
@@ -75,9 +83,19 @@ async def _too_large(_: Request, error: Exception) -> JSONResponse:
     )
 
 
+async def _not_found(_: Request, error: Exception) -> JSONResponse:
+    return error_response(status.HTTP_404_NOT_FOUND, str(error))
+
+
+async def _registry_down(_: Request, error: Exception) -> JSONResponse:
+    return error_response(status.HTTP_503_SERVICE_UNAVAILABLE, str(error))
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers of every refusal the server makes."""
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(DataError, _unusable)
     app.add_exception_handler(NoModelError, _no_model)
     app.add_exception_handler(BodyTooLargeError, _too_large)
+    app.add_exception_handler(NotFoundError, _not_found)
+    app.add_exception_handler(RegistryDownError, _registry_down)

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from tidemark.registry.history import ProductionInterval
 from tidemark.schemas import Contract, FishId, HeightCm, LengthCm, Species
 
 
@@ -144,3 +145,14 @@ class ReloadResponse(BaseModel):
     model_version: str | None
     registry_reachable: bool
     registry_error: str | None
+
+
+class ProductionHistory(BaseModel):
+    """Every interval in which a version of a model served, oldest first."""
+
+    project: str
+    model_name: str
+    production_version: str | None = Field(
+        description="The version serving now, as the history's last move says"
+    )
+    intervals: list[ProductionInterval]

@@ -8,7 +8,10 @@ data itself as ``reference/training_data.parquet``, the drift reference of monit
 Production is the alias ``production``; promotion also moves the version to the ``Production``
 stage (archiving the previous one) while the installed MLflow supports stages. The registered
 model keeps its promotion history in a tag, so that a rollback is well defined: it re-points
-production to the version that was in production before the current one.
+production to the version that was in production before the current one. Before the alias
+moves, the move itself (which version, replacing which, how, why, on what figures) is recorded
+as a tag of its own (``tidemark.registry.history``), and the model's description ends with the
+table of every interval in which a version served.
 """
 
 from __future__ import annotations
@@ -44,6 +47,17 @@ from tidemark.judging.shadow import (
 )
 from tidemark.logs import get_logger
 from tidemark.model import FEATURES, TARGET, predict
+from tidemark.registry.history import (
+    NO_FIGURES,
+    HowItCame,
+    MoveFigures,
+    ProductionMove,
+    live_figures,
+    move_tag,
+    moves_of,
+    production_intervals,
+    with_history,
+)
 from tidemark.registry.notes import MODEL_DESCRIPTION
 from tidemark.registry.reader import ArtifactError, RegistryReader
 from tidemark.schemas import ModelDecision
@@ -167,7 +181,7 @@ def register(
     mlflow_client.update_model_version(
         registry.model_name, registered.version, description=description
     )
-    mlflow_client.update_registered_model(registry.model_name, description=MODEL_DESCRIPTION)
+    _publish_history(registry, MODEL_DESCRIPTION)
     log.info("registered", model=registry.model_name, version=registered.version)
     return _info(mlflow_client.get_model_version(registry.model_name, registered.version), run)
 
@@ -273,21 +287,56 @@ def production_history(registry: RegistrySettings) -> list[str]:
     return [str(v) for v in json.loads(raw)]
 
 
-def promote(registry: RegistrySettings, version: str) -> None:
+def promote(
+    registry: RegistrySettings,
+    version: str,
+    *,
+    how: HowItCame = HowItCame.FORCED,
+    reason: str = "promoted by hand",
+    figures: MoveFigures = NO_FIGURES,
+    decided_by: str = "",
+    flow_run_id: str | None = None,
+) -> None:
     """Make ``version`` production: the alias, the Production stage (previous archived), history.
 
-    Promoting the version that is already in production changes nothing.
+    The move (``how`` it came, the ``reason`` and the ``figures`` of the decision) is recorded
+    before the alias moves, so that no move is ever missing from the history. Promoting the
+    version that is already in production changes nothing.
     """
     version_info(registry, version)
+    current = production_version(registry)
+    if current != version:
+        record_move(
+            registry,
+            ProductionMove(
+                version=version,
+                previous=current,
+                at=datetime.now(UTC),
+                how=how,
+                reason=reason,
+                figures=figures,
+                decided_by=decided_by,
+                flow_run_id=flow_run_id,
+            ),
+        )
     history = production_history(registry)
     _point_production(registry, version)
     if not history or history[-1] != version:
         _write_history(registry, [*history, version])
-    log.info("promoted", model=registry.model_name, version=version)
+    _publish_history(registry)
+    log.info("promoted", model=registry.model_name, version=version, how=how.value)
 
 
-def rollback(registry: RegistrySettings) -> tuple[str, str]:
-    """Re-point production to the version before the current one; returns (from, to)."""
+def rollback(
+    registry: RegistrySettings,
+    reason: str = "rolled back by hand",
+    figures: MoveFigures = NO_FIGURES,
+    decided_by: str = "",
+) -> tuple[str, str]:
+    """Re-point production to the version before the current one; returns (from, to).
+
+    The move is recorded (``rollback``, with ``reason`` and ``figures``) before the alias moves.
+    """
     current = production_version(registry)
     if current is None:
         raise RegistryError(f"{registry.model_name} has no production version to roll back")
@@ -300,11 +349,63 @@ def rollback(registry: RegistrySettings) -> tuple[str, str]:
             "there is nothing to roll back to"
         )
     previous = history[-1]
+    record_move(
+        registry,
+        ProductionMove(
+            version=previous,
+            previous=current,
+            at=datetime.now(UTC),
+            how=HowItCame.ROLLBACK,
+            reason=reason,
+            figures=figures,
+            decided_by=decided_by,
+        ),
+    )
     _point_production(registry, previous)
     _write_history(registry, history)
     set_version_tags(registry, current, {"rolled_back_at": datetime.now(UTC).isoformat()})
+    _publish_history(registry)
     log.info("rolled back", model=registry.model_name, current=previous, rolled_back=current)
     return current, previous
+
+
+def production_moves(registry: RegistrySettings) -> list[ProductionMove]:
+    """Every recorded move of the production alias, oldest first."""
+    return moves_of(_model_tags(registry))
+
+
+def record_move(registry: RegistrySettings, move: ProductionMove) -> None:
+    """Append ``move`` to the history: a tag of its own, never written again.
+
+    A promotion retried after its alias move failed finds its own move last and records
+    nothing more.
+    """
+    moves = production_moves(registry)
+    if moves and moves[-1].version == move.version and moves[-1].how is move.how:
+        return
+    client(registry).set_registered_model_tag(
+        registry.model_name, move_tag(move.at), move.model_dump_json()
+    )
+
+
+def _model_tags(registry: RegistrySettings) -> dict[str, str]:
+    try:
+        model = client(registry).get_registered_model(registry.model_name)
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return {}
+        raise
+    return dict(model.tags or {})
+
+
+def _publish_history(registry: RegistrySettings, description: str | None = None) -> None:
+    """End the registered model's description (``description``, else its own) with the table
+    of production intervals, for the MLflow page of the model."""
+    mlflow_client = client(registry)
+    model = mlflow_client.get_registered_model(registry.model_name)
+    intervals = production_intervals(moves_of(dict(model.tags or {})))
+    text = with_history(description or model.description or MODEL_DESCRIPTION, intervals)
+    mlflow_client.update_registered_model(registry.model_name, description=text)
 
 
 def _point_production(registry: RegistrySettings, version: str) -> None:
@@ -465,7 +566,10 @@ def rollback_with_reason(
     challenger alias on the restored version is cleared: production is not its own
     challenger. Returns (rolled back, restored).
     """
-    rolled_back, restored = rollback(registry)
+    figures = live_figures(evidence, rollback=True) if evidence is not None else NO_FIGURES
+    rolled_back, restored = rollback(
+        registry, reason, figures, decided_by=evidence.decided_by if evidence else "manual"
+    )
     at = datetime.now(UTC)
     set_version_tags(
         registry, rolled_back, {"rolled_back_reason": reason, "rolled_back_to": restored}
@@ -475,16 +579,17 @@ def rollback_with_reason(
         restored,
         {"restored_reason": reason, "restored_from": rolled_back, "restored_at": at.isoformat()},
     )
-    figures = f" {_evidence(evidence)}" if evidence is not None else ""
+    paragraph = f" {_evidence(evidence)}" if evidence is not None else ""
     _append_description(
         registry,
         rolled_back,
-        f"**Rolled back** on {_when(at)}; v{restored} is in production again: {reason}.{figures}",
+        f"**Rolled back** on {_when(at)}; v{restored} is in production again: {reason}.{paragraph}",
     )
     _append_description(
         registry,
         restored,
-        f"**Restored** to production on {_when(at)}, replacing v{rolled_back}: {reason}.{figures}",
+        f"**Restored** to production on {_when(at)}, replacing v{rolled_back}: "
+        f"{reason}.{paragraph}",
     )
     if challenger_version(registry) == restored:
         clear_challenger(registry)
