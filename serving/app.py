@@ -21,14 +21,14 @@ from fastapi_offline import FastAPIOffline
 
 from serving import errors
 from serving.active_model import ModelHolder, ModelSource
-from serving.dependencies import Serving, read_model_tags
+from serving.dependencies import Explainer, Serving, explain_on_topics, read_model_tags
 from serving.examples import predict_examples
 from serving.metrics import ServingMetrics
 from serving.metrics_dir import shared_metrics_dir
 from serving.middleware import ServingMiddleware
 from serving.parsing import FishParser
 from serving.projects import ServedProjects
-from serving.routes import admin, health, history, model, predict
+from serving.routes import admin, explain, health, history, model, predict
 from serving.routes import metrics as metrics_route
 from tidemark.config import RegistrySettings, Settings, get_settings
 from tidemark.logs import get_logger
@@ -47,6 +47,7 @@ def create_app(
     source: ModelSource | None = None,
     challenger: Callable[[], VersionRef | None] | None = None,
     model_tags: Callable[[RegistrySettings], dict[str, str] | None] | None = None,
+    explainer: Explainer | None = None,
 ) -> FastAPI:
     """The app; ``source`` defaults to a ModelWatcher on the settings' registry.
 
@@ -56,7 +57,8 @@ def create_app(
     ``challenger`` names the version in shadow with its tags, for ``/model``; it defaults to
     the registry's challenger alias when the model comes from the registry (no ``source``),
     and to "none" beside a ``source`` of the caller's. ``model_tags`` reads a registered
-    model's tags (its production history), from the registry by default.
+    model's tags (its production history), from the registry by default; ``explainer`` explains
+    an item, from the project's topics and registry by default.
     """
     settings = settings or get_settings()
     reader: RegistryReader | None = None
@@ -110,6 +112,7 @@ def create_app(
         challenger=challenger,
         projects=ServedProjects(settings),
         model_tags=model_tags or read_model_tags,
+        explainer=explainer or explain_on_topics,
     )
     app.state.serving = serving
     app.add_middleware(
@@ -125,6 +128,7 @@ def create_app(
         health.router,
         model.router,
         history.router,
+        explain.router,
         metrics_route.router,
         admin.router,
     ):

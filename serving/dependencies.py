@@ -21,7 +21,10 @@ from serving.metrics import ServingMetrics
 from serving.parsing import FishParser
 from serving.projects import ServedProject, ServedProjects
 from tidemark.config import RegistrySettings, Settings
+from tidemark.explain import Explanation, explain
 from tidemark.registry.reader import RegistryReader, VersionRef
+
+Explainer = Callable[[ServedProject, str], Explanation]
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,8 @@ class Serving:
     projects: ServedProjects
     # A registered model's tags (a blocking registry read; None: no such model).
     model_tags: Callable[[RegistrySettings], dict[str, str] | None]
+    # An item's explanation (blocking reads of Kafka and the registry).
+    explainer: Explainer
 
     def project(self, name: str) -> ServedProject:
         """The project a URL names; ``NotFoundError`` naming those there are."""
@@ -44,6 +49,11 @@ class Serving:
         if found is None:
             raise NotFoundError(self.projects.unknown(name))
         return found
+
+
+def explain_on_topics(served: ServedProject, key: str) -> Explanation:
+    """An item's explanation read from the project's topics and registry (blocking)."""
+    return explain(served.settings, served.contracts, key)
 
 
 def read_model_tags(registry: RegistrySettings) -> dict[str, str] | None:

@@ -22,8 +22,12 @@ class NotFoundError(Exception):
     """Nothing of that name here: an unknown project, an item with no record (answered 404)."""
 
 
-class RegistryDownError(Exception):
-    """The registry did not answer a read a route needs (answered 503)."""
+class UnavailableError(Exception):
+    """The registry or Kafka did not answer a read a route needs (answered 503)."""
+
+
+class ConflictError(Exception):
+    """A name that designates several things where the route needs one (answered 409)."""
 
 
 class NoModelError(Exception):
@@ -87,8 +91,12 @@ async def _not_found(_: Request, error: Exception) -> JSONResponse:
     return error_response(status.HTTP_404_NOT_FOUND, str(error))
 
 
-async def _registry_down(_: Request, error: Exception) -> JSONResponse:
+async def _unavailable(_: Request, error: Exception) -> JSONResponse:
     return error_response(status.HTTP_503_SERVICE_UNAVAILABLE, str(error))
+
+
+async def _conflict(_: Request, error: Exception) -> JSONResponse:
+    return error_response(status.HTTP_409_CONFLICT, str(error))
 
 
 def install(app: FastAPI) -> None:
@@ -98,4 +106,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(NoModelError, _no_model)
     app.add_exception_handler(BodyTooLargeError, _too_large)
     app.add_exception_handler(NotFoundError, _not_found)
-    app.add_exception_handler(RegistryDownError, _registry_down)
+    app.add_exception_handler(UnavailableError, _unavailable)
+    app.add_exception_handler(ConflictError, _conflict)

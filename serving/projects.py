@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from tidemark.config import Settings
 from tidemark.logs import get_logger
 from tidemark.project.catalog import Catalog, stack_catalog
+from tidemark.project.contracts import Contracts
 from tidemark.project.spec import Project, ProjectError
 
 log = get_logger("serving")
@@ -24,6 +25,7 @@ class ServedProject:
 
     project: Project
     settings: Settings
+    contracts: Contracts
     default: bool
 
     @property
@@ -57,7 +59,10 @@ class ServedProjects:
         if catalog is not None:
             self.all = tuple(
                 ServedProject(
-                    project, catalog.settings(settings, project.name), project is catalog.default
+                    project,
+                    catalog.settings(settings, project.name),
+                    catalog.contracts(project.name),
+                    project is catalog.default,
                 )
                 for project in catalog
             )

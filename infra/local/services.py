@@ -89,7 +89,15 @@ def platform_services(settings: Settings, state: Path) -> list[Component]:
             service=True,
             # Projects name the models it serves; kafka, stream and monitor say where a
             # prediction is found again and which window judged it (GET …/predictions/{key}).
-            sections=("serving", "registry", "projects", "kafka", "stream", "monitor"),
+            sections=(
+                "serving",
+                "registry",
+                "projects",
+                "kafka",
+                "stream",
+                "monitor",
+                "orchestration",
+            ),
         ),
         *scorers(settings),
         _with_metrics(

@@ -7,7 +7,7 @@ import anyio
 from fastapi import APIRouter
 
 from serving.dependencies import ServingDep
-from serving.errors import RegistryDownError
+from serving.errors import UnavailableError
 from serving.schemas import ErrorResponse, ProductionHistory
 from tidemark.registry.history import moves_of, production_intervals
 from tidemark.registry.reader import RegistryUnavailableError
@@ -30,7 +30,7 @@ async def production_history(name: str, serving: ServingDep) -> ProductionHistor
     try:
         tags = await anyio.to_thread.run_sync(serving.model_tags, registry)
     except RegistryUnavailableError as error:
-        raise RegistryDownError(
+        raise UnavailableError(
             f"the registry at {registry.tracking_uri} did not answer: {error}"
         ) from error
     intervals = production_intervals(moves_of(tags or {}))
