@@ -8,6 +8,12 @@ the half's event time plus the window: by then its partner can no longer arrive 
 Event time, not the wall clock, decides, so a joiner that restarts after a pause, or catches
 up with a backlog, makes the same decisions as one that never stopped.
 
+No record can poison the state: a watermark never moves past the ceiling the caller gives
+(the clock plus its allowed skew), a join whose errors cannot be computed leaves the state as
+it was and is refused (:class:`JoinError`), a second half of a key on the same side with
+other content is refused as a conflict rather than silently dropped, and at most
+``max_pending`` halves wait: past it the oldest are shed and counted.
+
 The state records what changed (new pending halves, newly joined fish) so that the caller
 persists exactly that before committing its offsets. Nothing is ever deleted on the way: the
 durable record is append-only, which a MongoDB-compatible store on SQLite writes quickly.
@@ -16,7 +22,7 @@ durable record is append-only, which a MongoDB-compatible store on SQLite writes
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -55,6 +61,19 @@ class Half:
             return self.record.measured_at
         return self.record.weighed_at
 
+    @property
+    def content(self) -> Hashable:
+        """What the half says of its item, apart from when and by whom it was processed: two
+        halves of a key with equal content are a replay, with other content a conflict."""
+        record = self.record
+        if isinstance(record, Prediction):
+            return (record.species, record.length_cm, record.height_cm, record.measured_at)
+        return (record.species, record.weight_kg, record.weighed_at)
+
+
+class JoinError(ValueError):
+    """A half the join cannot take; the message says why (it becomes a dead letter)."""
+
 
 class JoinResult(StrEnum):
     """What offering a half to the join did."""
@@ -76,13 +95,17 @@ class Changes:
 class JoinState:
     """Pending halves, recently joined fish and per-partition event-time watermarks."""
 
-    def __init__(self, window_s: float, recent_ids: int) -> None:
+    def __init__(self, window_s: float, recent_ids: int, max_pending: int | None = None) -> None:
         self.window = timedelta(seconds=window_s)
         self._recent_limit = recent_ids
+        self._max_pending = max_pending
+        # Insertion order is arrival order: the first entries are the oldest, shed first.
         self._pending: dict[str, Half] = {}
-        self._recent: OrderedDict[str, None] = OrderedDict()
+        # Recently joined keys, with the content of each side when known (not after a restore).
+        self._recent: OrderedDict[str, dict[Side, Hashable]] = OrderedDict()
         self._watermarks: dict[tuple[Side, int], datetime] = {}
         self._changes = Changes()
+        self.shed: list[Half] = []
 
     @property
     def pending_count(self) -> int:
@@ -97,6 +120,7 @@ class JoinState:
         """Adopt pending halves persisted earlier (on start or when partitions are assigned)."""
         for half in halves:
             self._pending.setdefault(half.fish_id, half)
+        self._shed_excess()
 
     def drop_partitions(self, partitions: Iterable[int]) -> None:
         """Forget the halves of partitions this process no longer owns (they stay persisted)."""
@@ -109,34 +133,55 @@ class JoinState:
     def already_joined(self, fish_ids: Iterable[str]) -> None:
         """Remember fish that are joined already (found in the store), so they are not redone."""
         for fish_id in fish_ids:
-            self._remember(fish_id)
+            self._remember(fish_id, {})
             self._pending.pop(fish_id, None)
 
-    def offer(self, half: Half, joined_at: datetime) -> tuple[JoinResult, Scored | None]:
-        """Add one half; returns what happened and, when it completed a fish, the joined record."""
+    def offer(
+        self, half: Half, joined_at: datetime, ceiling: datetime | None = None
+    ) -> tuple[JoinResult, Scored | None]:
+        """Add one half; returns what happened and, when it completed a fish, the joined record.
+
+        ``ceiling``: the latest event time a watermark may reach now (the clock plus its skew).
+        Raises :class:`JoinError` for a half with other content than the one of its key
+        already seen on its side, or one whose join gives errors that are not finite numbers;
+        the state is then as it was (but for the watermark).
+        """
         key = (half.side, half.partition)
         mark = self._watermarks.get(key)
-        if mark is None or half.event_time > mark:
-            self._watermarks[key] = half.event_time
+        at = half.event_time if ceiling is None else min(half.event_time, ceiling)
+        if mark is None or at > mark:
+            self._watermarks[key] = at
         fish_id = half.fish_id
-        if fish_id in self._recent:
+        joined = self._recent.get(fish_id)
+        if joined is not None:
+            seen = joined.get(half.side)
+            if seen is not None and seen != half.content:
+                raise JoinError(_conflict(half, "joined already"))
             return JoinResult.DUPLICATE, None
         waiting = self._pending.get(fish_id)
         if waiting is None:
             self._pending[fish_id] = half
             self._changes.save[fish_id] = half
+            self._shed_excess()
             return JoinResult.PENDING, None
         if waiting.side == half.side:
+            if waiting.content != half.content:
+                raise JoinError(_conflict(half, "waiting for its partner"))
             return JoinResult.DUPLICATE, None
+        # By difference: adding the window to a time at the end of time would overflow.
         if abs(waiting.event_time - half.event_time) > self.window:
             return JoinResult.LATE, None
-        del self._pending[fish_id]
-        self._changes.joined[fish_id] = half
-        self._remember(fish_id)
         prediction, weight = (waiting, half) if waiting.side is Side.PREDICTION else (half, waiting)
         assert isinstance(prediction.record, Prediction)
         assert isinstance(weight.record, Weight)
-        return JoinResult.JOINED, Scored.join(prediction.record, weight.record, joined_at)
+        try:
+            scored = Scored.join(prediction.record, weight.record, joined_at)
+        except ValueError as error:  # pydantic's ValidationError: an error that is not finite
+            raise JoinError(f"the pair cannot be judged: {error}") from None
+        del self._pending[fish_id]
+        self._changes.joined[fish_id] = half
+        self._remember(fish_id, {waiting.side: waiting.content, half.side: half.content})
+        return JoinResult.JOINED, scored
 
     def watermark(self, partitions: Iterable[int]) -> datetime | None:
         """The event time that both streams of all these partitions have passed, if known."""
@@ -150,7 +195,7 @@ class JoinState:
         for fish_id, half in list(self._pending.items()):
             other = Side.WEIGHT if half.side is Side.PREDICTION else Side.PREDICTION
             mark = self._watermarks.get((other, half.partition))
-            if mark is not None and mark > half.event_time + self.window:
+            if mark is not None and mark - half.event_time > self.window:
                 del self._pending[fish_id]
                 expired.append(half)
         return expired
@@ -160,10 +205,30 @@ class JoinState:
         changes, self._changes = self._changes, Changes()
         return changes
 
-    def _remember(self, fish_id: str) -> None:
+    def take_shed(self) -> list[Half]:
+        """The halves shed since the last call (the bound on pending halves was reached)."""
+        shed, self.shed = self.shed, []
+        return shed
+
+    def _shed_excess(self) -> None:
+        if self._max_pending is None:
+            return
+        while len(self._pending) > self._max_pending:
+            oldest = next(iter(self._pending))
+            self.shed.append(self._pending.pop(oldest))
+            self._changes.save.pop(oldest, None)
+
+    def _remember(self, fish_id: str, content: dict[Side, Hashable]) -> None:
         if self._recent_limit == 0:
             return
-        self._recent[fish_id] = None
+        self._recent[fish_id] = content
         self._recent.move_to_end(fish_id)
         while len(self._recent) > self._recent_limit:
             self._recent.popitem(last=False)
+
+
+def _conflict(half: Half, state: str) -> str:
+    return (
+        f"{half.fish_id} has a {half.side.value} {state} with other content: a key names one "
+        "item, so this half conflicts with the first one"
+    )

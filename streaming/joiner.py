@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kafka.structs import TopicPartition
@@ -40,7 +40,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from pymongo import MongoClient
 from pymongo.collection import Collection
 
-from streaming.join_state import Half, JoinResult, JoinState, Side
+from streaming.join_state import Half, JoinError, JoinResult, JoinState, Side
 from tidemark.config import Settings
 from tidemark.logs import get_logger
 from tidemark.metrics_registry import service_registry
@@ -88,6 +88,14 @@ DEAD_LETTERS = Counter(
     registry=REGISTRY,
 )
 PENDING = Gauge("tidemark_joiner_pending", "Halves waiting for their partner", registry=REGISTRY)
+SHED = Counter(
+    "tidemark_joiner_shed",
+    "Pending halves dropped because stream.join_max_pending halves were waiting",
+    ["side"],
+    registry=REGISTRY,
+)
+for _side in Side:
+    SHED.labels(_side.value)
 BATCH_SECONDS = Histogram(
     "tidemark_joiner_batch_seconds",
     "Time to join one polled batch and send its output (MongoDB writes follow its acks)",
@@ -153,6 +161,7 @@ class Joiner(Handler[Prediction | Weight, Durable]):
         ]
         self.state = self._fresh_state()
         self._owned: set[int] = set()
+        self._skew = timedelta(seconds=settings.stream.max_clock_skew_s)
         self._next_expiry = 0.0
         self._next_cleanup = time.monotonic() + _CLEANUP_INTERVAL_S
 
@@ -178,16 +187,35 @@ class Joiner(Handler[Prediction | Weight, Durable]):
             self.clean_up()
             self._next_cleanup = time.monotonic() + _CLEANUP_INTERVAL_S
 
+    def event_time(self, message: Prediction | Weight) -> datetime:
+        """When the item was measured, or when its truth was known."""
+        return message.measured_at if isinstance(message, Prediction) else message.weighed_at
+
     def process(self, batch: Batch[Prediction | Weight], out: Output) -> Durable:
         """Join one polled batch and send its output; what to persist once it is acknowledged."""
         started = time.perf_counter()
         for partition, records in batch.polled.items():
             RECORDS.labels(partition.topic).inc(len(records))
         joined_at = utc_now()
+        # No watermark moves past the clock plus its skew, whatever a record says.
+        ceiling = joined_at + self._skew
+        model_name = self.settings.registry.model_name
         scored: list[Scored] = []
         for item in batch.received:
-            half = Half(record=item.message, partition=item.raw.partition)
-            result, record = self.state.offer(half, joined_at)
+            message = item.message
+            if isinstance(message, Prediction) and message.model_name != model_name:
+                batch.reject(
+                    item,
+                    f"a prediction by model {message.model_name!r}: this project's predictions "
+                    f"come from {model_name!r}",
+                )
+                continue
+            half = Half(record=message, partition=item.raw.partition)
+            try:
+                result, record = self.state.offer(half, joined_at, ceiling)
+            except JoinError as error:
+                batch.reject(item, str(error))
+                continue
             if record is not None:
                 scored.append(record)
             elif result is JoinResult.DUPLICATE:
@@ -195,6 +223,7 @@ class Joiner(Handler[Prediction | Weight, Durable]):
             elif result is JoinResult.LATE:
                 EXPIRED.labels(half.side.value).inc()
         out.send(self.settings.kafka.topics.scored, scored)
+        self._count_shed()
         changes = self.state.take_changes()
         durable = Durable(
             scored,
@@ -229,7 +258,10 @@ class Joiner(Handler[Prediction | Weight, Durable]):
         watermark = self.state.watermark(owned) if owned else None
         if watermark is None:
             return
-        cutoff = watermark - 2 * self.state.window
+        try:
+            cutoff = watermark - 2 * self.state.window
+        except OverflowError:  # a watermark at the start of time: nothing is older
+            return
         removed = self.pending_collection.delete_many(
             {"partition": {"$in": owned}, "event_time": {"$lt": cutoff}}
         ).deleted_count
@@ -250,6 +282,7 @@ class Joiner(Handler[Prediction | Weight, Durable]):
                 halves.append(_from_document(document))
         self.state.restore(halves)
         self.state.already_joined(joined)
+        self._count_shed()
         log.info(
             "partitions assigned",
             partitions=numbers,
@@ -263,5 +296,19 @@ class Joiner(Handler[Prediction | Weight, Durable]):
         self._owned -= numbers
         self.state.drop_partitions(numbers)
 
+    def _count_shed(self) -> None:
+        shed = self.state.take_shed()
+        if not shed:
+            return
+        for half in shed:
+            SHED.labels(half.side.value).inc()
+        log.warning(
+            "pending halves shed: stream.join_max_pending halves were waiting",
+            shed=len(shed),
+            max_pending=self.settings.stream.join_max_pending,
+            oldest=shed[0].event_time.isoformat(),
+        )
+
     def _fresh_state(self) -> JoinState:
-        return JoinState(self.settings.stream.join_window_s, self.settings.stream.join_recent_ids)
+        stream = self.settings.stream
+        return JoinState(stream.join_window_s, stream.join_recent_ids, stream.join_max_pending)

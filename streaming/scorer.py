@@ -27,6 +27,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import NamedTuple, Protocol
 
 import numpy as np
@@ -37,6 +38,7 @@ from tidemark.config import Settings
 from tidemark.logs import get_logger
 from tidemark.metrics_registry import service_registry
 from tidemark.model import DataError, Predictions
+from tidemark.project.contracts import PREDICTION_LIMIT
 from tidemark.schemas import Measurement, prediction_json, utc_now
 from tidemark.stream.handler import Handler, Output
 from tidemark.stream.records import Batch
@@ -145,6 +147,10 @@ class Scorer(Handler[Measurement, None]):
         log.info("scoring", group=self.group_id)
         return True
 
+    def event_time(self, message: Measurement) -> datetime:
+        """When the item was measured."""
+        return message.measured_at
+
     def process(self, batch: Batch[Measurement], out: Output) -> None:
         """Score one polled batch with the model of the moment and send its predictions."""
         started = time.perf_counter()
@@ -207,10 +213,16 @@ def _frame(measurements: list[Measurement]) -> pd.DataFrame:
     )
 
 
+def _usable(values: np.ndarray) -> bool:
+    # Bounded too: an error metric squares a prediction, and the contracts cap it.
+    return bool(((values > 0) & (values <= PREDICTION_LIMIT)).all())
+
+
 def _check(result: Predictions) -> None:
-    weights = result.weight_kg
-    if not (np.isfinite(weights) & (weights > 0)).all():
-        raise DataError("the model gave a weight that is not a positive finite number")
+    if not _usable(result.weight_kg):
+        raise DataError(
+            "the model gave a weight that is not a positive finite number within bounds"
+        )
 
 
 class _Shadow(NamedTuple):
@@ -229,7 +241,7 @@ def _shadow(
     except Exception as error:  # a failing challenger must not cost production's answers
         log.warning("challenger failed; batch scored without it", error=str(error))
         return None
-    if len(weights) != len(frame) or not (np.isfinite(weights) & (weights > 0)).all():
+    if len(weights) != len(frame) or not _usable(weights):
         log.warning(
             "challenger gave a weight that is not a positive finite number; batch without it",
             challenger=challenger.version,

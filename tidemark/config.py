@@ -152,7 +152,8 @@ class KafkaSettings(_Section):
     # fewer are listed, on the first one's port + 100·i, added to the list) and its controller
     # on stack.kafka_controller_port + 100·i.
     brokers: int = Field(default=1, ge=1)
-    # A short session timeout keeps group joins quick on a one-node broker (see STACK-NOTES).
+    # A short session timeout keeps group joins quick on a one-node broker: joining a group
+    # waited about half of it (23 s before the first record with the 45 s default).
     session_timeout_ms: int = Field(default=10_000, ge=6_000)
     client_timeout_ms: int = Field(default=10_000, ge=1_000)
     topics: TopicSettings = TopicSettings()
@@ -250,10 +251,34 @@ class StreamSettings(_Section):
     # it waits before sending another (tidemark.stream.pipelined).
     max_in_flight: int = Field(default=4, ge=1)
     # Larger records are dead-lettered unparsed (and truncated there) so they cannot stall a batch.
-    max_record_bytes: int = Field(default=65_536, ge=1_024)
-    join_window_s: float = Field(default=60.0, gt=0)
-    # Fish joined recently, remembered so that a re-delivered half is not joined a second time.
+    # At most 900 kB: a dead letter (this much of a value, plus at most 16 kB of key, reason and
+    # fields) must fit the producer's 1 MiB request limit, or the service could never send it.
+    max_record_bytes: int = Field(default=65_536, ge=1_024, le=900_000)
+    join_window_s: float = Field(default=60.0, gt=0, le=86_400)
+    # Items joined recently, remembered so that a re-delivered half is not joined a second time.
     join_recent_ids: int = Field(default=100_000, ge=0)
+    # Halves waiting for their partner, at most: past it the oldest are shed (logged and counted
+    # as tidemark_joiner_shed_total), so one stream stalling cannot exhaust the joiner's memory.
+    # 200,000 halves are about 300 MB; a line of 1,000 items/s with a 60 s window holds 60,000.
+    join_max_pending: int = Field(default=200_000, ge=1)
+    # How far an event time may lie ahead of the wall clock (clocks of a line drift by seconds;
+    # five minutes forgives a badly set one) and behind it (a week: Kafka's default retention,
+    # the oldest backlog a topic can hold). A record beyond either is dead-lettered, and no
+    # event-time state (a watermark) moves past now + skew: one record dated decades ahead
+    # would otherwise expire every pending half, and the end or the start of time overflows
+    # window arithmetic.
+    max_clock_skew_s: float = Field(default=300.0, gt=0, le=86_400)
+    max_event_age_s: float = Field(default=604_800.0, gt=0, le=315_360_000)
+    # A batch whose handling raised this many times is handled again one record at a time, and
+    # a record that still fails alone is dead-lettered with the error: a bounded retry for a
+    # fault no check foresaw, never a service that starts again on the same record for ever.
+    max_record_failures: int = Field(default=3, ge=1)
+    # Health (tidemark.stream.health): unhealthy after this many loop restarts in a row (with
+    # the pause doubling from 2 s to 30 s, about a minute of failing), or when polled input stays
+    # uncommitted longer than this (a batch commits within milliseconds when all is well; two
+    # minutes outlasts a store or broker hiccup the loop rides out).
+    max_loop_restarts: int = Field(default=5, ge=1)
+    max_uncommitted_s: float = Field(default=120.0, gt=0, le=86_400)
     scorer_metrics_port: Port = 9101
     joiner_metrics_port: Port = 9102
 

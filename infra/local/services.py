@@ -15,7 +15,7 @@ from pathlib import Path
 from infra.local.components import (
     Component,
     http_ok,
-    port_answers,
+    makes_progress,
     prefect_env,
     supervised_state,
     venv_bin,
@@ -27,12 +27,12 @@ from tidemark.orchestration import work_pool_ready
 def _with_metrics(
     name: str, command: list[str], port: int, sections: tuple[Section, ...]
 ) -> Component:
-    """A stream service, healthy once its Prometheus endpoint takes connections."""
+    """A stream service, healthy while its metrics answer and say it makes progress."""
     return Component(
         name=name,
         command=command,
         url=f"http://127.0.0.1:{port}/metrics",
-        check=port_answers(port),
+        check=makes_progress(port),
         service=True,
         sections=sections,
     )
@@ -104,7 +104,8 @@ def platform_services(settings: Settings, state: Path) -> list[Component]:
             "joiner",
             [tidemark, "join"],
             settings.stream.joiner_metrics_port,
-            ("kafka", "stream", "store"),
+            # The registry's model name: a prediction from another model is refused as forged.
+            ("kafka", "stream", "store", "registry"),
         ),
         Component(
             name="simulator",

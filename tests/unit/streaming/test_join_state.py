@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from streaming.join_state import Half, JoinResult, JoinState, Side
+import pytest
+
+from streaming.join_state import Half, JoinError, JoinResult, JoinState, Side
 from streaming.joiner import _from_document, _half_document
 from tidemark.schemas import Prediction, Weight
 
@@ -143,3 +145,54 @@ def test_a_shadowed_prediction_joins_with_both_versions_errors_even_after_a_rest
     assert (scored.challenger_version, scored.challenger_predicted_weight_kg) == ("2", 4.5)
     assert scored.challenger_abs_error_kg == 0.5
     assert scored.challenger_rel_error == 0.1
+
+
+def test_no_record_moves_a_watermark_past_the_ceiling() -> None:
+    state = JoinState(window_s=60, recent_ids=10)
+    state.offer(prediction("waiting", T0), T0)
+    # A weight dated decades ahead, on the same partition: without the ceiling it would expire
+    # every pending prediction at once.
+    state.offer(weight("future", T0 + timedelta(days=365 * 30)), T0, ceiling=T0)
+    assert state.expire() == []
+    assert state.pending("waiting") is not None
+    assert state.offer(weight("waiting", T0 + timedelta(seconds=5)), T0)[0] is JoinResult.JOINED
+
+
+def test_a_second_half_with_other_content_is_refused_and_a_replay_is_not() -> None:
+    state = JoinState(window_s=60, recent_ids=10)
+    state.offer(prediction("a", T0), T0)
+    other = prediction("a", T0 + timedelta(seconds=1))
+    with pytest.raises(JoinError, match="other content"):
+        state.offer(other, T0)
+    assert state.offer(prediction("a", T0), T0)[0] is JoinResult.DUPLICATE
+    assert state.offer(weight("a", T0), T0)[0] is JoinResult.JOINED
+    with pytest.raises(JoinError, match="joined already"):
+        state.offer(weight("a", T0, kg=6.0), T0)
+    assert state.offer(weight("a", T0), T0)[0] is JoinResult.DUPLICATE
+
+
+def test_a_pair_whose_error_is_not_finite_is_refused_and_leaves_the_state_as_it_was() -> None:
+    state = JoinState(window_s=60, recent_ids=10)
+    state.offer(prediction("a", T0), T0)
+    with pytest.raises(JoinError, match="cannot be judged"):
+        state.offer(weight("a", T0, kg=5e-324), T0)
+    assert state.pending("a") is not None
+    assert state.take_changes().joined == {}
+
+
+def test_halves_at_the_end_of_time_expire_without_overflow() -> None:
+    end = datetime.max.replace(tzinfo=UTC)
+    state = JoinState(window_s=60, recent_ids=10)
+    state.offer(prediction("late", end), T0)
+    state.offer(weight("x", end), T0)
+    assert state.expire() == []
+
+
+def test_pending_halves_beyond_the_bound_are_shed_oldest_first() -> None:
+    state = JoinState(window_s=60, recent_ids=10, max_pending=2)
+    for name in ("a", "b", "c"):
+        state.offer(prediction(name, T0), T0)
+    assert state.pending_count == 2
+    assert [h.fish_id for h in state.take_shed()] == ["a"]
+    assert state.take_shed() == []
+    assert set(state.take_changes().save) == {"b", "c"}
