@@ -19,6 +19,7 @@ from serving.active_model import ModelHolder
 from serving.errors import NotFoundError
 from serving.metrics import ServingMetrics
 from serving.parsing import FishParser
+from serving.project_models import ProjectModels
 from serving.projects import ServedProject, ServedProjects
 from tidemark.config import RegistrySettings, Settings
 from tidemark.explain import Explanation, explain
@@ -42,6 +43,8 @@ class Serving:
     model_tags: Callable[[RegistrySettings], dict[str, str] | None]
     # An item's explanation (blocking reads of Kafka and the registry).
     explainer: Explainer
+    # The production models of the projects but the default one.
+    project_models: ProjectModels
 
     def project(self, name: str) -> ServedProject:
         """The project a URL names; ``NotFoundError`` naming those there are."""

@@ -67,6 +67,11 @@ class ServedProjects:
                 for project in catalog
             )
 
+    @property
+    def default(self) -> ServedProject:
+        """The project ``/predict`` answers for (``IndexError`` when there is none)."""
+        return self.all[0]
+
     def find(self, name: str) -> ServedProject | None:
         """The project of that name or registered model name, or None."""
         for served in self.all:

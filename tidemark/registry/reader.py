@@ -27,6 +27,7 @@ import httpx
 import yaml
 
 from tidemark.config import RegistrySettings
+from tidemark.modelling.storage import TRUSTED_TYPES as STORAGE_TRUSTED_TYPES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,9 +36,9 @@ if TYPE_CHECKING:
 MODEL_FILE = "MLmodel"
 SKOPS_FORMAT = "skops"
 REFERENCE_PATH = "reference/training_data.parquet"
-# Nothing beyond skops' own defaults: the pipeline holds stock scikit-learn classes and numpy
-# ufuncs only (see tidemark.model); a model that needs more is refused, not trusted.
-TRUSTED_TYPES: tuple[str, ...] = ()
+# Beyond skops' own defaults, only what tidemark.modelling.storage trusts (a numpy dtype, which
+# a project's default model keeps for an optional number); a model that needs more is refused.
+TRUSTED_TYPES: tuple[str, ...] = STORAGE_TRUSTED_TYPES
 _PROXY_SCHEME = "mlflow-artifacts"
 _NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
 
