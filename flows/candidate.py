@@ -53,7 +53,8 @@ from tidemark.modelling.frames import DataError, TrainingDataError, check_frame
 from tidemark.modelling.training import TrainResult, evaluate, judged_errors, predict, train
 from tidemark.project.spec import Project
 from tidemark.registry import writer as registry
-from tidemark.registry.notes import Trigger, describe_version
+from tidemark.registry.history import NO_FIGURES, HowItCame, MoveFigures, holdout_figures
+from tidemark.registry.notes import BOOTSTRAP, Trigger, describe_version
 from tidemark.registry.writer import RecordSource, RegistryError
 
 SEED = 0
@@ -202,9 +203,23 @@ def verify_registered(
 
 
 @task(cache_policy=NO_CACHE)
-def promote_version(settings: Settings, version: str) -> None:
-    """Point production at ``version`` (alias and stage)."""
-    registry.promote(settings.registry, version)
+def promote_version(
+    settings: Settings,
+    version: str,
+    how: HowItCame = HowItCame.FORCED,
+    reason: str = "promoted by hand",
+    figures: MoveFigures = NO_FIGURES,
+) -> None:
+    """Point production at ``version`` (alias and stage), recording how it came and why."""
+    registry.promote(
+        settings.registry,
+        version,
+        how=how,
+        reason=reason,
+        figures=figures,
+        decided_by=flow_run.flow_name or "",
+        flow_run_id=flow_run.id,
+    )
 
 
 def window_tags(
@@ -329,7 +344,16 @@ def judge_and_register(
             rejected = not_reproduced(str(error))
             registry.set_version_tags(settings.registry, info.version, decision_tags(rejected))
             raise
-        promote_version.with_options(**retrying(settings))(settings, info.version)
+        if trigger.reason == BOOTSTRAP:
+            how = HowItCame.BOOTSTRAP
+        else:
+            how = HowItCame.EMERGENCY if placement is Placement.WATCHED else HowItCame.EVIDENCE
+        figures = holdout_figures(
+            evidence, judgement.candidate, champion.metrics, trigger.summary()
+        )
+        promote_version.with_options(**retrying(settings))(
+            settings, info.version, how, ruling.reason, figures
+        )
         production = info.version
         if placement is Placement.WATCHED and champion.version is not None:
             registry.set_challenger(

@@ -26,6 +26,7 @@ from tidemark.judging.tags import decision_tags, evidence_tags
 from tidemark.modelling.frames import TrainingDataError
 from tidemark.orchestration import PROMOTE_FLOW
 from tidemark.registry import writer as registry
+from tidemark.registry.history import HowItCame, holdout_figures
 from tidemark.store import TrainingStore
 
 
@@ -57,7 +58,9 @@ def promote(
     if force:
         ruling, placement = forced(current)
         _record(settings, version, ruling, {})
-        promote_version.with_options(**retrying(settings))(settings, version)
+        promote_version.with_options(**retrying(settings))(
+            settings, version, HowItCame.FORCED, ruling.reason
+        )
         logger.info("v%s %s: %s", version, ruling.decision.value, ruling.reason)
         if placement is Placement.WATCHED and current is not None:
             # Promoted without evidence: the replaced version watches it on live items, and
@@ -94,7 +97,12 @@ def promote(
     logger.info("v%s %s: %s", version, ruling.decision.value, ruling.reason)
     if ruling.promote:
         _record(settings, version, ruling, evidence_tags(judgement.evidence))
-        promote_version.with_options(**retrying(settings))(settings, version)
+        figures = holdout_figures(
+            judgement.evidence, judgement.candidate, judgement.champion.metrics, None
+        )
+        promote_version.with_options(**retrying(settings))(
+            settings, version, HowItCame.EVIDENCE, ruling.reason, figures
+        )
         current = version
     return judged_outcome(
         settings, judgement, version=version, production_version=current, row_count=len(recent)

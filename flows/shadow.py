@@ -21,6 +21,7 @@ from tidemark.judging.decisions import Decision
 from tidemark.judging.shadow import SHADOW_CHAMPION_TAG, verdict_is_current
 from tidemark.orchestration import SHADOW_FLOW, SHADOW_VERDICT_FLOW
 from tidemark.registry import writer as registry
+from tidemark.registry.history import HowItCame, live_figures
 from tidemark.schemas import ModelDecision, ModelEvent, ShadowVerdict, utc_now
 
 
@@ -116,7 +117,14 @@ def shadow_verdict(verdict: dict[str, Any]) -> FlowOutcome:
         return _outcome(settings, restored, Decision.ROLLED_BACK, reason, restored, champion)
     registry.clear_challenger(settings)
     if decision.kind is ModelEvent.PROMOTION:
-        registry.promote(settings, version)
+        registry.promote(
+            settings,
+            version,
+            how=HowItCame.SHADOW_WIN,
+            reason=decision.reason,
+            figures=live_figures(decision, rollback=False),
+            decided_by=decision.decided_by,
+        )
         logger.info("v%s promoted on live evidence: %s", version, decision.reason)
         reason = f"v{version} promoted on live evidence: {decision.reason}"
         return _outcome(settings, version, Decision.PROMOTED, reason, version, champion)

@@ -80,9 +80,24 @@ def platform_services(settings: Settings, state: Path) -> list[Component]:
             url=f"{settings.serving.url}/docs",
             check=http_ok(f"{settings.serving.url}/health"),
             # Its workers (TIDEMARK_SERVING_WORKERS) meet their metrics there; emptied at start.
-            env={"PROMETHEUS_MULTIPROC_DIR": str(state / "serving-metrics")},
+            # It runs in the state folder: the projects are those of the folder the stack was
+            # started from (until the settings name it).
+            env={
+                "PROMETHEUS_MULTIPROC_DIR": str(state / "serving-metrics"),
+                "TIDEMARK_PROJECTS_DIR": str(settings.projects.dir.resolve()),
+            },
             service=True,
-            sections=("serving", "registry"),
+            # Projects name the models it serves; kafka, stream and monitor say where a
+            # prediction is found again and which window judged it (GET …/predictions/{key}).
+            sections=(
+                "serving",
+                "registry",
+                "projects",
+                "kafka",
+                "stream",
+                "monitor",
+                "orchestration",
+            ),
         ),
         *scorers(settings),
         _with_metrics(

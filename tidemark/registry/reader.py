@@ -107,6 +107,22 @@ class RegistryReader:
         )
         return None if found is None else _ref(found["model_version"])
 
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        """A run as MLflow's REST API gives it (``info``, ``data``), or None when it is gone."""
+        found = self._get("/api/2.0/mlflow/runs/get", {"run_id": run_id})
+        return None if found is None else dict(found["run"])
+
+    def model_tags(self) -> dict[str, str] | None:
+        """The registered model's tags (its production history among them); None when the
+        model does not exist."""
+        found = self._get(
+            "/api/2.0/mlflow/registered-models/get", {"name": self.registry.model_name}
+        )
+        if found is None:
+            return None
+        tags = found["registered_model"].get("tags", [])
+        return {t["key"]: t["value"] for t in tags}
+
     def versions_tagged(self, key: str, value: str) -> list[VersionRef]:
         """The versions of the model whose tag ``key`` is ``value``, newest first."""
         found = self._get(

@@ -8,7 +8,10 @@ data itself as ``reference/training_data.parquet``, the drift reference of monit
 Production is the alias ``production``; promotion also moves the version to the ``Production``
 stage (archiving the previous one) while the installed MLflow supports stages. The registered
 model keeps its promotion history in a tag, so that a rollback is well defined: it re-points
-production to the version that was in production before the current one.
+production to the version that was in production before the current one. Before the alias
+moves, the move itself (which version, replacing which, how, why, on what figures) is recorded
+as a tag of its own (``tidemark.registry.history``), and the model's description ends with the
+table of every interval in which a version served.
 """
 
 from __future__ import annotations
@@ -46,6 +49,17 @@ from tidemark.logs import get_logger
 from tidemark.modelling.storage import TRUSTED_TYPES
 from tidemark.modelling.training import predict
 from tidemark.project.spec import Project
+from tidemark.registry.history import (
+    NO_FIGURES,
+    HowItCame,
+    MoveFigures,
+    ProductionMove,
+    live_figures,
+    move_tag,
+    moves_of,
+    production_intervals,
+    with_history,
+)
 from tidemark.registry.notes import model_description
 from tidemark.registry.reader import ArtifactError, RegistryReader
 from tidemark.schemas import ModelDecision
@@ -184,9 +198,7 @@ def register(
     mlflow_client.update_model_version(
         registry.model_name, registered.version, description=description
     )
-    mlflow_client.update_registered_model(
-        registry.model_name, description=model_description(project)
-    )
+    _publish_history(registry, model_description(project))
     log.info("registered", model=registry.model_name, version=registered.version)
     return _info(mlflow_client.get_model_version(registry.model_name, registered.version), run)
 
@@ -291,31 +303,64 @@ def production_history(registry: RegistrySettings) -> list[str]:
     return [str(v) for v in json.loads(raw)]
 
 
-def promote(registry: RegistrySettings, version: str) -> None:
+def promote(
+    registry: RegistrySettings,
+    version: str,
+    *,
+    how: HowItCame = HowItCame.FORCED,
+    reason: str = "promoted by hand",
+    figures: MoveFigures = NO_FIGURES,
+    decided_by: str = "",
+    flow_run_id: str | None = None,
+) -> None:
     """Make ``version`` production: history, then the alias and the Production stage (previous
     archived).
 
-    The history is written before the alias moves, so that a promotion that fails half-way
-    and is retried finds its version already last in the history and does not add it twice;
-    promoting the version that is already in production changes nothing.
+    The move (``how`` it came, the ``reason`` and the ``figures`` of the decision) and the
+    version list are written before the alias moves, so that no move is ever missing from the
+    history, and a promotion that fails half-way and is retried finds its version already last
+    and adds nothing twice; promoting the version that is already in production changes nothing.
     """
     version_info(registry, version)
+    current = production_version(registry)
+    if current != version:
+        record_move(
+            registry,
+            ProductionMove(
+                version=version,
+                previous=current,
+                at=datetime.now(UTC),
+                how=how,
+                reason=reason,
+                figures=figures,
+                decided_by=decided_by,
+                flow_run_id=flow_run_id,
+            ),
+        )
     history = production_history(registry)
     if not history or history[-1] != version:
         _write_history(registry, [*history, version])
     if production_version(registry) != version:
         _point_production(registry, version)
-    log.info("promoted", model=registry.model_name, version=version)
+    _publish_history(registry)
+    log.info("promoted", model=registry.model_name, version=version, how=how.value)
 
 
-def rollback(registry: RegistrySettings, version: str | None = None) -> tuple[str, str]:
+def rollback(
+    registry: RegistrySettings,
+    version: str | None = None,
+    reason: str = "rolled back by hand",
+    figures: MoveFigures = NO_FIGURES,
+    decided_by: str = "",
+) -> tuple[str, str]:
     """Re-point production to the version before the current one; returns (from, to).
 
     With ``version`` (the version to roll back), a rollback that already happened is not done
     again: when production is no longer ``version`` and the history no longer holds it last,
     nothing changes and (``version``, production) is returned, so a retried rollback cannot
-    roll back a second version. The history is written before the alias moves: a rollback that
-    fails half-way and is retried then finds its target last in the history.
+    roll back a second version. The move (``rollback``, with ``reason`` and ``figures``) and the
+    version list are written before the alias moves: a rollback that fails half-way and is
+    retried then finds its target last in the history.
     """
     current = production_version(registry)
     if current is None:
@@ -339,11 +384,63 @@ def rollback(registry: RegistrySettings, version: str | None = None) -> tuple[st
             "there is nothing to roll back to"
         )
     previous = history[-1]
+    record_move(
+        registry,
+        ProductionMove(
+            version=previous,
+            previous=current,
+            at=datetime.now(UTC),
+            how=HowItCame.ROLLBACK,
+            reason=reason,
+            figures=figures,
+            decided_by=decided_by,
+        ),
+    )
     _write_history(registry, history)
     _point_production(registry, previous)
     set_version_tags(registry, current, {"rolled_back_at": datetime.now(UTC).isoformat()})
+    _publish_history(registry)
     log.info("rolled back", model=registry.model_name, current=previous, rolled_back=current)
     return current, previous
+
+
+def production_moves(registry: RegistrySettings) -> list[ProductionMove]:
+    """Every recorded move of the production alias, oldest first."""
+    return moves_of(_model_tags(registry))
+
+
+def record_move(registry: RegistrySettings, move: ProductionMove) -> None:
+    """Append ``move`` to the history: a tag of its own, never written again.
+
+    A promotion retried after its alias move failed finds its own move last and records
+    nothing more.
+    """
+    moves = production_moves(registry)
+    if moves and moves[-1].version == move.version and moves[-1].how is move.how:
+        return
+    client(registry).set_registered_model_tag(
+        registry.model_name, move_tag(move.at), move.model_dump_json()
+    )
+
+
+def _model_tags(registry: RegistrySettings) -> dict[str, str]:
+    try:
+        model = client(registry).get_registered_model(registry.model_name)
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return {}
+        raise
+    return dict(model.tags or {})
+
+
+def _publish_history(registry: RegistrySettings, description: str | None = None) -> None:
+    """End the registered model's description (``description``, else its own) with the table
+    of production intervals, for the MLflow page of the model."""
+    mlflow_client = client(registry)
+    model = mlflow_client.get_registered_model(registry.model_name)
+    intervals = production_intervals(moves_of(dict(model.tags or {})))
+    text = with_history(description or model.description or "", intervals)
+    mlflow_client.update_registered_model(registry.model_name, description=text)
 
 
 def _point_production(registry: RegistrySettings, version: str) -> None:
@@ -511,7 +608,14 @@ def rollback_with_reason(
     after it succeeded, or after it failed once the reasons were recorded, it changes nothing
     and adds no second paragraph.
     """
-    rolled_back, restored = rollback(registry, version)
+    figures = live_figures(evidence, rollback=True) if evidence is not None else NO_FIGURES
+    rolled_back, restored = rollback(
+        registry,
+        version,
+        reason,
+        figures,
+        decided_by=evidence.decided_by if evidence else "manual",
+    )
     recorded = version_info(registry, rolled_back).tags
     if recorded.get("rolled_back_to") == restored and recorded.get("rolled_back_reason") == reason:
         if challenger_version(registry) == restored:
@@ -526,16 +630,17 @@ def rollback_with_reason(
         restored,
         {"restored_reason": reason, "restored_from": rolled_back, "restored_at": at.isoformat()},
     )
-    figures = f" {_evidence(evidence)}" if evidence is not None else ""
+    paragraph = f" {_evidence(evidence)}" if evidence is not None else ""
     _append_description(
         registry,
         rolled_back,
-        f"**Rolled back** on {_when(at)}; v{restored} is in production again: {reason}.{figures}",
+        f"**Rolled back** on {_when(at)}; v{restored} is in production again: {reason}.{paragraph}",
     )
     _append_description(
         registry,
         restored,
-        f"**Restored** to production on {_when(at)}, replacing v{rolled_back}: {reason}.{figures}",
+        f"**Restored** to production on {_when(at)}, replacing v{rolled_back}: "
+        f"{reason}.{paragraph}",
     )
     if challenger_version(registry) == restored:
         clear_challenger(registry)

@@ -24,7 +24,11 @@ def test_each_service_gets_exactly_the_variables_of_its_sections(tmp_path: Path)
         assert given - {"TIDEMARK_STACK_STATE_DIR"} == set(settings.as_env(*service.sections))
     assert services["scorer"].env["TIDEMARK_KAFKA_BOOTSTRAP_SERVERS"] == "127.0.0.1:19092"
     assert services["serving"].env["TIDEMARK_REGISTRY_TRACKING_URI"] == "http://127.0.0.1:15000"
-    assert "TIDEMARK_KAFKA_BOOTSTRAP_SERVERS" not in services["serving"].env
+    # The server finds predictions again on their topics (GET /predictions/{key}), not in
+    # the training store.
+    assert services["serving"].env["TIDEMARK_KAFKA_BOOTSTRAP_SERVERS"] == "127.0.0.1:19092"
+    assert "TIDEMARK_STORE_URI" not in services["serving"].env
+    assert services["serving"].env["TIDEMARK_PROJECTS_DIR"] == str(Path("projects").resolve())
     assert "TIDEMARK_STORE_URI" not in services["scorer"].env
     assert services["monitor"].env["TIDEMARK_STACK_STATE_DIR"] == str(
         (tmp_path / "state").resolve()
