@@ -47,6 +47,7 @@ from tidemark.judging.tags import (
     evidence_metrics,
     evidence_tags,
     metric_tags,
+    per_segment,
 )
 from tidemark.modelling.frames import DataError, TrainingDataError, check_frame
 from tidemark.modelling.training import TrainResult, evaluate, judged_errors, predict, train
@@ -56,6 +57,10 @@ from tidemark.registry.notes import Trigger, describe_version
 from tidemark.registry.writer import RecordSource, RegistryError
 
 SEED = 0
+# Per segment, where its training records begin and why (``data_window.<segment>``).
+DATA_WINDOW_TAG = "data_window"
+# MLflow keeps tag values up to 5000 characters; the reasons are far shorter.
+TAG_LIMIT = 5000
 
 
 @task(cache_policy=NO_CACHE)
@@ -225,6 +230,7 @@ def judge_and_register(
     window: Mapping[str, str],
     required_segments: Collection[str] | None = None,
     seed: int = SEED,
+    segment_windows: Mapping[str, str] | None = None,
 ) -> FlowOutcome:
     """Train the project's model on the older records, judge it on the recent ones, register
     it, and place it where the ruling says: production, shadow, or nowhere.
@@ -232,7 +238,8 @@ def judge_and_register(
     ``required_segments`` (all segments of ``data`` when None) must each have evidence enough;
     when one falls short, nothing is trained or registered and the outcome is
     ``insufficient_evidence``. Raises ``TrainingDataError`` on bad values, before anything is
-    registered.
+    registered. ``segment_windows`` says per segment where its records begin and why; it goes
+    to the version's tags (``data_window.<segment>``) and description.
     """
     logger = get_run_logger()
     settings, project = context.settings, context.project
@@ -266,6 +273,10 @@ def judge_and_register(
         "champion_version": champion.version or NO_METRIC,
         **decision_tags(ruling),
         FLOW_RUN_TAG: flow_run.id or NO_METRIC,
+        **{
+            per_segment(DATA_WINDOW_TAG, name): text[:TAG_LIMIT]
+            for name, text in (segment_windows or {}).items()
+        },
     }
     metrics = {
         **result.metrics.as_dict("train_"),
@@ -295,6 +306,7 @@ def judge_and_register(
         alpha=settings.retrain.promotion_alpha,
         training_rows={str(s): int(n) for s, n in training_counts.items()},
         source=source.uri,
+        data_windows=segment_windows,
     )
     info = register_version.with_options(**retrying(settings))(
         settings.registry,

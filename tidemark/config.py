@@ -343,6 +343,9 @@ class MonitorSettings(_Section):
     # While an incident waits for another incident's retrain to end, how often (seconds) the
     # monitor asks Prefect whether it has.
     queue_check_s: float = Field(default=5.0, gt=0)
+    # Metrics and reports name at most this many segments; later ones share the label "other"
+    # (each label is a Prometheus series and an Evidently series, and a stream may send any).
+    max_segments: int = Field(default=50, ge=1)
     metrics_port: Port = 9103
     # Evidently workspace for the reports; state_dir/evidently when unset.
     evidently_workspace: Path | None = None

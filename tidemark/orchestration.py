@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
 from tidemark.config import OrchestrationSettings
 
 TRAIN_FLOW = "train"
@@ -141,3 +143,18 @@ def crash_stale_runs(
             client.set_flow_run_state(run.id, Crashed(message=message), force=True)
             crashed.append(str(run.id))
     return crashed
+
+
+class SegmentStart(BaseModel):
+    """Where a retrain reads one segment's items from, and why (the ``retrain`` flow's
+    ``segment_starts`` parameter, one per segment, sent by the monitor).
+
+    An incident of a segment says that segment's items no longer follow the law the model
+    learned from some moment on: the retrain reads that segment only from there (the items
+    measured at or after ``start``), never its items from before the change.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: AwareDatetime
+    reason: str = Field(min_length=1, max_length=500)

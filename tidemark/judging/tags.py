@@ -16,15 +16,15 @@ if TYPE_CHECKING:
     from tidemark.modelling.metrics import Metrics
 
 NO_METRIC = "none"
-# Per-species tags and metrics are named "<name>.<species>", e.g. heldout_n.salmon.
-SPECIES_SEPARATOR = "."
+# Per-segment tags and metrics are named "<name>.<segment>", e.g. heldout_n.salmon.
+SEGMENT_SEPARATOR = "."
 # The Prefect flow run that registered a version: how the monitor finds what its retrain decided.
 FLOW_RUN_TAG = "flow_run_id"
 
 
-def per_species(name: str, species: str) -> str:
-    """The name of a per-species tag or metric, e.g. ``heldout_n.salmon``."""
-    return f"{name}{SPECIES_SEPARATOR}{species}"
+def per_segment(name: str, segment: str) -> str:
+    """The name of a per-segment tag or metric, e.g. ``heldout_n.salmon``."""
+    return f"{name}{SEGMENT_SEPARATOR}{segment}"
 
 
 def evidence_metrics(evidence: HoldoutEvidence) -> dict[str, float]:
@@ -34,12 +34,12 @@ def evidence_metrics(evidence: HoldoutEvidence) -> dict[str, float]:
         values["p_value"] = evidence.test.p_value
         values["wilcoxon_statistic"] = evidence.test.statistic
     for species, n in evidence.n_by_segment.items():
-        values[per_species("heldout_n", species)] = float(n)
-        values[per_species("candidate_mean_relative_error", species)] = (
+        values[per_segment("heldout_n", species)] = float(n)
+        values[per_segment("candidate_mean_relative_error", species)] = (
             evidence.candidate_error_by_segment[species]
         )
         if evidence.champion_error_by_segment is not None:
-            values[per_species("champion_mean_relative_error", species)] = (
+            values[per_segment("champion_mean_relative_error", species)] = (
                 evidence.champion_error_by_segment[species]
             )
     return values
@@ -50,7 +50,7 @@ def evidence_tags(evidence: HoldoutEvidence) -> dict[str, str]:
     tags = {name: repr(value) for name, value in evidence_metrics(evidence).items()}
     tags["heldout_n"] = str(evidence.n)
     for species, n in evidence.n_by_segment.items():
-        tags[per_species("heldout_n", species)] = str(n)
+        tags[per_segment("heldout_n", species)] = str(n)
     if evidence.test is None:
         tags["p_value"] = NO_METRIC
     if evidence.not_judged:

@@ -99,6 +99,7 @@ def describe_version(
     alpha: float,
     training_rows: Mapping[str, int],
     source: str,
+    data_windows: Mapping[str, str] | None = None,
 ) -> str:
     """The version's description in Markdown: decision, trigger, evidence, per-segment errors."""
     champ = f"champion v{champion_version}" if champion_version else "champion"
@@ -118,6 +119,9 @@ def describe_version(
         f"- **Evidence:** {evidence.n} held-out items ({held}); {test}; margin {margin:.0%}",
         f"- **Trained on:** {sum(training_rows.values())} records ({trained}) from `{source}`",
     ]
+    if data_windows:
+        lines.append("- **Records per species (where they begin, and why):**")
+        lines += [f"  - {species}: {text}" for species, text in sorted(data_windows.items())]
     if evidence.not_judged:
         short = ", ".join(f"{s} ({n} rows)" for s, n in evidence.not_judged.items())
         lines.append(f"- **Trained on but too few to judge:** {short}")

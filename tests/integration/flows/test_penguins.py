@@ -31,7 +31,7 @@ from infra.local.components import prefect_env
 from infra.local.stack import Stack
 from tests.integration.projects import example
 from tidemark.config import SECTIONS, Settings, get_settings
-from tidemark.judging.tags import per_species
+from tidemark.judging.tags import per_segment
 from tidemark.orchestration import prefect_api
 from tidemark.project.catalog import stack_catalog
 from tidemark.project.contracts import Contracts, Scored
@@ -121,7 +121,7 @@ def test_the_bootstrap_trains_the_project_from_its_csv(penguins: Settings, stack
     v1 = registry.version_info(own.registry, "1")
     assert v1.tags["trigger_reason"] == "bootstrap"
     # 219 Adelie and Chinstrap: the latest fifth of each held out (31 and 14, raised to 15).
-    assert (v1.tags[per_species("heldout_n", "Adelie")], v1.tags["heldout_n"]) == ("31", "46")
+    assert (v1.tags[per_segment("heldout_n", "Adelie")], v1.tags["heldout_n"]) == ("31", "46")
     assert float(v1.tags["candidate_mean_relative_error"]) < 0.1
     reference = registry.load_reference(own.registry, "1")
     assert set(reference["species"]) == {"Adelie", "Chinstrap"}

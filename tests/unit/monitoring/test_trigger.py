@@ -24,6 +24,7 @@ def test_the_retrain_reads_from_the_training_start_to_the_end_of_the_window() ->
         "metric_value": 0.21,
         "threshold": 0.10,
         "segments": None,
+        "segment_starts": None,
     }
 
 
