@@ -13,9 +13,13 @@ export UV_CACHE_DIR ?= $(HOME)/.cache/uv
 export PIP_CACHE_DIR ?= $(HOME)/.cache/pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
+# The uv that installs the lock: a new uv may resolve or install differently.
+UV_VERSION := 0.13.9
+# Every test run names its slowest tests, so that a slower suite shows where the time went.
+PYTEST_ARGS ?= --durations=25
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser up down status logs demo test test-unit lint format typecheck docker-up docker-down lock clean
+.PHONY: help install browser up down status logs demo test test-unit screenshots lint format typecheck docker-up docker-down lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
@@ -25,7 +29,7 @@ help: ## List the targets
 # ship files for newer Pythons only, which cannot compile here: not an error.
 $(STAMP): pyproject.toml requirements.lock Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install -q uv
+	@$(BIN)/python -m pip install -q uv==$(UV_VERSION)
 	$(BIN)/uv pip install -q --python $(BIN)/python -c requirements.lock -e '.[dev]'
 	@$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
 	@$(BIN)/python -m compileall -q -j 0 $(PACKAGES) > /dev/null
@@ -65,10 +69,23 @@ typecheck: install ## mypy, strict
 	$(BIN)/mypy $(PACKAGES)
 
 test-unit: install ## Unit and model tests only (no services)
-	$(BIN)/pytest -m "not integration"
+	$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
 
-test: lint typecheck browser ## Lint, type-check and run every test, starting a private stack for the integration tests
-	$(BIN)/pytest
+# mypy (one core, a minute or two from a cold cache) runs beside the unit tests, not before
+# them; either failing fails the target, and mypy's report is printed after the tests'. The
+# integration tests come last, alone: they start a private stack and time-sensitive processes.
+test: lint browser ## Lint, type-check and run every test, starting a private stack for the integration tests
+	@log=$$(mktemp); \
+	$(BIN)/mypy $(PACKAGES) > $$log 2>&1 & typing=$$!; \
+	$(BIN)/pytest -m "not integration" $(PYTEST_ARGS); unit=$$?; \
+	wait $$typing; typed=$$?; echo "mypy $(PACKAGES)"; cat $$log; rm -f $$log; \
+	test $$unit -eq 0 -a $$typed -eq 0
+	$(BIN)/pytest -m integration $(PYTEST_ARGS)
+
+# The browser tests save what each page shows; `make test` keeps those pictures out of the
+# checkout (build/screenshots, git-ignored), this target writes the README's on purpose.
+screenshots: install browser ## Refresh docs/screenshots/ from the browser tests on a private stack
+	$(BIN)/pytest tests/integration/browser --screenshots docs/screenshots
 
 docker-up: ## The same topology with Docker Compose (needs a Docker engine)
 	docker compose -f infra/docker/compose.yaml up -d --build --wait

@@ -31,7 +31,7 @@ from prefect.deployments import run_deployment
 
 from monitoring.policy import IncidentKey, IncidentRun
 from tidemark.config import Settings
-from tidemark.orchestration import RETRAIN_DEPLOYMENT, prefect_api
+from tidemark.orchestration import RETRAIN_DEPLOYMENT, crash_stale_runs, prefect_api
 from tidemark.schemas import RetrainRequest
 
 MONITOR_TAG = "tidemark-monitor"
@@ -68,7 +68,7 @@ def retrain_parameters(
         "metric": request.metric,
         "metric_value": request.metric_value,
         "threshold": request.threshold,
-        "species": species or None,
+        "segments": species or None,
     }
 
 
@@ -179,6 +179,11 @@ class RetrainTrigger:
         return f"{MODEL_TAG}{self.settings.registry.model_name}"
 
     def _runs(self, flow_run_filter: FlowRunFilter) -> list[FlowRun]:
+        # A run whose worker died would stay in flight for ever and hold its incident: past the
+        # bound it is crashed first, and the gate then sees it ended (tidemark.orchestration).
+        crash_stale_runs(
+            self.settings.orchestration, self.deployment, self.settings.retrain.max_run_s
+        )
         with (
             prefect_api(self.settings.orchestration),
             get_client(sync_client=True) as client,

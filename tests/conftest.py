@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import structlog
@@ -32,6 +33,21 @@ def _logging_left_as_found() -> Iterator[None]:
     yield
     structlog.reset_defaults()
     logging.getLogger().handlers[:] = handlers
+
+
+# Where the browser tests save their screenshots: git ignores it, so that a checkout stays clean
+# after its tests; `make screenshots` passes docs/screenshots to refresh the README's pictures.
+DEFAULT_SCREENSHOTS = Path(__file__).resolve().parents[1] / "build" / "screenshots"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--screenshots DIR``: the folder the browser tests write their pictures to."""
+    parser.addoption(
+        "--screenshots",
+        type=Path,
+        default=DEFAULT_SCREENSHOTS,
+        help="folder for the browser tests' screenshots (default: build/screenshots)",
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

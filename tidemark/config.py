@@ -152,7 +152,8 @@ class KafkaSettings(_Section):
     # fewer are listed, on the first one's port + 100·i, added to the list) and its controller
     # on stack.kafka_controller_port + 100·i.
     brokers: int = Field(default=1, ge=1)
-    # A short session timeout keeps group joins quick on a one-node broker (see STACK-NOTES).
+    # A short session timeout keeps group joins quick on a one-node broker: joining a group
+    # waited about half of it (23 s before the first record with the 45 s default).
     session_timeout_ms: int = Field(default=10_000, ge=6_000)
     client_timeout_ms: int = Field(default=10_000, ge=1_000)
     topics: TopicSettings = TopicSettings()
@@ -378,6 +379,11 @@ class RetrainSettings(_Section):
     # Transient MongoDB and MLflow errors are retried this many times before a task fails.
     transient_retries: int = Field(default=3, ge=0)
     transient_retry_delay_s: float = Field(default=2.0, ge=0)
+    # A retrain pending or running for longer than this has lost its worker (killed, its machine
+    # gone): it is marked crashed, which frees its incident for the next alarm's retrain. A
+    # retrain takes tens of seconds on a 2-core machine (most of it importing MLflow and
+    # pandas, plus the transient retries above); fifteen minutes leaves room for a slow store.
+    max_run_s: float = Field(default=900.0, gt=0)
 
 
 class ShadowSettings(_Section):

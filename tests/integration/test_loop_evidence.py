@@ -225,7 +225,7 @@ def test_a_species_never_seen_in_another_incidents_cooldown_gets_its_own_retrain
     plaice_requests = [r for r in observer.requests if r.model_version == walleye_version]
     assert plaice_requests, observer.requests
     info = registry.version_info(settings.registry, plaice_version)
-    assert "plaice" in info.tags["trigger_species"], info.tags
+    assert "plaice" in info.tags["trigger_segments"], info.tags
     assert int(info.tags[per_species("heldout_n", "plaice")]) >= (
         settings.retrain.min_holdout_rows_per_segment
     )

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 import pytest
@@ -27,12 +28,12 @@ from monitoring.drift import DriftDetector, features_frame
 from monitoring.reports import ReportStore, WindowOutcome, WindowVerdict
 from monitoring.windows import ClosedWindow
 from tests.integration.monitoring.fish import PER_WINDOW, scored_fish
+from tests.pictures import assert_picture
 from tidemark.config import Settings, get_settings
 from tidemark.orchestration import deployments_ready, prefect_api
 from tidemark.registry import writer as registry
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
 # Short waits: a page that has not shown its content by then is what a person would see.
 PAGE_TIMEOUT_MS = 30_000
 expect.set_options(timeout=PAGE_TIMEOUT_MS)
@@ -104,7 +105,7 @@ def settings(stack: Stack) -> Iterator[Settings]:
 @pytest.fixture(scope="module")
 def production(settings: Settings) -> str:
     """Version 1, trained and promoted by the platform's train flow (what `make up` runs)."""
-    outcome = train(phases=["salmon"], seed=42)
+    outcome = train(seed=42)
     assert outcome.decision == "promoted"
     assert outcome.version is not None
     return outcome.version
@@ -224,9 +225,24 @@ def page(browser: Browser) -> Iterator[Page]:
     context.close()
 
 
-def screenshot(page: Page, name: str, *, full_page: bool = False) -> Path:
-    """Save what the page shows now as docs/screenshots/NAME.png (the README shows them)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=full_page)
-    return path
+class Screenshot(Protocol):
+    """The ``screenshot`` fixture: saves what a page shows now as ``NAME.png``."""
+
+    def __call__(self, page: Page, name: str, *, full_page: bool = False) -> Path: ...
+
+
+@pytest.fixture(scope="session")
+def screenshot(pytestconfig: pytest.Config) -> Screenshot:
+    """Save what the page shows now as NAME.png in the ``--screenshots`` folder (git-ignored
+    build/screenshots unless `make screenshots` asks for docs/screenshots, the README's), and
+    check that the picture shows something: a page's size, and not one colour."""
+    folder: Path = pytestconfig.getoption("screenshots")
+
+    def take(page: Page, name: str, *, full_page: bool = False) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}.png"
+        page.screenshot(path=str(path), full_page=full_page)
+        assert_picture(path, min_width=page.viewport_size["width"] if page.viewport_size else 1)
+        return path
+
+    return take

@@ -8,13 +8,15 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from monitoring import dashboard
-from tests.integration.browser.conftest import screenshot
+from tests.integration.browser.conftest import Screenshot
 from tidemark.config import Settings
 
 pytestmark = pytest.mark.integration
 
 
-def test_the_api_docs_list_predict_and_run_its_example(page: Page, api: str) -> None:
+def test_the_api_docs_list_predict_and_run_its_example(
+    page: Page, api: str, screenshot: Screenshot
+) -> None:
     page.goto(f"{api}/docs")
     operation = page.locator("#operations-predict-predict_predict_post")
     expect(operation).to_contain_text("/predict")
@@ -34,7 +36,7 @@ def test_the_redoc_page_renders_offline(page: Page, api: str) -> None:
 
 
 def test_the_mlflow_model_page_shows_the_production_version_and_its_decision(
-    page: Page, settings: Settings, production: str
+    page: Page, settings: Settings, production: str, screenshot: Screenshot
 ) -> None:
     page.goto(f"{settings.registry.tracking_uri}/#/models/{settings.registry.model_name}")
     expect(page.get_by_text(f"Version {production}").first).to_be_visible()
@@ -49,7 +51,7 @@ def test_the_mlflow_model_page_shows_the_production_version_and_its_decision(
 
 
 def test_the_prefect_deployments_page_lists_the_four_deployments(
-    page: Page, settings: Settings, flows_served: None
+    page: Page, settings: Settings, flows_served: None, screenshot: Screenshot
 ) -> None:
     page.goto(f"{settings.orchestration.ui_url}/deployments")
     for name in ("train", "retrain", "promote", "rollback"):
@@ -59,7 +61,9 @@ def test_the_prefect_deployments_page_lists_the_four_deployments(
     screenshot(page, "prefect-deployments")
 
 
-def test_the_evidently_dashboard_shows_its_panels_with_data(page: Page, evidently_ui: str) -> None:
+def test_the_evidently_dashboard_shows_its_panels_with_data(
+    page: Page, evidently_ui: str, screenshot: Screenshot
+) -> None:
     page.goto(evidently_ui)
     page.get_by_text("tidemark", exact=True).first.click()
     for title in (dashboard.BY_VERSION, dashboard.BY_SPECIES, dashboard.DRIFT_SHARE):

@@ -72,7 +72,8 @@ def retrain_deployment(stack: Stack) -> Iterator[str]:
         _wait_for_deployment(stack.settings, process)
         yield RETRAIN_DEPLOYMENT
     finally:
-        # Stop the serving process before the server, or it hangs on shutdown (STACK-NOTES).
+        # Stop the serving process before the Prefect server: a runner whose server went first
+        # hangs on shutdown.
         process.terminate()
         try:
             process.wait(timeout=30)
