@@ -56,11 +56,13 @@ from rich.table import Table
 from benchmarks.fish import fish_scenario
 from infra.local import components
 from infra.local.supervisor import Supervisor
+from streaming.models import ProjectModel
 from streaming.scorer import Scorer
 from streaming.simulator import scenario_rows
 from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.model import FEATURES, predict, train
+from tidemark.project.contracts import Contracts
 from tidemark.registry.watcher import ServedModel
 from tidemark.schemas import Measurement, Prediction, utc_now
 from tidemark.simulation.generate import generate_frame
@@ -239,13 +241,18 @@ def _passthrough(settings: Settings) -> None:
 def _batch_scorer(settings: Settings) -> None:
     stop = stop_on_signals()
     served = _served_model()
-    run_loop(Scorer(settings, lambda: served), settings, stop)
+    contracts = Contracts(fish_scenario().project)
+    model = ProjectModel.of(contracts.project, served)
+    run_loop(Scorer(settings, contracts, lambda: model), settings, stop)
 
 
 def _shadow_scorer(settings: Settings) -> None:
     stop = stop_on_signals()
     served, challenger = _served_model("1"), _served_model("2")
-    run_loop(Scorer(settings, lambda: served, lambda: challenger), settings, stop)
+    contracts = Contracts(fish_scenario().project)
+    model = ProjectModel.of(contracts.project, served)
+    shadow = ProjectModel.of(contracts.project, challenger)
+    run_loop(Scorer(settings, contracts, lambda: model, lambda: shadow), settings, stop)
 
 
 def _http_per_event(settings: Settings, url: str) -> None:

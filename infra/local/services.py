@@ -25,7 +25,11 @@ from tidemark.orchestration import work_pool_ready
 
 
 def _with_metrics(
-    name: str, command: list[str], port: int, sections: tuple[Section, ...]
+    name: str,
+    command: list[str],
+    port: int,
+    sections: tuple[Section, ...],
+    env: dict[str, str] | None = None,
 ) -> Component:
     """A stream service, healthy while its metrics answer and say it makes progress."""
     return Component(
@@ -35,7 +39,17 @@ def _with_metrics(
         check=makes_progress(port),
         service=True,
         sections=sections,
+        env=env or {},
     )
+
+
+def projects_env(settings: Settings) -> dict[str, str]:
+    """Where a service finds the stack's projects: it runs in the state folder, so the folder
+    `tidemark stack up` was started from is named absolutely."""
+    env = {"TIDEMARK_PROJECTS_DIR": str(settings.projects.dir.resolve())}
+    if settings.projects.names:
+        env["TIDEMARK_PROJECTS_NAMES"] = settings.projects.names
+    return env
 
 
 def scorers(settings: Settings) -> list[Component]:
@@ -47,13 +61,14 @@ def scorers(settings: Settings) -> list[Component]:
     tidemark = venv_bin("tidemark")
     sections: tuple[Section, ...] = ("kafka", "stream", "registry")
     base = settings.stream.scorer_metrics_port
+    env = projects_env(settings)
     if settings.stack.scorers == 1:
-        return [_with_metrics("scorer", [tidemark, "score"], base, sections)]
+        return [_with_metrics("scorer", [tidemark, "score"], base, sections, env)]
     found = []
     for index in range(settings.stack.scorers):
         port = base + 100 * index
         command = [tidemark, "score", "--metrics-port", str(port)]
-        found.append(_with_metrics(f"scorer-{index + 1}", command, port, sections))
+        found.append(_with_metrics(f"scorer-{index + 1}", command, port, sections, env))
     return found
 
 
@@ -106,6 +121,7 @@ def platform_services(settings: Settings, state: Path) -> list[Component]:
             settings.stream.joiner_metrics_port,
             # The registry's model name: a prediction from another model is refused as forged.
             ("kafka", "stream", "store", "registry"),
+            projects_env(settings),
         ),
         Component(
             name="simulator",

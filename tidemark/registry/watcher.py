@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -56,7 +56,11 @@ class ServedModel:
     fast: LogLinearPredictor | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "fast", LogLinearPredictor.derive(self.model, self.known_species))
+        try:
+            fast = LogLinearPredictor.derive(self.model, self.known_species)
+        except Exception:  # a model of another project's shape: served by its pipeline
+            fast = None
+        object.__setattr__(self, "fast", fast)
 
     def predict(self, frame: pd.DataFrame) -> weight_model.Predictions:
         """Weights for a whole frame of fish, with unknown species flagged.
@@ -96,8 +100,11 @@ class ModelWatcher:
         registry: RegistrySettings,
         poll_interval_s: float | None = None,
         alias: str | None = None,
+        segments: Callable[[Any], frozenset[str] | None] | None = None,
     ) -> None:
         self.registry = registry
+        # What a loaded version's segments are (a project's own reading of its model).
+        self._segments = segments
         self.alias = alias or registry.production_alias
         self.poll_interval_s = (
             registry.poll_interval_s if poll_interval_s is None else poll_interval_s
@@ -216,6 +223,10 @@ class ModelWatcher:
             return False
         return True
 
+    def _known_segments(self, pipeline: Any) -> frozenset[str]:
+        known = self._segments(pipeline) if self._segments is not None else None
+        return known if known is not None else weight_model.known_species(pipeline)
+
     def _load(self, target: VersionRef) -> ServedModel:
         pipeline = self._registry.load_model(target)
         return ServedModel(
@@ -223,7 +234,7 @@ class ModelWatcher:
             version=target.version,
             run_id=target.run_id,
             model=pipeline,
-            known_species=weight_model.known_species(pipeline),
+            known_species=self._known_segments(pipeline),
             loaded_at=utc_now(),
             tags=target.tags,
         )

@@ -50,6 +50,17 @@ class Decoder(Protocol[M_co]):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Decoding(Generic[M]):
+    """A decoder made of a function that reads a record's value (``Contracts.decode_input``)."""
+
+    read: Callable[[bytes], M]
+
+    def from_json(self, raw: bytes) -> M:
+        """The message the function reads; raises what it raises."""
+        return self.read(raw)
+
+
 EventTime = Callable[[Any], datetime | None]
 
 

@@ -70,7 +70,7 @@ HOSTILE = [
         "control-characters", "input", raw(fish("h4", species="sal\u0000\u0007mon")), "species"
     ),
     Hostile("200kB-key", "input", b'{"fish_id": "h5"', "Invalid JSON", key=b"\x01" * 200_000),
-    Hostile("overflowing-time", "input", raw(fish("h6", measured_at=OVERFLOWING)), "Overflow"),
+    Hostile("overflowing-time", "input", raw(fish("h6", measured_at=OVERFLOWING)), "range"),
     Hostile(
         "nan",
         "input",
@@ -88,9 +88,7 @@ HOSTILE = [
     Hostile(
         "truth-decades-ahead", "truth", raw(truth("good-0", weighed_at=DECADES_AHEAD)), "ahead"
     ),
-    Hostile(
-        "truth-overflowing-time", "truth", raw(truth("h12", weighed_at=OVERFLOWING)), "Overflow"
-    ),
+    Hostile("truth-overflowing-time", "truth", raw(truth("h12", weighed_at=OVERFLOWING)), "range"),
     Hostile(
         "truth-nan",
         "truth",

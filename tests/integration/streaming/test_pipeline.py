@@ -40,7 +40,7 @@ def test_every_measurement_is_scored_and_every_weighed_fish_joined_once(
     # Predictions whose weight never came wait one window of event time, then expire: what still
     # waits belongs to the last minute of the line (6,000 fish).
     assert joiner.metric('tidemark_joiner_expired_total{side="prediction"}') > 0
-    assert joiner.metric('tidemark_joiner_expired_total{side="weight"}') == 0
+    assert joiner.metric('tidemark_joiner_expired_total{side="truth"}') == 0
     assert 0 < joiner.metric("tidemark_joiner_pending") <= MISSING * 2 * 6_000
 
 
