@@ -31,7 +31,12 @@ from prefect.deployments import run_deployment
 
 from monitoring.policy import IncidentKey, IncidentRun
 from tidemark.config import Settings
-from tidemark.orchestration import RETRAIN_DEPLOYMENT, SegmentStart, prefect_api
+from tidemark.orchestration import (
+    RETRAIN_DEPLOYMENT,
+    SegmentStart,
+    crash_stale_runs,
+    prefect_api,
+)
 from tidemark.schemas import RetrainRequest
 
 MONITOR_TAG = "tidemark-monitor"
@@ -78,7 +83,7 @@ def retrain_parameters(
         "metric": request.metric,
         "metric_value": request.metric_value,
         "threshold": request.threshold,
-        "species": species or None,
+        "segments": species or None,
         "segment_starts": {name: starts[name].model_dump(mode="json") for name in sorted(starts)}
         or None,
     }
@@ -200,6 +205,11 @@ class RetrainTrigger:
         return f"{MODEL_TAG}{self.settings.registry.model_name}"
 
     def _runs(self, flow_run_filter: FlowRunFilter) -> list[FlowRun]:
+        # A run whose worker died would stay in flight for ever and hold its incident: past the
+        # bound it is crashed first, and the gate then sees it ended (tidemark.orchestration).
+        crash_stale_runs(
+            self.settings.orchestration, self.deployment, self.settings.retrain.max_run_s
+        )
         with (
             prefect_api(self.settings.orchestration),
             get_client(sync_client=True) as client,

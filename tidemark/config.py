@@ -382,6 +382,11 @@ class RetrainSettings(_Section):
     # Transient MongoDB and MLflow errors are retried this many times before a task fails.
     transient_retries: int = Field(default=3, ge=0)
     transient_retry_delay_s: float = Field(default=2.0, ge=0)
+    # A retrain pending or running for longer than this has lost its worker (killed, its machine
+    # gone): it is marked crashed, which frees its incident for the next alarm's retrain. A
+    # retrain takes tens of seconds on a 2-core machine (most of it importing MLflow and
+    # pandas, plus the transient retries above); fifteen minutes leaves room for a slow store.
+    max_run_s: float = Field(default=900.0, gt=0)
 
 
 class ShadowSettings(_Section):

@@ -35,7 +35,7 @@ from tests.integration.test_loop_evidence import (
     _start_loop,
 )
 from tidemark.config import SECTIONS, Settings
-from tidemark.judging.tags import per_species
+from tidemark.judging.tags import per_segment
 from tidemark.registry import writer as registry
 from tidemark.schemas import Scored
 from tidemark.simulation.library import load_scenario
@@ -148,8 +148,8 @@ def test_a_law_that_changes_mid_window_is_learned_from_its_first_fish_only(
     trained = registry.load_reference(settings.registry, first.version)
     times = pd.to_datetime(trained["measured_at"], utc=True)
     before, after = int((times < change).sum()), int((times >= change).sum())
-    held_out = float(first.tags[per_species("candidate_mean_relative_error", "salmon")])
-    champion = float(first.tags[per_species("champion_mean_relative_error", "salmon")])
+    held_out = float(first.tags[per_segment("candidate_mean_relative_error", "salmon")])
+    champion = float(first.tags[per_segment("champion_mean_relative_error", "salmon")])
     new_fish = [
         r
         for r in observer.scored
@@ -157,7 +157,7 @@ def test_a_law_that_changes_mid_window_is_learned_from_its_first_fish_only(
     ]
     floor = line.floor(new_fish)
     info = registry.version_info(settings.registry, promoted)
-    window = info.tags.get(per_species("data_window", "salmon"), "")
+    window = info.tags.get(per_segment("data_window", "salmon"), "")
     print(
         f"\nthe law changed at {change.isoformat()}; first candidate v{first.version} "
         f"({first.tags.get('decision')}): training rows per regime: old law {before}, new law "
