@@ -16,28 +16,34 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments import run_deployment
 
 from demo.observer import LoopObserver
 from demo.player import play
 from infra.local.stack import Stack
 from tests.integration.conftest import Processes
 from tests.integration.projects import fish_on
+from tests.integration.test_closed_loop import _port_open, _ready, _wait
 from tests.integration.test_loop_evidence import (
     EVENT_INTERVAL_S,
     FAST,
     FISH_PER_WINDOW,
     WINDOW_S,
     _settle,
-    _start_loop,
 )
 from tidemark.config import SECTIONS, Settings
 from tidemark.judging.tags import per_segment
+from tidemark.orchestration import TRAIN_DEPLOYMENT, deployments_ready, prefect_api
 from tidemark.registry import writer as registry
 from tidemark.schemas import Scored
+from tidemark.simulation.generate import generate_frame
 from tidemark.simulation.library import load_scenario
 from tidemark.simulation.spec import PowerLaw
 
@@ -112,11 +118,45 @@ class ChangingLine:
         return float(np.mean(np.abs(weights - truth) / weights))
 
 
+def _start_line(settings: Settings, processes: Processes, csv: Path) -> str:
+    """Serve the flows, bootstrap the default project (the fish) from ``csv``, start the
+    scorer, the joiner and the monitor; return the bootstrap version."""
+    processes.start("serve-flows")
+    _wait(
+        lambda: _ready(lambda: deployments_ready(settings.orchestration)),
+        180,
+        "deployments",
+        processes,
+    )
+    with prefect_api(settings.orchestration):
+        bootstrap: FlowRun = run_deployment(  # type: ignore[assignment]  # sync caller
+            TRAIN_DEPLOYMENT, parameters={"csv": str(csv)}, timeout=300, poll_interval=2
+        )
+    assert bootstrap.state is not None
+    assert bootstrap.state.is_completed(), bootstrap.state
+    version = registry.production_version(settings.registry)
+    assert version is not None
+    services = {
+        "score": settings.stream.scorer_metrics_port,
+        "join": settings.stream.joiner_metrics_port,
+        "monitor": settings.monitor.metrics_port,
+    }
+    for name, port in services.items():
+        processes.start(name, "--metrics-port", str(port))
+    for name, port in services.items():
+        _wait(partial(_port_open, port), 300, f"{name} metrics port", processes)
+    return version
+
+
 def test_a_law_that_changes_mid_window_is_learned_from_its_first_fish_only(
-    regime_loop: tuple[Settings, Processes], stack: Stack
+    regime_loop: tuple[Settings, Processes], stack: Stack, tmp_path: Path
 ) -> None:
     settings, processes = regime_loop
-    first_version = _start_loop(settings, processes, "growth", ["spring"])
+    # The bootstrap: the growth scenario's spring salmon, as a CSV in the project's shape.
+    spring = generate_frame(load_scenario(fish_on(settings), "growth"), 0, ["spring"])
+    csv = tmp_path / "spring.csv"
+    spring[["species", "length_cm", "height_cm", "weight_kg"]].to_csv(csv, index=False)
+    first_version = _start_line(settings, processes, csv)
     observer = LoopObserver(settings)
     start = (datetime.now(UTC) - timedelta(hours=3)).replace(second=0, microsecond=0)
     line = ChangingLine(settings, start)
