@@ -343,6 +343,9 @@ class MonitorSettings(_Section):
     # While an incident waits for another incident's retrain to end, how often (seconds) the
     # monitor asks Prefect whether it has.
     queue_check_s: float = Field(default=5.0, gt=0)
+    # Metrics and reports name at most this many segments; later ones share the label "other"
+    # (each label is a Prometheus series and an Evidently series, and a stream may send any).
+    max_segments: int = Field(default=50, ge=1)
     metrics_port: Port = 9103
     # Evidently workspace for the reports; state_dir/evidently when unset.
     evidently_workspace: Path | None = None
@@ -379,6 +382,11 @@ class RetrainSettings(_Section):
     # Transient MongoDB and MLflow errors are retried this many times before a task fails.
     transient_retries: int = Field(default=3, ge=0)
     transient_retry_delay_s: float = Field(default=2.0, ge=0)
+    # A retrain pending or running for longer than this has lost its worker (killed, its machine
+    # gone): it is marked crashed, which frees its incident for the next alarm's retrain. A
+    # retrain takes tens of seconds on a 2-core machine (most of it importing MLflow and
+    # pandas, plus the transient retries above); fifteen minutes leaves room for a slow store.
+    max_run_s: float = Field(default=900.0, gt=0)
 
 
 class ShadowSettings(_Section):

@@ -43,7 +43,7 @@ from tests.integration.conftest import Processes
 from tests.integration.projects import fish_on
 from tests.integration.test_closed_loop import _port_open, _ready, _wait
 from tidemark.config import SECTIONS, Settings
-from tidemark.judging.tags import per_species
+from tidemark.judging.tags import per_segment
 from tidemark.model import known_species
 from tidemark.orchestration import TRAIN_DEPLOYMENT, deployments_ready, prefect_api
 from tidemark.registry import writer as registry
@@ -163,11 +163,11 @@ def test_tutorial_fish_promote_on_evidence_and_reach_each_floor(
     assert int(info.tags["heldout_n"]) >= minimum
     assert 0.0 <= float(info.tags["p_value"]) <= settings.retrain.promotion_alpha
     for species in ("salmon", "walleye"):
-        assert int(info.tags[per_species("heldout_n", species)]) >= (
+        assert int(info.tags[per_segment("heldout_n", species)]) >= (
             settings.retrain.min_holdout_rows_per_segment
         )
-        candidate = float(info.tags[per_species("candidate_mean_relative_error", species)])
-        champion = float(info.tags[per_species("champion_mean_relative_error", species)])
+        candidate = float(info.tags[per_segment("candidate_mean_relative_error", species)])
+        champion = float(info.tags[per_segment("champion_mean_relative_error", species)])
         assert f"| {species} |" in info.description
         assert f"{candidate:.4f}" in info.description
         assert f"{champion:.4f}" in info.description
@@ -225,8 +225,8 @@ def test_a_species_never_seen_in_another_incidents_cooldown_gets_its_own_retrain
     plaice_requests = [r for r in observer.requests if r.model_version == walleye_version]
     assert plaice_requests, observer.requests
     info = registry.version_info(settings.registry, plaice_version)
-    assert "plaice" in info.tags["trigger_species"], info.tags
-    assert int(info.tags[per_species("heldout_n", "plaice")]) >= (
+    assert "plaice" in info.tags["trigger_segments"], info.tags
+    assert int(info.tags[per_segment("heldout_n", "plaice")]) >= (
         settings.retrain.min_holdout_rows_per_segment
     )
     incident = _told(settings, observer, walleye_version, shift)

@@ -28,7 +28,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 if TYPE_CHECKING:
     from tidemark.judging.promotion import HoldoutEvidence
-    from tidemark.model import Metrics
+    from tidemark.modelling.metrics import Metrics
     from tidemark.schemas import ModelDecision
 
 MOVE_TAG_PREFIX = "production_move."
@@ -215,21 +215,21 @@ def holdout_figures(
     trigger: str | None,
 ) -> MoveFigures:
     """The figures of a judgement on held-out items (candidate in, champion out)."""
-    champion_by_segment = evidence.champion_mre_by_species or {}
+    champion_by_segment = evidence.champion_error_by_segment or {}
     return MoveFigures(
         evidence="holdout",
         n=evidence.n,
         p_value=evidence.test.p_value if evidence.test else None,
         statistic=evidence.test.statistic if evidence.test else None,
-        incoming_error=candidate.mean_relative_error,
-        outgoing_error=champion.mean_relative_error if champion else None,
+        incoming_error=candidate.judged,
+        outgoing_error=champion.judged if champion else None,
         segments={
             segment: SegmentFigures(
                 n=n,
-                incoming_error=evidence.candidate_mre_by_species.get(segment),
+                incoming_error=evidence.candidate_error_by_segment.get(segment),
                 outgoing_error=champion_by_segment.get(segment),
             )
-            for segment, n in evidence.n_by_species.items()
+            for segment, n in evidence.n_by_segment.items()
         },
         trigger=trigger,
     )

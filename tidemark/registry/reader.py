@@ -9,7 +9,8 @@ roll back) stays with ``tidemark.registry.writer`` and MLflow itself.
 
 Files come through the tracking server's artifact proxy (``mlflow-artifacts:`` URIs, what the
 local stack's ``mlflow server`` hands out); any other artifact store falls back to MLflow's own
-download. The model is read from its skops file with skops' default trusted types only, never
+download. The model is read from its skops file with skops' default trusted types and
+``tidemark.modelling.storage.TRUSTED_TYPES`` only, never
 with pickle, and a version is loaded only after the alias was read, so what is loaded is what
 the alias named.
 """
@@ -27,7 +28,10 @@ import httpx
 import yaml
 
 from tidemark.config import RegistrySettings
-from tidemark.modelling.storage import TRUSTED_TYPES as STORAGE_TRUSTED_TYPES
+
+# skops' defaults and the few types a stored model needs beyond them, the same list the flows
+# store a model with; never pickle (tidemark.modelling.storage).
+from tidemark.modelling.storage import TRUSTED_TYPES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,9 +40,6 @@ if TYPE_CHECKING:
 MODEL_FILE = "MLmodel"
 SKOPS_FORMAT = "skops"
 REFERENCE_PATH = "reference/training_data.parquet"
-# Beyond skops' own defaults, only what tidemark.modelling.storage trusts (a numpy dtype, which
-# a project's default model keeps for an optional number); a model that needs more is refused.
-TRUSTED_TYPES: tuple[str, ...] = STORAGE_TRUSTED_TYPES
 _PROXY_SCHEME = "mlflow-artifacts"
 _NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
 
