@@ -201,8 +201,8 @@ def lineage_of(
         decision_reason=_text(tags.get("decision_reason")),
         heldout_n=_integer(tags.get("heldout_n")),
         p_value=_number(tags.get("p_value")),
-        candidate_error=_number(tags.get("candidate_mean_relative_error")),
-        champion_error=_number(tags.get("champion_mean_relative_error")),
+        candidate_error=_judged(tags, "candidate"),
+        champion_error=_judged(tags, "champion"),
         champion_version=_text(tags.get("champion_version")),
         segments=dict(sorted(segments.items())),
         shadow={
@@ -471,6 +471,15 @@ def _place(record: Any) -> RecordPlace:
         offset=record.offset,
         timestamp=datetime.fromtimestamp(stamp / 1000, UTC) if stamp and stamp > 0 else None,
     )
+
+
+def _judged(tags: Mapping[str, str], prefix: str) -> float | None:
+    # The judged error's tag is named after its kind (tidemark.modelling.metrics).
+    for kind in ("mean_relative_error", "mean_absolute_error"):
+        value = _number(tags.get(f"{prefix}_{kind}"))
+        if value is not None:
+            return value
+    return None
 
 
 def _text(value: str | None) -> str | None:

@@ -313,13 +313,14 @@ def promote(
     decided_by: str = "",
     flow_run_id: str | None = None,
 ) -> None:
-    """Make ``version`` production: history, then the alias and the Production stage (previous
-    archived).
+    """Make ``version`` production: the move and the history, then the alias and the Production
+    stage (previous archived).
 
     The move (``how`` it came, the ``reason`` and the ``figures`` of the decision) and the
-    version list are written before the alias moves, so that no move is ever missing from the
-    history, and a promotion that fails half-way and is retried finds its version already last
-    and adds nothing twice; promoting the version that is already in production changes nothing.
+    history are written before the alias moves, so that no move is missing from the production
+    history and a promotion that fails half-way and is retried finds its version already last
+    and does not add it twice; promoting the version that is already in production changes
+    nothing.
     """
     version_info(registry, version)
     current = production_version(registry)
@@ -349,6 +350,7 @@ def promote(
 def rollback(
     registry: RegistrySettings,
     version: str | None = None,
+    *,
     reason: str = "rolled back by hand",
     figures: MoveFigures = NO_FIGURES,
     decided_by: str = "",
@@ -359,8 +361,8 @@ def rollback(
     again: when production is no longer ``version`` and the history no longer holds it last,
     nothing changes and (``version``, production) is returned, so a retried rollback cannot
     roll back a second version. The move (``rollback``, with ``reason`` and ``figures``) and the
-    version list are written before the alias moves: a rollback that fails half-way and is
-    retried then finds its target last in the history.
+    history are written before the alias moves: a rollback that fails half-way and is retried
+    then finds its target last in the history.
     """
     current = production_version(registry)
     if current is None:
@@ -612,8 +614,8 @@ def rollback_with_reason(
     rolled_back, restored = rollback(
         registry,
         version,
-        reason,
-        figures,
+        reason=reason,
+        figures=figures,
         decided_by=evidence.decided_by if evidence else "manual",
     )
     recorded = version_info(registry, rolled_back).tags

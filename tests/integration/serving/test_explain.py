@@ -28,6 +28,7 @@ from tidemark.explain import Explanation, ItemNotFoundError, ItemStatus, explain
 from tidemark.orchestration import prefect_api
 from tidemark.project.catalog import stack_catalog
 from tidemark.registry import writer as registry
+from tidemark.scenario import generate_frame, load_scenario
 
 
 @pytest.fixture
@@ -92,7 +93,7 @@ def test_two_items_two_versions_two_lineages(
     story: tuple[Settings, Processes, dict[str, str]], tmp_path: Path
 ) -> None:
     settings, processes, env = story
-    v1 = train(phases=["salmon"], seed=42).version
+    v1 = train(seed=42).version  # the project's bootstrap CSV
     assert v1 is not None
     processes.start("score")
     processes.start("join")
@@ -103,7 +104,10 @@ def test_two_items_two_versions_two_lineages(
         settings, "item-a", lambda e: e.status is ItemStatus.SCORED, "item-a to be joined"
     )
 
-    promoted = train(phases=["salmon", "walleye"], seed=7)
+    wider = tmp_path / "salmon-and-walleye.csv"
+    frame = generate_frame(load_scenario(), 7, ["salmon", "walleye"])
+    frame.drop(columns=["phase", "fish_id"]).to_csv(wider, index=False)
+    promoted = train(csv=str(wider), seed=7)
     assert promoted.decision == "promoted", promoted.reason
     v2 = str(promoted.version)
     registry.set_challenger(settings.registry, v1, reason="explain test: v1 in shadow")

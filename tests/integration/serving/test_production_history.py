@@ -102,7 +102,7 @@ def store_records(settings: Settings, phases: list[str], count: int) -> None:
 def four_moves(settings: Settings) -> dict[str, str]:
     """Production moved by the flows: bootstrap v1, v2 on held-out evidence, v3 forced, then
     v3 rolled back to v2 by the verdict the monitor sends when the watching version wins."""
-    bootstrap = train(phases=["salmon"], seed=42)
+    bootstrap = train(seed=42)  # the project's bootstrap CSV
     assert bootstrap.decision == "promoted"
     v2, _ = register_scenario_model(settings, ["salmon", "walleye"], experiment="history")
     v3, _ = register_scenario_model(settings, ["salmon"], experiment="history")
