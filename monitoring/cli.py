@@ -50,9 +50,11 @@ def monitor(
     through Prefect."""
     from monitoring.metrics import REGISTRY
     from monitoring.monitor import Monitor
+    from tidemark.project.catalog import stack_catalog
     from tidemark.stream.service import run_service
 
     settings = project_monitor_settings(get_settings(), project)
-    with closing(Monitor.create(settings)) as watched:
+    chosen = stack_catalog(settings.projects).get(project)
+    with closing(Monitor.create(settings, project=chosen)) as watched:
         port = metrics_port or settings.monitor.metrics_port
         run_service("monitor", watched, settings, port, REGISTRY)

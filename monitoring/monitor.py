@@ -40,6 +40,7 @@ from monitoring.windows import Admission, ClosedWindow, Resume, TumblingWindows
 from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.logs import get_logger
+from tidemark.project.spec import Project
 from tidemark.schemas import Scored, utc_now
 from tidemark.stream.handler import Commits, Handler, Output
 from tidemark.stream.records import Batch
@@ -87,11 +88,15 @@ class Monitor(Handler[Scored, None]):
 
     @classmethod
     def create(
-        cls, settings: Settings, on_judgement: Callable[[WindowJudgement], None] | None = None
+        cls,
+        settings: Settings,
+        on_judgement: Callable[[WindowJudgement], None] | None = None,
+        project: Project | None = None,
     ) -> Monitor:
-        """A monitor with its own producer, registry follower (started), trigger and reports."""
+        """A monitor of ``project`` (the stack's default when None) with its own producer,
+        registry follower (started), trigger and reports."""
         producer = kafka_io.producer(settings.kafka)
-        follower = ProductionFollower(settings)
+        follower = ProductionFollower(settings, project)
         follower.start()
         shadow = ShadowJudge(
             settings,

@@ -67,14 +67,14 @@ def create_app(
     settings = settings or get_settings()
     reader: RegistryReader | None = None
     follow = source is None
+    projects = ServedProjects(settings)
     if source is None:
-        source = ModelWatcher(settings.registry)
+        source = ModelWatcher(settings.registry, projects.default.project)
         reader = RegistryReader(settings.registry)
     if challenger is None:
         alias = settings.registry.challenger_alias
         challenger = (lambda: reader.alias(alias)) if reader is not None else (lambda: None)
     holder = ModelHolder(source)
-    projects = ServedProjects(settings)
     if project_models is None:
         project_models = ProjectModels(
             projects.all, settings.registry.poll_interval_s, follow=follow

@@ -12,7 +12,7 @@ from starlette import status
 
 from serving.middleware import BodyTooLargeError
 from serving.schemas import ErrorResponse, FieldError
-from tidemark.model import DataError
+from tidemark.modelling.frames import DataError
 
 # A 1,000-fish batch with a bad column would otherwise list 1,000 times the same reason.
 _MAX_LISTED_ERRORS = 20

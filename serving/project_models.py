@@ -28,7 +28,7 @@ log = get_logger("serving.projects")
 
 
 @dataclass(frozen=True)
-class ProjectModel:
+class ProjectVersion:
     """One loaded production version of a project's model."""
 
     served: ServedProject
@@ -63,12 +63,12 @@ class ProjectModels:
         self.poll_interval_s = poll_interval_s
         # False: nothing is read from the registry; models come through ``swap`` only.
         self.follow = follow
-        self._current: dict[str, ProjectModel] = {}
+        self._current: dict[str, ProjectVersion] = {}
         self.errors: dict[str, str] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def current(self, name: str) -> ProjectModel | None:
+    def current(self, name: str) -> ProjectVersion | None:
         """The loaded production version of project ``name``, or None before there is one."""
         return self._current.get(name)
 
@@ -113,10 +113,10 @@ class ProjectModels:
             return  # moved while loading: the next check loads what it names now
         self.swap(served, ref.version, ref.run_id, pipeline)
 
-    def swap(self, served: ServedProject, version: str, run_id: str, model: Any) -> ProjectModel:
+    def swap(self, served: ServedProject, version: str, run_id: str, model: Any) -> ProjectVersion:
         """Serve ``model`` as ``version`` of ``served``'s project from now on (one assignment),
         with its fast form when it has one."""
-        loaded = ProjectModel(
+        loaded = ProjectVersion(
             served=served,
             version=version,
             run_id=run_id,
@@ -133,4 +133,4 @@ class ProjectModels:
             self.check_now()
 
 
-__all__ = ["ProjectModel", "ProjectModels", "RegistryUnavailableError"]
+__all__ = ["ProjectModels", "ProjectVersion", "RegistryUnavailableError"]

@@ -245,19 +245,13 @@ def score(
     """
     from streaming.models import Adapted
     from streaming.scorer import REGISTRY, Scorer
-    from tidemark.modelling.default import known_segments
     from tidemark.registry.watcher import ModelWatcher
     from tidemark.stream.service import run_service
 
     settings, contracts = _project_settings(project)
-    chosen = contracts.project
-
-    def segments(model: object) -> frozenset[str] | None:
-        return known_segments(chosen, model)
-
-    watcher = ModelWatcher(settings.registry, segments=segments)
+    watcher = ModelWatcher(settings.registry, contracts.project)
     challenger = ModelWatcher(
-        settings.registry, alias=settings.registry.challenger_alias, segments=segments
+        settings.registry, contracts.project, alias=settings.registry.challenger_alias
     )
     watcher.start()
     challenger.start()

@@ -33,7 +33,8 @@ def loaded() -> ServedModel:
         version="1",
         run_id="run",
         model=model,
-        known_species=segments,
+        project=PENGUINS,
+        segments=segments,
         loaded_at=utc_now(),
     )
 
@@ -55,9 +56,7 @@ def test_a_penguin_version_predicts_the_project_s_items_as_its_pipeline_does(
         items.append(contracts.decode_input(json.dumps(record)))
     adapted = ProjectModel.of(PENGUINS, loaded)
     result = adapted.predict(items)
-    expected = predict(
-        PENGUINS, loaded.model, frame_of(PENGUINS, items), segments=loaded.known_species
-    )
+    expected = predict(PENGUINS, loaded.model, frame_of(PENGUINS, items), segments=loaded.segments)
     np.testing.assert_allclose(result.values, expected.values, rtol=1e-9)
     assert result.segment_known.tolist() == expected.segment_known.tolist()
     assert (adapted.name, adapted.version) == ("penguin-mass", "1")
