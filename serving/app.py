@@ -69,6 +69,11 @@ def create_app(
     follow = source is None
     projects = ServedProjects(settings)
     if source is None:
+        if not projects.all:
+            raise RuntimeError(
+                f"the model server needs the project it serves: {projects.problem} "
+                f"(TIDEMARK_PROJECTS_DIR={settings.projects.dir})"
+            )
         source = ModelWatcher(settings.registry, projects.default.project)
         reader = RegistryReader(settings.registry)
     if challenger is None:

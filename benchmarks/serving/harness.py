@@ -39,7 +39,13 @@ def free_ports(count: int) -> list[int]:
 def venv_env() -> dict[str, str]:
     """This environment with the venv's bin first on PATH (``mlflow models serve`` needs it)."""
     venv = str(Path(sys.executable).parent)
-    return {**os.environ, "PATH": f"{venv}:{os.environ.get('PATH', '')}"}
+    # The servers run in temporary folders: they read the repository's projects.
+    projects = str(Path(__file__).resolve().parents[2] / "projects")
+    return {
+        "TIDEMARK_PROJECTS_DIR": projects,
+        **os.environ,
+        "PATH": f"{venv}:{os.environ.get('PATH', '')}",
+    }
 
 
 def _wait_for(url: str, process: subprocess.Popen[bytes], what: str, log: Path) -> None:

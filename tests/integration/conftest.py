@@ -22,6 +22,12 @@ from infra.local.stack import Stack
 from tidemark import kafka_io
 from tidemark.config import NAMES, SECTIONS, Settings
 
+# The platform's processes run in temporary folders here, where no projects/ folder is: they read
+# the repository's projects, as `make up` gives them the folder it was started from.
+os.environ.setdefault(
+    "TIDEMARK_PROJECTS_DIR", str(Path(__file__).resolve().parents[2] / "projects")
+)
+
 
 def free_ports(count: int) -> list[int]:
     """Ports that nothing listens on now (held open together so they differ)."""
