@@ -27,7 +27,7 @@ from monitoring.trigger import RetrainTrigger
 from monitoring.windows import ClosedWindow, TumblingWindows
 from tidemark import kafka_io
 from tidemark.config import Settings
-from tidemark.model import known_species
+from tidemark.modelling.default import known_segments
 from tidemark.orchestration import PROMOTE_DEPLOYMENT, RETIRE_CHALLENGER_DEPLOYMENT, prefect_api
 from tidemark.project.catalog import load_catalog
 from tidemark.project.spec import Project
@@ -77,9 +77,9 @@ def phase_rates(
 def ensure_walleye_naive_production(settings: Settings, say: Say) -> str:
     """Make production a version that never saw walleye; return that version."""
     current = registry.production_version(settings.registry)
-    if current is not None and "walleye" not in known_species(
-        registry.load_model(settings.registry)
-    ):
+    model = registry.load_model(settings.registry) if current else None
+    known = known_segments(demo_project(), model) if model is not None else None
+    if current is not None and "walleye" not in (known or ()):
         say(f"production is v{current}, which has never seen walleye")
         return current
     bootstrap = [

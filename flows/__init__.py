@@ -1,1 +1,1 @@
-"""Prefect flows: train, retrain, promote and roll back the weight model."""
+"""Prefect flows: train, retrain, promote and roll back each project's model."""

@@ -19,8 +19,8 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
-from sklearn.pipeline import Pipeline
 
+from flows.context import ProjectContext
 from flows.outcome import FlowOutcome
 from tidemark.config import Settings
 from tidemark.judging.candidate import (
@@ -34,9 +34,9 @@ from tidemark.judging.candidate import (
 )
 from tidemark.judging.decisions import Decision
 from tidemark.judging.holdout import (
-    MEASURED_AT,
     EvidenceRules,
     InsufficientEvidenceError,
+    segments_of,
     split_holdout,
 )
 from tidemark.judging.shadow import may_be_displaced
@@ -47,25 +47,21 @@ from tidemark.judging.tags import (
     evidence_metrics,
     evidence_tags,
     metric_tags,
+    per_segment,
 )
-from tidemark.model import (
-    FEATURES,
-    SPECIES,
-    TARGET,
-    DataError,
-    TrainingDataError,
-    TrainResult,
-    check_data,
-    evaluate,
-    predict,
-    relative_errors,
-    train,
-)
+from tidemark.modelling.frames import DataError, TrainingDataError, check_frame
+from tidemark.modelling.training import TrainResult, evaluate, judged_errors, predict, train
+from tidemark.project.spec import Project
 from tidemark.registry import writer as registry
-from tidemark.registry.notes import Trigger, describe_version
+from tidemark.registry.history import NO_FIGURES, HowItCame, MoveFigures, holdout_figures
+from tidemark.registry.notes import BOOTSTRAP, Trigger, describe_version
 from tidemark.registry.writer import RecordSource, RegistryError
 
 SEED = 0
+# Per segment, where its training records begin and why (``data_window.<segment>``).
+DATA_WINDOW_TAG = "data_window"
+# MLflow keeps tag values up to 5000 characters; the reasons are far shorter.
+TAG_LIMIT = 5000
 
 
 @task(cache_policy=NO_CACHE)
@@ -97,39 +93,46 @@ def retrying(settings: Settings) -> dict[str, Any]:
 
 
 @task(cache_policy=NO_CACHE)
-def fit_candidate(data: pd.DataFrame, seed: int) -> TrainResult:
-    """Train a candidate on ``data``; ``TrainingDataError`` when the data is unusable."""
-    return train(data, seed=seed)
+def fit_candidate(project: Project, data: pd.DataFrame, seed: int) -> TrainResult:
+    """Train the project's model on ``data``; ``TrainingDataError`` when the data is unusable,
+    ``FactoryError`` or ``UntrustedModelError`` when the user's model cannot be built or
+    stored."""
+    return train(project, data, seed=seed)
 
 
 @task(cache_policy=NO_CACHE)
-def score_champion(settings: Settings, holdout: pd.DataFrame) -> ChampionScore:
-    """Load the production model and measure it on the holdout, fish by fish."""
+def score_champion(context: ProjectContext, holdout: pd.DataFrame) -> ChampionScore:
+    """Load the production model and measure it on the holdout, item by item."""
+    settings, project = context.settings, context.project
     version = registry.production_version(settings.registry)
     if version is None:
         return ChampionScore(None, None, None, None)
     champion = registry.load_model(settings.registry, version)
     try:
         return ChampionScore(
-            version, evaluate(champion, holdout), relative_errors(champion, holdout), None
+            version,
+            evaluate(project, champion, holdout),
+            judged_errors(project, champion, holdout),
+            None,
         )
     except DataError as error:
         return ChampionScore(version, None, None, str(error))
 
 
 def judge(
-    settings: Settings,
-    model: Pipeline,
+    context: ProjectContext,
+    model: Any,
     holdout: pd.DataFrame,
     not_judged: Mapping[str, int] | None = None,
 ) -> Judgement:
-    """Score ``model`` and production on the same held-out fish and apply the promotion rule."""
-    candidate = evaluate(model, holdout)
-    champion = score_champion.with_options(**retrying(settings))(settings, holdout)
+    """Score ``model`` and production on the same held-out items and apply the promotion rule."""
+    settings, project = context.settings, context.project
+    candidate = evaluate(project, model, holdout)
+    champion = score_champion.with_options(**retrying(settings))(context, holdout)
     return judge_on_holdout(
-        holdout[SPECIES],
+        segments_of(holdout, project.segment),
         candidate,
-        relative_errors(model, holdout),
+        judged_errors(project, model, holdout),
         champion,
         margin=settings.retrain.promotion_margin,
         alpha=settings.retrain.promotion_alpha,
@@ -159,10 +162,10 @@ def judged_outcome(
         champion=champion.metrics.as_dict() if champion.metrics else None,
         champion_version=champion.version,
         heldout_n=evidence.n,
-        heldout_n_by_species=evidence.n_by_species,
+        heldout_n_by_segment=evidence.n_by_segment,
         p_value=evidence.test.p_value if evidence.test else None,
-        candidate_mre_by_species=evidence.candidate_mre_by_species,
-        champion_mre_by_species=evidence.champion_mre_by_species,
+        candidate_error_by_segment=evidence.candidate_error_by_segment,
+        champion_error_by_segment=evidence.champion_error_by_segment,
     )
 
 
@@ -187,25 +190,45 @@ register_version = task(name="register_version", cache_policy=NO_CACHE)(registry
 
 @task(cache_policy=NO_CACHE)
 def verify_registered(
-    settings: Settings, version: str, result: TrainResult, holdout: pd.DataFrame
+    context: ProjectContext, version: str, result: TrainResult, holdout: pd.DataFrame
 ) -> None:
-    """Fail unless the registered artifact predicts exactly like the model that was judged."""
-    loaded = registry.load_model(settings.registry, version)
-    expected = predict(result.model, holdout).weight_kg
-    if not np.allclose(predict(loaded, holdout).weight_kg, expected, rtol=1e-9, atol=0.0):
+    """Fail unless the registered artifact, loaded as the scorers load it, predicts exactly like
+    the model that was judged."""
+    project = context.project
+    loaded = registry.load_model(context.settings.registry, version)
+    expected = predict(project, result.model, holdout, segments=result.segments).values
+    found = predict(project, loaded, holdout, segments=result.segments).values
+    if not np.allclose(found, expected, rtol=1e-9, atol=0.0):
         raise RegistryError(f"registered version {version} does not reproduce the judged model")
 
 
 @task(cache_policy=NO_CACHE)
-def promote_version(settings: Settings, version: str) -> None:
-    """Point production at ``version`` (alias and stage)."""
-    registry.promote(settings.registry, version)
+def promote_version(
+    settings: Settings,
+    version: str,
+    how: HowItCame = HowItCame.FORCED,
+    reason: str = "promoted by hand",
+    figures: MoveFigures = NO_FIGURES,
+) -> None:
+    """Point production at ``version`` (alias and stage), recording how it came and why."""
+    registry.promote(
+        settings.registry,
+        version,
+        how=how,
+        reason=reason,
+        figures=figures,
+        decided_by=flow_run.flow_name or "",
+        flow_run_id=flow_run.id,
+    )
 
 
-def window_tags(data: pd.DataFrame, start: Any = None, end: Any = None) -> dict[str, str]:
-    """The training window: the records' own time span when known, else the requested one."""
-    if MEASURED_AT in data.columns and not data.empty:
-        times = pd.to_datetime(data[MEASURED_AT], utc=True)
+def window_tags(
+    data: pd.DataFrame, time: str, start: Any = None, end: Any = None
+) -> dict[str, str]:
+    """The training window: the records' own time span (their column ``time``) when known, else
+    the requested one."""
+    if time in data.columns and not data.empty:
+        times = pd.to_datetime(data[time], utc=True)
         start, end = times.min().isoformat(), times.max().isoformat()
     return {
         "training_window_start": str(start) if start is not None else NO_METRIC,
@@ -214,33 +237,42 @@ def window_tags(data: pd.DataFrame, start: Any = None, end: Any = None) -> dict[
 
 
 def judge_and_register(
-    settings: Settings,
+    context: ProjectContext,
     data: pd.DataFrame,
     *,
     source: RecordSource,
     trigger: Trigger,
     window: Mapping[str, str],
-    required_species: Collection[str] | None = None,
+    required_segments: Collection[str] | None = None,
     seed: int = SEED,
+    segment_windows: Mapping[str, str] | None = None,
 ) -> FlowOutcome:
-    """Train a candidate on the older records, judge it on the recent ones, register it, and
-    place it where the ruling says: production, shadow, or nowhere.
+    """Train the project's model on the older records, judge it on the recent ones, register
+    it, and place it where the ruling says: production, shadow, or nowhere.
 
-    ``required_species`` (all species of ``data`` when None) must each have evidence enough;
+    ``required_segments`` (all segments of ``data`` when None) must each have evidence enough;
     when one falls short, nothing is trained or registered and the outcome is
     ``insufficient_evidence``. Raises ``TrainingDataError`` on bad values, before anything is
-    registered.
+    registered. ``segment_windows`` says per segment where its records begin and why; it goes
+    to the version's tags (``data_window.<segment>``) and description.
     """
     logger = get_run_logger()
-    check_data(data, columns=(*FEATURES, TARGET), min_rows=1, error=TrainingDataError)
+    settings, project = context.settings, context.project
+    check_frame(project, data, target=True, min_rows=1, error=TrainingDataError)
     try:
-        split = split_holdout(data, EvidenceRules.of(settings.retrain), required=required_species)
+        split = split_holdout(
+            data,
+            EvidenceRules.of(settings.retrain),
+            segment=project.segment,
+            time=project.times.input,
+            required=required_segments,
+        )
     except InsufficientEvidenceError as shortfall:
         logger.warning("insufficient evidence: %s", shortfall)
         return short_of_evidence(settings, shortfall, row_count=len(data))
-    result = fit_candidate(split.training, seed)
+    result = fit_candidate(project, split.training, seed)
     judgement, placement = place(
-        judge(settings, result.model, split.holdout, split.not_judged), trigger
+        judge(context, result.model, split.holdout, split.not_judged), trigger
     )
     ruling, evidence, champion = judgement.ruling, judgement.evidence, judgement.champion
     logger.info("%s: %s", ruling.decision.value, ruling.reason)
@@ -256,6 +288,10 @@ def judge_and_register(
         "champion_version": champion.version or NO_METRIC,
         **decision_tags(ruling),
         FLOW_RUN_TAG: flow_run.id or NO_METRIC,
+        **{
+            per_segment(DATA_WINDOW_TAG, name): text[:TAG_LIMIT]
+            for name, text in (segment_windows or {}).items()
+        },
     }
     metrics = {
         **result.metrics.as_dict("train_"),
@@ -273,7 +309,7 @@ def judge_and_register(
         "promotion_alpha": settings.retrain.promotion_alpha,
         "rows": len(data),
     }
-    training_counts = split.training[SPECIES].value_counts().sort_index()
+    training_counts = segments_of(split.training, project.segment).value_counts().sort_index()
     description = describe_version(
         trigger=trigger,
         verdict=ruling,
@@ -285,9 +321,11 @@ def judge_and_register(
         alpha=settings.retrain.promotion_alpha,
         training_rows={str(s): int(n) for s, n in training_counts.items()},
         source=source.uri,
+        data_windows=segment_windows,
     )
     info = register_version.with_options(**retrying(settings))(
         settings.registry,
+        project,
         result.model,
         training_data=split.training,
         holdout=split.holdout,
@@ -301,12 +339,21 @@ def judge_and_register(
     production = champion.version
     if placement.serves:
         try:
-            verify_registered(settings, info.version, result, split.holdout)
+            verify_registered(context, info.version, result, split.holdout)
         except RegistryError as error:
             rejected = not_reproduced(str(error))
             registry.set_version_tags(settings.registry, info.version, decision_tags(rejected))
             raise
-        promote_version.with_options(**retrying(settings))(settings, info.version)
+        if trigger.reason == BOOTSTRAP:
+            how = HowItCame.BOOTSTRAP
+        else:
+            how = HowItCame.EMERGENCY if placement is Placement.WATCHED else HowItCame.EVIDENCE
+        figures = holdout_figures(
+            evidence, judgement.candidate, champion.metrics, trigger.summary()
+        )
+        promote_version.with_options(**retrying(settings))(
+            settings, info.version, how, ruling.reason, figures
+        )
         production = info.version
         if placement is Placement.WATCHED and champion.version is not None:
             registry.set_challenger(

@@ -22,8 +22,9 @@ FLOWS = (train, retrain, promote, rollback, shadow, retire_challenger, shadow_ve
 # Who starts each deployment, as its description's first line and as a tag, so that the Prefect
 # UI answers "why did this run?" without the code.
 TRIGGERS: dict[str, tuple[str, str]] = {
-    "train": ("by make up", "`make up` (`tidemark train --if-no-production`) trains the first "
-              "version when the registry has no production model; `tidemark train` by hand."),
+    "train": ("by make up", "`make up` (`tidemark train --if-no-production`) trains each "
+              "project's first version from its bootstrap CSV when it has no production model; "
+              "`tidemark train --project NAME --csv FILE` by hand."),
     "retrain": ("by the monitor", "The monitor starts it when a closed window's error or drift "
                 "passes its threshold (the retrain request names the window and the figures)."),
     "promote": ("by a person", "A person, with Run here and a version, or `tidemark promote "

@@ -1,7 +1,7 @@
 """The flows of shadow: ``shadow`` and ``retire-challenger`` by hand, ``shadow-verdict``.
 
-A challenger runs beside production (alias ``challenger``): the scorers predict every fish
-with both, and the monitor judges them on the same joined fish (``tidemark.judging.shadow``).
+A challenger runs beside production (alias ``challenger``): the scorers predict every item
+with both, and the monitor judges them on the same joined items (``tidemark.judging.shadow``).
 ``shadow`` and ``retire-challenger`` are the manual way in and out. The monitor carries out
 its final verdicts through the ``shadow-verdict`` deployment, so that the registry's writes
 (the verdict on the version, a promotion, a rollback, the alias) run where MLflow's client is,
@@ -14,19 +14,24 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from flows.context import project_context
 from flows.outcome import FlowOutcome
 from tidemark.config import RegistrySettings, get_settings
 from tidemark.judging.decisions import Decision
 from tidemark.judging.shadow import SHADOW_CHAMPION_TAG, verdict_is_current
 from tidemark.orchestration import SHADOW_FLOW, SHADOW_VERDICT_FLOW
 from tidemark.registry import writer as registry
+from tidemark.registry.history import HowItCame, live_figures
 from tidemark.schemas import ModelDecision, ModelEvent, ShadowVerdict, utc_now
 
 
 @flow(name=SHADOW_FLOW)
-def shadow(version: str, reason: str = "put in shadow by hand") -> FlowOutcome:
-    """Put ``version`` in shadow against production, replacing any other challenger."""
-    settings = get_settings()
+def shadow(
+    version: str, reason: str = "put in shadow by hand", project: str | None = None
+) -> FlowOutcome:
+    """Put ``version`` of ``project``'s model (the stack's default project when None) in shadow
+    against production, replacing any other challenger."""
+    settings = project_context(project).settings
     replaced = registry.set_challenger(settings.registry, version, reason=reason)
     production = registry.production_version(settings.registry)
     replacing = f"; v{replaced} is no longer challenger" if replaced else ""
@@ -38,9 +43,10 @@ def shadow(version: str, reason: str = "put in shadow by hand") -> FlowOutcome:
 
 
 @flow(name="retire-challenger")
-def retire_challenger(reason: str = "retired by hand") -> FlowOutcome:
-    """Take the challenger out of shadow, recording why and the live evidence gathered so far."""
-    settings = get_settings()
+def retire_challenger(reason: str = "retired by hand", project: str | None = None) -> FlowOutcome:
+    """Take the challenger of ``project``'s model (the stack's default project when None) out
+    of shadow, recording why and the live evidence gathered so far."""
+    settings = project_context(project).settings
     production = registry.production_version(settings.registry)
     version = registry.challenger_version(settings.registry)
     if version is None:
@@ -55,7 +61,7 @@ def retire_challenger(reason: str = "retired by hand") -> FlowOutcome:
         decision = ModelDecision(
             kind=ModelEvent.RETIREMENT,
             model_name=settings.registry.model_name,
-            champion_version=_champion_of(version, production),
+            champion_version=_champion_of(settings.registry, version, production),
             challenger_version=version,
             verdict=ShadowVerdict.RETIRE,
             reason=reason,
@@ -73,7 +79,7 @@ def retire_challenger(reason: str = "retired by hand") -> FlowOutcome:
 
 @flow(name=SHADOW_VERDICT_FLOW)
 def shadow_verdict(verdict: dict[str, Any]) -> FlowOutcome:
-    """Carry out the monitor's final verdict of a shadow evaluation on live fish.
+    """Carry out the monitor's final verdict of a shadow evaluation on live items.
 
     The verdict is recorded on the challenger (tags, description), then carried out as its
     kind says (``tidemark.judging.shadow.event_of``): a promotion promotes the challenger (the
@@ -100,7 +106,10 @@ def shadow_verdict(verdict: dict[str, Any]) -> FlowOutcome:
     registry.record_verdict(settings, decision)
     if decision.kind is ModelEvent.ROLLBACK:
         rolled_back, restored = registry.rollback_with_reason(
-            settings, f"rolled back on live evidence: {decision.reason}", evidence=decision
+            settings,
+            f"rolled back on live evidence: {decision.reason}",
+            evidence=decision,
+            version=champion,
         )
         logger.info("v%s rolled back to v%s: %s", rolled_back, restored, decision.reason)
         registry.clear_challenger(settings)
@@ -108,7 +117,14 @@ def shadow_verdict(verdict: dict[str, Any]) -> FlowOutcome:
         return _outcome(settings, restored, Decision.ROLLED_BACK, reason, restored, champion)
     registry.clear_challenger(settings)
     if decision.kind is ModelEvent.PROMOTION:
-        registry.promote(settings, version)
+        registry.promote(
+            settings,
+            version,
+            how=HowItCame.SHADOW_WIN,
+            reason=decision.reason,
+            figures=live_figures(decision, rollback=False),
+            decided_by=decision.decided_by,
+        )
         logger.info("v%s promoted on live evidence: %s", version, decision.reason)
         reason = f"v{version} promoted on live evidence: {decision.reason}"
         return _outcome(settings, version, Decision.PROMOTED, reason, version, champion)
@@ -136,9 +152,9 @@ def _outcome(
     )
 
 
-def _champion_of(version: str, production: str | None) -> str:
+def _champion_of(registry_settings: RegistrySettings, version: str, production: str | None) -> str:
     # The champion a challenger was set against is on its tags; production may have moved since.
-    tags = registry.version_info(get_settings().registry, version).tags
+    tags = registry.version_info(registry_settings, version).tags
     champion = tags.get(SHADOW_CHAMPION_TAG)
     if champion is None and production is None:
         raise ValueError(f"v{version} has no champion to have been compared with")

@@ -13,6 +13,12 @@ incidents (:mod:`monitoring.trigger`). Between windows this module keeps:
 - the windows judged last: where a retrain's data begin (:func:`monitoring.policy.
   training_start`), and how many fish of a species they held.
 
+A retrain reads the windows since its data begin for the species it must not forget, but each
+per-species incident's own species only from where its change began (the alarm's start: the
+change-point on its fish's errors, or its first fish judged on the production version), never
+its fish from before the change: they follow the law the alarm says no longer holds. Those
+starts go to the flow as its ``segment_starts``, each with its reason.
+
 All of it lives in memory: after a restart an incident that persists raises its alarm again at
 its next window, and its gate reads its last run back from Prefect.
 """
@@ -48,6 +54,7 @@ from monitoring.windows import ClosedWindow
 from tidemark.config import Settings
 from tidemark.judging.holdout import EvidenceRules
 from tidemark.logs import get_logger
+from tidemark.orchestration import SegmentStart
 from tidemark.schemas import RetrainRequest, utc_now
 
 log = get_logger("monitor")
@@ -66,17 +73,26 @@ class Pending:
     window_end: datetime
     data_start: datetime
     fish: int = 0
+    # Where the incident's own species' fish begin (None: a drift incident), and why.
+    segment_start: SegmentStart | None = None
 
     def merged(self, later: Pending, fish: int | None = None) -> Pending:
         """This alarm raised again by a later window while it waited: the data of both, with
-        ``fish`` labelled fish when given."""
+        ``fish`` labelled fish when given. Its species starts where it started first."""
+        starts = [s for s in (self.segment_start, later.segment_start) if s is not None]
         return Pending(
             later.alarm,
             min(self.window_start, later.window_start),
             max(self.window_end, later.window_end),
             min(self.data_start, later.data_start),
             max(self.fish, later.fish) if fish is None else fish,
+            min(starts, key=lambda s: s.start) if starts else None,
         )
+
+    @property
+    def fish_since(self) -> datetime:
+        """From when the incident's fish count as its evidence."""
+        return self.segment_start.start if self.segment_start is not None else self.data_start
 
 
 class Incidents:
@@ -104,8 +120,13 @@ class Incidents:
         self.queue: dict[IncidentKey, Pending] = {}
         # Per-species incidents waiting for enough labelled fish of their species to judge on.
         self.gathering: dict[IncidentKey, Pending] = {}
-        self.fish_needed = EvidenceRules.of(settings.retrain).rows_alone
+        rules = EvidenceRules.of(settings.retrain)
+        self.fish_needed = rules.rows_alone
+        # The fewest fish of a species a retrain can train on and judge beside others.
+        self.fish_to_judge = rules.rows_per_species
         self._queue_checked = 0.0
+        # The production version the incidents waiting here are about.
+        self._version: str | None = None
 
     def answer(self, judgement: WindowJudgement, raised: Sequence[Alarm]) -> WindowJudgement:
         """What becomes of the alarms a judged window raised, and the retrain they start.
@@ -114,17 +135,41 @@ class Incidents:
         raise, and the window for where later retrains' data begin.
         """
         window = judgement.window
+        self._follow(judgement.version)
         if raised:
-            judgement = self._gate_and_start(judgement, raised)
+            judgement = self._gate_and_start(judgement, raised, window)
         self._count_gathering(window, {a.incident for a in raised})
+        times: dict[str, list[datetime]] = {}
+        for record in window.records:
+            times.setdefault(record.species, []).append(record.measured_at)
         self._recent.appendleft(
             WindowSpan(
                 window.start,
                 window.overall.count,
-                {s: stats.count for s, stats in window.by_species.items()},
+                _counts(window),
+                {s: tuple(ts) for s, ts in times.items()},
             )
         )
         return judgement
+
+    def _follow(self, version: str | None) -> None:
+        """Incidents belong to the version they were measured on: when production moves, the
+        incidents still gathering or queued about the old one are closed (they alarm again,
+        as the new version's, if the new version shows them too)."""
+        if version == self._version:
+            return
+        if self._version is not None and (self.gathering or self.queue):
+            log.info(
+                "production moved: the old version's waiting incidents are closed",
+                old_version=self._version,
+                version=version,
+                incidents=sorted(str(k) for k in (*self.gathering, *self.queue)),
+            )
+            self.gathering.clear()
+            self.queue.clear()
+            metrics.GATHERING.set(0)
+            metrics.QUEUED.set(0)
+        self._version = version
 
     def drain(self, force: bool = False) -> str | None:
         """Start the retrain of the queued incidents once no run is in flight; its flow run id.
@@ -163,9 +208,8 @@ class Incidents:
         return flow_run_id
 
     def _gate_and_start(
-        self, judgement: WindowJudgement, raised: Sequence[Alarm]
+        self, judgement: WindowJudgement, raised: Sequence[Alarm], window: ClosedWindow
     ) -> WindowJudgement:
-        window = judgement.window
         try:
             now = self.follower.refresh()
             if now is not None and now.version != judgement.version:
@@ -189,7 +233,8 @@ class Incidents:
                 g.alarm,
                 window.start,
                 window.end,
-                min(spans, g.alarm.since, *([g.gate.since] if g.gate.since else [])),
+                min(spans, g.alarm.data_start, *([g.gate.since] if g.gate.since else [])),
+                segment_start=segment_start(g),
             )
             for g in gated
         ]
@@ -210,7 +255,7 @@ class Incidents:
             fired[key] = queued.merged(fired[key]) if key in fired else queued
         self.queue.clear()
         metrics.QUEUED.set(0)
-        request, flow_run_id = self._start(list(fired.values()), judgement.version)
+        request, flow_run_id = self._start(list(fired.values()), judgement.version, window)
         return replace(judgement, request=request, flow_run_id=flow_run_id)
 
     def _hold_for_evidence(
@@ -230,15 +275,20 @@ class Incidents:
                 kept_gated.append(g)
                 kept_pending.append(p)
                 continue
-            here = window.by_species[species].count if species in window.by_species else 0
             earlier = self.gathering.pop(g.alarm.incident, None)
             if earlier is not None:
+                here = _labelled(window, species, earlier.fish_since)
                 p = earlier.merged(p, fish=earlier.fish + here)
             else:
                 # Queued before (another run was in flight): its windows count too.
                 queued = self.queue.pop(g.alarm.incident, None)
                 p = queued.merged(p) if queued else p
-                p = replace(p, fish=labelled_since(species, p.data_start, self._recent) + here)
+                since = p.fish_since
+                p = replace(
+                    p,
+                    fish=labelled_since(species, since, self._recent)
+                    + _labelled(window, species, since),
+                )
             if p.fish < self.fish_needed:
                 self.gathering[g.alarm.incident] = p
                 g = Gated(
@@ -246,7 +296,7 @@ class Incidents:
                     Gate(
                         GateState.GATHERING,
                         f"gathers evidence: {p.fish} of the {self.fish_needed} labelled "
-                        f"{species} fish a retrain needs, since {p.data_start.isoformat()}",
+                        f"{species} fish a retrain needs, since {p.fish_since.isoformat()}",
                     ),
                 )
             kept_gated.append(g)
@@ -283,6 +333,15 @@ class Incidents:
         if any(p.fish >= self.fish_needed for p in self.queue.values()):
             self.drain(force=True)
 
+    def _judgeable(self, since: datetime, window: ClosedWindow | None) -> list[str]:
+        """The species with fish enough since ``since`` for a retrain to judge them: a drift
+        retrain judges those, and trains on the others without failing on them."""
+        spans = list(self._recent)
+        if window is not None:
+            spans.append(WindowSpan(window.start, window.overall.count, _counts(window)))
+        species = {s for span in spans for s in span.by_species}
+        return sorted(s for s in species if labelled_since(s, since, spans) >= self.fish_to_judge)
+
     def _gate(self, alarm: Alarm, in_flight: IncidentRun | None, version: str | None) -> Gate:
         now = utc_now()
         last = self.trigger.last_run(alarm.incident)
@@ -304,8 +363,11 @@ class Incidents:
             thresholds=self.thresholds,
         )
 
-    def _start(self, pending: list[Pending], version: str | None) -> tuple[RetrainRequest, str]:
-        """Publish one request for the ``pending`` alarms and start their retrain run."""
+    def _start(
+        self, pending: list[Pending], version: str | None, window: ClosedWindow | None = None
+    ) -> tuple[RetrainRequest, str]:
+        """Publish one request for the ``pending`` alarms and start their retrain run
+        (``window``: the window that raised them, when it is not among the recent ones yet)."""
         lead = min(pending, key=lambda p: (_PRIORITY[p.alarm.incident.kind], -p.alarm.value)).alarm
         request = RetrainRequest(
             reason=lead.reason,
@@ -318,8 +380,46 @@ class Incidents:
             requested_at=utc_now(),
         )
         self.trigger.publish(request)
+        starts: dict[str, SegmentStart] = {}
+        for p in pending:
+            species = p.alarm.incident.species
+            if species is None or p.segment_start is None:
+                continue
+            known = starts.get(species)
+            if known is None or p.segment_start.start < known.start:
+                starts[species] = p.segment_start
+        data_start = min(p.data_start for p in pending)
         flow_run_id = self.trigger.start_run(
-            request, min(p.data_start for p in pending), [p.alarm.incident for p in pending]
+            request,
+            data_start,
+            [p.alarm.incident for p in pending],
+            starts,
+            self._judgeable(data_start, window) if not starts else None,
         )
         metrics.RETRAINS.labels(request.reason.value).inc()
         return request, flow_run_id
+
+
+def segment_start(gated: Gated) -> SegmentStart | None:
+    """Where a retrain reads the fish of a per-species alarm's species from, and why: its own
+    start (the change it showed), or earlier where its last retrain ended short of evidence
+    (whose data start was its own change's, so the evidence since then accumulates)."""
+    alarm, gate = gated.alarm, gated.gate
+    if alarm.incident.species is None:
+        return None
+    own = alarm.start_reason or f"its evidence began at {alarm.since.isoformat()}"
+    if gate.since is not None and gate.since < alarm.data_start:
+        return SegmentStart(
+            start=gate.since,
+            reason=f"its last retrain had too little evidence from there; then {own}",
+        )
+    return SegmentStart(start=alarm.data_start, reason=own)
+
+
+def _labelled(window: ClosedWindow, species: str, since: datetime) -> int:
+    """The window's fish of ``species`` measured at or after ``since``."""
+    return sum(1 for r in window.records if r.species == species and r.measured_at >= since)
+
+
+def _counts(window: ClosedWindow) -> dict[str, int]:
+    return {s: stats.count for s, stats in window.by_species.items()}

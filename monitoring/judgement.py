@@ -71,7 +71,7 @@ class WindowJudge:
 
     def __init__(self, thresholds: Thresholds, evidence_windows: int) -> None:
         self.thresholds = thresholds
-        self.pool = SpeciesPool(thresholds.min_count, evidence_windows)
+        self.pool = SpeciesPool(thresholds.min_count, evidence_windows, thresholds.error)
 
     def assess(
         self, window: ClosedWindow, production: Production | None
@@ -82,10 +82,7 @@ class WindowJudge:
         judged = judged_records(window, version)
         known = production.known_species if production and production.known_species else None
         evidence = self.pool.add(window.start, judged, known, version)
-        for item in evidence:
-            metrics.EVIDENCE_PENDING.labels(item.species).set(0)
-        for species, count in self.pool.pending().items():
-            metrics.EVIDENCE_PENDING.labels(species).set(count)
+        metrics.observe_pending(self.pool.pending())
         drift = None
         detector = production.detector if production is not None else None
         # Only fish of species the version was trained on can drift from its training data.

@@ -1,14 +1,34 @@
-"""The monitor's Prometheus metrics: what a dashboard or an alert rule reads."""
+"""The monitor's Prometheus metrics: what a dashboard or an alert rule reads.
+
+Segments are bounded (:mod:`monitoring.segments`): at most ``monitor.max_segments`` segment
+labels, the rest under ``other``; the gauges of the last closed window hold the segments of
+that window only (a segment no longer seen leaves no series behind).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import suppress
 
 from prometheus_client import Counter, Gauge
 
 from monitoring.policy import Alarm, Gate
-from monitoring.windows import ClosedWindow
+from monitoring.segments import SegmentLabels
+from monitoring.windows import ClosedWindow, ErrorStats
 from tidemark.metrics_registry import service_registry
 
 ALL_SPECIES = "all"
+# The labels of segments in every metric of the monitor (set by the monitor from its settings).
+LABELS = SegmentLabels(50)
+# The segment labels each per-segment gauge holds now.
+_shown: dict[Gauge, set[str]] = {}
+
+
+def bound_segments(max_segments: int) -> None:
+    """Name at most ``max_segments`` segments in the metrics (the monitor's setting)."""
+    global LABELS
+    LABELS = SegmentLabels(max_segments)
+
 
 # This service's metrics only (see tidemark.metrics_registry).
 REGISTRY = service_registry()
@@ -109,19 +129,40 @@ MODEL_VERSION = Gauge(
 
 
 def observe_window(window: ClosedWindow) -> None:
-    """Publish a closed window's error, overall (species="all") and per species."""
+    """Publish a closed window's error, overall (species="all") and per segment label; the
+    labels of segments absent from it are removed."""
     WINDOWS.inc()
     WINDOW_END.set(window.end.timestamp())
-    for species, stats in [(ALL_SPECIES, window.overall), *window.by_species.items()]:
-        WINDOW_COUNT.labels(species).set(stats.count)
-        WINDOW_MAE.labels(species).set(stats.mae)
-        WINDOW_RMSE.labels(species).set(stats.rmse)
-        WINDOW_MRE.labels(species).set(stats.mean_relative_error)
+    grouped = LABELS.group(window.records, lambda r: r.species)
+    stats = {ALL_SPECIES: window.overall, **{k: ErrorStats.of(v) for k, v in grouped.items()}}
+    _show(WINDOW_COUNT, {label: float(e.count) for label, e in stats.items()})
+    _show(WINDOW_MAE, {label: e.mae for label, e in stats.items()})
+    _show(WINDOW_RMSE, {label: e.rmse for label, e in stats.items()})
+    _show(WINDOW_MRE, {label: e.mean_relative_error for label, e in stats.items()})
+
+
+def observe_pending(pending: Mapping[str, int]) -> None:
+    """Publish the judged fish pooled per segment short of evidence (summed per label); the
+    labels no segment is short under any more are removed."""
+    summed: dict[str, float] = {}
+    for segment, count in pending.items():
+        label = LABELS.label(segment)
+        summed[label] = summed.get(label, 0.0) + count
+    _show(EVIDENCE_PENDING, summed)
+
+
+def _show(gauge: Gauge, values: Mapping[str, float]) -> None:
+    for gone in _shown.get(gauge, set()) - set(values):
+        with suppress(KeyError):  # removed already
+            gauge.remove(gone)
+    for label, value in values.items():
+        gauge.labels(label).set(value)
+    _shown[gauge] = set(values)
 
 
 def observe_alarm(alarm: Alarm, gate: Gate) -> None:
     """Count what became of an incident's alarm (species "all" for drift)."""
-    species = alarm.incident.species or ALL_SPECIES
+    species = LABELS.label(alarm.incident.species) if alarm.incident.species else ALL_SPECIES
     ALARMS.labels(alarm.incident.kind.value, species, gate.state.value).inc()
     INCIDENT_VALUE.labels(alarm.incident.kind.value, species).set(alarm.value)
     if not gate.open:

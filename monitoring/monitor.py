@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from datetime import datetime, timedelta
 from functools import partial
 
 from kafka import KafkaProducer
@@ -39,7 +40,8 @@ from monitoring.windows import Admission, ClosedWindow, Resume, TumblingWindows
 from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.logs import get_logger
-from tidemark.schemas import Scored
+from tidemark.project.spec import Project
+from tidemark.schemas import Scored, utc_now
 from tidemark.stream.handler import Commits, Handler, Output
 from tidemark.stream.records import Batch
 
@@ -64,6 +66,7 @@ class Monitor(Handler[Scored, None]):
     ) -> None:
         super().__init__(settings.monitor.group_id, {settings.kafka.topics.scored: Scored})
         self.settings = settings
+        metrics.bound_segments(settings.monitor.max_segments)
         self.follower = follower
         self.reports = reports
         # The running challenge of a version in shadow (None: no shadow evaluation).
@@ -85,11 +88,15 @@ class Monitor(Handler[Scored, None]):
 
     @classmethod
     def create(
-        cls, settings: Settings, on_judgement: Callable[[WindowJudgement], None] | None = None
+        cls,
+        settings: Settings,
+        on_judgement: Callable[[WindowJudgement], None] | None = None,
+        project: Project | None = None,
     ) -> Monitor:
-        """A monitor with its own producer, registry follower (started), trigger and reports."""
+        """A monitor of ``project`` (the stack's default when None) with its own producer,
+        registry follower (started), trigger and reports."""
         producer = kafka_io.producer(settings.kafka)
-        follower = ProductionFollower(settings)
+        follower = ProductionFollower(settings, project)
         follower.start()
         shadow = ShadowJudge(
             settings,
@@ -124,12 +131,26 @@ class Monitor(Handler[Scored, None]):
         resume = Resume.of_metadata(
             {tp.partition: o.metadata for tp, o in committed.items() if tp.topic == topic}
         )
+        limit = utc_now() + timedelta(seconds=self.settings.stream.max_clock_skew_s)
+        if resume is not None and resume.closed_until > limit:
+            # Committed by a monitor that let a record from the future move its clock.
+            log.warning(
+                "the committed window clock is in the future; starting the windows afresh",
+                closed_until=resume.closed_until.isoformat(),
+            )
+            resume = None
         if resume is not None:
             log.info("resuming", closed_until=resume.closed_until.isoformat())
         self.windows = TumblingWindows(
             self.settings.monitor.window_s, self.settings.monitor.allowed_lateness_s, resume
         )
         self._last_record = time.monotonic()
+
+    def event_time(self, message: Scored) -> datetime:
+        """When the line measured the item: the runtime dead-letters a record dated beyond the
+        stream's clock skew (or horizon), so that none moves the windows' clock into the
+        future (every real window would then be late)."""
+        return message.measured_at
 
     def process(self, batch: Batch[Scored], out: Output) -> None:
         """Add a batch's records to their windows; its dead letters hold no window back."""

@@ -26,11 +26,11 @@ from collections.abc import Mapping
 from monitoring.policy import RunOutcome
 from tidemark.config import Settings
 from tidemark.judging.decisions import Decision
-from tidemark.judging.tags import FLOW_RUN_TAG, per_species
+from tidemark.judging.tags import FLOW_RUN_TAG, per_segment
 from tidemark.registry.reader import RegistryReader
 
 DECISION_TAG = "decision"
-CANDIDATE_ERROR = per_species("candidate_mean_relative_error", "")
+CANDIDATE_ERROR = per_segment("candidate_mean_relative_error", "")
 
 
 def outcome_of_tags(tags: Mapping[str, str]) -> RunOutcome | None:

@@ -112,6 +112,10 @@ class JudgedSpecies:
     since: datetime
     stats: ErrorStats
     unseen: bool
+    # Where a retrain's items of this species begin (None: at ``since``), and why: the
+    # change-point inside the evidence, or its first item judged on the production version.
+    start: datetime | None = None
+    start_reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +129,14 @@ class Alarm:
     threshold: float
     count: int
     since: datetime
+    # Where a retrain's items of the incident's species begin (None: at ``since``), and why.
+    start: datetime | None = None
+    start_reason: str = ""
+
+    @property
+    def data_start(self) -> datetime:
+        """The first moment whose items a retrain for this alarm may read (of its species)."""
+        return self.start if self.start is not None else self.since
 
     @property
     def reason(self) -> RetrainReason:
@@ -146,6 +158,14 @@ class IncidentRun:
     # Where the run's data began (its window_start parameter) and the version it was asked on.
     data_start: datetime | None = None
     model_version: str | None = None
+    # Where it read each incident species' items from (its segment_starts parameter).
+    segment_starts: Mapping[str, datetime] = field(default_factory=dict)
+
+    def data_start_of(self, species: str | None) -> datetime | None:
+        """Where the run read ``species``' items from (all items when None)."""
+        if species is not None and species in self.segment_starts:
+            return self.segment_starts[species]
+        return self.data_start
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +250,8 @@ def alarms(
                 thresholds.error,
                 item.stats.count,
                 item.since,
+                item.start,
+                item.start_reason,
             )
         )
     if thresholds.retrain_on_drift and drift_detected and drift_share is not None:
@@ -264,14 +286,22 @@ def gate(
     thresholds: Thresholds,
 ) -> Gate:
     """Whether ``alarm`` may start a retrain, given the last run of its own incident (and that
-    run's outcome once it ended) and the run of the deployment in flight, if any."""
+    run's outcome once it ended) and the run of the deployment in flight, if any.
+
+    An incident belongs to the production version it was measured on: a run asked on another
+    version (before a promotion or a rollback) is not this incident's, and neither its cooldown
+    nor its outcome holds this alarm back.
+    """
+    earlier = None
+    if last is not None and last.model_version != production_version:
+        earlier, last, outcome = last, None, None
     if last is not None:
         held = _held_by_own_run(
             alarm, last, outcome, now, cooldown_s, production_version, thresholds
         )
         if held is not None:
             return held
-    since = _accumulated_since(last, outcome)
+    since = _accumulated_since(last, outcome, alarm.incident.species)
     if in_flight is not None and (last is None or in_flight.flow_run_id != last.flow_run_id):
         others = ", ".join(sorted(str(i) for i in in_flight.incidents)) or "another cause"
         return Gate(
@@ -280,6 +310,12 @@ def gate(
             since,
         )
     if last is None:
+        if earlier is not None:
+            return Gate(
+                GateState.FIRED,
+                f"first retrain of this incident on v{production_version} (its last run, "
+                f"{earlier.flow_run_id}, was asked on v{earlier.model_version})",
+            )
         return Gate(GateState.FIRED, "first retrain of this incident")
     age = (now - last.created_at).total_seconds()
     if outcome is not None and outcome.decision is Decision.REJECTED:
@@ -356,27 +392,39 @@ def _reopened(alarm: Alarm, last: IncidentRun, outcome: RunOutcome, thresholds: 
     )
 
 
-def _accumulated_since(last: IncidentRun | None, outcome: RunOutcome | None) -> datetime | None:
-    """Where the next retrain's data begin when the last one ended without a verdict."""
-    if last is None or not last.final or last.data_start is None:
+def _accumulated_since(
+    last: IncidentRun | None, outcome: RunOutcome | None, species: str | None
+) -> datetime | None:
+    """Where the next retrain's data begin (of ``species``, all when None) when the last one
+    ended without a verdict."""
+    if last is None or not last.final or last.data_start_of(species) is None:
         return None
     if outcome is None or outcome.decision is Decision.INSUFFICIENT_EVIDENCE:
-        return last.data_start
+        return last.data_start_of(species)
     return None
 
 
 @dataclass(frozen=True, slots=True)
 class WindowSpan:
-    """Where a closed window starts and how many fish it held, in all and per species."""
+    """Where a closed window starts and how many fish it held, in all and per species, and
+    when each fish of a species was measured (when known)."""
 
     start: datetime
     count: int
     by_species: Mapping[str, int] = field(default_factory=dict)
+    times: Mapping[str, tuple[datetime, ...]] = field(default_factory=dict)
+
+    def labelled_since(self, species: str, start: datetime) -> int:
+        """This window's fish of ``species`` measured at or after ``start``."""
+        if species in self.times:
+            return sum(1 for t in self.times[species] if t >= start)
+        return self.by_species.get(species, 0) if self.start >= start else 0
 
 
 def labelled_since(species: str, start: datetime, windows: Sequence[WindowSpan]) -> int:
-    """The fish of ``species`` in the ``windows`` that start at or after ``start``."""
-    return sum(w.by_species.get(species, 0) for w in windows if w.start >= start)
+    """The fish of ``species`` in the ``windows`` measured at or after ``start`` (by window
+    start for a window that kept no times)."""
+    return sum(w.labelled_since(species, start) for w in windows)
 
 
 def training_start(fired: WindowSpan, before: Sequence[WindowSpan], max_windows: int) -> datetime:

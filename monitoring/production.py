@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from monitoring.drift import DriftDetector
 from tidemark.config import Settings
 from tidemark.logs import get_logger
+from tidemark.project.catalog import stack_catalog
+from tidemark.project.spec import Project
 from tidemark.registry.reader import RegistryReader, VersionRef
 from tidemark.registry.watcher import ModelWatcher, ServedModel
 
@@ -36,9 +38,16 @@ class Production:
 class ProductionFollower:
     """Keeps ``current`` on the production version, with a detector on its training data."""
 
-    def __init__(self, settings: Settings, watcher: ModelWatcher | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        project: Project | None = None,
+        watcher: ModelWatcher | None = None,
+    ) -> None:
+        """Follow the production version of ``project`` (the stack's default when None)."""
         self.settings = settings
-        self.watcher = watcher or ModelWatcher(settings.registry)
+        chosen = project or stack_catalog(settings.projects).default
+        self.watcher = watcher or ModelWatcher(settings.registry, chosen)
         self.watcher.add_listener(self._swapped)
         self._lock = threading.Lock()
         self.current: Production | None = None
@@ -80,7 +89,9 @@ class ProductionFollower:
                     version=served.version,
                     error=f"{type(error).__name__}: {error}"[:300],
                 )
-            self.current = Production(served.version, served.run_id, detector, served.known_species)
+            self.current = Production(
+                served.version, served.run_id, detector, served.segments or frozenset()
+            )
             log.info(
                 "judging production version",
                 version=served.version,

@@ -29,6 +29,7 @@ from evidently.ui.workspace import Workspace
 
 from monitoring import dashboard
 from monitoring.drift import DriftResult
+from monitoring.segments import SegmentLabels
 from monitoring.windows import ClosedWindow
 from tidemark.config import Settings
 from tidemark.model import SIZE_FEATURES, SPECIES, TARGET
@@ -113,7 +114,9 @@ class WindowOutcome:
         }
 
 
-def window_snapshot(outcome: WindowOutcome, threshold: float) -> Any:
+def window_snapshot(
+    outcome: WindowOutcome, threshold: float, labels: SegmentLabels | None = None
+) -> Any:
     """The small error report of a window: its fish and mean relative errors by group.
 
     Each group is a column of relative errors that is empty (NaN) for the fish outside it, so
@@ -125,10 +128,11 @@ def window_snapshot(outcome: WindowOutcome, threshold: float) -> Any:
     errors = pd.Series([r.rel_error for r in records], dtype="float64")
     columns: dict[str, Any] = {dashboard.THRESHOLD_COLUMN: [threshold] * len(records)}
     versions = pd.Series([r.model_version for r in records])
-    species = pd.Series([r.species for r in records])
+    named = labels or SegmentLabels(len(outcome.window.by_species) or 1)
+    species = pd.Series([named.label(r.species) for r in records])
     for version in outcome.window.by_version:
         columns[dashboard.version_column(version)] = errors.where(versions == version)
-    for name in outcome.window.by_species:
+    for name in sorted(set(species)):
         columns[dashboard.species_column(name)] = errors.where(species == name)
     frame = pd.DataFrame(columns)
     means = list(frame.columns)
@@ -179,15 +183,21 @@ class ReportStore:
             )
         )
         self.dashboard = dashboard.LoopDashboard(self.workspace, self.project.id, self.threshold)
+        # Bounded segments: the same labels as the metrics' (both see the windows in order).
+        self.labels = SegmentLabels(settings.monitor.max_segments)
         self.dashboard.ensure()
 
     def record(self, outcome: WindowOutcome) -> None:
         """Add a judged window's runs to the workspace and keep the dashboard's series up."""
-        self.workspace.add_run(self.project.id, window_snapshot(outcome, self.threshold))
+        self.workspace.add_run(
+            self.project.id, window_snapshot(outcome, self.threshold, self.labels)
+        )
         if outcome.drift is not None:
             _stamp(outcome.drift.snapshot, outcome)
             self.workspace.add_run(self.project.id, outcome.drift.snapshot)
-        self.dashboard.ensure(outcome.window.by_version, outcome.window.by_species)
+        self.dashboard.ensure(
+            outcome.window.by_version, {self.labels.label(s) for s in outcome.window.by_species}
+        )
 
     def save_pages(
         self,

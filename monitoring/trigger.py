@@ -11,7 +11,7 @@ other models sharing the server do not hold it back.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -31,7 +31,12 @@ from prefect.deployments import run_deployment
 
 from monitoring.policy import IncidentKey, IncidentRun
 from tidemark.config import Settings
-from tidemark.orchestration import RETRAIN_DEPLOYMENT, prefect_api
+from tidemark.orchestration import (
+    RETRAIN_DEPLOYMENT,
+    SegmentStart,
+    crash_stale_runs,
+    prefect_api,
+)
 from tidemark.schemas import RetrainRequest
 
 MONITOR_TAG = "tidemark-monitor"
@@ -49,17 +54,27 @@ IN_FLIGHT = [
 
 
 def retrain_parameters(
-    request: RetrainRequest, training_start: datetime, incidents: Iterable[IncidentKey] = ()
+    request: RetrainRequest,
+    training_start: datetime,
+    incidents: Iterable[IncidentKey] = (),
+    segment_starts: Mapping[str, SegmentStart] | None = None,
+    judged: Iterable[str] | None = None,
 ) -> dict[str, Any]:
     """The ``retrain`` flow's parameters for a request.
 
     The flow reads the joined records measured from ``training_start`` (see
-    ``monitoring.policy.training_start``) to the end of the window that fired. The species of
-    per-species incidents must each have evidence enough for the flow to judge; without any
-    (drift alone) the flow judges every species of the window.
+    ``monitoring.policy.training_start``) to the end of the window that fired, but the fish of
+    a species in ``segment_starts`` only from its start (where its change began), with the
+    reason. The species of per-species incidents must each have evidence enough for the flow to
+    judge; without any (drift alone) the flow judges the ``judged`` species (those with fish
+    enough; it trains on the others without judging them), or every species of the window when
+    none is given or none has enough.
     """
-    start = min(request.window_start, training_start)
+    starts = dict(segment_starts or {})
+    start = min(request.window_start, training_start, *(s.start for s in starts.values()))
     species = sorted({i.species for i in incidents if i.species is not None})
+    if not species and judged:
+        species = sorted(set(judged))
     return {
         "reason": request.reason.value,
         "window_start": start.isoformat(),
@@ -68,7 +83,9 @@ def retrain_parameters(
         "metric": request.metric,
         "metric_value": request.metric_value,
         "threshold": request.threshold,
-        "species": species or None,
+        "segments": species or None,
+        "segment_starts": {name: starts[name].model_dump(mode="json") for name in sorted(starts)}
+        or None,
     }
 
 
@@ -100,6 +117,7 @@ def incident_run(run: FlowRun) -> IncidentRun:
         None,
     )
     start = run.parameters.get("window_start")
+    starts = run.parameters.get("segment_starts") or {}
     return IncidentRun(
         flow_run_id=str(run.id),
         created_at=created,
@@ -108,6 +126,9 @@ def incident_run(run: FlowRun) -> IncidentRun:
         incidents=incidents,
         data_start=datetime.fromisoformat(str(start)) if start else None,
         model_version=version,
+        segment_starts={
+            str(name): SegmentStart.model_validate(value).start for name, value in starts.items()
+        },
     )
 
 
@@ -134,10 +155,13 @@ class RetrainTrigger:
         request: RetrainRequest,
         training_start: datetime,
         incidents: Iterable[IncidentKey] = (),
+        segment_starts: Mapping[str, SegmentStart] | None = None,
+        judged: Iterable[str] | None = None,
     ) -> str:
         """Start a run of the retrain deployment now, on the records measured from
-        ``training_start`` to the end of the request's window, tagged with the ``incidents`` it
-        answers; returns its flow run id.
+        ``training_start`` to the end of the request's window (of a species in
+        ``segment_starts``, from its start), tagged with the ``incidents`` it answers; returns
+        its flow run id.
 
         The idempotency key names the window, model version and incidents, so a monitor that
         restarts and judges the same window again gets the same run instead of a second one.
@@ -148,7 +172,9 @@ class RetrainTrigger:
         with prefect_api(self.settings.orchestration):
             run: FlowRun = run_deployment(  # type: ignore[assignment]  # sync in a sync caller
                 self.deployment,
-                parameters=retrain_parameters(request, training_start, incidents),
+                parameters=retrain_parameters(
+                    request, training_start, incidents, segment_starts, judged
+                ),
                 timeout=0,
                 idempotency_key=key,
                 tags=tags,
@@ -179,6 +205,11 @@ class RetrainTrigger:
         return f"{MODEL_TAG}{self.settings.registry.model_name}"
 
     def _runs(self, flow_run_filter: FlowRunFilter) -> list[FlowRun]:
+        # A run whose worker died would stay in flight for ever and hold its incident: past the
+        # bound it is crashed first, and the gate then sees it ended (tidemark.orchestration).
+        crash_stale_runs(
+            self.settings.orchestration, self.deployment, self.settings.retrain.max_run_s
+        )
         with (
             prefect_api(self.settings.orchestration),
             get_client(sync_client=True) as client,

@@ -6,7 +6,6 @@ one reference, so a batch is always answered by a single version and a swap is o
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,9 +14,10 @@ from typing import Protocol
 import pandas as pd
 
 from serving.schemas import Fish
-from tidemark.fast_path import LogLinearPredictor
 from tidemark.logs import get_logger
-from tidemark.model import FEATURES, DataError
+from tidemark.modelling.fast import FastForm
+from tidemark.modelling.frames import DataError
+from tidemark.modelling.predictions import no_usable_value, unusable, usable
 from tidemark.registry.watcher import ServedModel
 
 log = get_logger("serving")
@@ -61,11 +61,11 @@ class ModelSource(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ActiveModel:
-    """A served model, its fast path (None when the model is not log-linear), and what every
-    answer of this version carries, built once at the swap rather than per request."""
+    """A served model, its fast form (None when the model is not a default model), and what
+    every answer of this version carries, built once at the swap rather than per request."""
 
     served: ServedModel
-    fast: LogLinearPredictor | None
+    fast: FastForm | None
     # The ``x-model-version`` header as the wire has it.
     version_header: tuple[bytes, bytes]
 
@@ -83,10 +83,10 @@ class ActiveModel:
         if self.fast is None:
             weights, known = self.predict([fish])
             return weights[0], known[0]
-        weight, is_known = self.fast.predict_one(fish.species, fish.length_cm, fish.height_cm)
-        # NaN fails both comparisons, so it is caught too.
-        if not 0.0 < weight < math.inf:
-            raise DataError("sizes out of any plausible range give no usable weight at [0]")
+        # A request's fields are its attributes: no copy on the one-item path.
+        weight, is_known = self.fast.predict_one(fish.__dict__)
+        if not usable(self.served.project, weight):
+            raise DataError(no_usable_value(self.served.project, "[0]"))
         return weight, is_known
 
     def predict(self, fish: Sequence[Fish]) -> tuple[list[float], list[bool]]:
@@ -94,19 +94,19 @@ class ActiveModel:
 
         Raises ``DataError`` when a size gives no usable (positive, finite) weight.
         """
-        species = [f.species for f in fish]
-        length = [f.length_cm for f in fish]
-        height = [f.height_cm for f in fish]
+        rows = [f.__dict__ for f in fish]
         if self.fast is not None:
-            result = self.fast.predict(species, length, height)
+            result = self.fast.predict_rows(rows)
         else:
-            frame = pd.DataFrame(dict(zip(FEATURES, (species, length, height), strict=True)))
+            names = [feature.name for feature in self.served.project.features]
+            frame = pd.DataFrame({name: [row.get(name) for row in rows] for name in names})
             result = self.served.predict(frame)
-        weights, flags = result.weight_kg.tolist(), result.species_known.tolist()
-        unusable = [i for i, w in enumerate(weights) if not 0.0 < w < math.inf]
-        if unusable:
-            raise DataError(f"sizes out of any plausible range give no usable weight at {unusable}")
-        return weights, flags
+        bad = unusable(self.served.project, result.values)
+        if bad.any():
+            raise DataError(
+                no_usable_value(self.served.project, str([int(i) for i in bad.nonzero()[0]]))
+            )
+        return result.values.tolist(), result.segment_known.tolist()
 
 
 class ModelHolder:

@@ -21,15 +21,18 @@ from fastapi_offline import FastAPIOffline
 
 from serving import errors
 from serving.active_model import ModelHolder, ModelSource
-from serving.dependencies import Serving
+from serving.dependencies import Explainer, Serving, explain_on_topics, read_model_tags
 from serving.examples import predict_examples
 from serving.metrics import ServingMetrics
 from serving.metrics_dir import shared_metrics_dir
 from serving.middleware import ServingMiddleware
 from serving.parsing import FishParser
-from serving.routes import admin, health, model, predict
+from serving.project_models import ProjectModels
+from serving.projects import ServedProjects
+from serving.routes import admin, explain, health, history, model, predict
 from serving.routes import metrics as metrics_route
-from tidemark.config import Settings, get_settings
+from serving.routes.projects import add_project_routes
+from tidemark.config import RegistrySettings, Settings, get_settings
 from tidemark.logs import get_logger
 from tidemark.registry.reader import RegistryReader, VersionRef
 from tidemark.registry.watcher import ModelWatcher
@@ -45,6 +48,9 @@ def create_app(
     settings: Settings | None = None,
     source: ModelSource | None = None,
     challenger: Callable[[], VersionRef | None] | None = None,
+    model_tags: Callable[[RegistrySettings], dict[str, str] | None] | None = None,
+    explainer: Explainer | None = None,
+    project_models: ProjectModels | None = None,
 ) -> FastAPI:
     """The app; ``source`` defaults to a ModelWatcher on the settings' registry.
 
@@ -53,17 +59,26 @@ def create_app(
 
     ``challenger`` names the version in shadow with its tags, for ``/model``; it defaults to
     the registry's challenger alias when the model comes from the registry (no ``source``),
-    and to "none" beside a ``source`` of the caller's.
+    and to "none" beside a ``source`` of the caller's. ``model_tags`` reads a registered
+    model's tags (its production history), from the registry by default; ``explainer`` explains
+    an item, from the project's topics and registry by default. ``project_models`` serves the
+    other projects' models; it follows the registry, unless ``source`` is the caller's.
     """
     settings = settings or get_settings()
     reader: RegistryReader | None = None
+    follow = source is None
+    projects = ServedProjects(settings)
     if source is None:
-        source = ModelWatcher(settings.registry)
+        source = ModelWatcher(settings.registry, projects.default.project)
         reader = RegistryReader(settings.registry)
     if challenger is None:
         alias = settings.registry.challenger_alias
         challenger = (lambda: reader.alias(alias)) if reader is not None else (lambda: None)
     holder = ModelHolder(source)
+    if project_models is None:
+        project_models = ProjectModels(
+            projects.all, settings.registry.poll_interval_s, follow=follow
+        )
     parser = FishParser(settings.serving.max_batch)
     metrics = ServingMetrics(holder, shared_metrics_dir())
 
@@ -71,6 +86,7 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # The first registry check and load happen here, before the first request is accepted.
         await anyio.to_thread.run_sync(source.start)
+        await anyio.to_thread.run_sync(project_models.start)
         active = holder.active
         log.info(
             "model server ready" if active else "model server up without a model",
@@ -84,6 +100,7 @@ def create_app(
             yield
             background.cancel_scope.cancel()
         await anyio.to_thread.run_sync(source.stop)
+        await anyio.to_thread.run_sync(project_models.stop)
         metrics.close()
         if reader is not None:
             reader.close()
@@ -100,7 +117,15 @@ def create_app(
         swagger_ui_parameters={"tryItOutEnabled": True, "displayRequestDuration": True},
     )
     serving = Serving(
-        settings=settings, holder=holder, parser=parser, metrics=metrics, challenger=challenger
+        settings=settings,
+        holder=holder,
+        parser=parser,
+        metrics=metrics,
+        challenger=challenger,
+        projects=projects,
+        model_tags=model_tags or read_model_tags,
+        explainer=explainer or explain_on_topics,
+        project_models=project_models,
     )
     app.state.serving = serving
     app.add_middleware(
@@ -111,7 +136,19 @@ def create_app(
     )
     errors.install(app)
     # The app's own route, ahead of the routers: the one path that must be fast.
-    predict.add_route(app, serving, parser.openapi_schema(predict_examples()))
-    for router in (health.router, model.router, metrics_route.router, admin.router):
+    default_body = parser.openapi_schema(predict_examples())
+    predict.add_route(app, serving, default_body)
+    if projects.all:
+        # The default project's own path is the same handler; the others get theirs.
+        predict.add_route(app, serving, default_body, f"/models/{projects.default.name}/predict")
+    add_project_routes(app, serving, project_models)
+    for router in (
+        health.router,
+        model.router,
+        history.router,
+        explain.router,
+        metrics_route.router,
+        admin.router,
+    ):
         app.include_router(router)
     return app

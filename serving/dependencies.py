@@ -16,10 +16,16 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from serving.active_model import ModelHolder
+from serving.errors import NotFoundError
 from serving.metrics import ServingMetrics
 from serving.parsing import FishParser
-from tidemark.config import Settings
-from tidemark.registry.reader import VersionRef
+from serving.project_models import ProjectModels
+from serving.projects import ServedProject, ServedProjects
+from tidemark.config import RegistrySettings, Settings
+from tidemark.explain import Explanation, explain
+from tidemark.registry.reader import RegistryReader, VersionRef
+
+Explainer = Callable[[ServedProject, str], Explanation]
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,31 @@ class Serving:
     metrics: ServingMetrics
     # The version in shadow with its tags (a blocking registry read; None: no challenger).
     challenger: Callable[[], VersionRef | None]
+    projects: ServedProjects
+    # A registered model's tags (a blocking registry read; None: no such model).
+    model_tags: Callable[[RegistrySettings], dict[str, str] | None]
+    # An item's explanation (blocking reads of Kafka and the registry).
+    explainer: Explainer
+    # The production models of the projects but the default one.
+    project_models: ProjectModels
+
+    def project(self, name: str) -> ServedProject:
+        """The project a URL names; ``NotFoundError`` naming those there are."""
+        found = self.projects.find(name)
+        if found is None:
+            raise NotFoundError(self.projects.unknown(name))
+        return found
+
+
+def explain_on_topics(served: ServedProject, key: str) -> Explanation:
+    """An item's explanation read from the project's topics and registry (blocking)."""
+    return explain(served.settings, served.contracts, key)
+
+
+def read_model_tags(registry: RegistrySettings) -> dict[str, str] | None:
+    """A registered model's tags, read over MLflow's REST API."""
+    with RegistryReader(registry) as reader:
+        return reader.model_tags()
 
 
 async def serving_of(request: Request) -> Serving:

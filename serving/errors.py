@@ -12,10 +12,22 @@ from starlette import status
 
 from serving.middleware import BodyTooLargeError
 from serving.schemas import ErrorResponse, FieldError
-from tidemark.model import DataError
+from tidemark.modelling.frames import DataError
 
 # A 1,000-fish batch with a bad column would otherwise list 1,000 times the same reason.
 _MAX_LISTED_ERRORS = 20
+
+
+class NotFoundError(Exception):
+    """Nothing of that name here: an unknown project, an item with no record (answered 404)."""
+
+
+class UnavailableError(Exception):
+    """The registry or Kafka did not answer a read a route needs (answered 503)."""
+
+
+class ConflictError(Exception):
+    """A name that designates several things where the route needs one (answered 409)."""
 
 
 class NoModelError(Exception):
@@ -75,9 +87,24 @@ async def _too_large(_: Request, error: Exception) -> JSONResponse:
     )
 
 
+async def _not_found(_: Request, error: Exception) -> JSONResponse:
+    return error_response(status.HTTP_404_NOT_FOUND, str(error))
+
+
+async def _unavailable(_: Request, error: Exception) -> JSONResponse:
+    return error_response(status.HTTP_503_SERVICE_UNAVAILABLE, str(error))
+
+
+async def _conflict(_: Request, error: Exception) -> JSONResponse:
+    return error_response(status.HTTP_409_CONFLICT, str(error))
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers of every refusal the server makes."""
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(DataError, _unusable)
     app.add_exception_handler(NoModelError, _no_model)
     app.add_exception_handler(BodyTooLargeError, _too_large)
+    app.add_exception_handler(NotFoundError, _not_found)
+    app.add_exception_handler(UnavailableError, _unavailable)
+    app.add_exception_handler(ConflictError, _conflict)

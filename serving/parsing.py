@@ -36,7 +36,7 @@ class FishParser:
             one: Fish = self._one.validate_json(body)
             return [one], False
         except ValidationError as error:
-            raise RequestValidationError(_located(error)) from None
+            raise RequestValidationError(located(error)) from None
 
     def openapi_schema(self, examples: dict[str, dict[str, Any]]) -> dict[str, Any]:
         """The request body as OpenAPI describes it: one fish or a non-empty batch, with
@@ -51,7 +51,8 @@ class FishParser:
         }
 
 
-def _located(error: ValidationError) -> list[dict[str, Any]]:
+def located(error: ValidationError) -> list[dict[str, Any]]:
+    """Pydantic's errors placed in the body, as FastAPI's own validation errors are."""
     return [
         {**item, "loc": ("body", *item["loc"])}
         for item in error.errors(include_url=False, include_input=False)

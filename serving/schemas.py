@@ -8,9 +8,11 @@ infinities, and sizes that are negative or physically absurd.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
+from tidemark.registry.history import ProductionInterval
 from tidemark.schemas import Contract, FishId, HeightCm, LengthCm, Species
 
 
@@ -144,3 +146,31 @@ class ReloadResponse(BaseModel):
     model_version: str | None
     registry_reachable: bool
     registry_error: str | None
+
+
+class ProductionHistory(BaseModel):
+    """Every interval in which a version of a model served, oldest first."""
+
+    project: str
+    model_name: str
+    production_version: str | None = Field(
+        description="The version serving now, as the history's last move says"
+    )
+    intervals: list[ProductionInterval]
+
+
+class ServedModelInfo(BaseModel):
+    """One project's model as this server serves it."""
+
+    project: str
+    model_name: str
+    default: bool = Field(description="True for the project that /predict answers for")
+    production_version: str | None = Field(description="The version loaded now, if any")
+    target: str
+    unit: str | None
+    segment: str | None
+    predict_path: str
+    history_path: str
+    explain_path: str
+    input_schema: dict[str, Any] = Field(description="JSON Schema of one item to predict")
+    error: str | None = Field(default=None, description="Why no model is loaded, if known")

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tidemark.config import get_settings
+from tidemark.config import Settings, get_settings
 
 if TYPE_CHECKING:
     from streaming.simulator import SimulationStats
+    from tidemark.project.contracts import Contracts
 
 
 def simulate(
@@ -192,27 +193,72 @@ def simulate(
         )
 
 
+ProjectOption = Annotated[
+    str | None,
+    typer.Option(
+        "--project",
+        help="The project this process serves (default: the stack's default project). Run one "
+        "process per project to serve several.",
+    ),
+]
+
+
+def _project_settings(project: str | None) -> tuple[Settings, Contracts]:
+    """The settings and contracts of the project a service process runs."""
+    from tidemark.project.catalog import stack_catalog
+    from tidemark.project.spec import ProjectError
+
+    settings = get_settings()
+    try:
+        catalog = stack_catalog(settings.projects)
+        chosen = catalog.get(project)
+    except ProjectError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    own = catalog.settings(settings, chosen.name)
+    if chosen is not catalog.default:
+        # A project's groups of its own: two projects' processes never share a group.
+        stream = own.stream
+        own = own.model_copy(
+            update={
+                "stream": stream.model_copy(
+                    update={
+                        "scorer_group_id": f"{stream.scorer_group_id}.{chosen.name}",
+                        "joiner_group_id": f"{stream.joiner_group_id}.{chosen.name}",
+                    }
+                )
+            }
+        )
+    return own, catalog.contracts(chosen.name)
+
+
 def score(
+    project: ProjectOption = None,
     metrics_port: Annotated[
         int | None,
         typer.Option(help="Prometheus port (default: settings.stream.scorer_metrics_port)."),
     ] = None,
 ) -> None:
-    """Score fish.measurements with the production model, hot-swapping on promotion.
+    """Score a project's inputs with its production model, hot-swapping on promotion.
 
-    A challenger in shadow (the registry's challenger alias) predicts the same fish beside it.
+    A challenger in shadow (the registry's challenger alias) predicts the same items beside it.
     """
+    from streaming.models import Adapted
     from streaming.scorer import REGISTRY, Scorer
     from tidemark.registry.watcher import ModelWatcher
     from tidemark.stream.service import run_service
 
-    settings = get_settings()
-    watcher = ModelWatcher(settings.registry)
-    challenger = ModelWatcher(settings.registry, alias=settings.registry.challenger_alias)
+    settings, contracts = _project_settings(project)
+    watcher = ModelWatcher(settings.registry, contracts.project)
+    challenger = ModelWatcher(
+        settings.registry, contracts.project, alias=settings.registry.challenger_alias
+    )
     watcher.start()
     challenger.start()
     try:
-        scorer = Scorer(settings, lambda: watcher.current, lambda: challenger.current)
+        production = Adapted(contracts.project, lambda: watcher.current)
+        shadow = Adapted(contracts.project, lambda: challenger.current)
+        scorer = Scorer(settings, contracts, production, shadow)
         port = metrics_port or settings.stream.scorer_metrics_port
         run_service("scorer", scorer, settings, port, REGISTRY)
     finally:
@@ -221,19 +267,18 @@ def score(
 
 
 def join(
+    project: ProjectOption = None,
     metrics_port: Annotated[
         int | None,
         typer.Option(help="Prometheus port (default: settings.stream.joiner_metrics_port)."),
     ] = None,
 ) -> None:
-    """Join predictions with true weights into fish.scored and the training store."""
+    """Join a project's predictions with their truths into its scored topic and its store."""
     from streaming.joiner import REGISTRY, Joiner
-    from tidemark.project.catalog import stack_catalog
     from tidemark.store import TrainingStore
     from tidemark.stream.service import run_service
 
-    settings = get_settings()
-    contracts = stack_catalog(settings.projects).contracts()
+    settings, contracts = _project_settings(project)
     with (
         TrainingStore(settings.store, contracts) as store,
         closing(Joiner(settings, store)) as joiner,

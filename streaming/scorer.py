@@ -1,24 +1,25 @@
-"""The scorer: every measurement gets the production model's predicted weight.
+"""The scorer: every input of a project gets the production model's prediction.
 
-A handler of the stream runtime (:mod:`tidemark.stream`), a batch at a time: up to
-``stream_max_batch`` measurements, validated (bad ones go to ``fish.dead-letter`` with the
-reason, and the partition goes on), are predicted with ONE call of the model and sent to
-``fish.predictions``; the runtime polls the next batch while the broker acknowledges them, and
-commits a batch's offsets once its own predictions and those of every earlier batch are
-acknowledged (``Commits.AFTER_ACKS``), with at most ``stream_max_in_flight`` batches
-outstanding. A crash replays at most the batches in flight or
+A handler of the stream runtime (:mod:`tidemark.stream`), a batch at a time, for one project
+whose :class:`~tidemark.project.contracts.Contracts` name every field: up to
+``stream_max_batch`` inputs, validated against the project's input contract (bad ones go to
+its dead-letter topic with the reason, and the partition goes on), are predicted with ONE call
+of the model and sent to the project's predictions topic; the runtime polls the next batch
+while the broker acknowledges them, and commits a batch's offsets once its own predictions and
+those of every earlier batch are acknowledged (``Commits.AFTER_ACKS``), with at most
+``stream_max_in_flight`` batches outstanding. A crash replays at most the batches in flight or
 whose commits were, never skips one; the joiner makes a replayed prediction harmless.
 
-The model comes from a callable (``ModelWatcher.current`` in production), read once per batch,
-so a hot swap takes effect between two batches and a batch never mixes two versions. Until a
-model exists the scorer does not even join its group: a missing model is not bad input, and
-the measurements wait in Kafka.
+The model comes from a callable (the registry watcher's version, adapted to the project by
+:class:`streaming.models.Adapted`), read once per batch, so a hot swap takes effect between two
+batches and a batch never mixes two versions. Until a model exists the scorer does not even join
+its group: a missing model is not bad input, and the inputs wait in Kafka.
 
 While a challenger runs in shadow (the registry's ``challenger`` alias, a second watcher), each
-batch gets one more vectorised predict, by the challenger on the same frame, and every
-prediction carries the challenger's version and weight: the joiner turns them into the paired
-errors the monitor judges it on. The challenger never costs a fish: a batch where it fails, gives
-a weight that is not positive and finite, or is the production version itself, goes out with
+batch gets one more vectorised predict, by the challenger on the same items, and every
+prediction carries the challenger's version and value: the joiner turns them into the paired
+errors the monitor judges it on. The challenger never costs an item: a batch where it fails,
+gives a value the contract would refuse, or is the production version itself, goes out with
 production's answer alone.
 """
 
@@ -26,20 +27,22 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import NamedTuple, Protocol
 
 import numpy as np
-import pandas as pd
 from prometheus_client import Counter, Gauge, Histogram
 
 from tidemark.config import Settings
 from tidemark.logs import get_logger
 from tidemark.metrics_registry import service_registry
-from tidemark.model import DataError, Predictions
-from tidemark.schemas import Measurement, prediction_json, utc_now
+from tidemark.modelling.frames import DataError
+from tidemark.modelling.predictions import Predictions, unusable
+from tidemark.project.contracts import Contracts, Item, Prediction
+from tidemark.schemas import utc_now
 from tidemark.stream.handler import Handler, Output
-from tidemark.stream.records import Batch
+from tidemark.stream.records import Batch, Decoding
 
 log = get_logger("scorer")
 
@@ -47,7 +50,7 @@ log = get_logger("scorer")
 REGISTRY = service_registry()
 EVENTS = Counter(
     "tidemark_scorer_events_total",
-    "Measurements handled, by outcome",
+    "Inputs handled, by outcome",
     ["outcome"],
     registry=REGISTRY,
 )
@@ -80,7 +83,7 @@ CHALLENGER_VERSION = Gauge(
 
 
 class ScoringModel(Protocol):
-    """What the scorer needs of a model (``tidemark.registry.watcher.ServedModel`` is one)."""
+    """What the scorer needs of a model (``streaming.models.ProjectModel`` is one)."""
 
     @property
     def name(self) -> str:
@@ -90,37 +93,29 @@ class ScoringModel(Protocol):
     def version(self) -> str:
         """Registered version."""
 
-    def predict(self, frame: pd.DataFrame) -> Predictions:
-        """Weights for a frame of ``species``, ``length_cm``, ``height_cm``."""
-
-
-class EncodedPrediction(NamedTuple):
-    """A ``fish.predictions`` message, already serialised (``schemas.prediction_json``)."""
-
-    fish_id: str
-    payload: bytes
-
-    def to_json(self) -> bytes:
-        """The message as Kafka sends it."""
-        return self.payload
+    def predict(self, items: Sequence[Item]) -> Predictions:
+        """The project's predictions of these items; ``DataError`` for an unusable one."""
 
 
 ModelSource = Callable[[], ScoringModel | None]
 
 
-class Scorer(Handler[Measurement, None]):
-    """One scorer process: a member of the scorer group on fish.measurements."""
+class Scorer(Handler[Item, None]):
+    """One scorer process of one project: a member of its scorer group on its input topic."""
 
     def __init__(
         self,
         settings: Settings,
+        contracts: Contracts,
         model: ModelSource,
         challenger: ModelSource | None = None,
     ) -> None:
         super().__init__(
-            settings.stream.scorer_group_id, {settings.kafka.topics.input: Measurement}
+            settings.stream.scorer_group_id,
+            {settings.kafka.topics.input: Decoding(contracts.decode_input)},
         )
         self.settings = settings
+        self.contracts = contracts
         self._model = model
         self._challenger = challenger
 
@@ -130,7 +125,7 @@ class Scorer(Handler[Measurement, None]):
         logged = False
         while self._model() is None:
             if not logged:
-                log.info("waiting for a production model; measurements wait in Kafka")
+                log.info("waiting for a production model; inputs wait in Kafka")
                 logged = True
             if stop.wait(0.5):
                 return False
@@ -142,10 +137,14 @@ class Scorer(Handler[Measurement, None]):
                 version=model.version,
                 waited_s=round(time.monotonic() - waiting_since, 1),
             )
-        log.info("scoring", group=self.group_id)
+        log.info("scoring", group=self.group_id, project=self.contracts.project.name)
         return True
 
-    def process(self, batch: Batch[Measurement], out: Output) -> None:
+    def event_time(self, message: Item) -> datetime:
+        """When the item was seen."""
+        return message.at
+
+    def process(self, batch: Batch[Item], out: Output) -> None:
         """Score one polled batch with the model of the moment and send its predictions."""
         started = time.perf_counter()
         model = self._model()
@@ -153,7 +152,7 @@ class Scorer(Handler[Measurement, None]):
             raise RuntimeError("the production model disappeared while scoring")
         challenger = self._challenger() if self._challenger else None
         predictions = self._predict(model, challenger, batch)
-        out.send(self.settings.kafka.topics.predictions, predictions)
+        out.send_encoded(self.settings.kafka.topics.predictions, predictions)
         EVENTS.labels("scored").inc(len(predictions))
         EVENTS.labels("dead_letter").inc(len(batch.dead))
         BATCH_SIZE.observe(batch.size)
@@ -164,105 +163,100 @@ class Scorer(Handler[Measurement, None]):
         CHALLENGER_VERSION.set(int(challenger.version) if shadowing and challenger else 0)
 
     def _predict(
-        self, model: ScoringModel, challenger: ScoringModel | None, batch: Batch[Measurement]
-    ) -> list[EncodedPrediction]:
+        self, model: ScoringModel, challenger: ScoringModel | None, batch: Batch[Item]
+    ) -> list[tuple[bytes, bytes]]:
         if not batch.received:
             return []
-        measurements = [item.message for item in batch.received]
-        frame = _frame(measurements)
+        items = [item.message for item in batch.received]
         try:
-            result = model.predict(frame)
-            _check(result)
+            result = model.predict(items)
+            self._check(result)
         except DataError:
-            # Some row the model cannot score: find it, one row at a time, rather than lose all.
+            # Some item the model cannot score: find it, one at a time, rather than lose all.
             # Such a batch gets no challenger answers: it is rare, and the pairs stay unbiased
             # because production's rows are dropped from the evidence with the challenger's.
             return self._predict_one_by_one(model, batch)
-        shadow = _shadow(model, challenger, frame)
+        shadow = self._shadow(model, challenger, items)
         if challenger is not None:
-            SHADOW.labels("paired" if shadow is not None else "dropped").inc(len(measurements))
-        return _predictions(model, measurements, result, shadow)
+            SHADOW.labels("paired" if shadow is not None else "dropped").inc(len(items))
+        return self._encoded(model, items, result, shadow)
 
     def _predict_one_by_one(
-        self, model: ScoringModel, batch: Batch[Measurement]
-    ) -> list[EncodedPrediction]:
-        scored: list[EncodedPrediction] = []
+        self, model: ScoringModel, batch: Batch[Item]
+    ) -> list[tuple[bytes, bytes]]:
+        scored: list[tuple[bytes, bytes]] = []
         for item in batch.received:
             try:
-                result = model.predict(_frame([item.message]))
-                _check(result)
-                scored += _predictions(model, [item.message], result, None)
+                result = model.predict([item.message])
+                self._check(result)
+                scored += self._encoded(model, [item.message], result, None)
             except DataError as error:
                 batch.reject(item, str(error))
         return scored
 
+    def _check(self, result: Predictions) -> None:
+        # Bounded as the contract bounds it: an error metric squares a prediction.
+        project = self.contracts.project
+        if unusable(project, result.values).any():
+            kind = "positive finite" if project.target.positive else "finite"
+            raise DataError(
+                f"the model gave a {project.target.name} that is not a {kind} number within "
+                "the contract's bounds"
+            )
 
-def _frame(measurements: list[Measurement]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "species": [m.species for m in measurements],
-            "length_cm": np.fromiter((m.length_cm for m in measurements), np.float64),
-            "height_cm": np.fromiter((m.height_cm for m in measurements), np.float64),
-        }
-    )
+    def _shadow(
+        self, model: ScoringModel, challenger: ScoringModel | None, items: list[Item]
+    ) -> _Shadow | None:
+        """The challenger's values for the items, or None when it has no usable answer."""
+        if challenger is None or not challenger.version or challenger.version == model.version:
+            return None
+        try:
+            values = challenger.predict(items).values
+        except Exception as error:  # a failing challenger must not cost production's answers
+            log.warning("challenger failed; batch scored without it", error=str(error))
+            return None
+        if len(values) != len(items) or unusable(self.contracts.project, values).any():
+            log.warning(
+                "challenger gave a value the contract refuses; batch without it",
+                challenger=challenger.version,
+            )
+            return None
+        return _Shadow(challenger.version, values.tolist())
 
-
-def _check(result: Predictions) -> None:
-    weights = result.weight_kg
-    if not (np.isfinite(weights) & (weights > 0)).all():
-        raise DataError("the model gave a weight that is not a positive finite number")
+    def _encoded(
+        self,
+        model: ScoringModel,
+        items: list[Item],
+        result: Predictions,
+        shadow: _Shadow | None,
+    ) -> list[tuple[bytes, bytes]]:
+        if not (model.name and model.version):
+            raise RuntimeError("a scoring model needs a registered name and version")
+        predicted_at = utc_now()
+        values = np.asarray(result.values, np.float64).tolist()
+        known = np.asarray(result.segment_known, np.bool_).tolist()
+        others: list[float | None] = list(shadow.values) if shadow else [None] * len(items)
+        encode = self.contracts.encode_prediction
+        return [
+            (
+                item.key.encode(),
+                encode(
+                    Prediction(
+                        item=item,
+                        value=value,
+                        segment_known=k,
+                        model_name=model.name,
+                        model_version=model.version,
+                        predicted_at=predicted_at,
+                        challenger_version=shadow.version if shadow else None,
+                        challenger_value=other,
+                    )
+                ),
+            )
+            for item, value, k, other in zip(items, values, known, others, strict=True)
+        ]
 
 
 class _Shadow(NamedTuple):
     version: str
-    weights: list[float]
-
-
-def _shadow(
-    model: ScoringModel, challenger: ScoringModel | None, frame: pd.DataFrame
-) -> _Shadow | None:
-    """The challenger's weights for the frame, or None when it has no usable answer."""
-    if challenger is None or not challenger.version or challenger.version == model.version:
-        return None
-    try:
-        weights = challenger.predict(frame).weight_kg
-    except Exception as error:  # a failing challenger must not cost production's answers
-        log.warning("challenger failed; batch scored without it", error=str(error))
-        return None
-    if len(weights) != len(frame) or not (np.isfinite(weights) & (weights > 0)).all():
-        log.warning(
-            "challenger gave a weight that is not a positive finite number; batch without it",
-            challenger=challenger.version,
-        )
-        return None
-    return _Shadow(challenger.version, weights.tolist())
-
-
-def _predictions(
-    model: ScoringModel,
-    measurements: list[Measurement],
-    result: Predictions,
-    shadow: _Shadow | None,
-) -> list[EncodedPrediction]:
-    if not (model.name and model.version):
-        raise RuntimeError("a scoring model needs a registered name and version")
-    predicted_at = utc_now()
-    weights = result.weight_kg.tolist()
-    known = result.species_known.tolist()
-    if shadow is None:
-        return [
-            EncodedPrediction(
-                m.fish_id,
-                prediction_json(m, weight, k, model.name, model.version, predicted_at),
-            )
-            for m, weight, k in zip(measurements, weights, known, strict=True)
-        ]
-    return [
-        EncodedPrediction(
-            m.fish_id,
-            prediction_json(
-                m, weight, k, model.name, model.version, predicted_at, shadow.version, other
-            ),
-        )
-        for m, weight, k, other in zip(measurements, weights, known, shadow.weights, strict=True)
-    ]
+    values: list[float]

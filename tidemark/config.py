@@ -251,10 +251,34 @@ class StreamSettings(_Section):
     # it waits before sending another (tidemark.stream.pipelined).
     max_in_flight: int = Field(default=4, ge=1)
     # Larger records are dead-lettered unparsed (and truncated there) so they cannot stall a batch.
-    max_record_bytes: int = Field(default=65_536, ge=1_024)
-    join_window_s: float = Field(default=60.0, gt=0)
-    # Fish joined recently, remembered so that a re-delivered half is not joined a second time.
+    # At most 900 kB: a dead letter (this much of a value, plus at most 16 kB of key, reason and
+    # fields) must fit the producer's 1 MiB request limit, or the service could never send it.
+    max_record_bytes: int = Field(default=65_536, ge=1_024, le=900_000)
+    join_window_s: float = Field(default=60.0, gt=0, le=86_400)
+    # Items joined recently, remembered so that a re-delivered half is not joined a second time.
     join_recent_ids: int = Field(default=100_000, ge=0)
+    # Halves waiting for their partner, at most: past it the oldest are shed (logged and counted
+    # as tidemark_joiner_shed_total), so one stream stalling cannot exhaust the joiner's memory.
+    # 200,000 halves are about 300 MB; a line of 1,000 items/s with a 60 s window holds 60,000.
+    join_max_pending: int = Field(default=200_000, ge=1)
+    # How far an event time may lie ahead of the wall clock (clocks of a line drift by seconds;
+    # five minutes forgives a badly set one) and behind it (a week: Kafka's default retention,
+    # the oldest backlog a topic can hold). A record beyond either is dead-lettered, and no
+    # event-time state (a watermark) moves past now + skew: one record dated decades ahead
+    # would otherwise expire every pending half, and the end or the start of time overflows
+    # window arithmetic.
+    max_clock_skew_s: float = Field(default=300.0, gt=0, le=86_400)
+    max_event_age_s: float = Field(default=604_800.0, gt=0, le=315_360_000)
+    # A batch whose handling raised this many times is handled again one record at a time, and
+    # a record that still fails alone is dead-lettered with the error: a bounded retry for a
+    # fault no check foresaw, never a service that starts again on the same record for ever.
+    max_record_failures: int = Field(default=3, ge=1)
+    # Health (tidemark.stream.health): unhealthy after this many loop restarts in a row (with
+    # the pause doubling from 2 s to 30 s, about a minute of failing), or when polled input stays
+    # uncommitted longer than this (a batch commits within milliseconds when all is well; two
+    # minutes outlasts a store or broker hiccup the loop rides out).
+    max_loop_restarts: int = Field(default=5, ge=1)
+    max_uncommitted_s: float = Field(default=120.0, gt=0, le=86_400)
     scorer_metrics_port: Port = 9101
     joiner_metrics_port: Port = 9102
 
@@ -319,6 +343,9 @@ class MonitorSettings(_Section):
     # While an incident waits for another incident's retrain to end, how often (seconds) the
     # monitor asks Prefect whether it has.
     queue_check_s: float = Field(default=5.0, gt=0)
+    # Metrics and reports name at most this many segments; later ones share the label "other"
+    # (each label is a Prometheus series and an Evidently series, and a stream may send any).
+    max_segments: int = Field(default=50, ge=1)
     metrics_port: Port = 9103
     # Evidently workspace for the reports; state_dir/evidently when unset.
     evidently_workspace: Path | None = None
@@ -355,6 +382,11 @@ class RetrainSettings(_Section):
     # Transient MongoDB and MLflow errors are retried this many times before a task fails.
     transient_retries: int = Field(default=3, ge=0)
     transient_retry_delay_s: float = Field(default=2.0, ge=0)
+    # A retrain pending or running for longer than this has lost its worker (killed, its machine
+    # gone): it is marked crashed, which frees its incident for the next alarm's retrain. A
+    # retrain takes tens of seconds on a 2-core machine (most of it importing MLflow and
+    # pandas, plus the transient retries above); fifteen minutes leaves room for a slow store.
+    max_run_s: float = Field(default=900.0, gt=0)
 
 
 class ShadowSettings(_Section):

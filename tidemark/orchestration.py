@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from tidemark.config import OrchestrationSettings
 
@@ -88,3 +91,70 @@ def work_pool_ready(orchestration: OrchestrationSettings, timeout_s: float = 3.0
     if response.json().get("status") != "READY":
         raise RuntimeError(f"no worker of the work pool {pool!r} is online")
     deployments_ready(orchestration, timeout_s)
+
+
+def crash_stale_runs(
+    orchestration: OrchestrationSettings,
+    deployment: str,
+    older_than_s: float,
+    now: datetime | None = None,
+) -> list[str]:
+    """Mark crashed every run of ``deployment`` that has been pending or running for longer
+    than ``older_than_s``; returns their ids.
+
+    A run whose worker was killed stays RUNNING for ever in Prefect's eyes (the stack runs no
+    heartbeat automation), and the monitor waits on a run in flight before it starts another
+    for the same incident: a stale run would hold its incident for good. Crashing it frees the
+    incident, and the next alarm starts a new run. Raises ``prefect.exceptions.ObjectNotFound``
+    when the deployment does not exist.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Crashed
+
+    moment = now or datetime.now(UTC)
+    bound = moment - timedelta(seconds=older_than_s)
+    crashed: list[str] = []
+    with prefect_api(orchestration), get_client(sync_client=True) as client:
+        found = client.read_deployment_by_name(deployment)
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(
+                    type=FlowRunFilterStateType(any_=[StateType.PENDING, StateType.RUNNING])
+                )
+            ),
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[found.id])),
+        )
+        for run in runs:
+            state = run.state
+            if state is None or state.timestamp is None or state.timestamp > bound:
+                continue
+            message = (
+                f"{state.type.value.lower()} since {state.timestamp.isoformat()}, longer than "
+                f"{older_than_s:g} s: its worker is gone"
+            )
+            client.set_flow_run_state(run.id, Crashed(message=message), force=True)
+            crashed.append(str(run.id))
+    return crashed
+
+
+class SegmentStart(BaseModel):
+    """Where a retrain reads one segment's items from, and why (the ``retrain`` flow's
+    ``segment_starts`` parameter, one per segment, sent by the monitor).
+
+    An incident of a segment says that segment's items no longer follow the law the model
+    learned from some moment on: the retrain reads that segment only from there (the items
+    measured at or after ``start``), never its items from before the change.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: AwareDatetime
+    reason: str = Field(min_length=1, max_length=500)

@@ -205,6 +205,13 @@ class TrainingStore:
             raise ValueError(f"{self.contracts.project.name} has no segment")
         return {self.segment: segment, self.time: {"$lt": _utc(before)}}
 
+    def segment_filter_since(self, segment: str, start: datetime, end: datetime) -> Document:
+        """The records of one segment in ``[start, end]``, for lineage records: a retrain that
+        reads a segment only from where its change began."""
+        if self.segment is None:
+            raise ValueError(f"{self.contracts.project.name} has no segment")
+        return {self.segment: segment, **self.window_filter(start, end)}
+
     def window_filter(self, start: datetime, end: datetime) -> Document:
         """The query that ``window`` runs, for lineage records."""
         if start.tzinfo is None or end.tzinfo is None:

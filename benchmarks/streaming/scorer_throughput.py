@@ -53,14 +53,17 @@ from kafka.structs import TopicPartition
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.fish import fish_scenario
+from benchmarks.fish import FISH, fish_scenario
 from infra.local import components
 from infra.local.supervisor import Supervisor
+from streaming.models import ProjectModel
 from streaming.scorer import Scorer
 from streaming.simulator import scenario_rows
 from tidemark import kafka_io
 from tidemark.config import Settings
-from tidemark.model import FEATURES, predict, train
+from tidemark.modelling.default import known_segments
+from tidemark.modelling.training import predict, train
+from tidemark.project.contracts import Contracts
 from tidemark.registry.watcher import ServedModel
 from tidemark.schemas import Measurement, Prediction, utc_now
 from tidemark.simulation.generate import generate_frame
@@ -130,13 +133,14 @@ def _settings(bootstrap: str, run: str, name: str) -> Settings:
 
 def _served_model(version: str = "1") -> ServedModel:
     frame = generate_frame(fish_scenario(), seed=int(version), phases=["salmon", "walleye"])
-    fitted = train(frame, seed=0).model
+    fitted = train(FISH, frame, seed=0).model
     return ServedModel(
         name="fish-weight",
         version=version,
         run_id="benchmark",
         model=fitted,
-        known_species=frozenset({"salmon", "walleye"}),
+        project=FISH,
+        segments=known_segments(FISH, fitted),
         loaded_at=utc_now(),
     )
 
@@ -239,13 +243,18 @@ def _passthrough(settings: Settings) -> None:
 def _batch_scorer(settings: Settings) -> None:
     stop = stop_on_signals()
     served = _served_model()
-    run_loop(Scorer(settings, lambda: served), settings, stop)
+    contracts = Contracts(fish_scenario().project)
+    model = ProjectModel.of(contracts.project, served)
+    run_loop(Scorer(settings, contracts, lambda: model), settings, stop)
 
 
 def _shadow_scorer(settings: Settings) -> None:
     stop = stop_on_signals()
     served, challenger = _served_model("1"), _served_model("2")
-    run_loop(Scorer(settings, lambda: served, lambda: challenger), settings, stop)
+    contracts = Contracts(fish_scenario().project)
+    model = ProjectModel.of(contracts.project, served)
+    shadow = ProjectModel.of(contracts.project, challenger)
+    run_loop(Scorer(settings, contracts, lambda: model, lambda: shadow), settings, stop)
 
 
 def _http_per_event(settings: Settings, url: str) -> None:
@@ -294,11 +303,12 @@ def _model_server(port: int) -> None:
     @app.post("/predict")
     async def predict_one(request: Request) -> dict[str, Any]:
         measurement = Measurement.model_validate_json(await request.body())
-        frame = pd.DataFrame([measurement.model_dump(include=set(FEATURES))])
-        result = predict(served.model, frame)
+        features = {f.name for f in FISH.features}
+        frame = pd.DataFrame([measurement.model_dump(include=features)])
+        result = predict(FISH, served.model, frame, segments=served.segments)
         return {
-            "weight_kg": float(result.weight_kg[0]),
-            "species_known": bool(result.species_known[0]),
+            "weight_kg": float(result.values[0]),
+            "species_known": bool(result.segment_known[0]),
         }
 
     @app.get("/health")

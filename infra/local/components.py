@@ -25,6 +25,7 @@ from pymongo import MongoClient
 from infra.local import provision
 from tidemark import kafka_io
 from tidemark.config import Section, Settings, port_of
+from tidemark.stream import health
 
 Check = Callable[[], None]
 
@@ -79,6 +80,33 @@ def port_answers(port: int) -> Check:
 
     def check() -> None:
         socket.create_connection(("127.0.0.1", port), timeout=2.0).close()
+
+    return check
+
+
+def makes_progress(port: int) -> Check:
+    """A stream service's check: its metrics answer on ``port`` and say it makes progress.
+
+    A port that answers says nothing of a loop that restarts for ever or a batch stuck
+    uncommitted: the service reports both (:mod:`tidemark.stream.health`), and the check
+    fails with them.
+    """
+    url = f"http://127.0.0.1:{port}/metrics"
+
+    def check() -> None:
+        response = httpx.get(url, timeout=3.0)
+        response.raise_for_status()
+        samples: dict[str, float] = {}
+        for line in response.text.splitlines():
+            if line.startswith("tidemark_stream_"):
+                name, _, value = line.rpartition(" ")
+                samples[name] = float(value)
+        if samples.get(health.HEALTHY, 1.0) == 0.0:
+            raise RuntimeError(
+                "no progress: "
+                f"{samples.get(health.RESTARTS_IN_A_ROW, 0):.0f} loop restarts in a row, "
+                f"input uncommitted for {samples.get(health.UNCOMMITTED_SECONDS, 0):.0f} s"
+            )
 
     return check
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from infra.local.components import (
     Component,
     http_ok,
-    port_answers,
+    makes_progress,
     prefect_env,
     supervised_state,
     venv_bin,
@@ -25,17 +25,31 @@ from tidemark.orchestration import work_pool_ready
 
 
 def _with_metrics(
-    name: str, command: list[str], port: int, sections: tuple[Section, ...]
+    name: str,
+    command: list[str],
+    port: int,
+    sections: tuple[Section, ...],
+    env: dict[str, str] | None = None,
 ) -> Component:
-    """A stream service, healthy once its Prometheus endpoint takes connections."""
+    """A stream service, healthy while its metrics answer and say it makes progress."""
     return Component(
         name=name,
         command=command,
         url=f"http://127.0.0.1:{port}/metrics",
-        check=port_answers(port),
+        check=makes_progress(port),
         service=True,
         sections=sections,
+        env=env or {},
     )
+
+
+def projects_env(settings: Settings) -> dict[str, str]:
+    """Where a service finds the stack's projects: it runs in the state folder, so the folder
+    `tidemark stack up` was started from is named absolutely."""
+    env = {"TIDEMARK_PROJECTS_DIR": str(settings.projects.dir.resolve())}
+    if settings.projects.names:
+        env["TIDEMARK_PROJECTS_NAMES"] = settings.projects.names
+    return env
 
 
 def scorers(settings: Settings) -> list[Component]:
@@ -47,13 +61,14 @@ def scorers(settings: Settings) -> list[Component]:
     tidemark = venv_bin("tidemark")
     sections: tuple[Section, ...] = ("kafka", "stream", "registry")
     base = settings.stream.scorer_metrics_port
+    env = projects_env(settings)
     if settings.stack.scorers == 1:
-        return [_with_metrics("scorer", [tidemark, "score"], base, sections)]
+        return [_with_metrics("scorer", [tidemark, "score"], base, sections, env)]
     found = []
     for index in range(settings.stack.scorers):
         port = base + 100 * index
         command = [tidemark, "score", "--metrics-port", str(port)]
-        found.append(_with_metrics(f"scorer-{index + 1}", command, port, sections))
+        found.append(_with_metrics(f"scorer-{index + 1}", command, port, sections, env))
     return found
 
 
@@ -80,16 +95,33 @@ def platform_services(settings: Settings, state: Path) -> list[Component]:
             url=f"{settings.serving.url}/docs",
             check=http_ok(f"{settings.serving.url}/health"),
             # Its workers (TIDEMARK_SERVING_WORKERS) meet their metrics there; emptied at start.
-            env={"PROMETHEUS_MULTIPROC_DIR": str(state / "serving-metrics")},
+            # It runs in the state folder: the projects are those of the folder the stack was
+            # started from (until the settings name it).
+            env={
+                "PROMETHEUS_MULTIPROC_DIR": str(state / "serving-metrics"),
+                "TIDEMARK_PROJECTS_DIR": str(settings.projects.dir.resolve()),
+            },
             service=True,
-            sections=("serving", "registry"),
+            # Projects name the models it serves; kafka, stream and monitor say where a
+            # prediction is found again and which window judged it (GET …/predictions/{key}).
+            sections=(
+                "serving",
+                "registry",
+                "projects",
+                "kafka",
+                "stream",
+                "monitor",
+                "orchestration",
+            ),
         ),
         *scorers(settings),
         _with_metrics(
             "joiner",
             [tidemark, "join"],
             settings.stream.joiner_metrics_port,
-            ("kafka", "stream", "store"),
+            # The registry's model name: a prediction from another model is refused as forged.
+            ("kafka", "stream", "store", "registry"),
+            projects_env(settings),
         ),
         Component(
             name="simulator",

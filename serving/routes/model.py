@@ -49,7 +49,7 @@ async def model_info(serving: ServingDep) -> ModelInfo:
         loaded_at=served.loaded_at,
         training_window_start=served.tags.get("training_window_start"),
         training_window_end=served.tags.get("training_window_end"),
-        known_species=sorted(served.known_species),
+        known_species=sorted(served.segments or ()),
         champion_version=_version_or_none(served.tags.get(_CHAMPION_VERSION_TAG)),
         fast_path=active.fast is not None,
         metrics=metrics_from_tags(served.tags),

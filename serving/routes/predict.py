@@ -21,7 +21,7 @@ from serving.schemas import BatchPredictionResponse, ErrorResponse, Fish, Predic
 
 PATH = "/predict"
 
-_REFUSALS: dict[int | str, dict[str, Any]] = {
+REFUSALS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorResponse, "description": "The body is over the size limit."},
     422: {"model": ErrorResponse, "description": "A field is missing, unknown or invalid."},
     503: {"model": ErrorResponse, "description": "There is no production model yet."},
@@ -42,9 +42,12 @@ class Answer(Response):
         self.raw_headers = [(b"content-length", b"%d" % len(body)), _JSON, version_header]
 
 
-def add_route(app: FastAPI, serving: Serving, request_body: dict[str, Any]) -> None:
-    """Add the route to ``app``, its request body documented (the schema depends on the app's
-    batch limit)."""
+def add_route(
+    app: FastAPI, serving: Serving, request_body: dict[str, Any], path: str = PATH
+) -> None:
+    """Add the route to ``app`` at ``path``, its request body documented (the schema depends on
+    the app's batch limit). The default project's ``/models/{name}/predict`` is this same
+    handler under its project's path."""
     holder, parser, metrics = serving.holder, serving.parser, serving.metrics
     registry = serving.settings.registry
 
@@ -55,7 +58,7 @@ def add_route(app: FastAPI, serving: Serving, request_body: dict[str, Any]) -> N
         ``x-model-version`` header. A species the model never saw is scored from the part of
         the model shared by all species and flagged with ``species_known: false``.
         """
-        fish, is_batch = parser.parse(await _body(request))
+        fish, is_batch = parser.parse(await read_body(request))
         # One read of the reference: the whole request is answered by this version.
         active = holder.active
         if active is None:
@@ -102,18 +105,18 @@ def add_route(app: FastAPI, serving: Serving, request_body: dict[str, Any]) -> N
         }
 
     app.add_api_route(
-        PATH,
+        path,
         predict,
         methods=["POST"],
         tags=["predict"],
         response_model=PredictionResponse | BatchPredictionResponse,
-        responses=_REFUSALS,
+        responses=REFUSALS,
         openapi_extra={"requestBody": request_body},
         summary="Predict the weight of one fish (an object) or a batch (an array)",
     )
 
 
-async def _body(request: Request) -> bytes:
+async def read_body(request: Request) -> bytes:
     """The request body: Starlette's ``Request.body`` streams it through an async generator, a
     cost of its own on a request whose body comes in one message."""
     message = await request.receive()

@@ -23,11 +23,13 @@ closed loop end to end: ``make demo`` twice on one stack, one retrain and a reco
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,17 +40,18 @@ from demo.incident import Incident, observed_incident
 from demo.observer import LoopObserver
 from demo.player import PhaseStart, play
 from demo.run import wait_out_cooldown
-from flows.train import train
+from flows.train import BOOTSTRAP_SEED, train
 from infra.local.stack import Stack
 from monitoring.windows import TumblingWindows
 from tests.integration.conftest import Processes
 from tests.integration.loop import port_open, ready, wait
 from tests.integration.projects import fish_on
 from tidemark.config import SECTIONS, Settings, get_settings
-from tidemark.judging.tags import per_species
+from tidemark.judging.tags import per_segment
 from tidemark.orchestration import TRAIN_DEPLOYMENT, deployments_ready, prefect_api
 from tidemark.registry import writer as registry
 from tidemark.schemas import Scored
+from tidemark.simulation.generate import generate_frame
 from tidemark.simulation.library import load_scenario
 from tidemark.simulation.spec import Phase
 
@@ -164,11 +167,11 @@ def test_tutorial_fish_promote_on_evidence_and_reach_each_floor(
     assert int(info.tags["heldout_n"]) >= minimum
     assert 0.0 <= float(info.tags["p_value"]) <= settings.retrain.promotion_alpha
     for species in ("salmon", "walleye"):
-        assert int(info.tags[per_species("heldout_n", species)]) >= (
+        assert int(info.tags[per_segment("heldout_n", species)]) >= (
             settings.retrain.min_holdout_rows_per_segment
         )
-        candidate = float(info.tags[per_species("candidate_mean_relative_error", species)])
-        champion = float(info.tags[per_species("champion_mean_relative_error", species)])
+        candidate = float(info.tags[per_segment("candidate_mean_relative_error", species)])
+        champion = float(info.tags[per_segment("champion_mean_relative_error", species)])
         assert f"| {species} |" in info.description
         assert f"{candidate:.4f}" in info.description
         assert f"{champion:.4f}" in info.description
@@ -226,8 +229,8 @@ def test_a_species_never_seen_in_another_incidents_cooldown_gets_its_own_retrain
     plaice_requests = [r for r in observer.requests if r.model_version == walleye_version]
     assert plaice_requests, observer.requests
     info = registry.version_info(settings.registry, plaice_version)
-    assert "plaice" in info.tags["trigger_species"], info.tags
-    assert int(info.tags[per_species("heldout_n", "plaice")]) >= (
+    assert "plaice" in info.tags["trigger_segments"], info.tags
+    assert int(info.tags[per_segment("heldout_n", "plaice")]) >= (
         settings.retrain.min_holdout_rows_per_segment
     )
     incident = _told(settings, observer, walleye_version, shift)
@@ -329,8 +332,12 @@ def _start_loop(
     ``bootstrap_by_deployment`` runs it through the served ``train`` deployment instead, as
     ``make up`` does.
     """
+    # The bootstrap data: ``phases`` of ``scenario``, as a CSV in the project's shape.
+    frame = generate_frame(load_scenario(fish_on(settings), scenario), BOOTSTRAP_SEED, phases)
+    csv = Path(tempfile.mkdtemp(prefix="bootstrap-")) / f"{scenario}.csv"
+    frame[["species", "length_cm", "height_cm", "weight_kg"]].to_csv(csv, index=False)
     if not bootstrap_by_deployment:
-        first_version = _train_in_process(settings, scenario, phases)
+        first_version = _train_in_process(settings, csv)
     processes.start("serve-flows")
     services = {
         "score": settings.stream.scorer_metrics_port,
@@ -350,7 +357,7 @@ def _start_loop(
         with prefect_api(settings.orchestration):
             run: FlowRun = run_deployment(  # type: ignore[assignment]  # sync caller
                 TRAIN_DEPLOYMENT,
-                parameters={"scenario": scenario, "phases": phases},
+                parameters={"csv": str(csv)},
                 timeout=300,
                 poll_interval=2,
             )
@@ -368,7 +375,7 @@ def _start_loop(
     return version
 
 
-def _train_in_process(settings: Settings, scenario: str, phases: list[str]) -> str:
+def _train_in_process(settings: Settings, csv: Path) -> str:
     """The platform's ``train`` flow, run here on the test's settings: the bootstrap version."""
     with pytest.MonkeyPatch.context() as patch:
         for key, value in settings.as_env(*SECTIONS).items():
@@ -376,7 +383,7 @@ def _train_in_process(settings: Settings, scenario: str, phases: list[str]) -> s
         get_settings.cache_clear()
         try:
             with prefect_api(settings.orchestration):
-                outcome = train(scenario=scenario, phases=phases)
+                outcome = train(csv=str(csv))
         finally:
             get_settings.cache_clear()
     assert outcome.decision == "promoted", outcome

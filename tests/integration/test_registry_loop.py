@@ -26,7 +26,8 @@ from flows.rollback import rollback
 from flows.train import train
 from infra.local.stack import Stack
 from tidemark.config import Settings, get_settings
-from tidemark.model import TrainingDataError, evaluate
+from tidemark.modelling.frames import TrainingDataError
+from tidemark.modelling.training import evaluate
 from tidemark.orchestration import RETRAIN_DEPLOYMENT, deployments_ready, prefect_api
 from tidemark.project.catalog import load_catalog
 from tidemark.registry import writer as registry
@@ -105,7 +106,7 @@ def version(settings: Settings, number: str) -> registry.VersionInfo:
 
 
 def test_bootstrap_puts_version_1_in_production(settings: Settings) -> None:
-    outcome = train(phases=["salmon"], seed=42)
+    outcome = train(seed=42)
     assert (outcome.version, outcome.decision) == ("1", "promoted")
     assert registry.production_version(settings.registry) == "1"
     v1 = version(settings, "1")
@@ -142,7 +143,7 @@ def test_a_retrain_that_is_not_better_is_registered_not_promoted(settings: Setti
     assert v2.tags["trigger_reason"] == "schedule"
     assert v2.tags["champion_mean_relative_error"] != "none"
     assert v2.stage == "None"
-    assert outcome.heldout_n_by_species == {"salmon": 80}
+    assert outcome.heldout_n_by_segment == {"salmon": 80}
     assert outcome.p_value is not None
     assert float(v2.tags["p_value"]) == pytest.approx(outcome.p_value)
     assert "**Decision: rejected.**" in v2.description
@@ -165,14 +166,16 @@ def test_a_retrain_after_a_shift_is_promoted(settings: Settings) -> None:
     assert outcome.candidate["mean_relative_error"] < outcome.champion["mean_relative_error"]
     # Judged on the most recent fifth of the walleye, with a paired test on the same fish.
     assert outcome.heldout_n == 60
-    assert outcome.heldout_n_by_species == {"walleye": 60}
+    assert outcome.heldout_n_by_segment == {"walleye": 60}
     assert outcome.p_value is not None
     assert outcome.p_value < 1e-6
-    assert outcome.champion_mre_by_species is not None
-    assert outcome.candidate_mre_by_species["walleye"] < outcome.champion_mre_by_species["walleye"]
+    assert outcome.champion_error_by_segment is not None
+    assert (
+        outcome.candidate_error_by_segment["walleye"] < outcome.champion_error_by_segment["walleye"]
+    )
     v3 = version(settings, "3")
     assert float(v3.tags["candidate_mean_relative_error.walleye"]) == pytest.approx(
-        outcome.candidate_mre_by_species["walleye"]
+        outcome.candidate_error_by_segment["walleye"]
     )
     assert "| walleye | 60 |" in v3.description
     run = registry.client(settings.registry).get_run(v3.run_id)
@@ -333,7 +336,8 @@ def test_the_store_reads_recent_and_windowed_records_in_time_order(settings: Set
 
 def _salmon_error(settings: Settings, number: str) -> float:
     salmon = generate_frame(load_scenario(), 99, ["salmon"]).head(300)
-    return evaluate(registry.load_model(settings.registry, number), salmon).mean_relative_error
+    model = registry.load_model(settings.registry, number)
+    return evaluate(FISH.project, model, salmon).judged
 
 
 def test_a_retrain_on_a_window_of_walleye_still_knows_salmon(settings: Settings) -> None:

@@ -28,7 +28,6 @@ ALLOWED_TWICE: frozenset[str] = frozenset(
         "Prediction",
         "Scored",
         "_Spec",
-        "PowerLaw",
         "ScenarioError",
         "Phase",
         "Scenario",

@@ -29,7 +29,7 @@ import pandas as pd
 
 from tidemark.judging.decisions import Decision, Ruling
 from tidemark.judging.promotion import HoldoutEvidence, decide, gather_evidence
-from tidemark.model import Metrics
+from tidemark.modelling.metrics import Metrics
 
 
 class Placement(StrEnum):
@@ -114,10 +114,10 @@ def judge_on_holdout(
 def _no_segment_worse(evidence: HoldoutEvidence) -> bool:
     """Whether the candidate's error is no higher than the champion's on every species judged
     by both."""
-    theirs = evidence.champion_mre_by_species or {}
+    theirs = evidence.champion_error_by_segment or {}
     return all(
         ours <= theirs[segment]
-        for segment, ours in evidence.candidate_mre_by_species.items()
+        for segment, ours in evidence.candidate_error_by_segment.items()
         if segment in theirs
     )
 
@@ -129,7 +129,7 @@ def deserves_shadow(judgement: Judgement) -> bool:
     champion = judgement.champion.metrics
     if judgement.ruling.decision is not Decision.REJECTED or champion is None:
         return False
-    if judgement.candidate.mean_relative_error > champion.mean_relative_error:
+    if judgement.candidate.judged > champion.judged:
         return False
     return _no_segment_worse(judgement.evidence)
 
@@ -148,7 +148,7 @@ def emergency_ruling(alarm: AlarmFigures, judgement: Judgement) -> Ruling | None
         or champion is None
     ):
         return None
-    ours, theirs = judgement.candidate.mean_relative_error, champion.mean_relative_error
+    ours, theirs = judgement.candidate.judged, champion.judged
     if ours >= theirs or not _no_segment_worse(judgement.evidence):
         return None
     return Ruling(

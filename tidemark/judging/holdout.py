@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from tidemark.config import RetrainSettings
-from tidemark.model import SPECIES, TrainingDataError
+from tidemark.modelling.frames import TrainingDataError
 
-# The records' time: within a species, the latest are held out.
-MEASURED_AT = "measured_at"
+# The one group of a project without a segment: its records are held out as one segment.
+WHOLE = "*"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,21 +92,35 @@ class Split:
     not_judged: dict[str, int] = field(default_factory=dict)
 
 
+def segments_of(df: pd.DataFrame, segment: str | None) -> pd.Series:
+    """Each record's segment as text; ``WHOLE`` for every record of a project without one."""
+    if segment is None:
+        return pd.Series(WHOLE, index=df.index, dtype=object)
+    return df[segment].astype(str)
+
+
 def split_holdout(
-    df: pd.DataFrame, rules: EvidenceRules, *, required: Collection[str] | None = None
+    df: pd.DataFrame,
+    rules: EvidenceRules,
+    *,
+    segment: str | None,
+    time: str | None,
+    required: Collection[str] | None = None,
 ) -> Split:
-    """Hold out each species' most recent rows; ``required`` species (all when None) must have
+    """Hold out each segment's most recent rows; ``required`` segments (all when None) must have
     evidence enough, the others are judged when they have it and trained on whole otherwise.
 
-    Records are ordered by ``measured_at`` when the column exists, else kept in their order
-    (generated scenarios are in time order). Raises ``InsufficientEvidenceError`` when a required
-    species or the holdout as a whole falls short.
+    ``segment`` is the project's segment column (None: the records are one group), ``time``
+    its input time: records are ordered by it when the column exists, else kept in their order
+    (a CSV, a generated scenario, in time order). Raises ``InsufficientEvidenceError`` when a
+    required segment or the holdout as a whole falls short.
     """
     if df.empty:
         raise InsufficientEvidenceError("there are no records to train on", {})
-    ordered = df.sort_values(MEASURED_AT, kind="stable") if MEASURED_AT in df.columns else df
+    ordered = df.sort_values(time, kind="stable") if time is not None and time in df else df
     ordered = ordered.reset_index(drop=True)
-    counts = ordered[SPECIES].value_counts().sort_index()
+    groups = segments_of(ordered, segment)
+    counts = groups.value_counts().sort_index()
     needed = rules.rows_per_species
     judged = {str(s): int(n) for s, n in counts.items() if n >= needed}
     short = {str(s): int(n) for s, n in counts.items() if n < needed}
@@ -129,8 +143,8 @@ def split_holdout(
             {"all": _rows_short_overall(judged, rules)},
         )
     # Within a species, the most recent rows are held out: position from the end of its rows.
-    from_end = ordered.groupby(SPECIES, sort=False).cumcount(ascending=False)
-    limit = ordered[SPECIES].map(held).fillna(0).astype(int)
+    from_end = groups.groupby(groups, sort=False).cumcount(ascending=False)
+    limit = groups.map(held).fillna(0).astype(int)
     in_holdout = (from_end < limit).to_numpy()
     return Split(
         training=ordered.loc[~in_holdout].reset_index(drop=True),

@@ -26,7 +26,7 @@ import pandas as pd
 from scipy.stats import wilcoxon
 
 from tidemark.judging.decisions import Decision, Ruling
-from tidemark.model import Metrics
+from tidemark.modelling.metrics import Metrics
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -62,9 +62,9 @@ class HoldoutEvidence:
     """Candidate and champion measured on the same held-out fish, overall and per species."""
 
     n: int
-    n_by_species: dict[str, int]
-    candidate_mre_by_species: dict[str, float]
-    champion_mre_by_species: dict[str, float] | None
+    n_by_segment: dict[str, int]
+    candidate_error_by_segment: dict[str, float]
+    champion_error_by_segment: dict[str, float] | None
     test: SignedRankTest | None
     not_judged: dict[str, int] = field(default_factory=dict)
 
@@ -85,9 +85,9 @@ def gather_evidence(
 
     return HoldoutEvidence(
         n=len(names),
-        n_by_species={s: int(np.sum(names == s)) for s in groups},
-        candidate_mre_by_species=by_species(candidate_errors),
-        champion_mre_by_species=None if champion_errors is None else by_species(champion_errors),
+        n_by_segment={s: int(np.sum(names == s)) for s in groups},
+        candidate_error_by_segment=by_species(candidate_errors),
+        champion_error_by_segment=None if champion_errors is None else by_species(champion_errors),
         test=None
         if champion_errors is None
         else signed_rank_test(candidate_errors, champion_errors),
@@ -115,10 +115,10 @@ def decide(
         raise ValueError(f"margin must be in [0, 1), got {margin}")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    values = (candidate.mae, candidate.rmse, candidate.mean_relative_error)
+    values = (candidate.mae, candidate.rmse, candidate.judged)
     if candidate.n < 1 or not all(math.isfinite(v) for v in values):
         return Ruling(Decision.REJECTED, f"candidate metrics are unusable: {candidate}")
-    ours = candidate.mean_relative_error
+    ours = candidate.judged
     if champion is None:
         if champion_error is not None:
             return Ruling(
@@ -132,7 +132,7 @@ def decide(
             f"no model in production; candidate mean relative error {ours:.4f} on "
             f"{candidate.n} held-out fish",
         )
-    theirs = champion.mean_relative_error
+    theirs = champion.judged
     champ = _name(champion_version)
     beats_margin = ours < theirs * (1 - margin)
     significant = test is not None and test.p_value < alpha

@@ -13,18 +13,18 @@ from tidemark.judging.decisions import Ruling
 
 if TYPE_CHECKING:
     from tidemark.judging.promotion import HoldoutEvidence
-    from tidemark.model import Metrics
+    from tidemark.modelling.metrics import Metrics
 
 NO_METRIC = "none"
-# Per-species tags and metrics are named "<name>.<species>", e.g. heldout_n.salmon.
-SPECIES_SEPARATOR = "."
+# Per-segment tags and metrics are named "<name>.<segment>", e.g. heldout_n.salmon.
+SEGMENT_SEPARATOR = "."
 # The Prefect flow run that registered a version: how the monitor finds what its retrain decided.
 FLOW_RUN_TAG = "flow_run_id"
 
 
-def per_species(name: str, species: str) -> str:
-    """The name of a per-species tag or metric, e.g. ``heldout_n.salmon``."""
-    return f"{name}{SPECIES_SEPARATOR}{species}"
+def per_segment(name: str, segment: str) -> str:
+    """The name of a per-segment tag or metric, e.g. ``heldout_n.salmon``."""
+    return f"{name}{SEGMENT_SEPARATOR}{segment}"
 
 
 def evidence_metrics(evidence: HoldoutEvidence) -> dict[str, float]:
@@ -33,14 +33,14 @@ def evidence_metrics(evidence: HoldoutEvidence) -> dict[str, float]:
     if evidence.test is not None:
         values["p_value"] = evidence.test.p_value
         values["wilcoxon_statistic"] = evidence.test.statistic
-    for species, n in evidence.n_by_species.items():
-        values[per_species("heldout_n", species)] = float(n)
-        values[per_species("candidate_mean_relative_error", species)] = (
-            evidence.candidate_mre_by_species[species]
+    for species, n in evidence.n_by_segment.items():
+        values[per_segment("heldout_n", species)] = float(n)
+        values[per_segment("candidate_mean_relative_error", species)] = (
+            evidence.candidate_error_by_segment[species]
         )
-        if evidence.champion_mre_by_species is not None:
-            values[per_species("champion_mean_relative_error", species)] = (
-                evidence.champion_mre_by_species[species]
+        if evidence.champion_error_by_segment is not None:
+            values[per_segment("champion_mean_relative_error", species)] = (
+                evidence.champion_error_by_segment[species]
             )
     return values
 
@@ -49,8 +49,8 @@ def evidence_tags(evidence: HoldoutEvidence) -> dict[str, str]:
     """The decision's figures as version tags (``none`` where there is no champion)."""
     tags = {name: repr(value) for name, value in evidence_metrics(evidence).items()}
     tags["heldout_n"] = str(evidence.n)
-    for species, n in evidence.n_by_species.items():
-        tags[per_species("heldout_n", species)] = str(n)
+    for species, n in evidence.n_by_segment.items():
+        tags[per_segment("heldout_n", species)] = str(n)
     if evidence.test is None:
         tags["p_value"] = NO_METRIC
     if evidence.not_judged:
@@ -59,12 +59,14 @@ def evidence_tags(evidence: HoldoutEvidence) -> dict[str, str]:
 
 
 def metric_tags(prefix: str, metrics: Metrics | None) -> dict[str, str]:
-    """``{prefix}_mae``, ``{prefix}_rmse`` and ``{prefix}_mean_relative_error`` as tags, named
-    like the metrics ("none" when absent)."""
-    names = ("mae", "rmse", "mean_relative_error")
+    """``{prefix}_mae``, ``{prefix}_rmse`` and the judged error (``{prefix}_mean_relative_error``
+    or ``{prefix}_mean_absolute_error``) as tags, named like the metrics ("none" when
+    absent)."""
     if metrics is None:
-        return {f"{prefix}_{name}": NO_METRIC for name in names}
-    return {f"{prefix}_{name}": repr(float(getattr(metrics, name))) for name in names}
+        return {f"{prefix}_{name}": NO_METRIC for name in ("mae", "rmse", "mean_relative_error")}
+    figures = metrics.as_dict()
+    figures.pop("n")
+    return {f"{prefix}_{name}": repr(value) for name, value in figures.items()}
 
 
 def decision_tags(ruling: Ruling) -> dict[str, str]:

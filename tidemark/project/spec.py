@@ -36,7 +36,8 @@ the Evidently project) follows from the project's name unless the file says othe
 
 A project may name the folder of its scenarios (``scenarios = "../examples/bakery/scenarios"``,
 relative to the file): the synthetic streams ``tidemark simulate`` plays for it
-(``tidemark.simulation``).
+(``tidemark.simulation``); and its bootstrap CSV (``bootstrap = "../examples/bakery/first.csv"``),
+the records ``tidemark train --if-no-production`` trains its first model on.
 
 The JSON Schema of this file is published in ``docs/project.schema.json``
 (``tidemark projects schema`` writes it).
@@ -288,6 +289,12 @@ class Project(_Spec):
         description="the folder of the project's scenarios (YAML files that tidemark simulate "
         "plays), relative to the project file",
     )
+    bootstrap: str | None = Field(
+        default=None,
+        min_length=1,
+        description="a CSV in the project's shape that the first model is trained on "
+        "(tidemark train --if-no-production), relative to the project file",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -391,11 +398,11 @@ def load_project(path: Path) -> Project:
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as error:
         raise ProjectError(f"{path}: not valid {path.suffix[1:].upper()}: {error}") from None
     project = parse_project(data, str(path))
-    if project.scenarios is None:
-        return project
-    # Relative to the file, wherever it is read from: the same file finds the same scenarios.
+    # Relative to the file, wherever it is read from: the same file finds the same scenarios
+    # and bootstrap CSV.
+    relative = {"scenarios": project.scenarios, "bootstrap": project.bootstrap}
     return project.model_copy(
-        update={"scenarios": str((path.parent / project.scenarios).resolve())}
+        update={k: str((path.parent / v).resolve()) for k, v in relative.items() if v is not None}
     )
 
 

@@ -9,7 +9,8 @@ roll back) stays with ``tidemark.registry.writer`` and MLflow itself.
 
 Files come through the tracking server's artifact proxy (``mlflow-artifacts:`` URIs, what the
 local stack's ``mlflow server`` hands out); any other artifact store falls back to MLflow's own
-download. The model is read from its skops file with skops' default trusted types only, never
+download. The model is read from its skops file with skops' default trusted types and
+``tidemark.modelling.storage.TRUSTED_TYPES`` only, never
 with pickle, and a version is loaded only after the alias was read, so what is loaded is what
 the alias named.
 """
@@ -28,6 +29,10 @@ import yaml
 
 from tidemark.config import RegistrySettings
 
+# skops' defaults and the few types a stored model needs beyond them, the same list the flows
+# store a model with; never pickle (tidemark.modelling.storage).
+from tidemark.modelling.storage import TRUSTED_TYPES
+
 if TYPE_CHECKING:
     import pandas as pd
     from sklearn.pipeline import Pipeline
@@ -35,9 +40,6 @@ if TYPE_CHECKING:
 MODEL_FILE = "MLmodel"
 SKOPS_FORMAT = "skops"
 REFERENCE_PATH = "reference/training_data.parquet"
-# Nothing beyond skops' own defaults: the pipeline holds stock scikit-learn classes and numpy
-# ufuncs only (see tidemark.model); a model that needs more is refused, not trusted.
-TRUSTED_TYPES: tuple[str, ...] = ()
 _PROXY_SCHEME = "mlflow-artifacts"
 _NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
 
@@ -104,6 +106,22 @@ class RegistryReader:
             {"name": self.registry.model_name, "version": version},
         )
         return None if found is None else _ref(found["model_version"])
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        """A run as MLflow's REST API gives it (``info``, ``data``), or None when it is gone."""
+        found = self._get("/api/2.0/mlflow/runs/get", {"run_id": run_id})
+        return None if found is None else dict(found["run"])
+
+    def model_tags(self) -> dict[str, str] | None:
+        """The registered model's tags (its production history among them); None when the
+        model does not exist."""
+        found = self._get(
+            "/api/2.0/mlflow/registered-models/get", {"name": self.registry.model_name}
+        )
+        if found is None:
+            return None
+        tags = found["registered_model"].get("tags", [])
+        return {t["key"]: t["value"] for t in tags}
 
     def versions_tagged(self, key: str, value: str) -> list[VersionRef]:
         """The versions of the model whose tag ``key`` is ``value``, newest first."""

@@ -23,64 +23,54 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from tidemark import model as weight_model
 from tidemark.config import RegistrySettings
-from tidemark.fast_path import LogLinearPredictor
 from tidemark.logs import get_logger
+from tidemark.modelling.default import known_segments
+from tidemark.modelling.fast import FastForm
+from tidemark.modelling.predictions import Predictions
+from tidemark.modelling.training import predict as pipeline_predict
+from tidemark.project.spec import Project
 from tidemark.registry.reader import RegistryReader, RegistryUnavailableError, VersionRef
 from tidemark.schemas import utc_now
 
 if TYPE_CHECKING:
     import pandas as pd
-    from sklearn.pipeline import Pipeline
 
 log = get_logger("model_watcher")
 
 
 @dataclass(frozen=True)
 class ServedModel:
-    """One loaded version of the registered model, as a process serves it."""
+    """One loaded version of a project's registered model, as a process serves it."""
 
     name: str
     version: str
     run_id: str
-    model: Pipeline
-    known_species: frozenset[str]
+    model: Any
+    project: Project
+    # The segments the model has its own law for (None: a user's model that does not say).
+    segments: frozenset[str] | None
     loaded_at: datetime
     tags: dict[str, str] = field(default_factory=dict)
-    # The model's log-linear form, checked against it when loaded (None: served by its pipeline).
-    fast: LogLinearPredictor | None = field(init=False, repr=False, compare=False)
+    # The default model's fast form, checked against the pipeline when loaded (None: served by
+    # its pipeline).
+    fast: FastForm | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "fast", LogLinearPredictor.derive(self.model, self.known_species))
+        try:
+            fast = FastForm.derive(self.project, self.model)
+        except Exception:  # not a default model: its pipeline answers
+            fast = None
+        object.__setattr__(self, "fast", fast)
 
-    def predict(self, frame: pd.DataFrame) -> weight_model.Predictions:
-        """Weights for a whole frame of fish, with unknown species flagged.
-
-        Raises ``DataError`` like ``tidemark.model.predict``. The fast form gives the pipeline's
-        answers without its fixed cost per call (about 11 ms, whatever the batch size).
-        """
-        if self.fast is None:
-            return weight_model.predict(self.model, frame)
-        weight_model.check_data(
-            frame, columns=weight_model.FEATURES, min_rows=0, error=weight_model.DataError
-        )
-        result = self.fast.predict(
-            frame[weight_model.SPECIES].tolist(),
-            frame["length_cm"].to_numpy(np.float64),
-            frame["height_cm"].to_numpy(np.float64),
-        )
-        unusable = ~np.isfinite(result.weight_kg) | (result.weight_kg <= 0)
-        if unusable.any():
-            raise weight_model.DataError(
-                f"sizes out of any plausible range give no usable weight at rows "
-                f"{np.flatnonzero(unusable).tolist()}"
-            )
-        return result
+    def predict(self, frame: pd.DataFrame) -> Predictions:
+        """Predictions for a whole frame of items by the pipeline, with unknown segments
+        flagged; raises ``DataError`` like ``tidemark.modelling.training.predict``. Callers on
+        a hot path use ``fast`` where there is one (the same answers without the pipeline's
+        fixed cost per call, about 11 ms)."""
+        return pipeline_predict(self.project, self.model, frame, segments=self.segments)
 
 
 __all__ = ["ModelWatcher", "RegistryUnavailableError", "ServedModel"]
@@ -94,10 +84,12 @@ class ModelWatcher:
     def __init__(
         self,
         registry: RegistrySettings,
+        project: Project,
         poll_interval_s: float | None = None,
         alias: str | None = None,
     ) -> None:
         self.registry = registry
+        self.project = project
         self.alias = alias or registry.production_alias
         self.poll_interval_s = (
             registry.poll_interval_s if poll_interval_s is None else poll_interval_s
@@ -223,7 +215,8 @@ class ModelWatcher:
             version=target.version,
             run_id=target.run_id,
             model=pipeline,
-            known_species=weight_model.known_species(pipeline),
+            project=self.project,
+            segments=known_segments(self.project, pipeline),
             loaded_at=utc_now(),
             tags=target.tags,
         )

@@ -1,4 +1,4 @@
-"""The registry contract on MLflow: register, load, promote and roll back ``fish-weight``.
+"""The registry contract on MLflow: register, load, promote and roll back a project's model.
 
 Every registered version comes from one training run that logs its parameters, metrics, the
 model (skops, with signature and input example), its training and held-out data as dataset
@@ -8,7 +8,10 @@ data itself as ``reference/training_data.parquet``, the drift reference of monit
 Production is the alias ``production``; promotion also moves the version to the ``Production``
 stage (archiving the previous one) while the installed MLflow supports stages. The registered
 model keeps its promotion history in a tag, so that a rollback is well defined: it re-points
-production to the version that was in production before the current one.
+production to the version that was in production before the current one. Before the alias
+moves, the move itself (which version, replacing which, how, why, on what figures) is recorded
+as a tag of its own (``tidemark.registry.history``), and the model's description ends with the
+table of every interval in which a version served.
 """
 
 from __future__ import annotations
@@ -43,8 +46,21 @@ from tidemark.judging.shadow import (
     ShadowRole,
 )
 from tidemark.logs import get_logger
-from tidemark.model import FEATURES, TARGET, predict
-from tidemark.registry.notes import MODEL_DESCRIPTION
+from tidemark.modelling.storage import TRUSTED_TYPES
+from tidemark.modelling.training import predict
+from tidemark.project.spec import Project
+from tidemark.registry.history import (
+    NO_FIGURES,
+    HowItCame,
+    MoveFigures,
+    ProductionMove,
+    live_figures,
+    move_tag,
+    moves_of,
+    production_intervals,
+    with_history,
+)
+from tidemark.registry.notes import model_description
 from tidemark.registry.reader import ArtifactError, RegistryReader
 from tidemark.schemas import ModelDecision
 
@@ -53,7 +69,6 @@ log = get_logger("registry")
 MODEL_ARTIFACT = "model"
 REFERENCE_DIR = "reference"
 REFERENCE_FILE = "training_data.parquet"
-REFERENCE_COLUMNS = ("fish_id", "species", "length_cm", "height_cm", TARGET, "measured_at")
 HISTORY_TAG = "production_history"
 PRODUCTION_STAGE = "Production"
 RUN_SOURCE = "tidemark flows"
@@ -119,9 +134,20 @@ def client(registry: RegistrySettings) -> MlflowClient:
     return MlflowClient(registry.tracking_uri, registry.tracking_uri)
 
 
+def reference_columns(project: Project) -> list[str]:
+    """The columns a version keeps of its training data: key, features, target, input time."""
+    return [
+        project.key,
+        *(f.name for f in project.features),
+        project.target.name,
+        project.times.input,
+    ]
+
+
 def register(
     registry: RegistrySettings,
-    model: Pipeline,
+    project: Project,
+    model: Any,
     *,
     training_data: pd.DataFrame,
     holdout: pd.DataFrame,
@@ -133,11 +159,14 @@ def register(
     tags: Mapping[str, str],
 ) -> VersionInfo:
     """Log one training run and register its model as a new version carrying ``tags``, with
-    ``description`` (Markdown) on the version and on the run."""
+    ``description`` (Markdown) on the version and on the run. The model is stored with skops
+    and the trusted types every loading process passes (no pickle)."""
     mlflow_client = client(registry)
     mlflow.set_experiment(registry.experiment)
-    features = training_data.loc[:, list(FEATURES)]
-    signature = infer_signature(features, predict(model, features).weight_kg)
+    present = [f.name for f in project.features if f.name in training_data.columns]
+    features = training_data.loc[:, present]
+    signature = infer_signature(features, predict(project, model, features).values)
+    kept = [c for c in reference_columns(project) if c in training_data.columns]
     # MLflow names the source after the process's entry point ("tidemark", "engine.py"...);
     # every version comes from the same flows, so they all say so.
     run_tags = {**tags, MLFLOW_SOURCE_NAME: RUN_SOURCE, MLFLOW_SOURCE_TYPE: "JOB"}
@@ -146,17 +175,19 @@ def register(
         mlflow.log_metrics(dict(metrics))
         for data, context in ((training_data, "training"), (holdout, "evaluation")):
             dataset = from_pandas(
-                data.loc[:, [c for c in REFERENCE_COLUMNS if c in data.columns]],
+                data.loc[:, [c for c in kept if c in data.columns]],
                 source=source,
-                targets=TARGET,
+                targets=project.target.name,
                 name=f"{registry.model_name}-{context}",
             )
             mlflow.log_input(dataset, context=context)
-        _log_reference(training_data)
+        _log_reference(training_data.loc[:, kept])
         info = mlflow.sklearn.log_model(
             model,
             name=MODEL_ARTIFACT,
             signature=signature,
+            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
+            skops_trusted_types=list(TRUSTED_TYPES),
             # MLflow checks the example by loading the model back, which no Tidemark process
             # may do (no deserialisation): it logs a warning and goes on. The flows check the
             # registered artifact themselves, loaded as the scorers load it.
@@ -167,7 +198,7 @@ def register(
     mlflow_client.update_model_version(
         registry.model_name, registered.version, description=description
     )
-    mlflow_client.update_registered_model(registry.model_name, description=MODEL_DESCRIPTION)
+    _publish_history(registry, model_description(project))
     log.info("registered", model=registry.model_name, version=registered.version)
     return _info(mlflow_client.get_model_version(registry.model_name, registered.version), run)
 
@@ -178,10 +209,9 @@ def set_version_description(registry: RegistrySettings, version: str, descriptio
 
 
 def _log_reference(training_data: pd.DataFrame) -> None:
-    columns = [c for c in REFERENCE_COLUMNS if c in training_data.columns]
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / REFERENCE_FILE
-        training_data.loc[:, columns].to_parquet(path, index=False)
+        training_data.to_parquet(path, index=False)
         mlflow.log_artifact(str(path), artifact_path=REFERENCE_DIR)
 
 
@@ -273,25 +303,81 @@ def production_history(registry: RegistrySettings) -> list[str]:
     return [str(v) for v in json.loads(raw)]
 
 
-def promote(registry: RegistrySettings, version: str) -> None:
-    """Make ``version`` production: the alias, the Production stage (previous archived), history.
+def promote(
+    registry: RegistrySettings,
+    version: str,
+    *,
+    how: HowItCame = HowItCame.FORCED,
+    reason: str = "promoted by hand",
+    figures: MoveFigures = NO_FIGURES,
+    decided_by: str = "",
+    flow_run_id: str | None = None,
+) -> None:
+    """Make ``version`` production: the move and the history, then the alias and the Production
+    stage (previous archived).
 
-    Promoting the version that is already in production changes nothing.
+    The move (``how`` it came, the ``reason`` and the ``figures`` of the decision) and the
+    history are written before the alias moves, so that no move is missing from the production
+    history and a promotion that fails half-way and is retried finds its version already last
+    and does not add it twice; promoting the version that is already in production changes
+    nothing.
     """
     version_info(registry, version)
+    current = production_version(registry)
+    if current != version:
+        record_move(
+            registry,
+            ProductionMove(
+                version=version,
+                previous=current,
+                at=datetime.now(UTC),
+                how=how,
+                reason=reason,
+                figures=figures,
+                decided_by=decided_by,
+                flow_run_id=flow_run_id,
+            ),
+        )
     history = production_history(registry)
-    _point_production(registry, version)
     if not history or history[-1] != version:
         _write_history(registry, [*history, version])
-    log.info("promoted", model=registry.model_name, version=version)
+    if production_version(registry) != version:
+        _point_production(registry, version)
+    _publish_history(registry)
+    log.info("promoted", model=registry.model_name, version=version, how=how.value)
 
 
-def rollback(registry: RegistrySettings) -> tuple[str, str]:
-    """Re-point production to the version before the current one; returns (from, to)."""
+def rollback(
+    registry: RegistrySettings,
+    version: str | None = None,
+    *,
+    reason: str = "rolled back by hand",
+    figures: MoveFigures = NO_FIGURES,
+    decided_by: str = "",
+) -> tuple[str, str]:
+    """Re-point production to the version before the current one; returns (from, to).
+
+    With ``version`` (the version to roll back), a rollback that already happened is not done
+    again: when production is no longer ``version`` and the history no longer holds it last,
+    nothing changes and (``version``, production) is returned, so a retried rollback cannot
+    roll back a second version. The move (``rollback``, with ``reason`` and ``figures``) and the
+    history are written before the alias moves: a rollback that fails half-way and is retried
+    then finds its target last in the history.
+    """
     current = production_version(registry)
     if current is None:
         raise RegistryError(f"{registry.model_name} has no production version to roll back")
     history = production_history(registry)
+    if version is not None and current != version:
+        if history and history[-1] == current:
+            log.info("already rolled back", model=registry.model_name, version=version)
+            return version, current
+        raise RegistryError(
+            f"{registry.model_name} v{version} is not in production (v{current} is)"
+        )
+    # Entries after the last of the current version are promotions whose alias never moved.
+    if current in history:
+        history = history[: len(history) - history[::-1].index(current)]
     while history and history[-1] == current:
         history.pop()
     if not history:
@@ -300,11 +386,63 @@ def rollback(registry: RegistrySettings) -> tuple[str, str]:
             "there is nothing to roll back to"
         )
     previous = history[-1]
-    _point_production(registry, previous)
+    record_move(
+        registry,
+        ProductionMove(
+            version=previous,
+            previous=current,
+            at=datetime.now(UTC),
+            how=HowItCame.ROLLBACK,
+            reason=reason,
+            figures=figures,
+            decided_by=decided_by,
+        ),
+    )
     _write_history(registry, history)
+    _point_production(registry, previous)
     set_version_tags(registry, current, {"rolled_back_at": datetime.now(UTC).isoformat()})
+    _publish_history(registry)
     log.info("rolled back", model=registry.model_name, current=previous, rolled_back=current)
     return current, previous
+
+
+def production_moves(registry: RegistrySettings) -> list[ProductionMove]:
+    """Every recorded move of the production alias, oldest first."""
+    return moves_of(_model_tags(registry))
+
+
+def record_move(registry: RegistrySettings, move: ProductionMove) -> None:
+    """Append ``move`` to the history: a tag of its own, never written again.
+
+    A promotion retried after its alias move failed finds its own move last and records
+    nothing more.
+    """
+    moves = production_moves(registry)
+    if moves and moves[-1].version == move.version and moves[-1].how is move.how:
+        return
+    client(registry).set_registered_model_tag(
+        registry.model_name, move_tag(move.at), move.model_dump_json()
+    )
+
+
+def _model_tags(registry: RegistrySettings) -> dict[str, str]:
+    try:
+        model = client(registry).get_registered_model(registry.model_name)
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return {}
+        raise
+    return dict(model.tags or {})
+
+
+def _publish_history(registry: RegistrySettings, description: str | None = None) -> None:
+    """End the registered model's description (``description``, else its own) with the table
+    of production intervals, for the MLflow page of the model."""
+    mlflow_client = client(registry)
+    model = mlflow_client.get_registered_model(registry.model_name)
+    intervals = production_intervals(moves_of(dict(model.tags or {})))
+    text = with_history(description or model.description or "", intervals)
+    mlflow_client.update_registered_model(registry.model_name, description=text)
 
 
 def _point_production(registry: RegistrySettings, version: str) -> None:
@@ -455,7 +593,10 @@ def load_shadow_state(registry: RegistrySettings, version: str) -> ShadowEvaluat
 
 
 def rollback_with_reason(
-    registry: RegistrySettings, reason: str, evidence: ModelDecision | None = None
+    registry: RegistrySettings,
+    reason: str,
+    evidence: ModelDecision | None = None,
+    version: str | None = None,
 ) -> tuple[str, str]:
     """Roll production back (see ``rollback``) and record why on both versions.
 
@@ -464,8 +605,24 @@ def rollback_with_reason(
     their description (with the live evidence when the rollback was decided on it). A
     challenger alias on the restored version is cleared: production is not its own
     challenger. Returns (rolled back, restored).
+
+    With ``version`` (the version to roll back) it is idempotent (see ``rollback``): retried
+    after it succeeded, or after it failed once the reasons were recorded, it changes nothing
+    and adds no second paragraph.
     """
-    rolled_back, restored = rollback(registry)
+    figures = live_figures(evidence, rollback=True) if evidence is not None else NO_FIGURES
+    rolled_back, restored = rollback(
+        registry,
+        version,
+        reason=reason,
+        figures=figures,
+        decided_by=evidence.decided_by if evidence else "manual",
+    )
+    recorded = version_info(registry, rolled_back).tags
+    if recorded.get("rolled_back_to") == restored and recorded.get("rolled_back_reason") == reason:
+        if challenger_version(registry) == restored:
+            clear_challenger(registry)
+        return rolled_back, restored
     at = datetime.now(UTC)
     set_version_tags(
         registry, rolled_back, {"rolled_back_reason": reason, "rolled_back_to": restored}
@@ -475,16 +632,17 @@ def rollback_with_reason(
         restored,
         {"restored_reason": reason, "restored_from": rolled_back, "restored_at": at.isoformat()},
     )
-    figures = f" {_evidence(evidence)}" if evidence is not None else ""
+    paragraph = f" {_evidence(evidence)}" if evidence is not None else ""
     _append_description(
         registry,
         rolled_back,
-        f"**Rolled back** on {_when(at)}; v{restored} is in production again: {reason}.{figures}",
+        f"**Rolled back** on {_when(at)}; v{restored} is in production again: {reason}.{paragraph}",
     )
     _append_description(
         registry,
         restored,
-        f"**Restored** to production on {_when(at)}, replacing v{rolled_back}: {reason}.{figures}",
+        f"**Restored** to production on {_when(at)}, replacing v{rolled_back}: "
+        f"{reason}.{paragraph}",
     )
     if challenger_version(registry) == restored:
         clear_challenger(registry)

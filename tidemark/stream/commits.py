@@ -28,6 +28,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from tidemark.kafka_io import BackgroundFlush
 from tidemark.logs import get_logger
+from tidemark.stream.health import Backlog
 from tidemark.stream.inflight import Ack, InFlight, Offsets
 
 log = get_logger("commits")
@@ -67,8 +68,9 @@ class CommitPolicy(Protocol[T_contra]):
         """Before a batch is sent: wait if the policy must."""
         ...
 
-    def sent(self, offsets: Offsets, acks: Sequence[Ack], payload: T_contra) -> None:
-        """A batch was sent: the offsets after its records, its sends' futures, its payload."""
+    def sent(self, offsets: Offsets, acks: Sequence[Ack], payload: T_contra | None) -> None:
+        """A batch was sent: the offsets after its records, its sends' futures, its payload
+        (None: nothing to make durable)."""
         ...
 
     def commit_settled(self) -> None:
@@ -94,11 +96,13 @@ class AckedCommits(Generic[T]):
         max_in_flight: int,
         timeout_ms: int,
         durable: Callable[[T], None] = _nothing_durable,
+        backlog: Backlog | None = None,
     ) -> None:
         self._consumer = consumer
         self._producer = producer
         self._flush = BackgroundFlush(producer)
-        self._in_flight: InFlight[T] = InFlight(max_in_flight)
+        self._in_flight: InFlight[T | None] = InFlight(max_in_flight)
+        self._backlog = backlog if backlog is not None else Backlog()
         self._timeout_ms = timeout_ms
         self._durable = durable
         # Settled offsets not committed yet, and the one commit request under way: a loop that
@@ -132,7 +136,7 @@ class AckedCommits(Generic[T]):
         self,
         offsets: dict[TopicPartition, OffsetAndMetadata],
         acks: Sequence[Ack],
-        payload: T,
+        payload: T | None,
     ) -> None:
         """A batch's output was just sent: have it leave now and commit ``offsets`` once acked."""
         self._flush.request()
@@ -156,6 +160,8 @@ class AckedCommits(Generic[T]):
                 owned = self._consumer.assignment()
                 retry = {tp: o for tp, o in offsets.items() if tp in owned}
                 self._uncommitted = retry | self._uncommitted
+            else:
+                self._backlog.committed(offsets)
         if self._uncommitted:
             offsets, self._uncommitted = self._uncommitted, {}
             # A commit lost to a crash only replays records whose output is already durable,
@@ -174,6 +180,7 @@ class AckedCommits(Generic[T]):
         owned = self._take_owned(self._finish_settled())
         if owned:
             self._consumer.commit(owned, timeout_ms=self._timeout_ms)
+            self._backlog.committed(owned)
 
     def settle_revoked(self, partitions: Iterable[TopicPartition]) -> Offsets:
         """Partitions go to another consumer: what may be committed for this one's work first.
@@ -199,6 +206,7 @@ class AckedCommits(Generic[T]):
         """Partitions lost without a chance to commit (the group moved on without us)."""
         lost = set(partitions)
         self._in_flight.forget(lost)
+        self._backlog.forget(lost)
         self._uncommitted = {tp: o for tp, o in self._uncommitted.items() if tp not in lost}
 
     def listener(
@@ -232,7 +240,8 @@ class AckedCommits(Generic[T]):
     def _finish_settled(self) -> Offsets:
         settled = self._in_flight.settled()
         for payload in settled.payloads:
-            self._durable(payload)
+            if payload is not None:
+                self._durable(payload)
         return settled.offsets
 
     def _take_owned(self, settled: Offsets) -> Offsets:
@@ -344,6 +353,7 @@ class MarkedCommits(Generic[T]):
         mark: Callable[[], Offsets],
         resume: Callable[[Offsets], None],
         durable: Callable[[T], None] = _nothing_durable,
+        backlog: Backlog | None = None,
     ) -> None:
         self._consumer = consumer
         self._producer = producer
@@ -351,7 +361,8 @@ class MarkedCommits(Generic[T]):
         self._mark = mark
         self._resume = resume
         self._durable = durable
-        self._sent: list[tuple[Sequence[Ack], T]] = []
+        self._backlog = backlog if backlog is not None else Backlog()
+        self._sent: list[tuple[Sequence[Ack], T | None]] = []
         self._committed: Offsets = {}
 
     def listener(
@@ -367,7 +378,7 @@ class MarkedCommits(Generic[T]):
     def make_room(self) -> None:
         """Before sending a batch: nothing to wait for, every round's output was acknowledged."""
 
-    def sent(self, offsets: Offsets, acks: Sequence[Ack], payload: T) -> None:
+    def sent(self, offsets: Offsets, acks: Sequence[Ack], payload: T | None) -> None:
         """A batch's output was just sent; its offsets are the mark's to say."""
         self._sent.append((acks, payload))
 
@@ -385,13 +396,17 @@ class MarkedCommits(Generic[T]):
                         raise KafkaTimeoutError("an acknowledgement did not come in time")
                     if ack.exception is not None:
                         raise ack.exception
-                self._durable(payload)
+                if payload is not None:
+                    self._durable(payload)
             self._sent.clear()
         owned = self._consumer.assignment()
         mark = {tp: o for tp, o in self._mark().items() if tp in owned}
         if mark and mark != self._committed:
             self._consumer.commit(mark, timeout_ms=self._timeout_ms)
             self._committed = mark
+        # The round's input is in the service's state, which its mark makes good after a
+        # restart: none of it waits for a commit in the sense of health.
+        self._backlog.clear()
 
     def assigned(self, partitions: Sequence[TopicPartition]) -> None:
         """Give the service what was committed for every partition it owns now (it may resume

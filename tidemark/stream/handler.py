@@ -12,6 +12,8 @@ decoder of each, and fills in the hooks it needs:
 - ``assigned`` and ``revoked``: partitions given to this process or taken from it, on the
   loop's own thread, after the poll in which the group changed and before its batch;
 - ``tick``: after every round, batch or none: work driven by time rather than records;
+- ``event_time``: a message's event time, which the runtime checks against the clock before
+  ``process`` sees the message (:class:`tidemark.stream.records.Clock`);
 - ``commits``: when its input offsets are committed (:class:`Commits`); a service that commits
   at its own mark says where (``mark``) and reads it back on assignment (``resume``).
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from enum import Enum
 from typing import ClassVar, Generic, TypeVar
 
@@ -63,6 +66,11 @@ class Output:
         """Send ``records`` to ``topic``, each keyed by its item."""
         self.acks += kafka_io.send(self._producer, self._kafka, topic, records)
 
+    def send_encoded(self, topic: str, records: Iterable[tuple[bytes, bytes]]) -> None:
+        """Send records already encoded, as (key, value) pairs, to ``topic``."""
+        send = self._producer.send
+        self.acks += [send(topic, key=key, value=value) for key, value in records]
+
     def dead_letters(self, letters: Iterable[DeadLetter]) -> None:
         """Send dead letters to the dead-letter topic, keyed by their source topic."""
         self.acks += kafka_io.send(
@@ -89,6 +97,10 @@ class Handler(ABC, Generic[M, T]):
     @abstractmethod
     def process(self, batch: Batch[M], out: Output) -> T:
         """Handle one polled batch: send its output through ``out``; what to make durable."""
+
+    def event_time(self, message: M) -> datetime | None:
+        """The message's event time, checked against the clock (None: not checked)."""
+        return None
 
     def durable(self, payload: T) -> None:
         """A batch's output is acknowledged: make ``payload`` durable before its commit."""

@@ -105,7 +105,7 @@ def settings(stack: Stack) -> Iterator[Settings]:
 @pytest.fixture(scope="module")
 def production(settings: Settings) -> str:
     """Version 1, trained and promoted by the platform's train flow (what `make up` runs)."""
-    outcome = train(phases=["salmon"], seed=42)
+    outcome = train(seed=42)
     assert outcome.decision == "promoted"
     assert outcome.version is not None
     return outcome.version

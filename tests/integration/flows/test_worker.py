@@ -7,27 +7,20 @@ polls it. The run is started the way the monitor starts it, through ``RetrainTri
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.objects import FlowRun, StateType
-from prefect.exceptions import ObjectNotFound
+from prefect.client.schemas.objects import StateType
 
-from infra.local.components import prefect_env
-from infra.local.stack import Stack
 from monitoring.trigger import RetrainTrigger
+from tests.integration.flows.conftest import StartWorker, flow_run
 from tests.integration.streaming.streams import wait_for
 from tidemark import kafka_io
-from tidemark.config import SECTIONS, Settings
-from tidemark.orchestration import FLOW_NAMES, deployment_name, prefect_api, work_pool_ready
+from tidemark.config import Settings
+from tidemark.orchestration import prefect_api
 from tidemark.project.catalog import load_catalog
 from tidemark.registry import writer as registry
 from tidemark.scenario import generate_frame, load_scenario
@@ -35,64 +28,6 @@ from tidemark.schemas import RetrainReason, RetrainRequest, Scored, utc_now
 from tidemark.store import TrainingStore
 
 FISH = load_catalog(Path("projects")).contracts("fish-weight")
-
-
-def _ready(settings: Settings) -> bool:
-    try:
-        work_pool_ready(settings.orchestration)
-    except Exception:  # not yet: the pool, a deployment or the worker's heartbeat is missing
-        return False
-    return True
-
-
-@pytest.fixture
-def pooled(stack: Stack, tmp_path: Path) -> Iterator[Settings]:
-    """Settings naming a pool of this test's own, with a worker of it running."""
-    tag = uuid.uuid4().hex[:6]
-    settings = stack.settings.override(
-        orchestration_work_pool=f"pool-{tag}",
-        orchestration_worker_poll_s=1.0,
-        registry_model_name=f"worker-{tag}",
-        store_collection=f"training_data_worker_{tag}",
-        # Absolute: a process worker runs each flow in a folder of its own, where the default
-        # relative `projects` is not found and the retrain fails (ProjectError).
-        projects_dir=Path("projects").resolve(),
-    )
-    log = tmp_path / "worker.log"
-    env = os.environ | settings.as_env(*SECTIONS) | prefect_env(settings, stack.state)
-    with log.open("ab") as out:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "tidemark", "worker", "--deploy"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_for(lambda: worker.poll() is None and _ready(settings), 180, "a worker of the pool")
-        yield settings
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
-        # The deployments keep their names: other tests serve them without a pool.
-        with prefect_api(settings.orchestration), get_client(sync_client=True) as client:
-            for flow in FLOW_NAMES:
-                try:
-                    client.delete_deployment(
-                        client.read_deployment_by_name(deployment_name(flow)).id
-                    )
-                except ObjectNotFound:
-                    continue
-            client.delete_work_pool(settings.orchestration.work_pool)
-        assert worker.returncode is not None, log.read_text()
-
-
-def _run(settings: Settings, run_id: str) -> FlowRun:
-    with prefect_api(settings.orchestration), get_client(sync_client=True) as client:
-        return client.read_flow_run(uuid.UUID(run_id))
 
 
 def _store_a_few_fish(settings: Settings, start: datetime, count: int) -> None:
@@ -123,7 +58,14 @@ def _store_a_few_fish(settings: Settings, start: datetime, count: int) -> None:
         assert store.upsert_many([FISH.decode_scored(r.to_json()) for r in records]) == count
 
 
-def test_a_retrain_the_monitor_starts_runs_on_a_worker_of_the_pool(pooled: Settings) -> None:
+def test_a_retrain_the_monitor_starts_runs_on_a_worker_of_the_pool(
+    pooled: Settings, start_worker: StartWorker
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    pooled = pooled.override(
+        registry_model_name=f"worker-{tag}", store_collection=f"training_data_worker_{tag}"
+    )
+    start_worker(pooled)
     now = utc_now()
     # Joined fish in the window, too few for evidence: the retrain ends, as it should, with
     # insufficient_evidence, registering nothing (an empty window would fail it).
@@ -144,8 +86,10 @@ def test_a_retrain_the_monitor_starts_runs_on_a_worker_of_the_pool(pooled: Setti
         producer.close()
     started = time.monotonic()
 
-    wait_for(lambda: (s := _run(pooled, run_id).state) is not None and s.is_final(), 240, "the run")
-    run = _run(pooled, run_id)
+    wait_for(
+        lambda: (s := flow_run(pooled, run_id).state) is not None and s.is_final(), 240, "the run"
+    )
+    run = flow_run(pooled, run_id)
     assert run.work_pool_name == pooled.orchestration.work_pool
     # A worker submitted it (its process id is recorded) and the flow itself ran.
     assert run.infrastructure_pid

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from prefect import flow
 
-from tidemark.orchestration import RETRAIN_FLOW
+from tidemark.orchestration import RETRAIN_FLOW, SegmentStart
 
 
 @flow(name=RETRAIN_FLOW)
@@ -23,9 +23,11 @@ def retrain(
     metric_value: float | None = None,
     threshold: float | None = None,
     species: list[str] | None = None,
+    segment_starts: dict[str, SegmentStart] | None = None,
 ) -> str:
     """Pretend to retrain: wait a little, so that the run is in flight for a moment."""
     del window_start, window_end, last_n, metric, metric_value, threshold, species
+    del segment_starts
     time.sleep(3)
     return reason
 

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 import pandas as pd
 from evidently.ui.workspace import Workspace
@@ -183,6 +184,10 @@ def test_an_error_jump_triggers_exactly_one_retrain(
     training_start = shift - timedelta(seconds=2)
     assert pd.Timestamp(str(parameters["window_start"])) == pd.Timestamp(training_start)
     assert pd.Timestamp(str(parameters["window_end"])) == pd.Timestamp(request.window_end)
+    # ...but the walleye only from their first fish, where their incident began.
+    starts = cast(dict[str, dict[str, str]], parameters["segment_starts"])
+    walleye_start = starts["walleye"]["start"]
+    assert pd.Timestamp(str(walleye_start)) >= pd.Timestamp(shift)
 
     report = fired[0].reports
     assert report is not None

@@ -72,7 +72,7 @@ def test_every_measurement_is_scored_and_every_weighed_fish_joined_once(
     metrics = joiner.metrics()
     expired = metrics['tidemark_joiner_expired_total{side="prediction"}']
     pending = metrics["tidemark_joiner_pending"]
-    assert metrics['tidemark_joiner_expired_total{side="weight"}'] == 0
+    assert metrics['tidemark_joiner_expired_total{side="truth"}'] == 0
     assert expired > 0
     assert expired + pending == len(unweighed)
     assert len(must_wait) <= pending, (len(must_wait), pending, len(unweighed))

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from benchmarks.fish import FISH
 from infra.local.stack import Stack
 from tests.integration.registered import register_scenario_model
 from tidemark.config import Settings
@@ -25,7 +26,7 @@ def watched(stack: Stack) -> Settings:
 
 
 def test_no_production_model_is_not_an_error(watched: Settings) -> None:
-    watcher = ModelWatcher(watched.registry)
+    watcher = ModelWatcher(watched.registry, FISH)
     assert watcher.check_now() is False
     assert watcher.current is None
     assert watcher.registry_ok
@@ -39,18 +40,18 @@ def test_follows_promotion_and_rollback(watched: Settings) -> None:
     second = _register(watched, watched.registry.model_name, ["salmon", "walleye"])
     client.set_registered_model_alias(watched.registry.model_name, "production", first)
 
-    watcher = ModelWatcher(watched.registry, poll_interval_s=0.2)
+    watcher = ModelWatcher(watched.registry, FISH, poll_interval_s=0.2)
     swaps: list[str] = []
     watcher.add_listener(lambda served: swaps.append(served.version))
     loaded = watcher.wait_for_model(timeout_s=60)
     assert loaded.version == first
-    assert loaded.known_species == {"salmon"}
+    assert loaded.segments == {"salmon"}
 
     client.set_registered_model_alias(watched.registry.model_name, "production", second)
     assert watcher.check_now() is True
     assert watcher.current is not None
     assert watcher.current.version == second
-    assert watcher.current.known_species == {"salmon", "walleye"}
+    assert watcher.current.segments == {"salmon", "walleye"}
     assert watcher.check_now() is False  # nothing moved since
 
     client.set_registered_model_alias(watched.registry.model_name, "production", first)
@@ -66,14 +67,14 @@ def test_follows_promotion_and_rollback(watched: Settings) -> None:
     assert swaps == [first, second, first]
 
     fish = pd.DataFrame({"species": ["walleye"], "length_cm": [50.0], "height_cm": [10.0]})
-    assert watcher.current.predict(fish).species_known.tolist() == [False]
+    assert watcher.current.predict(fish).segment_known.tolist() == [False]
 
 
 def test_unreachable_registry_keeps_the_last_model(stack: Stack, watched: Settings) -> None:
     client = MlflowClient(watched.registry.tracking_uri)
     version = _register(watched, watched.registry.model_name, ["salmon"])
     client.set_registered_model_alias(watched.registry.model_name, "production", version)
-    watcher = ModelWatcher(watched.registry)
+    watcher = ModelWatcher(watched.registry, FISH)
     watcher.wait_for_model(timeout_s=60)
 
     with stack.paused("mlflow"):

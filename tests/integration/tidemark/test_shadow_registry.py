@@ -106,7 +106,7 @@ def test_a_version_runs_in_shadow_and_its_verdict_is_recorded(
     models_command()
     shown = " ".join(capsys.readouterr().out.split())
     assert (
-        f"challenger: v{v2} in shadow against v{v1}: promote after {state.n} fish in "
+        f"challenger: v{v2} in shadow against v{v1}: promote after {state.n} items in "
         f"{state.looks} windows (log LR {state.statistic:.2f}"
     ) in shown
     assert f"promote (n {state.n}, log LR " in shown

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from infra.local.components import (
     infrastructure,
     kafka_cluster_id,
@@ -112,3 +114,37 @@ def test_one_kafka_node_keeps_its_name_folder_and_standalone_quorum(tmp_path: Pa
     properties = kafka_properties(settings, node, [node])
     assert "controller.quorum.bootstrap.servers=127.0.0.1:19093" in properties
     assert "offsets.topic.replication.factor=1" in properties
+
+
+def test_a_stream_service_is_unhealthy_when_its_metrics_say_it_makes_no_progress(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from infra.local import components
+    from tidemark.stream.health import LoopHealth
+
+    registry = CollectorRegistry()
+    health = LoopHealth(registry, max_restarts=2, max_uncommitted_s=60)
+
+    class Answer:
+        text = ""
+
+        def raise_for_status(self) -> None:
+            return None
+
+    def get(url: str, timeout: float) -> Answer:
+        assert url == "http://127.0.0.1:9101/metrics"
+        answer = Answer()
+        answer.text = generate_latest(registry).decode()
+        return answer
+
+    monkeypatch.setattr(components.httpx, "get", get)
+    check = components.makes_progress(9101)
+    check()
+    health.restarted()
+    health.restarted()
+    with pytest.raises(RuntimeError, match="2 loop restarts in a row"):
+        check()
+    health.round_done()
+    check()

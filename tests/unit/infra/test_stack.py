@@ -20,11 +20,19 @@ def test_each_service_gets_exactly_the_variables_of_its_sections(tmp_path: Path)
     services = {c.name: c for c in stack.components() if c.service}
     for service in services.values():
         given = {key for key in service.env if key.startswith("TIDEMARK_")}
-        # The monitor writes its reports under the stack's state folder.
-        assert given - {"TIDEMARK_STACK_STATE_DIR"} == set(settings.as_env(*service.sections))
+        # The monitor writes its reports under the stack's state folder; the scorer and the
+        # joiner, run there too, find the projects of the folder the stack was started from.
+        outside = {"TIDEMARK_STACK_STATE_DIR", "TIDEMARK_PROJECTS_DIR"}
+        assert given - outside == set(settings.as_env(*service.sections))
+    for name in ("scorer", "joiner"):
+        assert services[name].env["TIDEMARK_PROJECTS_DIR"] == str(Path("projects").resolve())
     assert services["scorer"].env["TIDEMARK_KAFKA_BOOTSTRAP_SERVERS"] == "127.0.0.1:19092"
     assert services["serving"].env["TIDEMARK_REGISTRY_TRACKING_URI"] == "http://127.0.0.1:15000"
-    assert "TIDEMARK_KAFKA_BOOTSTRAP_SERVERS" not in services["serving"].env
+    # The server finds predictions again on their topics (GET /predictions/{key}), not in
+    # the training store.
+    assert services["serving"].env["TIDEMARK_KAFKA_BOOTSTRAP_SERVERS"] == "127.0.0.1:19092"
+    assert "TIDEMARK_STORE_URI" not in services["serving"].env
+    assert services["serving"].env["TIDEMARK_PROJECTS_DIR"] == str(Path("projects").resolve())
     assert "TIDEMARK_STORE_URI" not in services["scorer"].env
     assert services["monitor"].env["TIDEMARK_STACK_STATE_DIR"] == str(
         (tmp_path / "state").resolve()

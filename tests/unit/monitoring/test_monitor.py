@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from kafka.structs import TopicPartition
+from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from monitoring.judgement import WindowJudgement
 from monitoring.monitor import Monitor
 from monitoring.policy import (
+    Alarm,
     GateState,
     IncidentKey,
     IncidentKind,
@@ -34,7 +35,8 @@ from tests.unit.tidemark.stream.raw import Record
 from tidemark.config import Settings
 from tidemark.judging.decisions import Decision
 from tidemark.schemas import RetrainRequest, Scored, utc_now
-from tidemark.stream.records import Batch, decode
+from tidemark.stream.loop import clock_of
+from tidemark.stream.records import Batch, Clock, decode
 
 SALMON_ERROR = IncidentKey(IncidentKind.ERROR, "salmon")
 PIKE_UNSEEN = IncidentKey(IncidentKind.UNSEEN, "pike")
@@ -46,14 +48,23 @@ class FakeTrigger:
     def __init__(self) -> None:
         self.runs: list[IncidentRun] = []
         self.requests: list[RetrainRequest] = []
+        self.segment_starts: list[dict[str, Any]] = []
+        self.judged: list[Any] = []
         self._ids = itertools.count(1)
 
     def publish(self, request: RetrainRequest) -> None:
         self.requests.append(request)
 
     def start_run(
-        self, request: RetrainRequest, training_start: datetime, incidents: Any = ()
+        self,
+        request: RetrainRequest,
+        training_start: datetime,
+        incidents: Any = (),
+        segment_starts: Any = None,
+        judged: Any = None,
     ) -> str:
+        self.segment_starts.append(dict(segment_starts or {}))
+        self.judged.append(judged)
         run = IncidentRun(
             flow_run_id=f"run-{next(self._ids)}",
             created_at=utc_now(),
@@ -62,6 +73,7 @@ class FakeTrigger:
             incidents=frozenset(incidents),
             data_start=min(training_start, request.window_start),
             model_version=request.model_version,
+            segment_starts={k: v.start for k, v in (segment_starts or {}).items()},
         )
         self.runs.append(run)
         return run.flow_run_id
@@ -292,14 +304,14 @@ def test_a_window_judged_while_the_alias_moved_raises_no_retrain() -> None:
     assert trigger.runs == []
 
 
-def polled(*fish: tuple[int, Scored | bytes]) -> Batch[Scored]:
+def polled(*fish: tuple[int, Scored | bytes], clock: Clock | None = None) -> Batch[Scored]:
     """A batch of ``fish.scored`` on partition 0: (offset, record or raw bytes) each."""
     topic = Settings().kafka.topics.scored
     records = [
         Record(topic, 0, offset, b"k", value if isinstance(value, bytes) else value.to_json())
         for offset, value in fish
     ]
-    return decode({TopicPartition(topic, 0): records}, {topic: Scored}, 10_000)
+    return decode({TopicPartition(topic, 0): records}, {topic: Scored}, 10_000, clock)
 
 
 def test_a_monitor_resumed_from_the_committed_mark_judges_no_window_twice() -> None:
@@ -324,3 +336,132 @@ def test_a_monitor_resumed_from_the_committed_mark_judges_no_window_twice() -> N
     assert restarted.windows is not None
     assert restarted.windows.open_windows == 1
     assert restarted.mark()[partition].offset == 61
+
+
+def _half_and_half(index: int, before: float, after: float, count: int = 30) -> ClosedWindow:
+    """Window ``index`` of ``count`` salmon: the first half at error ``before``, the rest at
+    ``after`` (the law changed in the middle)."""
+    records = [
+        scored(60 * index + i * 2.0, rel_error=before if i < count // 2 else after)
+        for i in range(count)
+    ]
+    start = T0 + timedelta(seconds=60 * index)
+    return ClosedWindow.of(start, start + timedelta(seconds=60), records)
+
+
+def test_a_retrain_reads_the_changed_species_only_from_the_change_inside_its_window() -> None:
+    """Issue 26: three calm windows, then the salmon law changes half-way through a window.
+    The retrain's window reaches back to a calm window (for the species it must not forget),
+    but the salmon are read only from the first fish of the new law, and it gathers until
+    enough of THOSE are in (the 15 of the old law in the changed window count for nothing)."""
+    watched, trigger = monitor()
+    for i in range(3):
+        watched.judge(window(i, salmon=(30, 0.03)))
+    changed = watched.judge(_half_and_half(3, 0.03, 0.30))
+    assert states(changed) == {"error:salmon": GateState.GATHERING}
+    [held] = changed.alarms
+    assert "15 of the 60" in held.gate.why
+    change = T0 + timedelta(seconds=180 + 15 * 2.0)
+    assert held.alarm.data_start == change
+    more = watched.judge(window(4, salmon=(30, 0.30)))
+    fired = watched.judge(window(5, salmon=(30, 0.30)))
+    assert states(more) == {"error:salmon": GateState.GATHERING}
+    assert fired.triggered or watched.incidents.queue
+    watched.incidents.drain(force=True)
+    [run] = trigger.runs
+    [starts] = trigger.segment_starts
+    assert set(starts) == {"salmon"}
+    assert starts["salmon"].start == change
+    assert "change-point" in starts["salmon"].reason
+    # The other species reach back: the retrain's window starts before the change.
+    assert run.data_start is not None
+    assert run.data_start < change
+
+
+def test_after_a_promotion_an_incident_of_the_new_version_is_not_held_by_the_old_ones() -> None:
+    """Issue 26: v2 was promoted by salmon's retrain (asked on v1) a moment ago; salmon's
+    error under v2 is still above the threshold: a new incident of v2, which fires at once
+    (not held by v1's cooldown) and reads the salmon only from the first fish v2 scored."""
+    follower = FakeFollower()
+    watched, trigger = monitor(follower=follower)
+    watched.judge(window(0, salmon=(60, 0.2)))
+    trigger.end("run-1")
+    follower.current = Production("2", "run", None, frozenset({"salmon"}))
+    mixed = [
+        *(scored(60 + i * 0.5, rel_error=0.03) for i in range(20)),
+        *(scored(70 + i * 0.5, rel_error=0.2, version="2") for i in range(60)),
+    ]
+    start = T0 + timedelta(seconds=60)
+    again = watched.judge(ClosedWindow.of(start, start + timedelta(seconds=60), mixed))
+    assert states(again) == {"error:salmon": GateState.FIRED}, again.alarms
+    assert "on v2" in again.alarms[0].gate.why
+    assert [r.model_version for r in trigger.runs] == ["1", "2"]
+    assert trigger.segment_starts[-1]["salmon"].start == T0 + timedelta(seconds=70)
+
+
+def test_a_record_from_the_future_is_dead_lettered_and_moves_no_window_clock() -> None:
+    """Issue 21: a scored record dated ten years ahead would close every real window as late;
+    it leaves as a dead letter and the minute of salmon is judged as usual."""
+    judged: list[WindowJudgement] = []
+    watched, _ = monitor(on_judgement=judged.append)
+    watched.resume({})
+    decade = (utc_now() - T0).total_seconds() + 10 * 365 * 86_400
+    # The stack's skew; a horizon that lets these fish of a fixed past day through.
+    stack = clock_of(watched, watched.settings)
+    assert stack is not None
+    clock = replace(stack, horizon=timedelta(days=3650))
+    batch = polled((0, scored(decade)), *((i + 1, scored(i)) for i in range(60)), clock=clock)
+    watched.process(batch, cast(Any, None))
+    [letter] = batch.dead
+    assert "ahead of the clock" in letter.error
+    assert watched.windows is not None
+    assert watched.windows.closed_until is None
+    watched.process(polled((61, scored(130)), clock=clock), cast(Any, None))
+    watched.tick()
+    assert [j.window.start for j in judged] == [T0]
+    assert judged[0].window.overall.count == 60
+    # The dead letter is accounted for: the commit passes it.
+    assert watched.windows.commit_offsets()[0] == 61
+
+
+def test_a_window_clock_committed_in_the_future_is_not_resumed() -> None:
+    watched, _ = monitor()
+    future = utc_now() + timedelta(days=3650)
+    meta = f'{{"closed_until": "{future.isoformat()}", "seen_until": 5}}'
+    topic = Settings().kafka.topics.scored
+    watched.resume({TopicPartition(topic, 0): OffsetAndMetadata(5, meta, -1)})
+    assert watched.windows is not None
+    assert watched.windows.closed_until is None
+
+
+def test_a_new_production_version_closes_the_old_versions_waiting_incidents() -> None:
+    """Issue 22's last point: salmon gather evidence on v1; v2 is promoted; the v1 incident
+    is closed, and v2's windows start their own."""
+    follower = FakeFollower()
+    watched, trigger = monitor(follower=follower)
+    gathering = watched.judge(window(0, salmon=(30, 0.3)))
+    assert states(gathering) == {"error:salmon": GateState.GATHERING}
+    follower.current = Production("2", "run", None, frozenset({"salmon"}))
+    calm = watched.judge(
+        ClosedWindow.of(
+            T0 + timedelta(seconds=60),
+            T0 + timedelta(seconds=120),
+            [scored(60 + i, rel_error=0.02, version="2") for i in range(30)],
+        )
+    )
+    assert calm.alarms == ()
+    assert watched.incidents.gathering == {}
+    assert trigger.runs == []
+
+
+def test_a_drift_retrain_judges_only_the_species_with_evidence_enough() -> None:
+    """Issue 21: one stray pike among many salmon must not make a drift retrain end short of
+    evidence: the retrain judges the salmon and only trains on the pike."""
+    watched, trigger = monitor()
+    watched.incidents.thresholds = watched.thresholds
+    alarm = Alarm(IncidentKey(IncidentKind.DRIFT), "drift_share", 1.0, 0.5, 90, T0)
+    records = [scored(i * 0.5) for i in range(90)] + [scored(50, species="pike")]
+    closed = ClosedWindow.of(T0, T0 + timedelta(seconds=60), records)
+    judgement = WindowJudgement(window=closed, version="1", judged=None, drift=None)
+    watched.incidents.answer(judgement, [alarm])
+    assert trigger.judged == [["salmon"]]

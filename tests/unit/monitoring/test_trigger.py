@@ -23,7 +23,8 @@ def test_the_retrain_reads_from_the_training_start_to_the_end_of_the_window() ->
         "metric": "mean_relative_error",
         "metric_value": 0.21,
         "threshold": 0.10,
-        "species": None,
+        "segments": None,
+        "segment_starts": None,
     }
 
 
@@ -74,8 +75,8 @@ def test_the_gate_reads_a_flow_run_back_from_its_tags_and_parameters() -> None:
 def test_the_retrain_is_asked_about_the_species_of_its_incidents() -> None:
     incidents = [IncidentKey(IncidentKind.UNSEEN, "pike"), IncidentKey(IncidentKind.DRIFT)]
     parameters = retrain_parameters(retrain_request(), T0, incidents)
-    assert (parameters["species"], parameters["threshold"]) == (["pike"], 0.10)
+    assert (parameters["segments"], parameters["threshold"]) == (["pike"], 0.10)
     assert (
-        retrain_parameters(retrain_request(), T0, [IncidentKey(IncidentKind.DRIFT)])["species"]
+        retrain_parameters(retrain_request(), T0, [IncidentKey(IncidentKind.DRIFT)])["segments"]
         is None
     )

@@ -11,12 +11,14 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sklearn.pipeline import Pipeline
 
+from benchmarks.fish import FISH, fish_scenario
 from serving.app import create_app
 from tidemark.config import Settings
-from tidemark.model import known_species, train
+from tidemark.modelling.default import known_segments
+from tidemark.modelling.training import train
 from tidemark.registry.watcher import ServedModel
-from tidemark.scenario import generate_frame, load_scenario
 from tidemark.schemas import utc_now
+from tidemark.simulation.generate import generate_frame
 
 ADMIN_TOKEN = "test-admin-token"
 MAX_BATCH = 50
@@ -62,7 +64,8 @@ def served(model: Pipeline, version: str, **tags: str) -> ServedModel:
         version=version,
         run_id=f"run-{version}",
         model=model,
-        known_species=known_species(model),
+        project=FISH,
+        segments=known_segments(FISH, model),
         loaded_at=utc_now(),
         tags=tags,
     )
@@ -70,13 +73,13 @@ def served(model: Pipeline, version: str, **tags: str) -> ServedModel:
 
 @pytest.fixture(scope="session")
 def salmon_model() -> Pipeline:
-    frame = generate_frame(load_scenario(), seed=1, phases=["salmon"])
-    return train(frame, seed=0).model
+    frame = generate_frame(fish_scenario(), seed=1, phases=["salmon"])
+    return train(FISH, frame, seed=0).model
 
 
 @pytest.fixture(scope="session")
 def mixed_model() -> Pipeline:
-    return train(generate_frame(load_scenario(), seed=2), seed=0).model
+    return train(FISH, generate_frame(fish_scenario(), seed=2), seed=0).model
 
 
 @pytest.fixture

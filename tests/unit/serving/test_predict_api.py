@@ -11,8 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sklearn.pipeline import Pipeline
 
+from benchmarks.fish import FISH
 from tests.unit.serving.conftest import MAX_BATCH, MAX_BODY_BYTES
-from tidemark.model import predict
+from tidemark.modelling.training import predict
 
 SALMON: dict[str, Any] = {"species": "salmon", "length_cm": 70.0, "height_cm": 17.0}
 
@@ -27,7 +28,7 @@ def test_one_fish_gets_the_pipelines_weight_and_the_version(
     response = client.post("/predict", json={**SALMON, "fish_id": "f-1"})
     assert response.status_code == 200
     body = response.json()
-    expected = predict(salmon_model, pd.DataFrame([SALMON])).weight_kg[0]
+    expected = predict(FISH, salmon_model, pd.DataFrame([SALMON])).values[0]
     assert body["predicted_weight_kg"] == pytest.approx(expected, rel=1e-12)
     assert body["fish_id"] == "f-1"
     assert body["species_known"] is True
@@ -45,7 +46,7 @@ def test_a_batch_is_answered_in_order(client: TestClient, salmon_model: Pipeline
     assert body["count"] == 30
     assert body["model_version"] == "1"
     frame = pd.DataFrame(fish).assign(species="salmon")
-    expected = predict(salmon_model, frame).weight_kg
+    expected = predict(FISH, salmon_model, frame).values
     got = np.array([p["predicted_weight_kg"] for p in body["predictions"]])
     np.testing.assert_allclose(got, expected, rtol=1e-12)
     assert {p["species"] for p in body["predictions"]} == {"salmon"}

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
-import pandas as pd
 import pytest
 from kafka.structs import TopicPartition
 
 from streaming.scorer import Scorer
+from tests.integration.projects import example
 from tests.unit.tidemark.stream.raw import Record
 from tidemark.config import Settings
-from tidemark.model import Predictions
-from tidemark.schemas import DeadLetter, Measurement, Prediction
+from tidemark.modelling.predictions import Predictions
+from tidemark.project.contracts import Contracts, Item
+from tidemark.schemas import DeadLetter, Measurement, Prediction, prediction_json
 from tidemark.stream.handler import Output
 from tidemark.stream.loop import handle
+
+FISH = Contracts(example("fish-weight"))
 
 
 @dataclass
@@ -41,15 +45,14 @@ class Model:
     fails: bool = False
     calls: list[int] = field(default_factory=list)
 
-    def predict(self, frame: pd.DataFrame) -> Predictions:
-        self.calls.append(len(frame))
+    def predict(self, items: Sequence[Item]) -> Predictions:
+        self.calls.append(len(items))
         if self.fails:
             raise ValueError("this model is broken")
-        length = frame["length_cm"].to_numpy(np.float64)
+        length = np.array([item.feature("length_cm") for item in items], np.float64)
         weight = np.where(length == 666.0, self.bad_weight, length * self.kg_per_cm)
-        return Predictions(
-            weight_kg=weight, species_known=(frame["species"] == "salmon").to_numpy(np.bool_)
-        )
+        known = np.array([item.segment == "salmon" for item in items], np.bool_)
+        return Predictions(values=weight, segment_known=known)
 
 
 def batch(*values: bytes) -> dict[TopicPartition, list[Any]]:
@@ -70,7 +73,7 @@ def score(
 ) -> tuple[list[Prediction], list[DeadLetter], int]:
     settings = Settings()
     producer = Producer()
-    scorer = Scorer(settings, lambda: model, lambda: challenger)
+    scorer = Scorer(settings, FISH, lambda: model, lambda: challenger)
     out = Output(cast(Any, producer), settings.kafka)
     sends, _ = handle(scorer, batch(*values), out, settings.stream.max_record_bytes)
     predictions = [
@@ -174,3 +177,20 @@ def test_a_batch_scored_row_by_row_goes_without_the_challenger(measurement: Meas
     assert [p.fish_id for p in predictions] == ["f-1"]
     assert len(dead) == 1
     assert predictions[0].challenger_version is None
+
+
+def test_a_prediction_of_the_fish_project_is_byte_for_byte_what_the_fish_scorer_sent(
+    measurement: Measurement,
+) -> None:
+    value = fish(measurement, "f-1", 60.0)
+    scorer_bytes: list[bytes] = []
+    settings = Settings()
+    producer = Producer()
+    scorer = Scorer(settings, FISH, lambda: Model(), None)
+    handle(scorer, batch(value), Output(cast(Any, producer), settings.kafka), 65_536)
+    scorer_bytes = producer.sent[settings.kafka.topics.predictions]
+    sent = Prediction.from_json(scorer_bytes[0])
+    before = Measurement.from_json(value)
+    assert scorer_bytes[0] == prediction_json(
+        before, 0.6, True, "fish-weight", "3", sent.predicted_at
+    )

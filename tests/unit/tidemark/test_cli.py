@@ -14,7 +14,7 @@ EVERY_COMMAND = {
     "stack", "train", "retrain", "promote", "rollback", "models", "shadow", "serve-flows",
     "worker",
     "simulate", "score", "join", "serve", "monitor", "report", "demo", "topics", "projects",
-    "init",
+    "init", "history", "explain",
 }  # fmt: skip
 runner = CliRunner()
 

@@ -16,7 +16,7 @@ from tidemark.judging.candidate import (
 )
 from tidemark.judging.decisions import Decision, Ruling
 from tidemark.judging.promotion import HoldoutEvidence
-from tidemark.model import Metrics
+from tidemark.modelling.metrics import Metrics
 from tidemark.registry.notes import Trigger
 
 
@@ -29,10 +29,10 @@ def judgement(
     species = by_species or {"salmon": (ours, theirs if theirs is not None else 0.0)}
     return Judgement(
         ruling=Ruling(decision, "why"),
-        candidate=Metrics(mae=0.1, rmse=0.1, mean_relative_error=ours, n=200),
+        candidate=Metrics(mae=0.1, rmse=0.1, judged=ours, n=200),
         champion=ChampionScore(
             version="1" if theirs is not None else None,
-            metrics=Metrics(mae=0.1, rmse=0.1, mean_relative_error=theirs, n=200)
+            metrics=Metrics(mae=0.1, rmse=0.1, judged=theirs, n=200)
             if theirs is not None
             else None,
             errors=None,
@@ -40,9 +40,9 @@ def judgement(
         ),
         evidence=HoldoutEvidence(
             n=200,
-            n_by_species=dict.fromkeys(species, 100),
-            candidate_mre_by_species={s: c for s, (c, _) in species.items()},
-            champion_mre_by_species={s: h for s, (_, h) in species.items()},
+            n_by_segment=dict.fromkeys(species, 100),
+            candidate_error_by_segment={s: c for s, (c, _) in species.items()},
+            champion_error_by_segment={s: h for s, (_, h) in species.items()},
             test=None,
         ),
     )

@@ -13,7 +13,7 @@ from tidemark.judging.holdout import (
     check_holdout,
     split_holdout,
 )
-from tidemark.model import TrainingDataError
+from tidemark.modelling.frames import TrainingDataError
 
 RULES = EvidenceRules(
     holdout_fraction=0.2,
@@ -21,6 +21,9 @@ RULES = EvidenceRules(
     min_holdout_rows_per_segment=15,
     min_training_rows_per_segment=30,
 )
+
+# The fish example's segment and time columns.
+FISH = {"segment": "species", "time": "measured_at"}
 
 
 def fish(counts: dict[str, int]) -> pd.DataFrame:
@@ -35,7 +38,7 @@ def fish(counts: dict[str, int]) -> pd.DataFrame:
 
 
 def test_each_species_holds_out_its_most_recent_share() -> None:
-    split = split_holdout(fish({"salmon": 200, "walleye": 100}), RULES)
+    split = split_holdout(fish({"salmon": 200, "walleye": 100}), RULES, **FISH)
     held = split.holdout.groupby("species").size().to_dict()
     assert held == {"salmon": 40, "walleye": 20}
     assert len(split.training) == 240
@@ -46,36 +49,36 @@ def test_each_species_holds_out_its_most_recent_share() -> None:
 
 
 def test_a_small_species_holds_out_its_minimum_and_the_holdout_meets_its_overall_minimum() -> None:
-    split = split_holdout(fish({"salmon": 60}), RULES)
+    split = split_holdout(fish({"salmon": 60}), RULES, **FISH)
     # 20 % would be 12, the per-species minimum 15, the overall minimum 30.
     assert (len(split.training), len(split.holdout)) == (30, 30)
 
 
 def test_the_32_row_window_of_the_issue_is_short_of_evidence() -> None:
     with pytest.raises(InsufficientEvidenceError, match="salmon 40 rows") as caught:
-        split_holdout(fish({"salmon": 40}), RULES)
+        split_holdout(fish({"salmon": 40}), RULES, **FISH)
     assert caught.value.rows_short == {"salmon": 5}
     assert isinstance(caught.value, TrainingDataError)
 
 
 def test_a_single_species_needs_rows_enough_for_the_overall_holdout() -> None:
     with pytest.raises(InsufficientEvidenceError, match="fewer than the minimum of 30") as caught:
-        split_holdout(fish({"salmon": 50}), RULES)
+        split_holdout(fish({"salmon": 50}), RULES, **FISH)
     assert caught.value.rows_short == {"all": 10}
 
 
 def test_a_remembered_species_short_of_evidence_is_trained_on_not_judged() -> None:
-    split = split_holdout(fish({"walleye": 120, "salmon": 20}), RULES, required={"walleye"})
+    split = split_holdout(fish({"walleye": 120, "salmon": 20}), RULES, **FISH, required={"walleye"})
     assert split.not_judged == {"salmon": 20}
     assert set(split.holdout.species) == {"walleye"}
     assert (split.training.species == "salmon").sum() == 20
     with pytest.raises(InsufficientEvidenceError, match="salmon 20 rows"):
-        split_holdout(fish({"walleye": 120, "salmon": 20}), RULES)
+        split_holdout(fish({"walleye": 120, "salmon": 20}), RULES, **FISH)
 
 
 def test_no_records_are_no_evidence() -> None:
     with pytest.raises(InsufficientEvidenceError, match="no records"):
-        split_holdout(fish({}), RULES)
+        split_holdout(fish({}), RULES, **FISH)
 
 
 def test_the_rows_a_species_needs_follow_from_the_rules() -> None:
@@ -91,9 +94,9 @@ def test_the_rows_a_species_needs_follow_from_the_rules() -> None:
         alone = fish({"pike": rows})
         if rows < RULES.rows_alone:
             with pytest.raises(InsufficientEvidenceError):
-                split_holdout(alone, RULES)
+                split_holdout(alone, RULES, **FISH)
         else:
-            assert len(split_holdout(alone, RULES).holdout) >= RULES.min_holdout_rows
+            assert len(split_holdout(alone, RULES, **FISH).holdout) >= RULES.min_holdout_rows
     assert EvidenceRules.of(Settings().retrain) == RULES
     with pytest.raises(ValueError, match="holdout_fraction"):
         EvidenceRules(holdout_fraction=1.0, min_holdout_rows=5, min_holdout_rows_per_segment=5,
@@ -108,3 +111,12 @@ def test_a_holdout_to_judge_a_version_on_needs_its_minimums() -> None:
     with pytest.raises(InsufficientEvidenceError, match="20 fish are fewer") as caught:
         check_holdout(pd.Series(["salmon"] * 20), RULES)
     assert caught.value.rows_short == {"all": 10}
+
+
+def test_a_project_without_segment_holds_out_its_latest_records_as_one_group() -> None:
+    records = fish({"salmon": 60}).drop(columns="species")
+    split = split_holdout(records, RULES, segment=None, time="measured_at")
+    assert len(split.holdout) == 30
+    assert split.holdout["measured_at"].min() > split.training["measured_at"].max()
+    with pytest.raises(InsufficientEvidenceError):
+        split_holdout(records.head(40), RULES, segment=None, time="measured_at")

@@ -15,14 +15,14 @@ from tidemark.judging.promotion import (
     gather_evidence,
     signed_rank_test,
 )
-from tidemark.model import Metrics
+from tidemark.modelling.metrics import Metrics
 
 SIGNIFICANT = SignedRankTest(statistic=10.0, p_value=0.001, n=60)
 NOT_SIGNIFICANT = SignedRankTest(statistic=800.0, p_value=0.3, n=60)
 
 
 def metrics(mre: float, n: int = 60) -> Metrics:
-    return Metrics(mae=mre * 3, rmse=mre * 4, mean_relative_error=mre, n=n)
+    return Metrics(mae=mre * 3, rmse=mre * 4, judged=mre, n=n)
 
 
 def test_without_a_champion_the_candidate_is_promoted() -> None:
@@ -79,7 +79,7 @@ def test_with_no_margin_an_equal_candidate_is_still_rejected() -> None:
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf])
 def test_a_candidate_with_unusable_metrics_is_never_promoted(bad: float) -> None:
-    broken = Metrics(mae=bad, rmse=0.1, mean_relative_error=0.01, n=10)
+    broken = Metrics(mae=bad, rmse=0.1, judged=0.01, n=10)
     assert decide(broken, None, margin=0.05, alpha=0.05).decision is Decision.REJECTED
     ruling = decide(metrics(bad), metrics(0.2), margin=0.05, alpha=0.05, test=SIGNIFICANT)
     assert ruling.decision is Decision.REJECTED
@@ -128,12 +128,12 @@ def test_evidence_gives_per_species_errors_and_the_signed_rank_test() -> None:
         species, np.array([0.1, 0.2, 0.3, 0.4]), np.array([0.2, 0.4, 0.6, 0.8]), {"pike": 3}
     )
     assert evidence.n == 4
-    assert evidence.n_by_species == {"salmon": 2, "walleye": 2}
-    assert evidence.candidate_mre_by_species == pytest.approx({"salmon": 0.2, "walleye": 0.3})
-    assert evidence.champion_mre_by_species == pytest.approx({"salmon": 0.4, "walleye": 0.6})
+    assert evidence.n_by_segment == {"salmon": 2, "walleye": 2}
+    assert evidence.candidate_error_by_segment == pytest.approx({"salmon": 0.2, "walleye": 0.3})
+    assert evidence.champion_error_by_segment == pytest.approx({"salmon": 0.4, "walleye": 0.6})
     assert evidence.test is not None
     assert evidence.test.p_value == pytest.approx(1 / 16)
     assert evidence.not_judged == {"pike": 3}
     alone = gather_evidence(species, np.array([0.1, 0.2, 0.3, 0.4]), None)
     assert alone.test is None
-    assert alone.champion_mre_by_species is None
+    assert alone.champion_error_by_segment is None

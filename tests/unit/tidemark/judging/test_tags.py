@@ -8,11 +8,11 @@ import pytest
 
 from tidemark.judging.promotion import decide, gather_evidence
 from tidemark.judging.tags import decision_tags, evidence_metrics, evidence_tags, metric_tags
-from tidemark.model import Metrics
+from tidemark.modelling.metrics import Metrics
 
 
 def metrics(mre: float, n: int = 60) -> Metrics:
-    return Metrics(mae=mre * 3, rmse=mre * 4, mean_relative_error=mre, n=n)
+    return Metrics(mae=mre * 3, rmse=mre * 4, judged=mre, n=n)
 
 
 def test_tags_and_metrics_use_the_same_names() -> None:

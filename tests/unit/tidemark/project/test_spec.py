@@ -187,3 +187,21 @@ def test_a_projects_loop_overrides_the_stacks_settings_and_is_checked() -> None:
         project_settings(parse_project(bakery(loop={"monitor": {"window_s": -1}})), settings)
     with pytest.raises(ProjectError, match="windows: Extra inputs are not permitted"):
         project_settings(parse_project(bakery(loop={"monitor": {"windows": 1}})), settings)
+
+
+def test_the_bootstrap_csv_is_found_relative_to_the_project_file(tmp_path: Path) -> None:
+    folder = tmp_path / "projects"
+    folder.mkdir()
+    path = folder / "bakery-loaf.yaml"
+    path.write_text(json.dumps(bakery(bootstrap="../data/first.csv")))
+    assert load_project(path).bootstrap == str(tmp_path / "data" / "first.csv")
+    assert load_project(folder / ".." / "projects" / path.name).bootstrap == str(
+        tmp_path / "data" / "first.csv"
+    )
+
+
+def test_every_example_project_names_a_bootstrap_csv_that_exists() -> None:
+    for path in sorted((REPO / "projects").glob("*.toml")):
+        bootstrap = load_project(path).bootstrap
+        assert bootstrap is not None, path
+        assert Path(bootstrap).is_file(), bootstrap

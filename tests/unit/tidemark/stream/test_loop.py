@@ -16,7 +16,7 @@ from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.schemas import DeadLetter, Measurement
 from tidemark.stream.handler import Commits, Handler, Output
-from tidemark.stream.loop import handle, run_loop
+from tidemark.stream.loop import Suspects, handle, run_loop
 from tidemark.stream.records import Batch, Polled
 
 TOPIC = "fish.measurements"
@@ -200,6 +200,7 @@ def _run(
     service_type: type[Service],
     polls: list[Polled],
     prepare: Any = lambda service, consumer: None,
+    suspects: Suspects | None = None,
 ) -> tuple[list[str], Consumer, Producer]:
     stop, events = threading.Event(), list[str]()
     consumer = Consumer(polls, stop, events)
@@ -209,7 +210,7 @@ def _run(
     monkeypatch.setattr(kafka_io, "consumer", lambda *a, **k: consumer)
     monkeypatch.setattr(kafka_io, "batch_producer", lambda *a, **k: producer)
     monkeypatch.setattr(kafka_io, "producer", lambda *a, **k: producer)
-    run_loop(service, Settings(), stop)
+    run_loop(service, Settings(), stop, suspects)
     return events, consumer, producer
 
 
@@ -295,3 +296,33 @@ def test_a_record_that_does_not_decode_leaves_as_a_dead_letter_after_the_output(
     assert dead_topic == settings.kafka.topics.dead_letter
     dead = DeadLetter.model_validate_json(letter)
     assert (dead.offset, dead.raw_value()) == (0, b"bad")
+
+
+class Failing(Service):
+    """Raises on message ``m1``, as a service's bug that no check foresaw would."""
+
+    def process(self, batch: Batch[str], out: Output) -> str:
+        if any(item.message == "m1" for item in batch.received):
+            raise ZeroDivisionError("m1 divides by zero")
+        return super().process(batch, out)
+
+
+def test_a_batch_that_keeps_failing_is_handled_alone_and_the_record_at_fault_dead_lettered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = Settings()
+    suspects = Suspects(settings.stream.max_record_failures)
+    for _ in range(settings.stream.max_record_failures):
+        with pytest.raises(ZeroDivisionError):
+            _run(monkeypatch, Failing, [_batch(0, 1, 2)], suspects=suspects)
+
+    events, consumer, producer = _run(monkeypatch, Failing, [_batch(0, 1, 2)], suspects=suspects)
+
+    assert [e for e in events if e.startswith("process")] == ["process ['m0']", "process ['m2']"]
+    letters = [DeadLetter.from_json(v) for t, v in producer.sent if t == "fish.dead-letter"]
+    assert [(letter.offset, letter.raw_value()) for letter in letters] == [(1, b"m1")]
+    assert "failed 3 times" in letters[0].error
+    assert "ZeroDivisionError: m1 divides by zero" in letters[0].error
+    assert consumer.stored[P0].offset == 3
+    # Handled: the same offsets are no longer suspect.
+    assert not suspects.suspect(_batch(0, 1, 2))
