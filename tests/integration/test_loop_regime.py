@@ -29,8 +29,10 @@ from demo.observer import LoopObserver
 from demo.player import play
 from infra.local.stack import Stack
 from tests.integration.conftest import Processes
+from tests.integration.loop import port_open as _port_open
+from tests.integration.loop import ready as _ready
+from tests.integration.loop import wait as _wait
 from tests.integration.projects import fish_on
-from tests.integration.test_closed_loop import _port_open, _ready, _wait
 from tests.integration.test_loop_evidence import (
     EVENT_INTERVAL_S,
     FAST,

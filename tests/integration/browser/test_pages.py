@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from monitoring import dashboard
 from tests.integration.browser.conftest import Screenshot
@@ -30,9 +31,40 @@ def test_the_api_docs_list_predict_and_run_its_example(
     screenshot(page, "api-docs")
 
 
+def _local_only(page: Page) -> list[str]:
+    """Block every request of ``page`` that would leave 127.0.0.1 (a CDN's script, a font, an
+    image); return the list they are recorded in."""
+    left: list[str] = []
+
+    def route(route: Route) -> None:
+        url = urlsplit(route.request.url)
+        if url.scheme in ("http", "https", "ws", "wss") and url.hostname != "127.0.0.1":
+            left.append(route.request.url)
+            route.abort("blockedbyclient")
+        else:
+            route.continue_()
+
+    page.route("**/*", route)
+    return left
+
+
+def test_the_api_docs_render_offline(page: Page, api: str) -> None:
+    left = _local_only(page)
+    page.goto(f"{api}/docs")
+    expect(page.locator("#operations-predict-predict_predict_post")).to_contain_text("/predict")
+    assert left == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="ReDoc 2 loads its footer logo from https://cdn.redoc.ly/redoc/logo-mini.svg; the "
+    "page renders without it, but it is a request to the internet",
+)
 def test_the_redoc_page_renders_offline(page: Page, api: str) -> None:
+    left = _local_only(page)
     page.goto(f"{api}/redoc")
     expect(page.locator("h2", has_text="Predict the weight of one fish")).to_be_visible()
+    assert left == []
 
 
 def test_the_mlflow_model_page_shows_the_production_version_and_its_decision(

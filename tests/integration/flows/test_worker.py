@@ -8,7 +8,9 @@ polls it. The run is started the way the monitor starts it, through ``RetrainTri
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import StateType
@@ -19,14 +21,55 @@ from tests.integration.streaming.streams import wait_for
 from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.orchestration import prefect_api
-from tidemark.schemas import RetrainReason, RetrainRequest, utc_now
+from tidemark.project.catalog import load_catalog
+from tidemark.registry import writer as registry
+from tidemark.scenario import generate_frame, load_scenario
+from tidemark.schemas import RetrainReason, RetrainRequest, Scored, utc_now
+from tidemark.store import TrainingStore
+
+FISH = load_catalog(Path("projects")).contracts("fish-weight")
+
+
+def _store_a_few_fish(settings: Settings, start: datetime, count: int) -> None:
+    """``count`` joined salmon, a second apart from ``start``: too few to judge a candidate."""
+    frame = generate_frame(load_scenario(), 3, ["salmon"]).head(count)
+    records = []
+    for i, row in enumerate(frame.itertuples(index=False)):
+        at = start + timedelta(seconds=i)
+        records.append(
+            Scored(
+                fish_id=f"worker-{uuid.uuid4().hex[:12]}",
+                species=row.species,
+                length_cm=row.length_cm,
+                height_cm=row.height_cm,
+                measured_at=at,
+                predicted_weight_kg=row.weight_kg,
+                species_known=True,
+                model_name=settings.registry.model_name,
+                model_version="1",
+                predicted_at=at,
+                weight_kg=row.weight_kg,
+                abs_error_kg=0.0,
+                rel_error=0.0,
+                joined_at=at,
+            )
+        )
+    with TrainingStore(settings.store, FISH) as store:
+        assert store.upsert_many([FISH.decode_scored(r.to_json()) for r in records]) == count
 
 
 def test_a_retrain_the_monitor_starts_runs_on_a_worker_of_the_pool(
     pooled: Settings, start_worker: StartWorker
 ) -> None:
+    tag = uuid.uuid4().hex[:6]
+    pooled = pooled.override(
+        registry_model_name=f"worker-{tag}", store_collection=f"training_data_worker_{tag}"
+    )
     start_worker(pooled)
     now = utc_now()
+    # Joined fish in the window, too few for evidence: the retrain ends, as it should, with
+    # insufficient_evidence, registering nothing (an empty window would fail it).
+    _store_a_few_fish(pooled, now - timedelta(seconds=50), 20)
     request = RetrainRequest(
         reason=RetrainReason.ERROR,
         window_start=now - timedelta(minutes=1),
@@ -52,9 +95,11 @@ def test_a_retrain_the_monitor_starts_runs_on_a_worker_of_the_pool(
     assert run.infrastructure_pid
     assert run.start_time is not None
     assert run.state is not None
-    assert run.state.type != StateType.CANCELLED
+    assert run.state.type == StateType.COMPLETED, run.state
     with prefect_api(pooled.orchestration), get_client(sync_client=True) as client:
         states = [s.type for s in client.read_flow_run_states(run.id)]
     assert StateType.PENDING in states, states
     assert StateType.RUNNING in states, states
+    # Too few fish to judge: nothing registered.
+    assert registry.list_versions(pooled.registry) == []
     print(f"run {run_id}: {run.state.type.value} after {time.monotonic() - started:.1f} s")

@@ -35,6 +35,7 @@ from tests.integration.monitoring.fish import (
     window_aligned_start,
 )
 from tests.integration.monitoring.test_monitor import run_monitor
+from tests.integration.topics import read_topic
 from tidemark import kafka_io
 from tidemark.config import Settings, get_settings
 from tidemark.judging.shadow import SHADOW_ROLE_TAG, SHADOW_STATE_TAG, ShadowEvaluation, ShadowRole
@@ -156,15 +157,10 @@ def with_challenger(
 
 
 def decisions(settings: Settings) -> list[ModelDecision]:
-    """Every decision on this test's ``fish.model-decisions``."""
-    consumer = kafka_io.consumer(
-        settings.kafka, f"check-{uuid.uuid4().hex[:6]}", settings.kafka.topics.model_decisions,
-        consumer_timeout_ms=8_000,
-    )  # fmt: skip
-    try:
-        return [ModelDecision.from_json(m.value) for m in consumer]
-    finally:
-        consumer.close()
+    """Every decision on this test's ``fish.model-decisions`` (the monitor waits for each
+    one's ack, and has stopped when this is read)."""
+    topic = settings.kafka.topics.model_decisions
+    return [ModelDecision.from_json(r.value) for r in read_topic(settings, topic)]
 
 
 def challenge_of(settings: Settings, version: str) -> ShadowEvaluation:

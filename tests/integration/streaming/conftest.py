@@ -50,19 +50,28 @@ def streams(stack: Stack, production_model: str) -> Settings:
 
 
 @pytest.fixture
-def start_service(streams: Settings, tmp_path: Path) -> Iterator[Callable[[str], Service]]:
-    """Start ``tidemark score`` or ``tidemark join`` as a real process; all stop at teardown."""
+def start_service_on(tmp_path: Path) -> Iterator[Callable[[Settings, str], Service]]:
+    """Start ``tidemark score`` or ``tidemark join`` on the given settings as a real process;
+    all stop at teardown."""
     started: list[Service] = []
 
-    def start(command: str) -> Service:
+    def start(settings: Settings, command: str) -> Service:
         (port,) = free_ports(1)
-        service = Service(streams, command, port, tmp_path / f"{command}.log")
+        service = Service(settings, command, port, tmp_path / f"{command}.log")
         started.append(service)
         return service
 
     yield start
     for service in started:
         service.stop()
+
+
+@pytest.fixture
+def start_service(
+    streams: Settings, start_service_on: Callable[[Settings, str], Service]
+) -> Callable[[str], Service]:
+    """Start ``tidemark score`` or ``tidemark join`` on the test's settings (``streams``)."""
+    return lambda command: start_service_on(streams, command)
 
 
 @pytest.fixture

@@ -8,22 +8,21 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
 import pytest
-from kafka import KafkaConsumer
-from kafka.errors import KafkaError
-from kafka.structs import TopicPartition
 from pymongo import MongoClient
-from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from streaming.simulator import Feed, SimulationOptions, SimulationStats, publish, scenario_rows
+from tests.integration.metrics import scrape
 from tests.integration.projects import fish_on
+from tests.integration.topics import read_topic, topic_size
 from tidemark.config import SECTIONS, Settings
 from tidemark.project.catalog import topics_of
 from tidemark.project.contracts import Contracts
@@ -61,6 +60,11 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.kill()
 
+    def metrics(self) -> dict[str, float]:
+        """Every sample of one scrape of the process's Prometheus metrics, by its name and
+        labels as the text shows them (``name{label="x"}``)."""
+        return scrape(self.metrics_port)
+
     def metric(self, sample: str, default: float | None = None) -> float:
         """The value of one sample of the process's Prometheus metrics, e.g. ``name{label="x"}``.
 
@@ -87,60 +91,6 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
         time.sleep(0.5)
-
-
-def _reader(settings: Settings, topic: str) -> tuple[KafkaConsumer, list[TopicPartition]]:
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-    )
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-    except KafkaError:
-        consumer.close()
-        raise
-    consumer.assign(partitions)
-    return consumer, partitions
-
-
-# A read's metadata request may go to a broker a test has just killed, or to a partition whose
-# leader is moving: kafka-python raises then instead of asking another broker, so a read is
-# tried again with a fresh client, the way a person would read again.
-_through_broker_failures = retry(
-    retry=retry_if_exception_type(KafkaError),
-    stop=stop_after_delay(60),
-    wait=wait_fixed(1),
-    reraise=True,
-)
-
-
-@_through_broker_failures
-def topic_size(settings: Settings, topic: str) -> int:
-    """How many records the topic holds (sum of its partitions' end offsets)."""
-    consumer, partitions = _reader(settings, topic)
-    try:
-        return sum(consumer.end_offsets(partitions).values())
-    finally:
-        consumer.close()
-
-
-@_through_broker_failures
-def read_topic(settings: Settings, topic: str) -> list[Any]:
-    """Every record the topic holds now, from the beginning."""
-    consumer, partitions = _reader(settings, topic)
-    try:
-        ends = consumer.end_offsets(partitions)
-        consumer.seek_to_beginning(*partitions)
-        records: list[Any] = []
-        while any(consumer.position(p) < ends[p] for p in partitions):
-            for batch in consumer.poll(timeout_ms=1000).values():
-                records.extend(batch)
-        return records
-    finally:
-        consumer.close()
 
 
 def fish_ids(records: list[Any]) -> list[str]:
@@ -229,14 +179,6 @@ def simulate(settings: Settings, rate: float | None, hold: Hold | None = None) -
     )
 
 
-def training_ids(settings: Settings) -> list[str]:
-    """The fish ids of every training row."""
-    client: MongoClient[dict[str, Any]] = MongoClient(settings.store.uri)
-    with client:
-        collection = client[settings.store.database][settings.store.collection]
-        return [str(d["_id"]) for d in collection.find({}, {"_id": 1})]
-
-
 def training_count(settings: Settings) -> int:
     """How many training rows there are."""
     client: MongoClient[dict[str, Any]] = MongoClient(settings.store.uri)
@@ -254,8 +196,45 @@ def wait_until_done(settings: Settings, fish: int, weighed: int, timeout_s: floa
     wait_for(lambda: training_count(settings) >= weighed, timeout_s, f"{weighed} joined fish")
 
 
-def assert_nothing_lost_nothing_doubled(settings: Settings) -> None:
-    """Every fish of the run predicted, every weighed one joined and stored exactly once."""
+@dataclass(frozen=True)
+class Copies:
+    """At most how many records of one fish ``fish.predictions`` and ``fish.scored`` may hold.
+
+    The services are at-least-once: a service that is SIGKILLed, or whose partitions move to
+    another member (a scorer joining or leaving the group, a broker that stops), has the input
+    it had not committed processed again by the partitions' next owner, so each such event can
+    add one more copy of the fish in flight at that moment, and no other. With no such event a
+    fish is predicted once and joined once. The joiner remembers the fish it joined, so a
+    prediction sent twice is joined once: the scorer's events add no copy to ``fish.scored``.
+    """
+
+    predictions: int = 1
+    scored: int = 1
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a checked run left on its topics: the fish with more than one copy on each."""
+
+    doubled_predictions: int
+    doubled_scored: int
+
+
+def _fields(document: dict[str, Any]) -> dict[str, Any]:
+    """A record's fields as MongoDB gives them back: times in UTC to the millisecond, and
+    absent fields (None) left out."""
+    return {
+        name: value.astimezone(UTC).replace(microsecond=value.microsecond // 1000 * 1000)
+        if isinstance(value, datetime)
+        else value
+        for name, value in document.items()
+        if value is not None
+    }
+
+
+def assert_nothing_lost_nothing_doubled(settings: Settings, copies: Copies) -> RunOutcome:
+    """Every fish of the run predicted and every weighed one joined, on each output topic at
+    most ``copies`` times, and stored once: as the first scored record of that fish."""
     measured = fish_ids(read_topic(settings, settings.kafka.topics.input))
     weighed = set(fish_ids(read_topic(settings, settings.kafka.topics.truth)))
     assert len(measured) == FISH
@@ -266,16 +245,38 @@ def assert_nothing_lost_nothing_doubled(settings: Settings) -> None:
         Prediction.from_json(r.value)
         for r in read_topic(settings, settings.kafka.topics.predictions)
     ]
-    assert {p.fish_id for p in predictions} == set(measured)
+    predicted = Counter(p.fish_id for p in predictions)
+    assert set(predicted) == set(measured)
+    most = predicted.most_common(1)[0]
+    assert most[1] <= copies.predictions, f"{most[0]} predicted {most[1]} times"
     assert {p.model_name for p in predictions} == {settings.registry.model_name}
 
-    training = training_ids(settings)
-    assert len(training) == len(set(training)) == len(weighed)
-    assert set(training) == weighed
-
-    scored = [Scored.from_json(r.value) for r in read_topic(settings, settings.kafka.topics.scored)]
-    assert {s.fish_id for s in scored} == weighed
+    scored_records = read_topic(settings, settings.kafka.topics.scored)
+    scored = [Scored.from_json(r.value) for r in scored_records]
+    joined = Counter(s.fish_id for s in scored)
+    assert set(joined) == weighed
+    most = joined.most_common(1)[0]
+    assert most[1] <= copies.scored, f"{most[0]} joined {most[1]} times"
     assert all(
         s.abs_error_kg == pytest.approx(abs(s.predicted_weight_kg - s.weight_kg)) for s in scored
     )
+
+    # One training row per weighed fish (its _id is the fish id), and it is the fish's first
+    # scored record (records of a fish share a partition: the first read is the first written).
+    first: dict[str, bytes] = {}
+    for record in scored_records:
+        first.setdefault(record.key.decode(), record.value)
+    client: MongoClient[dict[str, Any]] = MongoClient(settings.store.uri, tz_aware=True)
+    with client:
+        collection = client[settings.store.database][settings.store.collection]
+        rows = {str(row.pop("_id")): row for row in collection.find({})}
+    assert set(rows) == weighed
+    for fish_id, row in rows.items():
+        expected = Scored.from_json(first[fish_id]).model_dump(mode="python")
+        assert _fields(row) == _fields(expected), fish_id
+
     assert read_topic(settings, settings.kafka.topics.dead_letter) == []
+    return RunOutcome(
+        doubled_predictions=sum(n > 1 for n in predicted.values()),
+        doubled_scored=sum(n > 1 for n in joined.values()),
+    )

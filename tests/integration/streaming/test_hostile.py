@@ -10,7 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from tests.integration.streaming.streams import Service, read_topic, topic_size, wait_for
+from tests.integration.streaming.streams import (
+    Service,
+    wait_for,
+)
+from tests.integration.topics import read_topic, topic_size
 from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.schemas import DeadLetter, Prediction, Scored, utc_now

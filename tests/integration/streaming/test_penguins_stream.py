@@ -20,7 +20,11 @@ from mlflow import MlflowClient
 from infra.local.stack import Stack
 from tests.integration.conftest import free_ports
 from tests.integration.projects import REPO, example
-from tests.integration.streaming.streams import Service, read_topic, topic_size, wait_for
+from tests.integration.streaming.streams import (
+    Service,
+    wait_for,
+)
+from tests.integration.topics import read_topic, topic_size
 from tidemark import kafka_io
 from tidemark.config import SECTIONS, Settings
 from tidemark.modelling.training import train

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from tests.integration.streaming.streams import Service, read_topic, topic_size, wait_for
+from tests.integration.streaming.streams import Service, wait_for
+from tests.integration.topics import read_topic, topic_size
 from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.schemas import DeadLetter, Measurement, Prediction, utc_now

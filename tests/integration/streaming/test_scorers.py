@@ -12,13 +12,14 @@ from kafka.errors import KafkaError
 
 from tests.integration.streaming.streams import (
     FISH,
+    Copies,
     Hold,
     Service,
     SimulateInBackground,
     assert_nothing_lost_nothing_doubled,
-    topic_size,
     wait_for,
 )
+from tests.integration.topics import topic_size
 from tidemark import kafka_io
 from tidemark.config import Settings
 
@@ -66,6 +67,9 @@ def test_a_scorer_added_and_one_killed_mid_run_lose_and_double_nothing(
     first.kill()
     wait_for(lambda: _members(streams) == 2, 120, "the group without the killed scorer")
     simulator.join(120)
-    assert_nothing_lost_nothing_doubled(streams)
+    # Two moves of partitions between scorers (the added one joining, the killed one's taken
+    # over): a fish in flight at each is scored once more, so at most three predictions; the
+    # joiner remembers what it joined, so every fish is joined once.
+    print(assert_nothing_lost_nothing_doubled(streams, Copies(predictions=3, scored=1)))
     assert second.alive()
     assert added.alive()

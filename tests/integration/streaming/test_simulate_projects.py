@@ -18,7 +18,7 @@ import yaml
 
 from infra.local.stack import Stack
 from tests.integration.projects import REPO, example
-from tests.integration.streaming.streams import read_topic
+from tests.integration.topics import read_topic
 from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.project.catalog import topics_of
