@@ -22,11 +22,10 @@ from the epoch).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -35,13 +34,9 @@ from tidemark.judging.tags import FLOW_RUN_TAG, NO_METRIC, SEGMENT_SEPARATOR
 from tidemark.project.contracts import Contracts, Prediction, Scored
 from tidemark.registry.history import ProductionMove, moves_of
 from tidemark.registry.reader import RegistryReader
-
-if TYPE_CHECKING:
-    from kafka import KafkaConsumer
+from tidemark.stream.lookup import TopicReader, latest_record
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# Records read per step backwards: small enough that a recent item costs one short read.
-CHUNK = 2_000
 RETENTION = (
     "the retention of the predictions and scored topics (retention.ms; Kafka's default: 7 days)"
 )
@@ -386,81 +381,6 @@ def read_lineage(settings: Settings, prediction: Prediction) -> VersionLineage |
         predicted_at=prediction.predicted_at,
         links=links,
     )
-
-
-class TopicReader:
-    """A consumer of no group, for reading partitions by offset; closed on exit."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.consumer: KafkaConsumer | None = None
-
-    def __enter__(self) -> KafkaConsumer:
-        from kafka import KafkaConsumer
-
-        kafka = self.settings.kafka
-        self.consumer = KafkaConsumer(
-            bootstrap_servers=kafka.bootstrap_servers,
-            bootstrap_timeout_ms=kafka.client_timeout_ms,
-            group_id=None,
-            enable_auto_commit=False,
-            request_timeout_ms=max(kafka.client_timeout_ms, 10_000) + 1_000,
-        )
-        return self.consumer
-
-    def __exit__(self, *_: object) -> None:
-        if self.consumer is not None:
-            self.consumer.close()
-
-
-def partition_of(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner (murmur2) gives a key."""
-    from kafka.partitioner.default import murmur2
-
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
-
-
-def latest_record(consumer: KafkaConsumer, topic: str, key: str, chunk: int = CHUNK) -> Any:
-    """The latest record of ``key`` on ``topic``, read backwards in chunks; None if none."""
-    from kafka import TopicPartition
-
-    partitions = consumer.partitions_for_topic(topic)
-    if not partitions:
-        return None
-    wanted = key.encode()
-    tp = TopicPartition(topic, partition_of(wanted, len(partitions)))
-    consumer.assign([tp])
-    begin = consumer.beginning_offsets([tp])[tp]
-    high = consumer.end_offsets([tp])[tp]
-    while high > begin:
-        low = max(begin, high - chunk)
-        match = None
-        for record in _between(consumer, tp, low, high):
-            if record.key == wanted:
-                match = record
-        if match is not None:
-            return match
-        high = low
-    return None
-
-
-def _between(consumer: KafkaConsumer, tp: Any, low: int, high: int) -> Iterator[Any]:
-    """The records of ``tp`` with offsets in ``[low, high)``."""
-    consumer.seek(tp, low)
-    deadline = time.monotonic() + 30
-    while consumer.position(tp) < high:
-        polled = consumer.poll(timeout_ms=500, max_records=chunk_or(high - low))
-        for record in polled.get(tp, []):
-            if record.offset >= high:
-                return
-            yield record
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"reading {tp.topic}[{tp.partition}] {low}..{high} took over 30 s")
-
-
-def chunk_or(n: int) -> int:
-    """At most a chunk's records per poll."""
-    return max(1, min(n, CHUNK))
 
 
 def _place(record: Any) -> RecordPlace:

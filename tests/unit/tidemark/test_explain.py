@@ -14,12 +14,12 @@ from tidemark.explain import (
     Links,
     assemble,
     lineage_of,
-    partition_of,
     window_of,
 )
 from tidemark.project.catalog import load_catalog
 from tidemark.project.contracts import Prediction
 from tidemark.registry.history import HowItCame, ProductionMove
+from tidemark.stream.lookup import partition_of
 
 REPO = Path(__file__).parents[3]
 CATALOG = load_catalog(REPO / "projects", ["penguin-mass"])
