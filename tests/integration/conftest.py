@@ -22,12 +22,6 @@ from infra.local.stack import Stack
 from tidemark import kafka_io
 from tidemark.config import NAMES, SECTIONS, Settings
 
-# The platform's processes run in temporary folders here, where no projects/ folder is: they read
-# the repository's projects, as `make up` gives them the folder it was started from.
-os.environ.setdefault(
-    "TIDEMARK_PROJECTS_DIR", str(Path(__file__).resolve().parents[2] / "projects")
-)
-
 
 def free_ports(count: int) -> list[int]:
     """Ports that nothing listens on now (held open together so they differ)."""
@@ -156,3 +150,16 @@ def loop(stack: Stack, tmp_path: Path) -> Iterator[tuple[Settings, Processes]]:
         yield settings, processes
     finally:
         processes.stop()
+
+
+@pytest.fixture(scope="package", autouse=True)
+def repository_projects() -> Iterator[None]:
+    """The platform's processes run in temporary folders here, where no projects/ folder is:
+    they read the repository's projects, as `make up` gives them the folder it started from.
+    Set for the integration tests only, and taken back after them."""
+    name = "TIDEMARK_PROJECTS_DIR"
+    before = os.environ.get(name)
+    os.environ.setdefault(name, str(Path(__file__).resolve().parents[2] / "projects"))
+    yield
+    if before is None:
+        os.environ.pop(name, None)
