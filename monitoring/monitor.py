@@ -107,7 +107,7 @@ class Monitor(Handler[Scored, None]):
         return cls(
             settings,
             follower,
-            RetrainTrigger(settings, producer),
+            RetrainTrigger(settings, producer, project=project.name if project else None),
             ReportStore(settings),
             producer,
             on_judgement,

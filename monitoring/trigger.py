@@ -59,8 +59,10 @@ def retrain_parameters(
     incidents: Iterable[IncidentKey] = (),
     segment_starts: Mapping[str, SegmentStart] | None = None,
     judged: Iterable[str] | None = None,
+    project: str | None = None,
 ) -> dict[str, Any]:
-    """The ``retrain`` flow's parameters for a request.
+    """The ``retrain`` flow's parameters for a request (of ``project``, the stack's default
+    project when None).
 
     The flow reads the joined records measured from ``training_start`` (see
     ``monitoring.policy.training_start``) to the end of the window that fired, but the fish of
@@ -86,6 +88,7 @@ def retrain_parameters(
         "segments": species or None,
         "segment_starts": {name: starts[name].model_dump(mode="json") for name in sorted(starts)}
         or None,
+        **({"project": project} if project is not None else {}),
     }
 
 
@@ -136,10 +139,16 @@ class RetrainTrigger:
     """Publishes retrain requests and starts (and looks up) runs of the retrain deployment."""
 
     def __init__(
-        self, settings: Settings, producer: KafkaProducer, deployment: str = RETRAIN_DEPLOYMENT
+        self,
+        settings: Settings,
+        producer: KafkaProducer,
+        deployment: str = RETRAIN_DEPLOYMENT,
+        project: str | None = None,
     ) -> None:
+        """A trigger of ``project``'s retrains (the stack's default project when None)."""
         self.settings = settings
         self.deployment = deployment
+        self.project = project
         self._producer = producer
 
     def publish(self, request: RetrainRequest) -> None:
@@ -173,7 +182,7 @@ class RetrainTrigger:
             run: FlowRun = run_deployment(  # type: ignore[assignment]  # sync in a sync caller
                 self.deployment,
                 parameters=retrain_parameters(
-                    request, training_start, incidents, segment_starts, judged
+                    request, training_start, incidents, segment_starts, judged, self.project
                 ),
                 timeout=0,
                 idempotency_key=key,

@@ -22,12 +22,13 @@ def retrain(
     metric: str | None = None,
     metric_value: float | None = None,
     threshold: float | None = None,
-    species: list[str] | None = None,
+    segments: list[str] | None = None,
     segment_starts: dict[str, SegmentStart] | None = None,
+    project: str | None = None,
 ) -> str:
     """Pretend to retrain: wait a little, so that the run is in flight for a moment."""
-    del window_start, window_end, last_n, metric, metric_value, threshold, species
-    del segment_starts
+    del window_start, window_end, last_n, metric, metric_value, threshold, segments
+    del segment_starts, project
     time.sleep(3)
     return reason
 
