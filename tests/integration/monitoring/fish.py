@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 from sklearn.pipeline import Pipeline
 
+from benchmarks.fish import FISH
 from tidemark import kafka_io
 from tidemark.config import Settings
-from tidemark.model import predict
+from tidemark.modelling.training import predict
 from tidemark.scenario import generate_frame, load_scenario
 from tidemark.schemas import Scored
 
@@ -35,11 +36,11 @@ def scored_fish(
     frame = generate_frame(load_scenario(), seed=7, phases=[phase]).iloc[: windows * PER_WINDOW]
     if species:
         frame = frame.assign(species=species)
-    predicted = predict(model, frame)
+    predicted = predict(FISH, model, frame)
     step = timedelta(seconds=settings.monitor.window_s / PER_WINDOW)
     records = []
     for i, (row, weight, known) in enumerate(
-        zip(frame.itertuples(), predicted.weight_kg, predicted.species_known, strict=True)
+        zip(frame.itertuples(), predicted.values, predicted.segment_known, strict=True)
     ):
         measured_at = first + i * step
         predicted_kg = float(weight) * bias
