@@ -93,8 +93,15 @@ docker-up: ## The same topology with Docker Compose (needs a Docker engine)
 docker-down: ## Stop the Compose stack
 	docker compose -f infra/docker/compose.yaml down
 
-lock: install ## Re-pin every dependency into requirements.lock
+# The Prefect server runs from its own environment (infra/local/provision.py): the Prefect release
+# of requirements.lock with the pins that release declares. --no-config keeps pyproject's
+# [tool.uv] override (FastAPI over Prefect's cap, for Tidemark's own environment) out of it.
+PREFECT_SERVER_LOCK := infra/local/prefect-server.lock
+
+lock: install ## Re-pin every dependency into requirements.lock (and the Prefect server's lock)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -q -o requirements.lock
+	grep '^prefect==' requirements.lock | $(BIN)/uv pip compile - --no-config --python-version 3.11 \
+		-q --custom-compile-command 'make lock' -o $(PREFECT_SERVER_LOCK)
 
 clean: down ## Stop the stack and remove its state and the venv
 	rm -rf .tidemark $(VENV)

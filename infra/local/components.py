@@ -410,14 +410,24 @@ def _local_origins(url: str) -> list[str]:
 
 
 def prefect(settings: Settings, state: Path) -> Component:
-    """The Prefect server (API and UI) on SQLite."""
+    """The Prefect server (API and UI) on SQLite, run from its own environment.
+
+    Infrastructure like Kafka: its environment keeps the pins Prefect declares (FastAPI below
+    its cap: newer FastAPI makes the server refuse its own client), while Tidemark's processes,
+    Prefect's client and worker among them, run on the current FastAPI.
+    """
     home = state / "prefect"
     api = settings.orchestration.api_url
     ui = settings.orchestration.ui_url
+
+    def prepare() -> None:
+        provision.prefect_server(settings.stack)
+        home.mkdir(parents=True, exist_ok=True)
+
     return Component(
         name="prefect",
         command=[
-            venv_bin("prefect"),
+            str(provision.prefect_server_bin(settings.stack)),
             "server",
             "start",
             "--host",
@@ -444,7 +454,7 @@ def prefect(settings: Settings, state: Path) -> Component:
             "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_ENABLED": "false",
             "PREFECT_SERVER_SERVICES_REPOSSESSOR_ENABLED": "false",
         },
-        prepare=lambda: home.mkdir(parents=True, exist_ok=True),
+        prepare=prepare,
     )
 
 

@@ -1,18 +1,21 @@
 """Fetch and build the real components once, into a cache outside the checkout.
 
 Kafka comes as the official jars from Maven Central (gathered by Maven), FerretDB as a Go build of
-its module from the Go module proxy. Both land in ``stack.cache_dir`` under a versioned name
-and are reused by every later ``make up`` and test session. A file lock makes two concurrent
+its module from the Go module proxy, the Prefect server as a virtual environment of its own
+installed by uv from ``prefect-server.lock``. They land in ``stack.cache_dir`` under a versioned
+name and are reused by every later ``make up`` and test session. A file lock makes two concurrent
 sessions (``make up`` beside ``make test``) build once, not twice.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -44,6 +47,12 @@ _KAFKA_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   </dependencies>
 </project>
 """
+
+
+# The Prefect server's own pins (`make lock`): the Prefect release of requirements.lock with the
+# dependencies that release declares, FastAPI below its cap among them. Tidemark's environment
+# overrides that cap (pyproject's [tool.uv]), which Prefect's client takes but its server does not.
+PREFECT_SERVER_LOCK = Path(__file__).with_name("prefect-server.lock")
 
 
 class ProvisionError(RuntimeError):
@@ -79,6 +88,61 @@ def kafka_libs_dir(stack: StackSettings) -> Path:
 def ferretdb_path(stack: StackSettings) -> Path:
     """Where the FerretDB executable of ``stack.ferretdb_version`` lives once built."""
     return stack.cache_dir / f"ferretdb-{stack.ferretdb_version}" / "ferretdb"
+
+
+def prefect_server_dir(stack: StackSettings, lock: Path = PREFECT_SERVER_LOCK) -> Path:
+    """Where the Prefect server's environment built from ``lock`` lives.
+
+    Named after the lock's content and the interpreter that runs us, so a new lock or a new
+    Python builds a new environment instead of reusing one that no longer matches.
+    """
+    digest = hashlib.sha256(lock.read_bytes())
+    digest.update(os.path.realpath(sys.executable).encode())
+    digest.update(sys.version.encode())
+    return stack.cache_dir / f"prefect-server-{digest.hexdigest()[:12]}"
+
+
+def prefect_server_bin(stack: StackSettings) -> Path:
+    """The ``prefect`` command of the server's environment (there once it is built)."""
+    return prefect_server_dir(stack) / "bin" / "prefect"
+
+
+def _uv() -> str:
+    """The uv that installed our own environment (``make install`` puts it there), else PATH's."""
+    ours = Path(sys.executable).parent / "uv"
+    return str(ours) if ours.is_file() else "uv"
+
+
+def prefect_server(stack: StackSettings) -> Path:
+    """Build (once) the Prefect server's environment from its lock, with uv's cache.
+
+    The environment is relocatable (its scripts find their interpreter beside them), so it is
+    built in a scratch folder and moved in place whole. ``--no-config`` keeps any project's
+    ``[tool.uv]`` (Tidemark's overrides FastAPI's cap) out of the server's install; the modules
+    are compiled to bytecode, so that the server does not compile them at each start.
+    """
+    target = prefect_server_dir(stack)
+    uv = _uv()
+
+    def build(work: Path) -> Path:
+        log.info("building the Prefect server's environment", lock=str(PREFECT_SERVER_LOCK))
+        venv = work / "venv"
+        _run(
+            "creating the Prefect server's environment",
+            [uv, "venv", "--no-config", "-q", "--relocatable", "--python", sys.executable, "venv"],
+            cwd=work,
+        )
+        _run(
+            "installing the Prefect server",
+            [
+                *(uv, "pip", "install", "--no-config", "-q", "--compile-bytecode"),
+                *("--python", str(venv / "bin" / "python"), "-r", str(PREFECT_SERVER_LOCK)),
+            ],
+            cwd=work,
+        )
+        return venv
+
+    return _once(stack, "prefect-server", target, (target / "bin" / "prefect").is_file, build)
 
 
 def kafka_libs(stack: StackSettings) -> Path:

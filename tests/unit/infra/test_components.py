@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from infra.local import provision
 from infra.local.components import (
     infrastructure,
     kafka_cluster_id,
@@ -47,6 +48,10 @@ def test_every_component_listens_where_the_settings_say(tmp_path: Path) -> None:
     assert mlflow[1:3] == ["-m", "infra.local.mlflow_server"]
     prefect = by_name["prefect"]
     assert prefect.command[prefect.command.index("--port") + 1] == "14200"
+    # Prefect's server runs from its own environment, with the FastAPI that Prefect declares.
+    server_env = provision.prefect_server_dir(_settings(tmp_path).stack)
+    assert Path(prefect.command[0]) == server_env / "bin" / "prefect"
+    assert prefect.command[1:3] == ["server", "start"]
     assert prefect.env["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
     assert prefect.url == "http://127.0.0.1:14200"
     # Only this machine's browsers may call Prefect's API, and only with a CSRF token.
