@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -62,3 +63,10 @@ def test_the_api_gets_an_admin_token_from_the_environment() -> None:
     assert environment["TIDEMARK_SERVING_ADMIN_TOKEN"].startswith(
         "${TIDEMARK_SERVING_ADMIN_TOKEN:?"
     )
+
+
+def test_the_prefect_server_image_is_the_release_our_clients_run() -> None:
+    image = _services()["prefect"]["image"]
+    name, _, tag = image.partition(":")
+    assert name == "prefecthq/prefect"
+    assert tag.split("-")[0] == version("prefect")
