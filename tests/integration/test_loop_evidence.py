@@ -198,6 +198,9 @@ def tutorial_story(module_loop: tuple[Settings, Processes], stack: Stack) -> Tut
             _wait_scored(observer, processes, line)
     finally:
         observer.close()
+        # The story ends here, not with the module: a later test's serve-flows serves the same
+        # deployments, and two runners would race for (and may run) each other's retrains.
+        processes.stop()
     return TutorialStory(
         settings,
         observer,
