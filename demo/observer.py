@@ -99,6 +99,17 @@ class LoopObserver:
             self.predictions += 1
             self.first_prediction.setdefault(prediction.model_version, prediction.predicted_at)
 
+    def catch_up(self, timeout_s: float = 30.0) -> None:
+        """Read every topic up to its end offset as of now (what was published before this call
+        is then in :attr:`scored`, :attr:`requests`…)."""
+        partitions = list(self._consumer.assignment())
+        ends = self._consumer.end_offsets(partitions)
+        deadline = time.monotonic() + timeout_s
+        while any(self._consumer.position(p) < ends[p] for p in partitions):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the topics' ends ({ends}) not reached in {timeout_s:.0f} s")
+            self.poll(0.5)
+
     @property
     def production_version(self) -> str | None:
         """The production version as last seen."""
