@@ -130,7 +130,7 @@ def _penguins(rng: np.random.Generator, n: int, island: list[str], flipper: floa
             "bill_length_mm": rng.normal(40, 3, n),
             "bill_depth_mm": rng.normal(18, 1, n),
             "flipper_length_mm": rng.normal(flipper, 5, n),
-            "sex": rng.choice(["female", "male", None], n),
+            "sex": rng.choice(np.array(["female", "male", None], dtype=object), n),
         }
     )
 
