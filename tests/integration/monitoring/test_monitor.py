@@ -35,6 +35,7 @@ from tests.integration.topics import read_topic
 from tests.pictures import assert_error_report
 from tidemark.config import Settings
 from tidemark.orchestration import prefect_api
+from tidemark.project.contracts import Contracts
 from tidemark.schemas import RetrainReason, RetrainRequest
 from tidemark.stream.loop import run_loop
 
@@ -44,11 +45,13 @@ def run_monitor(
     until: Callable[[list[WindowJudgement]], bool],
     timeout_s: float = 180,
     queue_empty: bool = False,
+    contracts: Contracts = CONTRACTS,
 ) -> list[WindowJudgement]:
-    """Run a monitor in a thread until ``until(verdicts)`` holds (and, with ``queue_empty``,
-    no incident waits in its queue); return its verdicts."""
+    """Run a monitor of ``contracts``' project (the fish by default) in a thread until
+    ``until(verdicts)`` holds (and, with ``queue_empty``, no incident waits in its queue);
+    return its verdicts."""
     verdicts: list[WindowJudgement] = []
-    monitor = Monitor.create(settings, CONTRACTS, on_judgement=verdicts.append)
+    monitor = Monitor.create(settings, contracts, on_judgement=verdicts.append)
     stop = threading.Event()
     thread = threading.Thread(target=run_loop, args=(monitor, settings, stop), daemon=True)
     thread.start()
