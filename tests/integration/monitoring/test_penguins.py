@@ -140,8 +140,9 @@ def test_the_monitor_of_the_penguins_opens_an_incident_for_the_species_it_never_
 
     first, arrival = verdicts[0], verdicts[-1]
     assert first.alarms == ()
-    assert {e.segment for e in first.evidence} == {"Adelie", "Chinstrap"}
-    assert all(not e.unseen for e in first.evidence)
+    # The Adelie are judged on their window (the fewer Chinstrap pool theirs), and known.
+    assert "Adelie" in {e.segment for e in first.evidence}
+    assert all(e.segment in {"Adelie", "Chinstrap"} and not e.unseen for e in first.evidence)
     assert first.drift is not None
     assert not first.drift.detected, first.drift.p_values
     assert arrival.gate_of(UNSEEN) is not None
