@@ -94,8 +94,8 @@ def test_the_evidently_dashboard_shows_its_panels_with_data(
     page: Page, evidently_ui: str, screenshot: Screenshot
 ) -> None:
     page.goto(evidently_ui)
-    page.get_by_text("tidemark", exact=True).first.click()
-    for title in (dashboard.BY_VERSION, dashboard.BY_SPECIES, dashboard.DRIFT_SHARE):
+    page.get_by_text("fish-weight", exact=True).first.click()
+    for title in (dashboard.BY_VERSION, dashboard.BY_SEGMENT, dashboard.DRIFT_SHARE):
         expect(page.get_by_text(title).first).to_be_visible()
     # Legends are drawn only for series that have points.
     expect(page.get_by_text(re.compile(r"^threshold 0\.\d\d$")).first).to_be_attached()

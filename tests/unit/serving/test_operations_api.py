@@ -77,7 +77,7 @@ def test_model_describes_the_version_in_service(client: TestClient) -> None:
 def test_model_shows_the_challenger_and_its_running_evidence(
     settings: Settings, source: InMemorySource
 ) -> None:
-    state = ShadowEvaluation.start("1", "2", ShadowRules(min_fish=2)).update(
+    state = ShadowEvaluation.start("1", "2", ShadowRules(min_items=2)).update(
         ["salmon"] * 4, [0.10, 0.12, 0.08, 0.11], [0.05, 0.06, 0.04, 0.05]
     )
     tags = {
