@@ -63,7 +63,7 @@ def test_the_api_docs_render_offline(page: Page, api: str) -> None:
 def test_the_redoc_page_renders_offline(page: Page, api: str) -> None:
     left = _local_only(page)
     page.goto(f"{api}/redoc")
-    expect(page.locator("h2", has_text="Predict the weight of one fish")).to_be_visible()
+    expect(page.locator("h2", has_text="Predict weight_kg of one item")).to_be_visible()
     assert left == []
 
 
