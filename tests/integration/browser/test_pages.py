@@ -60,7 +60,7 @@ def test_the_redoc_page_renders_offline(page: Page, api: str) -> None:
     left = _local_only(page)
     page.goto(f"{api}/redoc")
     # Two operations share the summary: /predict and the default project's own path.
-    expect(page.locator("h2", has_text="Predict the weight of one fish").first).to_be_visible()
+    expect(page.locator("h2", has_text="Predict weight_kg of one item").first).to_be_visible()
     assert left == []
 
 
