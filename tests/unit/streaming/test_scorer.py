@@ -15,12 +15,15 @@ from tests.integration.projects import example
 from tests.unit.tidemark.stream.raw import Record
 from tidemark.config import Settings
 from tidemark.modelling.predictions import Predictions
+from tidemark.project.catalog import project_settings
 from tidemark.project.contracts import Contracts, Item
 from tidemark.schemas import DeadLetter, Measurement, Prediction, prediction_json
 from tidemark.stream.handler import Output
 from tidemark.stream.loop import handle
 
 FISH = Contracts(example("fish-weight"))
+# The fish project's settings: its topics.
+SETTINGS = project_settings(FISH.project, Settings())
 
 
 @dataclass
@@ -56,8 +59,9 @@ class Model:
 
 
 def batch(*values: bytes) -> dict[TopicPartition, list[Any]]:
-    records = [Record("fish.measurements", 0, i, b"k", v) for i, v in enumerate(values)]
-    return {TopicPartition("fish.measurements", 0): records}
+    topic = SETTINGS.kafka.topics.input
+    records = [Record(topic, 0, i, b"k", v) for i, v in enumerate(values)]
+    return {TopicPartition(topic, 0): records}
 
 
 def fish(
@@ -71,7 +75,7 @@ def fish(
 def score(
     model: Model, values: list[bytes], challenger: Model | None = None
 ) -> tuple[list[Prediction], list[DeadLetter], int]:
-    settings = Settings()
+    settings = SETTINGS
     producer = Producer()
     scorer = Scorer(settings, FISH, lambda: model, lambda: challenger)
     out = Output(cast(Any, producer), settings.kafka)
@@ -184,7 +188,7 @@ def test_a_prediction_of_the_fish_project_is_byte_for_byte_what_the_fish_scorer_
 ) -> None:
     value = fish(measurement, "f-1", 60.0)
     scorer_bytes: list[bytes] = []
-    settings = Settings()
+    settings = SETTINGS
     producer = Producer()
     scorer = Scorer(settings, FISH, lambda: Model(), None)
     handle(scorer, batch(value), Output(cast(Any, producer), settings.kafka), 65_536)

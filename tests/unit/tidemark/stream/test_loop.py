@@ -133,7 +133,7 @@ class Producer:
 
 class Keyed:
     def __init__(self, text: str) -> None:
-        self.fish_id, self.text = text, text
+        self.key, self.text = text, text
 
     def to_json(self) -> bytes:
         return self.text.encode()
@@ -319,7 +319,9 @@ def test_a_batch_that_keeps_failing_is_handled_alone_and_the_record_at_fault_dea
     events, consumer, producer = _run(monkeypatch, Failing, [_batch(0, 1, 2)], suspects=suspects)
 
     assert [e for e in events if e.startswith("process")] == ["process ['m0']", "process ['m2']"]
-    letters = [DeadLetter.from_json(v) for t, v in producer.sent if t == "fish.dead-letter"]
+    letters = [
+        DeadLetter.from_json(v) for t, v in producer.sent if t == settings.kafka.topics.dead_letter
+    ]
     assert [(letter.offset, letter.raw_value()) for letter in letters] == [(1, b"m1")]
     assert "failed 3 times" in letters[0].error
     assert "ZeroDivisionError: m1 divides by zero" in letters[0].error
