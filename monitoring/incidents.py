@@ -381,7 +381,9 @@ class Incidents:
         )
         self.trigger.publish(request)
         starts: dict[str, SegmentStart] = {}
-        for p in pending:
+        # A species whose incident still gathers evidence has shown where its change began: no
+        # retrain, whatever alarm started it, reads that species' fish from before the change.
+        for p in [*pending, *self.gathering.values()]:
             species = p.alarm.incident.species
             if species is None or p.segment_start is None:
                 continue

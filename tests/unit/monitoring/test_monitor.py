@@ -378,6 +378,26 @@ def test_a_retrain_reads_the_changed_species_only_from_the_change_inside_its_win
     assert run.data_start < change
 
 
+def test_a_drift_retrain_reads_a_gathering_species_only_from_its_change() -> None:
+    """Issue 26, seen on a replay after `make up`'s gentle line: the salmon law changed, the
+    salmon's incident gathered evidence, and a drift alarm fired first; its retrain read the
+    salmon from before the change and blended both laws. It must start them at the change."""
+    watched, trigger = monitor()
+    watched.incidents.thresholds = watched.thresholds
+    for i in range(3):
+        watched.judge(window(i, salmon=(30, 0.03)))
+    changed = watched.judge(_half_and_half(3, 0.03, 0.30))
+    assert states(changed) == {"error:salmon": GateState.GATHERING}
+    change = T0 + timedelta(seconds=180 + 15 * 2.0)
+    drift = Alarm(IncidentKey(IncidentKind.DRIFT), "drift_share", 1.0, 0.5, 30, T0)
+    closed = window(4, salmon=(30, 0.03))
+    judgement = WindowJudgement(window=closed, version="1", judged=None, drift=None)
+    watched.incidents.answer(judgement, [drift])
+    [starts] = trigger.segment_starts
+    assert starts["salmon"].start == change
+    assert "change-point" in starts["salmon"].reason
+
+
 def test_after_a_promotion_an_incident_of_the_new_version_is_not_held_by_the_old_ones() -> None:
     """Issue 26: v2 was promoted by salmon's retrain (asked on v1) a moment ago; salmon's
     error under v2 is still above the threshold: a new incident of v2, which fires at once
