@@ -6,7 +6,9 @@ alarms that pass start ONE run of the ``retrain`` deployment together, tagged wi
 incidents (:mod:`monitoring.trigger`). Between windows this module keeps:
 
 - the queue: alarms that wait for another incident's run to end; they start their run together
-  as soon as it has (checked every ``monitor_queue_check_s``);
+  as soon as it has (checked every ``monitor_queue_check_s``). An alarm raised while Prefect (or
+  the registry) cannot be asked, or whose retrain could not be started, waits there too, and
+  passes its own gate once Prefect answers: an alarm is never lost to an outage;
 - the gathering: per-species alarms whose species has too few labelled fish since their data
   begin for a retrain to train and judge on (``EvidenceRules.rows_alone``); every later window
   adds its fish of that species, and the incident is queued once it has enough;
@@ -116,8 +118,11 @@ class Incidents:
         self._recent: deque[WindowSpan] = deque(
             maxlen=max(self.settings.retrain_windows, self.settings.evidence_windows)
         )
-        # Incidents waiting for another incident's retrain to end.
+        # Incidents waiting for another incident's retrain to end, or for Prefect to answer.
         self.queue: dict[IncidentKey, Pending] = {}
+        # Queued incidents whose gate could not be read (Prefect or the registry down, or a
+        # start that failed): gated when Prefect answers again, before their retrain starts.
+        self.unanswered: set[IncidentKey] = set()
         # Per-species incidents waiting for enough labelled fish of their species to judge on.
         self.gathering: dict[IncidentKey, Pending] = {}
         rules = EvidenceRules.of(settings.retrain)
@@ -189,6 +194,14 @@ class Incidents:
             return None
         if in_flight is not None:
             return None
+        if self.unanswered:
+            try:
+                self._gate_unanswered()
+            except Exception as error:  # Prefect down again: they wait for the next check
+                log.warning("cannot gate the kept alarms", error=f"{error}"[:300])
+                return None
+            if not self.queue:
+                return None
         pending = list(self.queue.values())
         production = self.follower.current
         try:
@@ -207,6 +220,22 @@ class Incidents:
         )
         return flow_run_id
 
+    def _gate_unanswered(self) -> None:
+        """Gate the alarms kept while Prefect (or the registry) could not be asked, now that it
+        answers: each incident's own gate (its last run, cooldown, outcome) holds as it would
+        have, so that a run Prefect started before its answer was lost is not started again."""
+        for key in sorted(self.unanswered & self.queue.keys(), key=str):
+            waiting = self.queue[key]
+            found = self._gate(waiting.alarm, None, self._version)
+            if found.open:
+                if found.since is not None and found.since < waiting.data_start:
+                    self.queue[key] = replace(waiting, data_start=found.since)
+                continue
+            del self.queue[key]
+            log.info("a kept alarm does not start a retrain", incident=str(key), why=found.why)
+        self.unanswered.clear()
+        metrics.QUEUED.set(len(self.queue))
+
     def _gate_and_start(
         self, judgement: WindowJudgement, raised: Sequence[Alarm], window: ClosedWindow
     ) -> WindowJudgement:
@@ -220,9 +249,10 @@ class Incidents:
             else:
                 in_flight = self.trigger.in_flight()
                 gated = [Gated(a, self._gate(a, in_flight, judgement.version)) for a in raised]
-        except Exception as error:  # Prefect or the registry down: say so, judge the next one
-            why = f"cannot reach the retrain deployment or the registry: {error}"[:300]
-            gated = [Gated(a, Gate(GateState.HELD, why)) for a in raised]
+        except Exception as error:  # Prefect or the registry down: the alarms wait in the queue
+            why = f"kept until the retrain deployment and the registry answer: {error}"[:300]
+            gated = [Gated(a, Gate(GateState.QUEUED, why)) for a in raised]
+            self.unanswered |= {a.incident for a in raised}
         spans = training_start(
             WindowSpan(window.start, window.overall.count),
             list(self._recent),
@@ -255,7 +285,14 @@ class Incidents:
             fired[key] = queued.merged(fired[key]) if key in fired else queued
         self.queue.clear()
         metrics.QUEUED.set(0)
-        request, flow_run_id = self._start(list(fired.values()), judgement.version, window)
+        try:
+            request, flow_run_id = self._start(list(fired.values()), judgement.version, window)
+        except Exception as error:  # Kafka or Prefect failed under the start: keep the alarms
+            log.warning("cannot start the retrain; its alarms are kept", error=f"{error}"[:300])
+            self.queue.update(fired)
+            self.unanswered |= set(fired)
+            metrics.QUEUED.set(len(self.queue))
+            return judgement
         return replace(judgement, request=request, flow_run_id=flow_run_id)
 
     def _hold_for_evidence(

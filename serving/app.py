@@ -6,7 +6,8 @@ and swapped in with one assignment, so requests never wait for a load. The chall
 is never served: ``/model`` only reads its tags (version, role, running evidence) on request.
 
 The API docs (``/docs``: Swagger UI, ``/redoc``: ReDoc) load their scripts and styles from the
-server itself (files shipped in the fastapi-offline wheel), so they work without internet.
+server itself (files shipped in the fastapi-offline wheel), so they work without internet; the
+ReDoc page is ours (serving.routes.redoc) so that its footer's logo is not fetched from a CDN.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from serving.projects import ServedProjects
 from serving.routes import admin, explain, health, history, model, predict
 from serving.routes import metrics as metrics_route
 from serving.routes.projects import add_project_routes
+from serving.routes.redoc import add_redoc_page
 from tidemark.config import RegistrySettings, Settings, get_settings
 from tidemark.logs import get_logger
 from tidemark.registry.reader import RegistryReader, VersionRef
@@ -112,7 +114,7 @@ def create_app(
 
     app = FastAPIOffline(
         docs_url=DOCS_URL,
-        redoc_url=REDOC_URL,
+        redoc_url=None,
         static_url=DOCS_ASSETS_URL,
         title="Tidemark model server",
         summary="Fish weight predictions from the model in production, hot-swapped on promotion.",
@@ -133,6 +135,7 @@ def create_app(
         project_models=project_models,
     )
     app.state.serving = serving
+    add_redoc_page(app, REDOC_URL, DOCS_ASSETS_URL)
     app.add_middleware(
         ServingMiddleware,
         holder=holder,

@@ -485,3 +485,77 @@ def test_a_drift_retrain_judges_only_the_species_with_evidence_enough() -> None:
     judgement = WindowJudgement(window=closed, version="1", judged=None, drift=None)
     watched.incidents.answer(judgement, [alarm])
     assert trigger.judged == [["salmon"]]
+
+
+class DownTrigger(FakeTrigger):
+    """Prefect that may be down (every call fails), or may lose its answer to a start."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+        self.lose_answer = False
+
+    def _answer(self) -> None:
+        if self.down:
+            raise ConnectionError("Prefect is down")
+
+    def start_run(self, request: RetrainRequest, training_start: datetime, *rest: Any) -> str:
+        self._answer()
+        run_id = super().start_run(request, training_start, *rest)
+        if self.lose_answer:
+            raise ConnectionError("the answer to the start was lost")
+        return run_id
+
+    def last_run(self, incident: IncidentKey | None = None) -> IncidentRun | None:
+        self._answer()
+        return super().last_run(incident)
+
+    def in_flight(self) -> IncidentRun | None:
+        self._answer()
+        return super().in_flight()
+
+
+def down_monitor() -> tuple[Monitor, DownTrigger]:
+    watched, _ = monitor()
+    trigger = DownTrigger()
+    watched.incidents.trigger = cast(Any, trigger)
+    return watched, trigger
+
+
+def test_an_alarm_while_prefect_is_down_is_kept_and_retrains_once_when_it_answers() -> None:
+    watched, trigger = down_monitor()
+    trigger.down = True
+    kept = [watched.judge(window(i, salmon=(60, 0.2))) for i in (0, 1)]
+    assert all(states(v) == {"error:salmon": GateState.QUEUED} for v in kept)
+    assert "kept until" in kept[0].alarms[0].gate.why
+    assert watched.incidents.drain(force=True) is None
+    assert trigger.runs == []
+    assert trigger.requests == []
+
+    trigger.down = False
+    assert watched.incidents.drain(force=True) == "run-1"
+    # One request for both windows that raised the alarm while Prefect was away.
+    [request] = trigger.requests
+    assert (request.window_start, request.window_end) == (T0, T0 + timedelta(seconds=120))
+    assert watched.incidents.queue == {}
+    trigger.end("run-1")
+    again = watched.judge(window(2, salmon=(60, 0.2)))
+    assert states(again) == {"error:salmon": GateState.HELD}
+    assert watched.incidents.drain(force=True) is None
+    assert len(trigger.runs) == 1
+
+
+def test_a_start_whose_answer_was_lost_is_kept_and_not_started_again() -> None:
+    watched, trigger = down_monitor()
+    trigger.lose_answer = True
+    fired = watched.judge(window(0, salmon=(60, 0.2)))
+    assert not fired.triggered
+    assert SALMON_ERROR in watched.incidents.queue
+    trigger.lose_answer = False
+    # Prefect did start it: while it runs the kept alarm waits, and once it ended (a moment
+    # ago) the incident's own cooldown drops the alarm instead of starting a second run.
+    assert watched.incidents.drain(force=True) is None
+    trigger.end("run-1")
+    assert watched.incidents.drain(force=True) is None
+    assert watched.incidents.queue == {}
+    assert len(trigger.runs) == 1
