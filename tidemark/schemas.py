@@ -299,12 +299,6 @@ class ModelDecision(Contract):
     decided_by: str = Field(min_length=1, description="monitor, retrain, or manual")
     decided_at: UtcDatetime
 
-    @property
-    def segments(self) -> dict[str, ShadowEvidence]:
-        """The live evidence per segment (the field keeps its wire name until the monitor's
-        shadow evaluation renames it)."""
-        return self.species
-
     @model_validator(mode="after")
     def _two_versions(self) -> Self:
         if self.champion_version == self.challenger_version:

@@ -32,7 +32,9 @@ STILL_MOVING: dict[str, str] = {
     "tidemark/scenario.py": "goes once serving/examples.py no longer imports it",
     "tidemark/scenarios": "read by tidemark/scenario.py alone; examples/fish/scenarios holds them",
     "tidemark/schemas.py": "its fish messages go once monitoring/ and demo/ no longer use them; "
-    "ModelDecision.species is monitorgen's shadow evaluation's field",
+    "monitorgen renames ModelDecision.species to segments",
+    "tidemark/registry/history.py": "reads ModelDecision.species until monitorgen renames it",
+    "tidemark/registry/writer.py": "reads ModelDecision.species until monitorgen renames it",
 }
 
 

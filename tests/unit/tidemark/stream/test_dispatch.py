@@ -78,10 +78,10 @@ def route(handler: Echo) -> Route:
         role: f"{handler.project}.{role}"
         for role in ("input", "truth", "predictions", "scored", "retrain_requests")
     } | {"model_decisions": f"{handler.project}.decisions", "dead_letter": f"{handler.project}.dlq"}
-    return Route(handler.project, handler, KafkaSettings(topics=topics))  # type: ignore[arg-type]
+    return Route(handler.project, handler, KafkaSettings(topics=topics))
 
 
-def records(project: str, *values: bytes, partition: int = 0) -> Polled:
+def records(project: str, *values: bytes, partition: int = 0) -> dict[TopicPartition, list[Any]]:
     topic = f"{project}.in"
     return {
         TopicPartition(topic, partition): [

@@ -10,11 +10,12 @@ from typing import Any, cast
 import pytest
 from kafka.future import Future
 from kafka.structs import OffsetAndMetadata, TopicPartition
+from pydantic import TypeAdapter
 
 from tests.unit.tidemark.stream.raw import Record
 from tidemark import kafka_io
 from tidemark.config import Settings
-from tidemark.schemas import DeadLetter, Measurement
+from tidemark.schemas import DeadLetter
 from tidemark.stream.handler import Commits, Handler, Output
 from tidemark.stream.loop import Suspects, handle, run_loop
 from tidemark.stream.records import Batch, Polled
@@ -29,7 +30,7 @@ class Text:
 
     def from_json(self, raw: bytes) -> str:
         if raw == b"bad":
-            Measurement.from_json(raw)  # raises ValidationError, as a contract's decoder does
+            TypeAdapter(int).validate_json(raw)  # raises ValidationError, as a contract does
         return raw.decode()
 
 
