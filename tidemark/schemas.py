@@ -294,7 +294,7 @@ class ModelDecision(Contract):
     alpha: float | None = Field(default=None, gt=0, lt=1)
     champion_mre: NonNegative | None = None
     challenger_mre: NonNegative | None = None
-    species: dict[str, ShadowEvidence] = Field(default_factory=dict)
+    segments: dict[str, ShadowEvidence] = Field(default_factory=dict)
     reason: str = Field(min_length=1)
     decided_by: str = Field(min_length=1, description="monitor, retrain, or manual")
     decided_at: UtcDatetime

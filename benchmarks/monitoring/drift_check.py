@@ -29,7 +29,7 @@ import pandas as pd
 from evidently import DataDefinition, Dataset, Report
 from evidently.presets import DataDriftPreset
 
-from benchmarks.fish import fish_scenario
+from benchmarks.fish import FISH, fish_scenario
 from monitoring.drift import DriftDetector
 from tidemark.model import FEATURES
 from tidemark.simulation.generate import generate_frame
@@ -58,7 +58,7 @@ def main() -> None:
     reference = generate_frame(scenario, 42, ["spring"])
     spring = generate_frame(scenario, 3, ["spring"])
     autumn = generate_frame(scenario, 3, ["autumn"])
-    detector = DriftDetector(reference, p_value=0.001, drift_share=0.5)
+    detector = DriftDetector(reference, FISH, p_value=0.001, drift_share=0.5)
     rows: list[dict[str, Any]] = []
     for size in SIZES:
         for name in ("tidemark", "evidently default"):

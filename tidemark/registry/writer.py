@@ -684,7 +684,7 @@ def _evidence(decision: ModelDecision) -> str:
         )
     segments = "; ".join(
         f"{name} n = {s.n}, {s.challenger_mre:.4f} vs {s.champion_mre:.4f}, p = {s.p_value:.3g}"
-        for name, s in sorted(decision.species.items())
+        for name, s in sorted(decision.segments.items())
     )
     if segments:
         parts.append(f"per segment: {segments}")

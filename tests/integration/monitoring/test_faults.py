@@ -13,7 +13,7 @@ from infra.local.stack import Stack
 from monitoring.judgement import WindowJudgement
 from monitoring.monitor import Monitor
 from monitoring.policy import GateState, IncidentKey, IncidentKind
-from tests.integration.monitoring.fish import produce, scored_fish, window_aligned_start
+from tests.integration.monitoring.fish import CONTRACTS, produce, scored_fish, window_aligned_start
 from tests.integration.monitoring.test_monitor import (
     RetrainRun,
     retrain_flow_runs,
@@ -47,7 +47,7 @@ def test_an_alarm_raised_while_prefect_is_down_retrains_once_prefect_is_back(
         return [r for r in retrain_flow_runs(settings, retrain_deployment) if r.id not in before]
 
     verdicts: list[WindowJudgement] = []
-    monitor = Monitor.create(settings, on_judgement=verdicts.append)
+    monitor = Monitor.create(settings, CONTRACTS, on_judgement=verdicts.append)
     stop = threading.Event()
     thread = threading.Thread(target=run_loop, args=(monitor, settings, stop), daemon=True)
     try:

@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -41,9 +42,10 @@ from tidemark.config import Settings, get_settings
 from tidemark.judging.shadow import SHADOW_ROLE_TAG, SHADOW_STATE_TAG, ShadowEvaluation, ShadowRole
 from tidemark.model import FEATURES
 from tidemark.orchestration import SHADOW_VERDICT_DEPLOYMENT, prefect_api
+from tidemark.project.contracts import Scored
 from tidemark.registry import writer as registry
 from tidemark.scenario import generate_frame, load_scenario
-from tidemark.schemas import ModelDecision, ModelEvent, Scored, ShadowVerdict
+from tidemark.schemas import ModelDecision, ModelEvent, ShadowVerdict
 
 pytestmark = pytest.mark.integration
 
@@ -128,7 +130,7 @@ def with_challenger(
     """The records with ``version``'s answer in shadow: production's error scaled by
     ``scale``, or (``shuffle``) the relative error of another fish of the same window, so that
     both versions' errors have the same distribution without being the same."""
-    errors = [r.predicted_weight_kg / r.weight_kg - 1 for r in records]
+    errors = [r.prediction.value / r.truth - 1 for r in records]
     if shuffle:
         rng = random.Random(3)
         for start in range(0, len(errors), PER_WINDOW):
@@ -138,19 +140,19 @@ def with_challenger(
     shadowed = []
     for record, error in zip(records, errors, strict=True):
         if shuffle:
-            other = record.weight_kg * (1 + error)
+            other = record.truth * (1 + error)
         else:
-            other = record.weight_kg + (record.predicted_weight_kg - record.weight_kg) * scale
+            other = record.truth + (record.prediction.value - record.truth) * scale
         other = max(other, 0.001)
-        gap = abs(other - record.weight_kg)
+        gap = abs(other - record.truth)
         shadowed.append(
-            record.model_copy(
-                update={
-                    "challenger_version": version,
-                    "challenger_predicted_weight_kg": other,
-                    "challenger_abs_error_kg": gap,
-                    "challenger_rel_error": gap / record.weight_kg,
-                }
+            replace(
+                record,
+                prediction=replace(
+                    record.prediction, challenger_version=version, challenger_value=other
+                ),
+                challenger_abs_error=gap,
+                challenger_rel_error=gap / record.truth,
             )
         )
     return shadowed

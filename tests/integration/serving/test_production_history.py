@@ -127,7 +127,7 @@ def four_moves(settings: Settings) -> dict[str, str]:
         alpha=0.05,
         champion_mre=0.31,
         challenger_mre=0.06,
-        species={"walleye": evidence},
+        segments={"walleye": evidence},
         reason="the watching version is better on live items",
         decided_by="monitor",
         decided_at=datetime.now(UTC),

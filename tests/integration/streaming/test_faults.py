@@ -14,10 +14,11 @@ those whose markers were not stored are joined, and sent, once more. A loop has 
 ``stream.max_in_flight`` batches of at most ``stream.max_batch`` records outstanding, so one
 fault adds at most ``max_in_flight * max_batch`` scored records, at most one to each fish. While
 the store is down the loop cannot read its partitions' join state back, so it sends nothing
-until the store answers: a store outage is one fault however long it lasts. The module's
-joiner runs with small batches (50 records, 2 in flight) so that the bound (100 records a
-fault) is tight enough to fail: a joiner that replayed more than its in-flight work would
-exceed it.
+until the store answers: a store outage is one fault however long it lasts. A SIGKILL is a fault
+only for a process that had been given partitions (its own log says so); one killed while it
+starts sent nothing. The module's joiner runs with small batches (50 records, 2 in flight) so
+that the bound (100 records a fault) is tight enough to fail: a joiner that replayed more than
+its in-flight work would exceed it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from pymongo import MongoClient
 
@@ -82,7 +84,7 @@ def per_fault(settings: Settings) -> int:
 
 
 @dataclass
-class Services:
+class LineServices:
     """The module's scorer and joiner processes; the joiner may be replaced by a new one."""
 
     settings: Settings
@@ -94,7 +96,9 @@ class Services:
     def start(self, command: str) -> Service:
         """Start a ``tidemark score|join`` process on a free metrics port."""
         (port,) = free_ports(1)
-        service = Service(self.settings, command, port, self.logs / f"{command}.log")
+        # A log of each process's own: what it did before a SIGKILL is read back from it.
+        log = self.logs / f"{command}-{len(self.started)}.log"
+        service = Service(self.settings, command, port, log)
         self.started.append(service)
         return service
 
@@ -105,9 +109,9 @@ class Services:
 
 
 @pytest.fixture(scope="module")
-def services(faulty: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+def services(faulty: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LineServices]:
     """One scorer and one joiner for every case of the module, stopped after the last one."""
-    running = Services(faulty, tmp_path_factory.mktemp("faults"))
+    running = LineServices(faulty, tmp_path_factory.mktemp("faults"))
     try:
         running.scorer = running.start("score")
         running.joiner = running.start("join")
@@ -116,7 +120,7 @@ def services(faulty: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iter
         running.stop()
 
 
-class Line:
+class SteadyLine:
     """A thread sending fish at ``RATE`` a second until stopped: each one's measurement, then
     its weight (same key, weighed a second later), ids ``<case>-<n>``."""
 
@@ -184,7 +188,7 @@ def of_case(ids: list[str], case: str) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class FaultOutcome:
     """What a case's fish left behind."""
 
     fish: int
@@ -193,7 +197,9 @@ class Outcome:
     most_copies: int
 
 
-def assert_nothing_lost(settings: Settings, case: str, sent: list[str], faults: int) -> Outcome:
+def assert_nothing_lost(
+    settings: Settings, case: str, sent: list[str], faults: int
+) -> FaultOutcome:
     """Every fish of the case predicted once, joined and stored; on the scored topic each one at
     most ``1 + faults`` times and ``faults * per_fault`` extra records in all."""
     topics = settings.kafka.topics
@@ -213,7 +219,7 @@ def assert_nothing_lost(settings: Settings, case: str, sent: list[str], faults: 
     assert extra <= faults * per_fault(settings), (extra, faults, per_fault(settings))
     assert sorted(stored(settings, sent)) == sorted(sent)
     assert read_topic(settings, topics.dead_letter) == []
-    return Outcome(len(sent), sum(n > 1 for n in scored.values()), extra, most)
+    return FaultOutcome(len(sent), sum(n > 1 for n in scored.values()), extra, most)
 
 
 def wait_flowing(settings: Settings, case: str, joined: int) -> None:
@@ -226,10 +232,12 @@ def wait_flowing(settings: Settings, case: str, joined: int) -> None:
 
 
 def test_the_store_stopped_for_a_minute_loses_nothing_and_the_joiner_resumes_alone(
-    stack: Stack, faulty: Settings, services: Services
+    stack: Stack, faulty: Settings, services: LineServices
 ) -> None:
-    line = Line(faulty, "store")
+    began = time.monotonic()
+    line = SteadyLine(faulty, "store")
     wait_flowing(faulty, "store", 200)
+    flowing = time.monotonic()
     joiner = services.joiner
     restarts = joiner.metric("tidemark_stream_loop_restarts_total")
     with stack.paused("ferretdb"):
@@ -243,8 +251,14 @@ def test_the_store_stopped_for_a_minute_loses_nothing_and_the_joiner_resumes_alo
     # Fish keep coming once the store is back, and the same process joins them all.
     wait_for(lambda: len(line.sent) > back + 2 * RATE, 30, "fish after the outage")
     sent = line.stop()
+    resumed = time.monotonic()
     outcome = assert_nothing_lost(faulty, "store", sent, faults=1)
-    print(outcome, "restarts:", joiner.metric("tidemark_stream_loop_restarts_total") - restarts)
+    print(
+        outcome,
+        f"restarts: {joiner.metric('tidemark_stream_loop_restarts_total') - restarts:.0f};",
+        f"flowing after {flowing - began:.0f} s,",
+        f"all stored {time.monotonic() - resumed:.0f} s after the store came back",
+    )
     assert joiner.alive()
     assert services.scorer.alive()
     # It rode the outage out by starting its loop again, not its process.
@@ -252,25 +266,60 @@ def test_the_store_stopped_for_a_minute_loses_nothing_and_the_joiner_resumes_alo
     wait_for(lambda: joiner.metric("tidemark_stream_healthy") == 1.0, 60, "a healthy joiner")
 
 
+def joined(service: Service) -> float:
+    """How many items the process has joined (0 while its metrics port does not answer yet)."""
+    try:
+        return service.metric("tidemark_joiner_joined_total")
+    except (httpx.HTTPError, KeyError):
+        return 0.0
+
+
 def test_the_joiner_killed_ten_times_in_a_burst_loses_nothing(
-    faulty: Settings, services: Services
+    faulty: Settings, services: LineServices
 ) -> None:
-    line = Line(faulty, "kills")
+    began = time.monotonic()
+    line = SteadyLine(faulty, "kills")
     wait_flowing(faulty, "kills", 100)
-    log = services.joiner.log
-    assigned = log.read_text().count("partitions assigned")
-    pace = random.Random(21)
-    for _ in range(KILLS):
+    flowing = time.monotonic()
+    killed: list[Service] = []
+
+    def kill_and_replace() -> None:
+        killed.append(services.joiner)
         services.joiner.kill()
         services.joiner = services.start("join")
+
+    pace = random.Random(21)
+    # The first kill hits the joiner that holds the partitions, mid-stream; the next ones,
+    # 1-2 s apart, hit its successors while they start or wait for the group (a crash loop: a
+    # killed member keeps its partitions for the 6 s session timeout).
+    for _ in range(KILLS - 1):
+        kill_and_replace()
         time.sleep(pace.uniform(1.0, 2.0))
-    # How many incarnations of the burst were given partitions (and so could join) before their
-    # kill: the last one of the burst has not been killed.
-    reached = log.read_text().count("partitions assigned") - assigned
+    crash_loop_end = time.monotonic()
+    # The last one hits the survivor of the crash loop while it catches up with the backlog
+    # the loop left, batches in flight: once it has joined something.
+    survivor = services.joiner
+    wait_for(lambda: joined(survivor) > 0, 120, "the survivor catching up")
+    survivor_joined = joined(survivor)
+    kill_and_replace()
     sent_during = len(line.sent)
+    burst_end = time.monotonic()
     wait_flowing(faulty, "kills", sent_during)
+    caught_up = time.monotonic()
     sent = line.stop()
-    outcome = assert_nothing_lost(faulty, "kills", sent, faults=KILLS)
-    print(outcome, "incarnations given partitions:", reached)
+    # Only a process that was given partitions can have sent anything: each of those a fault.
+    holders = [s for s in killed if "partitions assigned" in s.log.read_text()]
+    assert len(killed) == KILLS
+    assert killed[0] in holders
+    assert survivor in holders
+    outcome = assert_nothing_lost(faulty, "kills", sent, faults=len(holders))
+    print(
+        outcome,
+        f"kills of a joiner holding partitions: {len(holders)} of {KILLS};",
+        f"the survivor had joined {survivor_joined:.0f} when killed;",
+        f"flowing after {flowing - began:.0f} s, crash loop {crash_loop_end - flowing:.0f} s,",
+        f"last kill {burst_end - crash_loop_end:.0f} s later,",
+        f"caught up {caught_up - burst_end:.0f} s after it",
+    )
     assert services.joiner.alive()
     assert services.scorer.alive()
