@@ -224,7 +224,7 @@ class RetrainReason(StrEnum):
 
 
 class RetrainRequest(Contract):
-    """``fish.retrain-requests``: the monitor (or a person) asks for a new model."""
+    """``<project>.retrain-requests``: the monitor (or a person) asks for a new model."""
 
     reason: RetrainReason
     window_start: UtcDatetime
@@ -253,32 +253,33 @@ class ShadowVerdict(StrEnum):
 
 
 class ModelEvent(StrEnum):
-    """What a ``fish.model-decisions`` record announces."""
+    """What a ``<project>.model-decisions`` record announces."""
 
     CHALLENGE = "challenge"  # a version starts running in shadow beside production
-    PROMOTION = "promotion"  # a challenger won on live fish and goes to production
+    PROMOTION = "promotion"  # a challenger won on live items and goes to production
     RETIREMENT = "retirement"  # a challenger lost, or found no evidence, and leaves shadow
     ROLLBACK = "rollback"  # production went back to the version it had replaced
 
 
 class ShadowEvidence(Contract):
-    """The live evidence of a shadow evaluation on one segment's fish (one species')."""
+    """The live evidence of a shadow evaluation on one segment's items."""
 
     n: int = Field(ge=0)
     champion_mre: NonNegative
     challenger_mre: NonNegative
     statistic: float = Field(description="log likelihood ratio of the sequential test")
     p_value: float = Field(ge=0, le=1, description="always-valid p-value")
-    alpha: float = Field(gt=0, lt=1, description="the level this species' test was allotted")
+    alpha: float = Field(gt=0, lt=1, description="the level this segment's test was allotted")
 
 
 class ModelDecision(Contract):
-    """``fish.model-decisions`` (key: model name): a challenge, promotion, retirement or rollback.
+    """``<project>.model-decisions`` (key: model name): a challenge, promotion, retirement or
+    rollback.
 
     The champion is the version in production when the evidence was gathered, the challenger
     the one in shadow beside it; for a rollback, the champion is the version rolled back and
     the challenger the version it had replaced, now restored. The evidence fields come from
-    the sequential test on live fish (``tidemark.judging.shadow``) and are absent for a decision a
+    the sequential test on live items (``tidemark.judging.shadow``) and are absent for a decision a
     person made by hand.
     """
 
@@ -287,7 +288,7 @@ class ModelDecision(Contract):
     champion_version: str = Field(min_length=1)
     challenger_version: str = Field(min_length=1)
     verdict: ShadowVerdict | None = None
-    n: int = Field(default=0, ge=0, description="joined fish both versions predicted")
+    n: int = Field(default=0, ge=0, description="joined items both versions predicted")
     statistic: float | None = Field(default=None, description="log likelihood ratio")
     p_value: float | None = Field(default=None, ge=0, le=1, description="always-valid")
     alpha: float | None = Field(default=None, gt=0, lt=1)
@@ -306,7 +307,7 @@ class ModelDecision(Contract):
 
 
 class DeadLetter(Contract):
-    """``fish.dead-letter``: a record that could not be used, kept whole with the reason."""
+    """``<project>.dead-letter``: a record that could not be used, kept whole with the reason."""
 
     # The raw value is kept to the byte, surrounding white space included.
     model_config = ConfigDict(str_strip_whitespace=False)
@@ -357,7 +358,7 @@ class DeadLetter(Contract):
 
 
 def describe(error: ValidationError) -> str:
-    """One line naming each bad field and why, e.g. ``length_cm: Input should be > 0``."""
+    """One line naming each bad field and why, e.g. ``size: Input should be > 0``."""
     parts = []
     for item in error.errors(include_url=False):
         where = ".".join(str(p) for p in item["loc"]) or "record"

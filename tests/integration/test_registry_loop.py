@@ -31,8 +31,9 @@ from tidemark.modelling.training import evaluate
 from tidemark.orchestration import RETRAIN_DEPLOYMENT, deployments_ready, prefect_api
 from tidemark.project.catalog import load_catalog
 from tidemark.registry import writer as registry
-from tidemark.scenario import generate_frame, load_scenario
 from tidemark.schemas import Scored
+from tidemark.simulation.generate import generate_frame
+from tidemark.simulation.library import load_scenario
 from tidemark.store import TrainingStore
 
 SHIFT_START = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
@@ -72,7 +73,7 @@ def settings(stack: Stack) -> Iterator[Settings]:
 
 def store_phase(settings: Settings, phase: str, seed: int, start: datetime, count: int) -> None:
     """Put ``count`` fish of a scenario phase into the store as joined records, a second apart."""
-    frame = generate_frame(load_scenario(), seed, [phase]).head(count)
+    frame = generate_frame(load_scenario(FISH.project), seed, [phase]).head(count)
     records = []
     for i, row in enumerate(frame.itertuples(index=False)):
         at = start + timedelta(seconds=i)
@@ -335,7 +336,7 @@ def test_the_store_reads_recent_and_windowed_records_in_time_order(settings: Set
 
 
 def _salmon_error(settings: Settings, number: str) -> float:
-    salmon = generate_frame(load_scenario(), 99, ["salmon"]).head(300)
+    salmon = generate_frame(load_scenario(FISH.project), 99, ["salmon"]).head(300)
     model = registry.load_model(settings.registry, number)
     return evaluate(FISH.project, model, salmon).judged
 

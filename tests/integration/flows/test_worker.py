@@ -23,8 +23,9 @@ from tidemark.config import Settings
 from tidemark.orchestration import prefect_api
 from tidemark.project.catalog import load_catalog
 from tidemark.registry import writer as registry
-from tidemark.scenario import generate_frame, load_scenario
 from tidemark.schemas import RetrainReason, RetrainRequest, Scored, utc_now
+from tidemark.simulation.generate import generate_frame
+from tidemark.simulation.library import load_scenario
 from tidemark.store import TrainingStore
 
 FISH = load_catalog(Path("projects")).contracts("fish-weight")
@@ -32,7 +33,7 @@ FISH = load_catalog(Path("projects")).contracts("fish-weight")
 
 def _store_a_few_fish(settings: Settings, start: datetime, count: int) -> None:
     """``count`` joined salmon, a second apart from ``start``: too few to judge a candidate."""
-    frame = generate_frame(load_scenario(), 3, ["salmon"]).head(count)
+    frame = generate_frame(load_scenario(FISH.project), 3, ["salmon"]).head(count)
     records = []
     for i, row in enumerate(frame.itertuples(index=False)):
         at = start + timedelta(seconds=i)

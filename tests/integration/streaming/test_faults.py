@@ -71,6 +71,8 @@ def faulty(stack: Stack, production_model: str) -> Settings:
         stream_max_batch=50,
         stream_max_in_flight=2,
         registry_poll_interval_s=1.0,
+        # The scorer and the joiner serve every project named: the fish alone here.
+        projects_names="fish-weight",
     )
     kafka_io.ensure_topics(settings.kafka)
     return settings

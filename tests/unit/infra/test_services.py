@@ -68,3 +68,16 @@ def test_the_flows_service_deploys_to_the_pool_and_polls_it(tmp_path: Path) -> N
     (flows,) = [s for s in platform_services(Settings(), tmp_path) if s.name == "flows"]
     assert flows.command[1:] == ["worker", "--deploy"]
     assert flows.url.endswith("/work-pools/work-pool/tidemark")
+
+
+def test_processes_do_not_multiply_with_projects(tmp_path: Path) -> None:
+    # The repository's projects folder holds two projects; the stack runs one scorer and one
+    # joiner for them all, each without --project (the stream runtime dispatches every record
+    # to its project's handler: tidemark.stream.dispatch).
+    repository = Path(__file__).resolve().parents[3] / "projects"
+    settings = Settings(projects_dir=repository)
+    assert len(list(repository.glob("*.toml"))) >= 2
+    services = platform_services(settings, tmp_path)
+    streaming = [s for s in services if s.command[1:2] in (["score"], ["join"])]
+    assert [s.name for s in streaming] == ["scorer", "joiner"]
+    assert not any("--project" in s.command for s in streaming)
