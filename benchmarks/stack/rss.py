@@ -235,6 +235,8 @@ def private_settings(state: Path, projects: tuple[str, ...]) -> Settings:
         stack_state_dir=state,
         projects_dir=PROJECTS,
         projects_names=",".join(projects),
+        # A shared 2-core machine may take minutes to deploy the flows.
+        stack_start_timeout_s=900,
         **dict(zip(ports, others, strict=True)),
     )
 
@@ -256,7 +258,7 @@ class ProjectStack:
         self.stack.up()
         self._tidemark("train", "--if-no-production")
 
-    def serve(self, name: str, wait_s: float = 90.0) -> str:
+    def serve(self, name: str, wait_s: float = 240.0) -> str:
         """Make sure the stack predicts for project ``name``: "stack" when its own scorer does,
         "own processes" when it took a scorer, a joiner and a monitor of the project's own."""
         settings = self.catalog.settings(self.settings, name)
@@ -272,7 +274,11 @@ class ProjectStack:
             for command, port in zip(("score", "join", "monitor"), ports, strict=True)
         ]
         if not _predicts(project, settings, wait_s):
-            raise SystemExit(f"{name}: no prediction came, even from processes of its own")
+            logs = "\n".join(
+                f"--- {log.name}\n{log.read_text(errors='replace')[-2000:]}"
+                for log in sorted(self.stack.state.glob(f"*-{name}.log"))
+            )
+            raise SystemExit(f"{name}: no prediction came, even from processes of its own\n{logs}")
         return "own processes"
 
     def simulate(self, name: str) -> None:
@@ -446,6 +452,8 @@ def compare_projects(settle_s: float, events: int, rounds: int) -> dict[str, Any
     """One project, then two, each on a private stack of its own; the table and the results."""
     with tempfile.TemporaryDirectory(prefix="tidemark-rss-") as folder:
         one = run_projects((FIRST,), Path(folder) / "one", settle_s, events, rounds)
+        print(f"{FIRST} alone: RSS {one.total_rss_mb:,.0f} MB, fish {one.rate:,.0f} items/s",
+              file=sys.stderr)  # fmt: skip
         two = run_projects((FIRST, SECOND), Path(folder) / "two", settle_s, events, rounds)
     return report_projects(one, two)
 

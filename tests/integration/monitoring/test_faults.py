@@ -4,6 +4,7 @@ retrain runs once Prefect is back, exactly once."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from datetime import timedelta
 
@@ -52,6 +53,7 @@ def test_an_alarm_raised_while_prefect_is_down_retrains_once_prefect_is_back(
     thread = threading.Thread(target=run_loop, args=(monitor, settings, stop), daemon=True)
     try:
         with stack.paused("prefect"):
+            stopped = time.monotonic()
             thread.start()
             # The species' windows are judged while nobody can start a retrain: each alarm is
             # kept in the monitor's queue, and no request has gone out.
@@ -65,19 +67,29 @@ def test_an_alarm_raised_while_prefect_is_down_retrains_once_prefect_is_back(
             assert unseen in monitor.incidents.queue
             assert retrain_requests(settings) == []
 
-        # Prefect is back: the kept alarm starts its retrain, which runs to its end.
-        wait_for(lambda: [r.state for r in new_runs()] == ["COMPLETED"], 120, "the kept retrain")
+        back = time.monotonic()
+        # Prefect is back: the kept alarm starts its retrain.
+        wait_for(lambda: len(new_runs()) == 1, 60, "the kept retrain to start")
+        started = time.monotonic()
         [run] = new_runs()
         assert unseen.tag in run.tags
         assert monitor.incidents.queue == {}
-        # The same incident alarms again in later windows: its run's cooldown holds it back.
+        # The same incident alarms again in later windows: its run (in flight, then cooling
+        # down) holds them back.
         judged = len(verdicts)
         later = arrival + timedelta(seconds=6)
         produce(settings, scored_fish(model, "1", "walleye", 2, later, settings, species=species))
         wait_for(lambda: len(verdicts) >= judged + 2, 120, "two more windows judged")
         repeats = [v.gate_of(unseen) for v in verdicts[judged:]]
         assert all(g is not None and g.state is GateState.HELD for g in repeats), repeats
+        # The retrain runs to its end on the deployment's runner.
+        wait_for(lambda: [r.state for r in new_runs()] == ["COMPLETED"], 120, "the retrain run")
         assert thread.is_alive()
+        print(
+            f"Prefect healthy again after {back - stopped:.0f} s of outage;",
+            f"retrain started {started - back:.0f} s later, completed",
+            f"{time.monotonic() - started:.0f} s after that",
+        )
     finally:
         stop.set()
         thread.join(timeout=30)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pandas as pd
@@ -44,7 +45,7 @@ UNSEEN = IncidentKey(IncidentKind.UNSEEN, "Gentoo")
 
 
 @pytest.fixture
-def penguins(stack: Stack, tmp_path: Path) -> tuple[Settings, Contracts]:
+def penguins(stack: Stack, tmp_path: Path) -> tuple[Settings, Contracts, Any]:
     """A penguin project of this test's own (its topics, registered model and group), its
     settings with 2-second windows, and a production model of the two known species."""
     tag = uuid.uuid4().hex[:6]
@@ -79,16 +80,15 @@ def penguins(stack: Stack, tmp_path: Path) -> tuple[Settings, Contracts]:
         settings.registry.production_alias,
         str(info.registered_model_version),
     )
-    return settings, Contracts(project)
+    return settings, Contracts(project), fitted.model
 
 
 def scored_penguins(
-    contracts: Contracts, settings: Settings, model_version: str, frame: pd.DataFrame
+    contracts: Contracts, settings: Settings, model: Any, frame: pd.DataFrame
 ) -> list[Scored]:
-    """The rows of ``frame`` scored by the production model, one window's worth per
+    """The rows of ``frame`` scored by ``model`` (production, v1), one window's worth per
     ``PER_WINDOW`` rows, from an hour ago on."""
     project = contracts.project
-    model = mlflow.sklearn.load_model(f"models:/{settings.registry.model_name}@production")
     predicted = predict(project, model, frame)
     first = window_aligned_start(settings)
     step = timedelta(seconds=settings.monitor.window_s / PER_WINDOW)
@@ -103,16 +103,16 @@ def scored_penguins(
                 {project.key: f"p-{uuid.uuid4().hex[:10]}", project.times.input: at, **fields}
             ).__dict__
         )
-        prediction = Prediction(item, float(value), bool(known), project.name, model_version, at)
+        prediction = Prediction(item, float(value), bool(known), project.name, "1", at)
         truth = Truth(item.key, float(row[project.target.name]), at + timedelta(seconds=1), {})
         records.append(contracts.join(prediction, truth, at + timedelta(seconds=2)))
     return records
 
 
 def test_the_monitor_of_the_penguins_opens_an_incident_for_the_species_it_never_saw(
-    penguins: tuple[Settings, Contracts], retrain_deployment: str
+    penguins: tuple[Settings, Contracts, Any], retrain_deployment: str
 ) -> None:
-    settings, contracts = penguins
+    settings, contracts, model = penguins
     project = contracts.project
     scenario = load_scenario(project, "gentoo-arrives")
     known = generate_frame(scenario, seed=3, phases=["adelie-and-chinstrap"]).head(PER_WINDOW)
@@ -120,7 +120,7 @@ def test_the_monitor_of_the_penguins_opens_an_incident_for_the_species_it_never_
     gentoo = later[later[project.segment] == "Gentoo"].head(PER_WINDOW)
     # One more of the known ones, a window later: its time closes the Gentoo's window.
     rows = pd.concat([known, gentoo, known.head(PER_WINDOW + 1).tail(1)])
-    records = scored_penguins(contracts, settings, "1", rows)
+    records = scored_penguins(contracts, settings, model, rows)
     assert records[-1].at >= records[0].at + timedelta(seconds=2 * settings.monitor.window_s)
     producer = kafka_io.producer(settings.kafka)
     for record in records:

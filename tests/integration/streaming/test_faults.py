@@ -204,7 +204,7 @@ def assert_nothing_lost(
     most ``1 + faults`` times and ``faults * per_fault`` extra records in all."""
     topics = settings.kafka.topics
     assert len(set(sent)) == len(sent)
-    wait_for(lambda: len(stored(settings, sent)) == len(sent), 180, f"{len(sent)} stored fish")
+    wait_stored(settings, sent, 180)
     measured = of_case(fish_ids(read_topic(settings, topics.input)), case)
     assert sorted(measured) == sorted(sent)
     predicted = Counter(of_case(fish_ids(read_topic(settings, topics.predictions)), case))
@@ -222,13 +222,18 @@ def assert_nothing_lost(
     return FaultOutcome(len(sent), sum(n > 1 for n in scored.values()), extra, most)
 
 
+def wait_stored(settings: Settings, ids: list[str], timeout_s: float) -> None:
+    """Wait until every fish of ``ids`` has its training row; fail naming how many have not."""
+    try:
+        wait_for(lambda: len(stored(settings, ids)) == len(ids), timeout_s, "every fish stored")
+    except AssertionError:
+        missing = len(ids) - len(stored(settings, ids))
+        raise AssertionError(f"{missing} of {len(ids)} fish never stored") from None
+
+
 def wait_flowing(settings: Settings, case: str, joined: int) -> None:
-    """Wait until ``joined`` fish of the case are stored: the whole line flows."""
-    wait_for(
-        lambda: len(stored(settings, [f"{case}-{n}" for n in range(joined)])) == joined,
-        240,
-        f"{joined} fish of {case} joined",
-    )
+    """Wait until the first ``joined`` fish of the case are stored: the whole line flows."""
+    wait_stored(settings, [f"{case}-{n}" for n in range(joined)], 240)
 
 
 def test_the_store_stopped_for_a_minute_loses_nothing_and_the_joiner_resumes_alone(
