@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
 import pandas as pd
 import pytest
 from prefect.deployments import run_deployment
@@ -31,7 +32,6 @@ from tidemark.modelling.training import evaluate
 from tidemark.orchestration import RETRAIN_DEPLOYMENT, deployments_ready, prefect_api
 from tidemark.project.catalog import load_catalog
 from tidemark.registry import writer as registry
-from tidemark.schemas import Scored
 from tidemark.simulation.generate import generate_frame
 from tidemark.simulation.library import load_scenario
 from tidemark.store import TrainingStore
@@ -78,27 +78,29 @@ def store_phase(settings: Settings, phase: str, seed: int, start: datetime, coun
     for i, row in enumerate(frame.itertuples(index=False)):
         at = start + timedelta(seconds=i)
         records.append(
-            Scored(
-                fish_id=f"{phase}-{seed}-{row.fish_id}",
-                species=row.species,
-                length_cm=row.length_cm,
-                height_cm=row.height_cm,
-                measured_at=at,
-                predicted_weight_kg=row.weight_kg,
-                species_known=True,
-                model_name=settings.registry.model_name,
-                model_version="1",
-                predicted_at=at,
-                weight_kg=row.weight_kg,
-                abs_error_kg=0.0,
-                rel_error=0.0,
-                joined_at=at + timedelta(seconds=30),
+            orjson.dumps(
+                {
+                    "fish_id": f"{phase}-{seed}-{row.fish_id}",
+                    "species": row.species,
+                    "length_cm": row.length_cm,
+                    "height_cm": row.height_cm,
+                    "measured_at": at,
+                    "predicted_weight_kg": row.weight_kg,
+                    "species_known": True,
+                    "model_name": settings.registry.model_name,
+                    "model_version": "1",
+                    "predicted_at": at,
+                    "weight_kg": row.weight_kg,
+                    "abs_error_kg": 0.0,
+                    "rel_error": 0.0,
+                    "joined_at": at + timedelta(seconds=30),
+                }
             )
         )
     with TrainingStore(settings.store, FISH) as store:
-        assert store.upsert_many([FISH.decode_scored(r.to_json()) for r in records]) == count
+        assert store.upsert_many([FISH.decode_scored(r) for r in records]) == count
         assert (
-            store.upsert_many([FISH.decode_scored(r.to_json()) for r in records]) == 0
+            store.upsert_many([FISH.decode_scored(r) for r in records]) == 0
         )  # idempotent: a replay adds nothing
 
 

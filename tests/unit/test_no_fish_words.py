@@ -21,16 +21,6 @@ FOLDERS = ("tidemark", "flows", "serving", "streaming", "monitoring", "infra")
 WORDS = re.compile(r"fish|species|length_cm|weight_kg", re.IGNORECASE)
 SKIPPED_DIRS = {"__pycache__"}
 
-# Paths (folders or files) that still speak of fish while their move is under way (issue 23),
-# with who moves them. Each must still hold a fish word (a stale entry fails), and the list is
-# to be emptied, never extended.
-STILL_MOVING: dict[str, str] = {
-    "tidemark/model.py": "goes once monitoring/ no longer imports it",
-    "tidemark/scenario.py": "goes once serving/examples.py no longer imports it",
-    "tidemark/scenarios": "read by tidemark/scenario.py alone; examples/fish/scenarios holds them",
-    "tidemark/schemas.py": "its fish messages go: monitoring/ and demo/ no longer use them",
-}
-
 
 def text_files(folder: Path) -> Iterator[Path]:
     """Every file under ``folder`` that reads as UTF-8 text, caches left out."""
@@ -63,24 +53,10 @@ def fish_words(path: Path) -> list[str]:
     ]
 
 
-def moving(path: Path) -> bool:
-    relative = path.relative_to(ROOT).as_posix()
-    return any(relative == p or relative.startswith(f"{p}/") for p in STILL_MOVING)
-
-
 @pytest.mark.parametrize("folder", FOLDERS)
 def test_no_fish_word_in_the_platform(folder: str) -> None:
-    found = [
-        line for path in text_files(ROOT / folder) if not moving(path) for line in fish_words(path)
-    ]
+    found = [line for path in text_files(ROOT / folder) for line in fish_words(path)]
     assert found == [], "\n".join(found)
-
-
-@pytest.mark.parametrize("still", sorted(STILL_MOVING))
-def test_every_path_still_moving_still_names_fish(still: str) -> None:
-    path = ROOT / still
-    files = text_files(path) if path.is_dir() else iter([path])
-    assert any(fish_words(f) for f in files), f"{still} is clean: take it off STILL_MOVING"
 
 
 def test_a_fish_word_is_found_in_any_case_and_inside_a_word(tmp_path: Path) -> None:

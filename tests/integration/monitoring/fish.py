@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 from sklearn.pipeline import Pipeline
 
-from benchmarks.fish import FISH
+from benchmarks.fish import FISH, fish_scenario
 from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.modelling.training import predict
 from tidemark.project.contracts import Contracts, Scored
-from tidemark.scenario import generate_frame, load_scenario
+from tidemark.simulation.generate import generate_frame
 
 CONTRACTS = Contracts(FISH)
 
@@ -35,7 +35,7 @@ def scored_fish(
     ``species`` renames the phase's species (a name the model never saw); ``bias`` scales the
     predictions, as a model that went wrong for them would.
     """
-    frame = generate_frame(load_scenario(), seed=7, phases=[phase]).iloc[: windows * PER_WINDOW]
+    frame = generate_frame(fish_scenario(), seed=7, phases=[phase]).iloc[: windows * PER_WINDOW]
     if species:
         frame = frame.assign(species=species)
     predicted = predict(FISH, model, frame)

@@ -26,6 +26,7 @@ from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 from sklearn.pipeline import Pipeline
 
+from benchmarks.fish import FISH, fish_scenario
 from flows.promote import promote
 from infra.local.components import prefect_env
 from infra.local.stack import Stack
@@ -40,12 +41,11 @@ from tests.integration.topics import read_topic
 from tidemark import kafka_io
 from tidemark.config import Settings, get_settings
 from tidemark.judging.shadow import SHADOW_ROLE_TAG, SHADOW_STATE_TAG, ShadowEvaluation, ShadowRole
-from tidemark.model import FEATURES
 from tidemark.orchestration import SHADOW_VERDICT_DEPLOYMENT, prefect_api
 from tidemark.project.contracts import Scored
 from tidemark.registry import writer as registry
-from tidemark.scenario import generate_frame, load_scenario
 from tidemark.schemas import ModelDecision, ModelEvent, ShadowVerdict
+from tidemark.simulation.generate import generate_frame
 
 pytestmark = pytest.mark.integration
 
@@ -101,7 +101,7 @@ def two_versions(
         shadow_min_items=MIN_FISH,
     )
     kafka_io.ensure_topics(settings.kafka)
-    frame = generate_frame(load_scenario(), seed=1, phases=["salmon"])
+    frame = generate_frame(fish_scenario(), seed=1, phases=["salmon"])
     mlflow.set_tracking_uri(settings.registry.tracking_uri)
     mlflow.set_experiment("shadow-tests")
     for _ in range(2):
@@ -110,7 +110,7 @@ def two_versions(
                 salmon_model[1],
                 name="model",
                 registered_model_name=settings.registry.model_name,
-                input_example=frame.loc[:5, list(FEATURES)],
+                input_example=frame.loc[:5, [f.name for f in FISH.features]],
                 pip_requirements=["scikit-learn"],
             )
     registry.promote(settings.registry, "1")

@@ -9,18 +9,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmarks.fish import fish_scenario
 from monitoring.drift import SEGMENT, DriftDetector, features_frame
 from tests.integration.projects import example
 from tests.unit.monitoring.scored import FISH, WHOLE_FISH, scored
 from tidemark.judging.scored import WHOLE
-from tidemark.scenario import generate_frame, load_scenario
+from tidemark.simulation.generate import generate_frame
 
 FISH_PROJECT = FISH.project
 
 
 @pytest.fixture(scope="module")
 def fish() -> dict[str, pd.DataFrame]:
-    scenario = load_scenario()
+    scenario = fish_scenario()
     return {
         "reference": generate_frame(scenario, 1, ["salmon"]),
         "salmon": generate_frame(scenario, 2, ["salmon"]),
@@ -74,7 +75,7 @@ def test_a_window_of_one_species_does_not_drift_from_a_reference_of_two(
 
 
 def test_larger_fish_of_the_same_species_drift(tmp_path: Path) -> None:
-    growth = load_scenario("growth")
+    growth = fish_scenario("growth")
     detector = DriftDetector(
         generate_frame(growth, 1, ["spring"]), FISH_PROJECT, p_value=0.001, drift_share=0.5
     )
