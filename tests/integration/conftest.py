@@ -154,6 +154,8 @@ def own_loop(stack: Stack, logs: Path) -> Iterator[tuple[Settings, Processes]]:
         monitor_metrics_port=monitor_port,
         registry_poll_interval_s=1.0,
         retrain_transient_retry_delay_s=0.5,
+        # The scorer and the joiner serve every project named: the fish alone here.
+        projects_names="fish-weight",
     )
     kafka_io.ensure_topics(settings.kafka)
     env = (

@@ -54,8 +54,9 @@ from tests.integration.projects import fish_on
 from tidemark.config import SECTIONS, Settings, get_settings
 from tidemark.judging.tags import per_segment
 from tidemark.orchestration import TRAIN_DEPLOYMENT, deployments_ready, prefect_api
+from tidemark.project.contracts import Scored
+from tidemark.project.spec import ErrorKind
 from tidemark.registry import writer as registry
-from tidemark.schemas import Scored
 from tidemark.simulation.generate import generate_frame
 from tidemark.simulation.library import load_scenario
 from tidemark.simulation.spec import Phase
@@ -135,14 +136,15 @@ class Line:
 
     def noise_floor(self, record: Scored) -> float:
         """The relative error of the true (noise-free) law on this fish."""
-        law = self.phase(record.species).segments[record.species].target
+        species = str(record.segment)
+        law = self.phase(species).segments[species].target
         assert law is not None
         sizes = {
-            "length_cm": np.array([record.length_cm]),
-            "height_cm": np.array([record.height_cm]),
+            name: np.array([record.prediction.item.fields[name]])
+            for name in ("length_cm", "height_cm")
         }
         truth = float(law.median(sizes, 1)[0])
-        return abs(record.weight_kg - truth) / record.weight_kg
+        return abs(record.truth - truth) / record.truth
 
 
 @dataclass(frozen=True)
@@ -410,10 +412,10 @@ def _wait_judged(
 
 def _window_errors(scored: Sequence[Scored]) -> list[tuple[datetime, float]]:
     """Each window's start and mean relative error, by event time."""
-    windows = TumblingWindows(WINDOW_S, allowed_lateness_s=0)
-    for record in sorted(scored, key=lambda r: r.measured_at):
+    windows = TumblingWindows(WINDOW_S, allowed_lateness_s=0, judged_by=ErrorKind.RELATIVE)
+    for record in sorted(scored, key=lambda r: r.at):
         windows.add(record)
-    return [(w.start, w.overall.mean_relative_error) for w in windows.flush()]
+    return [(w.start, w.overall.judged) for w in windows.flush()]
 
 
 def _crossings(scored: Sequence[Scored], since: datetime, threshold: float) -> list[float]:
@@ -524,12 +526,12 @@ def _windows_within_floor(
 ) -> int:
     """Print and check each window's error of ``version`` per species against the noise floor
     (at most 1.5 times it); return how many species windows were judged."""
-    after = [r for r in scored if r.model_version == version and r.species in species]
+    after = [r for r in scored if r.prediction.model_version == version and r.segment in species]
     print(f"windows of v{version} (mean relative error / noise floor, per species):")
     by_window: dict[tuple[datetime, str], list[Scored]] = defaultdict(list)
-    windows = TumblingWindows(WINDOW_S, allowed_lateness_s=0)
+    windows = TumblingWindows(WINDOW_S, allowed_lateness_s=0, judged_by=ErrorKind.RELATIVE)
     for record in after:
-        by_window[(windows.window_start(record.measured_at), record.species)].append(record)
+        by_window[(windows.window_start(record.at), str(record.segment))].append(record)
     judged = 0
     for (start, name), records in sorted(by_window.items()):
         if len(records) < FISH_PER_WINDOW // 2:
