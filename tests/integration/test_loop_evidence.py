@@ -384,7 +384,7 @@ def _wait_scored(observer: LoopObserver, processes: Processes, line: Line) -> No
 
     def scored() -> bool:
         observer.poll(0.5)
-        return len({r.fish_id for r in observer.scored}) >= line.sent
+        return len({r.key for r in observer.scored}) >= line.sent
 
     wait(
         scored,
