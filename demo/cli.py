@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from tidemark.config import Settings, get_settings
-from tidemark.schemas import Scored
+from tidemark.project.contracts import Scored
 
 
 class Source(StrEnum):
@@ -64,7 +64,7 @@ def report(
         window_s=settings.monitor.window_s,
         path=output or settings.stack.state_dir / "reports" / "error-timeline.png",
     )
-    versions = sorted({r.model_version for r in scored})
+    versions = sorted({r.prediction.model_version for r in scored})
     typer.echo(
         f"{len(scored)} scored fish, versions {', '.join(versions)}, "
         f"{len(requests)} retrain requests, {len(decisions)} shadow decisions"
@@ -79,23 +79,25 @@ def _latest_window_report(settings: Settings, scored: list[Scored]) -> None:
     from monitoring.production import ProductionFollower
     from monitoring.reports import ReportStore
     from monitoring.windows import TumblingWindows
+    from tidemark.project.catalog import stack_catalog
 
-    windows = TumblingWindows(settings.monitor.window_s, 0)
-    start = windows.window_start(max(r.measured_at for r in scored))
-    latest = [r for r in scored if r.measured_at >= start]
-    follower = ProductionFollower(settings)
+    project = stack_catalog(settings.projects).default
+    windows = TumblingWindows(settings.monitor.window_s, 0, judged_by=project.target.judged_by)
+    start = windows.window_start(max(r.at for r in scored))
+    latest = [r for r in scored if r.at >= start]
+    follower = ProductionFollower(settings, project)
     production = follower.refresh()
     follower.stop()
     drift = None
     detector = production.detector if production is not None else None
-    comparable = detector.comparable(features_frame(latest)) if detector else None
-    if detector is not None and comparable is not None and not comparable.empty:
-        drift = detector.check(comparable, timestamp=start)
+    features = features_frame(latest, project)
+    if detector is not None and not detector.comparable(features).empty:
+        drift = detector.check(features, timestamp=start)
     elif detector is None:
         typer.echo("no production model with reference data: error report only")
     else:
         typer.echo("no fish of a species the production model knows: error report only")
-    store = ReportStore(settings)
+    store = ReportStore(settings, project)
     saved = store.save(
         label=f"on demand v{production.version if production else 'none'}",
         window_end=start + windows.size,

@@ -18,10 +18,11 @@ from pydantic import ValidationError
 
 from tidemark.config import Settings
 from tidemark.project.catalog import stack_catalog
-from tidemark.schemas import Contract, ModelDecision, RetrainRequest, Scored
+from tidemark.project.contracts import Scored
+from tidemark.schemas import ModelDecision, RetrainRequest
 from tidemark.store import TrainingStore
 
-M = TypeVar("M", bound=Contract)
+M = TypeVar("M")
 
 
 def read_topic(settings: Settings, topic: str, parse: Callable[[bytes], M]) -> list[M]:
@@ -53,15 +54,17 @@ def read_topic(settings: Settings, topic: str, parse: Callable[[bytes], M]) -> l
 
 def scored_from_kafka(settings: Settings) -> list[Scored]:
     """The scored fish that ``fish.scored`` retains, oldest measurement first."""
-    scored = read_topic(settings, settings.kafka.topics.scored, Scored.from_json)
-    return sorted(scored, key=lambda r: r.measured_at)
+    contracts = stack_catalog(settings.projects).contracts()
+    scored = read_topic(settings, settings.kafka.topics.scored, contracts.decode_scored)
+    return sorted(scored, key=lambda r: r.at)
 
 
 def scored_from_store(settings: Settings, last: int) -> list[Scored]:
     """The ``last`` most recently measured joined records of the training store."""
-    with TrainingStore(settings.store, stack_catalog(settings.projects).contracts()) as store:
+    contracts = stack_catalog(settings.projects).contracts()
+    with TrainingStore(settings.store, contracts) as store:
         frame = store.recent(last)
-    return [Scored.model_validate(row) for row in frame.to_dict("records")]
+    return [contracts.scored_from(row) for row in frame.to_dict("records")]
 
 
 def retrain_requests(settings: Settings) -> list[RetrainRequest]:

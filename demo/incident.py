@@ -21,7 +21,9 @@ from demo.observer import LoopObserver, Promotion
 from demo.player import PhaseStart
 from monitoring.windows import ClosedWindow, ErrorStats, TumblingWindows
 from tidemark.config import Settings
-from tidemark.schemas import RetrainRequest, Scored
+from tidemark.project.contracts import Scored
+from tidemark.project.spec import ErrorKind
+from tidemark.schemas import RetrainRequest
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class Incident:
             if s is None:
                 return f"  {label:<8} no fish"
             return (
-                f"  {label:<8} mean relative error {s.mean_relative_error:.3f}  "
+                f"  {label:<8} mean relative error {s.judged:.3f}  "
                 f"MAE {s.mae:.3f} kg  RMSE {s.rmse:.3f} kg  ({s.count} fish)"
             )
 
@@ -97,7 +99,7 @@ def _error_before(window: ClosedWindow, new_version: str | None) -> float:
     it has none)."""
     stats = [s for v, s in window.by_version.items() if v != new_version]
     count = sum(s.count for s in stats)
-    return sum(s.mean_relative_error * s.count for s in stats) / count if count else 0.0
+    return sum(s.judged * s.count for s in stats) / count if count else 0.0
 
 
 def summarize(
@@ -118,8 +120,8 @@ def summarize(
     def in_shift(moment: datetime) -> bool:
         return moment >= shift_event and (end_event is None or moment < end_event)
 
-    windows = TumblingWindows(window_s, allowed_lateness_s=0)
-    for record in sorted(scored, key=lambda r: r.measured_at):
+    windows = TumblingWindows(window_s, allowed_lateness_s=0, judged_by=ErrorKind.RELATIVE)
+    for record in sorted(scored, key=lambda r: r.at):
         windows.add(record)
     closed = tuple(windows.flush())
     incident_requests = tuple(
@@ -150,7 +152,9 @@ def summarize(
         ),
         None,
     )
-    earlier = [r for r in scored if new_version is None or r.model_version != new_version]
+    earlier = [
+        r for r in scored if new_version is None or r.prediction.model_version != new_version
+    ]
     return Incident(
         threshold=threshold,
         shift_wall=shift_wall,
@@ -162,10 +166,10 @@ def summarize(
         requests=incident_requests,
         promoted=promoted,
         first_prediction=first_prediction.get(new_version) if new_version else None,
-        before=_stats([r for r in earlier if r.measured_at < shift_event]),
-        during=_stats([r for r in earlier if in_shift(r.measured_at)]),
+        before=_stats([r for r in earlier if r.at < shift_event]),
+        during=_stats([r for r in earlier if in_shift(r.at)]),
         after=_stats(
-            [r for r in scored if r.model_version == new_version and in_shift(r.measured_at)]
+            [r for r in scored if r.prediction.model_version == new_version and in_shift(r.at)]
         ),
         recovered=tuple(
             w
@@ -179,7 +183,7 @@ def summarize(
 
 
 def _stats(records: Sequence[Scored]) -> ErrorStats | None:
-    return ErrorStats.of(records) if records else None
+    return ErrorStats.of(records, ErrorKind.RELATIVE) if records else None
 
 
 def observed_incident(

@@ -18,8 +18,10 @@ from kafka.structs import TopicPartition
 
 from tidemark.config import Settings
 from tidemark.logs import get_logger
+from tidemark.project.catalog import stack_catalog
+from tidemark.project.contracts import Scored
 from tidemark.registry import writer as registry
-from tidemark.schemas import Prediction, RetrainRequest, Scored, utc_now
+from tidemark.schemas import RetrainRequest, utc_now
 
 log = get_logger("monitor.observer")
 
@@ -48,6 +50,7 @@ class LoopObserver:
     initial_version: str | None = None
 
     def __post_init__(self) -> None:
+        self._contracts = stack_catalog(self.settings.projects).contracts()
         self._consumer = KafkaConsumer(
             bootstrap_servers=self.settings.kafka.bootstrap_servers,
             group_id=None,
@@ -89,15 +92,26 @@ class LoopObserver:
 
     def _take(self, topic: str, value: bytes) -> None:
         if topic == self.settings.kafka.topics.scored:
-            scored = Scored.from_json(value)
-            if self.fish_ids is None or scored.fish_id in self.fish_ids:
+            scored = self._contracts.decode_scored(value)
+            if self.fish_ids is None or scored.key in self.fish_ids:
                 self.scored.append(scored)
         elif topic == self.settings.kafka.topics.retrain_requests:
             self.requests.append(RetrainRequest.from_json(value))
         else:
-            prediction = Prediction.from_json(value)
+            prediction = self._contracts.decode_prediction(value)
             self.predictions += 1
             self.first_prediction.setdefault(prediction.model_version, prediction.predicted_at)
+
+    def catch_up(self, timeout_s: float = 30.0) -> None:
+        """Read every topic up to its end offset as of now (what was published before this call
+        is then in :attr:`scored`, :attr:`requests`…)."""
+        partitions = list(self._consumer.assignment())
+        ends = self._consumer.end_offsets(partitions)
+        deadline = time.monotonic() + timeout_s
+        while any(self._consumer.position(p) < ends[p] for p in partitions):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the topics' ends ({ends}) not reached in {timeout_s:.0f} s")
+            self.poll(0.5)
 
     @property
     def production_version(self) -> str | None:

@@ -30,7 +30,7 @@ from tidemark.config import Settings
 from tidemark.modelling.default import known_segments
 from tidemark.orchestration import PROMOTE_DEPLOYMENT, RETIRE_CHALLENGER_DEPLOYMENT, prefect_api
 from tidemark.project.catalog import load_catalog
-from tidemark.project.spec import Project
+from tidemark.project.spec import ErrorKind, Project
 from tidemark.registry import writer as registry
 from tidemark.schemas import RetrainReason, utc_now
 from tidemark.simulation.generate import fresh_seed, generate_frame
@@ -247,7 +247,9 @@ class _Narrator:
         self.observer = observer
         self.say = say
         self.windows = TumblingWindows(
-            settings.monitor.window_s, settings.monitor.allowed_lateness_s + 10
+            settings.monitor.window_s,
+            settings.monitor.allowed_lateness_s + 10,
+            judged_by=ErrorKind.RELATIVE,
         )
         self.fed = 0
         self.told_requests = 0
@@ -285,12 +287,12 @@ class _Narrator:
     def _window(self, window: ClosedWindow, phases: Sequence[PhaseStart]) -> None:
         threshold = self.settings.monitor.error_threshold
         versions = ", ".join(
-            f"v{v}: {s.mean_relative_error:.3f} ({s.count})" for v, s in window.by_version.items()
+            f"v{v}: {s.judged:.3f} ({s.count})" for v, s in window.by_version.items()
         )
-        above = window.overall.mean_relative_error > threshold
+        above = window.overall.judged > threshold
         self.say(
             f"  window {window.start:%H:%M:%S}-{window.end:%H:%M:%S}  mean relative error "
-            f"{window.overall.mean_relative_error:.3f}{' ABOVE' if above else ''}  [{versions}]"
+            f"{window.overall.judged:.3f}{' ABOVE' if above else ''}  [{versions}]"
         )
         shifted = len(phases) > 1 and window.end > phases[1].event
         if shifted and not self.crossed and above:

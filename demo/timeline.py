@@ -29,7 +29,10 @@ from matplotlib.axes import Axes
 from matplotlib.dates import date2num
 
 from monitoring.windows import TumblingWindows
-from tidemark.schemas import ModelDecision, RetrainRequest, Scored
+from tidemark.judging.scored import error_of
+from tidemark.project.contracts import Scored
+from tidemark.project.spec import ErrorKind
+from tidemark.schemas import ModelDecision, RetrainRequest
 
 # Matplotlib's "tab10" palette, which tells lines apart at a glance.
 _COLOURS = tuple(f"C{i}" for i in range(10))
@@ -51,12 +54,12 @@ def shadow_marks(
     first prediction, and each decision within the time the fish span."""
     marks: dict[str, datetime] = {}
     for record in scored:
-        version = record.challenger_version
-        if version is not None and (version not in marks or record.measured_at < marks[version]):
-            marks[version] = record.measured_at
+        version = record.prediction.challenger_version
+        if version is not None and (version not in marks or record.at < marks[version]):
+            marks[version] = record.at
     found = [(at, f"v{version} in shadow") for version, at in marks.items()]
     if scored:
-        first, last = min(r.measured_at for r in scored), max(r.measured_at for r in scored)
+        first, last = min(r.at for r in scored), max(r.at for r in scored)
         for decision in decisions:
             if first <= decision.decided_at <= last:
                 found.append((decision.decided_at, _decision_label(decision)))
@@ -82,18 +85,18 @@ def draw_timeline(
     """Draw the chart of ``scored`` (at least one record) into the PNG file ``path``."""
     if not scored:
         raise ValueError("no scored records to draw")
-    versions = sorted({r.model_version for r in scored}, key=_version_key)
+    versions = sorted({r.prediction.model_version for r in scored}, key=_version_key)
     colour = {v: _COLOURS[i % len(_COLOURS)] for i, v in enumerate(versions)}
     fig, ax = plt.subplots(figsize=(13.5, 5.5), dpi=110)
     try:
         by_version: defaultdict[str, list[Scored]] = defaultdict(list)
         for record in scored:
-            by_version[record.model_version].append(record)
+            by_version[record.prediction.model_version].append(record)
         for version in versions:
             records = by_version[version]
             ax.scatter(
-                _num([r.measured_at for r in records]),
-                [r.rel_error for r in records],
+                _num([r.at for r in records]),
+                [error_of(r, ErrorKind.RELATIVE) for r in records],
                 s=4,
                 alpha=0.18,
                 color=colour[version],
@@ -114,12 +117,12 @@ def draw_timeline(
             label = f"retrain requested ({request.reason.value}, v{request.model_version})"
             _mark(ax, request.window_end, label, "black", "-", 1.2, va="top", ha="right")
         for version in versions[1:]:
-            first = min(r.measured_at for r in by_version[version])
+            first = min(r.at for r in by_version[version])
             label = f"first prediction by v{version}"
             _mark(ax, first, label, colour[version], ":", 1.5, va="top", ha="left")
         for at, label in shadow_marks(scored, decisions):
             _mark(ax, at, label, "dimgrey", "-.", 1.2, va="bottom", ha="right")
-        errors = np.array([r.rel_error for r in scored])
+        errors = np.array([error_of(r, ErrorKind.RELATIVE) for r in scored])
         ax.set_ylim(0, max(threshold * 2.5, float(np.quantile(errors, 0.995)) * 1.1))
         ax.set_xlabel("measured_at (UTC)")
         ax.set_ylabel("relative error |predicted - actual| / actual")
@@ -170,13 +173,13 @@ def _draw_window_means(
     colour: dict[str, str],
     window_s: float,
 ) -> None:
-    windows = TumblingWindows(window_s, allowed_lateness_s=0)
-    for record in sorted(scored, key=lambda r: r.measured_at):
+    windows = TumblingWindows(window_s, allowed_lateness_s=0, judged_by=ErrorKind.RELATIVE)
+    for record in sorted(scored, key=lambda r: r.at):
         windows.add(record)
     closed = windows.flush()
     for version in versions:
         points = [
-            (w.start + (w.end - w.start) / 2, w.by_version[version].mean_relative_error)
+            (w.start + (w.end - w.start) / 2, w.by_version[version].judged)
             for w in closed
             if version in w.by_version
         ]

@@ -54,7 +54,7 @@ def monitor(
     from tidemark.stream.service import run_service
 
     settings = project_monitor_settings(get_settings(), project)
-    chosen = stack_catalog(settings.projects).get(project)
-    with closing(Monitor.create(settings, project=chosen)) as watched:
+    contracts = stack_catalog(settings.projects).contracts(project)
+    with closing(Monitor.create(settings, contracts)) as watched:
         port = metrics_port or settings.monitor.metrics_port
         run_service("monitor", watched, settings, port, REGISTRY)

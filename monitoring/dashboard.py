@@ -1,11 +1,11 @@
-"""The ``tidemark`` project's dashboard in Evidently's UI: the loop window by window.
+"""A project's dashboard in Evidently's UI: the loop window by window.
 
 Every closed window adds a snapshot (monitoring.reports) whose metrics the panels read: the mean
-relative error of the window's fish by the model version that scored them and by species, the
-alarm threshold beside them, the drift share of the windows that were tested for drift, and the
-number of fish. Evidently draws a series per panel value, so the by-version and by-species panels
-gain a series when a new version or species first appears; existing series are never removed
-and nothing is rewritten when nothing is new, so creating the panels at each start is idempotent.
+error the project judges of the window's items by the model version that scored them and by segment,
+the alarm threshold beside them, the drift share of the windows that were tested for drift, and the
+number of items. Evidently draws a series per panel value, so the by-version and by-segment panels
+gain a series when a new version or segment first appears; existing series are never removed and
+nothing is rewritten when nothing is new, so creating the panels at each start is idempotent.
 """
 
 from __future__ import annotations
@@ -22,25 +22,25 @@ WINDOW_TAG = "window"
 DRIFT_TAG = "drift"
 TAB = "Loop"
 THRESHOLD_COLUMN = "threshold"
-RELATIVE_ERROR = "relative_error"
+JUDGED_ERROR = "error"
 
 _MEAN = "evidently:metric_v2:MeanValue"
 _ROWS = "evidently:metric_v2:RowCount"
 _DRIFTED = "evidently:metric_v2:DriftedColumnsCount"
-BY_VERSION = "Mean relative error by model version"
-BY_SPECIES = "Mean relative error by species"
+BY_VERSION = "Mean error by model version"
+BY_SEGMENT = "Mean error by segment"
 DRIFT_SHARE = "Drift share"
-FISH = "Fish per window"
+ITEMS = "Items per window"
 
 
 def version_column(version: str) -> str:
-    """The error snapshot's column of the relative errors of the fish ``version`` scored."""
-    return f"{RELATIVE_ERROR} · version {version}"
+    """The error snapshot's column of the judged errors of the items ``version`` scored."""
+    return f"{JUDGED_ERROR} · version {version}"
 
 
-def species_column(species: str) -> str:
-    """The error snapshot's column of the relative errors of the fish of ``species``."""
-    return f"{RELATIVE_ERROR} · {species}"
+def segment_column(segment: str) -> str:
+    """The error snapshot's column of the judged errors of the items of ``segment``."""
+    return f"{JUDGED_ERROR} · {segment}"
 
 
 def _mean_of(column: str, legend: str) -> PanelMetric:
@@ -54,23 +54,29 @@ def _threshold(threshold: float) -> PanelMetric:
 
 
 def wanted_panels(
-    threshold: float, versions: Iterable[str], species: Iterable[str]
+    threshold: float,
+    versions: Iterable[str],
+    segments: Iterable[str],
+    error: str = "mean relative error",
 ) -> list[DashboardPanelPlot]:
-    """The panels, with a series for each of ``versions`` and ``species``."""
+    """The panels, with a series for each of ``versions`` and ``segments``; ``error`` names the
+    error the project judges."""
     by_version = [_mean_of(version_column(v), f"v{v}") for v in sorted(versions, key=_numeric)]
-    by_species = [_mean_of(species_column(s), s) for s in sorted(species)]
+    by_segment = [_mean_of(segment_column(s), s) for s in sorted(segments)]
     return [
         line_plot_panel(
             BY_VERSION,
             [*by_version, _threshold(threshold)],
-            description="Each closed window's fish by the version that scored them; a retrain "
-            f"is asked for when the production version's error passes {threshold:.2f}",
+            description=f"The {error} of each closed window's items by the version that scored "
+            f"them; a retrain is asked for when the production version's error passes "
+            f"{threshold:.2f}",
             size="half",
         ),
         line_plot_panel(
-            BY_SPECIES,
-            [*by_species, _threshold(threshold)],
-            description="Each closed window's fish by species, whichever version scored them",
+            BY_SEGMENT,
+            [*by_segment, _threshold(threshold)],
+            description=f"The {error} of each closed window's items by segment, whichever "
+            "version scored them",
             size="half",
         ),
         line_plot_panel(
@@ -84,38 +90,49 @@ def wanted_panels(
                 )
             ],
             description="Features of the window against the production version's training data "
-            "(windows with enough fish only)",
+            "(windows with enough items only)",
             size="half",
         ),
         bar_plot_panel(
-            FISH,
-            [PanelMetric(legend="fish", tags=[WINDOW_TAG], metric=_ROWS)],
-            description="Scored fish in each closed window",
+            ITEMS,
+            [PanelMetric(legend="items", tags=[WINDOW_TAG], metric=_ROWS)],
+            description="Scored items in each closed window",
             size="half",
         ),
     ]
 
 
 class LoopDashboard:
-    """Keeps the project's dashboard in step with the versions and species seen so far."""
+    """Keeps the project's dashboard in step with the versions and segments seen so far."""
 
-    def __init__(self, workspace: Any, project_id: Any, threshold: float) -> None:
+    def __init__(
+        self,
+        workspace: Any,
+        project_id: Any,
+        threshold: float,
+        error: str = "mean relative error",
+    ) -> None:
         self._workspace = workspace
         self._project_id = project_id
         self._threshold = threshold
+        self._error = error
         self._versions: set[str] = set()
-        self._species: set[str] = set()
+        self._segments: set[str] = set()
         self._checked = False
 
-    def ensure(self, versions: Iterable[str] = (), species: Iterable[str] = ()) -> bool:
+    def ensure(self, versions: Iterable[str] = (), segments: Iterable[str] = ()) -> bool:
         """Create missing panels and series; True when the dashboard was written."""
-        new_versions, new_species = set(versions) - self._versions, set(species) - self._species
-        if self._checked and not new_versions and not new_species:
+        new_versions = set(versions) - self._versions
+        new_segments = set(segments) - self._segments
+        if self._checked and not new_versions and not new_segments:
             return False
         self._versions |= new_versions
-        self._species |= new_species
+        self._segments |= new_segments
         dashboard: DashboardModel = self._workspace.get_dashboard(self._project_id)
-        changed = _merge(dashboard, wanted_panels(self._threshold, self._versions, self._species))
+        changed = _merge(
+            dashboard,
+            wanted_panels(self._threshold, self._versions, self._segments, self._error),
+        )
         if changed:
             self._workspace.save_dashboard(self._project_id, dashboard)
         self._checked = True

@@ -1,26 +1,29 @@
-"""Drift of a window's fish sizes from the production model's training data, with Evidently.
+"""Drift of a window's inputs from the production model's training data, with Evidently.
 
-Drift here means the fish of a species the model knows have changed (a season, growth, another
-catch ground), not that the species mix has: the model answers per species, so a window of one
-species judged against training data of two is not drift, and a species the model never saw is
+Drift here means the items of a segment the model knows have changed (a season, growth, another
+source), not that the segment mix has: the model answers per segment, so a window of one
+segment judged against training data of two is not drift, and a segment the model never saw is
 its own incident (``unseen``, :mod:`monitoring.policy`). Each window is therefore compared with
-a reference of the same mix: the training data of the species the window holds, sampled in the
-window's proportions. Fish of species the reference lacks are left out of the test.
+a reference of the same mix: the training data of the segments the window holds, sampled in the
+window's proportions. Items of segments the reference lacks are left out of the test. A project
+without a segment is one segment (``WHOLE``): its window is compared with its training data.
 
-Each size feature gets a Kolmogorov-Smirnov test. A column drifts when its p-value is below
-``settings.monitor.drift_p_value`` and the window drifts when at least
-``settings.monitor.drift_share`` of the columns do. The p-value is deliberately strict (0.001
-rather than the usual 0.05): a window is tested every minute, and at 0.05 a stationary stream
-would raise a false alarm every few windows, while a real shift of the fish gives p-values far
-below 0.001 even on 30 fish. Distance-based tests (Wasserstein) are no better here: their noise
-on a window of a few dozen fish exceeds their usual threshold.
+Every feature of the project but the segment is tested: a number with a Kolmogorov-Smirnov
+test, a category with Evidently's test for categories (chi-square, or a z-test of proportions
+for two values). A column drifts when its p-value is below ``settings.monitor.drift_p_value``
+and the window drifts when at least ``settings.monitor.drift_share`` of the columns do. The
+p-value is deliberately strict (0.001 rather than the usual 0.05): a window is tested every
+minute, and at 0.05 a stationary stream would raise a false alarm every few windows, while a
+real shift gives p-values far below 0.001 even on 30 items. Distance-based tests (Wasserstein)
+are no better here: their noise on a window of a few dozen items exceeds their usual threshold.
 
-Each species' reference is sampled down to ``settings.monitor.reference_rows`` rows once, when
+Each segment's reference is sampled down to ``settings.monitor.reference_rows`` rows once, when
 the production version changes, which keeps a check at a few tenths of a second.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,10 +33,13 @@ import pandas as pd
 from evidently import DataDefinition, Dataset, Report
 from evidently.presets import DataDriftPreset
 
-from tidemark.model import FEATURES, SIZE_FEATURES, SPECIES
-from tidemark.schemas import Scored
+from tidemark.judging.scored import WHOLE
+from tidemark.project.contracts import Scored
+from tidemark.project.spec import Project
 
-_DEFINITION = DataDefinition(numerical_columns=list(SIZE_FEATURES), categorical_columns=[SPECIES])
+# The column that holds each row's segment in the frames the detector groups ("" cannot be a
+# project's field name).
+SEGMENT = "__segment__"
 
 
 @dataclass(frozen=True)
@@ -47,14 +53,53 @@ class DriftResult:
     snapshot: Any
 
 
-def features_frame(records: Sequence[Scored]) -> pd.DataFrame:
-    """The model's input columns of scored records, as the drift test reads them."""
+@dataclass(frozen=True)
+class DriftColumns:
+    """The columns of a project that the drift test reads: its features but the segment."""
+
+    numbers: tuple[str, ...]
+    categories: tuple[str, ...]
+    segment: str | None
+
+    @classmethod
+    def of(cls, project: Project) -> DriftColumns:
+        """The tested columns of ``project``, in file order."""
+        segment = project.segment
+        return cls(
+            numbers=tuple(f.name for f in project.numbers),
+            categories=tuple(f.name for f in project.categories if f.name != segment),
+            segment=segment,
+        )
+
+    @property
+    def tested(self) -> tuple[str, ...]:
+        """Every tested column, numbers first."""
+        return (*self.numbers, *self.categories)
+
+    def definition(self) -> DataDefinition:
+        """Evidently's definition of a frame of the tested columns."""
+        return DataDefinition(
+            numerical_columns=list(self.numbers), categorical_columns=list(self.categories)
+        )
+
+    def with_segment(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The tested columns of ``frame`` (training data or :func:`features_frame`) and each
+        row's segment (``WHOLE`` without a segment) in :data:`SEGMENT`."""
+        wanted = (*self.tested, *([self.segment] if self.segment else []))
+        missing = [c for c in wanted if c not in frame]
+        if missing:
+            raise ValueError(f"the data lack the columns {missing}")
+        rows = frame.loc[:, list(self.tested)].copy()
+        rows[SEGMENT] = frame[self.segment].astype(str) if self.segment else WHOLE
+        return rows
+
+
+def features_frame(records: Sequence[Scored], project: Project) -> pd.DataFrame:
+    """The model's input columns of scored records (a missing optional feature is None), as the
+    drift test reads them."""
     return pd.DataFrame(
-        {
-            SPECIES: [r.species for r in records],
-            "length_cm": [r.length_cm for r in records],
-            "height_cm": [r.height_cm for r in records],
-        }
+        {f.name: [r.prediction.item.fields.get(f.name) for r in records] for f in project.features},
+        columns=[f.name for f in project.features],
     )
 
 
@@ -64,49 +109,53 @@ class DriftDetector:
     def __init__(
         self,
         reference: pd.DataFrame,
+        project: Project,
         *,
         p_value: float,
         drift_share: float,
         max_reference_rows: int = 1_000,
         seed: int = 0,
     ) -> None:
-        missing = [c for c in FEATURES if c not in reference.columns]
-        if missing:
-            raise ValueError(f"the reference data lacks the columns {missing}")
-        if reference.empty:
+        self.columns = DriftColumns.of(project)
+        if not self.columns.tested:
+            raise ValueError(f"{project.name} has no feature but its segment to test for drift")
+        rows = self.columns.with_segment(reference)
+        if rows.empty:
             raise ValueError("the reference data is empty")
         self.p_value = p_value
         self.drift_share = drift_share
         self.max_reference_rows = max_reference_rows
         self.seed = seed
-        self._by_species: dict[str, pd.DataFrame] = {}
-        for species, rows in reference.loc[:, list(FEATURES)].groupby(SPECIES, sort=True):
-            if len(rows) > max_reference_rows:
-                rows = rows.sample(max_reference_rows, random_state=seed)
-            self._by_species[str(species)] = rows.reset_index(drop=True)
-        self.reference_rows = sum(len(rows) for rows in self._by_species.values())
+        self._by_segment: dict[str, pd.DataFrame] = {}
+        for segment, group in rows.groupby(SEGMENT, sort=True):
+            if len(group) > max_reference_rows:
+                group = group.sample(max_reference_rows, random_state=seed)
+            self._by_segment[str(segment)] = group.reset_index(drop=True)
+        self.reference_rows = sum(len(group) for group in self._by_segment.values())
 
     @property
-    def species(self) -> frozenset[str]:
-        """The species the reference holds."""
-        return frozenset(self._by_species)
+    def segments(self) -> frozenset[str]:
+        """The segments the reference holds."""
+        return frozenset(self._by_segment)
 
     def comparable(self, current: pd.DataFrame) -> pd.DataFrame:
-        """The rows of ``current`` whose species the reference holds: those a check tests."""
-        return current.loc[current[SPECIES].astype(str).isin(self._by_species)]
+        """The rows of ``current`` (features, :func:`features_frame`) whose segment the
+        reference holds, with their segment: those a check tests."""
+        rows = self.columns.with_segment(current)
+        return rows.loc[rows[SEGMENT].isin(self._by_segment)]
 
     def matched_reference(self, current: pd.DataFrame) -> pd.DataFrame:
-        """Reference rows in the proportions of the species of ``current`` (comparable rows):
-        as many as the scarcest species' reference allows, at most ``max_reference_rows``."""
-        counts = current[SPECIES].astype(str).value_counts()
+        """Reference rows in the proportions of the segments of ``current`` (comparable rows):
+        as many as the scarcest segment's reference allows, at most ``max_reference_rows``."""
+        counts = current[SEGMENT].value_counts()
         scale = min(
             self.max_reference_rows / len(current),
-            *(len(self._by_species[s]) / n for s, n in counts.items()),
+            *(len(self._by_segment[s]) / n for s, n in counts.items()),
         )
         return pd.concat(
             [
-                self._by_species[s].sample(
-                    max(1, min(round(n * scale), len(self._by_species[s]))),
+                self._by_segment[s].sample(
+                    max(1, min(round(n * scale), len(self._by_segment[s]))),
                     random_state=self.seed,
                 )
                 for s, n in counts.sort_index().items()
@@ -115,32 +164,44 @@ class DriftDetector:
         )
 
     def check(self, current: pd.DataFrame, timestamp: datetime | None = None) -> DriftResult:
-        """Test the sizes of the comparable fish of ``current`` against a reference of the same
-        species mix; ``ValueError`` when no fish of ``current`` is comparable.
+        """Test the comparable items of ``current`` (features, :func:`features_frame`) against
+        a reference of the same segment mix; ``ValueError`` when no item of ``current`` is
+        comparable.
 
         ``timestamp`` stamps the Evidently snapshot (the window's end, for the workspace).
         """
-        fish = self.comparable(current).loc[:, list(FEATURES)].reset_index(drop=True)
-        if fish.empty:
-            raise ValueError("no rows of a species the reference holds to test for drift")
+        comparable = self.comparable(current).reset_index(drop=True)
+        if comparable.empty:
+            raise ValueError("no rows of a segment the reference holds to test for drift")
+        tested = list(self.columns.tested)
+        current = comparable
+        reference = self.matched_reference(current)
         preset = DataDriftPreset(
-            columns=list(SIZE_FEATURES),
+            columns=tested,
             num_method="ks",
             num_threshold=self.p_value,
+            # A p-value for any number of rows (Evidently's default for large samples is a
+            # distance, which the threshold above does not fit).
+            cat_method="chisquare",
+            cat_threshold=self.p_value,
             drift_share=self.drift_share,
         )
-        snapshot = Report([preset]).run(
-            current_data=Dataset.from_pandas(fish, _DEFINITION),
-            reference_data=Dataset.from_pandas(self.matched_reference(fish), _DEFINITION),
-            timestamp=timestamp,
-        )
+        definition = self.columns.definition()
+        with warnings.catch_warnings():
+            # A category the reference never holds divides by zero in scipy: a drift, not a fault.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            snapshot = Report([preset]).run(
+                current_data=Dataset.from_pandas(current.loc[:, tested], definition),
+                reference_data=Dataset.from_pandas(reference.loc[:, tested], definition),
+                timestamp=timestamp,
+            )
         p_values: dict[str, float] = {}
         for metric in snapshot.dict()["metrics"]:
             column = metric["config"].get("column")
-            if metric["config"]["type"].endswith("ValueDrift") and column in SIZE_FEATURES:
+            if metric["config"]["type"].endswith("ValueDrift") and column in tested:
                 p_values[column] = float(metric["value"])
-        drifted = tuple(c for c in SIZE_FEATURES if p_values.get(c, 1.0) < self.p_value)
-        share = len(drifted) / len(SIZE_FEATURES)
+        drifted = tuple(c for c in tested if p_values.get(c, 1.0) < self.p_value)
+        share = len(drifted) / len(tested)
         return DriftResult(
             share=share,
             drifted_columns=drifted,

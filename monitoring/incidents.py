@@ -6,17 +6,19 @@ alarms that pass start ONE run of the ``retrain`` deployment together, tagged wi
 incidents (:mod:`monitoring.trigger`). Between windows this module keeps:
 
 - the queue: alarms that wait for another incident's run to end; they start their run together
-  as soon as it has (checked every ``monitor_queue_check_s``);
-- the gathering: per-species alarms whose species has too few labelled fish since their data
+  as soon as it has (checked every ``monitor_queue_check_s``). An alarm raised while Prefect (or
+  the registry) cannot be asked, or whose retrain could not be started, waits there too, and
+  passes its own gate once Prefect answers: an alarm is never lost to an outage;
+- the gathering: per-segment alarms whose segment has too few labelled items since their data
   begin for a retrain to train and judge on (``EvidenceRules.rows_alone``); every later window
-  adds its fish of that species, and the incident is queued once it has enough;
+  adds its items of that segment, and the incident is queued once it has enough;
 - the windows judged last: where a retrain's data begin (:func:`monitoring.policy.
-  training_start`), and how many fish of a species they held.
+  training_start`), and how many items of a segment they held.
 
-A retrain reads the windows since its data begin for the species it must not forget, but each
-per-species incident's own species only from where its change began (the alarm's start: the
-change-point on its fish's errors, or its first fish judged on the production version), never
-its fish from before the change: they follow the law the alarm says no longer holds. Those
+A retrain reads the windows since its data begin for the segments it must not forget, but each
+per-segment incident's own segment only from where its change began (the alarm's start: the
+change-point on its items' errors, or its first item judged on the production version), never
+its items from before the change: they follow the law the alarm says no longer holds. Those
 starts go to the flow as its ``segment_starts``, each with its reason.
 
 All of it lives in memory: after a restart an incident that persists raises its alarm again at
@@ -53,6 +55,7 @@ from monitoring.trigger import RetrainTrigger
 from monitoring.windows import ClosedWindow
 from tidemark.config import Settings
 from tidemark.judging.holdout import EvidenceRules
+from tidemark.judging.scored import segment_of
 from tidemark.logs import get_logger
 from tidemark.orchestration import SegmentStart
 from tidemark.schemas import RetrainRequest, utc_now
@@ -66,32 +69,32 @@ _PRIORITY = {IncidentKind.UNSEEN: 0, IncidentKind.ERROR: 1, IncidentKind.DRIFT: 
 @dataclass(frozen=True, slots=True)
 class Pending:
     """An alarm about to start a retrain (or queued or gathering evidence to): its window,
-    where its data begin and, for a per-species incident, its labelled fish since then."""
+    where its data begin and, for a per-segment incident, its labelled items since then."""
 
     alarm: Alarm
     window_start: datetime
     window_end: datetime
     data_start: datetime
-    fish: int = 0
-    # Where the incident's own species' fish begin (None: a drift incident), and why.
+    items: int = 0
+    # Where the incident's own segment's items begin (None: a drift incident), and why.
     segment_start: SegmentStart | None = None
 
-    def merged(self, later: Pending, fish: int | None = None) -> Pending:
+    def merged(self, later: Pending, items: int | None = None) -> Pending:
         """This alarm raised again by a later window while it waited: the data of both, with
-        ``fish`` labelled fish when given. Its species starts where it started first."""
+        ``items`` labelled items when given. Its segment starts where it started first."""
         starts = [s for s in (self.segment_start, later.segment_start) if s is not None]
         return Pending(
             later.alarm,
             min(self.window_start, later.window_start),
             max(self.window_end, later.window_end),
             min(self.data_start, later.data_start),
-            max(self.fish, later.fish) if fish is None else fish,
+            max(self.items, later.items) if items is None else items,
             min(starts, key=lambda s: s.start) if starts else None,
         )
 
     @property
-    def fish_since(self) -> datetime:
-        """From when the incident's fish count as its evidence."""
+    def items_since(self) -> datetime:
+        """From when the incident's items count as its evidence."""
         return self.segment_start.start if self.segment_start is not None else self.data_start
 
 
@@ -116,14 +119,17 @@ class Incidents:
         self._recent: deque[WindowSpan] = deque(
             maxlen=max(self.settings.retrain_windows, self.settings.evidence_windows)
         )
-        # Incidents waiting for another incident's retrain to end.
+        # Incidents waiting for another incident's retrain to end, or for Prefect to answer.
         self.queue: dict[IncidentKey, Pending] = {}
-        # Per-species incidents waiting for enough labelled fish of their species to judge on.
+        # Queued incidents whose gate could not be read (Prefect or the registry down, or a
+        # start that failed): gated when Prefect answers again, before their retrain starts.
+        self.unanswered: set[IncidentKey] = set()
+        # Per-segment incidents waiting for enough labelled items of their segment to judge on.
         self.gathering: dict[IncidentKey, Pending] = {}
         rules = EvidenceRules.of(settings.retrain)
-        self.fish_needed = rules.rows_alone
-        # The fewest fish of a species a retrain can train on and judge beside others.
-        self.fish_to_judge = rules.rows_per_species
+        self.items_needed = rules.rows_alone
+        # The fewest items of a segment a retrain can train on and judge beside others.
+        self.items_to_judge = rules.rows_per_segment
         self._queue_checked = 0.0
         # The production version the incidents waiting here are about.
         self._version: str | None = None
@@ -131,7 +137,7 @@ class Incidents:
     def answer(self, judgement: WindowJudgement, raised: Sequence[Alarm]) -> WindowJudgement:
         """What becomes of the alarms a judged window raised, and the retrain they start.
 
-        The window's fish then count for the incidents gathering evidence that it did not
+        The window's items then count for the incidents gathering evidence that it did not
         raise, and the window for where later retrains' data begin.
         """
         window = judgement.window
@@ -141,7 +147,7 @@ class Incidents:
         self._count_gathering(window, {a.incident for a in raised})
         times: dict[str, list[datetime]] = {}
         for record in window.records:
-            times.setdefault(record.species, []).append(record.measured_at)
+            times.setdefault(segment_of(record), []).append(record.at)
         self._recent.appendleft(
             WindowSpan(
                 window.start,
@@ -189,6 +195,14 @@ class Incidents:
             return None
         if in_flight is not None:
             return None
+        if self.unanswered:
+            try:
+                self._gate_unanswered()
+            except Exception as error:  # Prefect down again: they wait for the next check
+                log.warning("cannot gate the kept alarms", error=f"{error}"[:300])
+                return None
+            if not self.queue:
+                return None
         pending = list(self.queue.values())
         production = self.follower.current
         try:
@@ -207,6 +221,22 @@ class Incidents:
         )
         return flow_run_id
 
+    def _gate_unanswered(self) -> None:
+        """Gate the alarms kept while Prefect (or the registry) could not be asked, now that it
+        answers: each incident's own gate (its last run, cooldown, outcome) holds as it would
+        have, so that a run Prefect started before its answer was lost is not started again."""
+        for key in sorted(self.unanswered & self.queue.keys(), key=str):
+            waiting = self.queue[key]
+            found = self._gate(waiting.alarm, None, self._version)
+            if found.open:
+                if found.since is not None and found.since < waiting.data_start:
+                    self.queue[key] = replace(waiting, data_start=found.since)
+                continue
+            del self.queue[key]
+            log.info("a kept alarm does not start a retrain", incident=str(key), why=found.why)
+        self.unanswered.clear()
+        metrics.QUEUED.set(len(self.queue))
+
     def _gate_and_start(
         self, judgement: WindowJudgement, raised: Sequence[Alarm], window: ClosedWindow
     ) -> WindowJudgement:
@@ -220,9 +250,10 @@ class Incidents:
             else:
                 in_flight = self.trigger.in_flight()
                 gated = [Gated(a, self._gate(a, in_flight, judgement.version)) for a in raised]
-        except Exception as error:  # Prefect or the registry down: say so, judge the next one
-            why = f"cannot reach the retrain deployment or the registry: {error}"[:300]
-            gated = [Gated(a, Gate(GateState.HELD, why)) for a in raised]
+        except Exception as error:  # Prefect or the registry down: the alarms wait in the queue
+            why = f"kept until the retrain deployment and the registry answer: {error}"[:300]
+            gated = [Gated(a, Gate(GateState.QUEUED, why)) for a in raised]
+            self.unanswered |= {a.incident for a in raised}
         spans = training_start(
             WindowSpan(window.start, window.overall.count),
             list(self._recent),
@@ -255,14 +286,21 @@ class Incidents:
             fired[key] = queued.merged(fired[key]) if key in fired else queued
         self.queue.clear()
         metrics.QUEUED.set(0)
-        request, flow_run_id = self._start(list(fired.values()), judgement.version, window)
+        try:
+            request, flow_run_id = self._start(list(fired.values()), judgement.version, window)
+        except Exception as error:  # Kafka or Prefect failed under the start: keep the alarms
+            log.warning("cannot start the retrain; its alarms are kept", error=f"{error}"[:300])
+            self.queue.update(fired)
+            self.unanswered |= set(fired)
+            metrics.QUEUED.set(len(self.queue))
+            return judgement
         return replace(judgement, request=request, flow_run_id=flow_run_id)
 
     def _hold_for_evidence(
         self, window: ClosedWindow, gated: list[Gated], pending: list[Pending]
     ) -> tuple[list[Gated], list[Pending]]:
-        """Hold open per-species alarms whose species has too few labelled fish since their data
-        begin (this window's included); release those that now have enough."""
+        """Hold open per-segment alarms whose segment has too few labelled items since their
+        data begin (this window's included); release those that now have enough."""
         # An incident that stopped alarming for as long as evidence is pooled starts afresh.
         oldest = window.start - self.settings.evidence_windows * timedelta(
             seconds=self.settings.window_s
@@ -270,33 +308,33 @@ class Incidents:
         self.gathering = {k: p for k, p in self.gathering.items() if p.window_end > oldest}
         kept_gated, kept_pending = [], []
         for g, p in zip(gated, pending, strict=True):
-            species = g.alarm.incident.species
-            if not g.gate.open or species is None:
+            segment = g.alarm.incident.segment
+            if not g.gate.open or segment is None:
                 kept_gated.append(g)
                 kept_pending.append(p)
                 continue
             earlier = self.gathering.pop(g.alarm.incident, None)
             if earlier is not None:
-                here = _labelled(window, species, earlier.fish_since)
-                p = earlier.merged(p, fish=earlier.fish + here)
+                here = _labelled(window, segment, earlier.items_since)
+                p = earlier.merged(p, items=earlier.items + here)
             else:
                 # Queued before (another run was in flight): its windows count too.
                 queued = self.queue.pop(g.alarm.incident, None)
                 p = queued.merged(p) if queued else p
-                since = p.fish_since
+                since = p.items_since
                 p = replace(
                     p,
-                    fish=labelled_since(species, since, self._recent)
-                    + _labelled(window, species, since),
+                    items=labelled_since(segment, since, self._recent)
+                    + _labelled(window, segment, since),
                 )
-            if p.fish < self.fish_needed:
+            if p.items < self.items_needed:
                 self.gathering[g.alarm.incident] = p
                 g = Gated(
                     g.alarm,
                     Gate(
                         GateState.GATHERING,
-                        f"gathers evidence: {p.fish} of the {self.fish_needed} labelled "
-                        f"{species} fish a retrain needs, since {p.fish_since.isoformat()}",
+                        f"gathers evidence: {p.items} of the {self.items_needed} labelled "
+                        f"{segment} items a retrain needs, since {p.items_since.isoformat()}",
                     ),
                 )
             kept_gated.append(g)
@@ -305,18 +343,18 @@ class Incidents:
         return kept_gated, kept_pending
 
     def _count_gathering(self, window: ClosedWindow, raised: set[IncidentKey]) -> None:
-        """Count this window's fish for the incidents gathering evidence that it did not raise
-        (their species pooled, or under the threshold for a window); queue those that now have
+        """Count this window's items for the incidents gathering evidence that it did not raise
+        (their segment pooled, or under the threshold for a window); queue those that now have
         enough, to start as soon as no run is in flight."""
         for key, waiting in list(self.gathering.items()):
-            if key in raised or key.species is None or key.species not in window.by_species:
+            if key in raised or key.segment is None or key.segment not in window.by_segment:
                 continue
             waiting = replace(
                 waiting,
                 window_end=max(waiting.window_end, window.end),
-                fish=waiting.fish + window.by_species[key.species].count,
+                items=waiting.items + window.by_segment[key.segment].count,
             )
-            if waiting.fish < self.fish_needed:
+            if waiting.items < self.items_needed:
                 self.gathering[key] = waiting
                 continue
             del self.gathering[key]
@@ -325,22 +363,22 @@ class Incidents:
             log.info(
                 "incident gathered its evidence",
                 incident=str(key),
-                fish=waiting.fish,
+                items=waiting.items,
                 since=waiting.data_start.isoformat(),
             )
         metrics.GATHERING.set(len(self.gathering))
         metrics.QUEUED.set(len(self.queue))
-        if any(p.fish >= self.fish_needed for p in self.queue.values()):
+        if any(p.items >= self.items_needed for p in self.queue.values()):
             self.drain(force=True)
 
     def _judgeable(self, since: datetime, window: ClosedWindow | None) -> list[str]:
-        """The species with fish enough since ``since`` for a retrain to judge them: a drift
+        """The segments with items enough since ``since`` for a retrain to judge them: a drift
         retrain judges those, and trains on the others without failing on them."""
         spans = list(self._recent)
         if window is not None:
             spans.append(WindowSpan(window.start, window.overall.count, _counts(window)))
-        species = {s for span in spans for s in span.by_species}
-        return sorted(s for s in species if labelled_since(s, since, spans) >= self.fish_to_judge)
+        segments = {s for span in spans for s in span.by_segment}
+        return sorted(s for s in segments if labelled_since(s, since, spans) >= self.items_to_judge)
 
     def _gate(self, alarm: Alarm, in_flight: IncidentRun | None, version: str | None) -> Gate:
         now = utc_now()
@@ -381,13 +419,15 @@ class Incidents:
         )
         self.trigger.publish(request)
         starts: dict[str, SegmentStart] = {}
-        for p in pending:
-            species = p.alarm.incident.species
-            if species is None or p.segment_start is None:
+        # A segment whose incident still gathers evidence has shown where its change began: no
+        # retrain, whatever alarm started it, reads that segment's items from before the change.
+        for p in [*pending, *self.gathering.values()]:
+            segment = p.alarm.incident.segment
+            if segment is None or p.segment_start is None:
                 continue
-            known = starts.get(species)
+            known = starts.get(segment)
             if known is None or p.segment_start.start < known.start:
-                starts[species] = p.segment_start
+                starts[segment] = p.segment_start
         data_start = min(p.data_start for p in pending)
         flow_run_id = self.trigger.start_run(
             request,
@@ -401,11 +441,11 @@ class Incidents:
 
 
 def segment_start(gated: Gated) -> SegmentStart | None:
-    """Where a retrain reads the fish of a per-species alarm's species from, and why: its own
+    """Where a retrain reads the items of a per-segment alarm's segment from, and why: its own
     start (the change it showed), or earlier where its last retrain ended short of evidence
     (whose data start was its own change's, so the evidence since then accumulates)."""
     alarm, gate = gated.alarm, gated.gate
-    if alarm.incident.species is None:
+    if alarm.incident.segment is None:
         return None
     own = alarm.start_reason or f"its evidence began at {alarm.since.isoformat()}"
     if gate.since is not None and gate.since < alarm.data_start:
@@ -416,10 +456,10 @@ def segment_start(gated: Gated) -> SegmentStart | None:
     return SegmentStart(start=alarm.data_start, reason=own)
 
 
-def _labelled(window: ClosedWindow, species: str, since: datetime) -> int:
-    """The window's fish of ``species`` measured at or after ``since``."""
-    return sum(1 for r in window.records if r.species == species and r.measured_at >= since)
+def _labelled(window: ClosedWindow, segment: str, since: datetime) -> int:
+    """The window's items of ``segment`` seen at or after ``since``."""
+    return sum(1 for r in window.records if segment_of(r) == segment and r.at >= since)
 
 
 def _counts(window: ClosedWindow) -> dict[str, int]:
-    return {s: stats.count for s, stats in window.by_species.items()}
+    return {s: stats.count for s, stats in window.by_segment.items()}

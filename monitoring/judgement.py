@@ -1,8 +1,8 @@
-"""A closed window judged: production's error per species, its drift, and the alarms it raises.
+"""A closed window judged: production's error per segment, its drift, and the alarms it raises.
 
-A window is judged on the fish that the production version scored: per species once enough of
-its fish are in (:mod:`monitoring.evidence`), and for drift against that version's training data
-on the fish of the species it was trained on. The alarms it raises (:func:`monitoring.policy.
+A window is judged on the items that the production version scored: per segment once enough of
+its items are in (:mod:`monitoring.evidence`), and for drift against that version's training
+data on the items of the segments it was trained on. The alarms it raises (:func:`monitoring.policy.
 alarms`) go to :mod:`monitoring.incidents`, which says what becomes of each; the whole
 :class:`WindowJudgement` is what the monitor logs, records in the Evidently workspace and hands
 to whoever watches it.
@@ -15,13 +15,13 @@ from typing import Any
 
 from monitoring import metrics
 from monitoring.drift import DriftResult, features_frame
-from monitoring.evidence import SpeciesPool
+from monitoring.evidence import SegmentPool
 from monitoring.policy import (
     Alarm,
     Gate,
     Gated,
     IncidentKey,
-    JudgedSpecies,
+    JudgedSegment,
     Thresholds,
     alarms,
     judged_records,
@@ -30,6 +30,7 @@ from monitoring.production import Production
 from monitoring.reports import SavedReport, WindowOutcome, WindowVerdict
 from monitoring.windows import ClosedWindow, ErrorStats
 from tidemark.logs import get_logger
+from tidemark.project.spec import Project
 from tidemark.schemas import RetrainRequest
 
 log = get_logger("monitor")
@@ -43,7 +44,7 @@ class WindowJudgement:
     version: str | None
     judged: ErrorStats | None
     drift: DriftResult | None
-    evidence: tuple[JudgedSpecies, ...] = ()
+    evidence: tuple[JudgedSegment, ...] = ()
     alarms: tuple[Gated, ...] = ()
     request: RetrainRequest | None = None
     flow_run_id: str | None = None
@@ -67,11 +68,18 @@ class WindowJudgement:
 
 
 class WindowJudge:
-    """Judges closed windows against the production version, pooling short species."""
+    """Judges closed windows of ``project`` against the production version, pooling short
+    segments."""
 
-    def __init__(self, thresholds: Thresholds, evidence_windows: int) -> None:
+    def __init__(self, thresholds: Thresholds, evidence_windows: int, project: Project) -> None:
         self.thresholds = thresholds
-        self.pool = SpeciesPool(thresholds.min_count, evidence_windows, thresholds.error)
+        self.project = project
+        self.pool = SegmentPool(
+            thresholds.min_count,
+            evidence_windows,
+            thresholds.error,
+            judged_by=project.target.judged_by,
+        )
 
     def assess(
         self, window: ClosedWindow, production: Production | None
@@ -80,19 +88,19 @@ class WindowJudge:
         version = production.version if production else None
         metrics.MODEL_VERSION.set(float(version) if version and version.isdigit() else 0)
         judged = judged_records(window, version)
-        known = production.known_species if production and production.known_species else None
+        known = production.known_segments if production and production.known_segments else None
         evidence = self.pool.add(window.start, judged, known, version)
         metrics.observe_pending(self.pool.pending())
         drift = None
         detector = production.detector if production is not None else None
-        # Only fish of species the version was trained on can drift from its training data.
-        comparable = detector.comparable(features_frame(judged)) if detector and judged else None
+        # Only items of segments the version was trained on can drift from its training data.
+        features = features_frame(judged, self.project) if detector and judged else None
         if (
             detector is not None
-            and comparable is not None
-            and len(comparable) >= self.thresholds.min_count
+            and features is not None
+            and len(detector.comparable(features)) >= self.thresholds.min_count
         ):
-            drift = detector.check(comparable, timestamp=window.end)
+            drift = detector.check(features, timestamp=window.end)
             metrics.DRIFT_SHARE.set(drift.share)
             metrics.DRIFT_DETECTED.set(int(drift.detected))
         raised = alarms(
@@ -105,7 +113,7 @@ class WindowJudge:
         judgement = WindowJudgement(
             window=window,
             version=version,
-            judged=ErrorStats.of(judged) if judged else None,
+            judged=ErrorStats.of(judged, window.judged_by) if judged else None,
             drift=drift,
             evidence=tuple(evidence),
         )
@@ -125,10 +133,10 @@ def window_outcome(judgement: WindowJudgement, thresholds: Thresholds) -> Window
         why = "; ".join(f"{g.alarm.incident}: {g.gate.why}" for g in judgement.alarms)
     else:
         why = (
-            f"mean relative error {judged.mean_relative_error:.3f} of {judged.count} fish "
-            f"(threshold {thresholds.error:.2f}, at least {thresholds.min_count} fish)"
+            f"{thresholds.metric.replace('_', ' ')} {judged.judged:.3f} of {judged.count} items "
+            f"(threshold {thresholds.error:.2f}, at least {thresholds.min_count} items)"
             if judged
-            else "no fish scored by the production version"
+            else "no item scored by the production version"
         )
     return WindowOutcome(
         window=judgement.window,
@@ -146,17 +154,13 @@ def log_judgement(judgement: WindowJudgement) -> None:
         "window_start": window.start.isoformat(),
         "window_end": window.end.isoformat(),
         "count": window.overall.count,
-        "mean_relative_error": round(window.overall.mean_relative_error, 4),
-        "by_species": {
-            s: round(stats.mean_relative_error, 4) for s, stats in window.by_species.items()
-        },
+        "mean_error": round(window.overall.judged, 4),
+        "by_segment": {s: round(stats.judged, 4) for s, stats in window.by_segment.items()},
         "by_version": {v: stats.count for v, stats in window.by_version.items()},
         "production_version": judgement.version,
         "judged_count": judged.count if judged else 0,
-        "judged_mean_relative_error": round(judged.mean_relative_error, 4) if judged else None,
-        "judged_species": {
-            e.species: round(e.stats.mean_relative_error, 4) for e in judgement.evidence
-        },
+        "judged_mean_error": round(judged.judged, 4) if judged else None,
+        "judged_segments": {e.segment: round(e.stats.judged, 4) for e in judgement.evidence},
         "drift_share": round(judgement.drift.share, 3) if judgement.drift else None,
     }
     log.info("window", **fields)
@@ -167,7 +171,7 @@ def log_judgement(judgement: WindowJudgement) -> None:
             "metric": alarm.metric,
             "value": round(alarm.value, 4),
             "threshold": alarm.threshold,
-            "fish": alarm.count,
+            "items": alarm.count,
             "evidence_since": alarm.since.isoformat(),
             "window_end": window.end.isoformat(),
             "production_version": judgement.version,

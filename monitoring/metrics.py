@@ -15,9 +15,11 @@ from prometheus_client import Counter, Gauge
 from monitoring.policy import Alarm, Gate
 from monitoring.segments import SegmentLabels
 from monitoring.windows import ClosedWindow, ErrorStats
+from tidemark.judging.scored import segment_of
 from tidemark.metrics_registry import service_registry
 
-ALL_SPECIES = "all"
+# The label of the whole window (and of a drift incident, which is about every segment).
+ALL_SEGMENTS = "all"
 # The labels of segments in every metric of the monitor (set by the monitor from its settings).
 LABELS = SegmentLabels(50)
 # The segment labels each per-segment gauge holds now.
@@ -34,7 +36,7 @@ def bound_segments(max_segments: int) -> None:
 REGISTRY = service_registry()
 RECORDS = Counter(
     "tidemark_monitor_records_total",
-    "Scored records read from fish.scored, by what happened to them",
+    "Scored records read from the project's scored topic, by what happened to them",
     ["outcome"],
     registry=REGISTRY,
 )
@@ -43,30 +45,31 @@ WINDOWS = Counter(
 )
 WINDOW_COUNT = Gauge(
     "tidemark_monitor_window_count",
-    "Fish in the last closed window",
-    ["species"],
+    "Items in the last closed window",
+    ["segment"],
     registry=REGISTRY,
 )
 WINDOW_MAE = Gauge(
-    "tidemark_monitor_window_mae_kg",
-    "Mean absolute error of the last closed window",
-    ["species"],
+    "tidemark_monitor_window_mae",
+    "Mean absolute error of the last closed window, in the target's unit",
+    ["segment"],
     registry=REGISTRY,
 )
 WINDOW_RMSE = Gauge(
-    "tidemark_monitor_window_rmse_kg", "Root mean squared error of the last closed window",
-    ["species"],
+    "tidemark_monitor_window_rmse", "Root mean squared error of the last closed window",
+    ["segment"],
     registry=REGISTRY,
 )  # fmt: skip
-WINDOW_MRE = Gauge(
-    "tidemark_monitor_window_mean_relative_error",
-    "Mean relative error (|predicted - actual| / actual) of the last closed window",
-    ["species"],
+WINDOW_ERROR = Gauge(
+    "tidemark_monitor_window_judged_error",
+    "Mean of the error the project judges (relative: |predicted - actual| / actual, or "
+    "absolute) in the last closed window",
+    ["segment"],
     registry=REGISTRY,
 )
 WINDOW_END = Gauge(
     "tidemark_monitor_window_end_timestamp_seconds",
-    "measured_at end of the last closed window",
+    "Event-time end of the last closed window",
     registry=REGISTRY,
 )
 DRIFT_SHARE = Gauge(
@@ -96,13 +99,13 @@ ALARMS = Counter(
     "repeat of an incident whose retrain is in flight or cooling down), closed (its retrain "
     "could not beat production and the error has not grown beyond that), queued (another "
     "incident's retrain is in flight)",
-    ["kind", "species", "outcome"],
+    ["kind", "segment", "outcome"],
     registry=REGISTRY,
 )
 INCIDENT_VALUE = Gauge(
     "tidemark_monitor_incident_value",
-    "The metric of each incident's last alarm (mean relative error, or drift share)",
-    ["kind", "species"],
+    "The metric of each incident's last alarm (the judged error, or drift share)",
+    ["kind", "segment"],
     registry=REGISTRY,
 )
 QUEUED = Gauge(
@@ -112,13 +115,13 @@ QUEUED = Gauge(
 )
 GATHERING = Gauge(
     "tidemark_monitor_incidents_gathering",
-    "Incidents waiting for enough labelled fish of their species before a retrain can judge",
+    "Incidents waiting for enough labelled items of their segment before a retrain can judge",
     registry=REGISTRY,
 )
 EVIDENCE_PENDING = Gauge(
-    "tidemark_monitor_evidence_pending_fish",
-    "Judged fish of a species pooled while it is short of evidence (0 once judged)",
-    ["species"],
+    "tidemark_monitor_evidence_pending_items",
+    "Judged items of a segment pooled while it is short of evidence (0 once judged)",
+    ["segment"],
     registry=REGISTRY,
 )
 MODEL_VERSION = Gauge(
@@ -129,20 +132,23 @@ MODEL_VERSION = Gauge(
 
 
 def observe_window(window: ClosedWindow) -> None:
-    """Publish a closed window's error, overall (species="all") and per segment label; the
+    """Publish a closed window's error, overall (segment="all") and per segment label; the
     labels of segments absent from it are removed."""
     WINDOWS.inc()
     WINDOW_END.set(window.end.timestamp())
-    grouped = LABELS.group(window.records, lambda r: r.species)
-    stats = {ALL_SPECIES: window.overall, **{k: ErrorStats.of(v) for k, v in grouped.items()}}
+    grouped = LABELS.group(window.records, segment_of)
+    stats = {
+        ALL_SEGMENTS: window.overall,
+        **{k: ErrorStats.of(v, window.judged_by) for k, v in grouped.items()},
+    }
     _show(WINDOW_COUNT, {label: float(e.count) for label, e in stats.items()})
     _show(WINDOW_MAE, {label: e.mae for label, e in stats.items()})
     _show(WINDOW_RMSE, {label: e.rmse for label, e in stats.items()})
-    _show(WINDOW_MRE, {label: e.mean_relative_error for label, e in stats.items()})
+    _show(WINDOW_ERROR, {label: e.judged for label, e in stats.items()})
 
 
 def observe_pending(pending: Mapping[str, int]) -> None:
-    """Publish the judged fish pooled per segment short of evidence (summed per label); the
+    """Publish the judged items pooled per segment short of evidence (summed per label); the
     labels no segment is short under any more are removed."""
     summed: dict[str, float] = {}
     for segment, count in pending.items():
@@ -161,24 +167,24 @@ def _show(gauge: Gauge, values: Mapping[str, float]) -> None:
 
 
 def observe_alarm(alarm: Alarm, gate: Gate) -> None:
-    """Count what became of an incident's alarm (species "all" for drift)."""
-    species = LABELS.label(alarm.incident.species) if alarm.incident.species else ALL_SPECIES
-    ALARMS.labels(alarm.incident.kind.value, species, gate.state.value).inc()
-    INCIDENT_VALUE.labels(alarm.incident.kind.value, species).set(alarm.value)
+    """Count what became of an incident's alarm (segment "all" for drift)."""
+    segment = LABELS.label(alarm.incident.segment) if alarm.incident.segment else ALL_SEGMENTS
+    ALARMS.labels(alarm.incident.kind.value, segment, gate.state.value).inc()
+    INCIDENT_VALUE.labels(alarm.incident.kind.value, segment).set(alarm.value)
     if not gate.open:
         SUPPRESSED.inc()
 
 
 MODEL_DECISIONS = Counter(
     "tidemark_monitor_model_decisions_total",
-    "Final verdicts of challenges on live fish, by what they decided: promotion, retirement "
+    "Final verdicts of challenges on live items, by what they decided: promotion, retirement "
     "(lost or no evidence; for a rollback watch, the promotion confirmed) or rollback",
     ["kind"],
     registry=REGISTRY,
 )
-SHADOW_FISH = Gauge(
-    "tidemark_monitor_shadow_fish",
-    "Joined fish both production and the challenger predicted, in the running challenge",
+SHADOW_ITEMS = Gauge(
+    "tidemark_monitor_shadow_items",
+    "Joined items both production and the challenger predicted, in the running challenge",
     registry=REGISTRY,
 )
 SHADOW_P_VALUE = Gauge(

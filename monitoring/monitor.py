@@ -1,13 +1,16 @@
-"""The monitor: reads ``fish.scored``, judges every closed window, asks for retrains per incident.
+"""The monitor: reads a project's scored topic, judges every closed window, asks for retrains
+per incident.
 
-A handler of the stream runtime (:mod:`tidemark.stream`), one per consumer group: a window needs
-every partition's records. Each batch adds records to the tumbling windows
-(:mod:`monitoring.windows`); after each round, every window that closed (or, when no record came
-for ``monitor_idle_flush_s``, every open one) is judged on the fish the production version
-scored (:mod:`monitoring.judgement`), and the alarms it raises are answered by the incidents
-(:mod:`monitoring.incidents`), which start the retrains. A challenger in shadow is judged on
-the same window's paired errors (:mod:`monitoring.shadow`), and every judged window is logged
-and recorded in the Evidently workspace (:mod:`monitoring.reports`).
+Every field comes from the project: its contracts decode the scored records, its segment (or its one
+implicit segment) names the incidents, its features are tested for drift, its target's error is the
+one judged. A handler of the stream runtime (:mod:`tidemark.stream`), one per consumer group: a
+window needs every partition's records. Each batch adds records to the tumbling windows
+(:mod:`monitoring.windows`); after each round, every window that closed (or, when no record came for
+``monitor_idle_flush_s``, every open one) is judged on the items the production version scored
+(:mod:`monitoring.judgement`), and the alarms it raises are answered by the incidents
+(:mod:`monitoring.incidents`), which start the retrains. A challenger in shadow is judged on the
+same window's paired errors (:mod:`monitoring.shadow`), and every judged window is logged and
+recorded in the Evidently workspace (:mod:`monitoring.reports`).
 
 Offsets are committed at the windows' mark (``Commits.AT_MARK``): up to the first record still in
 an open window, with the end of the last closed window and the offsets read so far as commit
@@ -40,22 +43,23 @@ from monitoring.windows import Admission, ClosedWindow, Resume, TumblingWindows
 from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.logs import get_logger
-from tidemark.project.spec import Project
-from tidemark.schemas import Scored, utc_now
+from tidemark.project.contracts import Contracts, Scored
+from tidemark.schemas import utc_now
 from tidemark.stream.handler import Commits, Handler, Output
-from tidemark.stream.records import Batch
+from tidemark.stream.records import Batch, Decoding
 
 log = get_logger("monitor")
 
 
 class Monitor(Handler[Scored, None]):
-    """Judges the windows of ``fish.scored`` and triggers retrains."""
+    """Judges the windows of a project's scored topic and triggers retrains."""
 
     commits = Commits.AT_MARK
 
     def __init__(
         self,
         settings: Settings,
+        contracts: Contracts,
         follower: ProductionFollower,
         trigger: RetrainTrigger,
         reports: ReportStore,
@@ -64,15 +68,21 @@ class Monitor(Handler[Scored, None]):
         run_outcome: Callable[[str], RunOutcome | None] | None = None,
         shadow: ShadowJudge | None = None,
     ) -> None:
-        super().__init__(settings.monitor.group_id, {settings.kafka.topics.scored: Scored})
+        super().__init__(
+            settings.monitor.group_id,
+            {settings.kafka.topics.scored: Decoding(contracts.decode_scored)},
+        )
         self.settings = settings
+        self.contracts = contracts
+        project = contracts.project
+        self.judged_by = project.target.judged_by
         metrics.bound_segments(settings.monitor.max_segments)
         self.follower = follower
         self.reports = reports
         # The running challenge of a version in shadow (None: no shadow evaluation).
         self.shadow = shadow
-        self.thresholds = Thresholds.of(settings)
-        self.window_judge = WindowJudge(self.thresholds, settings.monitor.evidence_windows)
+        self.thresholds = Thresholds.of(settings, self.judged_by)
+        self.window_judge = WindowJudge(self.thresholds, settings.monitor.evidence_windows, project)
         self.incidents = Incidents(
             settings,
             trigger,
@@ -90,11 +100,12 @@ class Monitor(Handler[Scored, None]):
     def create(
         cls,
         settings: Settings,
+        contracts: Contracts,
         on_judgement: Callable[[WindowJudgement], None] | None = None,
-        project: Project | None = None,
     ) -> Monitor:
-        """A monitor of ``project`` (the stack's default when None) with its own producer,
-        registry follower (started), trigger and reports."""
+        """A monitor of the project of ``contracts`` (``settings`` are that project's) with its
+        own producer, registry follower (started), trigger and reports."""
+        project = contracts.project
         producer = kafka_io.producer(settings.kafka)
         follower = ProductionFollower(settings, project)
         follower.start()
@@ -103,12 +114,17 @@ class Monitor(Handler[Scored, None]):
             RestShadowRegistry(settings),
             publisher(settings, producer),
             lambda decision: run_verdict(settings, decision),
+            project.target.judged_by,
+        )
+        trigger = RetrainTrigger(
+            settings, producer, project=project.name, segmented=project.segment is not None
         )
         return cls(
             settings,
+            contracts,
             follower,
-            RetrainTrigger(settings, producer, project=project.name if project else None),
-            ReportStore(settings),
+            trigger,
+            ReportStore(settings, project),
             producer,
             on_judgement,
             shadow=shadow,
@@ -142,15 +158,18 @@ class Monitor(Handler[Scored, None]):
         if resume is not None:
             log.info("resuming", closed_until=resume.closed_until.isoformat())
         self.windows = TumblingWindows(
-            self.settings.monitor.window_s, self.settings.monitor.allowed_lateness_s, resume
+            self.settings.monitor.window_s,
+            self.settings.monitor.allowed_lateness_s,
+            resume,
+            judged_by=self.judged_by,
         )
         self._last_record = time.monotonic()
 
     def event_time(self, message: Scored) -> datetime:
-        """When the line measured the item: the runtime dead-letters a record dated beyond the
-        stream's clock skew (or horizon), so that none moves the windows' clock into the
-        future (every real window would then be late)."""
-        return message.measured_at
+        """When the item was seen (its input time): the runtime dead-letters a record dated
+        beyond the stream's clock skew (or horizon), so that none moves the windows' clock into
+        the future (every real window would then be late)."""
+        return message.at
 
     def process(self, batch: Batch[Scored], out: Output) -> None:
         """Add a batch's records to their windows; its dead letters hold no window back."""
@@ -165,11 +184,7 @@ class Monitor(Handler[Scored, None]):
             admission = windows.add(item.message, item.raw.partition, item.raw.offset)
             metrics.RECORDS.labels(admission.value).inc()
             if admission is Admission.LATE:
-                log.debug(
-                    "late record",
-                    fish_id=item.message.fish_id,
-                    measured_at=item.message.measured_at,
-                )
+                log.debug("late record", key=item.message.key, at=item.message.at.isoformat())
         self._last_record = time.monotonic()
 
     def tick(self) -> None:

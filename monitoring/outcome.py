@@ -11,8 +11,8 @@ The contract with the retrain flow (``flows.retrain``): every version it registe
 
 - ``flow_run_id``: the id of the Prefect flow run that registered it (the link);
 - ``decision``: promoted, rejected, forced or insufficient_evidence;
-- ``candidate_mean_relative_error.<species>``: the candidate's mean relative error on its
-  held-out fish of that species (what the data allow: the achievable error).
+- ``candidate_mean_relative_error.<segment>``: the candidate's mean judged error on its
+  held-out items of that segment (what the data allow: the achievable error).
 
 A run that ended and registered no version gave no verdict (too little evidence to train or
 judge, or it failed): the monitor then accumulates the incident's evidence.
@@ -36,7 +36,7 @@ CANDIDATE_ERROR = per_segment("candidate_mean_relative_error", "")
 def outcome_of_tags(tags: Mapping[str, str]) -> RunOutcome | None:
     """The outcome that a version's tags state, or None when they state no known decision.
 
-    Per-species errors that are not finite non-negative numbers are left out.
+    Per-segment errors that are not finite non-negative numbers are left out.
     """
     try:
         decision = Decision(tags.get(DECISION_TAG, ""))
@@ -44,15 +44,15 @@ def outcome_of_tags(tags: Mapping[str, str]) -> RunOutcome | None:
         return None
     achievable: dict[str, float] = {}
     for name, text in tags.items():
-        species = name.removeprefix(CANDIDATE_ERROR)
-        if species == name or not species:
+        segment = name.removeprefix(CANDIDATE_ERROR)
+        if segment == name or not segment:
             continue
         try:
             value = float(text)
         except ValueError:
             continue
         if math.isfinite(value) and value >= 0:
-            achievable[species] = value
+            achievable[segment] = value
     return RunOutcome(decision, achievable)
 
 

@@ -2,20 +2,21 @@
 
 An incident is a cause, named by an :class:`IncidentKey`:
 
-- ``error:<species>``: that species' mean relative error (on the fish the production version
-  scored) is above the threshold;
-- ``unseen:<species>``: the production model never saw that species (it flagged its fish
-  ``species_known: false`` or does not list it); it alarms on its first judged evidence, whatever
-  the error, and takes the place of the species' error incident while it lasts;
-- ``drift``: the judged fish drifted from the production version's training data.
+- ``error:<segment>``: that segment's mean error (the error its project judges, on the items the
+  production version scored) is above the threshold;
+- ``unseen:<segment>``: the production model never saw that segment (it flagged its items as
+  unknown or does not list it); it alarms on its first judged evidence, whatever the error, and
+  takes the place of the segment's error incident while it lasts;
+- ``drift``: the judged items drifted from the production version's training data.
 
-A species is judged only on at least ``min_count`` fish; one with fewer pools its windows first
+A project without a segment has one, ``WHOLE`` (``error:*``). A segment is judged only on at
+least ``min_count`` items; one with fewer pools its windows first
 (:mod:`monitoring.evidence`). The gate then looks at the last retrain run of THIS incident only
 (read from Prefect, tagged with the incident, so a monitor restart is respected):
 
 - in flight, or created within the cooldown: held back, a repeat of the same incident;
 - ended rejected (the candidate could not beat production): closed at the level the candidate
-  reached on the held-out fish of that species; reopened only when the error grows beyond
+  reached on the held-out items of that segment; reopened only when the error grows beyond
   ``max(threshold, achievable * (1 + reopen_margin))``. A drift incident closed that way stays
   closed while the same version (the same drift reference) is in production;
 - ended without a verdict (too little evidence, no version registered, or failed): open, and the
@@ -23,9 +24,9 @@ A species is judged only on at least ``min_count`` fish; one with fewer pools it
 - otherwise open. A new incident is never held back by another one; it waits (queued) only while
   another incident's retrain is in flight, so that two runs never judge against one champion.
 
-An open per-species incident then gathers evidence: its retrain starts once the windows since
-its data begin hold enough labelled fish of its species for the retrain to train on and judge
-(``EvidenceRules.rows_alone``), so that no run is spent on too few fish.
+An open per-segment incident then gathers evidence: its retrain starts once the windows since
+its data begin hold enough labelled items of its segment for the retrain to train on and judge
+(``EvidenceRules.rows_alone``), so that no run is spent on too few items.
 """
 
 from __future__ import annotations
@@ -38,9 +39,12 @@ from enum import StrEnum
 from monitoring.windows import ClosedWindow, ErrorStats
 from tidemark.config import Settings
 from tidemark.judging.decisions import Decision
-from tidemark.schemas import RetrainReason, Scored
+from tidemark.modelling.metrics import JUDGED_METRIC
+from tidemark.project.contracts import Scored
+from tidemark.project.spec import ErrorKind
+from tidemark.schemas import RetrainReason
 
-MEAN_RELATIVE_ERROR = "mean_relative_error"
+MEAN_RELATIVE_ERROR = JUDGED_METRIC[ErrorKind.RELATIVE]
 DRIFT_SHARE = "drift_share"
 INCIDENT_TAG = "incident:"
 
@@ -55,13 +59,13 @@ class IncidentKind(StrEnum):
 
 @dataclass(frozen=True, slots=True, order=True)
 class IncidentKey:
-    """The identity of an incident: its kind, and the species for the per-species kinds."""
+    """The identity of an incident: its kind, and the segment for the per-segment kinds."""
 
     kind: IncidentKind
-    species: str | None = None
+    segment: str | None = None
 
     def __str__(self) -> str:
-        return self.kind.value if self.species is None else f"{self.kind.value}:{self.species}"
+        return self.kind.value if self.segment is None else f"{self.kind.value}:{self.segment}"
 
     @property
     def tag(self) -> str:
@@ -73,26 +77,28 @@ class IncidentKey:
         """The incident a flow run tag names, or None for another tag."""
         if not tag.startswith(INCIDENT_TAG):
             return None
-        kind, _, species = tag.removeprefix(INCIDENT_TAG).partition(":")
+        kind, _, segment = tag.removeprefix(INCIDENT_TAG).partition(":")
         try:
-            return cls(IncidentKind(kind), species or None)
+            return cls(IncidentKind(kind), segment or None)
         except ValueError:
             return None
 
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
-    """What counts as a problem, and how far a closed incident's error must grow to reopen."""
+    """What counts as a problem, and how far a closed incident's error must grow to reopen;
+    ``metric`` names the error judged (``mean_relative_error`` or ``mean_absolute_error``)."""
 
     error: float
     min_count: int
     drift_share: float
     retrain_on_drift: bool = True
     reopen_margin: float = 0.25
+    metric: str = MEAN_RELATIVE_ERROR
 
     @classmethod
-    def of(cls, settings: Settings) -> Thresholds:
-        """The thresholds that the settings define."""
+    def of(cls, settings: Settings, judged_by: ErrorKind) -> Thresholds:
+        """The thresholds that the settings define, for a project judged by ``judged_by``."""
         monitor = settings.monitor
         return cls(
             error=monitor.error_threshold,
@@ -100,19 +106,20 @@ class Thresholds:
             drift_share=monitor.drift_share,
             retrain_on_drift=monitor.retrain_on_drift,
             reopen_margin=monitor.reopen_margin,
+            metric=JUDGED_METRIC[judged_by],
         )
 
 
 @dataclass(frozen=True, slots=True)
-class JudgedSpecies:
-    """One species judged on enough fish, pooled from ``since`` over as many windows as it took,
-    and whether the production version never saw it."""
+class JudgedSegment:
+    """One segment judged on enough items, pooled from ``since`` over as many windows as it
+    took, and whether the production version never saw it."""
 
-    species: str
+    segment: str
     since: datetime
     stats: ErrorStats
     unseen: bool
-    # Where a retrain's items of this species begin (None: at ``since``), and why: the
+    # Where a retrain's items of this segment begin (None: at ``since``), and why: the
     # change-point inside the evidence, or its first item judged on the production version.
     start: datetime | None = None
     start_reason: str = ""
@@ -120,7 +127,7 @@ class JudgedSpecies:
 
 @dataclass(frozen=True, slots=True)
 class Alarm:
-    """An incident a window raised: the metric that fired, its value and threshold, its fish,
+    """An incident a window raised: the metric that fired, its value and threshold, its items,
     and where its evidence begins."""
 
     incident: IncidentKey
@@ -129,18 +136,18 @@ class Alarm:
     threshold: float
     count: int
     since: datetime
-    # Where a retrain's items of the incident's species begin (None: at ``since``), and why.
+    # Where a retrain's items of the incident's segment begin (None: at ``since``), and why.
     start: datetime | None = None
     start_reason: str = ""
 
     @property
     def data_start(self) -> datetime:
-        """The first moment whose items a retrain for this alarm may read (of its species)."""
+        """The first moment whose items a retrain for this alarm may read (of its segment)."""
         return self.start if self.start is not None else self.since
 
     @property
     def reason(self) -> RetrainReason:
-        """The retrain request's reason: drift for drift, error for the per-species kinds."""
+        """The retrain request's reason: drift for drift, error for the per-segment kinds."""
         return (
             RetrainReason.DRIFT if self.incident.kind is IncidentKind.DRIFT else RetrainReason.ERROR
         )
@@ -158,19 +165,19 @@ class IncidentRun:
     # Where the run's data began (its window_start parameter) and the version it was asked on.
     data_start: datetime | None = None
     model_version: str | None = None
-    # Where it read each incident species' items from (its segment_starts parameter).
+    # Where it read each incident segment's items from (its segment_starts parameter).
     segment_starts: Mapping[str, datetime] = field(default_factory=dict)
 
-    def data_start_of(self, species: str | None) -> datetime | None:
-        """Where the run read ``species``' items from (all items when None)."""
-        if species is not None and species in self.segment_starts:
-            return self.segment_starts[species]
+    def data_start_of(self, segment: str | None) -> datetime | None:
+        """Where the run read ``segment``'s items from (all items when None)."""
+        if segment is not None and segment in self.segment_starts:
+            return self.segment_starts[segment]
         return self.data_start
 
 
 @dataclass(frozen=True, slots=True)
 class RunOutcome:
-    """What an ended retrain run decided, and the candidate's held-out error per species."""
+    """What an ended retrain run decided, and the candidate's held-out error per segment."""
 
     decision: Decision
     achievable: Mapping[str, float] = field(default_factory=dict)
@@ -182,7 +189,7 @@ class GateState(StrEnum):
     # It starts a retrain now.
     FIRED = "fired"
     HELD = "held"
-    # Open, but its species has too few labelled fish for a retrain to judge: it waits for more.
+    # Open, but its segment has too few labelled items for a retrain to judge: it waits for more.
     GATHERING = "gathering"
     CLOSED = "closed"
     QUEUED = "queued"
@@ -222,20 +229,20 @@ def judged_records(window: ClosedWindow, production_version: str | None) -> Sequ
 
 
 def alarms(
-    evidence: Sequence[JudgedSpecies],
+    evidence: Sequence[JudgedSegment],
     drift_detected: bool,
     drift_share: float | None,
     since: datetime,
     thresholds: Thresholds,
 ) -> list[Alarm]:
-    """The incidents a window raises from its species' evidence and its drift verdict.
+    """The incidents a window raises from its segments' evidence and its drift verdict.
 
-    ``evidence`` holds only the species judged now (enough fish); ``since`` is the window's start,
-    where drift evidence begins. An unseen species alarms whatever its error.
+    ``evidence`` holds only the segments judged now (enough items); ``since`` is the window's
+    start, where drift evidence begins. An unseen segment alarms whatever its error.
     """
     raised = []
-    for item in sorted(evidence, key=lambda e: e.species):
-        error = item.stats.mean_relative_error
+    for item in sorted(evidence, key=lambda e: e.segment):
+        error = item.stats.judged
         if item.unseen:
             kind = IncidentKind.UNSEEN
         elif error > thresholds.error:
@@ -244,8 +251,8 @@ def alarms(
             continue
         raised.append(
             Alarm(
-                IncidentKey(kind, item.species),
-                MEAN_RELATIVE_ERROR,
+                IncidentKey(kind, item.segment),
+                thresholds.metric,
                 error,
                 thresholds.error,
                 item.stats.count,
@@ -301,7 +308,7 @@ def gate(
         )
         if held is not None:
             return held
-    since = _accumulated_since(last, outcome, alarm.incident.species)
+    since = _accumulated_since(last, outcome, alarm.incident.segment)
     if in_flight is not None and (last is None or in_flight.flow_run_id != last.flow_run_id):
         others = ", ".join(sorted(str(i) for i in in_flight.incidents)) or "another cause"
         return Gate(
@@ -352,8 +359,8 @@ def _held_by_own_run(
         )
     if outcome is None or outcome.decision is not Decision.REJECTED:
         return None
-    species = alarm.incident.species
-    if species is None:
+    segment = alarm.incident.segment
+    if segment is None:
         if production_version is not None and production_version == last.model_version:
             return Gate(
                 GateState.CLOSED,
@@ -361,31 +368,31 @@ def _held_by_own_run(
                 "which is still in production (the same drift reference)",
             )
         return None
-    achievable = outcome.achievable.get(species)
+    achievable = outcome.achievable.get(segment)
     if achievable is None:
         return None
     level = reopen_level(achievable, thresholds)
     if alarm.value <= level:
         return Gate(
             GateState.CLOSED,
-            f"closed: retrain {last.flow_run_id} could not beat production; {species} reached "
-            f"{achievable:.3f} at best on its held-out fish, so {alarm.value:.3f} is within reach "
-            f"of its floor (reopens above {level:.3f})",
+            f"closed: retrain {last.flow_run_id} could not beat production; {segment} reached "
+            f"{achievable:.3f} at best on its held-out items, so {alarm.value:.3f} is within "
+            f"reach of its floor (reopens above {level:.3f})",
         )
     return None
 
 
 def _reopened(alarm: Alarm, last: IncidentRun, outcome: RunOutcome, thresholds: Thresholds) -> str:
     """Why an incident closed by a rejected retrain may fire again."""
-    species = alarm.incident.species
-    if species is None:
+    segment = alarm.incident.segment
+    if segment is None:
         return (
             f"production changed since retrain {last.flow_run_id} was rejected "
             f"(on v{last.model_version}): a new drift reference"
         )
-    achievable = outcome.achievable.get(species)
+    achievable = outcome.achievable.get(segment)
     if achievable is None:
-        return f"its rejected retrain {last.flow_run_id} stated no achievable error for {species}"
+        return f"its rejected retrain {last.flow_run_id} stated no achievable error for {segment}"
     return (
         f"reopened: {alarm.value:.3f} is above {reopen_level(achievable, thresholds):.3f}, "
         f"beyond the {achievable:.3f} its rejected retrain {last.flow_run_id} reached"
@@ -393,48 +400,48 @@ def _reopened(alarm: Alarm, last: IncidentRun, outcome: RunOutcome, thresholds: 
 
 
 def _accumulated_since(
-    last: IncidentRun | None, outcome: RunOutcome | None, species: str | None
+    last: IncidentRun | None, outcome: RunOutcome | None, segment: str | None
 ) -> datetime | None:
-    """Where the next retrain's data begin (of ``species``, all when None) when the last one
+    """Where the next retrain's data begin (of ``segment``, all when None) when the last one
     ended without a verdict."""
-    if last is None or not last.final or last.data_start_of(species) is None:
+    if last is None or not last.final or last.data_start_of(segment) is None:
         return None
     if outcome is None or outcome.decision is Decision.INSUFFICIENT_EVIDENCE:
-        return last.data_start_of(species)
+        return last.data_start_of(segment)
     return None
 
 
 @dataclass(frozen=True, slots=True)
 class WindowSpan:
-    """Where a closed window starts and how many fish it held, in all and per species, and
-    when each fish of a species was measured (when known)."""
+    """Where a closed window starts and how many items it held, in all and per segment, and
+    the event time of each item of a segment (when known)."""
 
     start: datetime
     count: int
-    by_species: Mapping[str, int] = field(default_factory=dict)
+    by_segment: Mapping[str, int] = field(default_factory=dict)
     times: Mapping[str, tuple[datetime, ...]] = field(default_factory=dict)
 
-    def labelled_since(self, species: str, start: datetime) -> int:
-        """This window's fish of ``species`` measured at or after ``start``."""
-        if species in self.times:
-            return sum(1 for t in self.times[species] if t >= start)
-        return self.by_species.get(species, 0) if self.start >= start else 0
+    def labelled_since(self, segment: str, start: datetime) -> int:
+        """This window's items of ``segment`` seen at or after ``start``."""
+        if segment in self.times:
+            return sum(1 for t in self.times[segment] if t >= start)
+        return self.by_segment.get(segment, 0) if self.start >= start else 0
 
 
-def labelled_since(species: str, start: datetime, windows: Sequence[WindowSpan]) -> int:
-    """The fish of ``species`` in the ``windows`` measured at or after ``start`` (by window
+def labelled_since(segment: str, start: datetime, windows: Sequence[WindowSpan]) -> int:
+    """The items of ``segment`` in the ``windows`` seen at or after ``start`` (by window
     start for a window that kept no times)."""
-    return sum(w.labelled_since(species, start) for w in windows)
+    return sum(w.labelled_since(segment, start) for w in windows)
 
 
 def training_start(fired: WindowSpan, before: Sequence[WindowSpan], max_windows: int) -> datetime:
     """Where the data of a retrain begin: the window that fired, and the windows just before it.
 
     ``before`` lists the windows closed before the one that fired, most recent first. Up to
-    ``max_windows - 1`` of them are added as long as together they hold no more fish than the
-    window that fired: the new model then knows the fish from before the shift too, while the
-    fish after it stay at least half of the data, so that the retrain's held-out share (its most
-    recent records) never takes all of them.
+    ``max_windows - 1`` of them are added as long as together they hold no more items than the
+    window that fired: the new model then knows the items from before the shift too, while the
+    items after it stay at least half of the data, so that the retrain's held-out share (its
+    most recent records) never takes all of them.
     """
     start, taken = fired.start, 0
     for window in before[: max_windows - 1]:

@@ -26,13 +26,13 @@ log = get_logger("monitor.production")
 
 @dataclass(frozen=True)
 class Production:
-    """A production version, the species it was trained on, and its drift detector (None while
+    """A production version, the segments it was trained on, and its drift detector (None while
     its reference is unreadable)."""
 
     version: str
     run_id: str
     detector: DriftDetector | None
-    known_species: frozenset[str] = frozenset()
+    known_segments: frozenset[str] = frozenset()
 
 
 class ProductionFollower:
@@ -47,6 +47,7 @@ class ProductionFollower:
         """Follow the production version of ``project`` (the stack's default when None)."""
         self.settings = settings
         chosen = project or stack_catalog(settings.projects).default
+        self.project = chosen
         self.watcher = watcher or ModelWatcher(settings.registry, chosen)
         self.watcher.add_listener(self._swapped)
         self._lock = threading.Lock()
@@ -79,6 +80,7 @@ class ProductionFollower:
                     reference = registry.load_reference(ref)
                 detector = DriftDetector(
                     reference,
+                    self.project,
                     p_value=self.settings.monitor.drift_p_value,
                     drift_share=self.settings.monitor.drift_share,
                     max_reference_rows=self.settings.monitor.reference_rows,

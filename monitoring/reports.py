@@ -1,11 +1,11 @@
 """Evidently reports of windows: runs in an Evidently workspace and HTML pages on disk.
 
-Every closed window adds a run to the workspace's ``tidemark`` project (``evidently ui
---workspace DIR`` shows it), stamped with the window's end (event time), named and tagged with
-the window, the production version and the verdict: the window's error (fish count, mean
-relative error by model version and by species, and the threshold) and, when the window was
-tested for drift, the drift report. The project's dashboard (monitoring.dashboard) plots them.
-These runs are kept small, since the monitor closes a window every minute.
+Every closed window adds a run to the workspace's project of the same name as the Tidemark project
+(``evidently ui --workspace DIR`` shows it), stamped with the window's end (event time), named and
+tagged with the window, the production version and the verdict: the window's error (item count, mean
+judged error by model version and by segment, and the threshold) and, when the window was tested for
+drift, the drift report. The project's dashboard (monitoring.dashboard) plots them. These runs are
+kept small, since the monitor closes a window every minute.
 
 A window that fires also gets self-contained pages in ``state_dir/reports``: Evidently's full
 regression preset (error plots) and the drift report.
@@ -32,16 +32,10 @@ from monitoring.drift import DriftResult
 from monitoring.segments import SegmentLabels
 from monitoring.windows import ClosedWindow
 from tidemark.config import Settings
-from tidemark.model import SIZE_FEATURES, SPECIES, TARGET
-from tidemark.schemas import Scored
-
-PROJECT = "tidemark"
-PREDICTION = "predicted_weight_kg"
-_ERROR_DEFINITION = DataDefinition(
-    numerical_columns=list(SIZE_FEATURES),
-    categorical_columns=[SPECIES],
-    regression=[Regression(target=TARGET, prediction=PREDICTION)],
-)
+from tidemark.judging.scored import error_of, segment_of
+from tidemark.modelling.metrics import JUDGED_METRIC
+from tidemark.project.contracts import FieldNames, Scored
+from tidemark.project.spec import Project
 
 
 def workspace_dir(settings: Settings) -> Path:
@@ -54,21 +48,29 @@ def html_dir(settings: Settings) -> Path:
     return settings.stack.state_dir / "reports"
 
 
-def error_snapshot(records: Sequence[Scored], timestamp: datetime) -> Any:
-    """Evidently's regression report on scored records (at least one)."""
+def error_snapshot(project: Project, records: Sequence[Scored], timestamp: datetime) -> Any:
+    """Evidently's regression report on scored records of ``project`` (at least one): its
+    features, target and production's prediction, named as in its messages."""
+    target, predicted = project.target.name, FieldNames.of(project).predicted
     frame = pd.DataFrame(
         {
-            SPECIES: [r.species for r in records],
-            "length_cm": [r.length_cm for r in records],
-            "height_cm": [r.height_cm for r in records],
-            TARGET: [r.weight_kg for r in records],
-            PREDICTION: [r.predicted_weight_kg for r in records],
+            **{
+                f.name: [r.prediction.item.fields.get(f.name) for r in records]
+                for f in project.features
+            },
+            target: [r.truth for r in records],
+            predicted: [r.prediction.value for r in records],
         }
+    )
+    definition = DataDefinition(
+        numerical_columns=[f.name for f in project.numbers],
+        categorical_columns=[f.name for f in project.categories],
+        regression=[Regression(target=target, prediction=predicted)],
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return Report([RegressionPreset()]).run(
-            current_data=Dataset.from_pandas(frame, _ERROR_DEFINITION), timestamp=timestamp
+            current_data=Dataset.from_pandas(frame, definition), timestamp=timestamp
         )
 
 
@@ -110,35 +112,36 @@ class WindowOutcome:
             "model_version": self.version or "none",
             "verdict": self.verdict.value,
             "reason": self.reason,
-            "fish": str(self.window.overall.count),
+            "items": str(self.window.overall.count),
         }
 
 
 def window_snapshot(
     outcome: WindowOutcome, threshold: float, labels: SegmentLabels | None = None
 ) -> Any:
-    """The small error report of a window: its fish and mean relative errors by group.
+    """The small error report of a window: its items and mean judged errors by group.
 
-    Each group is a column of relative errors that is empty (NaN) for the fish outside it, so
-    Evidently's mean of the column is the group's mean relative error. Evidently draws a
+    Each group is a column of judged errors that is empty (NaN) for the items outside it, so
+    Evidently's mean of the column is the group's mean error. Evidently draws a
     distribution for every metric, which is most of the cost, so the report holds only what
     the dashboard plots (MAE and RMSE of each window are Prometheus gauges of the monitor).
     """
-    records = outcome.window.records
-    errors = pd.Series([r.rel_error for r in records], dtype="float64")
+    window = outcome.window
+    records = window.records
+    errors = pd.Series([error_of(r, window.judged_by) for r in records], dtype="float64")
     columns: dict[str, Any] = {dashboard.THRESHOLD_COLUMN: [threshold] * len(records)}
-    versions = pd.Series([r.model_version for r in records])
-    named = labels or SegmentLabels(len(outcome.window.by_species) or 1)
-    species = pd.Series([named.label(r.species) for r in records])
-    for version in outcome.window.by_version:
+    versions = pd.Series([r.prediction.model_version for r in records])
+    named = labels or SegmentLabels(len(window.by_segment) or 1)
+    segments = pd.Series([named.label(segment_of(r)) for r in records])
+    for version in window.by_version:
         columns[dashboard.version_column(version)] = errors.where(versions == version)
-    for name in sorted(set(species)):
-        columns[dashboard.species_column(name)] = errors.where(species == name)
+    for name in sorted(set(segments)):
+        columns[dashboard.segment_column(name)] = errors.where(segments == name)
     frame = pd.DataFrame(columns)
     means = list(frame.columns)
     definition = DataDefinition(numerical_columns=means)
     with warnings.catch_warnings():
-        # A window of one or two fish is legitimate; scipy and scikit-learn warn about it.
+        # A window of one or two items is legitimate; scipy and scikit-learn warn about it.
         warnings.simplefilter("ignore")
         return Report([RowCount(), *[MeanValue(column=c) for c in means]]).run(
             current_data=Dataset.from_pandas(frame, definition),
@@ -166,23 +169,31 @@ class SavedReport:
 
 
 class ReportStore:
-    """Records windows as runs of the workspace's ``tidemark`` project and saves HTML pages."""
+    """Records a project's windows as runs of its workspace project (of the same name) and
+    saves HTML pages."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, project: Project) -> None:
         self.threshold = settings.monitor.error_threshold
+        self.source = project
         self.html_dir = html_dir(settings)
         self.workspace_dir = workspace_dir(settings)
         self.workspace_dir.mkdir(parents=True, exist_ok=True)
         self.workspace = Workspace.create(str(self.workspace_dir))
-        found = self.workspace.search_project(PROJECT)
+        found = self.workspace.search_project(project.name)
         self.project = (
             found[0]
             if found
             else self.workspace.create_project(
-                PROJECT, "Windows of fish.scored: prediction error and feature drift"
+                project.name,
+                f"Windows of {settings.kafka.topics.scored}: prediction error and feature drift",
             )
         )
-        self.dashboard = dashboard.LoopDashboard(self.workspace, self.project.id, self.threshold)
+        self.dashboard = dashboard.LoopDashboard(
+            self.workspace,
+            self.project.id,
+            self.threshold,
+            JUDGED_METRIC[project.target.judged_by].replace("_", " "),
+        )
         # Bounded segments: the same labels as the metrics' (both see the windows in order).
         self.labels = SegmentLabels(settings.monitor.max_segments)
         self.dashboard.ensure()
@@ -196,7 +207,7 @@ class ReportStore:
             _stamp(outcome.drift.snapshot, outcome)
             self.workspace.add_run(self.project.id, outcome.drift.snapshot)
         self.dashboard.ensure(
-            outcome.window.by_version, {self.labels.label(s) for s in outcome.window.by_species}
+            outcome.window.by_version, {self.labels.label(s) for s in outcome.window.by_segment}
         )
 
     def save_pages(
@@ -208,7 +219,9 @@ class ReportStore:
         drift: DriftResult | None,
     ) -> SavedReport:
         """Write the full error report of ``records`` and the drift report (if any) as pages."""
-        return self._pages(label, window_end, _full_reports(window_end, records, drift))
+        return self._pages(
+            label, window_end, _full_reports(self.source, window_end, records, drift)
+        )
 
     def _pages(
         self, label: str, window_end: datetime, snapshots: list[tuple[str, Any]]
@@ -231,16 +244,16 @@ class ReportStore:
         drift: DriftResult | None,
     ) -> SavedReport:
         """Save the full reports as pages and as runs of the workspace (``tidemark report``)."""
-        snapshots = _full_reports(window_end, records, drift)
+        snapshots = _full_reports(self.source, window_end, records, drift)
         for kind, snapshot in snapshots:
             self.workspace.add_run(self.project.id, snapshot, name=f"{label}: {kind}")
         return self._pages(label, window_end, snapshots)
 
 
 def _full_reports(
-    window_end: datetime, records: Sequence[Scored], drift: DriftResult | None
+    project: Project, window_end: datetime, records: Sequence[Scored], drift: DriftResult | None
 ) -> list[tuple[str, Any]]:
-    snapshots = [("error", error_snapshot(records, window_end))]
+    snapshots = [("error", error_snapshot(project, records, window_end))]
     if drift is not None:
         snapshots.append(("drift", drift.snapshot))
     return snapshots

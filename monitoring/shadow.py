@@ -1,4 +1,4 @@
-"""Shadow evaluation on live fish: the monitor's wiring of it.
+"""Shadow evaluation on live items: the monitor's wiring of it.
 
 After every closed window the monitor asks the registry (over REST, as the scorers do) which
 version is in production and which in shadow, adds the window's paired errors to the running
@@ -7,10 +7,11 @@ so that a restarted monitor resumes it. Every rule is the kernel's (``tidemark.j
 whether the version in shadow is judged now, which saved state resumes, the rules of its role,
 the verdict and what it does.
 
-A final verdict is published on ``fish.model-decisions``, counted, and carried out by the
-``shadow-verdict`` deployment (``flows.shadow.shadow_verdict``): the MLflow client does the
-registry's writes there, not in the monitor. A decided evaluation takes no more fish, so its
-verdict is carried out once.
+A final verdict is published on the project's ``model-decisions`` topic, counted, and carried
+out by the ``shadow-verdict`` deployment (``flows.shadow.shadow_verdict``): the MLflow client
+does the registry's writes there, not in the monitor. A decided evaluation takes no more items,
+so its verdict is carried out once. A state saved by an earlier release that this one cannot
+read is not resumed: the evaluation starts afresh.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from kafka import KafkaProducer
+from pydantic import ValidationError
 
 from monitoring import metrics
 from tidemark.config import Settings
@@ -33,9 +35,11 @@ from tidemark.judging.shadow import (
 )
 from tidemark.logs import get_logger
 from tidemark.orchestration import SHADOW_VERDICT_DEPLOYMENT, prefect_api
+from tidemark.project.contracts import Scored
+from tidemark.project.spec import ErrorKind
 from tidemark.registry.reader import RegistryUnavailableError, VersionRef
 from tidemark.registry.tagger import RegistryTagger
-from tidemark.schemas import ModelDecision, Scored, utc_now
+from tidemark.schemas import ModelDecision, utc_now
 
 log = get_logger("monitor.shadow")
 
@@ -97,7 +101,8 @@ def run_verdict(settings: Settings, decision: ModelDecision) -> str:
 
 
 def publisher(settings: Settings, producer: KafkaProducer) -> Callable[[ModelDecision], None]:
-    """Puts a decision on ``fish.model-decisions`` (key: the model name) and waits for the ack."""
+    """Puts a decision on the model-decisions topic (key: the model name) and waits for the
+    ack."""
 
     def publish(decision: ModelDecision) -> None:
         producer.send(
@@ -111,7 +116,8 @@ def publisher(settings: Settings, producer: KafkaProducer) -> Callable[[ModelDec
 
 class ShadowJudge:
     """Keeps the running shadow evaluation of the challenger against production, window by
-    window, and hands its final verdict on."""
+    window, and hands its final verdict on; errors are those the project judges
+    (``judged_by``)."""
 
     def __init__(
         self,
@@ -119,8 +125,10 @@ class ShadowJudge:
         registry: ShadowRegistry,
         publish: Callable[[ModelDecision], None],
         carry_out: Callable[[ModelDecision], str],
+        judged_by: ErrorKind,
     ) -> None:
         self.settings = settings
+        self.judged_by = judged_by
         self.registry = registry
         self._publish = publish
         self._carry_out = carry_out
@@ -129,7 +137,7 @@ class ShadowJudge:
         self._warned_stale = False
 
     def observe(self, records: Iterable[Scored], production: str | None) -> ModelDecision | None:
-        """Add one closed window's fish; the decision when the evaluation was decided now."""
+        """Add one closed window's items; the decision when the evaluation was decided now."""
         try:
             challenger = self.registry.challenger()
         except RegistryUnavailableError as error:
@@ -161,8 +169,8 @@ class ShadowJudge:
         assert state is not None
         if state.decided:
             return None
-        state = self.state = state.update_scored(records)
-        metrics.SHADOW_FISH.set(state.n)
+        state = self.state = state.update_scored(records, self.judged_by)
+        metrics.SHADOW_ITEMS.set(state.n)
         metrics.SHADOW_P_VALUE.set(state.p_value)
         try:
             self.registry.save(state)
@@ -183,7 +191,15 @@ class ShadowJudge:
     def _begin(self, production: str, challenger: VersionRef) -> None:
         self.role = ShadowRole.of(challenger.tags)
         saved = challenger.tags.get(SHADOW_STATE_TAG)
-        resumed = ShadowEvaluation.from_json(saved) if saved else None
+        resumed = None
+        if saved:
+            try:
+                resumed = ShadowEvaluation.from_json(saved)
+            except ValidationError as error:
+                log.warning(
+                    "the saved shadow state cannot be read; the evaluation starts afresh",
+                    error=str(error)[:300],
+                )
         if resumed is not None and resumed.resumes(production, challenger.version):
             self.state = resumed
             log.info("shadow evaluation resumed", n=resumed.n, verdict=resumed.verdict.value)
@@ -206,7 +222,7 @@ class ShadowJudge:
         if self.state is not None:
             log.info("no challenger any more", challenger=self.state.challenger_version)
         self.state = None
-        metrics.SHADOW_FISH.set(0)
+        metrics.SHADOW_ITEMS.set(0)
         metrics.SHADOW_P_VALUE.set(1)
 
     def _decide(self, state: ShadowEvaluation) -> ModelDecision:

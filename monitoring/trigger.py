@@ -1,9 +1,10 @@
-"""Asking for a retrain: a message on ``fish.retrain-requests`` and a run of the Prefect deployment.
+"""Asking for a retrain: a message on the project's retrain-requests topic and a run of the
+Prefect deployment.
 
 The deployment ``retrain/retrain`` is started through Prefect's API with the contract's
 parameters; its flow runs on a worker of the pool. Each run the monitor starts is tagged with
-the registered model it retrains (``model:fish-weight``), the incidents it answers
-(``incident:error:walleye``, ``incident:drift``...) and the production version it was asked on
+the registered model it retrains (``model:<project>``), the incidents it answers
+(``incident:error:<segment>``, ``incident:drift``...) and the production version it was asked on
 (``model-version:3``): the gate reads the last run of one incident of its model, and any run of
 its model in flight, back from Prefect, so a monitor restart is respected and the monitors of
 other models sharing the server do not hold it back.
@@ -60,23 +61,35 @@ def retrain_parameters(
     segment_starts: Mapping[str, SegmentStart] | None = None,
     judged: Iterable[str] | None = None,
     project: str | None = None,
+    *,
+    segmented: bool = True,
 ) -> dict[str, Any]:
     """The ``retrain`` flow's parameters for a request (of ``project``, the stack's default
     project when None).
 
-    The flow reads the joined records measured from ``training_start`` (see
-    ``monitoring.policy.training_start``) to the end of the window that fired, but the fish of
-    a species in ``segment_starts`` only from its start (where its change began), with the
-    reason. The species of per-species incidents must each have evidence enough for the flow to
-    judge; without any (drift alone) the flow judges the ``judged`` species (those with fish
-    enough; it trains on the others without judging them), or every species of the window when
-    none is given or none has enough.
+    The flow reads the joined records seen from ``training_start`` (see
+    ``monitoring.policy.training_start``) to the end of the window that fired, but the items of
+    a segment in ``segment_starts`` only from its start (where its change began), with the
+    reason. The segments of per-segment incidents must each have evidence enough for the flow
+    to judge; without any (drift alone) the flow judges the ``judged`` segments (those with
+    items enough; it trains on the others without judging them), or every segment of the window
+    when none is given or none has enough.
+
+    A project without a segment (not ``segmented``) has one, ``WHOLE``: its records are read
+    from its start when it has one (its change), and the flow is given no segments.
     """
     starts = dict(segment_starts or {})
-    start = min(request.window_start, training_start, *(s.start for s in starts.values()))
-    species = sorted({i.species for i in incidents if i.species is not None})
-    if not species and judged:
-        species = sorted(set(judged))
+    if not segmented:
+        start = min(
+            (s.start for s in starts.values()),
+            default=min(request.window_start, training_start),
+        )
+        starts, incidents, judged = {}, (), None
+    else:
+        start = min(request.window_start, training_start, *(s.start for s in starts.values()))
+    segments = sorted({i.segment for i in incidents if i.segment is not None})
+    if not segments and judged:
+        segments = sorted(set(judged))
     return {
         "reason": request.reason.value,
         "window_start": start.isoformat(),
@@ -85,7 +98,7 @@ def retrain_parameters(
         "metric": request.metric,
         "metric_value": request.metric_value,
         "threshold": request.threshold,
-        "segments": species or None,
+        "segments": segments or None,
         "segment_starts": {name: starts[name].model_dump(mode="json") for name in sorted(starts)}
         or None,
         **({"project": project} if project is not None else {}),
@@ -144,15 +157,20 @@ class RetrainTrigger:
         producer: KafkaProducer,
         deployment: str = RETRAIN_DEPLOYMENT,
         project: str | None = None,
+        *,
+        segmented: bool = True,
     ) -> None:
-        """A trigger of ``project``'s retrains (the stack's default project when None)."""
+        """A trigger of ``project``'s retrains (the stack's default project when None), whose
+        items are ``segmented`` or one segment."""
         self.settings = settings
         self.deployment = deployment
         self.project = project
+        self.segmented = segmented
         self._producer = producer
 
     def publish(self, request: RetrainRequest) -> None:
-        """Put the request on ``fish.retrain-requests`` (key: the reason) and wait for the ack."""
+        """Put the request on the retrain-requests topic (key: the reason) and wait for the
+        ack."""
         self._producer.send(
             self.settings.kafka.topics.retrain_requests,
             key=request.reason.value.encode(),
@@ -167,8 +185,8 @@ class RetrainTrigger:
         segment_starts: Mapping[str, SegmentStart] | None = None,
         judged: Iterable[str] | None = None,
     ) -> str:
-        """Start a run of the retrain deployment now, on the records measured from
-        ``training_start`` to the end of the request's window (of a species in
+        """Start a run of the retrain deployment now, on the records seen from
+        ``training_start`` to the end of the request's window (of a segment in
         ``segment_starts``, from its start), tagged with the ``incidents`` it answers; returns
         its flow run id.
 
@@ -182,7 +200,13 @@ class RetrainTrigger:
             run: FlowRun = run_deployment(  # type: ignore[assignment]  # sync in a sync caller
                 self.deployment,
                 parameters=retrain_parameters(
-                    request, training_start, incidents, segment_starts, judged, self.project
+                    request,
+                    training_start,
+                    incidents,
+                    segment_starts,
+                    judged,
+                    self.project,
+                    segmented=self.segmented,
                 ),
                 timeout=0,
                 idempotency_key=key,

@@ -1,14 +1,15 @@
-"""Tumbling event-time windows over ``fish.scored``, closed by a watermark.
+"""Tumbling event-time windows over a project's scored stream, closed by a watermark.
 
-Event time is ``measured_at``, the moment the line measured the fish, not ``joined_at``:
+Event time is the input's time (the project's ``times.input``, :attr:`Scored.at`), the moment
+the item was seen, not ``joined_at``:
 
-- a window then holds the fish the line saw in that minute, so a replay, a backlog after a
-  restart or a slow joiner yields exactly the same windows and the same verdicts;
-- the retrain flow reads its training data from the store by ``measured_at``, so the bounds of a
+- a window then holds the items seen in that minute, so a replay, a backlog after a restart or
+  a slow joiner yields exactly the same windows and the same verdicts;
+- the retrain flow reads its training data from the store by the same time, so the bounds of a
   window that fired are directly the time range of the data that showed the problem.
 
 Scored records reach the monitor after the label delay and from several partitions, so they are
-a little out of order. The watermark is the largest ``measured_at`` seen minus the allowed
+a little out of order. The watermark is the largest event time seen minus the allowed
 lateness; a window ``[start, end)`` closes once the watermark reaches ``end``. A record whose
 window has already closed is late: it is counted, not added. Windows are aligned on the Unix
 epoch. A window in which no record arrived is not emitted (there is nothing to judge), so a
@@ -33,65 +34,73 @@ from enum import StrEnum
 
 import orjson
 
-from tidemark.schemas import Scored
+from tidemark.judging.scored import error_of, segment_of
+from tidemark.project.contracts import Scored
+from tidemark.project.spec import ErrorKind
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
 class ErrorStats:
-    """Prediction error over a set of scored fish, as the original tutorial measured it."""
+    """Prediction error over a set of scored items: MAE and RMSE in the target's unit, and the
+    mean of the error the project judges (``judged``: relative or absolute)."""
 
     count: int
     mae: float
     rmse: float
-    mean_relative_error: float
+    judged: float
 
     @classmethod
-    def of(cls, records: Sequence[Scored]) -> ErrorStats:
-        """The stats of a non-empty sequence of scored records."""
+    def of(cls, records: Sequence[Scored], judged_by: ErrorKind) -> ErrorStats:
+        """The stats of a non-empty sequence of scored records, judged by ``judged_by``."""
         if not records:
             raise ValueError("no records to compute error stats from")
         n = len(records)
         return cls(
             count=n,
-            mae=math.fsum(r.abs_error_kg for r in records) / n,
-            rmse=math.sqrt(math.fsum(r.abs_error_kg**2 for r in records) / n),
-            mean_relative_error=math.fsum(r.rel_error for r in records) / n,
+            mae=math.fsum(r.abs_error for r in records) / n,
+            rmse=math.sqrt(math.fsum(r.abs_error**2 for r in records) / n),
+            judged=math.fsum(error_of(r, judged_by) for r in records) / n,
         )
 
 
 @dataclass(frozen=True, slots=True)
 class ClosedWindow:
-    """A finished window: its records and their error, overall, per species, per model version."""
+    """A finished window: its records and their error, overall, per segment, per model version
+    (a project without a segment has one, ``WHOLE``)."""
 
     start: datetime
     end: datetime
     records: tuple[Scored, ...]
     overall: ErrorStats
-    by_species: dict[str, ErrorStats]
+    by_segment: dict[str, ErrorStats]
     by_version: dict[str, ErrorStats]
+    judged_by: ErrorKind
 
     @classmethod
-    def of(cls, start: datetime, end: datetime, records: Sequence[Scored]) -> ClosedWindow:
+    def of(
+        cls, start: datetime, end: datetime, records: Sequence[Scored], judged_by: ErrorKind
+    ) -> ClosedWindow:
         """Compute every stat of a window from its records (at least one)."""
-        species: defaultdict[str, list[Scored]] = defaultdict(list)
+        segments: defaultdict[str, list[Scored]] = defaultdict(list)
         versions: defaultdict[str, list[Scored]] = defaultdict(list)
         for record in records:
-            species[record.species].append(record)
-            versions[record.model_version].append(record)
+            segments[segment_of(record)].append(record)
+            versions[record.prediction.model_version].append(record)
         return cls(
             start=start,
             end=end,
             records=tuple(records),
-            overall=ErrorStats.of(records),
-            by_species={name: ErrorStats.of(rs) for name, rs in sorted(species.items())},
-            by_version={name: ErrorStats.of(rs) for name, rs in sorted(versions.items())},
+            overall=ErrorStats.of(records, judged_by),
+            by_segment={n: ErrorStats.of(rs, judged_by) for n, rs in sorted(segments.items())},
+            by_version={n: ErrorStats.of(rs, judged_by) for n, rs in sorted(versions.items())},
+            judged_by=judged_by,
         )
 
     def scored_by(self, version: str) -> list[Scored]:
         """The records that model version ``version`` predicted."""
-        return [r for r in self.records if r.model_version == version]
+        return [r for r in self.records if r.prediction.model_version == version]
 
 
 class Admission(StrEnum):
@@ -142,10 +151,16 @@ class Resume:
 
 
 class TumblingWindows:
-    """Assigns scored records to tumbling event-time windows and closes them by watermark."""
+    """Assigns scored records to tumbling event-time windows and closes them by watermark; the
+    windows' errors are those the project judges (``judged_by``)."""
 
     def __init__(
-        self, size_s: float, allowed_lateness_s: float, resume: Resume | None = None
+        self,
+        size_s: float,
+        allowed_lateness_s: float,
+        resume: Resume | None = None,
+        *,
+        judged_by: ErrorKind,
     ) -> None:
         if size_s <= 0:
             raise ValueError(f"window size must be positive, got {size_s}")
@@ -153,6 +168,7 @@ class TumblingWindows:
             raise ValueError(f"allowed lateness must be >= 0, got {allowed_lateness_s}")
         self.size = timedelta(seconds=size_s)
         self.lateness = timedelta(seconds=allowed_lateness_s)
+        self.judged_by = judged_by
         self._open: dict[datetime, _OpenWindow] = {}
         self._max_event: datetime | None = None
         self.closed_until: datetime | None = resume.closed_until if resume else None
@@ -179,15 +195,15 @@ class TumblingWindows:
     def add(self, record: Scored, partition: int = 0, offset: int = 0) -> Admission:
         """Offer one record read at ``partition``/``offset``; say whether a window took it."""
         self.skip(partition, offset)
-        start = self.window_start(record.measured_at)
+        start = self.window_start(record.at)
         if self.closed_until is not None and start + self.size <= self.closed_until:
             replayed = offset < self._seen_before.get(partition, 0)
             return Admission.REPLAYED if replayed else Admission.LATE
         window = self._open.setdefault(start, _OpenWindow())
         window.records.append(record)
         window.first_offset.setdefault(partition, offset)
-        if self._max_event is None or record.measured_at > self._max_event:
-            self._max_event = record.measured_at
+        if self._max_event is None or record.at > self._max_event:
+            self._max_event = record.at
         return Admission.ADDED
 
     def skip(self, partition: int, offset: int) -> None:
@@ -210,7 +226,7 @@ class TumblingWindows:
         for start in sorted(starts):
             window = self._open.pop(start)
             end = start + self.size
-            closed.append(ClosedWindow.of(start, end, window.records))
+            closed.append(ClosedWindow.of(start, end, window.records, self.judged_by))
             self.closed_until = max(end, self.closed_until) if self.closed_until else end
         return closed
 

@@ -6,17 +6,14 @@ one reference, so a batch is always answered by a single version and a swap is o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-import pandas as pd
-
-from serving.schemas import Fish
 from tidemark.logs import get_logger
 from tidemark.modelling.fast import FastForm
-from tidemark.modelling.frames import DataError
+from tidemark.modelling.frames import DataError, frame_of
 from tidemark.modelling.predictions import no_usable_value, unusable, usable
 from tidemark.registry.watcher import ServedModel
 
@@ -78,29 +75,28 @@ class ActiveModel:
             (VERSION_HEADER, served.version.encode("latin-1")),
         )
 
-    def predict_one(self, fish: Fish) -> tuple[float, bool]:
-        """One fish's weight (kg) and whether its species is known; ``DataError`` as below."""
+    def predict_one(self, fields: Mapping[str, Any]) -> tuple[float, bool]:
+        """One item's prediction (by its fields' names) and whether its segment is known;
+        ``DataError`` as below."""
         if self.fast is None:
-            weights, known = self.predict([fish])
-            return weights[0], known[0]
-        # A request's fields are its attributes: no copy on the one-item path.
-        weight, is_known = self.fast.predict_one(fish.__dict__)
-        if not usable(self.served.project, weight):
+            values, known = self.predict([fields])
+            return values[0], known[0]
+        value, is_known = self.fast.predict_one(fields)
+        if not usable(self.served.project, value):
             raise DataError(no_usable_value(self.served.project, "[0]"))
-        return weight, is_known
+        return value, is_known
 
-    def predict(self, fish: Sequence[Fish]) -> tuple[list[float], list[bool]]:
-        """Weights (kg) of the fish in order, and whether each species is known.
+    def predict(self, rows: Sequence[Mapping[str, Any]]) -> tuple[list[float], list[bool]]:
+        """Predictions for the items in order (each its fields by name, an absent optional
+        one missing or None), and whether each one's segment is known.
 
-        Raises ``DataError`` when a size gives no usable (positive, finite) weight.
+        Raises ``DataError`` when features give no usable value (out of the target's bounds
+        of sign, or not finite).
         """
-        rows = [f.__dict__ for f in fish]
         if self.fast is not None:
             result = self.fast.predict_rows(rows)
         else:
-            names = [feature.name for feature in self.served.project.features]
-            frame = pd.DataFrame({name: [row.get(name) for row in rows] for name in names})
-            result = self.served.predict(frame)
+            result = self.served.predict(frame_of(self.served.project, rows))
         bad = unusable(self.served.project, result.values)
         if bad.any():
             raise DataError(

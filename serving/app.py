@@ -6,7 +6,8 @@ and swapped in with one assignment, so requests never wait for a load. The chall
 is never served: ``/model`` only reads its tags (version, role, running evidence) on request.
 
 The API docs (``/docs``: Swagger UI, ``/redoc``: ReDoc) load their scripts and styles from the
-server itself (files shipped in the fastapi-offline wheel), so they work without internet.
+server itself (files shipped in the fastapi-offline wheel), so they work without internet; the
+ReDoc page is ours (serving.routes.redoc) so that its footer's logo is not fetched from a CDN.
 """
 
 from __future__ import annotations
@@ -22,16 +23,17 @@ from fastapi_offline import FastAPIOffline
 from serving import errors
 from serving.active_model import ModelHolder, ModelSource
 from serving.dependencies import Explainer, Serving, explain_on_topics, read_model_tags
-from serving.examples import predict_examples
+from serving.examples import project_examples
 from serving.metrics import ServingMetrics
 from serving.metrics_dir import shared_metrics_dir
 from serving.middleware import ServingMiddleware
-from serving.parsing import FishParser
+from serving.parsing import ItemParser
 from serving.project_models import ProjectModels
 from serving.projects import ServedProjects
 from serving.routes import admin, explain, health, history, model, predict
 from serving.routes import metrics as metrics_route
 from serving.routes.projects import add_project_routes
+from serving.routes.redoc import add_redoc_page
 from tidemark.config import RegistrySettings, Settings, get_settings
 from tidemark.logs import get_logger
 from tidemark.registry.reader import RegistryReader, VersionRef
@@ -68,13 +70,15 @@ def create_app(
     reader: RegistryReader | None = None
     follow = source is None
     projects = ServedProjects(settings)
+    if not projects.all:
+        # /predict validates and answers with the default project's fields: no project, no API.
+        raise RuntimeError(
+            f"the model server needs the project it serves: {projects.problem} "
+            f"(TIDEMARK_PROJECTS_DIR={settings.projects.dir})"
+        )
+    default = projects.default.project
     if source is None:
-        if not projects.all:
-            raise RuntimeError(
-                f"the model server needs the project it serves: {projects.problem} "
-                f"(TIDEMARK_PROJECTS_DIR={settings.projects.dir})"
-            )
-        source = ModelWatcher(settings.registry, projects.default.project)
+        source = ModelWatcher(settings.registry, default)
         reader = RegistryReader(settings.registry)
     if challenger is None:
         alias = settings.registry.challenger_alias
@@ -84,7 +88,7 @@ def create_app(
         project_models = ProjectModels(
             projects.all, settings.registry.poll_interval_s, follow=follow
         )
-    parser = FishParser(settings.serving.max_batch)
+    parser = ItemParser(default, settings.serving.max_batch)
     metrics = ServingMetrics(holder, shared_metrics_dir())
 
     @asynccontextmanager
@@ -112,10 +116,12 @@ def create_app(
 
     app = FastAPIOffline(
         docs_url=DOCS_URL,
-        redoc_url=REDOC_URL,
+        redoc_url=None,
         static_url=DOCS_ASSETS_URL,
         title="Tidemark model server",
-        summary="Fish weight predictions from the model in production, hot-swapped on promotion.",
+        summary="Predictions of each project's model in production, hot-swapped on promotion.",
+        description=f"`POST /predict` answers for the default project, {default.name}: "
+        f"{default.description or default.target.name}. `GET /models` lists every project.",
         version="1",
         lifespan=lifespan,
         # Try it out opens ready to run: the docs are for people trying the API.
@@ -133,6 +139,7 @@ def create_app(
         project_models=project_models,
     )
     app.state.serving = serving
+    add_redoc_page(app, REDOC_URL, DOCS_ASSETS_URL)
     app.add_middleware(
         ServingMiddleware,
         holder=holder,
@@ -141,11 +148,10 @@ def create_app(
     )
     errors.install(app)
     # The app's own route, ahead of the routers: the one path that must be fast.
-    default_body = parser.openapi_schema(predict_examples())
-    predict.add_route(app, serving, default_body)
-    if projects.all:
-        # The default project's own path is the same handler; the others get theirs.
-        predict.add_route(app, serving, default_body, f"/models/{projects.default.name}/predict")
+    default_body = parser.openapi_schema(project_examples(default))
+    predict.add_route(app, serving, parser, default_body)
+    # The default project's own path is the same handler; the others get theirs.
+    predict.add_route(app, serving, parser, default_body, f"/models/{default.name}/predict")
     add_project_routes(app, serving, project_models)
     for router in (
         health.router,

@@ -18,7 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from serving.active_model import ModelHolder
 from serving.errors import NotFoundError
 from serving.metrics import ServingMetrics
-from serving.parsing import FishParser
+from serving.parsing import ItemParser
 from serving.project_models import ProjectModels
 from serving.projects import ServedProject, ServedProjects
 from tidemark.config import RegistrySettings, Settings
@@ -34,7 +34,8 @@ class Serving:
 
     settings: Settings
     holder: ModelHolder
-    parser: FishParser
+    # The default project's request parser (/predict).
+    parser: ItemParser
     metrics: ServingMetrics
     # The version in shadow with its tags (a blocking registry read; None: no challenger).
     challenger: Callable[[], VersionRef | None]

@@ -14,7 +14,7 @@ from serving.middleware import BodyTooLargeError
 from serving.schemas import ErrorResponse, FieldError
 from tidemark.modelling.frames import DataError
 
-# A 1,000-fish batch with a bad column would otherwise list 1,000 times the same reason.
+# A 1,000-item batch with a bad column would otherwise list 1,000 times the same reason.
 _MAX_LISTED_ERRORS = 20
 
 
@@ -83,7 +83,7 @@ async def _too_large(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, BodyTooLargeError)
     return error_response(
         status.HTTP_413_CONTENT_TOO_LARGE,
-        f"request body is larger than {error.limit} bytes; send fewer fish per request",
+        f"request body is larger than {error.limit} bytes; send fewer items per request",
     )
 
 

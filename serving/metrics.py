@@ -1,8 +1,9 @@
 """The server's Prometheus metrics, in a registry of its own (one per app, so tests can build many).
 
 Requests and latency are labelled by endpoint (the route template, never the raw path) and the
-model version that answered; predictions by species, with every species the model never saw
-counted as ``unknown`` so that arbitrary input cannot grow the label set.
+model version that answered; predictions by project, segment (the value of the project's segment
+field) and version, with every segment the model never saw counted as ``unknown`` so that
+arbitrary input cannot grow the label set, and ``all`` for a project without a segment.
 
 A request only adds to plain tallies; they are handed to prometheus-client in bulk
 (:meth:`ServingMetrics.flush`) before every scrape and every second. Counting through
@@ -30,11 +31,13 @@ from prometheus_client import multiprocess as prometheus_multiprocess
 
 from serving.active_model import ModelHolder
 
-UNKNOWN_SPECIES = "unknown"
+UNKNOWN_SEGMENT = "unknown"
+# The segment label of a project without a segment field.
+NO_SEGMENT = "all"
 NO_MODEL = "none"
 # How often a worker hands its tallies to prometheus-client between scrapes.
 FLUSH_INTERVAL_S = 1.0
-# Sub-millisecond buckets: a one-fish prediction on the fast path takes well under 1 ms.
+# Sub-millisecond buckets: a one-item prediction on the fast path takes well under 1 ms.
 LATENCY_BUCKETS = (
     0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 )  # fmt: skip
@@ -96,8 +99,9 @@ class ServingMetrics:
         )
         self._predictions = Counter(
             "tidemark_serving_predictions",
-            "Fish predicted, by species (unknown for species the model never saw) and version.",
-            ["species", "model_version"],
+            "Items predicted, by project, segment (unknown for segments the model never saw, "
+            "all for a project without segments) and model version.",
+            ["project", "segment", "model_version"],
             registry=self.registry,
         )
         self._model_info = Gauge(
@@ -127,7 +131,7 @@ class ServingMetrics:
         )
         # Touched by the event loop only (requests, flushes), so they need no lock.
         self._pending_requests: dict[tuple[str, str, int, str], _Tally] = {}
-        self._pending_predictions: dict[tuple[str, str], int] = {}
+        self._pending_predictions: dict[tuple[str, str, str], int] = {}
         self._shown: tuple[str, str, str] | None = None
         self._swaps_counted = 0
         # Refreshed from the event loop (scrapes, flushes) and from the watcher's thread (swaps).
@@ -147,16 +151,20 @@ class ServingMetrics:
         tally.seconds += seconds
         tally.buckets[bisect_left(_BOUNDS, seconds)] += 1
 
-    def count_predictions(self, species: list[str], known: list[bool], version: str) -> None:
-        """Count one answered request's fish by species."""
+    def count_predictions(
+        self, project: str, segments: list[str], known: list[bool], version: str
+    ) -> None:
+        """Count one answered request's items by segment (``segments`` as the items give
+        them, ``known`` whether the model knew each one)."""
         pending = self._pending_predictions
-        for name, is_known in zip(species, known, strict=True):
-            key = (name if is_known else UNKNOWN_SPECIES, version)
+        for name, is_known in zip(segments, known, strict=True):
+            key = (project, name if is_known else UNKNOWN_SEGMENT, version)
             pending[key] = pending.get(key, 0) + 1
 
-    def count_prediction(self, species: str, version: str) -> None:
-        """Count a fish of a species the model knows (``UNKNOWN_SPECIES`` otherwise)."""
-        key = (species, version)
+    def count_prediction(self, project: str, segment: str, version: str) -> None:
+        """Count one item of a segment the model knows (``UNKNOWN_SEGMENT`` otherwise,
+        ``NO_SEGMENT`` for a project without segments)."""
+        key = (project, segment, version)
         self._pending_predictions[key] = self._pending_predictions.get(key, 0) + 1
 
     def flush(self) -> None:
@@ -167,8 +175,8 @@ class ServingMetrics:
             self._requests.labels(endpoint, method, str(status), version).inc(tally.count)
             latency = self._latency.labels(endpoint, version)
             add_observations(latency, tally.buckets, tally.seconds)
-        for (species, version), count in predictions.items():
-            self._predictions.labels(species, version).inc(count)
+        for (project, segment, version), count in predictions.items():
+            self._predictions.labels(project, segment, version).inc(count)
 
     async def flush_every(self, interval_s: float = FLUSH_INTERVAL_S) -> None:
         """Flush and refresh every ``interval_s`` until cancelled: other workers' scrapes read

@@ -12,9 +12,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from serving.active_model import VERSION_HEADER
 from serving.projects import ServedProject
 from tidemark.logs import get_logger
 from tidemark.modelling.fast import FastForm
@@ -22,7 +23,6 @@ from tidemark.modelling.frames import DataError, frame_of
 from tidemark.modelling.predictions import Predictions, no_usable_value, unusable
 from tidemark.modelling.training import predict
 from tidemark.registry.reader import RegistryReader, RegistryUnavailableError
-from tidemark.schemas import utc_now
 
 log = get_logger("serving.projects")
 
@@ -37,6 +37,8 @@ class ProjectVersion:
     model: Any
     fast: FastForm | None
     loaded_at: datetime
+    # The ``x-model-version`` header as the wire has it, built once per version.
+    version_header: tuple[bytes, bytes]
 
     def predict(self, rows: Sequence[Mapping[str, Any]]) -> Predictions:
         """Predictions for validated request rows (feature values by name), in order.
@@ -122,7 +124,8 @@ class ProjectModels:
             run_id=run_id,
             model=model,
             fast=FastForm.derive(served.project, model),
-            loaded_at=utc_now(),
+            loaded_at=datetime.now(UTC),
+            version_header=(VERSION_HEADER, version.encode("latin-1")),
         )
         self._current[served.name] = loaded
         log.info("project model swapped", project=served.name, version=version)

@@ -42,9 +42,9 @@ class ServedProject:
 class ServedProjects:
     """The stack's projects in catalog order, the default one first.
 
-    A server started where its projects cannot be read (no folder of projects) still answers
-    ``/predict`` from the registry's model as before; the routes by project then answer 404
-    with the reason (``problem``).
+    Where the projects cannot be read (no folder of projects) there are none, and ``problem``
+    says why: the server refuses to start then, since even ``/predict`` takes its fields from
+    the default project.
     """
 
     def __init__(self, settings: Settings, catalog: Catalog | None = None) -> None:

@@ -1,8 +1,9 @@
 """What the model server's endpoints accept and answer, as pydantic models.
 
-The fish fields reuse the data contract's types (tidemark.schemas), so the API rejects exactly
-what the streams send to the dead-letter topic: missing or unknown fields, wrong types, NaN,
-infinities, and sizes that are negative or physically absurd.
+A project's request and answer models are built from its project file (``serving.parsing`` for
+the request, :func:`answer_models` here for the answers), so that each project's predict route
+is documented with its own field names: the key it echoes, its segment, the predicted target
+and whether the model knew the segment, named as its prediction records name them.
 """
 
 from __future__ import annotations
@@ -10,47 +11,56 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
+from tidemark.project.contracts import FieldNames
+from tidemark.project.spec import Project
 from tidemark.registry.history import ProductionInterval
-from tidemark.schemas import Contract, FishId, HeightCm, LengthCm, Species
 
 
-class Fish(Contract):
-    """One fish as the line measures it; ``fish_id`` is optional and echoed back."""
+def answer_models(project: Project, title: str) -> tuple[type[BaseModel], type[BaseModel]]:
+    """The answers of a project's predict route, for its docs: to one item, and to a batch.
 
-    fish_id: FishId | None = None
-    species: Species
-    length_cm: LengthCm
-    height_cm: HeightCm
-
-
-class FishPrediction(BaseModel):
-    """The predicted weight of one fish."""
-
-    fish_id: str | None
-    species: str
-    predicted_weight_kg: float
-    species_known: bool = Field(
-        description="False when the model never saw this species: the weight then comes from "
-        "the part of the model shared by all species and is less reliable"
+    ``title`` is the project's name as a class name; the fields follow the project's names
+    (``tidemark.project.contracts.FieldNames``).
+    """
+    names = FieldNames.of(project)
+    unit = f" ({project.target.unit})" if project.target.unit else ""
+    fields: dict[str, Any] = {
+        project.key: (str | None, Field(description="the request's key, echoed back")),
+    }
+    if project.segment is not None:
+        fields[project.segment] = (str, Field(description="the segment, as the model saw it"))
+    fields[names.predicted] = (
+        float,
+        Field(description=f"the predicted {project.target.name}{unit}"),
     )
-
-
-class PredictionResponse(FishPrediction):
-    """The answer to one fish, naming the model version that produced it."""
-
-    model_name: str
-    model_version: str
-
-
-class BatchPredictionResponse(BaseModel):
-    """The answer to a batch: one prediction per fish, in order, all from one model version."""
-
-    model_name: str
-    model_version: str
-    count: int
-    predictions: list[FishPrediction]
+    if names.known is not None:
+        fields[names.known] = (
+            bool,
+            Field(
+                description=f"False when the model never saw this {project.segment}: the value "
+                f"then comes from the part of the model shared by all of them and is less reliable"
+            ),
+        )
+    one: type[BaseModel] = create_model(
+        f"{title}Prediction", __doc__=f"The prediction for one item of {project.name}.", **fields
+    )
+    version: dict[str, Any] = {"model_name": (str, ...), "model_version": (str, ...)}
+    single: type[BaseModel] = create_model(
+        f"{title}PredictionResponse",
+        __base__=one,
+        __doc__="The answer to one item, naming the model version that produced it.",
+        **version,
+    )
+    batch: type[BaseModel] = create_model(
+        f"{title}BatchResponse",
+        __doc__="The answer to a batch: one prediction per item, in order, from one version.",
+        **version,
+        count=(int, ...),
+        predictions=(list[one], ...),
+    )
+    return single, batch
 
 
 class FieldError(BaseModel):
@@ -86,7 +96,7 @@ class Readiness(BaseModel):
 
 
 class ChallengerInfo(BaseModel):
-    """The version in shadow beside production and its running evidence on live fish."""
+    """The version in shadow beside production and its running evidence on live items."""
 
     version: str
     champion_version: str | None = Field(description="The production version it runs against")
@@ -99,8 +109,8 @@ class ChallengerInfo(BaseModel):
     verdict: str | None = Field(
         description="continue while undecided; promote, retire or no_evidence once final"
     )
-    n: int = Field(description="Joined fish both versions predicted, counted so far")
-    windows: int = Field(description="Monitor windows that brought fish")
+    n: int = Field(description="Joined items both versions predicted, counted so far")
+    windows: int = Field(description="Monitor windows that brought items")
     statistic: float | None = Field(description="Log likelihood ratio of the overall mSPRT")
     p_value: float | None = Field(description="Always-valid p-value of the overall test")
     alpha: float | None
@@ -118,8 +128,11 @@ class ModelInfo(BaseModel):
     loaded_at: datetime
     training_window_start: str | None
     training_window_end: str | None
-    known_species: list[str] = Field(
-        description="Species the model was trained on; any other is scored as unknown"
+    segment: str | None = Field(
+        description="The project's segment field (null for a project without one)"
+    )
+    known_segments: list[str] = Field(
+        description="Segments the model was trained on; any other is scored as unknown"
     )
     champion_version: str | None = Field(
         description="The version this one was compared with before promotion; null for the "

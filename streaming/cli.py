@@ -7,7 +7,8 @@ pandas), and the scorer never loads MLflow.
 
 from __future__ import annotations
 
-from contextlib import closing
+from collections.abc import Callable
+from contextlib import ExitStack, closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -17,8 +18,12 @@ import typer
 from tidemark.config import Settings, get_settings
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from streaming.simulator import SimulationStats
     from tidemark.project.contracts import Contracts
+    from tidemark.registry.watcher import ModelWatcher, ServedModel
+    from tidemark.stream.dispatch import Route
 
 
 def simulate(
@@ -193,95 +198,112 @@ def simulate(
         )
 
 
-ProjectOption = Annotated[
-    str | None,
+ProjectsOption = Annotated[
+    list[str] | None,
     typer.Option(
         "--project",
-        help="The project this process serves (default: the stack's default project). Run one "
-        "process per project to serve several.",
+        help="A project this process serves; repeat it for several (default: every project of "
+        "the stack). One process serves them all, in one consumer group.",
     ),
 ]
 
 
-def _project_settings(project: str | None) -> tuple[Settings, Contracts]:
-    """The settings and contracts of the project a service process runs."""
+def _projects(names: list[str] | None) -> tuple[Settings, list[tuple[Settings, Contracts]]]:
+    """The stack's settings, and the settings and contracts of each project a process serves."""
     from tidemark.project.catalog import stack_catalog
     from tidemark.project.spec import ProjectError
 
     settings = get_settings()
     try:
         catalog = stack_catalog(settings.projects)
-        chosen = catalog.get(project)
+        chosen = [catalog.get(name) for name in dict.fromkeys(names)] if names else list(catalog)
     except ProjectError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
-    own = catalog.settings(settings, chosen.name)
-    if chosen is not catalog.default:
-        # A project's groups of its own: two projects' processes never share a group.
-        stream = own.stream
-        own = own.model_copy(
-            update={
-                "stream": stream.model_copy(
-                    update={
-                        "scorer_group_id": f"{stream.scorer_group_id}.{chosen.name}",
-                        "joiner_group_id": f"{stream.joiner_group_id}.{chosen.name}",
-                    }
-                )
-            }
-        )
-    return own, catalog.contracts(chosen.name)
+    served = [(catalog.settings(settings, p.name), catalog.contracts(p.name)) for p in chosen]
+    return settings, served
+
+
+def _run(
+    name: str,
+    group_id: str,
+    routes: list[Route],
+    settings: Settings,
+    port: int,
+    registry: CollectorRegistry,
+) -> None:
+    """Run one process for every route's project: one group, one loop, each record to its
+    project's handler."""
+    from tidemark.stream.dispatch import Dispatch
+    from tidemark.stream.service import run_service
+
+    dispatch = Dispatch(group_id, routes)
+    run_service(name, dispatch, settings, port, registry, topics=dispatch.topics)
 
 
 def score(
-    project: ProjectOption = None,
+    project: ProjectsOption = None,
     metrics_port: Annotated[
         int | None,
         typer.Option(help="Prometheus port (default: settings.stream.scorer_metrics_port)."),
     ] = None,
 ) -> None:
-    """Score a project's inputs with its production model, hot-swapping on promotion.
+    """Score every project's inputs with its production model, hot-swapping on promotion.
 
     A challenger in shadow (the registry's challenger alias) predicts the same items beside it.
+    A project without a production model waits, its inputs in Kafka; the others are scored.
     """
     from streaming.models import Adapted
     from streaming.scorer import REGISTRY, Scorer
     from tidemark.registry.watcher import ModelWatcher
-    from tidemark.stream.service import run_service
+    from tidemark.stream.dispatch import Route
 
-    settings, contracts = _project_settings(project)
-    watcher = ModelWatcher(settings.registry, contracts.project)
-    challenger = ModelWatcher(
-        settings.registry, contracts.project, alias=settings.registry.challenger_alias
-    )
-    watcher.start()
-    challenger.start()
+    settings, served = _projects(project)
+    watchers: list[ModelWatcher] = []
+    routes = []
+    for own, contracts in served:
+        watcher = ModelWatcher(own.registry, contracts.project)
+        challenger = ModelWatcher(
+            own.registry, contracts.project, alias=own.registry.challenger_alias
+        )
+        watchers += [watcher, challenger]
+        production = Adapted(contracts.project, _current(watcher))
+        shadow = Adapted(contracts.project, _current(challenger))
+        scorer = Scorer(own, contracts, production, shadow)
+        routes.append(Route(contracts.project.name, scorer, own.kafka))
+    for watcher in watchers:
+        watcher.start()
     try:
-        production = Adapted(contracts.project, lambda: watcher.current)
-        shadow = Adapted(contracts.project, lambda: challenger.current)
-        scorer = Scorer(settings, contracts, production, shadow)
         port = metrics_port or settings.stream.scorer_metrics_port
-        run_service("scorer", scorer, settings, port, REGISTRY)
+        _run("scorer", settings.stream.scorer_group_id, routes, settings, port, REGISTRY)
     finally:
-        challenger.stop()
-        watcher.stop()
+        for watcher in reversed(watchers):
+            watcher.stop()
+
+
+def _current(watcher: ModelWatcher) -> Callable[[], ServedModel | None]:
+    """What ``watcher`` serves now, read at each call."""
+    return lambda: watcher.current
 
 
 def join(
-    project: ProjectOption = None,
+    project: ProjectsOption = None,
     metrics_port: Annotated[
         int | None,
         typer.Option(help="Prometheus port (default: settings.stream.joiner_metrics_port)."),
     ] = None,
 ) -> None:
-    """Join a project's predictions with their truths into its scored topic and its store."""
+    """Join every project's predictions with their truths into its scored topic and store."""
     from streaming.joiner import REGISTRY, Joiner
     from tidemark.store import TrainingStore
-    from tidemark.stream.service import run_service
+    from tidemark.stream.dispatch import Route
 
-    settings, contracts = _project_settings(project)
-    with (
-        TrainingStore(settings.store, contracts) as store,
-        closing(Joiner(settings, store)) as joiner,
-    ):
+    settings, served = _projects(project)
+    with ExitStack() as resources:
+        routes = []
+        for own, contracts in served:
+            store = resources.enter_context(TrainingStore(own.store, contracts))
+            joiner = resources.enter_context(closing(Joiner(own, store)))
+            routes.append(Route(contracts.project.name, joiner, own.kafka))
         port = metrics_port or settings.stream.joiner_metrics_port
-        run_service("joiner", joiner, settings, port, REGISTRY)
+        _run("joiner", settings.stream.joiner_group_id, routes, settings, port, REGISTRY)

@@ -13,7 +13,9 @@ whose commits were, never skips one; the joiner makes a replayed prediction harm
 The model comes from a callable (the registry watcher's version, adapted to the project by
 :class:`streaming.models.Adapted`), read once per batch, so a hot swap takes effect between two
 batches and a batch never mixes two versions. Until a model exists the scorer does not even join
-its group: a missing model is not bad input, and the inputs wait in Kafka.
+its group: a missing model is not bad input, and the inputs wait in Kafka (the process that
+scores every project of a stack reads a project's inputs once its model exists:
+:mod:`tidemark.stream.dispatch`).
 
 While a challenger runs in shadow (the registry's ``challenger`` alias, a second watcher), each
 batch gets one more vectorised predict, by the challenger on the same items, and every
@@ -118,6 +120,10 @@ class Scorer(Handler[Item, None]):
         self.contracts = contracts
         self._model = model
         self._challenger = challenger
+
+    def ready(self) -> bool:
+        """Whether the project has a production model to score with."""
+        return self._model() is not None
 
     def start(self, stop: threading.Event) -> bool:
         """Wait for a production model before joining the group; False if ``stop`` came first."""

@@ -4,25 +4,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
 
-from tidemark.schemas import Measurement
-
 
 @pytest.fixture
-def measurement() -> Measurement:
-    """A typical salmon, as the line measures it."""
-    return Measurement(
-        fish_id="fish-0001",
-        species="salmon",
-        length_cm=70.0,
-        height_cm=17.0,
-        measured_at=datetime(2026, 11, 25, 12, 0, tzinfo=UTC),
-    )
+def measurement() -> dict[str, Any]:
+    """A typical salmon, as the line measures it: the fields of an input of the fish project
+    (projects/fish-weight.toml), as JSON has them."""
+    return {
+        "fish_id": "fish-0001",
+        "species": "salmon",
+        "length_cm": 70.0,
+        "height_cm": 17.0,
+        "measured_at": "2026-11-25T12:00:00Z",
+    }
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tidemark.schemas import Scored
+from tidemark.project.contracts import Scored
 
 # A picture with less than this share of its pixels off its background colour is blank for a
 # reader: an empty axes frame or an error page covers less; a drawn line chart covers more.

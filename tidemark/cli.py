@@ -80,7 +80,7 @@ class DeclaredCommands(TyperGroup):
 
 app = typer.Typer(
     cls=DeclaredCommands,
-    help="Tidemark: real-time fish weight prediction with a closed retraining loop.",
+    help="Tidemark: real-time predictions with a closed retraining loop.",
 )
 
 
@@ -92,6 +92,14 @@ def main(log_level: str = typer.Option("INFO", help="DEBUG, INFO, WARNING or ERR
 
 @app.command()
 def topics() -> None:
-    """Create the data contract's Kafka topics that do not exist yet."""
-    created = kafka_io.ensure_topics(get_settings().kafka)
+    """Create the Kafka topics of every project of the stack that do not exist yet."""
+    from tidemark.project.catalog import stack_catalog
+
+    settings = get_settings()
+    catalog = stack_catalog(settings.projects)
+    created = [
+        topic
+        for project in catalog
+        for topic in kafka_io.ensure_topics(catalog.settings(settings, project.name).kafka)
+    ]
     typer.echo(f"created: {', '.join(created)}" if created else "all topics exist")

@@ -19,7 +19,7 @@ The sections:
 - ``serving``: the model server;
 - ``monitor``: windows, triggers, incidents and reports of the monitor;
 - ``retrain``: what a retrain reads, the evidence it needs and when its candidate is promoted;
-- ``shadow``: how a challenger running beside production is judged on live fish;
+- ``shadow``: how a challenger running beside production is judged on live items;
 - ``stack``: what ``make up`` provisions and runs on this machine (state and cache folders,
   Kafka and FerretDB versions, heap, the gentle simulator, the Evidently UI).
 
@@ -117,16 +117,21 @@ class _Section(BaseModel):
 
 
 class TopicSettings(_Section):
-    """The Kafka topics of the data contract."""
+    """The Kafka topics of the data contract.
 
-    input: str = "fish.measurements"
-    truth: str = "fish.weights"
-    predictions: str = "fish.predictions"
-    scored: str = "fish.scored"
-    retrain_requests: str = "fish.retrain-requests"
+    Each project names its own (``tidemark.project.catalog.project_settings``); these defaults
+    are only what settings read without a project hold. A variable set here moves the default
+    project's topic (a deployment's or a test's own topics).
+    """
+
+    input: str = "tidemark.input"
+    truth: str = "tidemark.truth"
+    predictions: str = "tidemark.predictions"
+    scored: str = "tidemark.scored"
+    retrain_requests: str = "tidemark.retrain-requests"
     # Challenges, promotions, retirements and rollbacks (schemas.ModelDecision), keyed by model.
-    model_decisions: str = "fish.model-decisions"
-    dead_letter: str = "fish.dead-letter"
+    model_decisions: str = "tidemark.model-decisions"
+    dead_letter: str = "tidemark.dead-letter"
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -214,8 +219,10 @@ class RegistrySettings(_Section):
     """The MLflow tracking server and the registry contract."""
 
     tracking_uri: Addresses = "http://127.0.0.1:5000"
-    experiment: str = "fish-weight"
-    model_name: str = "fish-weight"
+    # Each project's are its name (tidemark.project.catalog.project_settings); set, they move
+    # the default project's.
+    experiment: str = "tidemark"
+    model_name: str = "tidemark"
     production_alias: str = "production"
     # The alias of the version running in shadow beside production (tidemark.judging.shadow).
     challenger_alias: str = "challenger"
@@ -320,7 +327,7 @@ class MonitorSettings(_Section):
     idle_flush_s: float = Field(default=120.0, gt=0)
     # Mean relative error above which the production model is retrained (the original's 0.10).
     error_threshold: float = Field(default=0.10, gt=0)
-    # A window is judged only with at least this many fish scored by the production version.
+    # A window is judged only with at least this many items scored by the production version.
     min_window_count: int = Field(default=30, ge=1)
     retrain_on_drift: bool = True
     # A column drifts when its test's p-value is below this; the data drifts when at least
@@ -329,15 +336,15 @@ class MonitorSettings(_Section):
     drift_share: float = Field(default=0.5, gt=0, le=1)
     reference_rows: int = Field(default=1_000, ge=10)
     # A retrain reads at most this many windows, ending with the one that fired; earlier ones
-    # only while they hold no more fish than it (see monitoring.policy.training_start).
+    # only while they hold no more items than it (see monitoring.policy.training_start).
     retrain_windows: int = Field(default=3, ge=1)
     # No repeat of an incident within this many seconds of the last retrain run it started.
     cooldown_s: float = Field(default=300.0, ge=0)
     # An incident whose retrain could not beat production is closed at the error the candidate
     # reached; it reopens only above max(threshold, that error * (1 + margin)).
     reopen_margin: float = Field(default=0.25, ge=0)
-    # A species with fewer judged fish than min_window_count pools its fish over at most this
-    # many windows before it is judged; an incident gathering labelled fish for its retrain
+    # A segment with fewer judged items than min_window_count pools its items over at most this
+    # many windows before it is judged; an incident gathering labelled items for its retrain
     # (retrain.min_* settings) waits at most as long.
     evidence_windows: int = Field(default=10, ge=1)
     # While an incident waits for another incident's retrain to end, how often (seconds) the
@@ -355,29 +362,30 @@ class RetrainSettings(_Section):
     """Training data, retraining, the evidence a retrain needs and promotion."""
 
     # How many of the most recent joined records a retrain reads. The original read 50, fewer
-    # than the evidence one species needs (see min_holdout_rows below): 300 give two species
+    # than the evidence one segment needs (see min_holdout_rows below): 300 give two segments
     # room to train on and judge.
     last_n: int = Field(default=300, ge=2)
-    # A retrain on a window also reads up to this many of the latest records of each species
-    # the window lacks, so that a model retrained after salmon gave way to walleye still knows
-    # salmon when they come back (0: the window alone).
+    # A retrain on a window also reads up to this many of the latest records of each segment
+    # the window lacks, so that a model retrained after one segment gave way to another still
+    # knows the first when it comes back (0: the window alone).
     segment_memory: int = Field(default=200, ge=0)
-    # The most recent share of each species' records is held out to judge candidate and champion.
+    # The most recent share of each segment's records is held out to judge candidate and champion.
     holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
-    # Evidence before action (tidemark.judging.holdout): a retrain whose species fall short of these
-    # trains nothing and promotes nothing. 30 held-out fish in all: below about 20 pairs the
-    # signed-rank test has little power and its normal approximation is off. 15 per species: a
-    # species' mean relative error is then known to about a quarter of its fish-to-fish spread
+    # Evidence before action (tidemark.judging.holdout): a retrain whose segments fall short of
+    # these trains nothing and promotes nothing. 30 held-out items in all: below about 20 pairs the
+    # signed-rank test has little power and its normal approximation is off. 15 per segment: a
+    # segment's mean relative error is then known to about a quarter of its item-to-item spread
     # (1/sqrt(15)), fine enough to tell a 0.06 floor from a 0.10 threshold. 30 to train on per
-    # species: a species' own law has three coefficients, ten rows each.
+    # segment: the default model's own law of a segment with two numeric features has three
+    # coefficients, ten rows each.
     min_holdout_rows: int = Field(default=30, ge=5)
     min_holdout_rows_per_segment: int = Field(default=15, ge=5)
     min_training_rows_per_segment: int = Field(default=30, ge=3)
     # A candidate replaces the champion only if its mean relative error on the holdout is lower
     # by at least this share of the champion's (0.05: at least 5 % lower)...
     promotion_margin: float = Field(default=0.05, ge=0, lt=1)
-    # ...and the one-sided Wilcoxon signed-rank test of its per-fish errors against the
-    # champion's on the same fish gives a p-value below this.
+    # ...and the one-sided Wilcoxon signed-rank test of its per-item errors against the
+    # champion's on the same items gives a p-value below this.
     promotion_alpha: float = Field(default=0.05, gt=0, lt=1)
     # Transient MongoDB and MLflow errors are retried this many times before a task fails.
     transient_retries: int = Field(default=3, ge=0)
@@ -390,7 +398,7 @@ class RetrainSettings(_Section):
 
 
 class ShadowSettings(_Section):
-    """A challenger judged on live joined fish beside production (tidemark.judging.shadow).
+    """A challenger judged on live joined items beside production (tidemark.judging.shadow).
 
     Its promotion bar is the retrain's ``promotion_margin``.
     """
@@ -398,14 +406,14 @@ class ShadowSettings(_Section):
     # The sequential test's level: at most this chance, however often it is looked at, that a
     # challenger exactly at the promotion bar is promoted or retired.
     alpha: float = Field(default=0.05, gt=0, lt=1)
-    # No verdict before this many joined fish (overall, and per species for a species' verdict).
+    # No verdict before this many joined items (overall, and per segment for a segment's verdict).
     min_items: int = Field(default=100, ge=2)
-    # A challenger still undecided after this many fish is retired for lack of evidence.
+    # A challenger still undecided after this many items is retired for lack of evidence.
     max_items: int = Field(default=5_000, ge=2)
     # The standardised effect (mean error difference / its spread) found fastest; see
     # tidemark.judging.sequential. Smaller values favour small effects over long runs.
     effect_scale: float = Field(default=0.2, gt=0)
-    # Per-fish relative errors are capped here before they are compared (1.0: a 100 % error),
+    # Per-item relative errors are capped here before they are compared (1.0: a 100 % error),
     # which bounds the differences and keeps the test's level near its nominal value.
     error_cap: float = Field(default=1.0, gt=0)
 
@@ -427,7 +435,7 @@ class StackSettings(_Section):
     cache_dir: Path = Field(default_factory=_default_cache_dir)
     kafka_version: str = "4.1.1"
     kafka_controller_port: Port = 9093
-    # One node at a few fish per second; the scorer benchmark's 20k events/s fit too.
+    # One node at a few items per second; the scorer benchmark's 20k events/s fit too.
     kafka_heap_mb: int = Field(default=256, ge=128)
     ferretdb_version: str = "v1.24.2"
     # FerretDB's own default (8088) collides between two instances on one machine.

@@ -19,10 +19,10 @@ from tidemark.schemas import DeadLetter
 
 
 class Keyed(Protocol):
-    """A contract message keyed by its fish."""
+    """A contract message keyed by its item."""
 
     @property
-    def fish_id(self) -> str: ...
+    def key(self) -> str: ...
 
     def to_json(self) -> bytes: ...
 
@@ -80,8 +80,8 @@ def send(
     records: Iterable[Keyed],
     dead: Iterable[DeadLetter] = (),
 ) -> list[FutureRecordMetadata]:
-    """Send records to ``topic`` (keyed by fish_id) and dead letters; returns their futures."""
-    futures = [producer.send(topic, key=r.fish_id.encode(), value=r.to_json()) for r in records]
+    """Send records to ``topic`` (keyed by their item) and dead letters; returns their futures."""
+    futures = [producer.send(topic, key=r.key.encode(), value=r.to_json()) for r in records]
     futures += [
         producer.send(
             kafka.topics.dead_letter,

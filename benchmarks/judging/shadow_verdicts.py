@@ -141,7 +141,7 @@ SCENARIOS = (
 def measure(scenario: Scenario, runs: int, seed: int) -> Row:
     """Run one scenario ``runs`` times (seeds ``seed`` …) and count its verdicts."""
     config = ShadowRules(
-        alpha=ALPHA, margin=scenario.margin, min_fish=100, max_fish=scenario.max_fish
+        alpha=ALPHA, margin=scenario.margin, min_items=100, max_items=scenario.max_fish
     )
     outcomes = [run(config, scenario.draw, seed + i) for i in range(runs)]
     verdicts = [o.verdict for o in outcomes]

@@ -37,7 +37,8 @@ from sklearn.model_selection import StratifiedKFold
 from tidemark.modelling.fast import FastForm
 from tidemark.modelling.training import evaluate, judged_errors, predict, train
 from tidemark.project.spec import Project, load_project
-from tidemark.scenario import generate_frame, load_scenario
+from tidemark.simulation.generate import generate_frame
+from tidemark.simulation.library import load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results" / "modelling_default_model.json"
@@ -179,9 +180,9 @@ def main() -> None:
         + ", ".join(f"{count}: {error:.4f}" for count, error in curve.items())
     )
     fish_project = load_project(FISH_PROJECT)
-    fish = generate_frame(load_scenario("default"), 7)
+    fish = generate_frame(load_scenario(fish_project), 7)
     fish_model = train(fish_project, fish, seed=0).model
-    held = generate_frame(load_scenario("default"), 8)
+    held = generate_frame(load_scenario(fish_project), 8)
     held.loc[held.index[::9], "species"] = "pike"
     timings = speed("fish-weight", fish_project, fish_model, held)
     timings += speed(

@@ -29,11 +29,11 @@ import pandas as pd
 from evidently import DataDefinition, Dataset, Report
 from evidently.presets import DataDriftPreset
 
-from benchmarks.fish import fish_scenario
+from benchmarks.fish import FISH, fish_scenario
 from monitoring.drift import DriftDetector
-from tidemark.model import FEATURES
 from tidemark.simulation.generate import generate_frame
 
+FEATURES = [f.name for f in FISH.features]
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "monitoring_drift_check.json"
 SIZES = (60, 300, 600)
 REPEATS = 5
@@ -43,9 +43,9 @@ DEFINITION = DataDefinition(
 
 
 def _default_check(reference: pd.DataFrame, current: pd.DataFrame) -> bool:
-    snapshot = Report([DataDriftPreset(columns=list(FEATURES))]).run(
-        current_data=Dataset.from_pandas(current.loc[:, list(FEATURES)], DEFINITION),
-        reference_data=Dataset.from_pandas(reference.loc[:, list(FEATURES)], DEFINITION),
+    snapshot = Report([DataDriftPreset(columns=FEATURES)]).run(
+        current_data=Dataset.from_pandas(current.loc[:, FEATURES], DEFINITION),
+        reference_data=Dataset.from_pandas(reference.loc[:, FEATURES], DEFINITION),
     )
     share = snapshot.dict()["metrics"][0]["value"]["share"]
     return bool(share >= 0.5)
@@ -58,7 +58,7 @@ def main() -> None:
     reference = generate_frame(scenario, 42, ["spring"])
     spring = generate_frame(scenario, 3, ["spring"])
     autumn = generate_frame(scenario, 3, ["autumn"])
-    detector = DriftDetector(reference, p_value=0.001, drift_share=0.5)
+    detector = DriftDetector(reference, FISH, p_value=0.001, drift_share=0.5)
     rows: list[dict[str, Any]] = []
     for size in SIZES:
         for name in ("tidemark", "evidently default"):

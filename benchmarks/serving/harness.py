@@ -17,13 +17,15 @@ import httpx
 import mlflow
 from mlflow import MlflowClient
 
-from benchmarks.fish import fish_scenario
+from benchmarks.fish import FISH, fish_scenario
 from infra.local.components import mlflow as mlflow_component
 from tidemark.config import Settings
-from tidemark.model import FEATURES, train
+from tidemark.modelling.training import train
 from tidemark.simulation.generate import generate_frame
 
 MODEL_NAME = "fish-weight"
+# The model's inputs, as the fish project file names them.
+FEATURES = tuple(feature.name for feature in FISH.features)
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
@@ -101,7 +103,7 @@ def private_registry(state: Path) -> Iterator[str]:
 def register_production_model(tracking_uri: str) -> str:
     """Train on the default scenario, register the model, point @production at it: its version."""
     frame = generate_frame(fish_scenario(), seed=7)
-    fitted = train(frame, seed=0).model
+    fitted = train(FISH, frame, seed=0).model
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment("serving-benchmark")
     with mlflow.start_run():

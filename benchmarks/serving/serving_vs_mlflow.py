@@ -33,6 +33,7 @@ from typing import Annotated, Any
 import typer
 
 from benchmarks.serving.harness import (
+    FEATURES,
     MODEL_NAME,
     fish,
     free_ports,
@@ -43,7 +44,6 @@ from benchmarks.serving.harness import (
 )
 from benchmarks.serving.harness import RESULTS as RESULTS_DIR
 from infra.local.components import venv_bin
-from tidemark.model import FEATURES
 
 RESULTS = RESULTS_DIR / "serving_vs_mlflow.json"
 BATCH_SIZE = 100

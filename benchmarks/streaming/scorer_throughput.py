@@ -36,7 +36,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -63,13 +63,22 @@ from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.modelling.default import known_segments
 from tidemark.modelling.training import predict, train
-from tidemark.project.contracts import Contracts
+from tidemark.project.contracts import Contracts, Prediction
 from tidemark.registry.watcher import ServedModel
-from tidemark.schemas import Measurement, Prediction, utc_now
+from tidemark.schemas import utc_now
 from tidemark.simulation.generate import generate_frame
 from tidemark.stream.loop import run_loop, settle_heap
 from tidemark.stream.records import next_offsets
 from tidemark.stream.service import stop_on_signals
+
+FISH_CONTRACTS = Contracts(FISH)
+
+
+def _input(key: str, features: Mapping[str, Any], at: datetime) -> bytes:
+    """A fish's input record, as the line sends it (the fish project's fields)."""
+    fields = {FISH.key: key, **features, FISH.times.input: at}
+    return orjson.dumps(fields, option=orjson.OPT_UTC_Z)
+
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "streaming_scorer.json"
 # Issue 15: the scorer's p99 at 1,000 events/s, beside the passthrough's in the same run.
@@ -150,7 +159,7 @@ def _fill(settings: Settings, count: int, topic: str | None = None) -> None:
     fish = scenario_rows(fish_scenario(), seed=7, loop=True)
     now = utc_now()
     for _, record in zip(range(count), fish, strict=False):
-        value = Measurement(fish_id=record.key, **record.features, measured_at=now).to_json()
+        value = _input(record.key, record.features, now)
         producer.send(topic or settings.kafka.topics.input, key=record.key.encode(), value=value)
     producer.flush()
     producer.close()
@@ -162,7 +171,7 @@ def _encoded_fish(count: int) -> list[tuple[bytes, bytes]]:
     return [
         (
             record.key.encode(),
-            Measurement(fish_id=record.key, **record.features, measured_at=now).to_json(),
+            _input(record.key, record.features, now),
         )
         for _, record in zip(range(count), fish, strict=False)
     ]
@@ -272,21 +281,21 @@ def _http_per_event(settings: Settings, url: str) -> None:
             batch = consumer.poll(timeout_ms=500)
             for records in batch.values():
                 for record in records:
-                    measurement = Measurement.from_json(record.value)
+                    item = FISH_CONTRACTS.decode_input(record.value)
                     response = client.post("/predict", content=record.value)
                     answer = response.raise_for_status().json()
                     prediction = Prediction(
-                        **measurement.model_dump(),
-                        predicted_weight_kg=answer["weight_kg"],
-                        species_known=answer["species_known"],
-                        model_name="fish-weight",
+                        item=item,
+                        value=answer["value"],
+                        segment_known=answer["segment_known"],
+                        model_name=FISH.name,
                         model_version="1",
                         predicted_at=utc_now(),
                     )
                     producer.send(
                         settings.kafka.topics.predictions,
                         key=record.key,
-                        value=prediction.to_json(),
+                        value=FISH_CONTRACTS.encode_prediction(prediction),
                     )
             if batch:
                 producer.flush()
@@ -302,13 +311,12 @@ def _model_server(port: int) -> None:
 
     @app.post("/predict")
     async def predict_one(request: Request) -> dict[str, Any]:
-        measurement = Measurement.model_validate_json(await request.body())
-        features = {f.name for f in FISH.features}
-        frame = pd.DataFrame([measurement.model_dump(include=features)])
+        item = FISH_CONTRACTS.decode_input(await request.body())
+        frame = pd.DataFrame([{f.name: item.feature(f.name) for f in FISH.features}])
         result = predict(FISH, served.model, frame, segments=served.segments)
         return {
-            "weight_kg": float(result.values[0]),
-            "species_known": bool(result.segment_known[0]),
+            "value": float(result.values[0]),
+            "segment_known": bool(result.segment_known[0]),
         }
 
     @app.get("/health")
@@ -425,11 +433,7 @@ def latency(settings: Settings, target: Any, rate: float, seconds: float) -> dic
             wait = started + index / rate - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
-            value = Measurement(
-                fish_id=record.key,
-                **record.features,
-                measured_at=utc_now(),
-            ).to_json()
+            value = _input(record.key, record.features, utc_now())
             producer.send(settings.kafka.topics.input, key=record.key.encode(), value=value)
         producer.flush()
         producer.close()

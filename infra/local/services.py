@@ -85,7 +85,8 @@ def platform_services(settings: Settings, state: Path) -> list[Component]:
             command=[tidemark, "worker", "--deploy"],
             url=f"{settings.orchestration.ui_url}/work-pools/work-pool/{settings.orchestration.work_pool}",
             check=lambda: work_pool_ready(settings.orchestration),
-            env=prefect,
+            # A retrain reads its project's file.
+            env={**prefect, **projects_env(settings)},
             service=True,
             sections=("orchestration", "registry", "store", "retrain", "shadow"),
         ),
@@ -95,11 +96,9 @@ def platform_services(settings: Settings, state: Path) -> list[Component]:
             url=f"{settings.serving.url}/docs",
             check=http_ok(f"{settings.serving.url}/health"),
             # Its workers (TIDEMARK_SERVING_WORKERS) meet their metrics there; emptied at start.
-            # It runs in the state folder: the projects are those of the folder the stack was
-            # started from (until the settings name it).
             env={
                 "PROMETHEUS_MULTIPROC_DIR": str(state / "serving-metrics"),
-                "TIDEMARK_PROJECTS_DIR": str(settings.projects.dir.resolve()),
+                **projects_env(settings),
             },
             service=True,
             # Projects name the models it serves; kafka, stream and monitor say where a
@@ -155,7 +154,7 @@ def platform_services(settings: Settings, state: Path) -> list[Component]:
             ),
             # Reports go under the stack's state (of the stack section, only its folder);
             # Prefect is reached for the retrain deployment.
-            env={**prefect, "TIDEMARK_STACK_STATE_DIR": str(state)},
+            env={**prefect, **projects_env(settings), "TIDEMARK_STACK_STATE_DIR": str(state)},
             prepare=lambda: workspace.mkdir(parents=True, exist_ok=True),
         ),
         Component(

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from infra.local import components as infra
@@ -21,8 +22,10 @@ from infra.local.admin_token import with_admin_token
 from infra.local.components import MLFLOW_ENV, Component
 from infra.local.supervisor import ProcessInfo, Supervisor
 from tidemark import kafka_io
-from tidemark.config import Settings
+from tidemark.config import KafkaSettings, Settings
 from tidemark.logs import get_logger
+from tidemark.project.catalog import stack_catalog
+from tidemark.project.spec import ProjectError
 
 log = get_logger("stack")
 
@@ -108,7 +111,7 @@ class Stack:
             self.supervisor.write_config(everything)
             self.supervisor.start()
         self._wait_healthy([c for c in everything if not c.service])
-        created = kafka_io.ensure_topics(self.settings.kafka)
+        created = [t for kafka in self._projects_kafka() for t in kafka_io.ensure_topics(kafka)]
         if created:
             log.info("created topics", topics=created)
         self._refuse_too_few_partitions()
@@ -194,13 +197,26 @@ class Stack:
                     "process; stop it or choose another port (see tidemark/config.py)"
                 )
 
+    def _projects_kafka(self) -> list[KafkaSettings]:
+        """The Kafka settings of every project the stack runs (their own topics)."""
+        try:
+            catalog = stack_catalog(self.settings.projects)
+        except ProjectError as error:
+            raise StackError(f"projects: {error}") from None
+        return [catalog.settings(self.settings, project.name).kafka for project in catalog]
+
     def _refuse_too_few_partitions(self) -> None:
         """Topics keep the partitions they were created with: each scorer needs one of its own."""
+        inputs = [kafka.topics.input for kafka in self._projects_kafka()]
         client = kafka_io.admin(self.settings.kafka)
         try:
-            (topic,) = client.describe_topics([self.settings.kafka.topics.input])
+            described = client.describe_topics(inputs)
         finally:
             client.close()
+        for topic in described:
+            self._refuse_too_few(topic)
+
+    def _refuse_too_few(self, topic: dict[str, Any]) -> None:
         if len(topic["partitions"]) < self.settings.stack.scorers:
             raise StackError(
                 f"{topic['name']} has {len(topic['partitions'])} partitions, fewer than "

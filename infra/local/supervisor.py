@@ -44,7 +44,7 @@ def _env_value(value: str) -> str:
     # supervisor reads environment= with a non-POSIX lexer that strips quotes from the ends of
     # a value and knows no escapes: a value can be quoted with the quote it does not contain.
     quote = "'" if "'" not in value else '"'
-    if quote in value or value[:1] in "'\"" or value[-1:] in "'\"":
+    if quote in value or value.startswith(("'", '"')) or value.endswith(("'", '"')):
         raise ValueError(f"supervisor cannot carry this environment value: {value!r}")
     return f"{quote}{value.replace('%', '%%')}{quote}"
 

@@ -12,5 +12,6 @@ router = APIRouter(tags=["metrics"])
 
 @router.get("/metrics", response_class=Response)
 async def metrics(serving: ServingDep) -> Response:
-    """Requests and latency by endpoint and model version, predictions by species, the version."""
+    """Requests and latency by endpoint and model version, predictions by project and segment,
+    the version in service."""
     return Response(serving.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -1,5 +1,5 @@
 """GET /model: which model version is in service, what it was trained on, how good it was,
-and the challenger in shadow beside it with its running evidence on live fish."""
+and the challenger in shadow beside it with its running evidence on live items."""
 
 from __future__ import annotations
 
@@ -49,7 +49,8 @@ async def model_info(serving: ServingDep) -> ModelInfo:
         loaded_at=served.loaded_at,
         training_window_start=served.tags.get("training_window_start"),
         training_window_end=served.tags.get("training_window_end"),
-        known_species=sorted(served.segments or ()),
+        segment=served.project.segment,
+        known_segments=sorted(served.segments or ()),
         champion_version=_version_or_none(served.tags.get(_CHAMPION_VERSION_TAG)),
         fast_path=active.fast is not None,
         metrics=metrics_from_tags(served.tags),

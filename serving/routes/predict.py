@@ -1,4 +1,9 @@
-"""POST /predict: the weight of one fish or a batch, from the version named in the answer.
+"""POST /predict: the default project's target for one item or a batch, from the version named
+in the answer.
+
+The request's fields, the answer's fields and the examples of the docs all come from the
+default project's file: the answer names its key, its segment, ``predicted_<target>`` and
+``<segment>_known`` as the project's prediction records do.
 
 The route is added to the app itself, before the other routers, and receives its state from
 the app's construction rather than through ``Depends``: each dependency FastAPI solves, and
@@ -7,6 +12,7 @@ each included router it walks to match a path, costs time on every request.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -16,8 +22,11 @@ from starlette.requests import ClientDisconnect
 from serving.active_model import ActiveModel, ModelHolder
 from serving.dependencies import Serving
 from serving.errors import NoModelError
-from serving.metrics import UNKNOWN_SPECIES
-from serving.schemas import BatchPredictionResponse, ErrorResponse, Fish, PredictionResponse
+from serving.metrics import NO_SEGMENT, UNKNOWN_SEGMENT, ServingMetrics
+from serving.parsing import ItemParser, title_of
+from serving.schemas import ErrorResponse, answer_models
+from tidemark.project.contracts import FieldNames
+from tidemark.project.spec import Project
 
 PATH = "/predict"
 
@@ -42,23 +51,89 @@ class Answer(Response):
         self.raw_headers = [(b"content-length", b"%d" % len(body)), _JSON, version_header]
 
 
+class Answers:
+    """A project's answers: the fields of each prediction named as its prediction records
+    name them (the key, the segment, ``predicted_<target>``, ``<segment>_known``), and the
+    count of predictions by segment in the server's metrics."""
+
+    def __init__(self, project: Project, metrics: ServingMetrics) -> None:
+        names = FieldNames.of(project)
+        self.project = project.name
+        self.key = project.key
+        self.segment = project.segment
+        self.predicted = names.predicted
+        self.known = names.known
+        self.metrics = metrics
+
+    def one(
+        self, fields: Mapping[str, Any], value: float, known: bool, name: str, version: str
+    ) -> dict[str, Any]:
+        """The answer to one item, counted."""
+        # Built in place rather than from ``_prediction``: the one-item answer is the hot path.
+        segment = self.segment
+        body = {"model_name": name, "model_version": version, self.key: fields.get(self.key)}
+        label: str = NO_SEGMENT
+        if segment is not None:
+            body[segment] = label = fields[segment]
+            if not known:
+                label = UNKNOWN_SEGMENT
+        body[self.predicted] = value
+        if self.known is not None:
+            body[self.known] = known
+        self.metrics.count_prediction(self.project, label, version)
+        return body
+
+    def batch(
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        values: Sequence[float],
+        known: Sequence[bool],
+        name: str,
+        version: str,
+    ) -> dict[str, Any]:
+        """The answer to a batch, in order, counted."""
+        predictions = [
+            self._prediction(fields, value, is_known)
+            for fields, value, is_known in zip(rows, values, known, strict=True)
+        ]
+        segment = self.segment
+        labels = [NO_SEGMENT] * len(rows) if segment is None else [r[segment] for r in rows]
+        self.metrics.count_predictions(self.project, labels, list(known), version)
+        return {
+            "model_name": name,
+            "model_version": version,
+            "count": len(predictions),
+            "predictions": predictions,
+        }
+
+    def _prediction(self, fields: Mapping[str, Any], value: float, known: bool) -> dict[str, Any]:
+        one = {self.key: fields.get(self.key)}
+        if self.segment is not None:
+            one[self.segment] = fields.get(self.segment)
+        one[self.predicted] = value
+        if self.known is not None:
+            one[self.known] = known
+        return one
+
+
 def add_route(
-    app: FastAPI, serving: Serving, request_body: dict[str, Any], path: str = PATH
+    app: FastAPI,
+    serving: Serving,
+    parser: ItemParser,
+    request_body: dict[str, Any],
+    path: str = PATH,
 ) -> None:
-    """Add the route to ``app`` at ``path``, its request body documented (the schema depends on
-    the app's batch limit). The default project's ``/models/{name}/predict`` is this same
-    handler under its project's path."""
-    holder, parser, metrics = serving.holder, serving.parser, serving.metrics
+    """Add the default project's route to ``app`` at ``path``, its request body documented
+    (the schema depends on the app's batch limit). The default project's
+    ``/models/{name}/predict`` is this same handler under its project's path."""
+    holder, metrics = serving.holder, serving.metrics
     registry = serving.settings.registry
+    project = parser.project
+    answers = Answers(project, metrics)
+    parse = parser.parse
 
     async def predict(request: Request) -> Response:
-        """Answer one fish with one prediction, or an array of fish with one prediction each.
-
-        Every answer names the model version that produced it, in the body and in the
-        ``x-model-version`` header. A species the model never saw is scored from the part of
-        the model shared by all species and flagged with ``species_known: false``.
-        """
-        fish, is_batch = parser.parse(await read_body(request))
+        items, is_batch = parse(await read_body(request))
         # One read of the reference: the whole request is answered by this version.
         active = holder.active
         if active is None:
@@ -68,52 +143,48 @@ def add_route(
                 + _registry_note(holder),
                 registry.poll_interval_s,
             )
-        if is_batch:
-            return Answer(orjson.dumps(_batch(active, fish)), active.version_header)
-        one = fish[0]
-        weight, known = active.predict_one(one)
         served = active.served
-        metrics.count_prediction(one.species if known else UNKNOWN_SPECIES, served.version)
-        body = {
-            "model_name": served.name,
-            "model_version": served.version,
-            "fish_id": one.fish_id,
-            "species": one.species,
-            "predicted_weight_kg": weight,
-            "species_known": known,
-        }
+        if is_batch:
+            return Answer(orjson.dumps(_batch(active, items)), active.version_header)
+        fields = items[0]
+        value, known = active.predict_one(fields)
+        body = answers.one(fields, value, known, served.name, served.version)
         return Answer(orjson.dumps(body), active.version_header)
 
-    def _batch(active: ActiveModel, fish: list[Fish]) -> dict[str, Any]:
-        weights, known = active.predict(fish)
+    def _batch(active: ActiveModel, items: list[dict[str, Any]]) -> dict[str, Any]:
+        values, known = active.predict(items)
         served = active.served
-        metrics.count_predictions([f.species for f in fish], known, served.version)
-        predictions = [
-            {
-                "fish_id": f.fish_id,
-                "species": f.species,
-                "predicted_weight_kg": w,
-                "species_known": k,
-            }
-            for f, w, k in zip(fish, weights, known, strict=True)
-        ]
-        return {
-            "model_name": served.name,
-            "model_version": served.version,
-            "count": len(predictions),
-            "predictions": predictions,
-        }
+        return answers.batch(items, values, known, served.name, served.version)
 
+    predict.__doc__ = describe(project)
+    one, batch = answer_models(project, title_of(project))
     app.add_api_route(
         path,
         predict,
         methods=["POST"],
         tags=["predict"],
-        response_model=PredictionResponse | BatchPredictionResponse,
+        response_model=one | batch,
         responses=REFUSALS,
         openapi_extra={"requestBody": request_body},
-        summary="Predict the weight of one fish (an object) or a batch (an array)",
+        summary=f"Predict {project.target.name} of one item (an object) or a batch (an array)",
+        name=f"predict {project.name}" if path != PATH else "predict",
     )
+
+
+def describe(project: Project) -> str:
+    """The docs' description of a project's predict route."""
+    text = (
+        f"Answer one item of {project.name} with its predicted {project.target.name}, or an "
+        f"array of items with one prediction each.\n\nEvery answer names the model version that "
+        f"produced it, in the body and in the `x-model-version` header."
+    )
+    names = FieldNames.of(project)
+    if project.segment is not None:
+        text += (
+            f" A {project.segment} the model never saw is predicted from the part of the model "
+            f"shared by all of them and flagged with `{names.known}: false`."
+        )
+    return text
 
 
 async def read_body(request: Request) -> bytes:

@@ -11,78 +11,42 @@ optional and echoed, no event time) and answer from the project's production ver
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError, create_model
 
-from serving.active_model import VERSION_HEADER
 from serving.dependencies import Serving, ServingDep
 from serving.errors import NoModelError, NotFoundError
 from serving.examples import project_examples
-from serving.parsing import located
+from serving.metrics import ServingMetrics
+from serving.parsing import ItemParser, request_model, title_of
 from serving.project_models import ProjectModels
 from serving.projects import ServedProject
-from serving.routes.predict import REFUSALS, read_body
-from serving.schemas import ServedModelInfo
-from tidemark.project.contracts import Key, Message, field_type
+from serving.routes.predict import REFUSALS, Answer, Answers, describe, read_body
+from serving.schemas import ServedModelInfo, answer_models
 
 router = APIRouter(tags=["models"])
-
-
-def request_model(served: ServedProject) -> type[BaseModel]:
-    """One item of a predict request: the project's features, and its key, optional."""
-    project = served.project
-    fields: dict[str, Any] = {
-        project.key: (Key | None, Field(default=None, description="echoed back")),
-    }
-    for feature in project.features:
-        annotation = field_type(feature)
-        if feature.required:
-            fields[feature.name] = (annotation, Field(description=feature.description))
-        else:
-            fields[feature.name] = (
-                annotation | None,
-                Field(default=None, description=feature.description),
-            )
-    title = "".join(part.capitalize() for part in project.name.split("-"))
-    model: type[BaseModel] = create_model(
-        f"{title}Request",
-        __base__=Message,
-        __doc__=f"One item of {project.name} to predict.",
-        **fields,
-    )
-    return model
 
 
 class ProjectPredictor:
     """Validates, predicts and answers for one project that is not the default one."""
 
-    def __init__(self, served: ServedProject, models: ProjectModels, max_batch: int) -> None:
+    def __init__(
+        self,
+        served: ServedProject,
+        models: ProjectModels,
+        max_batch: int,
+        metrics: ServingMetrics,
+    ) -> None:
         self.served = served
         self.models = models
-        self.model = request_model(served)
-        self._one = TypeAdapter(self.model).validator
-        batch: Any = Annotated[list[self.model], Field(min_length=1, max_length=max_batch)]  # type: ignore[name-defined]
-        self._batch = TypeAdapter(batch).validator
-        self.max_batch = max_batch
-
-    def parse(self, body: bytes) -> tuple[list[dict[str, Any]], bool]:
-        """The request's items as field dicts (absent optional ones left out), and whether
-        it was a batch; ``RequestValidationError`` naming the fields when it is bad."""
-        try:
-            if body.lstrip()[:1] == b"[":
-                items = self._batch.validate_json(body)
-                return [_present(i) for i in items], True
-            return [_present(self._one.validate_json(body))], False
-        except ValidationError as error:
-            raise RequestValidationError(located(error)) from None
+        self.parser = ItemParser(served.project, max_batch)
+        self.answers = Answers(served.project, metrics)
 
     def answer(self, body: bytes) -> Response:
         """The predictions of the body's items by the project's production version."""
-        rows, is_batch = self.parse(body)
+        rows, is_batch = self.parser.parse(body)
         current = self.models.current(self.served.name)
         registry = self.served.settings.registry
         if current is None:
@@ -94,47 +58,17 @@ class ProjectPredictor:
                 registry.poll_interval_s,
             )
         result = current.predict(rows)
-        project, names = self.served.project, self.served.contracts.names
-        predictions = []
-        for row, value, known in zip(
-            rows, result.values.tolist(), result.segment_known.tolist(), strict=True
-        ):
-            one: dict[str, Any] = {project.key: row.get(project.key)}
-            if project.segment is not None:
-                one[project.segment] = row.get(project.segment)
-            one[names.predicted] = value
-            if names.known is not None:
-                one[names.known] = known
-            predictions.append(one)
-        head = {"model_name": registry.model_name, "model_version": current.version}
-        body_out = (
-            {**head, "count": len(predictions), "predictions": predictions}
-            if is_batch
-            else {**head, **predictions[0]}
-        )
-        return Response(
-            orjson.dumps(body_out),
-            media_type="application/json",
-            headers={VERSION_HEADER.decode(): current.version},
-        )
+        values, known = result.values.tolist(), result.segment_known.tolist()
+        name, version = registry.model_name, current.version
+        if is_batch:
+            out = self.answers.batch(rows, values, known, name, version)
+        else:
+            out = self.answers.one(rows[0], values[0], known[0], name, version)
+        return Answer(orjson.dumps(out), current.version_header)
 
     def openapi_body(self) -> dict[str, Any]:
         """The request body as OpenAPI describes it, with the project's examples."""
-        one = self.model.model_json_schema()
-        batch = {"type": "array", "items": one, "minItems": 1, "maxItems": self.max_batch}
-        return {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {"oneOf": [one, batch]},
-                    "examples": project_examples(self.served.project),
-                }
-            },
-        }
-
-
-def _present(item: BaseModel) -> dict[str, Any]:
-    return {k: v for k, v in item.__dict__.items() if v is not None}
+        return self.parser.openapi_schema(project_examples(self.served.project))
 
 
 def add_project_routes(app: FastAPI, serving: Serving, models: ProjectModels) -> None:
@@ -143,15 +77,19 @@ def add_project_routes(app: FastAPI, serving: Serving, models: ProjectModels) ->
         path = f"/models/{served.name}/predict"
         if served.default:
             continue  # added by serving.routes.predict with the /predict handler
-        predictor = ProjectPredictor(served, models, serving.settings.serving.max_batch)
+        predictor = ProjectPredictor(
+            served, models, serving.settings.serving.max_batch, serving.metrics
+        )
+        one, batch = answer_models(served.project, title_of(served.project))
         app.add_api_route(
             path,
             _endpoint(predictor),
             methods=["POST"],
             tags=["models"],
+            response_model=one | batch,
             responses=REFUSALS,
             openapi_extra={"requestBody": predictor.openapi_body()},
-            summary=f"Predict for {served.name}",
+            summary=f"Predict {served.project.target.name} for {served.name}",
             name=f"predict {served.name}",
         )
     app.include_router(router)
@@ -161,11 +99,7 @@ def _endpoint(predictor: ProjectPredictor) -> Any:
     async def predict(request: Request) -> Response:
         return predictor.answer(await read_body(request))
 
-    target = predictor.served.project.target.name
-    predict.__doc__ = (
-        f"Predict {target} of one item of {predictor.served.name} (an object) or of a batch "
-        f"(an array) with its production version; the answer names the version."
-    )
+    predict.__doc__ = describe(predictor.served.project)
     return predict
 
 
@@ -211,7 +145,7 @@ _SCHEMAS: dict[str, dict[str, Any]] = {}
 def request_schema(served: ServedProject) -> dict[str, Any]:
     """The JSON Schema of one item of a project's predict request, built once."""
     if served.name not in _SCHEMAS:
-        _SCHEMAS[served.name] = request_model(served).model_json_schema()
+        _SCHEMAS[served.name] = request_model(served.project).model_json_schema()
     return _SCHEMAS[served.name]
 
 

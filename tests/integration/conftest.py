@@ -12,7 +12,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -116,6 +116,23 @@ class Processes:
 @pytest.fixture
 def loop(stack: Stack, tmp_path: Path) -> Iterator[tuple[Settings, Processes]]:
     """Settings of this test's own (topics, groups, database, model) and its processes."""
+    with own_loop(stack, tmp_path) as mine:
+        yield mine
+
+
+@pytest.fixture(scope="module")
+def module_loop(
+    stack: Stack, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Settings, Processes]]:
+    """The ``loop`` of a whole module: the tests of one story share its processes."""
+    with own_loop(stack, tmp_path_factory.mktemp("loop")) as mine:
+        yield mine
+
+
+@contextmanager
+def own_loop(stack: Stack, logs: Path) -> Iterator[tuple[Settings, Processes]]:
+    """Settings of a loop's own (topics, groups, database, model) and its processes, stopped at
+    the end; their logs go to ``logs``."""
     tag = uuid.uuid4().hex[:8]
     base = stack.settings
     scorer_port, joiner_port, monitor_port = free_ports(3)
@@ -137,6 +154,8 @@ def loop(stack: Stack, tmp_path: Path) -> Iterator[tuple[Settings, Processes]]:
         monitor_metrics_port=monitor_port,
         registry_poll_interval_s=1.0,
         retrain_transient_retry_delay_s=0.5,
+        # The scorer and the joiner serve every project named: the fish alone here.
+        projects_names="fish-weight",
     )
     kafka_io.ensure_topics(settings.kafka)
     env = (
@@ -145,7 +164,7 @@ def loop(stack: Stack, tmp_path: Path) -> Iterator[tuple[Settings, Processes]]:
         | prefect_env(settings, stack.state)
         | {"PREFECT_RUNNER_POLL_FREQUENCY": "2"}
     )
-    processes = Processes(env, tmp_path)
+    processes = Processes(env, logs)
     try:
         yield settings, processes
     finally:

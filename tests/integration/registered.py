@@ -10,9 +10,11 @@ import mlflow
 from mlflow import MlflowClient
 from sklearn.pipeline import Pipeline
 
+from tests.integration.projects import example
 from tidemark.config import Settings
-from tidemark.model import FEATURES, train
-from tidemark.scenario import generate_frame, load_scenario
+from tidemark.modelling.training import train
+from tidemark.simulation.generate import generate_frame
+from tidemark.simulation.library import load_scenario
 
 
 def register_scenario_model(
@@ -24,10 +26,12 @@ def register_scenario_model(
     production: bool = False,
     tags: dict[str, str] | None = None,
 ) -> tuple[str, Pipeline]:
-    """Train on the default scenario's phases, register a version; returns (version, model)."""
+    """Train the platform's default model on phases of the example project's default scenario,
+    register a version; returns (version, model)."""
     name = name or settings.registry.model_name
-    frame = generate_frame(load_scenario(), seed=1, phases=phases)
-    fitted = train(frame, seed=0).model
+    project = example("fish-weight")
+    frame = generate_frame(load_scenario(project), seed=1, phases=phases)
+    fitted = train(project, frame, seed=0).model
     mlflow.set_tracking_uri(settings.registry.tracking_uri)
     mlflow.set_experiment(experiment)
     with mlflow.start_run():
@@ -35,7 +39,7 @@ def register_scenario_model(
             fitted,
             name="model",
             registered_model_name=name,
-            input_example=frame.loc[:5, list(FEATURES)],
+            input_example=frame.loc[:5, [f.name for f in project.features]],
             # Explicit requirements spare log_model a subprocess that re-loads the model.
             pip_requirements=["scikit-learn"],
         )

@@ -1,8 +1,8 @@
 """The loop decides on evidence (issue 11), on the real stack.
 
-Each test has its own model, topics and scenario, short windows (15 s of event time, 30 fish
-each) and simulated event time, so that the story plays in a few minutes of wall time. The
-tutorial's fish:
+Each story has its own model, topics and processes, short windows (15 s of event time, 30 fish
+each) and simulated event time, so that it plays in a few minutes of wall time. The tutorial's
+fish, in one story that two tests read (they share the bootstrap, the processes and the line):
 
 1. ten windows of salmon scored by the salmon-only bootstrap model trigger nothing;
 2. walleye arrive, one window at a time, until a version is promoted: no version is promoted on
@@ -11,14 +11,17 @@ tutorial's fish:
 3. the promoted version's tags and description state the evidence (n, p-value, per-species
    errors);
 4. fresh salmon and walleye scored by it: each species' window error is within 1.5 times its
-   noise floor (the mean relative error of the true law itself on the same fish).
+   noise floor (the mean relative error of the true law itself on the same fish);
+5. plaice (the never-seen scenario's) then arrive while the walleye incident is in its cooldown
+   and get their own retrain.
 
 It prints the window errors before, during and after, and the seconds from the shift to the
-detection, the promotion and the first prediction by the new version. A second test plays the
-never-seen scenario: plaice arrive while the walleye incident is in its cooldown and get their
-own retrain. A third plays the near-floor scenario's small walleye, whose floor sits just under
-the threshold: exactly one retrain, whose rejection closes the incident. The last is the
-closed loop end to end: ``make demo`` twice on one stack, one retrain and a recovery each time.
+detection, the promotion and the first prediction by the new version. A story of its own plays
+the near-floor scenario's small walleye, whose floor sits just under the threshold: exactly one
+retrain, whose rejection closes the incident.
+
+No story sleeps for what it can wait on: the line's fish are waited for until they are scored,
+and the monitor's judging until its last closed window is past the fish of interest.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -45,12 +49,14 @@ from infra.local.stack import Stack
 from monitoring.windows import TumblingWindows
 from tests.integration.conftest import Processes
 from tests.integration.loop import port_open, ready, wait
+from tests.integration.metrics import scrape
 from tests.integration.projects import fish_on
 from tidemark.config import SECTIONS, Settings, get_settings
 from tidemark.judging.tags import per_segment
 from tidemark.orchestration import TRAIN_DEPLOYMENT, deployments_ready, prefect_api
+from tidemark.project.contracts import Scored
+from tidemark.project.spec import ErrorKind
 from tidemark.registry import writer as registry
-from tidemark.schemas import Scored
 from tidemark.simulation.generate import generate_frame
 from tidemark.simulation.library import load_scenario
 from tidemark.simulation.spec import Phase
@@ -62,35 +68,48 @@ FISH_PER_WINDOW = int(WINDOW_S / EVENT_INTERVAL_S)
 STATIONARY_WINDOWS = 10
 # Wall-clock pace of the played fish (fish per second).
 FAST = 60.0
+# How long a story plays a species' windows for a version that knows it to be promoted.
+PROMOTION_DEADLINE_S = 600.0
 
 
-@pytest.fixture
-def short_loop(loop: tuple[Settings, Processes]) -> tuple[Settings, Processes]:
-    """The closed-loop test's own settings and processes, with 15-s windows and a short
-    cooldown (the retrain of an insufficient window may repeat soon after)."""
-    settings, processes = loop
+def _short_windows(settings: Settings, processes: Processes, cooldown_s: float) -> Settings:
+    """15-s windows and the given cooldown, for the settings and the processes started next."""
     settings = settings.override(
         monitor_window_s=WINDOW_S,
         monitor_allowed_lateness_s=2.0,
         monitor_idle_flush_s=10.0,
-        monitor_cooldown_s=10.0,
+        monitor_cooldown_s=cooldown_s,
     )
     processes.env = processes.env | settings.as_env(*SECTIONS)
-    return settings, processes
+    return settings
+
+
+@pytest.fixture
+def short_loop(loop: tuple[Settings, Processes]) -> tuple[Settings, Processes]:
+    """A test's own settings and processes, with 15-s windows and a short cooldown (a retrain
+    that ended may be followed soon by another, unless something else holds it back)."""
+    settings, processes = loop
+    return _short_windows(settings, processes, cooldown_s=10.0), processes
 
 
 class Line:
-    """Plays a scenario's species in simulated event time, continuing where it stopped."""
+    """Plays a scenario's species in simulated event time, continuing where it stopped.
 
-    def __init__(self, settings: Settings, start: datetime, scenario: str) -> None:
+    A species the scenario does not have comes from the first of ``more`` scenarios that has it.
+    """
+
+    def __init__(self, settings: Settings, start: datetime, scenario: str, *more: str) -> None:
         self.settings = settings
-        self.scenario = load_scenario(fish_on(settings), scenario)
+        project = fish_on(settings)
+        self.scenario = load_scenario(project, scenario)
+        self.scenarios = [self.scenario, *(load_scenario(project, name) for name in more)]
         self.event = start
         self.played = 0
+        self.sent = 0
 
     def phase(self, species: str) -> Phase:
         """The first phase with ``species``, with that species alone."""
-        phase = next(p for p in self.scenario.phases if species in p.segments)
+        phase = next(p for s in self.scenarios for p in s.phases if species in p.segments)
         return phase.model_copy(update={"segments": {species: phase.segments[species]}})
 
     def play(self, species: Sequence[str], rate: float) -> list[PhaseStart]:
@@ -112,57 +131,108 @@ class Line:
             event_interval_s=EVENT_INTERVAL_S,
         )
         self.event += timedelta(seconds=scenario.count * EVENT_INTERVAL_S)
+        self.sent += scenario.count
         return starts
 
     def noise_floor(self, record: Scored) -> float:
         """The relative error of the true (noise-free) law on this fish."""
-        law = self.phase(record.species).segments[record.species].target
+        species = str(record.segment)
+        law = self.phase(species).segments[species].target
         assert law is not None
         sizes = {
-            "length_cm": np.array([record.length_cm]),
-            "height_cm": np.array([record.height_cm]),
+            name: np.array([record.prediction.item.fields[name]])
+            for name in ("length_cm", "height_cm")
         }
         truth = float(law.median(sizes, 1)[0])
-        return abs(record.weight_kg - truth) / record.weight_kg
+        return abs(record.truth - truth) / record.truth
 
 
-def test_tutorial_fish_promote_on_evidence_and_reach_each_floor(
-    short_loop: tuple[Settings, Processes], stack: Stack
-) -> None:
-    settings, processes = short_loop
-    first_version = _start_loop(settings, processes, "tutorial", ["salmon"])
+@dataclass(frozen=True)
+class TutorialStory:
+    """What the tutorial story (with its plaice) played and what the loop did meanwhile."""
+
+    settings: Settings
+    observer: LoopObserver
+    line: Line
+    bootstrap: str
+    walleye_shift: PhaseStart
+    # None when no version was promoted in time (the test that needs it fails on it).
+    walleye_version: str | None
+    plaice_shift: PhaseStart | None
+    plaice_version: str | None
+
+
+@pytest.fixture(scope="module")
+def tutorial_story(module_loop: tuple[Settings, Processes], stack: Stack) -> TutorialStory:
+    """The tutorial's salmon, then walleye until a version is promoted, then fresh fish for it;
+    then plaice beside the walleye until a second version is promoted, and fresh fish for it.
+
+    The cooldown outlasts the whole story: only a new incident can start a second retrain.
+    A promotion that does not come in time ends the story there; the tests say what is missing.
+    """
+    settings, processes = module_loop
+    settings = _short_windows(settings, processes, cooldown_s=900.0)
+    bootstrap = _start_loop(settings, processes, "tutorial", ["salmon"])
     observer = LoopObserver(settings)
     start = (datetime.now(UTC) - timedelta(hours=3)).replace(second=0, microsecond=0)
-    line = Line(settings, start, "tutorial")
+    line = Line(settings, start, "tutorial", "never-seen")
     try:
-        # 1. Stationary salmon, then one more so that the monitor closes the tenth window.
-        line.play(["salmon"] * (STATIONARY_WINDOWS + 1), FAST)
-        _settle(observer, processes, 2 * WINDOW_S)
-        assert not observer.requests, [r.reason for r in observer.requests]
-
+        # 1. Stationary salmon; the first walleye window closes the tenth.
+        line.play(["salmon"] * STATIONARY_WINDOWS, FAST)
         # 2. Walleye, one window every few seconds, until a version is promoted.
-        shift = line.play(["walleye"], FAST)[0]
-        deadline = time.monotonic() + 600
-        while not observer.promotions:
-            assert time.monotonic() < deadline, f"no promotion; requests: {observer.requests}"
-            processes.check_alive()
-            line.play(["walleye"], FAST)
-            _settle(observer, processes, 8.0)
-        promoted = observer.promotions[0].version
-
+        walleye_shift = line.play(["walleye"], FAST)[0]
+        walleye_version = _play_until_promoted(line, observer, processes, ["walleye"], 1)
+        if walleye_version is None:
+            return TutorialStory(
+                settings, observer, line, bootstrap, walleye_shift, None, None, None
+            )
         # 4. Fresh fish of both species for the promoted version (a little settling first:
         # the scorer switches a poll after the alias moves).
         _settle(observer, processes, settings.registry.poll_interval_s + 3)
         line.play(["walleye", "salmon", "walleye", "salmon", "walleye"], FAST)
-        _settle(observer, processes, WINDOW_S)
+        _wait_scored(observer, processes, line)
+        # 5. Plaice now, beside walleye, well inside the walleye incident's cooldown.
+        plaice_shift = line.play(["plaice"], FAST)[0]
+        plaice_version = _play_until_promoted(line, observer, processes, ["walleye", "plaice"], 2)
+        if plaice_version is not None:
+            _settle(observer, processes, settings.registry.poll_interval_s + 3)
+            line.play(["plaice", "walleye", "plaice"], FAST)
+            _wait_scored(observer, processes, line)
     finally:
         observer.close()
+        # The story ends here, not with the module: a later test's serve-flows serves the same
+        # deployments, and two runners would race for (and may run) each other's retrains.
+        processes.stop()
+    return TutorialStory(
+        settings,
+        observer,
+        line,
+        bootstrap,
+        walleye_shift,
+        walleye_version,
+        plaice_shift,
+        plaice_version,
+    )
+
+
+def test_tutorial_fish_promote_on_evidence_and_reach_each_floor(
+    tutorial_story: TutorialStory,
+) -> None:
+    story = tutorial_story
+    settings, observer = story.settings, story.observer
+    # 1. The ten salmon windows asked for nothing: every request is of a window after the shift
+    # (the monitor judges windows in event-time order, so it judged them before the first).
+    assert observer.requests
+    early = [r for r in observer.requests if r.window_end <= story.walleye_shift.event]
+    assert not early, [(r.reason, r.window_start, r.metric_value) for r in early]
 
     # 3. Evidence on every promoted version, and stated on this one.
     minimum = settings.retrain.min_holdout_rows
     for version in registry.list_versions(settings.registry):
         if version.tags.get("decision") == "promoted":
             assert int(version.tags["heldout_n"]) >= minimum, (version.version, version.tags)
+    promoted = story.walleye_version
+    assert promoted is not None, f"no promotion; requests: {observer.requests}"
     info = registry.version_info(settings.registry, promoted)
     assert int(info.tags["heldout_n"]) >= minimum
     assert 0.0 <= float(info.tags["p_value"]) <= settings.retrain.promotion_alpha
@@ -178,54 +248,28 @@ def test_tutorial_fish_promote_on_evidence_and_reach_each_floor(
     assert f"{info.tags['heldout_n']} held-out fish" in info.description
     assert "Wilcoxon" in info.description
 
-    incident = _told(settings, observer, first_version, shift)
+    incident = _told(settings, observer, story.bootstrap, story.walleye_shift)
     assert incident.promoted is not None
+    assert incident.promoted.version == promoted
     assert incident.first_prediction is not None
 
     # Each species' window error of the new version within 1.5 times its floor.
-    assert _windows_within_floor(line, observer.scored, promoted, ["salmon", "walleye"]) >= 4
+    judged = _windows_within_floor(story.line, observer.scored, promoted, ["salmon", "walleye"])
+    assert judged >= 4
 
 
 def test_a_species_never_seen_in_another_incidents_cooldown_gets_its_own_retrain(
-    short_loop: tuple[Settings, Processes], stack: Stack
+    tutorial_story: TutorialStory,
 ) -> None:
     """Walleye shift the salmon model and are learned; plaice then arrive inside the walleye
     incident's cooldown, alarm as unseen at their first judged window, and get a retrain of their
     own: a version that knows them, whose plaice windows are each within 1.5 times their floor."""
-    settings, processes = short_loop
-    # A cooldown that outlasts the whole plaice story: only a new incident can start a retrain.
-    settings = settings.override(monitor_cooldown_s=900.0)
-    processes.env = processes.env | settings.as_env(*SECTIONS)
-    _start_loop(settings, processes, "never-seen", ["salmon"])
-    observer = LoopObserver(settings)
-    start = (datetime.now(UTC) - timedelta(hours=3)).replace(second=0, microsecond=0)
-    line = Line(settings, start, "never-seen")
-    try:
-        line.play(["salmon"] * 3, FAST)
-        _settle(observer, processes, WINDOW_S)
-        line.play(["walleye"], FAST)
-        walleye_deadline = time.monotonic() + 600
-        while not observer.promotions:
-            assert time.monotonic() < walleye_deadline, f"walleye: {observer.requests}"
-            line.play(["walleye"], FAST)
-            _settle(observer, processes, 8.0)
-        walleye_version = observer.promotions[0].version
-        _settle(observer, processes, settings.registry.poll_interval_s + 3)
-
-        # Plaice now, beside walleye, well inside the walleye incident's cooldown.
-        shift = line.play(["plaice"], FAST)[0]
-        plaice_deadline = time.monotonic() + 600
-        while len(observer.promotions) < 2:
-            assert time.monotonic() < plaice_deadline, f"plaice: {observer.requests}"
-            line.play(["walleye", "plaice"], FAST)
-            _settle(observer, processes, 8.0)
-        plaice_version = observer.promotions[1].version
-        _settle(observer, processes, settings.registry.poll_interval_s + 3)
-        line.play(["plaice", "walleye", "plaice"], FAST)
-        _settle(observer, processes, WINDOW_S)
-    finally:
-        observer.close()
-
+    story = tutorial_story
+    settings, observer = story.settings, story.observer
+    walleye_version, plaice_version = story.walleye_version, story.plaice_version
+    assert walleye_version is not None, f"walleye: no promotion; requests: {observer.requests}"
+    assert story.plaice_shift is not None
+    assert plaice_version is not None, f"plaice: no promotion; requests: {observer.requests}"
     plaice_requests = [r for r in observer.requests if r.model_version == walleye_version]
     assert plaice_requests, observer.requests
     info = registry.version_info(settings.registry, plaice_version)
@@ -233,17 +277,17 @@ def test_a_species_never_seen_in_another_incidents_cooldown_gets_its_own_retrain
     assert int(info.tags[per_segment("heldout_n", "plaice")]) >= (
         settings.retrain.min_holdout_rows_per_segment
     )
-    incident = _told(settings, observer, walleye_version, shift)
+    incident = _told(settings, observer, walleye_version, story.plaice_shift)
     assert incident.promoted is not None
     assert incident.promoted.version == plaice_version
     assert incident.first_prediction is not None
-    judged = _windows_within_floor(line, observer.scored, plaice_version, ["plaice"])
+    judged = _windows_within_floor(story.line, observer.scored, plaice_version, ["plaice"])
     assert judged >= 2
 
 
-# The near-floor story's bound: pairs of walleye windows played, at most, until a window played
-# after the rejected retrain crosses the threshold again by chance.
-NEAR_FLOOR_PAIRS = 16
+# The near-floor story's bound: pairs of walleye windows played, at most, until a window crosses
+# the threshold by chance (about one window in twelve does), before the retrain and after it.
+NEAR_FLOOR_PAIRS = 40
 
 
 def test_a_species_at_its_floor_near_the_threshold_triggers_exactly_one_retrain(
@@ -254,24 +298,46 @@ def test_a_species_at_its_floor_near_the_threshold_triggers_exactly_one_retrain(
     candidate is rejected, and the rejection closes the incident: a later window that crosses
     the threshold again starts no second retrain."""
     settings, processes = short_loop
+    # The incident closes at the rejected candidate's held-out error and reopens above it plus
+    # the margin (at least the threshold). With the default 25 % the level is 0.1 whenever that
+    # error is under 0.08, as it is for these fish now and then (one of two runs here: a second
+    # retrain at 0.101): every chance crossing then rightly reopens the incident
+    # (tests/unit/monitoring/test_policy.py), and a closed incident cannot be seen. Twice the
+    # error (about 0.17) is beyond every chance window of these fish (about 0.06 to 0.13), so
+    # each crossing after the rejection is one the closing must hold.
+    settings = settings.override(monitor_reopen_margin=1.0)
+    processes.env = processes.env | settings.as_env(*SECTIONS)
     bootstrap = _start_loop(settings, processes, "near-floor", ["salmon", "small-walleye"])
     observer = LoopObserver(settings)
     start = (datetime.now(UTC) - timedelta(hours=3)).replace(second=0, microsecond=0)
     line = Line(settings, start, "near-floor")
     threshold = settings.monitor.error_threshold
-    rejected_at: datetime | None = None
     try:
-        # Walleye windows two at a time, with a pause for a retrain to run and end, until the
-        # retrain was rejected and a window played after that crossed the threshold again.
+        # Walleye windows two at a time until the monitor asks for a retrain (a window crossed)…
         for _ in range(NEAR_FLOOR_PAIRS):
             line.play(["walleye", "walleye"], FAST)
-            _settle(observer, processes, 6.0)
-            if rejected_at is None and _decisions(settings, bootstrap):
-                rejected_at = line.event
-            if rejected_at is not None and _crossings(observer.scored, rejected_at, threshold):
+            _settle(observer, processes, 2.0)
+            if observer.requests:
                 break
-        line.play(["salmon"], FAST)
-        _settle(observer, processes, 2 * WINDOW_S)
+        assert observer.requests, f"no retrain asked in {NEAR_FLOOR_PAIRS} pairs of windows"
+        # …then none until that retrain has decided…
+        wait(
+            lambda: any(_decisions(settings, bootstrap)),
+            PROMOTION_DEADLINE_S,
+            "the retrain's decision",
+            processes,
+        )
+        rejected_at = line.event
+        # …then pairs again until a window played after the decision crosses the threshold.
+        for _ in range(NEAR_FLOOR_PAIRS):
+            line.play(["walleye", "walleye"], FAST)
+            _settle(observer, processes, 2.0)
+            if _crossings(observer.scored, rejected_at, threshold):
+                break
+        # Two salmon windows: the first closes the last walleye window, the second the first.
+        walleye_end = line.event
+        line.play(["salmon", "salmon"], FAST)
+        _wait_judged(observer, processes, settings, walleye_end + timedelta(seconds=WINDOW_S))
     finally:
         observer.close()
     errors = [e for _, e in _window_errors(observer.scored)]
@@ -286,20 +352,70 @@ def test_a_species_at_its_floor_near_the_threshold_triggers_exactly_one_retrain(
     assert _decisions(settings, bootstrap) == ["rejected"]
     assert not observer.promotions
     assert registry.production_version(settings.registry) == bootstrap
-    # The rejection closed the incident: windows played after it crossed the threshold again,
-    # and none started a second retrain.
-    assert rejected_at is not None
+    # The rejection closed the incident: windows played after it (more than the cooldown after
+    # its run started) crossed the threshold again, within the reopen level, were judged, and
+    # none started a retrain.
     later = _crossings(observer.scored, rejected_at, threshold)
-    print(f"windows above the threshold after the rejection: {later}")
+    (candidate,) = [v for v in registry.list_versions(settings.registry) if v.version != bootstrap]
+    achievable = float(candidate.tags[per_segment("candidate_mean_relative_error", "walleye")])
+    level = max(threshold, achievable * (1 + settings.monitor.reopen_margin))
+    print(f"windows above the threshold after the rejection: {later} (reopen level {level:.3f})")
     assert later, f"no window crossed again in {NEAR_FLOOR_PAIRS} pairs"
+    assert max(later) <= level, (later, level)
+
+
+def _play_until_promoted(
+    line: Line, observer: LoopObserver, processes: Processes, species: list[str], count: int
+) -> str | None:
+    """Play a window of ``species`` every few seconds until the ``count``-th promotion; its
+    version (None if it did not come within ``PROMOTION_DEADLINE_S``)."""
+    deadline = time.monotonic() + PROMOTION_DEADLINE_S
+    while len(observer.promotions) < count:
+        if time.monotonic() > deadline:
+            return None
+        line.play(species, FAST)
+        _settle(observer, processes, 5.0)
+    return observer.promotions[count - 1].version
+
+
+def _wait_scored(observer: LoopObserver, processes: Processes, line: Line) -> None:
+    """Until every fish the line played was scored (measured, predicted, weighed and joined):
+    the observer started before the line, and every fish has its truth."""
+
+    def scored() -> bool:
+        observer.poll(0.5)
+        return len({r.key for r in observer.scored}) >= line.sent
+
+    wait(
+        scored,
+        120,
+        "every fish played scored",
+        processes,
+    )
+
+
+def _wait_judged(
+    observer: LoopObserver, processes: Processes, settings: Settings, until: datetime
+) -> None:
+    """Until the monitor has closed and judged its windows up to ``until`` (event time), then
+    read everything it published by then (it publishes a window's request before it closes the
+    next window)."""
+
+    def judged() -> bool:
+        observer.poll(0.5)
+        end = scrape(settings.monitor.metrics_port)["tidemark_monitor_window_end_timestamp_seconds"]
+        return end >= until.timestamp()
+
+    wait(judged, 120, f"the monitor's windows judged up to {until:%H:%M:%S}", processes)
+    observer.catch_up()
 
 
 def _window_errors(scored: Sequence[Scored]) -> list[tuple[datetime, float]]:
     """Each window's start and mean relative error, by event time."""
-    windows = TumblingWindows(WINDOW_S, allowed_lateness_s=0)
-    for record in sorted(scored, key=lambda r: r.measured_at):
+    windows = TumblingWindows(WINDOW_S, allowed_lateness_s=0, judged_by=ErrorKind.RELATIVE)
+    for record in sorted(scored, key=lambda r: r.at):
         windows.add(record)
-    return [(w.start, w.overall.mean_relative_error) for w in windows.flush()]
+    return [(w.start, w.overall.judged) for w in windows.flush()]
 
 
 def _crossings(scored: Sequence[Scored], since: datetime, threshold: float) -> list[float]:
@@ -410,12 +526,12 @@ def _windows_within_floor(
 ) -> int:
     """Print and check each window's error of ``version`` per species against the noise floor
     (at most 1.5 times it); return how many species windows were judged."""
-    after = [r for r in scored if r.model_version == version and r.species in species]
+    after = [r for r in scored if r.prediction.model_version == version and r.segment in species]
     print(f"windows of v{version} (mean relative error / noise floor, per species):")
     by_window: dict[tuple[datetime, str], list[Scored]] = defaultdict(list)
-    windows = TumblingWindows(WINDOW_S, allowed_lateness_s=0)
+    windows = TumblingWindows(WINDOW_S, allowed_lateness_s=0, judged_by=ErrorKind.RELATIVE)
     for record in after:
-        by_window[(windows.window_start(record.measured_at), record.species)].append(record)
+        by_window[(windows.window_start(record.at), str(record.segment))].append(record)
     judged = 0
     for (start, name), records in sorted(by_window.items()):
         if len(records) < FISH_PER_WINDOW // 2:

@@ -43,8 +43,8 @@ from tests.integration.test_loop_evidence import (
 from tidemark.config import SECTIONS, Settings
 from tidemark.judging.tags import per_segment
 from tidemark.orchestration import TRAIN_DEPLOYMENT, deployments_ready, prefect_api
+from tidemark.project.contracts import Scored
 from tidemark.registry import writer as registry
-from tidemark.schemas import Scored
 from tidemark.simulation.generate import generate_frame
 from tidemark.simulation.library import load_scenario
 from tidemark.simulation.spec import PowerLaw
@@ -112,11 +112,11 @@ class ChangingLine:
         law = self.new.segments["salmon"].target
         assert law is not None
         sizes = {
-            "length_cm": np.array([r.length_cm for r in records]),
-            "height_cm": np.array([r.height_cm for r in records]),
+            name: np.array([r.prediction.item.fields[name] for r in records])
+            for name in ("length_cm", "height_cm")
         }
         truth = law.median(sizes, len(records))
-        weights = np.array([r.weight_kg for r in records])
+        weights = np.array([r.truth for r in records])
         return float(np.mean(np.abs(weights - truth) / weights))
 
 
@@ -195,7 +195,7 @@ def test_a_law_that_changes_mid_window_is_learned_from_its_first_fish_only(
     new_fish = [
         r
         for r in observer.scored
-        if r.measured_at >= change and r.model_version == first_version and r.species == "salmon"
+        if r.at >= change and r.prediction.model_version == first_version and r.segment == "salmon"
     ]
     floor = line.floor(new_fish)
     info = registry.version_info(settings.registry, promoted)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
 import pandas as pd
 import pytest
 from prefect.deployments import run_deployment
@@ -31,8 +32,8 @@ from tidemark.modelling.training import evaluate
 from tidemark.orchestration import RETRAIN_DEPLOYMENT, deployments_ready, prefect_api
 from tidemark.project.catalog import load_catalog
 from tidemark.registry import writer as registry
-from tidemark.scenario import generate_frame, load_scenario
-from tidemark.schemas import Scored
+from tidemark.simulation.generate import generate_frame
+from tidemark.simulation.library import load_scenario
 from tidemark.store import TrainingStore
 
 SHIFT_START = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
@@ -72,32 +73,34 @@ def settings(stack: Stack) -> Iterator[Settings]:
 
 def store_phase(settings: Settings, phase: str, seed: int, start: datetime, count: int) -> None:
     """Put ``count`` fish of a scenario phase into the store as joined records, a second apart."""
-    frame = generate_frame(load_scenario(), seed, [phase]).head(count)
+    frame = generate_frame(load_scenario(FISH.project), seed, [phase]).head(count)
     records = []
     for i, row in enumerate(frame.itertuples(index=False)):
         at = start + timedelta(seconds=i)
         records.append(
-            Scored(
-                fish_id=f"{phase}-{seed}-{row.fish_id}",
-                species=row.species,
-                length_cm=row.length_cm,
-                height_cm=row.height_cm,
-                measured_at=at,
-                predicted_weight_kg=row.weight_kg,
-                species_known=True,
-                model_name=settings.registry.model_name,
-                model_version="1",
-                predicted_at=at,
-                weight_kg=row.weight_kg,
-                abs_error_kg=0.0,
-                rel_error=0.0,
-                joined_at=at + timedelta(seconds=30),
+            orjson.dumps(
+                {
+                    "fish_id": f"{phase}-{seed}-{row.fish_id}",
+                    "species": row.species,
+                    "length_cm": row.length_cm,
+                    "height_cm": row.height_cm,
+                    "measured_at": at,
+                    "predicted_weight_kg": row.weight_kg,
+                    "species_known": True,
+                    "model_name": settings.registry.model_name,
+                    "model_version": "1",
+                    "predicted_at": at,
+                    "weight_kg": row.weight_kg,
+                    "abs_error_kg": 0.0,
+                    "rel_error": 0.0,
+                    "joined_at": at + timedelta(seconds=30),
+                }
             )
         )
     with TrainingStore(settings.store, FISH) as store:
-        assert store.upsert_many([FISH.decode_scored(r.to_json()) for r in records]) == count
+        assert store.upsert_many([FISH.decode_scored(r) for r in records]) == count
         assert (
-            store.upsert_many([FISH.decode_scored(r.to_json()) for r in records]) == 0
+            store.upsert_many([FISH.decode_scored(r) for r in records]) == 0
         )  # idempotent: a replay adds nothing
 
 
@@ -335,7 +338,7 @@ def test_the_store_reads_recent_and_windowed_records_in_time_order(settings: Set
 
 
 def _salmon_error(settings: Settings, number: str) -> float:
-    salmon = generate_frame(load_scenario(), 99, ["salmon"]).head(300)
+    salmon = generate_frame(load_scenario(FISH.project), 99, ["salmon"]).head(300)
     model = registry.load_model(settings.registry, number)
     return evaluate(FISH.project, model, salmon).judged
 

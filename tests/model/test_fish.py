@@ -1,5 +1,5 @@
-"""The fish behavioural tests (tests/model/test_behaviour.py) through the generic model, with
-the fish as a project file, and the proof that the generic model is today's fish model.
+"""Behavioural tests of the platform's default model on the fish, a project file like any other
+(in the style of Made With ML).
 
 The model is trained on the first phase of the default scenario (salmon only), as the
 platform's bootstrap does, and is then checked for what it must do rather than for its
@@ -15,24 +15,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tidemark import model as fish_model
-from tidemark.modelling.default import known_segments
-from tidemark.modelling.fast import FastForm
 from tidemark.modelling.fingerprint import data_fingerprint
 from tidemark.modelling.training import evaluate, predict, train
 from tidemark.project.spec import load_project
-from tidemark.scenario import Scenario, generate_frame, load_scenario
+from tidemark.simulation.generate import generate_frame
+from tidemark.simulation.library import load_scenario
+from tidemark.simulation.scenario import Scenario
 
 FISH = load_project(Path(__file__).resolve().parents[2] / "projects" / "fish-weight.toml")
 # A model that sits within this factor of a species' noise floor has learnt that species' law.
 NOISE_FLOOR_FACTOR = 1.5
 SEED = 11
-PACKAGED = ("default", "tutorial", "never-seen", "growth", "near-floor")
 
 
 @pytest.fixture(scope="module")
 def scenario() -> Scenario:
-    return load_scenario()
+    return load_scenario(FISH)
 
 
 @pytest.fixture(scope="module")
@@ -51,32 +49,6 @@ def sizes(species: str, lengths: list[float], heights: list[float]) -> pd.DataFr
 
 def weights(model: Any, frame: pd.DataFrame) -> np.ndarray:
     return predict(FISH, model, frame).values
-
-
-@pytest.mark.parametrize("name", PACKAGED)
-def test_the_generic_model_is_the_fish_model_on_every_packaged_scenario(name: str) -> None:
-    fish = generate_frame(load_scenario(name), SEED)
-    generic = train(FISH, fish, seed=SEED)
-    today = fish_model.train(fish, seed=SEED)
-    held = generate_frame(load_scenario(name), SEED + 1).assign(
-        species=lambda f: f.species.where(f.index % 5 != 0, "pike")
-    )
-    expected = fish_model.predict(today.model, held)
-    got = predict(FISH, generic.model, held)
-    np.testing.assert_allclose(got.values, expected.weight_kg, rtol=1e-12, atol=0.0)
-    np.testing.assert_array_equal(got.segment_known, expected.species_known)
-    assert generic.metrics.as_dict() == pytest.approx(today.metrics.as_dict(), rel=1e-12)
-    assert generic.fingerprint == today.fingerprint == data_fingerprint(FISH, fish)
-    # Versions registered by today's model are read by the generic code alike.
-    assert known_segments(FISH, today.model) == fish_model.known_species(today.model)
-    assert generic.segments == known_segments(FISH, generic.model)
-    # The fast forms of both give the pipeline's answers, and so the served answers.
-    fast = FastForm.derive(FISH, generic.model)
-    assert fast is not None
-    np.testing.assert_allclose(fast.predict(held).values, expected.weight_kg, rtol=1e-12)
-    of_today = FastForm.derive(FISH, today.model)
-    assert of_today is not None
-    np.testing.assert_allclose(of_today.predict(held).values, expected.weight_kg, rtol=1e-12)
 
 
 def test_longer_fish_weighs_more(salmon_model: Any) -> None:
@@ -105,8 +77,11 @@ def test_fish_id_and_batch_change_nothing(salmon_model: Any, fish: pd.DataFrame)
 def test_typical_salmon_weighs_what_the_true_law_says(
     salmon_model: Any, scenario: Scenario
 ) -> None:
-    law = scenario.phases[0].species["salmon"].weight
-    true_kg = float(law.median_kg(np.array([70.0]), np.array([17.0 / 70.0]))[0])
+    law = scenario.phases[0].segments["salmon"].target
+    assert law is not None
+    true_kg = float(
+        law.median({"length_cm": np.array([70.0]), "height_cm": np.array([17.0])}, 1)[0]
+    )
     assert true_kg == pytest.approx(4.05, abs=0.01)
     # Within 3 %, half of the noise's typical size: the model has learnt the law, not the noise.
     assert weights(salmon_model, sizes("salmon", [70.0], [17.0]))[0] == pytest.approx(
@@ -150,9 +125,10 @@ def test_retraining_on_both_species_recovers(fish: pd.DataFrame) -> None:
 
 def noise_floor(scenario: Scenario, phase: str, species: str, fish: pd.DataFrame) -> float:
     """The mean relative error of the true (noise-free) law itself on ``fish``."""
-    law = next(p for p in scenario.phases if p.name == phase).species[species].weight
-    length = fish["length_cm"].to_numpy()
-    true_kg = law.median_kg(length, fish["height_cm"].to_numpy() / length)
+    law = scenario.phase(phase).segments[species].target
+    assert law is not None
+    sizes = {name: fish[name].to_numpy() for name in ("length_cm", "height_cm")}
+    true_kg = law.median(sizes, len(fish))
     actual = fish["weight_kg"].to_numpy()
     return float(np.mean(np.abs(true_kg - actual) / actual))
 
@@ -161,10 +137,8 @@ def noise_floor(scenario: Scenario, phase: str, species: str, fish: pd.DataFrame
 def test_two_species_with_different_laws_both_reach_their_noise_floor(name: str) -> None:
     # The tutorial's laws are linear (salmon by length, walleye by height); the default
     # scenario's are power laws with other exponents. Either way one model learns both.
-    scenario = load_scenario(name)
-    longer = scenario.model_copy(
-        update={"phases": [p.model_copy(update={"count": 1500}) for p in scenario.phases]}
-    )
+    scenario = load_scenario(FISH, name)
+    longer = scenario.with_phases([p.model_copy(update={"count": 1500}) for p in scenario.phases])
     fish = generate_frame(longer, SEED)
     first = fish[fish.phase.isin(["salmon", "walleye"])]
     training = first.groupby("phase").head(1000)

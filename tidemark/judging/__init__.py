@@ -1,13 +1,13 @@
 """Judging: every rule that decides whether a version serves, as pure logic.
 
-On held-out fish, when a retrain (or ``promote``) judges a candidate against production:
+On held-out items, when a retrain (or ``promote``) judges a candidate against production:
 
 - ``holdout``: how many rows it takes to train and to judge, and which are held out;
 - ``promotion``: the paired test and the margin (``decide``);
 - ``candidate``: what becomes of the candidate: the emergency path, shadow when it is not
   worse but not proven better, the record only otherwise; a promotion forced by hand.
 
-On live fish, while a version runs in shadow beside production:
+On live items, while a version runs in shadow beside production:
 
 - ``sequential``: the always-valid sequential test of a paired difference;
 - ``shadow``: the shadow evaluation, its verdicts, and the rollback rule.

@@ -1,16 +1,16 @@
-"""What becomes of a candidate judged on held-out fish: production, shadow, or the record only.
+"""What becomes of a candidate judged on held-out items: production, shadow, or the record only.
 
 The paired test and the margin (``tidemark.judging.promotion``) give the ruling. Two rules
 refine it, both resting on one check, that the candidate is no worse than the champion on any
-species judged:
+segment judged:
 
 - **the emergency path**: when the alarm that started the retrain measured more than twice its
   threshold, waiting for significance costs more than the risk. A candidate the test rejected
   is promoted at once if its held-out error is lower than the champion's overall and no higher
-  on any species (the holdout's minimums of fish already hold). The replaced version then runs
-  in shadow as a rollback watch, so that the live fish undo a promotion that was wrong.
+  on any segment (the holdout's minimums of items already hold). The replaced version then runs
+  in shadow as a rollback watch, so that the live items undo a promotion that was wrong.
 - **shadow**: a candidate rejected for want of evidence, not for being worse (no higher error
-  than the champion's, overall and on any species), runs in shadow: the live fish decide
+  than the champion's, overall and on any segment), runs in shadow: the live items decide
   (``tidemark.judging.shadow``), with as many of them as it takes, where the holdout had too
   few to tell.
 
@@ -38,7 +38,7 @@ class Placement(StrEnum):
     # It won: production.
     PRODUCTION = "production"
     # Promoted without proof (an emergency, or forced): production, and the version it replaced
-    # watches it in shadow and comes back if it proves better on the live fish.
+    # watches it in shadow and comes back if it proves better on the live items.
     WATCHED = "watched"
     # Not worse, not proven better: the challenger in shadow beside production.
     SHADOW = "shadow"
@@ -69,7 +69,7 @@ class AlarmFigures(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ChampionScore:
-    """The production model's per-fish errors on the holdout, or why it has none."""
+    """The production model's per-item errors on the holdout, or why it has none."""
 
     version: str | None
     metrics: Metrics | None
@@ -79,7 +79,7 @@ class ChampionScore:
 
 @dataclass(frozen=True, slots=True)
 class Judgement:
-    """A candidate judged against the champion on the same held-out fish."""
+    """A candidate judged against the champion on the same held-out items."""
 
     ruling: Ruling
     candidate: Metrics
@@ -88,7 +88,7 @@ class Judgement:
 
 
 def judge_on_holdout(
-    species: pd.Series,
+    segments: pd.Series,
     candidate: Metrics,
     candidate_errors: np.ndarray[Any, np.dtype[np.float64]],
     champion: ChampionScore,
@@ -97,8 +97,8 @@ def judge_on_holdout(
     alpha: float,
     not_judged: Mapping[str, int] | None = None,
 ) -> Judgement:
-    """The promotion rule applied to a candidate and the champion scored on the same fish."""
-    evidence = gather_evidence(species, candidate_errors, champion.errors, not_judged)
+    """The promotion rule applied to a candidate and the champion scored on the same items."""
+    evidence = gather_evidence(segments, candidate_errors, champion.errors, not_judged)
     ruling = decide(
         candidate,
         champion.metrics,
@@ -112,7 +112,7 @@ def judge_on_holdout(
 
 
 def _no_segment_worse(evidence: HoldoutEvidence) -> bool:
-    """Whether the candidate's error is no higher than the champion's on every species judged
+    """Whether the candidate's error is no higher than the champion's on every segment judged
     by both."""
     theirs = evidence.champion_error_by_segment or {}
     return all(
@@ -125,7 +125,7 @@ def _no_segment_worse(evidence: HoldoutEvidence) -> bool:
 def deserves_shadow(judgement: Judgement) -> bool:
     """Whether a candidate the held-out test did not promote should run in shadow: a champion
     to compare with, and a held-out error no higher than the champion's, overall and on every
-    species judged."""
+    segment judged."""
     champion = judgement.champion.metrics
     if judgement.ruling.decision is not Decision.REJECTED or champion is None:
         return False
@@ -137,7 +137,7 @@ def deserves_shadow(judgement: Judgement) -> bool:
 def emergency_ruling(alarm: AlarmFigures, judgement: Judgement) -> Ruling | None:
     """A promotion without the paired test's significance, when production is failing badly:
     the alarm measured more than twice its threshold, and the rejected candidate's held-out
-    error is lower than the champion's overall and no higher on any species judged."""
+    error is lower than the champion's overall and no higher on any segment judged."""
     value, threshold = alarm.metric_value, alarm.threshold
     champion = judgement.champion.metrics
     if (
@@ -154,8 +154,9 @@ def emergency_ruling(alarm: AlarmFigures, judgement: Judgement) -> Ruling | None
     return Ruling(
         Decision.PROMOTED,
         f"emergency: production's {alarm.metric or 'error'} {value:.3f} is above twice the "
-        f"threshold {threshold:.2f}; candidate mean relative error {ours:.4f} below the "
-        f"champion's {theirs:.4f} on {judgement.candidate.n} held-out fish, though not "
+        f"threshold {threshold:.2f}; candidate {judgement.candidate.judged_name.replace('_', ' ')} "
+        f"{ours:.4f} below the champion's {theirs:.4f} on {judgement.candidate.n} held-out "
+        "items, though not "
         f"significantly ({judgement.ruling.reason}); the replaced version watches in shadow",
     )
 

@@ -1,13 +1,14 @@
-"""The held-out fish: how many it takes to train and to judge, and which are held out.
+"""The held-out items: how many it takes to train and to judge, and which are held out.
 
-Records are split per species: each species' most recent share is held out to judge, the rest
-trains. A species needs ``min_training_rows_per_segment`` rows to train on and
+Records are split per segment: each segment's most recent share is held out to judge, the rest
+trains. A segment needs ``min_training_rows_per_segment`` rows to train on and
 ``min_holdout_rows_per_segment`` to judge, and the holdout needs ``min_holdout_rows`` in all;
-a species the retrain is about (the window's) that falls short makes the whole retrain short of
-evidence, and nothing is trained. A species that is only remembered from before the window and
-falls short is trained on whole, and named as not judged.
+a segment the retrain is about (the window's) that falls short makes the whole retrain short of
+evidence, and nothing is trained. A segment that is only remembered from before the window and
+falls short is trained on whole, and named as not judged. A project without a segment is one
+segment, ``WHOLE``.
 
-How candidate and champion are then judged on those fish is ``tidemark.judging.promotion``.
+How candidate and champion are then judged on those items is ``tidemark.judging.promotion``.
 Pure logic: no registry, no database.
 """
 
@@ -20,10 +21,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from tidemark.config import RetrainSettings
+from tidemark.judging.scored import WHOLE
 from tidemark.modelling.frames import TrainingDataError
-
-# The one group of a project without a segment: its records are held out as one segment.
-WHOLE = "*"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,12 +43,12 @@ class EvidenceRules:
             raise ValueError("min_training_rows_per_segment must be at least 1")
 
     def rows_to_judge(self, rows: int) -> int:
-        """How many of a species' ``rows`` are held out (before the overall minimum)."""
+        """How many of a segment's ``rows`` are held out (before the overall minimum)."""
         return max(self.min_holdout_rows_per_segment, math.ceil(rows * self.holdout_fraction))
 
     @property
-    def rows_per_species(self) -> int:
-        """The fewest rows of one species that can be split into training and holdout."""
+    def rows_per_segment(self) -> int:
+        """The fewest rows of one segment that can be split into training and holdout."""
         rows = self.min_training_rows_per_segment + self.min_holdout_rows_per_segment
         while rows - self.rows_to_judge(rows) < self.min_training_rows_per_segment:
             rows += 1
@@ -57,10 +56,10 @@ class EvidenceRules:
 
     @property
     def rows_alone(self) -> int:
-        """The fewest rows of one species that meet every minimum on their own, the overall
-        holdout minimum included (no other species' held-out fish to add up with)."""
-        rows = self.rows_per_species
-        while _held_per_species({"": rows}, self)[""] < self.min_holdout_rows:
+        """The fewest rows of one segment that meet every minimum on their own, the overall
+        holdout minimum included (no other segment's held-out items to add up with)."""
+        rows = self.rows_per_segment
+        while _held_per_segment({"": rows}, self)[""] < self.min_holdout_rows:
             rows += 1
         return rows
 
@@ -85,7 +84,7 @@ class InsufficientEvidenceError(TrainingDataError):
 
 @dataclass(frozen=True, slots=True)
 class Split:
-    """Records split into training and held-out ones, and the species too few to judge."""
+    """Records split into training and held-out ones, and the segments too few to judge."""
 
     training: pd.DataFrame
     holdout: pd.DataFrame
@@ -121,28 +120,28 @@ def split_holdout(
     ordered = ordered.reset_index(drop=True)
     groups = segments_of(ordered, segment)
     counts = groups.value_counts().sort_index()
-    needed = rules.rows_per_species
+    needed = rules.rows_per_segment
     judged = {str(s): int(n) for s, n in counts.items() if n >= needed}
     short = {str(s): int(n) for s, n in counts.items() if n < needed}
     must = set(short) if required is None else set(short) & set(required)
     if must:
         listed = ", ".join(f"{s} {short[s]} rows" for s in sorted(must))
         raise InsufficientEvidenceError(
-            f"too few rows to train on and judge ({listed}): each species needs {needed} "
+            f"too few rows to train on and judge ({listed}): each segment needs {needed} "
             f"({rules.min_training_rows_per_segment} to train on, at least "
             f"{rules.min_holdout_rows_per_segment} to hold out)",
             {s: needed - short[s] for s in must},
         )
-    held = _held_per_species(judged, rules)
+    held = _held_per_segment(judged, rules)
     total = sum(held.values())
     if total < rules.min_holdout_rows:
         rows = sum(judged.values())
         raise InsufficientEvidenceError(
-            f"{rows} rows of species with evidence enough hold out {total}, fewer than the "
+            f"{rows} rows of segments with evidence enough hold out {total}, fewer than the "
             f"minimum of {rules.min_holdout_rows} held-out rows",
             {"all": _rows_short_overall(judged, rules)},
         )
-    # Within a species, the most recent rows are held out: position from the end of its rows.
+    # Within a segment, the most recent rows are held out: position from the end of its rows.
     from_end = groups.groupby(groups, sort=False).cumcount(ascending=False)
     limit = groups.map(held).fillna(0).astype(int)
     in_holdout = (from_end < limit).to_numpy()
@@ -153,35 +152,35 @@ def split_holdout(
     )
 
 
-def check_holdout(species: pd.Series, rules: EvidenceRules) -> None:
-    """Raise ``InsufficientEvidenceError`` unless held-out fish of these ``species`` are enough to
-    judge on: the per-species minimum for each species, the overall minimum for all."""
-    counts = species.astype(str).value_counts().sort_index()
+def check_holdout(segments: pd.Series, rules: EvidenceRules) -> None:
+    """Raise ``InsufficientEvidenceError`` unless held-out items of these ``segments`` are enough
+    to judge on: the per-segment minimum for each segment, the overall minimum for all."""
+    counts = segments.astype(str).value_counts().sort_index()
     least = rules.min_holdout_rows_per_segment
     short = {str(s): least - int(n) for s, n in counts.items() if n < least}
     if short:
         listed = ", ".join(f"{s} {counts[s]} rows" for s in short)
         raise InsufficientEvidenceError(
-            f"too few fish to judge on ({listed}): each species needs {least}", short
+            f"too few items to judge on ({listed}): each segment needs {least}", short
         )
-    if len(species) < rules.min_holdout_rows:
+    if len(segments) < rules.min_holdout_rows:
         raise InsufficientEvidenceError(
-            f"{len(species)} fish are fewer than the minimum of {rules.min_holdout_rows} "
+            f"{len(segments)} items are fewer than the minimum of {rules.min_holdout_rows} "
             "to judge on",
-            {"all": rules.min_holdout_rows - len(species)},
+            {"all": rules.min_holdout_rows - len(segments)},
         )
 
 
-def _held_per_species(judged: Mapping[str, int], rules: EvidenceRules) -> dict[str, int]:
-    """Rows held out per species: its share, raised in proportion to meet the overall minimum
-    as far as each species' training minimum allows."""
+def _held_per_segment(judged: Mapping[str, int], rules: EvidenceRules) -> dict[str, int]:
+    """Rows held out per segment: its share, raised in proportion to meet the overall minimum
+    as far as each segment's training minimum allows."""
     held = {s: rules.rows_to_judge(n) for s, n in judged.items()}
     rows = sum(judged.values())
     if rows and sum(held.values()) < rules.min_holdout_rows:
-        for species, n in judged.items():
+        for segment, n in judged.items():
             wanted = math.ceil(rules.min_holdout_rows * n / rows)
             spare = n - rules.min_training_rows_per_segment
-            held[species] = max(held[species], min(wanted, spare))
+            held[segment] = max(held[segment], min(wanted, spare))
     return held
 
 

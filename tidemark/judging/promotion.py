@@ -1,14 +1,13 @@
-"""The promotion rule on held-out fish: the paired test and the margin.
+"""The promotion rule on held-out items: the paired test and the margin.
 
-Candidate and champion are measured on the same held-out fish (``tidemark.judging.holdout``
-says which and how many). The candidate wins when there is no champion (or the champion cannot
-score the fish), or when both hold:
+Candidate and champion are measured on the same held-out items (``tidemark.judging.holdout``
+says which and how many), by the error the project judges (relative or absolute). The candidate
+wins when there is no champion (or the champion cannot score the items), or when both hold:
 
-- its mean relative error is lower than the champion's by at least the margin (a share of the
+- its mean error is lower than the champion's by at least the margin (a share of the
   champion's error), so that a gain too small to matter does not flip production; and
-- fish by fish it errs less: a one-sided Wilcoxon signed-rank test on the paired per-fish
-  absolute relative errors gives a p-value below ``alpha``, so that the gain is not the luck of
-  a few fish.
+- item by item it errs less: a one-sided Wilcoxon signed-rank test on the paired per-item
+  errors gives a p-value below ``alpha``, so that the gain is not the luck of a few items.
 
 A candidate whose own metrics are not finite is never promoted. Pure logic: no registry, no
 database.
@@ -33,7 +32,7 @@ FloatArray = npt.NDArray[np.float64]
 
 @dataclass(frozen=True, slots=True)
 class SignedRankTest:
-    """A one-sided Wilcoxon signed-rank test that the candidate errs less, fish by fish."""
+    """A one-sided Wilcoxon signed-rank test that the candidate errs less, item by item."""
 
     statistic: float
     p_value: float
@@ -41,10 +40,10 @@ class SignedRankTest:
 
 
 def signed_rank_test(candidate: FloatArray, champion: FloatArray) -> SignedRankTest:
-    """Test per-fish errors of the candidate against the champion's on the same fish.
+    """Test per-item errors of the candidate against the champion's on the same items.
 
-    Fish on which both err exactly alike carry no evidence either way and are dropped (the
-    Wilcoxon convention); when no fish is left there is no evidence of a gain (p = 1).
+    Items on which both err exactly alike carry no evidence either way and are dropped (the
+    Wilcoxon convention); when no item is left there is no evidence of a gain (p = 1).
     """
     if candidate.shape != champion.shape:
         raise ValueError(f"need paired errors, got {candidate.shape} and {champion.shape}")
@@ -59,7 +58,7 @@ def signed_rank_test(candidate: FloatArray, champion: FloatArray) -> SignedRankT
 
 @dataclass(frozen=True, slots=True)
 class HoldoutEvidence:
-    """Candidate and champion measured on the same held-out fish, overall and per species."""
+    """Candidate and champion measured on the same held-out items, overall and per segment."""
 
     n: int
     n_by_segment: dict[str, int]
@@ -70,24 +69,24 @@ class HoldoutEvidence:
 
 
 def gather_evidence(
-    species: pd.Series,
+    segments: pd.Series,
     candidate_errors: FloatArray,
     champion_errors: FloatArray | None,
     not_judged: Mapping[str, int] | None = None,
 ) -> HoldoutEvidence:
-    """Per-species counts and mean relative errors, and the paired test when there is a
-    champion; ``species`` and the error arrays are aligned fish by fish."""
-    names = species.astype(str).to_numpy()
+    """Per-segment counts and mean errors, and the paired test when there is a champion;
+    ``segments`` and the error arrays are aligned item by item."""
+    names = segments.astype(str).to_numpy()
     groups = sorted(set(names))
 
-    def by_species(errors: FloatArray) -> dict[str, float]:
+    def by_segment(errors: FloatArray) -> dict[str, float]:
         return {s: float(np.mean(errors[names == s])) for s in groups}
 
     return HoldoutEvidence(
         n=len(names),
         n_by_segment={s: int(np.sum(names == s)) for s in groups},
-        candidate_error_by_segment=by_species(candidate_errors),
-        champion_error_by_segment=None if champion_errors is None else by_species(champion_errors),
+        candidate_error_by_segment=by_segment(candidate_errors),
+        champion_error_by_segment=None if champion_errors is None else by_segment(champion_errors),
         test=None
         if champion_errors is None
         else signed_rank_test(candidate_errors, champion_errors),
@@ -105,11 +104,11 @@ def decide(
     champion_version: str | None = None,
     champion_error: str | None = None,
 ) -> Ruling:
-    """Judge a candidate against the champion, both measured on the same held-out fish.
+    """Judge a candidate against the champion, both measured on the same held-out items.
 
     ``champion`` is None when nothing is in production, or when the champion could not score
     the holdout at all (``champion_error`` then says why). With a champion, ``test`` is the
-    paired test of their per-fish errors; without one the candidate cannot win.
+    paired test of their per-item errors; without one the candidate cannot win.
     """
     if not 0 <= margin < 1:
         raise ValueError(f"margin must be in [0, 1), got {margin}")
@@ -118,19 +117,18 @@ def decide(
     values = (candidate.mae, candidate.rmse, candidate.judged)
     if candidate.n < 1 or not all(math.isfinite(v) for v in values):
         return Ruling(Decision.REJECTED, f"candidate metrics are unusable: {candidate}")
-    ours = candidate.judged
+    ours, error = candidate.judged, candidate.judged_name.replace("_", " ")
     if champion is None:
         if champion_error is not None:
             return Ruling(
                 Decision.PROMOTED,
                 f"champion {_name(champion_version)} could not score the holdout "
-                f"({champion_error}); candidate mean relative error {ours:.4f} on "
-                f"{candidate.n} held-out fish",
+                f"({champion_error}); candidate {error} {ours:.4f} on "
+                f"{candidate.n} held-out items",
             )
         return Ruling(
             Decision.PROMOTED,
-            f"no model in production; candidate mean relative error {ours:.4f} on "
-            f"{candidate.n} held-out fish",
+            f"no model in production; candidate {error} {ours:.4f} on {candidate.n} held-out items",
         )
     theirs = champion.judged
     champ = _name(champion_version)
@@ -143,19 +141,19 @@ def decide(
         gain = (theirs - ours) / theirs if theirs > 0 else 0.0
         return Ruling(
             Decision.PROMOTED,
-            f"candidate mean relative error {ours:.4f} is {gain:.1%} below champion {champ}'s "
-            f"{theirs:.4f} (margin {margin:.0%}) and lower fish by fish ({paired} < {alpha:g}) "
-            f"on {candidate.n} held-out fish",
+            f"candidate {error} {ours:.4f} is {gain:.1%} below champion {champ}'s "
+            f"{theirs:.4f} (margin {margin:.0%}) and lower item by item ({paired} < {alpha:g}) "
+            f"on {candidate.n} held-out items",
         )
     failures = []
     if not beats_margin:
         failures.append(
-            f"candidate mean relative error {ours:.4f} is not at least {margin:.0%} below "
+            f"candidate {error} {ours:.4f} is not at least {margin:.0%} below "
             f"champion {champ}'s {theirs:.4f}"
         )
     if not significant:
-        failures.append(f"the fish-by-fish gain is not significant ({paired}, alpha {alpha:g})")
-    return Ruling(Decision.REJECTED, f"{'; '.join(failures)}, on {candidate.n} held-out fish")
+        failures.append(f"the item-by-item gain is not significant ({paired}, alpha {alpha:g})")
+    return Ruling(Decision.REJECTED, f"{'; '.join(failures)}, on {candidate.n} held-out items")
 
 
 def _name(version: str | None) -> str:

@@ -1,9 +1,9 @@
 """An always-valid sequential test of a paired mean difference (a mixture SPRT).
 
-Champion and challenger predict the same fish; when the fish's true weight arrives, each gets
-an absolute relative error, ``a_i`` for the champion and ``b_i`` for the challenger. The test
+Champion and challenger predict the same item; when the item's true value arrives, each gets
+the error the project judges, ``a_i`` for the champion and ``b_i`` for the challenger. The test
 watches the paired differences ``d_i = (1 - margin) * a_i - b_i``, whose mean is positive
-exactly when the challenger's mean relative error is below the champion's by more than
+exactly when the challenger's mean error is below the champion's by more than
 ``margin`` of it (the promotion rule of ``tidemark.judging.promotion``), and tests ``H0: E[d] = 0``.
 
 Why a mixture SPRT: the monitor looks at the evidence after every window. A fixed-n test
@@ -27,16 +27,16 @@ squared deviations ``M2``:
     log LR_n = -1/2 log(1 + n tau^2)
                + n/2 [log(M2 + n m^2) - log(M2 + n m^2 / (1 + n tau^2))]
 
-That is exact for normal differences. Per-fish error differences are not normal (skewed,
-heavy-tailed), so two guards keep the test valid enough in practice: relative errors are
-capped (``tidemark.judging.shadow`` caps them at 1, a 100 % error) so that the differences are
-bounded, and no p-value is taken before a minimum number of fish, when the t-statistic of
-bounded data is close to normal. The unit tests check the level by simulation on normal and
-heavy-tailed nulls with a look after every window of 30 to 60 fish; the rate of false
-decisions there is well below alpha, as the mixture is conservative.
+That is exact for normal differences. Per-item error differences are not normal (skewed,
+heavy-tailed), so two guards keep the test valid enough in practice: errors are capped
+(``tidemark.judging.shadow`` caps them at ``shadow.error_cap``, by default 1: a 100 % relative
+error) so that the differences are bounded, and no p-value is taken before a minimum number of
+items, when the t-statistic of bounded data is close to normal. The unit tests check the level by
+simulation on normal and heavy-tailed nulls with a look after every window of 30 to 60 items; the
+rate of false decisions there is well below alpha, as the mixture is conservative.
 
 The state is three running sums (Welford's ``n``, mean, ``M2``), so updates are incremental,
-the order of fish inside an update does not matter, and the state serialises to a few
+the order of items inside an update does not matter, and the state serialises to a few
 numbers. Pure logic: numpy only.
 """
 
@@ -89,7 +89,7 @@ class SequentialTest(BaseModel):
     p_value: float = Field(default=1.0, ge=0, le=1, description="always-valid p-value")
 
     def update(self, champion: ArrayLike, challenger: ArrayLike) -> SequentialTest:
-        """Add pairs of errors (same fish, same order) and look at the evidence once."""
+        """Add pairs of errors (same items, same order) and look at the evidence once."""
         a = _errors(champion, "champion")
         b = _errors(challenger, "challenger")
         if a.shape != b.shape:

@@ -1,25 +1,25 @@
-"""Shadow evaluation: a challenger judged against the champion on the same live fish, per
-species and overall, and what its verdict does.
+"""Shadow evaluation: a challenger judged against the champion on the same live items, per
+segment and overall, and what its verdict does.
 
-Every joined fish that both versions predicted gives a pair of relative errors (capped at
-``error_cap``). ``ShadowEvaluation.update`` adds a window's pairs and looks at the evidence with
+Every joined item that both versions predicted gives a pair of the errors its project judges (capped
+at ``error_cap``). ``ShadowEvaluation.update`` adds a window's pairs and looks at the evidence with
 the always-valid tests of ``tidemark.judging.sequential``, so it may be looked at after every
 window:
 
 - **overall**, the promotion test, on ``d = (1 - margin) * champion - challenger``: the
   challenger is promoted when it is better than the champion by more than ``margin`` of the
-  champion's mean relative error (the holdout's rule, ``tidemark.judging.promotion``), and
+  champion's mean error (the holdout's rule, ``tidemark.judging.promotion``), and
   retired when it is not, each with always-valid confidence;
-- **per species**, a harm test with no margin, on ``champion - challenger``: the challenger
-  is retired as soon as it is significantly worse than the champion on one species with at
-  least ``min_fish`` fish, whatever it gains on the others;
-- undecided after ``max_fish`` fish, the verdict is "no evidence" (the challenger retires).
+- **per segment**, a harm test with no margin, on ``champion - challenger``: the challenger
+  is retired as soon as it is significantly worse than the champion on one segment with at
+  least ``min_items`` items, whatever it gains on the others;
+- undecided after ``max_items`` items, the verdict is "no evidence" (the challenger retires).
 
-Levels: the overall test gets ``alpha / 2``; the species' harm tests share the other half,
-``alpha / 4`` for the first species seen, ``alpha / 8`` for the second, and so on, fixed
-when a species first appears. By the union bound the chance of any wrong verdict for a
+Levels: the overall test gets ``alpha / 2``; the segments' harm tests share the other half,
+``alpha / 4`` for the first segment seen, ``alpha / 8`` for the second, and so on, fixed
+when a segment first appears. By the union bound the chance of any wrong verdict for a
 challenger whose true errors sit exactly at the bar stays at most ``alpha`` for any number
-of species and looks. A harm verdict wins over a promotion found at the same look.
+of segments and looks. A harm verdict wins over a promotion found at the same look.
 
 **The rollback rule.** A version in shadow has a role. An ordinary challenger is judged with
 the promotion margin and a win promotes it. A rollback watch is the version that a promotion
@@ -27,10 +27,10 @@ without proof replaced (an emergency, or one forced by hand): it is judged with 
 a win rolls production back to it. A watch of a production version that has since moved on is
 not judged, and a new challenger does not displace a running watch.
 
-A verdict is final: a decided evaluation ignores further fish. The state is a pydantic model
+A verdict is final: a decided evaluation ignores further items. The state is a pydantic model
 and round-trips through JSON (``to_json`` / ``from_json``), so a restarted monitor resumes
 from where it was (an MLflow tag, a Kafka record). It is bound to one champion and one
-challenger version: fish scored by other versions are not evidence.
+challenger version: items scored by other versions are not evidence.
 """
 
 from __future__ import annotations
@@ -45,8 +45,11 @@ from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tidemark.config import Settings
+from tidemark.judging.scored import challenger_error_of, error_of, segment_of
 from tidemark.judging.sequential import SequentialTest
-from tidemark.schemas import ModelDecision, ModelEvent, Scored, ShadowEvidence, ShadowVerdict
+from tidemark.project.contracts import Scored
+from tidemark.project.spec import ErrorKind
+from tidemark.schemas import ModelDecision, ModelEvent, ShadowEvidence, ShadowVerdict
 
 # The challenger's registry tags the monitor reads without MLflow's client: the state, to
 # resume; the role, whether a win means a promotion or a rollback; the production version the
@@ -124,15 +127,15 @@ class ShadowRules(BaseModel):
 
     alpha: float = Field(default=0.05, gt=0, lt=1)
     margin: float = Field(default=0.05, ge=0, lt=1)
-    min_fish: int = Field(default=100, ge=2)
-    max_fish: int = Field(default=5_000, ge=2)
+    min_items: int = Field(default=100, ge=2)
+    max_items: int = Field(default=5_000, ge=2)
     effect_scale: float = Field(default=0.2, gt=0)
     error_cap: float = Field(default=1.0, gt=0)
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
-        if self.max_fish < self.min_fish:
-            raise ValueError("max_fish is below min_fish")
+        if self.max_items < self.min_items:
+            raise ValueError("max_items is below min_items")
         return self
 
     @classmethod
@@ -145,8 +148,8 @@ class ShadowRules(BaseModel):
         return cls(
             alpha=settings.shadow.alpha,
             margin=0.0 if role is ShadowRole.ROLLBACK_WATCH else settings.retrain.promotion_margin,
-            min_fish=settings.shadow.min_items,
-            max_fish=settings.shadow.max_items,
+            min_items=settings.shadow.min_items,
+            max_items=settings.shadow.max_items,
             effect_scale=settings.shadow.effect_scale,
             error_cap=settings.shadow.error_cap,
         )
@@ -161,10 +164,10 @@ class ShadowEvaluation(BaseModel):
     challenger_version: str = Field(min_length=1)
     config: ShadowRules
     overall: SequentialTest
-    species: dict[str, SequentialTest] = Field(default_factory=dict)
-    looks: int = Field(default=0, ge=0, description="updates that brought fish")
+    segments: dict[str, SequentialTest] = Field(default_factory=dict)
+    looks: int = Field(default=0, ge=0, description="updates that brought items")
     verdict: ShadowVerdict = ShadowVerdict.CONTINUE
-    reason: str = "no fish yet"
+    reason: str = "no items yet"
 
     @classmethod
     def start(
@@ -181,7 +184,7 @@ class ShadowEvaluation(BaseModel):
                 alpha=config.alpha / 2,
                 margin=config.margin,
                 effect_scale=config.effect_scale,
-                min_n=config.min_fish,
+                min_n=config.min_items,
             ),
         )
 
@@ -192,7 +195,7 @@ class ShadowEvaluation(BaseModel):
 
     @property
     def n(self) -> int:
-        """Joined fish that both versions predicted, counted so far."""
+        """Joined items that both versions predicted, counted so far."""
         return self.overall.n
 
     @property
@@ -207,70 +210,71 @@ class ShadowEvaluation(BaseModel):
 
     def update(
         self,
-        species: Sequence[str] | NDArray[Any],
-        champion_rel_error: ArrayLike,
-        challenger_rel_error: ArrayLike,
+        segments: Sequence[str] | NDArray[Any],
+        champion_error: ArrayLike,
+        challenger_error: ArrayLike,
     ) -> ShadowEvaluation:
-        """Add one window's fish (species and both relative errors, fish by fish) and look."""
+        """Add one window's items (segment and both judged errors, item by item) and look."""
         if self.decided:
             return self
-        champion = np.minimum(
-            np.asarray(champion_rel_error, dtype=np.float64), self.config.error_cap
-        )
+        champion = np.minimum(np.asarray(champion_error, dtype=np.float64), self.config.error_cap)
         challenger = np.minimum(
-            np.asarray(challenger_rel_error, dtype=np.float64), self.config.error_cap
+            np.asarray(challenger_error, dtype=np.float64), self.config.error_cap
         )
-        labels = np.asarray(species, dtype=object)
+        labels = np.asarray(segments, dtype=object)
         if not labels.shape == champion.shape == challenger.shape:
-            raise ValueError("species and both errors must have one value per fish")
+            raise ValueError("segments and both errors must have one value per item")
         if labels.size == 0:
             return self
         overall = self.overall.update(champion, challenger)
-        tests = dict(self.species)
+        tests = dict(self.segments)
         for name in dict.fromkeys(labels.tolist()):
             test = tests.get(name) or SequentialTest(
                 alpha=self.config.alpha / 2 ** (len(tests) + 2),
                 margin=0.0,
                 effect_scale=self.config.effect_scale,
-                min_n=self.config.min_fish,
+                min_n=self.config.min_items,
             )
             mine = labels == name
             tests[name] = test.update(champion[mine], challenger[mine])
         looked = self.model_copy(
-            update={"overall": overall, "species": tests, "looks": self.looks + 1}
+            update={"overall": overall, "segments": tests, "looks": self.looks + 1}
         )
         verdict, reason = looked._judge()
         return looked.model_copy(update={"verdict": verdict, "reason": reason})
 
-    def update_scored(self, records: Iterable[Scored]) -> ShadowEvaluation:
-        """Add the joined records that this champion and this challenger both predicted."""
-        species, champion, challenger = [], [], []
+    def update_scored(self, records: Iterable[Scored], judged_by: ErrorKind) -> ShadowEvaluation:
+        """Add the joined records that this champion and this challenger both predicted, by
+        the error their project judges."""
+        segments, champion, challenger = [], [], []
         for record in records:
+            prediction = record.prediction
+            theirs = challenger_error_of(record, judged_by)
             if (
-                record.model_version == self.champion_version
-                and record.challenger_version == self.challenger_version
-                and record.challenger_rel_error is not None
+                prediction.model_version == self.champion_version
+                and prediction.challenger_version == self.challenger_version
+                and theirs is not None
             ):
-                species.append(record.species)
-                champion.append(record.rel_error)
-                challenger.append(record.challenger_rel_error)
-        return self.update(species, champion, challenger)
+                segments.append(segment_of(record))
+                champion.append(error_of(record, judged_by))
+                challenger.append(theirs)
+        return self.update(segments, champion, challenger)
 
     def _judge(self) -> tuple[ShadowVerdict, str]:
         config, overall = self.config, self.overall
-        if overall.n < config.min_fish:
-            return ShadowVerdict.CONTINUE, f"{overall.n} of at least {config.min_fish} fish"
-        harmed = [name for name, test in self.species.items() if test.challenger_worse]
+        if overall.n < config.min_items:
+            return ShadowVerdict.CONTINUE, f"{overall.n} of at least {config.min_items} items"
+        harmed = [name for name, test in self.segments.items() if test.challenger_worse]
         if harmed:
-            worst = ", ".join(_species_figures(name, self.species[name]) for name in harmed)
+            worst = ", ".join(_segment_figures(name, self.segments[name]) for name in harmed)
             return ShadowVerdict.RETIRE, f"challenger worse than the champion on {worst}"
         figures = _overall_figures(overall, config.margin)
         if overall.challenger_better:
             return ShadowVerdict.PROMOTE, f"challenger better by more than the margin: {figures}"
         if overall.challenger_worse:
             return ShadowVerdict.RETIRE, f"challenger not better by the margin: {figures}"
-        if overall.n >= config.max_fish:
-            return ShadowVerdict.NO_EVIDENCE, f"no decision after {overall.n} fish: {figures}"
+        if overall.n >= config.max_items:
+            return ShadowVerdict.NO_EVIDENCE, f"no decision after {overall.n} items: {figures}"
         return ShadowVerdict.CONTINUE, f"no decision yet: {figures}"
 
     def decision(
@@ -281,7 +285,7 @@ class ShadowEvaluation(BaseModel):
         decided_at: datetime,
         role: ShadowRole = ShadowRole.CHALLENGER,
     ) -> ModelDecision:
-        """The ``fish.model-decisions`` record of this evaluation's verdict, of the version in
+        """The ``<project>.model-decisions`` record of this evaluation's verdict, of the version in
         shadow in ``role`` (what the verdict does: ``event_of``)."""
         kind = event_of(self.verdict, role)
         return ModelDecision(
@@ -296,7 +300,7 @@ class ShadowEvaluation(BaseModel):
             alpha=self.overall.alpha,
             champion_mre=self.overall.champion_mean,
             challenger_mre=self.overall.challenger_mean,
-            species={
+            segments={
                 name: ShadowEvidence(
                     n=test.n,
                     champion_mre=test.champion_mean,
@@ -305,7 +309,7 @@ class ShadowEvaluation(BaseModel):
                     p_value=test.p_value,
                     alpha=test.alpha,
                 )
-                for name, test in self.species.items()
+                for name, test in self.segments.items()
             },
             reason=self.reason,
             decided_by=decided_by,
@@ -325,7 +329,7 @@ class ShadowEvaluation(BaseModel):
         )
 
     def resumes(self, champion_version: str, challenger_version: str) -> bool:
-        """Whether this saved state is about these two versions (fish scored by others are no
+        """Whether this saved state is about these two versions (items scored by others are no
         evidence about them)."""
         return (self.champion_version, self.challenger_version) == (
             champion_version,
@@ -344,14 +348,14 @@ class ShadowEvaluation(BaseModel):
 
 def _overall_figures(test: SequentialTest, margin: float) -> str:
     return (
-        f"mean relative error {test.challenger_mean:.4f} against the champion's "
+        f"mean error {test.challenger_mean:.4f} against the champion's "
         f"{test.champion_mean:.4f} ({test.improvement:+.1%}, margin {margin:.0%}) on {test.n} "
-        f"fish, log LR {test.log_lr:.2f}, p {test.p_value:.3g} (alpha {test.alpha:.3g})"
+        f"items, log LR {test.log_lr:.2f}, p {test.p_value:.3g} (alpha {test.alpha:.3g})"
     )
 
 
-def _species_figures(name: str, test: SequentialTest) -> str:
+def _segment_figures(name: str, test: SequentialTest) -> str:
     return (
-        f"{name} ({test.challenger_mean:.4f} against {test.champion_mean:.4f} on {test.n} fish, "
+        f"{name} ({test.challenger_mean:.4f} against {test.champion_mean:.4f} on {test.n} items, "
         f"log LR {test.log_lr:.2f}, p {test.p_value:.3g} (alpha {test.alpha:.3g}))"
     )

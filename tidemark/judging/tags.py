@@ -33,14 +33,14 @@ def evidence_metrics(evidence: HoldoutEvidence) -> dict[str, float]:
     if evidence.test is not None:
         values["p_value"] = evidence.test.p_value
         values["wilcoxon_statistic"] = evidence.test.statistic
-    for species, n in evidence.n_by_segment.items():
-        values[per_segment("heldout_n", species)] = float(n)
-        values[per_segment("candidate_mean_relative_error", species)] = (
-            evidence.candidate_error_by_segment[species]
+    for segment, n in evidence.n_by_segment.items():
+        values[per_segment("heldout_n", segment)] = float(n)
+        values[per_segment("candidate_mean_relative_error", segment)] = (
+            evidence.candidate_error_by_segment[segment]
         )
         if evidence.champion_error_by_segment is not None:
-            values[per_segment("champion_mean_relative_error", species)] = (
-                evidence.champion_error_by_segment[species]
+            values[per_segment("champion_mean_relative_error", segment)] = (
+                evidence.champion_error_by_segment[segment]
             )
     return values
 
@@ -49,8 +49,8 @@ def evidence_tags(evidence: HoldoutEvidence) -> dict[str, str]:
     """The decision's figures as version tags (``none`` where there is no champion)."""
     tags = {name: repr(value) for name, value in evidence_metrics(evidence).items()}
     tags["heldout_n"] = str(evidence.n)
-    for species, n in evidence.n_by_segment.items():
-        tags[per_segment("heldout_n", species)] = str(n)
+    for segment, n in evidence.n_by_segment.items():
+        tags[per_segment("heldout_n", segment)] = str(n)
     if evidence.test is None:
         tags["p_value"] = NO_METRIC
     if evidence.not_judged:

@@ -8,8 +8,8 @@ records with the loop's own words (:class:`Item`, :class:`Truth`, :class:`Predic
 :class:`Scored`): key, segment, features, target, whatever the project calls them.
 
 The fields a prediction and a scored record add are named after the project's target, unit
-and segment, so the fish keep their records byte for byte: ``predicted_weight_kg``,
-``species_known``, ``abs_error_kg``, ``rel_error``, ``challenger_predicted_weight_kg`` …
+and segment (``predicted_<target>``, ``<segment>_known``, ``abs_error_<unit>``, ``rel_error``,
+``challenger_predicted_<target>`` …), so a project keeps the record shapes it had before.
 """
 
 from __future__ import annotations

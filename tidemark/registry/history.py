@@ -254,7 +254,7 @@ def live_figures(decision: ModelDecision, *, rollback: bool) -> MoveFigures:
                 outgoing_error=s.champion_mre,
                 p_value=s.p_value,
             )
-            for segment, s in decision.species.items()
+            for segment, s in decision.segments.items()
         },
         trigger=None if rollback else "shadow",
     )

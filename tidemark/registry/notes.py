@@ -120,8 +120,8 @@ def describe_version(
         f"- **Trained on:** {sum(training_rows.values())} records ({trained}) from `{source}`",
     ]
     if data_windows:
-        lines.append("- **Records per species (where they begin, and why):**")
-        lines += [f"  - {species}: {text}" for species, text in sorted(data_windows.items())]
+        lines.append("- **Records per segment (where they begin, and why):**")
+        lines += [f"  - {segment}: {text}" for segment, text in sorted(data_windows.items())]
     if evidence.not_judged:
         short = ", ".join(f"{s} ({n} rows)" for s, n in evidence.not_judged.items())
         lines.append(f"- **Trained on but too few to judge:** {short}")

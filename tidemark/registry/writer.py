@@ -93,8 +93,8 @@ class RecordSource(DatasetSource):
         return "tidemark"
 
     def load(self) -> Any:
-        """Not used: the records are read by tidemark.store or tidemark.scenario."""
-        raise NotImplementedError("read the records with tidemark.store or tidemark.scenario")
+        """Not used: the records are read by tidemark.store or tidemark.simulation."""
+        raise NotImplementedError("read the records with tidemark.store or tidemark.simulation")
 
     @staticmethod
     def _can_resolve(raw_source: Any) -> bool:
@@ -482,7 +482,7 @@ def list_versions(registry: RegistrySettings) -> list[VersionInfo]:
     return sorted(infos, key=lambda i: int(i.version), reverse=True)
 
 
-# --- shadow: the challenger alias, verdicts on live fish, rollbacks with their reason -------
+# --- shadow: the challenger alias, verdicts on live items, rollbacks with their reason ------
 
 # A version's tags of its latest challenge; a new challenge of the version clears them first.
 SHADOW_TAGS = (
@@ -556,7 +556,7 @@ def record_verdict(registry: RegistrySettings, decision: ModelDecision) -> None:
 
     The tags give the verdict, n, the test's statistic (log likelihood ratio), its
     always-valid p-value and the reason; the paragraph appended to the version's description
-    says the same for a person, with the per-species figures.
+    says the same for a person, with the per-segment figures.
     """
     tags = {
         "shadow_verdict": (decision.verdict or decision.kind).value,
@@ -673,7 +673,7 @@ def _evidence(decision: ModelDecision) -> str:
     if decision.n == 0 or decision.statistic is None or decision.p_value is None:
         return ""
     parts = [
-        f"Live evidence: n = {decision.n} fish, log likelihood ratio {decision.statistic:.2f}, "
+        f"Live evidence: n = {decision.n} items, log likelihood ratio {decision.statistic:.2f}, "
         f"always-valid p = {decision.p_value:.3g}"
         + (f" (alpha {decision.alpha:.3g})" if decision.alpha is not None else "")
     ]
@@ -682,10 +682,10 @@ def _evidence(decision: ModelDecision) -> str:
             f"mean relative error v{decision.challenger_version} {decision.challenger_mre:.4f}, "
             f"v{decision.champion_version} {decision.champion_mre:.4f}"
         )
-    species = "; ".join(
+    segments = "; ".join(
         f"{name} n = {s.n}, {s.challenger_mre:.4f} vs {s.champion_mre:.4f}, p = {s.p_value:.3g}"
-        for name, s in sorted(decision.species.items())
+        for name, s in sorted(decision.segments.items())
     )
-    if species:
-        parts.append(f"per species: {species}")
+    if segments:
+        parts.append(f"per segment: {segments}")
     return "; ".join(parts) + "."

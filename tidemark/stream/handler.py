@@ -5,6 +5,9 @@ loop, the dead letters and the commits, as quix-streams' ``Application`` owns it
 LitServe's loops call a server's ``predict``. A service says which topics it reads, with the
 decoder of each, and fills in the hooks it needs:
 
+- ``ready``: whether it can handle its topics now (a scorer without a model cannot); a
+  process serving several projects reads a project's topics once its handler is ready
+  (:class:`tidemark.stream.dispatch.Dispatch`);
 - ``start``: before each loop joins the group, at the start and again after Kafka or MongoDB
   failed; False stops before joining (the stop came first);
 - ``process``: one polled batch whose records met their contract; sends its output through
@@ -66,6 +69,13 @@ class Output:
         """Send ``records`` to ``topic``, each keyed by its item."""
         self.acks += kafka_io.send(self._producer, self._kafka, topic, records)
 
+    def routed(self, kafka: KafkaSettings) -> Output:
+        """An output by the same producer whose dead letters go to ``kafka``'s dead-letter
+        topic (another project's); what it sends is acknowledged with this one's."""
+        other = Output(self._producer, kafka)
+        other.acks = self.acks
+        return other
+
     def send_encoded(self, topic: str, records: Iterable[tuple[bytes, bytes]]) -> None:
         """Send records already encoded, as (key, value) pairs, to ``topic``."""
         send = self._producer.send
@@ -89,6 +99,10 @@ class Handler(ABC, Generic[M, T]):
     def __init__(self, group_id: str, decoders: Mapping[str, Decoder[M]]) -> None:
         self.group_id = group_id
         self.decoders = decoders
+
+    def ready(self) -> bool:
+        """Whether the service can handle its topics now."""
+        return True
 
     def start(self, stop: threading.Event) -> bool:
         """Before the loop joins the group: get ready; False when ``stop`` came first."""

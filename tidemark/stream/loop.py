@@ -223,13 +223,14 @@ def run_loop(
     max_bytes = settings.stream.max_record_bytes
     # Partitions gained (True) and lost (False) in a poll, in order, for after that poll.
     changes: list[tuple[bool, Sequence[TopicPartition]]] = []
-    consumer.subscribe(
-        list(handler.decoders),
-        listener=commits.listener(
-            lambda lost: changes.append((False, lost)),
-            lambda gained: changes.append((True, gained)),
-        ),
+    listener = commits.listener(
+        lambda lost: changes.append((False, lost)),
+        lambda gained: changes.append((True, gained)),
     )
+    # The handler may read more topics later (a project that became ready): the subscription
+    # follows its decoders, compared by identity each round (a new mapping when they change).
+    decoders = handler.decoders
+    consumer.subscribe(list(decoders), listener=listener)
     try:
         while not stop.is_set():
             polled = consumer.poll(
@@ -261,6 +262,9 @@ def run_loop(
                     suspects.cleared(polled)
                     commits.sent(next_offsets(polled), acks, payload)
             handler.tick()
+            if handler.decoders is not decoders:
+                decoders = handler.decoders
+                consumer.subscribe(list(decoders), listener=listener)
             commits.commit_settled()
             if round_done is not None:
                 round_done()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Iterable
 from types import FrameType
 from typing import Any
 
@@ -102,10 +103,12 @@ def run_service(
     settings: Settings,
     metrics_port: int,
     registry: CollectorRegistry,
+    topics: Iterable[str] | None = None,
 ) -> None:
     """Run ``handler``'s loop until SIGTERM or SIGINT, starting it afresh whenever it fails;
-    the contract's topics are created first, and its metrics (health included) served."""
-    kafka_io.ensure_topics(settings.kafka)
+    its ``topics`` (the settings' contract's by default) are created first, and its metrics
+    (health included) served."""
+    kafka_io.ensure_topics(settings.kafka, topics)
     stop = stop_on_signals()
     health = LoopHealth(
         registry, settings.stream.max_loop_restarts, settings.stream.max_uncommitted_s

@@ -27,10 +27,11 @@ from infra.local.stack import Stack
 from monitoring.drift import DriftDetector, features_frame
 from monitoring.reports import ReportStore, WindowOutcome, WindowVerdict
 from monitoring.windows import ClosedWindow
-from tests.integration.monitoring.fish import PER_WINDOW, scored_fish
+from tests.integration.monitoring.fish import CONTRACTS, PER_WINDOW, scored_fish
 from tests.pictures import assert_picture
 from tidemark.config import Settings, get_settings
 from tidemark.orchestration import deployments_ready, prefect_api
+from tidemark.project.spec import ErrorKind
 from tidemark.registry import writer as registry
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -171,10 +172,11 @@ def evidently_ui(
 ) -> str:
     """``evidently ui`` on a workspace where the monitor's store recorded a few judged windows."""
     workspace = tmp_path_factory.mktemp("evidently")
-    store = ReportStore(settings.override(monitor_evidently_workspace=workspace))
+    store = ReportStore(settings.override(monitor_evidently_workspace=workspace), CONTRACTS.project)
     model = registry.load_model(settings.registry, production)
     detector = DriftDetector(
         registry.load_reference(settings.registry, production),
+        CONTRACTS.project,
         p_value=settings.monitor.drift_p_value,
         drift_share=settings.monitor.drift_share,
     )
@@ -186,11 +188,12 @@ def evidently_ui(
     for i in range(6):
         start = first + i * size
         records = fish[i * PER_WINDOW : (i + 1) * PER_WINDOW]
-        window = ClosedWindow.of(start, start + size, records)
+        window = ClosedWindow.of(start, start + size, records, ErrorKind.RELATIVE)
         # Walleye windows hold no species of the salmon model's training data: no drift test.
-        comparable = detector.comparable(features_frame(records))
-        drift = None if comparable.empty else detector.check(comparable, timestamp=window.end)
-        error = window.overall.mean_relative_error
+        features = features_frame(records, CONTRACTS.project)
+        comparable = detector.comparable(features)
+        drift = None if comparable.empty else detector.check(features, timestamp=window.end)
+        error = window.overall.judged
         ok = error <= settings.monitor.error_threshold
         verdict = WindowVerdict.OK if ok else WindowVerdict.HELD_BACK
         store.record(WindowOutcome(window, production, verdict, f"error {error:.3f}", drift))

@@ -12,6 +12,7 @@ import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import orjson
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import StateType
 
@@ -23,8 +24,9 @@ from tidemark.config import Settings
 from tidemark.orchestration import prefect_api
 from tidemark.project.catalog import load_catalog
 from tidemark.registry import writer as registry
-from tidemark.scenario import generate_frame, load_scenario
-from tidemark.schemas import RetrainReason, RetrainRequest, Scored, utc_now
+from tidemark.schemas import RetrainReason, RetrainRequest, utc_now
+from tidemark.simulation.generate import generate_frame
+from tidemark.simulation.library import load_scenario
 from tidemark.store import TrainingStore
 
 FISH = load_catalog(Path("projects")).contracts("fish-weight")
@@ -32,30 +34,32 @@ FISH = load_catalog(Path("projects")).contracts("fish-weight")
 
 def _store_a_few_fish(settings: Settings, start: datetime, count: int) -> None:
     """``count`` joined salmon, a second apart from ``start``: too few to judge a candidate."""
-    frame = generate_frame(load_scenario(), 3, ["salmon"]).head(count)
+    frame = generate_frame(load_scenario(FISH.project), 3, ["salmon"]).head(count)
     records = []
     for i, row in enumerate(frame.itertuples(index=False)):
         at = start + timedelta(seconds=i)
         records.append(
-            Scored(
-                fish_id=f"worker-{uuid.uuid4().hex[:12]}",
-                species=row.species,
-                length_cm=row.length_cm,
-                height_cm=row.height_cm,
-                measured_at=at,
-                predicted_weight_kg=row.weight_kg,
-                species_known=True,
-                model_name=settings.registry.model_name,
-                model_version="1",
-                predicted_at=at,
-                weight_kg=row.weight_kg,
-                abs_error_kg=0.0,
-                rel_error=0.0,
-                joined_at=at,
+            orjson.dumps(
+                {
+                    "fish_id": f"worker-{uuid.uuid4().hex[:12]}",
+                    "species": row.species,
+                    "length_cm": row.length_cm,
+                    "height_cm": row.height_cm,
+                    "measured_at": at,
+                    "predicted_weight_kg": row.weight_kg,
+                    "species_known": True,
+                    "model_name": settings.registry.model_name,
+                    "model_version": "1",
+                    "predicted_at": at,
+                    "weight_kg": row.weight_kg,
+                    "abs_error_kg": 0.0,
+                    "rel_error": 0.0,
+                    "joined_at": at,
+                }
             )
         )
     with TrainingStore(settings.store, FISH) as store:
-        assert store.upsert_many([FISH.decode_scored(r.to_json()) for r in records]) == count
+        assert store.upsert_many([FISH.decode_scored(r) for r in records]) == count
 
 
 def test_a_retrain_the_monitor_starts_runs_on_a_worker_of_the_pool(

@@ -18,14 +18,15 @@ from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 from sklearn.pipeline import Pipeline
 
+from benchmarks.fish import FISH, fish_scenario
 from infra.local.components import prefect_env
 from infra.local.stack import Stack
 from tidemark import kafka_io
 from tidemark.config import Settings
-from tidemark.model import FEATURES, train
+from tidemark.modelling.training import train
 from tidemark.orchestration import RETRAIN_DEPLOYMENT, prefect_api
 from tidemark.registry.writer import REFERENCE_DIR, REFERENCE_FILE
-from tidemark.scenario import generate_frame, load_scenario
+from tidemark.simulation.generate import generate_frame
 
 
 @pytest.fixture(scope="session")
@@ -33,8 +34,8 @@ def salmon_model(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> tupl
     """A model of the tests' own, trained on salmon, in production, its training data logged."""
     settings = stack.settings
     name = f"monitoring-{uuid.uuid4().hex[:6]}"
-    frame = generate_frame(load_scenario(), seed=1, phases=["salmon"])
-    fitted = train(frame, seed=0).model
+    frame = generate_frame(fish_scenario(), seed=1, phases=["salmon"])
+    fitted = train(FISH, frame, seed=0).model
     reference = tmp_path_factory.mktemp("reference") / REFERENCE_FILE
     frame.to_parquet(reference)
     mlflow.set_tracking_uri(settings.registry.tracking_uri)
@@ -45,7 +46,7 @@ def salmon_model(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> tupl
             fitted,
             name="model",
             registered_model_name=name,
-            input_example=frame.loc[:5, list(FEATURES)],
+            input_example=frame.loc[:5, [f.name for f in FISH.features]],
             pip_requirements=["scikit-learn"],
         )
     MlflowClient(settings.registry.tracking_uri).set_registered_model_alias(

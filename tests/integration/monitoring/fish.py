@@ -7,12 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 from sklearn.pipeline import Pipeline
 
-from benchmarks.fish import FISH
+from benchmarks.fish import FISH, fish_scenario
 from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.modelling.training import predict
-from tidemark.scenario import generate_frame, load_scenario
-from tidemark.schemas import Scored
+from tidemark.project.contracts import Contracts, Scored
+from tidemark.simulation.generate import generate_frame
+
+CONTRACTS = Contracts(FISH)
 
 PER_WINDOW = 80
 
@@ -33,7 +35,7 @@ def scored_fish(
     ``species`` renames the phase's species (a name the model never saw); ``bias`` scales the
     predictions, as a model that went wrong for them would.
     """
-    frame = generate_frame(load_scenario(), seed=7, phases=[phase]).iloc[: windows * PER_WINDOW]
+    frame = generate_frame(fish_scenario(), seed=7, phases=[phase]).iloc[: windows * PER_WINDOW]
     if species:
         frame = frame.assign(species=species)
     predicted = predict(FISH, model, frame)
@@ -46,21 +48,23 @@ def scored_fish(
         predicted_kg = float(weight) * bias
         abs_error = abs(predicted_kg - row.weight_kg)
         records.append(
-            Scored(
-                fish_id=f"{phase}-{uuid.uuid4().hex[:12]}",
-                species=row.species,
-                length_cm=row.length_cm,
-                height_cm=row.height_cm,
-                measured_at=measured_at,
-                predicted_weight_kg=predicted_kg,
-                species_known=bool(known),
-                model_name=settings.registry.model_name,
-                model_version=version,
-                predicted_at=measured_at,
-                weight_kg=row.weight_kg,
-                abs_error_kg=abs_error,
-                rel_error=abs_error / row.weight_kg,
-                joined_at=measured_at + timedelta(seconds=1),
+            CONTRACTS.scored_from(
+                {
+                    "fish_id": f"{phase}-{uuid.uuid4().hex[:12]}",
+                    "species": row.species,
+                    "length_cm": row.length_cm,
+                    "height_cm": row.height_cm,
+                    "measured_at": measured_at,
+                    "predicted_weight_kg": predicted_kg,
+                    "species_known": bool(known),
+                    "model_name": settings.registry.model_name,
+                    "model_version": version,
+                    "predicted_at": measured_at,
+                    "weight_kg": row.weight_kg,
+                    "abs_error_kg": abs_error,
+                    "rel_error": abs_error / row.weight_kg,
+                    "joined_at": measured_at + timedelta(seconds=1),
+                }
             )
         )
     return records
@@ -70,7 +74,9 @@ def produce(settings: Settings, records: list[Scored]) -> None:
     producer = kafka_io.producer(settings.kafka)
     for record in records:
         producer.send(
-            settings.kafka.topics.scored, key=record.fish_id.encode(), value=record.to_json()
+            settings.kafka.topics.scored,
+            key=record.key.encode(),
+            value=CONTRACTS.encode_scored(record),
         )
     producer.flush(30)
     producer.close()

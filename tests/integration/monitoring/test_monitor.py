@@ -24,11 +24,18 @@ from monitoring.judgement import WindowJudgement
 from monitoring.monitor import Monitor
 from monitoring.policy import GateState, IncidentKey, IncidentKind
 from monitoring.reports import workspace_dir
-from tests.integration.monitoring.fish import PER_WINDOW, produce, scored_fish, window_aligned_start
+from tests.integration.monitoring.fish import (
+    CONTRACTS,
+    PER_WINDOW,
+    produce,
+    scored_fish,
+    window_aligned_start,
+)
 from tests.integration.topics import read_topic
 from tests.pictures import assert_error_report
 from tidemark.config import Settings
 from tidemark.orchestration import prefect_api
+from tidemark.project.contracts import Contracts
 from tidemark.schemas import RetrainReason, RetrainRequest
 from tidemark.stream.loop import run_loop
 
@@ -38,11 +45,13 @@ def run_monitor(
     until: Callable[[list[WindowJudgement]], bool],
     timeout_s: float = 180,
     queue_empty: bool = False,
+    contracts: Contracts = CONTRACTS,
 ) -> list[WindowJudgement]:
-    """Run a monitor in a thread until ``until(verdicts)`` holds (and, with ``queue_empty``,
-    no incident waits in its queue); return its verdicts."""
+    """Run a monitor of ``contracts``' project (the fish by default) in a thread until
+    ``until(verdicts)`` holds (and, with ``queue_empty``, no incident waits in its queue);
+    return its verdicts."""
     verdicts: list[WindowJudgement] = []
-    monitor = Monitor.create(settings, on_judgement=verdicts.append)
+    monitor = Monitor.create(settings, contracts, on_judgement=verdicts.append)
     stop = threading.Event()
     thread = threading.Thread(target=run_loop, args=(monitor, settings, stop), daemon=True)
     thread.start()
@@ -122,7 +131,7 @@ def test_stationary_data_over_ten_windows_triggers_nothing_across_a_restart(
     assert starts == [first + timedelta(seconds=2 * i) for i in range(10)]  # none twice, none lost
     assert all(v.version == "1" and v.judged is not None for v in judged)
     assert all(v.judged.count == PER_WINDOW for v in judged if v.judged)
-    assert max(v.judged.mean_relative_error for v in judged if v.judged) < 0.10
+    assert max(v.judged.judged for v in judged if v.judged) < 0.10
     assert all(v.drift is not None and not v.drift.detected for v in judged)
     assert not any(v.alarms or v.triggered for v in judged)
     assert retrain_requests(monitored) == []
@@ -153,7 +162,7 @@ def test_an_error_jump_triggers_exactly_one_retrain(
     # it knows are what can drift, and the windows after the shift hold none of those.
     walleye = IncidentKey(IncidentKind.UNSEEN, "walleye")
     assert all({g.alarm.incident for g in v.alarms} == {walleye} for v in after)
-    assert all(v.judged and v.judged.mean_relative_error > 0.10 for v in after)
+    assert all(v.judged and v.judged.judged > 0.10 for v in after)
     assert all(v.drift is None for v in after)
     assert all(v.drift is not None and not v.drift.detected for v in before)
     fired = [v for v in verdicts if v.triggered]
@@ -195,7 +204,7 @@ def test_an_error_jump_triggers_exactly_one_retrain(
     # The page is the report of the fired window's fish (all scored by version 1).
     assert_error_report(report.pages[0], fired[0].window.records)
     workspace = Workspace.create(str(workspace_dir(monitored)))
-    [project] = workspace.search_project("tidemark")
+    [project] = workspace.search_project("fish-weight")
     # Every judged window is a run (and a drift run when it was tested), named by its verdict.
     runs = [workspace.get_run(project.id, r) for r in workspace.list_runs(project.id)]
     assert len(runs) == len(verdicts) + sum(v.drift is not None for v in verdicts)

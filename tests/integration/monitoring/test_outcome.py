@@ -10,7 +10,7 @@ from sklearn.pipeline import Pipeline
 
 from infra.local.stack import Stack
 from monitoring.outcome import find_outcome
-from monitoring.policy import Decision
+from tidemark.judging.decisions import Decision
 
 
 def test_the_version_a_run_registered_states_its_decision_and_achievable_errors(

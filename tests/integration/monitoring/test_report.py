@@ -17,6 +17,7 @@ from tests.pictures import assert_error_report, assert_picture
 from tidemark import kafka_io
 from tidemark.config import SECTIONS, Settings
 from tidemark.project.catalog import load_catalog
+from tidemark.project.spec import ErrorKind
 from tidemark.schemas import RetrainReason, RetrainRequest, utc_now
 from tidemark.store import TrainingStore
 
@@ -75,9 +76,9 @@ def test_report_from_the_topic_and_from_the_store(
     ]
     assert [p.name.rsplit("-", 1)[-1] for p in pages] == ["error.html", "drift.html"]
     # The pages report the latest window's fish: its error, and the drift of its features.
-    windows = TumblingWindows(settings.monitor.window_s, 0)
-    latest_start = windows.window_start(max(r.measured_at for r in fish))
-    latest = [r for r in fish if r.measured_at >= latest_start]
+    windows = TumblingWindows(settings.monitor.window_s, 0, judged_by=ErrorKind.RELATIVE)
+    latest_start = windows.window_start(max(r.at for r in fish))
+    latest = [r for r in fish if r.at >= latest_start]
     assert f"{len(latest)} fish" in done.stdout
     assert_error_report(pages[0], latest)
     drift_page = pages[1].read_text()
@@ -85,7 +86,7 @@ def test_report_from_the_topic_and_from_the_store(
     assert "drift share 0.00" in done.stdout  # the latest window: salmon like the training data
 
     with TrainingStore(settings.store, FISH) as store:
-        store.upsert_many([FISH.decode_scored(r.to_json()) for r in fish])
+        store.upsert_many(fish)
     from_store = tmp_path / "from-store.png"
     done = tidemark(settings, "report", "--source", "mongo", "--output", str(from_store))
     assert done.returncode == 0, done.stdout + done.stderr

@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -25,6 +26,7 @@ from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 from sklearn.pipeline import Pipeline
 
+from benchmarks.fish import FISH, fish_scenario
 from flows.promote import promote
 from infra.local.components import prefect_env
 from infra.local.stack import Stack
@@ -39,11 +41,11 @@ from tests.integration.topics import read_topic
 from tidemark import kafka_io
 from tidemark.config import Settings, get_settings
 from tidemark.judging.shadow import SHADOW_ROLE_TAG, SHADOW_STATE_TAG, ShadowEvaluation, ShadowRole
-from tidemark.model import FEATURES
 from tidemark.orchestration import SHADOW_VERDICT_DEPLOYMENT, prefect_api
+from tidemark.project.contracts import Scored
 from tidemark.registry import writer as registry
-from tidemark.scenario import generate_frame, load_scenario
-from tidemark.schemas import ModelDecision, ModelEvent, Scored, ShadowVerdict
+from tidemark.schemas import ModelDecision, ModelEvent, ShadowVerdict
+from tidemark.simulation.generate import generate_frame
 
 pytestmark = pytest.mark.integration
 
@@ -99,7 +101,7 @@ def two_versions(
         shadow_min_items=MIN_FISH,
     )
     kafka_io.ensure_topics(settings.kafka)
-    frame = generate_frame(load_scenario(), seed=1, phases=["salmon"])
+    frame = generate_frame(fish_scenario(), seed=1, phases=["salmon"])
     mlflow.set_tracking_uri(settings.registry.tracking_uri)
     mlflow.set_experiment("shadow-tests")
     for _ in range(2):
@@ -108,7 +110,7 @@ def two_versions(
                 salmon_model[1],
                 name="model",
                 registered_model_name=settings.registry.model_name,
-                input_example=frame.loc[:5, list(FEATURES)],
+                input_example=frame.loc[:5, [f.name for f in FISH.features]],
                 pip_requirements=["scikit-learn"],
             )
     registry.promote(settings.registry, "1")
@@ -128,7 +130,7 @@ def with_challenger(
     """The records with ``version``'s answer in shadow: production's error scaled by
     ``scale``, or (``shuffle``) the relative error of another fish of the same window, so that
     both versions' errors have the same distribution without being the same."""
-    errors = [r.predicted_weight_kg / r.weight_kg - 1 for r in records]
+    errors = [r.prediction.value / r.truth - 1 for r in records]
     if shuffle:
         rng = random.Random(3)
         for start in range(0, len(errors), PER_WINDOW):
@@ -138,19 +140,19 @@ def with_challenger(
     shadowed = []
     for record, error in zip(records, errors, strict=True):
         if shuffle:
-            other = record.weight_kg * (1 + error)
+            other = record.truth * (1 + error)
         else:
-            other = record.weight_kg + (record.predicted_weight_kg - record.weight_kg) * scale
+            other = record.truth + (record.prediction.value - record.truth) * scale
         other = max(other, 0.001)
-        gap = abs(other - record.weight_kg)
+        gap = abs(other - record.truth)
         shadowed.append(
-            record.model_copy(
-                update={
-                    "challenger_version": version,
-                    "challenger_predicted_weight_kg": other,
-                    "challenger_abs_error_kg": gap,
-                    "challenger_rel_error": gap / record.weight_kg,
-                }
+            replace(
+                record,
+                prediction=replace(
+                    record.prediction, challenger_version=version, challenger_value=other
+                ),
+                challenger_abs_error=gap,
+                challenger_rel_error=gap / record.truth,
             )
         )
     return shadowed

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from benchmarks.fish import fish_scenario
 from flows.train import train
 from infra.local.components import prefect_env, venv_bin
 from infra.local.stack import Stack
@@ -28,7 +29,7 @@ from tidemark.explain import Explanation, ItemNotFoundError, ItemStatus, explain
 from tidemark.orchestration import prefect_api
 from tidemark.project.catalog import stack_catalog
 from tidemark.registry import writer as registry
-from tidemark.scenario import generate_frame, load_scenario
+from tidemark.simulation.generate import generate_frame
 
 
 @pytest.fixture
@@ -105,7 +106,7 @@ def test_two_items_two_versions_two_lineages(
     )
 
     wider = tmp_path / "salmon-and-walleye.csv"
-    frame = generate_frame(load_scenario(), 7, ["salmon", "walleye"])
+    frame = generate_frame(fish_scenario(), 7, ["salmon", "walleye"])
     frame.drop(columns=["phase", "fish_id"]).to_csv(wider, index=False)
     promoted = train(csv=str(wider), seed=7)
     assert promoted.decision == "promoted", promoted.reason

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from benchmarks.fish import fish_scenario
 from flows.promote import promote
 from flows.shadow import shadow_verdict
 from flows.train import train
@@ -29,8 +30,8 @@ from tidemark.orchestration import prefect_api
 from tidemark.project.catalog import load_catalog
 from tidemark.registry import writer as registry
 from tidemark.registry.history import HISTORY_HEADING, production_intervals
-from tidemark.scenario import generate_frame, load_scenario
 from tidemark.schemas import ModelDecision, ModelEvent, ShadowEvidence, ShadowVerdict
+from tidemark.simulation.generate import generate_frame
 from tidemark.store import TrainingStore
 
 PROJECTS = Path("projects").resolve()
@@ -73,7 +74,7 @@ def settings(stack: Stack) -> Iterator[Settings]:
 
 def store_records(settings: Settings, phases: list[str], count: int) -> None:
     """Joined records of the scenario's phases in the store, as the joiner writes them."""
-    frame = generate_frame(load_scenario(), 5, phases).groupby("species").head(count)
+    frame = generate_frame(fish_scenario(), 5, phases).groupby("species").head(count)
     names = CONTRACTS.names
     documents = []
     for i, row in enumerate(frame.to_dict("records")):
@@ -127,7 +128,7 @@ def four_moves(settings: Settings) -> dict[str, str]:
         alpha=0.05,
         champion_mre=0.31,
         challenger_mre=0.06,
-        species={"walleye": evidence},
+        segments={"walleye": evidence},
         reason="the watching version is better on live items",
         decided_by="monitor",
         decided_at=datetime.now(UTC),

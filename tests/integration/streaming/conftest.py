@@ -29,7 +29,8 @@ def production_model(stack: Stack) -> str:
 
 @pytest.fixture
 def streams(stack: Stack, production_model: str) -> Settings:
-    """Settings with topics, groups and a database of this test's own."""
+    """Settings with topics, groups and a database of this test's own; the processes serve the
+    fish alone (a scorer or joiner serves every project of the stack by default)."""
     tag = uuid.uuid4().hex[:8]
     base = stack.settings
     settings = base.override(
@@ -44,6 +45,7 @@ def streams(stack: Stack, production_model: str) -> Settings:
         stream_scorer_group_id=f"scorer-{tag}",
         stream_joiner_group_id=f"joiner-{tag}",
         registry_poll_interval_s=1.0,
+        projects_names="fish-weight",
     )
     kafka_io.ensure_topics(settings.kafka)
     return settings

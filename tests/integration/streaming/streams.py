@@ -26,7 +26,7 @@ from tests.integration.topics import read_topic, topic_size
 from tidemark.config import SECTIONS, Settings
 from tidemark.project.catalog import topics_of
 from tidemark.project.contracts import Contracts
-from tidemark.schemas import Prediction, Scored, utc_now
+from tidemark.schemas import utc_now
 from tidemark.simulation.library import load_scenario
 
 
@@ -241,25 +241,24 @@ def assert_nothing_lost_nothing_doubled(settings: Settings, copies: Copies) -> R
     assert len(set(measured)) == FISH
     wait_until_done(settings, FISH, len(weighed), timeout_s=300)
 
+    contracts = Contracts(fish_on(settings))
     predictions = [
-        Prediction.from_json(r.value)
+        contracts.decode_prediction(r.value)
         for r in read_topic(settings, settings.kafka.topics.predictions)
     ]
-    predicted = Counter(p.fish_id for p in predictions)
+    predicted = Counter(p.key for p in predictions)
     assert set(predicted) == set(measured)
     most = predicted.most_common(1)[0]
     assert most[1] <= copies.predictions, f"{most[0]} predicted {most[1]} times"
     assert {p.model_name for p in predictions} == {settings.registry.model_name}
 
     scored_records = read_topic(settings, settings.kafka.topics.scored)
-    scored = [Scored.from_json(r.value) for r in scored_records]
-    joined = Counter(s.fish_id for s in scored)
+    scored = [contracts.decode_scored(r.value) for r in scored_records]
+    joined = Counter(s.key for s in scored)
     assert set(joined) == weighed
     most = joined.most_common(1)[0]
     assert most[1] <= copies.scored, f"{most[0]} joined {most[1]} times"
-    assert all(
-        s.abs_error_kg == pytest.approx(abs(s.predicted_weight_kg - s.weight_kg)) for s in scored
-    )
+    assert all(s.abs_error == pytest.approx(abs(s.prediction.value - s.truth)) for s in scored)
 
     # One training row per weighed fish (its _id is the fish id), and it is one of the fish's
     # scored records: with no kill, its only one; after a kill the joiner may have stored one
@@ -268,7 +267,7 @@ def assert_nothing_lost_nothing_doubled(settings: Settings, copies: Copies) -> R
     # record of its fish is what fails.
     copies_of: dict[str, list[dict[str, Any]]] = {}
     for record in scored_records:
-        fields = _fields(Scored.from_json(record.value).model_dump(mode="python"))
+        fields = _fields(contracts.scored_fields(contracts.decode_scored(record.value)))
         copies_of.setdefault(record.key.decode(), []).append(fields)
     client: MongoClient[dict[str, Any]] = MongoClient(settings.store.uri, tz_aware=True)
     with client:

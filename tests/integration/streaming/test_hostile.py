@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from tests.integration.projects import fish_on
 from tests.integration.streaming.streams import (
     Service,
     wait_for,
@@ -17,7 +18,8 @@ from tests.integration.streaming.streams import (
 from tests.integration.topics import read_topic, topic_size
 from tidemark import kafka_io
 from tidemark.config import Settings
-from tidemark.schemas import DeadLetter, Prediction, Scored, utc_now
+from tidemark.project.contracts import Contracts
+from tidemark.schemas import DeadLetter, utc_now
 from tidemark.stream.records import LETTER_OVERHEAD
 
 NOW = utc_now()
@@ -166,17 +168,20 @@ def test_hostile_records_are_dead_lettered_and_every_good_item_predicted_and_joi
     oversized_key = next(letter for letter in letters if "key of 200000 bytes" in letter.error)
     assert len(oversized_key.to_json()) <= streams.stream.max_record_bytes + LETTER_OVERHEAD
     conflict = [letter for letter in letters if "other content" in letter.error]
-    assert [(c.source_topic, Prediction.from_json(c.raw_value()).length_cm) for c in conflict] == [
-        (topics.predictions, 90.0)
+    contracts = Contracts(fish_on(streams))
+    conflicting = [
+        (c.source_topic, contracts.decode_prediction(c.raw_value()).item.feature("length_cm"))
+        for c in conflict
     ]
+    assert conflicting == [(topics.predictions, 90.0)]
 
     predicted = Counter(
-        Prediction.from_json(r.value).fish_id for r in read_topic(streams, topics.predictions)
+        contracts.decode_prediction(r.value).key for r in read_topic(streams, topics.predictions)
     )
     assert predicted == Counter(good_ids) + Counter([TWICE]) + Counter(["forged-1"])
-    scored = [Scored.from_json(r.value) for r in read_topic(streams, topics.scored)]
-    assert sorted(s.fish_id for s in scored) == sorted(good_ids)
-    assert next(s for s in scored if s.fish_id == TWICE).length_cm == 70.0
+    scored = [contracts.decode_scored(r.value) for r in read_topic(streams, topics.scored)]
+    assert sorted(s.key for s in scored) == sorted(good_ids)
+    assert next(s for s in scored if s.key == TWICE).prediction.item.feature("length_cm") == 70.0
 
     for service in (scorer, joiner):
         assert service.alive(), service.command

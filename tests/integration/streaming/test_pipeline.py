@@ -15,6 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from infra.local.stack import Stack
+from tests.integration.projects import fish_on
 from tests.integration.registered import register_scenario_model
 from tests.integration.streaming.streams import (
     FISH,
@@ -29,8 +30,8 @@ from tests.integration.streaming.streams import (
 )
 from tests.integration.topics import read_topic, topic_size
 from tidemark.config import Settings
+from tidemark.project.contracts import Contracts
 from tidemark.registry import writer as registry
-from tidemark.schemas import Measurement, Prediction, Scored, Weight
 
 HALF_WAY = FISH // 2
 
@@ -50,18 +51,19 @@ def test_every_measurement_is_scored_and_every_weighed_fish_joined_once(
     # one join window (of event time) past it, then expires; those of the line's last window
     # still wait. Every unweighed fish is in exactly one of the two.
     window = streams.stream.join_window_s
+    contracts = Contracts(fish_on(streams))
     measured = {
-        m.fish_id: (r.partition, m.measured_at)
+        m.key: (r.partition, m.at)
         for r in read_topic(streams, streams.kafka.topics.input)
-        for m in [Measurement.from_json(r.value)]
+        for m in [contracts.decode_input(r.value)]
     }
     weights = [
-        (r.partition, Weight.from_json(r.value))
+        (r.partition, contracts.decode_truth(r.value))
         for r in read_topic(streams, streams.kafka.topics.truth)
     ]
-    unweighed = set(measured) - {w.fish_id for _, w in weights}
+    unweighed = set(measured) - {w.key for _, w in weights}
     last_weight = {
-        partition: max(w.weighed_at for p, w in weights if p == partition)
+        partition: max(w.at for p, w in weights if p == partition)
         for partition in {p for p, _ in weights}
     }
     must_wait = {
@@ -130,19 +132,22 @@ def test_killing_scorer_and_joiner_during_a_challenge_loses_neither_side_and_dou
     print(outcome)
 
     # Both versions predicted every fish, and every joined fish carries both errors.
+    contracts = Contracts(fish_on(streams))
     predictions = [
-        Prediction.from_json(r.value) for r in read_topic(streams, streams.kafka.topics.predictions)
+        contracts.decode_prediction(r.value)
+        for r in read_topic(streams, streams.kafka.topics.predictions)
     ]
     assert {p.model_version for p in predictions} == {production}
     assert {p.challenger_version for p in predictions} == {challenger}
-    assert all(p.challenger_predicted_weight_kg is not None for p in predictions)
-    scored = [Scored.from_json(r.value) for r in read_topic(streams, streams.kafka.topics.scored)]
-    assert {s.challenger_version for s in scored} == {challenger}
+    assert all(p.challenger_value is not None for p in predictions)
+    scored = [
+        contracts.decode_scored(r.value) for r in read_topic(streams, streams.kafka.topics.scored)
+    ]
+    assert {s.prediction.challenger_version for s in scored} == {challenger}
     assert all(
-        s.challenger_abs_error_kg is not None
-        and s.challenger_predicted_weight_kg is not None
-        and s.challenger_abs_error_kg
-        == pytest.approx(abs(s.challenger_predicted_weight_kg - s.weight_kg))
+        s.challenger_abs_error is not None
+        and s.prediction.challenger_value is not None
+        and s.challenger_abs_error == pytest.approx(abs(s.prediction.challenger_value - s.truth))
         for s in scored
     )
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+import orjson
+
+from tests.integration.projects import fish_on
 from tests.integration.streaming.streams import Service, wait_for
 from tests.integration.topics import read_topic, topic_size
 from tidemark import kafka_io
 from tidemark.config import Settings
-from tidemark.schemas import DeadLetter, Measurement, Prediction, utc_now
+from tidemark.project.contracts import Contracts
+from tidemark.schemas import DeadLetter, utc_now
 
 GOOD = {
     "species": "salmon",
@@ -62,20 +66,21 @@ def test_poison_lands_in_the_dead_letter_topic_and_good_records_are_scored(
 ) -> None:
     producer = kafka_io.producer(streams.kafka)
     sent: dict[tuple[int, int], str] = {}
-    good_ids = []
+    good_ids: list[str] = []
     for round_ in range(3):
         for name, (value, _) in POISON.items():
-            good = Measurement(
-                fish_id=f"good-{round_}-{name}",
-                species="salmon",
-                length_cm=70.0,
-                height_cm=17.0,
-                measured_at=utc_now(),
-            )
-            good_ids.append(good.fish_id)
+            good_id = f"good-{round_}-{name}"
+            good = {
+                "fish_id": good_id,
+                "species": "salmon",
+                "length_cm": 70.0,
+                "height_cm": 17.0,
+                "measured_at": utc_now().isoformat(),
+            }
+            good_ids.append(good_id)
             # One key for the pair: the poison sits between good records of its partition.
             key = f"{round_}-{name}".encode()
-            producer.send(streams.kafka.topics.input, key=key, value=good.to_json()).get(30)
+            producer.send(streams.kafka.topics.input, key=key, value=orjson.dumps(good)).get(30)
             metadata = producer.send(streams.kafka.topics.input, key=key, value=value).get(30)
             sent[(metadata.partition, metadata.offset)] = name
     producer.close()
@@ -111,7 +116,9 @@ def test_poison_lands_in_the_dead_letter_topic_and_good_records_are_scored(
         by_position[next(p for p, n in sent.items() if n == "non-utf8")].value_encoding == "base64"
     )
 
+    contracts = Contracts(fish_on(streams))
     predictions = [
-        Prediction.from_json(r.value) for r in read_topic(streams, streams.kafka.topics.predictions)
+        contracts.decode_prediction(r.value)
+        for r in read_topic(streams, streams.kafka.topics.predictions)
     ]
-    assert sorted(p.fish_id for p in predictions) == sorted(good_ids)
+    assert sorted(p.key for p in predictions) == sorted(good_ids)

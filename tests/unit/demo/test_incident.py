@@ -40,11 +40,11 @@ def test_the_story_of_a_shift_and_the_recovery() -> None:
     assert incident.promoted == promotion
     assert incident.since_shift(incident.first_prediction) == 125
     assert incident.before is not None
-    assert incident.before.mean_relative_error == pytest.approx(0.05)
+    assert incident.before.judged == pytest.approx(0.05)
     assert incident.during is not None
     assert incident.during.count == 130
     assert incident.after is not None
-    assert incident.after.mean_relative_error == pytest.approx(0.06)
+    assert incident.after.judged == pytest.approx(0.06)
     assert [w.start - T0 for w in incident.recovered] == [
         timedelta(seconds=s) for s in (300, 360, 420)
     ]
@@ -97,9 +97,9 @@ def test_the_story_tells_what_the_windows_show_whichever_version_scored_them() -
     assert incident.crossed.start == SHIFT
     assert incident.during is not None
     assert incident.during.count == 180
-    assert incident.during.mean_relative_error == pytest.approx(0.22)
+    assert incident.during.judged == pytest.approx(0.22)
     assert incident.after is not None
-    assert incident.after.mean_relative_error == pytest.approx(0.06)
+    assert incident.after.judged == pytest.approx(0.06)
     text = "\n".join(incident.lines())
     assert "error crossed 0.10" in text
     assert "promoted: v4" in text

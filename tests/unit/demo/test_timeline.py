@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -9,7 +10,8 @@ import pytest
 
 from demo.timeline import draw_timeline, shadow_marks
 from tests.unit.monitoring.scored import T0, retrain_request, scored
-from tidemark.schemas import ModelDecision, ModelEvent, Scored, ShadowVerdict
+from tidemark.project.contracts import Scored
+from tidemark.schemas import ModelDecision, ModelEvent, ShadowVerdict
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -39,13 +41,13 @@ def test_nothing_to_draw_is_refused(tmp_path: Path) -> None:
 
 
 def _shadowed(record: Scored, version: str) -> Scored:
-    return record.model_copy(
-        update={
-            "challenger_version": version,
-            "challenger_predicted_weight_kg": record.weight_kg,
-            "challenger_abs_error_kg": 0.0,
-            "challenger_rel_error": 0.0,
-        }
+    return replace(
+        record,
+        prediction=replace(
+            record.prediction, challenger_version=version, challenger_value=record.truth
+        ),
+        challenger_abs_error=0.0,
+        challenger_rel_error=0.0,
     )
 
 

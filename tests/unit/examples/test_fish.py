@@ -1,9 +1,8 @@
-"""The fish as a project: their scenarios, moved to examples/fish, give the same fish as before.
+"""The fish as a project: their scenarios live in examples/fish, read by the generic engine.
 
-``tidemark.scenario`` (the fish-only engine, kept until its last caller moves) and the generic
-engine read the same scenarios in their two formats; for every scenario and seed, the fish are
-the same: ids, species, lengths and heights exactly, weights to float round-off (the allometric
-law is computed as ``a·L^(b-c)·H^c`` instead of ``a·L^b·(H/L)^c``).
+They were read by a fish-only engine until issue 23; the generic engine gave the same fish for
+every scenario and seed (ids, species, lengths and heights exactly, weights to float round-off)
+when that engine went.
 """
 
 from __future__ import annotations
@@ -12,10 +11,8 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from tidemark import scenario as fish_only
 from tidemark.project.contracts import Contracts
 from tidemark.project.spec import load_project
 from tidemark.simulation.generate import generate, generate_frame
@@ -28,26 +25,8 @@ FISH = load_project(REPO / "projects" / "fish-weight.toml")
 
 
 def test_every_fish_scenario_moved() -> None:
-    assert packaged_scenarios(FISH) == fish_only.packaged_scenarios()
+    assert packaged_scenarios(FISH) == ("default", "growth", "near-floor", "never-seen", "tutorial")
     assert FISH.scenarios == str(REPO / "examples" / "fish" / "scenarios")
-
-
-@pytest.mark.parametrize("name", fish_only.packaged_scenarios())
-@pytest.mark.parametrize("seed", [0, 7, 1_764_000_000_000])
-def test_the_same_fish_as_before(name: str, seed: int) -> None:
-    before = fish_only.generate_frame(fish_only.load_scenario(name), seed)
-    now = generate_frame(load_scenario(FISH, name), seed)
-    assert list(now.columns) == list(fish_only.RECORD_COLUMNS)
-    exact = ["phase", "fish_id", "species", "length_cm", "height_cm"]
-    pd.testing.assert_frame_equal(now[exact], before[exact], check_exact=True)
-    np.testing.assert_allclose(now["weight_kg"], before["weight_kg"], rtol=1e-13, atol=0)
-
-
-def test_the_same_fish_for_a_subset_of_phases() -> None:
-    before = fish_only.generate_frame(fish_only.load_scenario(), 3, phases=["walleye"])
-    now = generate_frame(load_scenario(FISH), 3, phases=["walleye"])
-    assert list(now["fish_id"]) == list(before["fish_id"])
-    np.testing.assert_allclose(now["weight_kg"], before["weight_kg"], rtol=1e-13, atol=0)
 
 
 def test_the_default_is_salmon_then_walleye_then_salmon() -> None:

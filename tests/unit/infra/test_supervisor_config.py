@@ -22,7 +22,7 @@ def test_supervisor_parses_back_commands_and_environments(tmp_path: Path) -> Non
         command=["/bin/echo", "50%", 'say "hi"', "two words"],
         url="http://127.0.0.1:1",
         check=_noop,
-        env={"PERCENT": "100%", "QUOTE": 'a"b'},
+        env={"PERCENT": "100%", "QUOTE": 'a"b', "EMPTY": ""},
     )
     service = Component(name="later", command=["/bin/true"], url="-", check=_noop, service=True)
     supervisor = Supervisor(tmp_path)
@@ -34,7 +34,7 @@ def test_supervisor_parses_back_commands_and_environments(tmp_path: Path) -> Non
     programs = {group.name: group.process_configs[0] for group in options.process_group_configs}
 
     assert shlex.split(programs["tricky"].command) == tricky.command
-    assert programs["tricky"].environment == {"PERCENT": "100%", "QUOTE": 'a"b'}
+    assert programs["tricky"].environment == {"PERCENT": "100%", "QUOTE": 'a"b', "EMPTY": ""}
     assert programs["tricky"].autostart is True
     assert programs["tricky"].stopasgroup is True
     assert programs["later"].autostart is False

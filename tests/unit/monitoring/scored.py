@@ -1,13 +1,22 @@
-"""Scored records and retrain requests for the monitoring and demo unit tests."""
+"""Scored fish and retrain requests for the monitoring and demo unit tests."""
 
 from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
 
-from tidemark.schemas import RetrainReason, RetrainRequest, Scored
+from tests.integration.projects import example
+from tidemark.project.contracts import Contracts, Scored
+from tidemark.project.spec import Project, parse_project
+from tidemark.schemas import RetrainReason, RetrainRequest
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+FISH = Contracts(example("fish-weight"))
+# The fish without their segment: a project whose items are one implicit segment.
+WHOLE_FISH: Project = parse_project(
+    FISH.project.model_dump(mode="json") | {"name": "fish-whole", "segment": None},
+    "the fish as one segment",
+)
 _ids = itertools.count()
 
 
@@ -20,26 +29,30 @@ def scored(
     version: str = "1",
     length_cm: float = 70.0,
     height_cm: float = 17.0,
+    known: bool = True,
+    contracts: Contracts = FISH,
 ) -> Scored:
     """A fish measured ``seconds`` after T0 whose prediction was ``rel_error`` too heavy."""
     measured_at = T0 + timedelta(seconds=seconds)
     predicted = weight_kg * (1 + rel_error)
-    return Scored(
-        fish_id=f"fish-{next(_ids)}",
-        species=species,
-        length_cm=length_cm,
-        height_cm=height_cm,
-        measured_at=measured_at,
-        predicted_weight_kg=predicted,
-        species_known=True,
-        model_name="fish-weight",
-        model_version=version,
-        predicted_at=measured_at,
-        weight_kg=weight_kg,
-        abs_error_kg=abs(predicted - weight_kg),
-        rel_error=abs(predicted - weight_kg) / weight_kg,
-        joined_at=measured_at + timedelta(seconds=2),
-    )
+    record = {
+        "fish_id": f"fish-{next(_ids)}",
+        "species": species,
+        "length_cm": length_cm,
+        "height_cm": height_cm,
+        "measured_at": measured_at,
+        "predicted_weight_kg": predicted,
+        "model_name": "fish-weight",
+        "model_version": version,
+        "predicted_at": measured_at,
+        "weight_kg": weight_kg,
+        "abs_error_kg": abs(predicted - weight_kg),
+        "rel_error": abs(predicted - weight_kg) / weight_kg,
+        "joined_at": measured_at + timedelta(seconds=2),
+    }
+    if contracts.names.known is not None:
+        record[contracts.names.known] = known
+    return contracts.scored_from(record)
 
 
 def retrain_request(window_start_s: float = 0.0, metric_value: float = 0.2) -> RetrainRequest:

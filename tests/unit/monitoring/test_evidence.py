@@ -6,9 +6,11 @@ from datetime import timedelta
 
 import pytest
 
-from monitoring.evidence import SpeciesPool
-from tests.unit.monitoring.scored import T0, scored
-from tidemark.schemas import Scored
+from monitoring.evidence import SegmentPool
+from tests.unit.monitoring.scored import T0, WHOLE_FISH, scored
+from tidemark.judging.scored import WHOLE
+from tidemark.project.contracts import Contracts, Scored
+from tidemark.project.spec import ErrorKind
 
 
 def fish(window: int, count: int, species: str = "walleye", rel_error: float = 0.2) -> list[Scored]:
@@ -18,18 +20,18 @@ def fish(window: int, count: int, species: str = "walleye", rel_error: float = 0
 
 
 def test_a_species_with_enough_fish_is_judged_on_its_window_alone() -> None:
-    pooled = SpeciesPool(min_count=30, max_windows=10)
+    pooled = SegmentPool(min_count=30, max_windows=10, judged_by=ErrorKind.RELATIVE)
     [salmon, walleye] = pooled.add(
         T0, fish(0, 40, "salmon", 0.05) + fish(0, 30, "walleye", 0.2), frozenset({"salmon"})
     )
-    assert (salmon.species, salmon.stats.count, salmon.unseen) == ("salmon", 40, False)
-    assert salmon.stats.mean_relative_error == pytest.approx(0.05)
-    assert (walleye.species, walleye.since, walleye.unseen) == ("walleye", T0, True)
+    assert (salmon.segment, salmon.stats.count, salmon.unseen) == ("salmon", 40, False)
+    assert salmon.stats.judged == pytest.approx(0.05)
+    assert (walleye.segment, walleye.since, walleye.unseen) == ("walleye", T0, True)
     assert pooled.pending() == {}
 
 
 def test_a_short_species_accumulates_windows_until_it_has_enough() -> None:
-    pooled = SpeciesPool(min_count=30, max_windows=10)
+    pooled = SegmentPool(min_count=30, max_windows=10, judged_by=ErrorKind.RELATIVE)
     assert pooled.add(T0, fish(0, 12), None) == []
     assert pooled.add(T0 + timedelta(seconds=60), fish(1, 12), None) == []
     assert pooled.pending() == {"walleye": 24}
@@ -41,14 +43,14 @@ def test_a_short_species_accumulates_windows_until_it_has_enough() -> None:
 
 
 def test_only_the_last_windows_are_pooled() -> None:
-    pooled = SpeciesPool(min_count=30, max_windows=3)
+    pooled = SegmentPool(min_count=30, max_windows=3, judged_by=ErrorKind.RELATIVE)
     for window in range(5):
         assert pooled.add(T0 + timedelta(seconds=60 * window), fish(window, 5), None) == []
     assert pooled.pending() == {"walleye": 15}
 
 
 def test_a_new_production_version_starts_every_species_afresh() -> None:
-    pooled = SpeciesPool(min_count=30, max_windows=10)
+    pooled = SegmentPool(min_count=30, max_windows=10, judged_by=ErrorKind.RELATIVE)
     assert pooled.add(T0, fish(0, 20), None, version="1") == []
     assert pooled.add(T0 + timedelta(seconds=60), fish(1, 20), None, version="2") == []
     assert pooled.pending() == {"walleye": 20}
@@ -57,11 +59,27 @@ def test_a_new_production_version_starts_every_species_afresh() -> None:
 
 
 def test_a_fish_flagged_unknown_makes_its_species_unseen() -> None:
-    unknown = [r.model_copy(update={"species_known": False}) for r in fish(0, 30, "pike")]
-    [pike] = SpeciesPool(min_count=30, max_windows=3).add(T0, unknown, None)
+    unknown = [scored(i * 0.1, species="pike", rel_error=0.2, known=False) for i in range(30)]
+    [pike] = SegmentPool(min_count=30, max_windows=3, judged_by=ErrorKind.RELATIVE).add(
+        T0, unknown, None
+    )
     assert pike.unseen
 
 
 def test_nonsense_bounds_are_refused() -> None:
     with pytest.raises(ValueError, match="at least 1"):
-        SpeciesPool(min_count=0, max_windows=3)
+        SegmentPool(min_count=0, max_windows=3, judged_by=ErrorKind.RELATIVE)
+
+
+def test_a_project_without_a_segment_is_judged_as_one_segment() -> None:
+    whole = Contracts(WHOLE_FISH)
+    pooled = SegmentPool(min_count=30, max_windows=10, judged_by=ErrorKind.RELATIVE)
+    records = [
+        scored(i * 0.1, species=s, rel_error=0.2, contracts=whole)
+        for i, s in enumerate(["salmon", "walleye"] * 10)
+    ]
+    assert pooled.add(T0, records, None) == []
+    assert pooled.pending() == {WHOLE: 20}
+    [judged] = pooled.add(T0 + timedelta(seconds=60), records, frozenset())
+    assert (judged.segment, judged.stats.count, judged.unseen) == (WHOLE, 40, False)
+    assert judged.stats.judged == pytest.approx(0.2)

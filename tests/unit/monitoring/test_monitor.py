@@ -30,13 +30,16 @@ from monitoring.policy import (
 from monitoring.production import Production
 from monitoring.reports import SavedReport
 from monitoring.windows import ClosedWindow
-from tests.unit.monitoring.scored import T0, scored
+from tests.unit.monitoring.scored import FISH, T0, WHOLE_FISH, scored
 from tests.unit.tidemark.stream.raw import Record
 from tidemark.config import Settings
 from tidemark.judging.decisions import Decision
-from tidemark.schemas import RetrainRequest, Scored, utc_now
+from tidemark.judging.scored import WHOLE
+from tidemark.project.contracts import Contracts, Scored
+from tidemark.project.spec import ErrorKind
+from tidemark.schemas import RetrainRequest, utc_now
 from tidemark.stream.loop import clock_of
-from tidemark.stream.records import Batch, Clock, decode
+from tidemark.stream.records import Batch, Clock, Decoding, decode
 
 SALMON_ERROR = IncidentKey(IncidentKind.ERROR, "salmon")
 PIKE_UNSEEN = IncidentKey(IncidentKind.UNSEEN, "pike")
@@ -119,6 +122,7 @@ def monitor(
     outcomes: dict[str, RunOutcome] | None = None,
     follower: FakeFollower | None = None,
     on_judgement: Callable[[WindowJudgement], None] | None = None,
+    contracts: Contracts = FISH,
 ) -> tuple[Monitor, FakeTrigger]:
     trigger = FakeTrigger()
     settings = Settings().override(
@@ -130,6 +134,7 @@ def monitor(
     found = outcomes if outcomes is not None else {}
     watched = Monitor(
         settings,
+        contracts,
         cast(Any, follower or FakeFollower()),
         cast(Any, trigger),
         cast(Any, FakeReports()),
@@ -146,13 +151,11 @@ def window(index: int, **species: tuple[int, float]) -> ClosedWindow:
     for name, (count, error) in species.items():
         known = name == "salmon"
         records += [
-            scored(60 * index + i * 0.1, species=name, rel_error=error).model_copy(
-                update={"species_known": known}
-            )
+            scored(60 * index + i * 0.1, species=name, rel_error=error, known=known)
             for i in range(count)
         ]
     start = T0 + timedelta(seconds=60 * index)
-    return ClosedWindow.of(start, start + timedelta(seconds=60), records)
+    return ClosedWindow.of(start, start + timedelta(seconds=60), records, ErrorKind.RELATIVE)
 
 
 def states(verdict: WindowJudgement) -> dict[str, GateState]:
@@ -165,6 +168,36 @@ def test_ten_stationary_windows_trigger_nothing() -> None:
     assert all(v.alarms == () and not v.triggered for v in verdicts)
     assert trigger.runs == []
     assert trigger.requests == []
+
+
+def test_a_project_without_a_segment_has_one_incident_for_all_its_items() -> None:
+    whole = Contracts(WHOLE_FISH)
+    follower = FakeFollower()
+    follower.current = Production("1", "run", None, frozenset())
+    watched, trigger = monitor(follower=follower, contracts=whole)
+    calm = [
+        scored(i * 0.5, species=s, rel_error=0.05, contracts=whole)
+        for i, s in enumerate(["salmon", "walleye"] * 40)
+    ]
+    assert (
+        watched.judge(
+            ClosedWindow.of(T0, T0 + timedelta(seconds=60), calm, ErrorKind.RELATIVE)
+        ).alarms
+        == ()
+    )
+    worse = [
+        scored(60 + i * 0.5, species=s, rel_error=0.3, contracts=whole)
+        for i, s in enumerate(["salmon", "walleye"] * 40)
+    ]
+    start = T0 + timedelta(seconds=60)
+    fired = watched.judge(
+        ClosedWindow.of(start, start + timedelta(seconds=60), worse, ErrorKind.RELATIVE)
+    )
+    assert states(fired) == {f"error:{WHOLE}": GateState.FIRED}
+    [run] = trigger.runs
+    assert run.incidents == {IncidentKey(IncidentKind.ERROR, WHOLE)}
+    assert trigger.requests[0].metric == "mean_relative_error"
+    assert trigger.requests[0].metric_value == pytest.approx(0.3)
 
 
 def test_one_retrain_per_incident_and_a_new_species_gets_its_own_during_the_cooldown() -> None:
@@ -235,7 +268,7 @@ def test_a_short_species_accumulates_and_its_retrain_reads_every_window() -> Non
     short = [watched.judge(window(i, salmon=(60, 0.05), pike=(12, 1.6))) for i in range(2)]
     assert not any(v.alarms for v in short)
     # Judged on 36 pooled fish, and 60 labelled pike are needed to train and judge a retrain.
-    assert watched.incidents.fish_needed == 60
+    assert watched.incidents.items_needed == 60
     gathering = watched.judge(window(2, salmon=(60, 0.05), pike=(12, 1.6)))
     assert states(gathering) == {"unseen:pike": GateState.GATHERING}
     assert "36 of the 60 labelled pike" in gathering.alarms[0].gate.why
@@ -308,10 +341,14 @@ def polled(*fish: tuple[int, Scored | bytes], clock: Clock | None = None) -> Bat
     """A batch of ``fish.scored`` on partition 0: (offset, record or raw bytes) each."""
     topic = Settings().kafka.topics.scored
     records = [
-        Record(topic, 0, offset, b"k", value if isinstance(value, bytes) else value.to_json())
+        Record(
+            topic, 0, offset, b"k", value if isinstance(value, bytes) else FISH.encode_scored(value)
+        )
         for offset, value in fish
     ]
-    return decode({TopicPartition(topic, 0): records}, {topic: Scored}, 10_000, clock)
+    return decode(
+        {TopicPartition(topic, 0): records}, {topic: Decoding(FISH.decode_scored)}, 10_000, clock
+    )
 
 
 def test_a_monitor_resumed_from_the_committed_mark_judges_no_window_twice() -> None:
@@ -346,7 +383,7 @@ def _half_and_half(index: int, before: float, after: float, count: int = 30) -> 
         for i in range(count)
     ]
     start = T0 + timedelta(seconds=60 * index)
-    return ClosedWindow.of(start, start + timedelta(seconds=60), records)
+    return ClosedWindow.of(start, start + timedelta(seconds=60), records, ErrorKind.RELATIVE)
 
 
 def test_a_retrain_reads_the_changed_species_only_from_the_change_inside_its_window() -> None:
@@ -378,6 +415,26 @@ def test_a_retrain_reads_the_changed_species_only_from_the_change_inside_its_win
     assert run.data_start < change
 
 
+def test_a_drift_retrain_reads_a_gathering_species_only_from_its_change() -> None:
+    """Issue 26, seen on a replay after `make up`'s gentle line: the salmon law changed, the
+    salmon's incident gathered evidence, and a drift alarm fired first; its retrain read the
+    salmon from before the change and blended both laws. It must start them at the change."""
+    watched, trigger = monitor()
+    watched.incidents.thresholds = watched.thresholds
+    for i in range(3):
+        watched.judge(window(i, salmon=(30, 0.03)))
+    changed = watched.judge(_half_and_half(3, 0.03, 0.30))
+    assert states(changed) == {"error:salmon": GateState.GATHERING}
+    change = T0 + timedelta(seconds=180 + 15 * 2.0)
+    drift = Alarm(IncidentKey(IncidentKind.DRIFT), "drift_share", 1.0, 0.5, 30, T0)
+    closed = window(4, salmon=(30, 0.03))
+    judgement = WindowJudgement(window=closed, version="1", judged=None, drift=None)
+    watched.incidents.answer(judgement, [drift])
+    [starts] = trigger.segment_starts
+    assert starts["salmon"].start == change
+    assert "change-point" in starts["salmon"].reason
+
+
 def test_after_a_promotion_an_incident_of_the_new_version_is_not_held_by_the_old_ones() -> None:
     """Issue 26: v2 was promoted by salmon's retrain (asked on v1) a moment ago; salmon's
     error under v2 is still above the threshold: a new incident of v2, which fires at once
@@ -392,7 +449,9 @@ def test_after_a_promotion_an_incident_of_the_new_version_is_not_held_by_the_old
         *(scored(70 + i * 0.5, rel_error=0.2, version="2") for i in range(60)),
     ]
     start = T0 + timedelta(seconds=60)
-    again = watched.judge(ClosedWindow.of(start, start + timedelta(seconds=60), mixed))
+    again = watched.judge(
+        ClosedWindow.of(start, start + timedelta(seconds=60), mixed, ErrorKind.RELATIVE)
+    )
     assert states(again) == {"error:salmon": GateState.FIRED}, again.alarms
     assert "on v2" in again.alarms[0].gate.why
     assert [r.model_version for r in trigger.runs] == ["1", "2"]
@@ -447,6 +506,7 @@ def test_a_new_production_version_closes_the_old_versions_waiting_incidents() ->
             T0 + timedelta(seconds=60),
             T0 + timedelta(seconds=120),
             [scored(60 + i, rel_error=0.02, version="2") for i in range(30)],
+            ErrorKind.RELATIVE,
         )
     )
     assert calm.alarms == ()
@@ -461,7 +521,81 @@ def test_a_drift_retrain_judges_only_the_species_with_evidence_enough() -> None:
     watched.incidents.thresholds = watched.thresholds
     alarm = Alarm(IncidentKey(IncidentKind.DRIFT), "drift_share", 1.0, 0.5, 90, T0)
     records = [scored(i * 0.5) for i in range(90)] + [scored(50, species="pike")]
-    closed = ClosedWindow.of(T0, T0 + timedelta(seconds=60), records)
+    closed = ClosedWindow.of(T0, T0 + timedelta(seconds=60), records, ErrorKind.RELATIVE)
     judgement = WindowJudgement(window=closed, version="1", judged=None, drift=None)
     watched.incidents.answer(judgement, [alarm])
     assert trigger.judged == [["salmon"]]
+
+
+class DownTrigger(FakeTrigger):
+    """Prefect that may be down (every call fails), or may lose its answer to a start."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+        self.lose_answer = False
+
+    def _answer(self) -> None:
+        if self.down:
+            raise ConnectionError("Prefect is down")
+
+    def start_run(self, request: RetrainRequest, training_start: datetime, *rest: Any) -> str:
+        self._answer()
+        run_id = super().start_run(request, training_start, *rest)
+        if self.lose_answer:
+            raise ConnectionError("the answer to the start was lost")
+        return run_id
+
+    def last_run(self, incident: IncidentKey | None = None) -> IncidentRun | None:
+        self._answer()
+        return super().last_run(incident)
+
+    def in_flight(self) -> IncidentRun | None:
+        self._answer()
+        return super().in_flight()
+
+
+def down_monitor() -> tuple[Monitor, DownTrigger]:
+    watched, _ = monitor()
+    trigger = DownTrigger()
+    watched.incidents.trigger = cast(Any, trigger)
+    return watched, trigger
+
+
+def test_an_alarm_while_prefect_is_down_is_kept_and_retrains_once_when_it_answers() -> None:
+    watched, trigger = down_monitor()
+    trigger.down = True
+    kept = [watched.judge(window(i, salmon=(60, 0.2))) for i in (0, 1)]
+    assert all(states(v) == {"error:salmon": GateState.QUEUED} for v in kept)
+    assert "kept until" in kept[0].alarms[0].gate.why
+    assert watched.incidents.drain(force=True) is None
+    assert trigger.runs == []
+    assert trigger.requests == []
+
+    trigger.down = False
+    assert watched.incidents.drain(force=True) == "run-1"
+    # One request for both windows that raised the alarm while Prefect was away.
+    [request] = trigger.requests
+    assert (request.window_start, request.window_end) == (T0, T0 + timedelta(seconds=120))
+    assert watched.incidents.queue == {}
+    trigger.end("run-1")
+    again = watched.judge(window(2, salmon=(60, 0.2)))
+    assert states(again) == {"error:salmon": GateState.HELD}
+    assert watched.incidents.drain(force=True) is None
+    assert len(trigger.runs) == 1
+
+
+def test_a_start_whose_answer_was_lost_is_kept_and_not_started_again() -> None:
+    watched, trigger = down_monitor()
+    trigger.lose_answer = True
+    fired = watched.judge(window(0, salmon=(60, 0.2)))
+    assert not fired.triggered
+    assert SALMON_ERROR in watched.incidents.queue
+    trigger.lose_answer = False
+    # Prefect did start it: while it runs the kept alarm waits, and once it ended (a moment
+    # ago) the incident's own cooldown drops the alarm instead of starting a second run.
+    assert watched.incidents.drain(force=True) is None
+    trigger.end("run-1")
+    assert watched.incidents.drain(force=True) is None
+    assert watched.incidents.queue == {}
+    assert len(trigger.runs) == 1

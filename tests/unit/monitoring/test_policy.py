@@ -12,7 +12,7 @@ from monitoring.policy import (
     IncidentKey,
     IncidentKind,
     IncidentRun,
-    JudgedSpecies,
+    JudgedSegment,
     RunOutcome,
     Thresholds,
     WindowSpan,
@@ -25,6 +25,7 @@ from monitoring.policy import (
 from monitoring.windows import ClosedWindow, ErrorStats
 from tests.unit.monitoring.scored import T0, scored
 from tidemark.judging.decisions import Decision
+from tidemark.project.spec import ErrorKind
 from tidemark.schemas import RetrainReason
 
 THRESHOLDS = Thresholds(error=0.10, min_count=30, drift_share=0.5, reopen_margin=0.25)
@@ -34,11 +35,11 @@ DRIFT = IncidentKind.DRIFT
 NOW = T0
 
 
-def evidence(species: str, mre: float, count: int = 60, unseen: bool = False) -> JudgedSpecies:
-    return JudgedSpecies(species, T0, ErrorStats(count, 0.1, 0.1, mre), unseen)
+def evidence(species: str, mre: float, count: int = 60, unseen: bool = False) -> JudgedSegment:
+    return JudgedSegment(species, T0, ErrorStats(count, 0.1, 0.1, mre), unseen)
 
 
-def raised(*items: JudgedSpecies, drift: bool = False, share: float | None = 0.0) -> list[Alarm]:
+def raised(*items: JudgedSegment, drift: bool = False, share: float | None = 0.0) -> list[Alarm]:
     return alarms(items, drift, share, T0, THRESHOLDS)
 
 
@@ -99,8 +100,9 @@ def test_only_the_production_versions_fish_are_judged() -> None:
         T0,
         T0 + timedelta(seconds=60),
         [scored(1, version="1", rel_error=0.3), scored(2, version="2", rel_error=0.02)],
+        ErrorKind.RELATIVE,
     )
-    assert [r.model_version for r in judged_records(window, "2")] == ["2"]
+    assert [r.prediction.model_version for r in judged_records(window, "2")] == ["2"]
     assert judged_records(window, "3") == []
     assert len(judged_records(window, None)) == 2
 

@@ -9,15 +9,16 @@ import pytest
 from evidently.ui.workspace import Workspace
 
 from monitoring import dashboard
-from monitoring.reports import PROJECT, ReportStore, WindowOutcome, WindowVerdict
+from monitoring.reports import ReportStore, WindowOutcome, WindowVerdict
 from monitoring.windows import ClosedWindow
-from tests.unit.monitoring.scored import T0, scored
+from tests.unit.monitoring.scored import FISH, T0, scored
 from tidemark.config import Settings
+from tidemark.project.spec import ErrorKind
 
 
 def _window(*records_: tuple[float, str, str]) -> ClosedWindow:
     records = [scored(1.0, rel_error=e, version=v, species=s) for e, v, s in records_]
-    return ClosedWindow.of(T0, T0 + timedelta(minutes=1), records)
+    return ClosedWindow.of(T0, T0 + timedelta(minutes=1), records, ErrorKind.RELATIVE)
 
 
 def _outcome(window: ClosedWindow, verdict: WindowVerdict = WindowVerdict.OK) -> WindowOutcome:
@@ -26,7 +27,9 @@ def _outcome(window: ClosedWindow, verdict: WindowVerdict = WindowVerdict.OK) ->
 
 @pytest.fixture
 def store(tmp_path: Path) -> ReportStore:
-    return ReportStore(Settings(stack_state_dir=tmp_path, monitor_error_threshold=0.1))
+    return ReportStore(
+        Settings(stack_state_dir=tmp_path, monitor_error_threshold=0.1), FISH.project
+    )
 
 
 def _metric_values(store: ReportStore, run_id: object) -> dict[str, float]:
@@ -51,8 +54,8 @@ def test_a_window_is_recorded_with_its_errors_by_version_and_species(store: Repo
     values = _metric_values(store, runs[0])
     assert values[dashboard.version_column("1")] == pytest.approx(0.1)
     assert values[dashboard.version_column("2")] == pytest.approx(0.25)
-    assert values[dashboard.species_column("salmon")] == pytest.approx(0.15)
-    assert values[dashboard.species_column("walleye")] == pytest.approx(0.3)
+    assert values[dashboard.segment_column("salmon")] == pytest.approx(0.15)
+    assert values[dashboard.segment_column("walleye")] == pytest.approx(0.3)
     assert values[dashboard.THRESHOLD_COLUMN] == pytest.approx(0.1)
 
 
@@ -65,16 +68,18 @@ def test_the_panels_exist_from_the_start_and_gain_a_series_per_new_version(
 
     assert set(panels()) == {
         dashboard.BY_VERSION,
-        dashboard.BY_SPECIES,
+        dashboard.BY_SEGMENT,
         dashboard.DRIFT_SHARE,
-        dashboard.FISH,
+        dashboard.ITEMS,
     }
     store.record(_outcome(_window((0.1, "1", "salmon"), (0.3, "2", "walleye"))))
     store.record(_outcome(_window((0.1, "10", "salmon"))))
     assert panels()[dashboard.BY_VERSION] == ["v1", "v2", "v10", "threshold 0.10"]
-    assert panels()[dashboard.BY_SPECIES] == ["salmon", "walleye", "threshold 0.10"]
+    assert panels()[dashboard.BY_SEGMENT] == ["salmon", "walleye", "threshold 0.10"]
     # A restarted monitor finds the panels and adds nothing twice.
-    again = ReportStore(Settings(stack_state_dir=tmp_path, monitor_error_threshold=0.1))
+    again = ReportStore(
+        Settings(stack_state_dir=tmp_path, monitor_error_threshold=0.1), FISH.project
+    )
     assert again.dashboard.ensure(["2"], ["salmon"]) is False
     assert panels()[dashboard.BY_VERSION] == ["v1", "v2", "v10", "threshold 0.10"]
-    assert len(Workspace.create(str(store.workspace_dir)).search_project(PROJECT)) == 1
+    assert len(Workspace.create(str(store.workspace_dir)).search_project("fish-weight")) == 1

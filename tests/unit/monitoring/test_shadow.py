@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -15,8 +15,10 @@ from tidemark.judging.shadow import (
     ShadowEvaluation,
     ShadowRole,
 )
+from tidemark.project.contracts import Scored
+from tidemark.project.spec import ErrorKind
 from tidemark.registry.reader import VersionRef
-from tidemark.schemas import ModelDecision, ModelEvent, Scored, ShadowVerdict
+from tidemark.schemas import ModelDecision, ModelEvent, ShadowVerdict
 
 SETTINGS = Settings(shadow_min_items=20, shadow_max_items=2_000)
 
@@ -45,7 +47,9 @@ class Effects:
     carried_out: list[ModelDecision] = field(default_factory=list)
 
     def judge(self, registry: Registry) -> ShadowJudge:
-        return ShadowJudge(SETTINGS, registry, self.published.append, self._carry_out)
+        return ShadowJudge(
+            SETTINGS, registry, self.published.append, self._carry_out, ErrorKind.RELATIVE
+        )
 
     def _carry_out(self, decision: ModelDecision) -> str:
         self.carried_out.append(decision)
@@ -59,15 +63,15 @@ def window(
     records = []
     for i in range(fish):
         record = scored(i, rel_error=float(rng.uniform(0.5, 1.5) * champion))
-        other = record.weight_kg * (1 + float(rng.uniform(0.5, 1.5) * challenger))
+        other = record.truth * (1 + float(rng.uniform(0.5, 1.5) * challenger))
         records.append(
-            record.model_copy(
-                update={
-                    "challenger_version": "2",
-                    "challenger_predicted_weight_kg": other,
-                    "challenger_abs_error_kg": abs(other - record.weight_kg),
-                    "challenger_rel_error": abs(other - record.weight_kg) / record.weight_kg,
-                }
+            replace(
+                record,
+                prediction=replace(
+                    record.prediction, challenger_version="2", challenger_value=other
+                ),
+                challenger_abs_error=abs(other - record.truth),
+                challenger_rel_error=abs(other - record.truth) / record.truth,
             )
         )
     return records
@@ -112,12 +116,11 @@ def test_a_worse_challenger_is_retired_and_never_promoted() -> None:
 def equivalent(rng: np.random.Generator, fish: int) -> list[Scored]:
     """A window where the challenger predicted exactly what production did."""
     return [
-        r.model_copy(
-            update={
-                "challenger_predicted_weight_kg": r.predicted_weight_kg,
-                "challenger_abs_error_kg": r.abs_error_kg,
-                "challenger_rel_error": r.rel_error,
-            }
+        replace(
+            r,
+            prediction=replace(r.prediction, challenger_value=r.prediction.value),
+            challenger_abs_error=r.abs_error,
+            challenger_rel_error=r.rel_error,
         )
         for r in window(rng, 0.08, 0.08, fish)
     ]
@@ -175,6 +178,22 @@ def test_a_restarted_monitor_resumes_the_saved_evaluation_of_the_same_versions()
     assert (restarted.state.n, restarted.state.looks) == (15, 3)
 
 
+def test_a_saved_state_of_an_older_release_is_not_resumed_and_the_evaluation_starts_afresh() -> (
+    None
+):
+    registry = Registry()
+    rng = np.random.default_rng(1)
+    first = Effects().judge(registry)
+    first.observe(window(rng, 0.1, 0.1, fish=5), "1")
+    # The state as a release that named its minimums after one example saved it.
+    old = registry.tags[SHADOW_STATE_TAG].replace('"min_items"', '"min_count_of_old"')
+    registry.tags[SHADOW_STATE_TAG] = old
+    restarted = Effects().judge(registry)
+    restarted.observe(window(rng, 0.1, 0.1, fish=5), "1")
+    assert restarted.state is not None
+    assert (restarted.state.n, restarted.state.looks) == (5, 1)
+
+
 def test_a_saved_evaluation_of_another_champion_is_not_resumed() -> None:
     registry = Registry()
     rng = np.random.default_rng(1)
@@ -202,7 +221,7 @@ def test_a_verdict_that_cannot_be_carried_out_still_is_saved_and_announced() -> 
     def prefect_down(decision: ModelDecision) -> str:
         raise ConnectionError("Prefect is down")
 
-    judge = ShadowJudge(SETTINGS, registry, published.append, prefect_down)
+    judge = ShadowJudge(SETTINGS, registry, published.append, prefect_down, ErrorKind.RELATIVE)
     decisions = run(judge, champion=0.20, challenger=0.05)
     assert [d.kind for d in decisions] == [ModelEvent.PROMOTION] == [d.kind for d in published]
     assert ShadowEvaluation.from_json(registry.tags[SHADOW_STATE_TAG]).decided

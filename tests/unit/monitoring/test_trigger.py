@@ -11,6 +11,8 @@ from prefect.states import Completed, Running
 from monitoring.policy import IncidentKey, IncidentKind
 from monitoring.trigger import incident_run, retrain_parameters, run_tags
 from tests.unit.monitoring.scored import T0, retrain_request
+from tidemark.judging.scored import WHOLE
+from tidemark.orchestration import SegmentStart
 
 
 def test_the_retrain_reads_from_the_training_start_to_the_end_of_the_window() -> None:
@@ -80,3 +82,19 @@ def test_the_retrain_is_asked_about_the_species_of_its_incidents() -> None:
         retrain_parameters(retrain_request(), T0, [IncidentKey(IncidentKind.DRIFT)])["segments"]
         is None
     )
+
+
+def test_a_project_without_a_segment_reads_its_one_segment_from_its_change() -> None:
+    whole = [IncidentKey(IncidentKind.ERROR, WHOLE)]
+    change = SegmentStart(start=T0 + timedelta(seconds=20), reason="a change-point")
+    parameters = retrain_parameters(
+        retrain_request(), T0 - timedelta(seconds=60), whole, {WHOLE: change}, segmented=False
+    )
+    assert parameters["window_start"] == (T0 + timedelta(seconds=20)).isoformat()
+    assert (parameters["segments"], parameters["segment_starts"]) == (None, None)
+    drift = retrain_parameters(
+        retrain_request(), T0 - timedelta(seconds=60), [IncidentKey(IncidentKind.DRIFT)], None,
+        ["*"], segmented=False,
+    )  # fmt: skip
+    assert drift["window_start"] == (T0 - timedelta(seconds=60)).isoformat()
+    assert drift["segments"] is None

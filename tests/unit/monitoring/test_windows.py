@@ -8,26 +8,44 @@ from datetime import timedelta
 import pytest
 
 from monitoring.windows import Admission, ErrorStats, Resume, TumblingWindows
-from tests.unit.monitoring.scored import T0, scored
+from tests.unit.monitoring.scored import T0, WHOLE_FISH, scored
+from tidemark.judging.scored import WHOLE
+from tidemark.project.contracts import Contracts
+from tidemark.project.spec import ErrorKind
 
 
 def test_error_stats_follow_the_tutorial_definitions() -> None:
     records = [scored(0, rel_error=0.1, weight_kg=2.0), scored(1, rel_error=0.3, weight_kg=4.0)]
-    stats = ErrorStats.of(records)
+    stats = ErrorStats.of(records, ErrorKind.RELATIVE)
     assert stats.count == 2
     assert stats.mae == pytest.approx((0.2 + 1.2) / 2)
     assert stats.rmse == pytest.approx(math.sqrt((0.2**2 + 1.2**2) / 2))
-    assert stats.mean_relative_error == pytest.approx(0.2)
+    assert stats.judged == pytest.approx(0.2)
+
+
+def test_an_absolute_error_is_judged_in_the_targets_unit() -> None:
+    records = [scored(0, rel_error=0.1, weight_kg=2.0), scored(1, rel_error=0.3, weight_kg=4.0)]
+    assert ErrorStats.of(records, ErrorKind.ABSOLUTE).judged == pytest.approx((0.2 + 1.2) / 2)
+
+
+def test_a_project_without_a_segment_has_one_segment_per_window() -> None:
+    whole = Contracts(WHOLE_FISH)
+    windows = TumblingWindows(60, 0, judged_by=ErrorKind.RELATIVE)
+    windows.add(scored(1, species="salmon", rel_error=0.05, contracts=whole))
+    windows.add(scored(2, species="walleye", rel_error=0.25, contracts=whole))
+    [closed] = windows.flush()
+    assert list(closed.by_segment) == [WHOLE]
+    assert closed.by_segment[WHOLE].judged == pytest.approx(0.15)
 
 
 def test_windows_are_aligned_on_the_epoch() -> None:
-    windows = TumblingWindows(60, 0)
+    windows = TumblingWindows(60, 0, judged_by=ErrorKind.RELATIVE)
     assert windows.window_start(T0 + timedelta(seconds=59.9)) == T0
     assert windows.window_start(T0 + timedelta(seconds=60)) == T0 + timedelta(seconds=60)
 
 
 def test_a_window_closes_only_when_the_watermark_passes_its_end() -> None:
-    windows = TumblingWindows(60, allowed_lateness_s=10)
+    windows = TumblingWindows(60, allowed_lateness_s=10, judged_by=ErrorKind.RELATIVE)
     for second in range(0, 60, 5):
         assert windows.add(scored(second)) is Admission.ADDED
     windows.add(scored(65))
@@ -40,22 +58,22 @@ def test_a_window_closes_only_when_the_watermark_passes_its_end() -> None:
 
 
 def test_stats_are_split_by_species_and_by_model_version() -> None:
-    windows = TumblingWindows(60, 0)
+    windows = TumblingWindows(60, 0, judged_by=ErrorKind.RELATIVE)
     windows.add(scored(1, species="salmon", rel_error=0.05, version="1"))
     windows.add(scored(2, species="walleye", rel_error=0.25, version="1"))
     windows.add(scored(3, species="walleye", rel_error=0.15, version="2"))
     windows.add(scored(61))
     [closed] = windows.close_due()
-    assert closed.overall.mean_relative_error == pytest.approx(0.15)
-    assert closed.by_species["salmon"].count == 1
-    assert closed.by_species["walleye"].mean_relative_error == pytest.approx(0.20)
-    assert closed.by_version["1"].mean_relative_error == pytest.approx(0.15)
+    assert closed.overall.judged == pytest.approx(0.15)
+    assert closed.by_segment["salmon"].count == 1
+    assert closed.by_segment["walleye"].judged == pytest.approx(0.20)
+    assert closed.by_version["1"].judged == pytest.approx(0.15)
     assert closed.by_version["2"].count == 1
-    assert [r.model_version for r in closed.scored_by("2")] == ["2"]
+    assert [r.prediction.model_version for r in closed.scored_by("2")] == ["2"]
 
 
 def test_out_of_order_records_within_the_lateness_still_count() -> None:
-    windows = TumblingWindows(60, allowed_lateness_s=10)
+    windows = TumblingWindows(60, allowed_lateness_s=10, judged_by=ErrorKind.RELATIVE)
     windows.add(scored(50))
     windows.add(scored(68))  # watermark 58 s: the first window stays open
     assert windows.add(scored(55)) is Admission.ADDED
@@ -65,7 +83,7 @@ def test_out_of_order_records_within_the_lateness_still_count() -> None:
 
 
 def test_a_record_for_a_closed_window_is_late_and_not_added() -> None:
-    windows = TumblingWindows(60, allowed_lateness_s=0)
+    windows = TumblingWindows(60, allowed_lateness_s=0, judged_by=ErrorKind.RELATIVE)
     windows.add(scored(10), offset=0)
     windows.add(scored(61), offset=1)
     [closed] = windows.close_due()
@@ -75,7 +93,7 @@ def test_a_record_for_a_closed_window_is_late_and_not_added() -> None:
 
 
 def test_a_gap_in_the_stream_yields_no_empty_windows() -> None:
-    windows = TumblingWindows(60, 0)
+    windows = TumblingWindows(60, 0, judged_by=ErrorKind.RELATIVE)
     windows.add(scored(10))
     windows.add(scored(250))  # three empty windows in between
     closed = windows.close_due()
@@ -85,7 +103,7 @@ def test_a_gap_in_the_stream_yields_no_empty_windows() -> None:
 
 
 def test_several_windows_close_at_once_in_time_order() -> None:
-    windows = TumblingWindows(10, 0)
+    windows = TumblingWindows(10, 0, judged_by=ErrorKind.RELATIVE)
     for second in (25, 5, 15):
         windows.add(scored(second))
     windows.add(scored(40))
@@ -95,7 +113,7 @@ def test_several_windows_close_at_once_in_time_order() -> None:
 
 
 def test_nothing_closes_before_any_record_and_flush_closes_everything() -> None:
-    windows = TumblingWindows(60, 30)
+    windows = TumblingWindows(60, 30, judged_by=ErrorKind.RELATIVE)
     assert windows.watermark is None
     assert windows.close_due() == []
     windows.add(scored(10))
@@ -107,7 +125,7 @@ def test_nothing_closes_before_any_record_and_flush_closes_everything() -> None:
 
 
 def test_commit_offsets_stop_at_the_first_record_of_an_open_window() -> None:
-    windows = TumblingWindows(60, 0)
+    windows = TumblingWindows(60, 0, judged_by=ErrorKind.RELATIVE)
     windows.add(scored(10), partition=0, offset=100)
     windows.add(scored(20), partition=1, offset=7)
     windows.add(scored(61), partition=0, offset=101)
@@ -123,7 +141,7 @@ def test_commit_offsets_stop_at_the_first_record_of_an_open_window() -> None:
 
 def test_after_a_restart_records_of_judged_windows_are_replays_not_late() -> None:
     resume = Resume(closed_until=T0 + timedelta(seconds=60), seen_until={0: 50})
-    windows = TumblingWindows(60, 0, resume=resume)
+    windows = TumblingWindows(60, 0, resume=resume, judged_by=ErrorKind.RELATIVE)
     assert windows.watermark == T0 + timedelta(seconds=60)
     assert windows.add(scored(30), offset=40) is Admission.REPLAYED
     assert windows.add(scored(70), offset=45) is Admission.ADDED
@@ -132,7 +150,7 @@ def test_after_a_restart_records_of_judged_windows_are_replays_not_late() -> Non
 
 
 def test_the_marks_committed_bring_a_new_run_back_where_this_one_stopped() -> None:
-    windows = TumblingWindows(60, 0)
+    windows = TumblingWindows(60, 0, judged_by=ErrorKind.RELATIVE)
     windows.add(scored(10), partition=0, offset=100)
     windows.add(scored(20), partition=1, offset=7)
     windows.add(scored(61), partition=0, offset=101)
@@ -141,7 +159,7 @@ def test_the_marks_committed_bring_a_new_run_back_where_this_one_stopped() -> No
     assert {p: offset for p, (offset, _) in marks.items()} == {0: 101, 1: 8}
     resume = Resume.of_metadata({p: metadata for p, (_, metadata) in marks.items()})
     assert resume == Resume(closed_until=T0 + timedelta(seconds=60), seen_until={0: 102, 1: 8})
-    again = TumblingWindows(60, 0, resume=resume)
+    again = TumblingWindows(60, 0, resume=resume, judged_by=ErrorKind.RELATIVE)
     assert again.add(scored(30), partition=1, offset=7) is Admission.REPLAYED
     assert again.add(scored(62), partition=0, offset=101) is Admission.ADDED
 
@@ -154,4 +172,4 @@ def test_metadata_that_is_not_the_windows_own_resumes_nothing() -> None:
 @pytest.mark.parametrize(("size", "lateness"), [(0, 0), (-1, 0), (60, -1)])
 def test_invalid_window_settings_are_refused(size: float, lateness: float) -> None:
     with pytest.raises(ValueError, match="must be"):
-        TumblingWindows(size, lateness)
+        TumblingWindows(size, lateness, judged_by=ErrorKind.RELATIVE)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,7 +17,6 @@ from tidemark.config import Settings
 from tidemark.modelling.default import known_segments
 from tidemark.modelling.training import train
 from tidemark.registry.watcher import ServedModel
-from tidemark.schemas import utc_now
 from tidemark.simulation.generate import generate_frame
 
 ADMIN_TOKEN = "test-admin-token"
@@ -40,7 +39,7 @@ class InMemorySource:
         self.pending = served
 
     def check_now(self) -> bool:
-        self.last_checked_at = utc_now()
+        self.last_checked_at = datetime.now(UTC)
         if not self.registry_ok or self.pending is None or self.pending is self.current:
             return False
         self.current = self.pending
@@ -66,7 +65,7 @@ def served(model: Pipeline, version: str, **tags: str) -> ServedModel:
         model=model,
         project=FISH,
         segments=known_segments(FISH, model),
-        loaded_at=utc_now(),
+        loaded_at=datetime.now(UTC),
         tags=tags,
     )
 

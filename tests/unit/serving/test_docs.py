@@ -7,8 +7,10 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from serving.examples import typical_fish
-from tidemark.scenario import load_scenario
+from benchmarks.fish import FISH, fish_scenario
+from serving.examples import project_examples
+from tidemark.project.contracts import FieldNames
+from tidemark.simulation.generate import generate_frame
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])
@@ -23,13 +25,14 @@ def test_the_docs_pages_load_every_asset_from_the_server(client: TestClient, pag
         assert len(response.content) > 1000, asset
 
 
-def test_predict_examples_are_typical_fish_of_each_species_and_a_batch(
+def test_predict_examples_are_typical_items_of_each_segment_and_a_batch(
     client: TestClient,
 ) -> None:
     body = client.get("/openapi.json").json()["paths"]["/predict"]["post"]["requestBody"]
     examples = body["content"]["application/json"]["examples"]
+    # The fish project's default scenario brings salmon, then walleye.
     assert set(examples) == {"salmon", "walleye", "batch"}
-    assert examples["salmon"]["value"]["length_cm"] == 70.0
+    assert examples["salmon"]["value"][FISH.segment] == "salmon"
     assert examples["batch"]["value"] == [examples["salmon"]["value"], examples["walleye"]["value"]]
     for name in ("salmon", "walleye"):
         answer = client.post("/predict", json=examples[name]["value"])
@@ -38,7 +41,26 @@ def test_predict_examples_are_typical_fish_of_each_species_and_a_batch(
     assert batch["count"] == 2
 
 
-def test_a_typical_fish_has_its_species_mean_length_and_height() -> None:
-    walleye = typical_fish(load_scenario())["walleye"]
-    assert walleye["length_cm"] == 50.0
-    assert walleye["height_cm"] == pytest.approx(50.0 * 0.22)
+def test_a_typical_item_has_its_segments_median_features() -> None:
+    walleye = project_examples(FISH)["walleye"]["value"]
+    frame = generate_frame(fish_scenario(), seed=0)
+    drawn = frame[frame[FISH.segment] == "walleye"]
+    for feature in FISH.features:
+        if feature.name != FISH.segment:
+            assert walleye[feature.name] == pytest.approx(drawn[feature.name].median(), rel=0.02)
+    assert walleye[FISH.key] == "example-walleye"
+
+
+def test_the_predict_route_is_documented_with_the_projects_field_names(
+    client: TestClient,
+) -> None:
+    spec = client.get("/openapi.json").json()
+    answer = spec["paths"]["/predict"]["post"]["responses"]["200"]["content"]["application/json"]
+    refs = [ref["$ref"].rsplit("/", 1)[1] for ref in answer["schema"]["anyOf"]]
+    (name,) = [ref for ref in refs if ref.endswith("PredictionResponse")]
+    single = spec["components"]["schemas"][name]["properties"]
+    names = FieldNames.of(FISH)
+    assert {FISH.key, FISH.segment, names.predicted, names.known} <= set(single)
+    request = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    one = request["schema"]["oneOf"][0]["properties"]
+    assert set(one) == {FISH.key, *(f.name for f in FISH.features)}

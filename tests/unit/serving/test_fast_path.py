@@ -3,35 +3,34 @@ serves a model without one through its pipeline."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline
 
 from benchmarks.fish import FISH, fish_scenario
 from serving.active_model import ActiveModel
-from serving.schemas import Fish
 from tests.unit.serving.conftest import served
 from tidemark.modelling.default import build_default
-from tidemark.modelling.frames import model_input
+from tidemark.modelling.frames import frame_of, model_input
 from tidemark.modelling.training import predict
 from tidemark.simulation.generate import generate_frame
 
+Fields = dict[str, Any]
 
-def _fish(seed: int, n: int) -> list[Fish]:
+
+def _fish(seed: int, n: int) -> list[Fields]:
+    """Requests' fields as the server's parser hands them over, a seventh of an unseen species."""
     frame = generate_frame(fish_scenario(), seed=seed).sample(n, random_state=0)
-    species = frame["species"].tolist()
-    species[::7] = ["pike"] * len(species[::7])
-    return [
-        Fish(species=s, length_cm=float(length), height_cm=float(height))
-        for s, length, height in zip(species, frame["length_cm"], frame["height_cm"], strict=True)
-    ]
+    rows: list[Fields] = frame[[f.name for f in FISH.features]].to_dict("records")
+    for row in rows[::7]:
+        row["species"] = "pike"
+    return [{FISH.key: None, **row} for row in rows]
 
 
-def _expected(model: Pipeline, fish: list[Fish]) -> tuple[list[float], list[bool]]:
-    import pandas as pd
-
-    frame = pd.DataFrame([f.model_dump(exclude={"fish_id"}) for f in fish])
-    result = predict(FISH, model, frame)
+def _expected(model: Pipeline, fish: list[Fields]) -> tuple[list[float], list[bool]]:
+    result = predict(FISH, model, frame_of(FISH, fish))
     return result.values.tolist(), result.segment_known.tolist()
 
 
@@ -63,7 +62,7 @@ def test_a_model_without_fast_form_is_served_through_its_pipeline() -> None:
     linear.fit(model_input(FISH, frame), frame["weight_kg"])
     active = ActiveModel.of(served(linear, "7"))
     assert active.fast is None
-    fish = [Fish(species="salmon", length_cm=70.0, height_cm=17.0)]
+    fish: list[Fields] = [{"species": "salmon", "length_cm": 70.0, "height_cm": 17.0}]
     weights, known = active.predict(fish * 2)
     expected, _ = _expected(linear, fish)
     assert weights == pytest.approx(expected * 2, rel=1e-12)

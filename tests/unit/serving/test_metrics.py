@@ -37,6 +37,10 @@ def test_observations_added_in_bulk_read_as_if_observed_one_by_one() -> None:
 
 
 # One worker process: a model holder's stand-in at ``version``, ``requests`` predict requests.
+_PREDICTIONS = (
+    'tidemark_serving_predictions_total{{model_version="{version}",project="fish-weight",'
+    'segment="salmon"}}'
+)
 _WORKER = """
 import sys
 from types import SimpleNamespace
@@ -49,7 +53,7 @@ holder = SimpleNamespace(active=SimpleNamespace(served=served), swaps=1, source=
 metrics = ServingMetrics(holder, shared_dir=sys.argv[4])
 for _ in range(requests):
     metrics.count_request("/predict", "POST", 200, version, 0.0003)
-    metrics.count_prediction("salmon", version)
+    metrics.count_prediction("fish-weight", "salmon", version)
 metrics.flush()
 if stop:
     metrics.close()
@@ -75,8 +79,8 @@ def test_workers_counts_are_summed_and_each_workers_version_shows(tmp_path: Path
     _worker(tmp_path, "1", 3)
     text = _worker(tmp_path, "2", 4)
     lines = text.splitlines()
-    assert 'tidemark_serving_predictions_total{model_version="1",species="salmon"} 3.0' in lines
-    assert 'tidemark_serving_predictions_total{model_version="2",species="salmon"} 4.0' in lines
+    assert f"{_PREDICTIONS.format(version='1')} 3.0" in lines
+    assert f"{_PREDICTIONS.format(version='2')} 4.0" in lines
     assert any(
         line.startswith('tidemark_serving_request_duration_seconds_count{endpoint="/predict"')
         and line.endswith(" 4.0")
@@ -96,4 +100,4 @@ def test_a_stopped_worker_leaves_its_counts_but_not_its_version(tmp_path: Path) 
     info = [line for line in text.splitlines() if line.startswith("tidemark_serving_model_info{")]
     assert len(info) == 1
     assert 'model_version="2"' in info[0]
-    assert 'tidemark_serving_predictions_total{model_version="1",species="salmon"} 3.0' in text
+    assert f"{_PREDICTIONS.format(version='1')} 3.0" in text

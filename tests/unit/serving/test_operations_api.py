@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sklearn.pipeline import Pipeline
 
+from benchmarks.fish import FISH
 from serving.app import create_app
 from tests.unit.serving.conftest import ADMIN_TOKEN, InMemorySource, served
 from tidemark.config import Settings
@@ -67,7 +68,7 @@ def test_model_describes_the_version_in_service(client: TestClient) -> None:
     assert info["training_window_start"].startswith("2026-11-01")
     assert info["training_window_end"].startswith("2026-11-20")
     assert info["metrics"] == {"candidate_mae": 0.21}
-    assert info["known_species"] == ["salmon"]
+    assert (info["segment"], info["known_segments"]) == (FISH.segment, ["salmon"])
     assert info["champion_version"] == "3"
     assert info["fast_path"] is True
     assert info["loaded_at"]
@@ -77,7 +78,7 @@ def test_model_describes_the_version_in_service(client: TestClient) -> None:
 def test_model_shows_the_challenger_and_its_running_evidence(
     settings: Settings, source: InMemorySource
 ) -> None:
-    state = ShadowEvaluation.start("1", "2", ShadowRules(min_fish=2)).update(
+    state = ShadowEvaluation.start("1", "2", ShadowRules(min_items=2)).update(
         ["salmon"] * 4, [0.10, 0.12, 0.08, 0.11], [0.05, 0.06, 0.04, 0.05]
     )
     tags = {
@@ -150,8 +151,9 @@ def test_metrics_count_requests_predictions_and_the_version(client: TestClient) 
     client.post("/predict", json={**SALMON, "length_cm": -1.0})
     client.get("/nowhere")
     text = client.get("/metrics").text
-    assert 'tidemark_serving_predictions_total{model_version="1",species="salmon"} 2.0' in text
-    assert 'tidemark_serving_predictions_total{model_version="1",species="unknown"} 1.0' in text
+    predictions = 'tidemark_serving_predictions_total{model_version="1",project="fish-weight"'
+    assert f'{predictions},segment="salmon"}} 2.0' in text
+    assert f'{predictions},segment="unknown"}} 1.0' in text
     assert (
         'tidemark_serving_requests_total{endpoint="/predict",method="POST",'
         'model_version="1",status="200"} 1.0'
@@ -171,5 +173,5 @@ def test_openapi_documents_predict(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
     one, batch = body["schema"]["oneOf"]
-    assert set(one["required"]) == {"species", "length_cm", "height_cm"}
+    assert set(one["required"]) == {f.name for f in FISH.features if f.required}
     assert batch["maxItems"] == 50

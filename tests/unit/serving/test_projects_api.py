@@ -4,6 +4,7 @@ contracts, model and documented examples; the default project's path is /predict
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,9 +14,11 @@ from serving.app import create_app
 from serving.project_models import ProjectModels
 from serving.projects import ServedProject, ServedProjects
 from tests.unit.serving.conftest import InMemorySource
-from tidemark.config import Settings
+from tidemark.config import ProjectsSettings, Settings
+from tidemark.modelling.default import known_segments
 from tidemark.modelling.frames import frame_of
 from tidemark.modelling.training import predict, train
+from tidemark.registry.watcher import ServedModel
 from tidemark.simulation.generate import generate_frame
 from tidemark.simulation.library import load_scenario
 
@@ -151,3 +154,46 @@ def test_each_project_is_documented_with_its_own_examples(projects_client: TestC
     fish = paths["/models/fish-weight/predict"]["post"]["requestBody"]
     assert fish == paths["/predict"]["post"]["requestBody"]
     assert "/models/{name}/predict" not in paths
+
+
+def test_predict_answers_for_whichever_project_is_the_default(
+    settings: Settings, penguins: tuple[ServedProject, Any]
+) -> None:
+    project, model = penguins[0].project, penguins[1]
+    penguins_first = settings.model_copy(
+        update={"projects": ProjectsSettings(names="penguin-mass,fish-weight")}
+    )
+    source = InMemorySource()
+    source.publish(
+        ServedModel(
+            name="penguin-mass",
+            version="5",
+            run_id="run-5",
+            model=model,
+            project=project,
+            segments=known_segments(project, model),
+            loaded_at=datetime.now(UTC),
+            tags={},
+        )
+    )
+    with TestClient(create_app(penguins_first, source)) as client:
+        answer = client.post("/predict", json=ADELIE)
+        assert answer.status_code == 200, answer.text
+        expected = predict(project, model, frame_of(project, [ADELIE])).values[0]
+        assert answer.json() == {
+            "model_name": "penguin-mass", "model_version": "5", "penguin_id": "p-1",
+            "species": "Adelie", "predicted_body_mass_g": pytest.approx(expected),
+            "species_known": True,
+        }  # fmt: skip
+        refused = client.post("/predict", json=[ADELIE, {**GENTOO, "bill_depth_mm": -2.0}])
+        assert [e["field"] for e in refused.json()["errors"]] == ["1.bill_depth_mm"]
+        assert client.post("/predict", json=SALMON).status_code == 422
+        paths = client.get("/openapi.json").json()["paths"]
+        examples = paths["/predict"]["post"]["requestBody"]["content"]["application/json"]
+        assert examples["examples"]["Adelie"]["value"]["species"] == "Adelie"
+        assert client.get("/model").json()["known_segments"] == ["Adelie", "Chinstrap"]
+        text = client.get("/metrics").text
+        assert (
+            'tidemark_serving_predictions_total{model_version="5",project="penguin-mass",'
+            'segment="Adelie"} 1.0'
+        ) in text

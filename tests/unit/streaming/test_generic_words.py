@@ -1,4 +1,5 @@
-"""The stream runtime and the scorer and joiner speak of any project: no example's words."""
+"""The stream runtime, the scorer, the joiner, the monitor and the judging speak of any project:
+no example's words."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 # The fish example's words; the fish live in examples/fish and projects/fish-weight.toml.
 WORDS = re.compile(r"fish|species|length_cm|height_cm|weight_kg", re.IGNORECASE)
-GENERIC = ("streaming", "tidemark/stream")
+GENERIC = ("streaming", "tidemark/stream", "monitoring", "tidemark/judging")
 
 
 def speaking_of_fish(text: str) -> list[str]:

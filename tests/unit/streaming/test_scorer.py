@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, cast
 
 import numpy as np
+import orjson
 import pytest
 from kafka.structs import TopicPartition
 
@@ -15,12 +17,15 @@ from tests.integration.projects import example
 from tests.unit.tidemark.stream.raw import Record
 from tidemark.config import Settings
 from tidemark.modelling.predictions import Predictions
-from tidemark.project.contracts import Contracts, Item
-from tidemark.schemas import DeadLetter, Measurement, Prediction, prediction_json
+from tidemark.project.catalog import project_settings
+from tidemark.project.contracts import Contracts, Item, Prediction
+from tidemark.schemas import DeadLetter
 from tidemark.stream.handler import Output
 from tidemark.stream.loop import handle
 
 FISH = Contracts(example("fish-weight"))
+# The fish project's settings: its topics.
+SETTINGS = project_settings(FISH.project, Settings())
 
 
 @dataclass
@@ -56,28 +61,29 @@ class Model:
 
 
 def batch(*values: bytes) -> dict[TopicPartition, list[Any]]:
-    records = [Record("fish.measurements", 0, i, b"k", v) for i, v in enumerate(values)]
-    return {TopicPartition("fish.measurements", 0): records}
+    topic = SETTINGS.kafka.topics.input
+    records = [Record(topic, 0, i, b"k", v) for i, v in enumerate(values)]
+    return {TopicPartition(topic, 0): records}
 
 
 def fish(
-    measurement: Measurement, fish_id: str, length_cm: float, species: str = "salmon"
+    measurement: dict[str, Any], fish_id: str, length_cm: float, species: str = "salmon"
 ) -> bytes:
-    return measurement.model_copy(
-        update={"fish_id": fish_id, "length_cm": length_cm, "species": species}
-    ).to_json()
+    return orjson.dumps(
+        measurement | {"fish_id": fish_id, "length_cm": length_cm, "species": species}
+    )
 
 
 def score(
     model: Model, values: list[bytes], challenger: Model | None = None
 ) -> tuple[list[Prediction], list[DeadLetter], int]:
-    settings = Settings()
+    settings = SETTINGS
     producer = Producer()
     scorer = Scorer(settings, FISH, lambda: model, lambda: challenger)
     out = Output(cast(Any, producer), settings.kafka)
     sends, _ = handle(scorer, batch(*values), out, settings.stream.max_record_bytes)
     predictions = [
-        Prediction.from_json(v) for v in producer.sent.get(settings.kafka.topics.predictions, [])
+        FISH.decode_prediction(v) for v in producer.sent.get(settings.kafka.topics.predictions, [])
     ]
     dead = [
         DeadLetter.model_validate_json(v)
@@ -89,7 +95,7 @@ def score(
 
 
 def test_a_batch_is_predicted_in_one_call_and_every_prediction_meets_the_contract(
-    measurement: Measurement,
+    measurement: dict[str, Any],
 ) -> None:
     values = [
         fish(measurement, f"f-{i}", 50.0 + i, "salmon" if i % 2 else "walleye") for i in range(5)
@@ -97,18 +103,16 @@ def test_a_batch_is_predicted_in_one_call_and_every_prediction_meets_the_contrac
     predictions, dead, calls = score(Model(), values)
     assert calls == 1
     assert dead == []
-    assert [p.fish_id for p in predictions] == [f"f-{i}" for i in range(5)]
-    assert [p.predicted_weight_kg for p in predictions] == pytest.approx(
-        [0.5, 0.51, 0.52, 0.53, 0.54]
-    )
-    assert [p.species_known for p in predictions] == [False, True, False, True, False]
+    assert [p.key for p in predictions] == [f"f-{i}" for i in range(5)]
+    assert [p.value for p in predictions] == pytest.approx([0.5, 0.51, 0.52, 0.53, 0.54])
+    assert [p.segment_known for p in predictions] == [False, True, False, True, False]
     assert {(p.model_name, p.model_version) for p in predictions} == {("fish-weight", "3")}
-    assert all(p.measured_at == measurement.measured_at for p in predictions)
+    assert all(p.at == datetime.fromisoformat(measurement["measured_at"]) for p in predictions)
 
 
 @pytest.mark.parametrize("bad_weight", [float("nan"), float("inf"), 0.0, -1.0])
 def test_a_row_the_model_cannot_weigh_becomes_a_dead_letter_and_the_rest_are_scored(
-    measurement: Measurement, bad_weight: float
+    measurement: dict[str, Any], bad_weight: float
 ) -> None:
     values = [
         fish(measurement, "f-1", 60.0),
@@ -116,35 +120,33 @@ def test_a_row_the_model_cannot_weigh_becomes_a_dead_letter_and_the_rest_are_sco
         fish(measurement, "f-3", 70.0),
     ]
     predictions, dead, _ = score(Model(bad_weight=bad_weight), values)
-    assert [p.fish_id for p in predictions] == ["f-1", "f-3"]
+    assert [p.key for p in predictions] == ["f-1", "f-3"]
     assert [(d.offset, d.raw_value()) for d in dead] == [(1, values[1])]
     assert "positive finite" in dead[0].error
 
 
 def test_invalid_records_become_dead_letters_in_a_batch_that_goes_on(
-    measurement: Measurement,
+    measurement: dict[str, Any],
 ) -> None:
     values = [b"{not json", fish(measurement, "f-1", 60.0), b'{"fish_id": "f-2"}']
     predictions, dead, _ = score(Model(), values)
-    assert [p.fish_id for p in predictions] == ["f-1"]
+    assert [p.key for p in predictions] == ["f-1"]
     assert [d.offset for d in dead] == [0, 2]
 
 
-def test_a_model_without_a_registered_version_stops_the_scorer(measurement: Measurement) -> None:
+def test_a_model_without_a_registered_version_stops_the_scorer(measurement: dict[str, Any]) -> None:
     with pytest.raises(RuntimeError, match="registered name and version"):
         score(Model(version=""), [fish(measurement, "f-1", 60.0)])
 
 
-def test_a_challenger_predicts_the_same_batch_in_one_more_call(measurement: Measurement) -> None:
+def test_a_challenger_predicts_the_same_batch_in_one_more_call(measurement: dict[str, Any]) -> None:
     values = [fish(measurement, f"f-{i}", 50.0 + i) for i in range(4)]
     challenger = Model(version="4", kg_per_cm=0.02)
     predictions, dead, calls = score(Model(), values, challenger)
     assert (calls, challenger.calls, dead) == (1, [4], [])
     assert {p.challenger_version for p in predictions} == {"4"}
-    assert [p.challenger_predicted_weight_kg for p in predictions] == pytest.approx(
-        [1.0, 1.02, 1.04, 1.06]
-    )
-    assert [p.predicted_weight_kg for p in predictions] == pytest.approx([0.5, 0.51, 0.52, 0.53])
+    assert [p.challenger_value for p in predictions] == pytest.approx([1.0, 1.02, 1.04, 1.06])
+    assert [p.value for p in predictions] == pytest.approx([0.5, 0.51, 0.52, 0.53])
 
 
 @pytest.mark.parametrize(
@@ -158,39 +160,41 @@ def test_a_challenger_predicts_the_same_batch_in_one_more_call(measurement: Meas
     ids=["nan", "negative", "raises", "same-version"],
 )
 def test_a_challenger_without_a_usable_answer_is_dropped_for_the_batch_never_the_fish(
-    measurement: Measurement, challenger: Model
+    measurement: dict[str, Any], challenger: Model
 ) -> None:
     values = [fish(measurement, "f-1", 60.0), fish(measurement, "f-2", 666.0)]
     # Production weighs 666 cm fine here; only the challenger's answer is bad.
     production = Model(bad_weight=6.66)
     predictions, dead, _ = score(production, values, challenger)
     assert dead == []
-    assert [p.fish_id for p in predictions] == ["f-1", "f-2"]
-    assert [p.predicted_weight_kg for p in predictions] == pytest.approx([0.6, 6.66])
+    assert [p.key for p in predictions] == ["f-1", "f-2"]
+    assert [p.value for p in predictions] == pytest.approx([0.6, 6.66])
     assert all(p.challenger_version is None for p in predictions)
-    assert all(p.challenger_predicted_weight_kg is None for p in predictions)
+    assert all(p.challenger_value is None for p in predictions)
 
 
-def test_a_batch_scored_row_by_row_goes_without_the_challenger(measurement: Measurement) -> None:
+def test_a_batch_scored_row_by_row_goes_without_the_challenger(measurement: dict[str, Any]) -> None:
     values = [fish(measurement, "f-1", 60.0), fish(measurement, "f-2", 666.0)]
     predictions, dead, _ = score(Model(), values, Model(version="4", bad_weight=1.0))
-    assert [p.fish_id for p in predictions] == ["f-1"]
+    assert [p.key for p in predictions] == ["f-1"]
     assert len(dead) == 1
     assert predictions[0].challenger_version is None
 
 
 def test_a_prediction_of_the_fish_project_is_byte_for_byte_what_the_fish_scorer_sent(
-    measurement: Measurement,
+    measurement: dict[str, Any],
 ) -> None:
     value = fish(measurement, "f-1", 60.0)
     scorer_bytes: list[bytes] = []
-    settings = Settings()
+    settings = SETTINGS
     producer = Producer()
     scorer = Scorer(settings, FISH, lambda: Model(), None)
     handle(scorer, batch(value), Output(cast(Any, producer), settings.kafka), 65_536)
     scorer_bytes = producer.sent[settings.kafka.topics.predictions]
-    sent = Prediction.from_json(scorer_bytes[0])
-    before = Measurement.from_json(value)
-    assert scorer_bytes[0] == prediction_json(
-        before, 0.6, True, "fish-weight", "3", sent.predicted_at
+    at = FISH.decode_prediction(scorer_bytes[0]).predicted_at.isoformat().replace("+00:00", "Z")
+    # The bytes the fish scorer sent before the fish were a project (issue 23).
+    assert scorer_bytes[0] == (
+        b'{"fish_id":"f-1","species":"salmon","length_cm":60.0,"height_cm":17.0,'
+        b'"measured_at":"2026-11-25T12:00:00Z","predicted_weight_kg":0.6,"species_known":true,'
+        b'"model_name":"fish-weight","model_version":"3","predicted_at":"' + at.encode() + b'"}'
     )

@@ -62,6 +62,6 @@ def test_the_monitors_endpoint_shows_its_per_incident_metrics() -> None:
         "tidemark_monitor_incident_alarms_total",
         "tidemark_monitor_incident_value",
         "tidemark_monitor_incidents_queued",
-        "tidemark_monitor_evidence_pending_fish",
+        "tidemark_monitor_evidence_pending_items",
     ):
         assert name in names, sorted(names)

@@ -12,7 +12,6 @@ import pytest
 from streaming.simulator import SimulationOptions, Simulator, encode, scenario_rows
 from tidemark.project.contracts import Contracts, Message
 from tidemark.project.spec import ProjectError, load_project
-from tidemark.schemas import Measurement, Weight
 from tidemark.simulation.generate import Row
 from tidemark.simulation.library import load_scenario
 from tidemark.simulation.replay import csv_rows
@@ -84,20 +83,21 @@ def test_event_time_truths_follow_their_input_after_the_delay() -> None:
 
 
 def test_the_fish_records_keep_their_bytes() -> None:
+    # The bytes the fish line sent before the fish were a project (tidemark.schemas' fish
+    # messages, issue 23): consumers of fish.measurements and fish.weights see no change.
     sent, _ = _run(3, event_time_start=START, label_delay_s=5.0)
-    at = [START + timedelta(seconds=i) for i in range(3)]
     assert sent.of("input") == [
-        Measurement(fish_id=row.key, measured_at=when, **row.features).to_json()
-        for row, when in zip(_fish(3), at, strict=True)
+        b'{"fish_id":"fish-0","species":"salmon","length_cm":70.0,"height_cm":17.0,'
+        b'"measured_at":"2026-11-25T08:00:00Z"}',
+        b'{"fish_id":"fish-1","species":"salmon","length_cm":71.0,"height_cm":17.0,'
+        b'"measured_at":"2026-11-25T08:00:01Z"}',
+        b'{"fish_id":"fish-2","species":"salmon","length_cm":72.0,"height_cm":17.0,'
+        b'"measured_at":"2026-11-25T08:00:02Z"}',
     ]
     assert sent.of("truth") == [
-        Weight(
-            fish_id=row.key,
-            species="salmon",
-            weight_kg=row.target,
-            weighed_at=when + timedelta(seconds=5),
-        ).to_json()
-        for row, when in zip(_fish(3), at, strict=True)
+        b'{"fish_id":"fish-0","species":"salmon","weight_kg":4.0,"weighed_at":"2026-11-25T08:00:05Z"}',
+        b'{"fish_id":"fish-1","species":"salmon","weight_kg":5.0,"weighed_at":"2026-11-25T08:00:06Z"}',
+        b'{"fish_id":"fish-2","species":"salmon","weight_kg":6.0,"weighed_at":"2026-11-25T08:00:07Z"}',
     ]
 
 

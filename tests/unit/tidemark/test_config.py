@@ -377,7 +377,7 @@ def test_override_takes_names_and_sections_and_validates() -> None:
     assert changed.kafka.topics.scored == "t.scored"
     assert changed.kafka.topics.truth == settings.kafka.topics.truth
     assert changed.store == settings.store
-    assert settings.kafka.topics.scored == "fish.scored"
+    assert settings.kafka.topics.scored == "tidemark.scored"
     with pytest.raises(ValidationError, match="TIDEMARK_MONITOR_WINDOW_S\n"):
         settings.override(monitor_window_s=0)
 

@@ -82,12 +82,12 @@ def test_no_records_are_no_evidence() -> None:
 
 
 def test_the_rows_a_species_needs_follow_from_the_rules() -> None:
-    assert RULES.rows_per_species == 45
+    assert RULES.rows_per_segment == 45
     wide = EvidenceRules(
         holdout_fraction=0.5, min_holdout_rows=5, min_holdout_rows_per_segment=5,
         min_training_rows_per_segment=30,
     )  # fmt: skip
-    assert wide.rows_per_species == 60
+    assert wide.rows_per_segment == 60
     # Alone, a species must also fill the overall holdout minimum: 30 held out, 30 to train on.
     assert RULES.rows_alone == 60
     for rows in (RULES.rows_alone - 1, RULES.rows_alone):
@@ -108,7 +108,7 @@ def test_a_holdout_to_judge_a_version_on_needs_its_minimums() -> None:
     with pytest.raises(InsufficientEvidenceError, match="walleye 14 rows") as caught:
         check_holdout(pd.Series(["salmon"] * 20 + ["walleye"] * 14), RULES)
     assert caught.value.rows_short == {"walleye": 1}
-    with pytest.raises(InsufficientEvidenceError, match="20 fish are fewer") as caught:
+    with pytest.raises(InsufficientEvidenceError, match="20 items are fewer") as caught:
         check_holdout(pd.Series(["salmon"] * 20), RULES)
     assert caught.value.rows_short == {"all": 10}
 

@@ -30,7 +30,7 @@ def test_without_a_champion_the_candidate_is_promoted() -> None:
     assert ruling.decision is Decision.PROMOTED
     assert ruling.promote
     assert "no model in production" in ruling.reason
-    assert "60 held-out fish" in ruling.reason
+    assert "60 held-out items" in ruling.reason
 
 
 def test_a_clearly_better_candidate_is_promoted() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -9,6 +10,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
+from tests.integration.projects import example
 from tidemark.config import Settings
 from tidemark.judging.shadow import (
     SHADOW_CHAMPION_TAG,
@@ -22,7 +24,11 @@ from tidemark.judging.shadow import (
     standing,
     verdict_is_current,
 )
-from tidemark.schemas import ModelDecision, ModelEvent, Prediction, Scored, ShadowVerdict, Weight
+from tidemark.project.contracts import Contracts, Scored
+from tidemark.project.spec import ErrorKind
+from tidemark.schemas import ModelDecision, ModelEvent, ShadowVerdict
+
+FISH = Contracts(example("fish-weight"))
 
 SPECIES = np.array(["salmon", "walleye"])
 # Errors of a log-space model: the weight is off by a factor exp(noise).
@@ -64,7 +70,7 @@ def run(config: ShadowRules, pairs: Pairs, seed: int) -> ShadowEvaluation:
     while not evaluation.decided:
         species, a, b = pairs(rng, int(rng.integers(30, 61)))
         evaluation = evaluation.update(species, a, b)
-        assert evaluation.n >= config.min_fish or not evaluation.decided
+        assert evaluation.n >= config.min_items or not evaluation.decided
     return evaluation
 
 
@@ -92,10 +98,10 @@ TOLERANCE = 3 * math.sqrt(ALPHA * (1 - ALPHA) / RUNS)
 def test_false_decisions_stay_below_alpha_with_a_look_every_window(
     label: str, margin: float, pairs: Pairs
 ) -> None:
-    config = ShadowRules(alpha=ALPHA, margin=margin, min_fish=100, max_fish=2_000)
+    config = ShadowRules(alpha=ALPHA, margin=margin, min_items=100, max_items=2_000)
     outcomes = [run(config, pairs, seed) for seed in range(RUNS)]
     wrong = sum(c.verdict is not ShadowVerdict.NO_EVIDENCE for c in outcomes)
-    assert all(c.n >= config.max_fish for c in outcomes if c.verdict is ShadowVerdict.NO_EVIDENCE)
+    assert all(c.n >= config.max_items for c in outcomes if c.verdict is ShadowVerdict.NO_EVIDENCE)
     assert wrong / RUNS <= ALPHA + TOLERANCE, f"{label}: {wrong} of {RUNS} decided"
 
 
@@ -116,21 +122,21 @@ def test_the_simulation_would_catch_a_test_that_is_not_valid_under_peeking() -> 
 
 
 def test_a_clearly_better_challenger_is_promoted_and_a_worse_one_retired() -> None:
-    config = ShadowRules(alpha=ALPHA, margin=0.05, min_fish=100, max_fish=5_000)
+    config = ShadowRules(alpha=ALPHA, margin=0.05, min_items=100, max_items=5_000)
     better = [run(config, lambda rng, n: fish(rng, n, challenger=0.06), s) for s in range(20)]
     worse = [run(config, lambda rng, n: fish(rng, n, challenger=0.11), s) for s in range(20)]
     assert {c.verdict for c in better} == {ShadowVerdict.PROMOTE}
     assert {c.verdict for c in worse} == {ShadowVerdict.RETIRE}
     for evaluation in (*better, *worse):
-        assert config.min_fish <= evaluation.n < config.max_fish
+        assert config.min_items <= evaluation.n < config.max_items
         assert evaluation.p_value <= config.alpha / 2
         assert evaluation.statistic >= math.log(2 / config.alpha)
     assert "better by more than the margin" in better[0].reason
-    assert f"on {better[0].n} fish" in better[0].reason
+    assert f"on {better[0].n} items" in better[0].reason
 
 
 def test_no_decision_before_the_minimum_number_of_fish() -> None:
-    config = ShadowRules(min_fish=300, max_fish=1_000)
+    config = ShadowRules(min_items=300, max_items=1_000)
     rng = np.random.default_rng(3)
     evaluation = ShadowEvaluation.start("1", "2", config)
     while evaluation.n < 300:
@@ -142,7 +148,7 @@ def test_no_decision_before_the_minimum_number_of_fish() -> None:
 
 
 def test_a_challenger_worse_on_one_species_is_retired_although_better_overall() -> None:
-    config = ShadowRules(min_fish=100, max_fish=5_000)
+    config = ShadowRules(min_items=100, max_items=5_000)
     rng = np.random.default_rng(4)
     evaluation = ShadowEvaluation.start("1", "2", config)
     while not evaluation.decided:
@@ -153,24 +159,24 @@ def test_a_challenger_worse_on_one_species_is_retired_although_better_overall() 
     assert evaluation.verdict is ShadowVerdict.RETIRE
     assert "worse than the champion on walleye" in evaluation.reason
     assert evaluation.overall.improvement > 0
-    assert evaluation.species["walleye"].challenger_worse
+    assert evaluation.segments["walleye"].challenger_worse
     # Species levels are halved in the order species appear, so that they sum below alpha / 2.
-    assert sorted(t.alpha for t in evaluation.species.values()) == [0.00625, 0.0125]
+    assert sorted(t.alpha for t in evaluation.segments.values()) == [0.00625, 0.0125]
 
 
 def test_an_undecided_evaluation_ends_with_no_evidence_at_the_maximum() -> None:
-    config = ShadowRules(margin=0.0, min_fish=100, max_fish=400)
+    config = ShadowRules(margin=0.0, min_items=100, max_items=400)
     rng = np.random.default_rng(5)
     evaluation = ShadowEvaluation.start("1", "2", config)
     while not evaluation.decided:
         evaluation = evaluation.update(*fish(rng, 50))
     assert evaluation.verdict is ShadowVerdict.NO_EVIDENCE
     assert evaluation.n == 400
-    assert "no decision after 400 fish" in evaluation.reason
+    assert "no decision after 400 items" in evaluation.reason
 
 
 def test_a_verdict_is_final() -> None:
-    evaluation = ShadowEvaluation.start("1", "2", ShadowRules(min_fish=10, max_fish=20))
+    evaluation = ShadowEvaluation.start("1", "2", ShadowRules(min_items=10, max_items=20))
     rng = np.random.default_rng(6)
     decided = evaluation.update(*fish(rng, 30))
     assert decided.decided
@@ -178,7 +184,7 @@ def test_a_verdict_is_final() -> None:
 
 
 def test_a_resumed_evaluation_continues_exactly_where_it_stopped() -> None:
-    config = ShadowRules(min_fish=100, max_fish=3_000)
+    config = ShadowRules(min_items=100, max_items=3_000)
     rng = np.random.default_rng(7)
     windows = [fish(rng, 45, challenger=0.075) for _ in range(30)]
     straight = resumed = ShadowEvaluation.start("1", "2", config)
@@ -190,7 +196,7 @@ def test_a_resumed_evaluation_continues_exactly_where_it_stopped() -> None:
 
 
 def test_errors_are_capped_before_they_are_compared() -> None:
-    config = ShadowRules(min_fish=2, error_cap=1.0)
+    config = ShadowRules(min_items=2, error_cap=1.0)
     evaluation = ShadowEvaluation.start("1", "2", config).update(
         ["pike"] * 2, [5.0, 0.1], [40.0, 0.1]
     )
@@ -202,20 +208,36 @@ def test_only_fish_of_both_versions_count() -> None:
     at = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
     def scored(model: str, challenger: str | None, i: int) -> Scored:
-        prediction = Prediction(
-            fish_id=f"f{i}", species="salmon", length_cm=70.0, height_cm=17.0, measured_at=at,
-            predicted_weight_kg=4.4, species_known=True, model_name="fish-weight",
-            model_version=model, predicted_at=at, challenger_version=challenger,
-            challenger_predicted_weight_kg=4.2 if challenger else None,
+        prediction = FISH.decode_prediction(
+            json.dumps(
+                {
+                    "fish_id": f"f{i}", "species": "salmon", "length_cm": 70.0,
+                    "height_cm": 17.0, "measured_at": at.isoformat(),
+                    "predicted_weight_kg": 4.4, "species_known": True,
+                    "model_name": "fish-weight", "model_version": model,
+                    "predicted_at": at.isoformat(), "challenger_version": challenger,
+                    "challenger_predicted_weight_kg": 4.2 if challenger else None,
+                }
+            )
         )  # fmt: skip
-        weight = Weight(fish_id=f"f{i}", species="salmon", weight_kg=4.0, weighed_at=at)
-        return Scored.join(prediction, weight, at)
+        weight = FISH.decode_truth(
+            json.dumps(
+                {"fish_id": f"f{i}", "species": "salmon", "weight_kg": 4.0,
+                 "weighed_at": at.isoformat()}
+            )
+        )  # fmt: skip
+        return FISH.join(prediction, weight, at)
 
     records = [scored("3", "4", 0), scored("3", None, 1), scored("2", "4", 2), scored("3", "5", 3)]
-    evaluation = ShadowEvaluation.start("3", "4", ShadowRules()).update_scored(records)
+    start = ShadowEvaluation.start("3", "4", ShadowRules())
+    evaluation = start.update_scored(records, ErrorKind.RELATIVE)
     assert evaluation.n == 1
     assert evaluation.overall.champion_mean == pytest.approx(0.1)
     assert evaluation.overall.challenger_mean == pytest.approx(0.05)
+    # Judged by the absolute error, in the target's unit (kg here).
+    absolute = start.update_scored(records, ErrorKind.ABSOLUTE)
+    assert absolute.overall.champion_mean == pytest.approx(0.4)
+    assert absolute.overall.challenger_mean == pytest.approx(0.2)
 
 
 def test_the_decision_record_carries_the_evidence() -> None:
@@ -232,8 +254,8 @@ def test_the_decision_record_carries_the_evidence() -> None:
         evaluation.statistic,
         evaluation.p_value,
     )
-    assert set(record.species) == {"salmon", "walleye"}
-    assert sum(s.n for s in record.species.values()) == record.n
+    assert set(record.segments) == {"salmon", "walleye"}
+    assert sum(s.n for s in record.segments.values()) == record.n
     assert ModelDecision.from_json(record.to_json()) == record
     rollback = evaluation.decision(
         model_name="fish-weight",
@@ -247,7 +269,7 @@ def test_the_decision_record_carries_the_evidence() -> None:
 def test_the_rules_come_from_the_settings() -> None:
     settings = Settings(shadow_alpha=0.01, shadow_min_items=50, promotion_margin=0.1)
     config = ShadowRules.from_settings(settings)
-    assert (config.alpha, config.min_fish, config.margin) == (0.01, 50, 0.1)
+    assert (config.alpha, config.min_items, config.margin) == (0.01, 50, 0.1)
     assert ShadowRules.from_settings(settings, ShadowRole.ROLLBACK_WATCH).margin == 0.0
     with pytest.raises(ValueError, match="cannot challenge itself"):
         ShadowEvaluation.start("3", "3", config)
@@ -300,7 +322,7 @@ def test_a_final_verdict_promotes_rolls_back_or_retires_by_role(
 
 def test_a_verdict_applies_only_to_the_versions_it_is_about() -> None:
     at = datetime(2026, 11, 26, 9, tzinfo=UTC)
-    decided = run(ShadowRules(min_fish=10, max_fish=20), lambda rng, n: fish(rng, n), 1)
+    decided = run(ShadowRules(min_items=10, max_items=20), lambda rng, n: fish(rng, n), 1)
     record = decided.decision(model_name="fish-weight", decided_by="monitor", decided_at=at)
     assert verdict_is_current(record, "1", "2")
     assert not verdict_is_current(record, "2", None)

@@ -109,7 +109,7 @@ def test_a_rollback_on_live_evidence_brings_the_watching_version_in() -> None:
         alpha=0.05,
         champion_mre=0.2,
         challenger_mre=0.05,
-        species={
+        segments={
             "a": ShadowEvidence(
                 n=400,
                 champion_mre=0.2,

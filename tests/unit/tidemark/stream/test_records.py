@@ -2,26 +2,49 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
+import orjson
 from kafka.structs import TopicPartition
 
 from tests.unit.tidemark.stream.raw import Record
-from tidemark.schemas import DeadLetter, Measurement
-from tidemark.stream.records import LETTER_OVERHEAD, Clock, dead_letter, decode, next_offsets, parse
+from tidemark.project.contracts import Contracts
+from tidemark.project.spec import load_project
+from tidemark.schemas import DeadLetter
+from tidemark.stream.records import (
+    LETTER_OVERHEAD,
+    Clock,
+    Decoding,
+    dead_letter,
+    decode,
+    next_offsets,
+    parse,
+)
+
+FISH = Contracts(
+    load_project(Path(__file__).resolve().parents[4] / "projects" / "fish-weight.toml")
+)
+# The fish project's input decoder, as the scorer reads its topic.
+INPUT = Decoding(FISH.decode_input)
+
+
+def raw(fields: dict[str, Any]) -> bytes:
+    return orjson.dumps(fields)
 
 
 def record(value: bytes | None, offset: int = 7) -> Record:
     return Record("fish.measurements", 2, offset, b"fish-1", value)
 
 
-def test_a_valid_record_parses(measurement: Measurement) -> None:
-    assert parse(record(measurement.to_json()), Measurement, 1024) == measurement
+def test_a_valid_record_parses(measurement: dict[str, Any]) -> None:
+    assert parse(record(raw(measurement)), INPUT, 1024) == FISH.decode_input(raw(measurement))
 
 
 def test_an_invalid_record_becomes_a_dead_letter_naming_the_field() -> None:
     value = b'{"fish_id": "f", "species": "salmon", "length_cm": -1}'
-    letter = parse(record(value), Measurement, 1024)
+    letter = parse(record(value), INPUT, 1024)
     assert isinstance(letter, DeadLetter)
     assert "length_cm" in letter.error
     assert "height_cm" in letter.error
@@ -30,20 +53,20 @@ def test_an_invalid_record_becomes_a_dead_letter_naming_the_field() -> None:
 
 
 def test_non_utf8_bytes_are_kept_in_base64() -> None:
-    letter = parse(record(b"\xff\xfe\x00"), Measurement, 1024)
+    letter = parse(record(b"\xff\xfe\x00"), INPUT, 1024)
     assert isinstance(letter, DeadLetter)
     assert letter.value_encoding == "base64"
     assert letter.raw_value() == b"\xff\xfe\x00"
 
 
 def test_an_empty_record_is_a_dead_letter() -> None:
-    letter = parse(record(None), Measurement, 1024)
+    letter = parse(record(None), INPUT, 1024)
     assert isinstance(letter, DeadLetter)
     assert letter.error == "record has no value"
 
 
 def test_an_oversized_record_is_refused_unparsed_and_truncated() -> None:
-    letter = parse(record(b"x" * 5000), Measurement, 1024)
+    letter = parse(record(b"x" * 5000), INPUT, 1024)
     assert isinstance(letter, DeadLetter)
     assert "5000 bytes" in letter.error
     assert "truncated" in letter.error
@@ -60,21 +83,21 @@ def test_next_offsets_point_after_the_last_record_of_each_partition() -> None:
 
 
 def test_a_poll_is_decoded_by_topic_and_a_rejected_message_joins_the_dead_letters(
-    measurement: Measurement,
+    measurement: dict[str, Any],
 ) -> None:
     polled = {
         TopicPartition("fish.measurements", 0): [
-            record(measurement.to_json(), 1),
+            record(raw(measurement), 1),
             record(b"{}", 2),
         ],
     }
-    batch = decode(polled, {"fish.measurements": Measurement}, 1024)
-    assert [item.message for item in batch.received] == [measurement]
+    batch = decode(polled, {"fish.measurements": INPUT}, 1024)
+    assert [item.message for item in batch.received] == [FISH.decode_input(raw(measurement))]
     assert [letter.offset for letter in batch.dead] == [2]
     assert batch.size == 2
     batch.reject(batch.received[0], "the model cannot weigh it")
     assert [(d.offset, d.error) for d in batch.dead[1:]] == [(1, "the model cannot weigh it")]
-    assert batch.dead[1].raw_value() == measurement.to_json()
+    assert batch.dead[1].raw_value() == raw(measurement)
 
 
 def test_a_decoder_s_unforeseen_exception_makes_a_dead_letter_not_a_crash() -> None:
@@ -92,7 +115,7 @@ def test_the_overflowing_time_of_the_issue_is_a_dead_letter_with_the_field() -> 
         b'{"fish_id": "f", "species": "salmon", "length_cm": 70.0, "height_cm": 17.0,'
         b' "measured_at": "9999-12-31T23:59:59-01:00"}'
     )
-    letter = parse(record(value), Measurement, 1024)
+    letter = parse(record(value), INPUT, 1024)
     assert isinstance(letter, DeadLetter)
     assert "OverflowError" in letter.error or "measured_at" in letter.error
 
@@ -109,26 +132,27 @@ def test_a_dead_letter_of_a_huge_key_and_escaped_value_fits_its_bound() -> None:
 
 
 def test_event_times_beyond_the_skew_or_the_horizon_are_dead_lettered(
-    measurement: Measurement,
+    measurement: dict[str, Any],
 ) -> None:
-    now = measurement.measured_at
+    now = datetime.fromisoformat(measurement["measured_at"])
     clock = Clock(
         skew=timedelta(minutes=5),
         horizon=timedelta(days=7),
-        event_time=lambda m: m.measured_at,
+        event_time=lambda m: m.at,
         now=lambda: now,
     )
-    ahead = measurement.model_copy(update={"measured_at": now + timedelta(days=365 * 30)})
-    behind = measurement.model_copy(update={"measured_at": now - timedelta(days=8)})
-    near = measurement.model_copy(update={"measured_at": now + timedelta(minutes=4)})
+
+    def seen(at: datetime) -> bytes:
+        return raw(measurement | {"measured_at": at.isoformat()})
+
     polled = {
         TopicPartition("fish.measurements", 0): [
-            record(ahead.to_json(), 1),
-            record(behind.to_json(), 2),
-            record(near.to_json(), 3),
+            record(seen(now + timedelta(days=365 * 30)), 1),
+            record(seen(now - timedelta(days=8)), 2),
+            record(seen(now + timedelta(minutes=4)), 3),
         ]
     }
-    batch = decode(polled, {"fish.measurements": Measurement}, 1024, clock)
+    batch = decode(polled, {"fish.measurements": INPUT}, 1024, clock)
     assert [item.raw.offset for item in batch.received] == [3]
     assert ["ahead of the clock" in d.error for d in batch.dead] == [True, False]
     assert "behind the clock" in batch.dead[1].error
