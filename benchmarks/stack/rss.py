@@ -21,7 +21,9 @@ scorer keeps at least 90 % of its single-project throughput. Where the stack's o
 joiner and monitor do not serve the second project (they served the default project only
 until one process served them all), the second project runs as the README says: its own
 ``tidemark score``, ``join`` and ``monitor --project penguin-mass`` beside the stack, counted in
-its memory; its simulator (a load, not a component) is left out of the totals.
+its memory; its simulator (a load, not a component) is left out of the totals. The stack's
+monitor judges its default project only, so the second project's monitor always runs beside it
+and counts.
 
 Usage (with the ``TIDEMARK_*`` variables of the stack to read, e.g. other ports and state dir)::
 
@@ -251,6 +253,9 @@ class ProjectStack:
         self.catalog: Catalog = stack_catalog(settings.projects)
         self.env = os.environ | settings.as_env(*SECTIONS) | prefect_env(settings, self.stack.state)
         self.beside: dict[str, list[subprocess.Popen[bytes]]] = {}
+        # The stack's monitor judges its default project only: one monitor per project
+        # (``tidemark monitor --help``).
+        self.monitor_per_project = True
         self.loads: list[subprocess.Popen[bytes]] = []
 
     def up(self) -> None:
@@ -259,27 +264,31 @@ class ProjectStack:
         self._tidemark("train", "--if-no-production")
 
     def serve(self, name: str, wait_s: float = 240.0) -> str:
-        """Make sure the stack predicts for project ``name``: "stack" when its own scorer does,
-        "own processes" when it took a scorer, a joiner and a monitor of the project's own."""
+        """Make sure the stack predicts and judges project ``name``: "stack" when its own
+        scorer predicts it ("stack + own monitor" when, as the stack's monitor judges its
+        default project only, the project's monitor runs beside it), "own processes" when it
+        took a scorer, a joiner and a monitor of the project's own."""
         settings = self.catalog.settings(self.settings, name)
         kafka_io.ensure_topics(settings.kafka)
         project = self.catalog.get(name)
-        if _predicts(project, settings, wait_s):
-            return "stack"
-        ports = _free_ports(3)
+        own: tuple[str, ...] = ("monitor",) if self.monitor_per_project else ()
+        served = "stack + own monitor" if own else "stack"
+        if not _predicts(project, settings, wait_s):
+            own, served = ("score", "join", "monitor"), "own processes"
+        ports = _free_ports(len(own))
         self.beside[name] = [
             self._start(
                 f"{command}-{name}", command, "--project", name, "--metrics-port", str(port)
             )
-            for command, port in zip(("score", "join", "monitor"), ports, strict=True)
+            for command, port in zip(own, ports, strict=True)
         ]
-        if not _predicts(project, settings, wait_s):
+        if served == "own processes" and not _predicts(project, settings, wait_s):
             logs = "\n".join(
                 f"--- {log.name}\n{log.read_text(errors='replace')[-2000:]}"
                 for log in sorted(self.stack.state.glob(f"*-{name}.log"))
             )
             raise SystemExit(f"{name}: no prediction came, even from processes of its own\n{logs}")
-        return "own processes"
+        return served
 
     def simulate(self, name: str) -> None:
         """A gentle stream of project ``name`` (as the stack's simulator plays the default)."""
@@ -306,7 +315,7 @@ class ProjectStack:
         children = _children()
         for name, processes in self.beside.items():
             pids = [p for process in processes for p in _tree(process.pid, children)]
-            usages.append(_usage(f"{name} (score, join, monitor)", pids))
+            usages.append(_usage(f"{name}'s own processes", pids))
         return usages
 
     def pause_loads(self) -> None:
@@ -376,8 +385,8 @@ def run_projects(
         running.up()
         for name in projects[1:]:
             served_by[name] = running.serve(name)
-            if served_by[name] != "stack":
-                running.simulate(name)
+            # The stack's simulator plays its default project: a gentle line of this one too.
+            running.simulate(name)
         time.sleep(settle_s)
         usages = running.usages()
         running.pause_loads()
