@@ -245,7 +245,7 @@ def test_tutorial_fish_promote_on_evidence_and_reach_each_floor(
         assert f"| {species} |" in info.description
         assert f"{candidate:.4f}" in info.description
         assert f"{champion:.4f}" in info.description
-    assert f"{info.tags['heldout_n']} held-out fish" in info.description
+    assert f"{info.tags['heldout_n']} held-out items" in info.description
     assert "Wilcoxon" in info.description
 
     incident = _told(settings, observer, story.bootstrap, story.walleye_shift)

@@ -100,7 +100,7 @@ def test_a_version_runs_in_shadow_and_its_verdict_is_recorded(
     assert tags["shadow_reason"] == state.reason
     description = _description(settings, v2)
     assert description.index("**In shadow**") < description.index("**Shadow verdict: promote**")
-    assert f"n = {state.n} fish" in description
+    assert f"n = {state.n} items" in description
     assert "walleye n = " in description
     # `tidemark models`: the verdict in the table, the running evidence under it.
     models_command()
