@@ -20,6 +20,8 @@ from evidently.sdk.panels import bar_plot_panel, line_plot_panel
 # window that was tested for drift.
 WINDOW_TAG = "window"
 DRIFT_TAG = "drift"
+# One truth coverage snapshot per window judged while the monitor read the predictions.
+COVERAGE_TAG = "coverage"
 TAB = "Loop"
 THRESHOLD_COLUMN = "threshold"
 JUDGED_ERROR = "error"
@@ -31,6 +33,8 @@ BY_VERSION = "Mean error by model version"
 BY_SEGMENT = "Mean error by segment"
 DRIFT_SHARE = "Drift share"
 ITEMS = "Items per window"
+COVERAGE = "Truth coverage"
+COVERAGE_ALL = "all"
 
 
 def version_column(version: str) -> str:
@@ -41,6 +45,21 @@ def version_column(version: str) -> str:
 def segment_column(segment: str) -> str:
     """The error snapshot's column of the judged errors of the items of ``segment``."""
     return f"{JUDGED_ERROR} · {segment}"
+
+
+def coverage_column(segment: str) -> str:
+    """The coverage snapshot's column of ``segment``'s share of predictions with their truth
+    (:data:`COVERAGE_ALL` for the whole window)."""
+    return f"coverage · {segment}"
+
+
+def _coverage_of(segment: str) -> PanelMetric:
+    return PanelMetric(
+        legend=f"coverage {segment}",
+        tags=[COVERAGE_TAG],
+        metric=_MEAN,
+        metric_labels={"column": coverage_column(segment)},
+    )
 
 
 def _mean_of(column: str, legend: str) -> PanelMetric:
@@ -62,7 +81,8 @@ def wanted_panels(
     """The panels, with a series for each of ``versions`` and ``segments``; ``error`` names the
     error the project judges."""
     by_version = [_mean_of(version_column(v), f"v{v}") for v in sorted(versions, key=_numeric)]
-    by_segment = [_mean_of(segment_column(s), s) for s in sorted(segments)]
+    named = sorted(segments)
+    by_segment = [_mean_of(segment_column(s), s) for s in named]
     return [
         line_plot_panel(
             BY_VERSION,
@@ -98,6 +118,13 @@ def wanted_panels(
             [PanelMetric(legend="items", tags=[WINDOW_TAG], metric=_ROWS)],
             description="Scored items in each closed window",
             size="half",
+        ),
+        line_plot_panel(
+            COVERAGE,
+            [_coverage_of(COVERAGE_ALL), *(_coverage_of(s) for s in named)],
+            description="Share of each judged window's predictions whose truth was joined, "
+            "overall and by segment: below the monitor's floor a window is not judged",
+            size="full",
         ),
     ]
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitoring import metrics
+from monitoring.coverage import WindowCoverage
 from monitoring.drift import DriftResult, features_frame
 from monitoring.evidence import SegmentPool
 from monitoring.policy import (
@@ -49,6 +50,10 @@ class WindowJudgement:
     request: RetrainRequest | None = None
     flow_run_id: str | None = None
     reports: SavedReport | None = None
+    # How many of the window's predictions got their truth (monitoring.coverage), and
+    # "not judged: coverage N %" when too few did.
+    coverage: WindowCoverage | None = None
+    coverage_note: str | None = None
 
     @property
     def triggered(self) -> bool:
@@ -61,10 +66,13 @@ class WindowJudgement:
 
     @property
     def verdict(self) -> WindowVerdict:
-        """Fired (a retrain started), held back (alarms, none started) or ok (no alarm)."""
+        """Fired (a retrain started), held back (alarms, none started), not judged (no alarm,
+        but too few truths to call it ok) or ok."""
         if self.triggered:
             return WindowVerdict.FIRED
-        return WindowVerdict.HELD_BACK if self.alarms else WindowVerdict.OK
+        if self.alarms:
+            return WindowVerdict.HELD_BACK
+        return WindowVerdict.NOT_JUDGED if self.coverage_note else WindowVerdict.OK
 
 
 class WindowJudge:
@@ -131,6 +139,9 @@ def window_outcome(judgement: WindowJudgement, thresholds: Thresholds) -> Window
         )
     elif judgement.verdict is WindowVerdict.HELD_BACK:
         why = "; ".join(f"{g.alarm.incident}: {g.gate.why}" for g in judgement.alarms)
+    elif judgement.verdict is WindowVerdict.NOT_JUDGED:
+        assert judgement.coverage_note is not None
+        why = judgement.coverage_note
     else:
         why = (
             f"{thresholds.metric.replace('_', ' ')} {judged.judged:.3f} of {judged.count} items "
@@ -144,6 +155,7 @@ def window_outcome(judgement: WindowJudgement, thresholds: Thresholds) -> Window
         verdict=judgement.verdict,
         reason=why,
         drift=judgement.drift,
+        coverage=judgement.coverage,
     )
 
 
@@ -162,6 +174,10 @@ def log_judgement(judgement: WindowJudgement) -> None:
         "judged_mean_error": round(judged.judged, 4) if judged else None,
         "judged_segments": {e.segment: round(e.stats.judged, 4) for e in judgement.evidence},
         "drift_share": round(judgement.drift.share, 3) if judgement.drift else None,
+        "truth_coverage": round(judgement.coverage.overall.share, 3)
+        if judgement.coverage
+        else None,
+        "verdict": judgement.verdict.value,
     }
     log.info("window", **fields)
     for gated in judgement.alarms:

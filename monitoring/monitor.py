@@ -10,7 +10,9 @@ window needs every partition's records. Each batch adds records to the tumbling 
 (:mod:`monitoring.judgement`), and the alarms it raises are answered by the incidents
 (:mod:`monitoring.incidents`), which start the retrains. A challenger in shadow is judged on the
 same window's paired errors (:mod:`monitoring.shadow`), and every judged window is logged and
-recorded in the Evidently workspace (:mod:`monitoring.reports`).
+recorded in the Evidently workspace (:mod:`monitoring.reports`). The monitor reads the
+predictions topic too, for the coverage of each window by the truth and the "truth feed silent"
+incidents (:mod:`monitoring.truth`).
 
 Offsets are committed at the windows' mark (``Commits.AT_MARK``): up to the first record still in
 an open window, with the end of the last closed window and the offsets read so far as commit
@@ -39,11 +41,12 @@ from monitoring.production import ProductionFollower
 from monitoring.reports import ReportStore, SavedReport
 from monitoring.shadow import RestShadowRegistry, ShadowJudge, publisher, run_verdict
 from monitoring.trigger import RetrainTrigger
+from monitoring.truth import TruthWatch
 from monitoring.windows import Admission, ClosedWindow, Resume, TumblingWindows
 from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.logs import get_logger
-from tidemark.project.contracts import Contracts, Scored
+from tidemark.project.contracts import Contracts, Prediction, Scored
 from tidemark.schemas import utc_now
 from tidemark.stream.handler import Commits, Handler, Output
 from tidemark.stream.records import Batch, Decoding
@@ -51,7 +54,7 @@ from tidemark.stream.records import Batch, Decoding
 log = get_logger("monitor")
 
 
-class Monitor(Handler[Scored, None]):
+class Monitor(Handler[Scored | Prediction, None]):
     """Judges the windows of a project's scored topic and triggers retrains."""
 
     commits = Commits.AT_MARK
@@ -68,10 +71,12 @@ class Monitor(Handler[Scored, None]):
         run_outcome: Callable[[str], RunOutcome | None] | None = None,
         shadow: ShadowJudge | None = None,
     ) -> None:
-        super().__init__(
-            settings.monitor.group_id,
-            {settings.kafka.topics.scored: Decoding(contracts.decode_scored)},
-        )
+        topics = settings.kafka.topics
+        decoders: dict[str, Decoding[Scored | Prediction]] = {
+            topics.scored: Decoding(contracts.decode_scored),
+            topics.predictions: Decoding(contracts.decode_prediction),
+        }
+        super().__init__(settings.monitor.group_id, decoders)
         self.settings = settings
         self.contracts = contracts
         project = contracts.project
@@ -94,6 +99,7 @@ class Monitor(Handler[Scored, None]):
         self._producer = producer
         self._on_judgement = on_judgement
         self.windows: TumblingWindows | None = None
+        self.truth = TruthWatch(settings)
         self._last_record = time.monotonic()
 
     @classmethod
@@ -147,16 +153,8 @@ class Monitor(Handler[Scored, None]):
         resume = Resume.of_metadata(
             {tp.partition: o.metadata for tp, o in committed.items() if tp.topic == topic}
         )
-        limit = utc_now() + timedelta(seconds=self.settings.stream.max_clock_skew_s)
-        if resume is not None and resume.closed_until > limit:
-            # Committed by a monitor that let a record from the future move its clock.
-            log.warning(
-                "the committed window clock is in the future; starting the windows afresh",
-                closed_until=resume.closed_until.isoformat(),
-            )
-            resume = None
-        if resume is not None:
-            log.info("resuming", closed_until=resume.closed_until.isoformat())
+        resume = self._checked(resume)
+        self.truth = TruthWatch(self.settings, resume.closed_until if resume else None)
         self.windows = TumblingWindows(
             self.settings.monitor.window_s,
             self.settings.monitor.allowed_lateness_s,
@@ -165,22 +163,44 @@ class Monitor(Handler[Scored, None]):
         )
         self._last_record = time.monotonic()
 
-    def event_time(self, message: Scored) -> datetime:
+    def _checked(self, resume: Resume | None) -> Resume | None:
+        limit = utc_now() + timedelta(seconds=self.settings.stream.max_clock_skew_s)
+        if resume is not None and resume.closed_until > limit:
+            # Committed by a monitor that let a record from the future move its clock.
+            log.warning(
+                "the committed window clock is in the future; starting the windows afresh",
+                closed_until=resume.closed_until.isoformat(),
+            )
+            return None
+        if resume is not None:
+            log.info("resuming", closed_until=resume.closed_until.isoformat())
+        return resume
+
+    def event_time(self, message: Scored | Prediction) -> datetime:
         """When the item was seen (its input time): the runtime dead-letters a record dated
         beyond the stream's clock skew (or horizon), so that none moves the windows' clock into
         the future (every real window would then be late)."""
         return message.at
 
-    def process(self, batch: Batch[Scored], out: Output) -> None:
-        """Add a batch's records to their windows; its dead letters hold no window back."""
+    def process(self, batch: Batch[Scored | Prediction], out: Output) -> None:
+        """Add a batch's scored records to their windows and count its predictions; its dead
+        letters hold no window back."""
         windows = self.windows
         if windows is None:
             raise RuntimeError("records came before the monitor's partitions were assigned")
+        predictions = self.settings.kafka.topics.predictions
         for letter in batch.dead:
-            windows.skip(letter.partition, letter.offset)
+            if letter.source_topic == predictions:
+                self.truth.book.skip(letter.partition, letter.offset)
+            else:
+                windows.skip(letter.partition, letter.offset)
         if batch.dead:
             metrics.RECORDS.labels("dead_letter").inc(len(batch.dead))
         for item in batch.received:
+            if isinstance(item.message, Prediction):
+                self.truth.predicted(item.message, item.raw.partition, item.raw.offset)
+                continue
+            self.truth.joined(item.message)
             admission = windows.add(item.message, item.raw.partition, item.raw.offset)
             metrics.RECORDS.labels(admission.value).inc()
             if admission is Admission.LATE:
@@ -198,16 +218,20 @@ class Monitor(Handler[Scored, None]):
                 closed += windows.flush()
             for window in closed:
                 self._closed(window)
+        self.truth.tick()
         self.incidents.drain()
 
     def mark(self) -> dict[TopicPartition, OffsetAndMetadata]:
         """Up to the first record still in an open window, with where to resume from."""
         if self.windows is None:
             return {}
-        topic = self.settings.kafka.topics.scored
+        topics = self.settings.kafka.topics
         return {
-            TopicPartition(topic, partition): OffsetAndMetadata(offset, metadata, -1)
+            TopicPartition(topics.scored, partition): OffsetAndMetadata(offset, metadata, -1)
             for partition, (offset, metadata) in self.windows.marks().items()
+        } | {
+            TopicPartition(topics.predictions, partition): OffsetAndMetadata(offset, "", -1)
+            for partition, offset in self.truth.marks().items()
         }
 
     def judge(self, window: ClosedWindow) -> WindowJudgement:
@@ -218,7 +242,10 @@ class Monitor(Handler[Scored, None]):
 
     def _closed(self, window: ClosedWindow) -> None:
         metrics.observe_window(window)
-        judgement = self.judge(window)
+        coverage = self.truth.closed(window.start)
+        judgement = replace(
+            self.judge(window), coverage=coverage, coverage_note=self.truth.note(coverage)
+        )
         self._challenge(window, judgement.version)
         if judgement.triggered:
             judgement = replace(judgement, reports=self._pages(judgement))

@@ -28,6 +28,7 @@ from evidently.presets import RegressionPreset
 from evidently.ui.workspace import Workspace
 
 from monitoring import dashboard
+from monitoring.coverage import ALL, WindowCoverage
 from monitoring.drift import DriftResult
 from monitoring.segments import SegmentLabels
 from monitoring.windows import ClosedWindow
@@ -81,6 +82,8 @@ class WindowVerdict(StrEnum):
     FIRED = "fired"
     # Alarms, and none of them started a retrain.
     HELD_BACK = "held-back"
+    # No alarm, but too few of its predictions got their truth to call it ok.
+    NOT_JUDGED = "not-judged"
     OK = "ok"
 
 
@@ -93,6 +96,7 @@ class WindowOutcome:
     verdict: WindowVerdict
     reason: str
     drift: DriftResult | None
+    coverage: WindowCoverage | None = None
 
     @property
     def label(self) -> str:
@@ -152,6 +156,36 @@ def window_snapshot(
         )
 
 
+def coverage_snapshot(
+    coverage: WindowCoverage, outcome: WindowOutcome, labels: SegmentLabels
+) -> Any:
+    """The coverage report of a window: one row, the share of its predictions whose truth was
+    joined, overall and per segment label (the segments a label groups are added up)."""
+    counts: dict[str, tuple[int, int]] = {
+        ALL: (coverage.overall.joined, coverage.overall.predicted)
+    }
+    for segment, seen in coverage.by_segment.items():
+        label = labels.label(segment)
+        joined, predicted = counts.get(label, (0, 0))
+        counts[label] = (joined + seen.joined, predicted + seen.predicted)
+    frame = pd.DataFrame(
+        {
+            dashboard.coverage_column(label): [joined / predicted if predicted else 1.0]
+            for label, (joined, predicted) in counts.items()
+        }
+    )
+    definition = DataDefinition(numerical_columns=list(frame.columns))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Report([MeanValue(column=c) for c in frame.columns]).run(
+            current_data=Dataset.from_pandas(frame, definition),
+            timestamp=outcome.window.end,
+            tags=outcome.tags(dashboard.COVERAGE_TAG),
+            metadata=outcome.metadata(),
+            name=f"{outcome.label}: truth coverage",
+        )
+
+
 def _stamp(snapshot: Any, outcome: WindowOutcome) -> None:
     # The drift snapshot exists before the verdict does, and Evidently 0.7 has a setter for the
     # name only: the tags and metadata are set on its fields.
@@ -206,8 +240,14 @@ class ReportStore:
         if outcome.drift is not None:
             _stamp(outcome.drift.snapshot, outcome)
             self.workspace.add_run(self.project.id, outcome.drift.snapshot)
+        if outcome.coverage is not None:
+            self.workspace.add_run(
+                self.project.id, coverage_snapshot(outcome.coverage, outcome, self.labels)
+            )
+        covered = outcome.coverage.by_segment if outcome.coverage else {}
         self.dashboard.ensure(
-            outcome.window.by_version, {self.labels.label(s) for s in outcome.window.by_segment}
+            outcome.window.by_version,
+            {self.labels.label(s) for s in [*outcome.window.by_segment, *covered]},
         )
 
     def save_pages(

@@ -353,6 +353,14 @@ class MonitorSettings(_Section):
     # Metrics and reports name at most this many segments; later ones share the label "other"
     # (each label is a Prometheus series and an Evidently series, and a stream may send any).
     max_segments: int = Field(default=50, ge=1)
+    # A window (or a segment of it) whose predictions got their truth less often than this is
+    # reported "not judged: coverage N %" rather than ok (monitoring.coverage).
+    coverage_floor: float = Field(default=0.8, ge=0, le=1)
+    # A "truth feed silent" incident opens when at least truth_silence_min_items predictions of
+    # a segment (or of all) are this many seconds old on the predictions' event-time clock and
+    # none of them, nor any later item of it, has its truth joined (monitoring.silence).
+    truth_silence_s: float = Field(default=120.0, gt=0)
+    truth_silence_min_items: int = Field(default=5, ge=1)
     metrics_port: Port = 9103
     # Evidently workspace for the reports; state_dir/evidently when unset.
     evidently_workspace: Path | None = None

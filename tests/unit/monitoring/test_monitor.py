@@ -35,7 +35,7 @@ from tests.unit.tidemark.stream.raw import Record
 from tidemark.config import Settings
 from tidemark.judging.decisions import Decision
 from tidemark.judging.scored import WHOLE
-from tidemark.project.contracts import Contracts, Scored
+from tidemark.project.contracts import Contracts, Prediction, Scored
 from tidemark.project.spec import ErrorKind
 from tidemark.schemas import RetrainRequest, utc_now
 from tidemark.stream.loop import clock_of
@@ -599,3 +599,44 @@ def test_a_start_whose_answer_was_lost_is_kept_and_not_started_again() -> None:
     assert watched.incidents.drain(force=True) is None
     assert watched.incidents.queue == {}
     assert len(trigger.runs) == 1
+
+
+def predicted(*fish: tuple[int, Scored]) -> Batch[Scored | Prediction]:
+    """A batch of the predictions topic on partition 0: (offset, the scored item's prediction)."""
+    topic = Settings().kafka.topics.predictions
+    records = [
+        Record(topic, 0, offset, b"k", FISH.encode_prediction(item.prediction))
+        for offset, item in fish
+    ]
+    return decode(
+        {TopicPartition(topic, 0): records}, {topic: Decoding(FISH.decode_prediction)}, 10_000
+    )
+
+
+def test_a_window_half_without_truth_is_not_judged_and_the_silent_segment_opens_an_incident() -> (
+    None
+):
+    judged: list[WindowJudgement] = []
+    watched, trigger = monitor(on_judgement=judged.append)
+    watched.resume({})
+    # Three minutes of salmon and walleye predicted; only the salmon's truth comes.
+    salmon = [scored(i, rel_error=0.02) for i in range(0, 180, 2)]
+    walleye = [scored(i + 1, species="walleye", known=False) for i in range(0, 180, 2)]
+    watched.process(predicted(*enumerate(salmon + walleye)), cast(Any, None))
+    watched.process(polled(*enumerate(salmon)), cast(Any, None))
+    watched.tick()
+    first = judged[0]
+    assert first.window.start == T0
+    assert first.alarms == ()
+    assert first.verdict.value == "not-judged"
+    assert first.coverage_note == "not judged: coverage 50 % (walleye 0 %)"
+    assert first.coverage is not None
+    assert first.coverage.by_segment["salmon"].joined == 30
+    assert trigger.runs == []
+    # The walleye predictions are more than two minutes ahead of their last truth (none).
+    watched.process(predicted((500, scored(300.0))), cast(Any, None))
+    watched.tick()
+    assert watched.truth.silence.silent == {"walleye"}
+    # The predictions are committed up to the first one of a window still open.
+    topic = Settings().kafka.topics.predictions
+    assert watched.mark()[TopicPartition(topic, 0)].offset == 60

@@ -9,6 +9,7 @@ import pytest
 from evidently.ui.workspace import Workspace
 
 from monitoring import dashboard
+from monitoring.coverage import CoverageBook
 from monitoring.reports import ReportStore, WindowOutcome, WindowVerdict
 from monitoring.windows import ClosedWindow
 from tests.unit.monitoring.scored import FISH, T0, scored
@@ -71,6 +72,7 @@ def test_the_panels_exist_from_the_start_and_gain_a_series_per_new_version(
         dashboard.BY_SEGMENT,
         dashboard.DRIFT_SHARE,
         dashboard.ITEMS,
+        dashboard.COVERAGE,
     }
     store.record(_outcome(_window((0.1, "1", "salmon"), (0.3, "2", "walleye"))))
     store.record(_outcome(_window((0.1, "10", "salmon"))))
@@ -83,3 +85,37 @@ def test_the_panels_exist_from_the_start_and_gain_a_series_per_new_version(
     assert again.dashboard.ensure(["2"], ["salmon"]) is False
     assert panels()[dashboard.BY_VERSION] == ["v1", "v2", "v10", "threshold 0.10"]
     assert len(Workspace.create(str(store.workspace_dir)).search_project("fish-weight")) == 1
+
+
+def test_a_window_s_truth_coverage_is_recorded_and_plotted_per_segment(store: ReportStore) -> None:
+    book = CoverageBook(60.0, join_window_s=60.0)
+    fish = [scored(i, species="salmon") for i in range(8)]
+    fish += [scored(i, species="walleye") for i in range(2)]
+    for offset, item in enumerate(fish):
+        book.predicted(item.prediction, 0, offset)
+    for item in fish[:6]:
+        book.joined(item)
+    coverage = book.close(T0)
+    window = _window((0.1, "2", "salmon"))
+    store.record(
+        WindowOutcome(
+            window, "2", WindowVerdict.NOT_JUDGED, coverage.note(0.8) or "", None, coverage
+        )
+    )
+    runs = store.workspace.list_runs(store.project.id)
+    [covered] = [
+        r
+        for r in runs
+        if dashboard.COVERAGE_TAG in store.workspace.get_run(store.project.id, r).tags
+    ]
+    values = _metric_values(store, covered)
+    assert values[dashboard.coverage_column(dashboard.COVERAGE_ALL)] == pytest.approx(0.6)
+    assert values[dashboard.coverage_column("salmon")] == pytest.approx(0.75)
+    assert values[dashboard.coverage_column("walleye")] == pytest.approx(0.0)
+    model = store.workspace.get_dashboard(store.project.id)
+    [panel] = [p for p in model.panels if p.title == dashboard.COVERAGE]
+    assert [v.legend for v in panel.values] == [
+        "coverage all",
+        "coverage salmon",
+        "coverage walleye",
+    ]

@@ -1,0 +1,153 @@
+"""What the monitor knows of the truth feed: the coverage of each window and the silence
+incidents, in its metrics and its log.
+
+The monitor hands every prediction and every scored item it reads to a :class:`TruthWatch`;
+when it judges a window it takes that window's coverage (:meth:`TruthWatch.closed`), and after
+every round :meth:`TruthWatch.tick` settles the windows no truth reached and opens or closes the
+"truth feed silent" incidents (:mod:`monitoring.silence`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import suppress
+from datetime import datetime
+
+from prometheus_client import Counter, Gauge
+
+from monitoring import metrics
+from monitoring.coverage import ALL, CoverageBook, SegmentCoverage, WindowCoverage
+from monitoring.silence import Change, SilenceChange, TruthSilence
+from tidemark.config import Settings
+from tidemark.judging.scored import WHOLE
+from tidemark.logs import get_logger
+from tidemark.project.contracts import Prediction, Scored
+
+log = get_logger("monitor")
+
+_COUNTS = ("predicted", "joined", "waiting", "expired")
+COVERAGE_ITEMS = Gauge(
+    "tidemark_monitor_truth_items",
+    "Items of the last judged window by what became of their truth: predicted, joined, "
+    "waiting (not joined yet) or expired (the join window passed)",
+    ["segment", "state"],
+    registry=metrics.REGISTRY,
+)
+COVERAGE_SHARE = Gauge(
+    "tidemark_monitor_truth_coverage",
+    "Share of the last judged window's predictions whose truth was joined",
+    ["segment"],
+    registry=metrics.REGISTRY,
+)
+TRUTH_DELAY = Gauge(
+    "tidemark_monitor_truth_delay_seconds",
+    "Wall-clock seconds from prediction to joined truth in the last judged window (quantile "
+    "0.5 or 0.95)",
+    ["segment", "quantile"],
+    registry=metrics.REGISTRY,
+)
+NOT_JUDGED = Counter(
+    "tidemark_monitor_windows_not_judged_total",
+    "Windows whose truth coverage was below the floor (or that no truth reached at all)",
+    registry=metrics.REGISTRY,
+)
+SILENT = Gauge(
+    "tidemark_monitor_truth_silent",
+    "1 while a 'truth feed silent' incident is open for the segment (segment=all: every item)",
+    ["segment"],
+    registry=metrics.REGISTRY,
+)
+SILENCES = Counter(
+    "tidemark_monitor_truth_silence_incidents_total",
+    "'Truth feed silent' incidents, by what happened to them (opened, closed)",
+    ["segment", "change"],
+    registry=metrics.REGISTRY,
+)
+
+
+class TruthWatch:
+    """Coverage and silence of one project's truth feed, as the monitor reads its topics."""
+
+    def __init__(self, settings: Settings, closed_until: datetime | None = None) -> None:
+        monitor = settings.monitor
+        self.floor = monitor.coverage_floor
+        self.book = CoverageBook(monitor.window_s, settings.stream.join_window_s, closed_until)
+        self.silence = TruthSilence(monitor.truth_silence_s, monitor.truth_silence_min_items)
+        self._shown: set[tuple[str, ...]] = set()
+
+    def predicted(self, prediction: Prediction, partition: int, offset: int) -> None:
+        """A prediction read at ``partition``/``offset`` of the predictions topic."""
+        self.book.predicted(prediction, partition, offset)
+        self.silence.predicted(prediction.segment or WHOLE, prediction.at)
+
+    def joined(self, scored: Scored) -> None:
+        """A scored item read (its truth was joined)."""
+        self.book.joined(scored)
+        self.silence.joined(scored.segment or WHOLE, scored.at)
+
+    def closed(self, start: datetime) -> WindowCoverage:
+        """The coverage of the window the monitor judges now, published."""
+        coverage = self.book.close(start)
+        self._publish(coverage)
+        return coverage
+
+    def tick(self) -> list[SilenceChange]:
+        """Settle the windows no truth reached and open or close the silence incidents."""
+        for coverage in self.book.settle():
+            NOT_JUDGED.inc()
+            self._publish(coverage)
+            log.warning(
+                "window not judged: no truth joined",
+                window_start=coverage.start.isoformat(),
+                predicted=coverage.overall.predicted,
+                expired=coverage.overall.expired,
+            )
+        changes = self.silence.check()
+        for change in changes:
+            label = _label(change.segment)
+            SILENT.labels(label).set(1 if change.change is Change.OPENED else 0)
+            SILENCES.labels(label, change.change.value).inc()
+            (log.warning if change.change is Change.OPENED else log.info)(
+                f"truth feed silent incident {change.change.value}",
+                segment=change.segment,
+                clock=change.at.isoformat(),
+                last_truth=change.last_truth.isoformat() if change.last_truth else None,
+                overdue=change.overdue,
+            )
+        return changes
+
+    def note(self, coverage: WindowCoverage) -> str | None:
+        """``not judged: coverage N %`` for a window below the floor (counted), else None."""
+        note = coverage.note(self.floor)
+        if note is not None:
+            NOT_JUDGED.inc()
+        return note
+
+    def _publish(self, coverage: WindowCoverage) -> None:
+        named: dict[str, SegmentCoverage] = {ALL: coverage.overall}
+        for segment, counts in coverage.by_segment.items():
+            # Bounded labels: segments beyond the bound are shown under theirs, the last wins.
+            named[_label(segment)] = counts
+        values: dict[tuple[str, ...], tuple[Gauge, float]] = {}
+        for label, counts in named.items():
+            for state in _COUNTS:
+                values[(label, state)] = (COVERAGE_ITEMS, float(getattr(counts, state)))
+            values[(label,)] = (COVERAGE_SHARE, counts.share)
+            for q, delay in (("0.5", counts.delay_p50_s), ("0.95", counts.delay_p95_s)):
+                if delay is not None:
+                    values[(label, q)] = (TRUTH_DELAY, delay)
+        for gone in self._shown - set(values):
+            for gauge in (COVERAGE_ITEMS, COVERAGE_SHARE, TRUTH_DELAY):
+                with suppress(KeyError, ValueError):  # not this gauge's labels
+                    gauge.remove(*gone)
+        for labels, (gauge, value) in values.items():
+            gauge.labels(*labels).set(value)
+        self._shown = set(values)
+
+    def marks(self) -> Mapping[int, int]:
+        """Per partition of the predictions topic, the offset to commit."""
+        return self.book.commit_offsets()
+
+
+def _label(segment: str) -> str:
+    return ALL if segment == ALL else metrics.LABELS.label(segment)
