@@ -70,8 +70,28 @@ def report(
         f"{len(requests)} retrain requests, {len(decisions)} shadow decisions"
     )
     typer.echo(f"picture: {path.resolve()}")
+    _truth_coverage(settings, scored)
     if html:
         _latest_window_report(settings, scored)
+
+
+def _truth_coverage(settings: Settings, scored: list[Scored], shown: int = 10) -> None:
+    """The truth coverage of the last ``shown`` windows: the predictions topic beside the
+    scored items."""
+    from demo import history
+    from monitoring.coverage import coverage_line, coverage_of
+    from tidemark.project.catalog import stack_catalog
+
+    contracts = stack_catalog(settings.projects).contracts(None)
+    predictions = history.read_topic(
+        settings, settings.kafka.topics.predictions, contracts.decode_prediction
+    )
+    windows = coverage_of(
+        predictions, scored, settings.monitor.window_s, settings.stream.join_window_s
+    )
+    typer.echo(f"truth coverage of the last {min(shown, len(windows))} windows:")
+    for coverage in windows[-shown:]:
+        typer.echo("  " + coverage_line(coverage, settings.monitor.coverage_floor))
 
 
 def _latest_window_report(settings: Settings, scored: list[Scored]) -> None:

@@ -90,7 +90,7 @@ def quantile(values: list[float], q: float) -> float | None:
 
 
 @dataclass(slots=True)
-class _Tally:
+class _WindowTally:
     predicted: dict[str, set[str]] = field(default_factory=dict)
     # Per segment, each joined item's truth delay in seconds.
     joined: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -133,7 +133,7 @@ class CoverageBook:
         self.join_window = timedelta(seconds=join_window_s)
         # Windows that ended by then were judged already: their items are not counted again.
         self.closed_until = closed_until
-        self._tallies: dict[datetime, _Tally] = {}
+        self._tallies: dict[datetime, _WindowTally] = {}
         # The predictions' clock: the latest input time of a prediction read.
         self.clock: datetime | None = None
         self._next_offset: dict[int, int] = {}
@@ -141,11 +141,11 @@ class CoverageBook:
     def _start(self, at: datetime) -> datetime:
         return EPOCH + ((at - EPOCH) // self.size) * self.size
 
-    def _tally(self, at: datetime) -> _Tally | None:
+    def _tally(self, at: datetime) -> _WindowTally | None:
         start = self._start(at)
         if self.closed_until is not None and start + self.size <= self.closed_until:
             return None
-        return self._tallies.setdefault(start, _Tally())
+        return self._tallies.setdefault(start, _WindowTally())
 
     def predicted(self, prediction: Prediction, partition: int = 0, offset: int = 0) -> None:
         """Count a prediction read at ``partition``/``offset`` of the predictions topic."""
@@ -174,7 +174,7 @@ class CoverageBook:
         """The coverage of the window starting at ``start``, which the monitor judges now; its
         later predictions and truths are not counted."""
         end = start + self.size
-        tally = self._tallies.pop(start, _Tally())
+        tally = self._tallies.pop(start, _WindowTally())
         self.closed_until = max(end, self.closed_until) if self.closed_until else end
         return tally.coverage(start, end, self._expired(end))
 
@@ -207,3 +207,37 @@ class CoverageBook:
     def windows(self) -> Iterable[datetime]:
         """The starts of the windows the book holds."""
         return self._tallies.keys()
+
+
+def coverage_of(
+    predictions: Iterable[Prediction],
+    scored: Iterable[Scored],
+    size_s: float,
+    join_window_s: float,
+) -> list[WindowCoverage]:
+    """The coverage of every window of ``predictions`` and ``scored`` read after the fact (what
+    ``tidemark report`` shows), in time order; the clock is the latest prediction read."""
+    book = CoverageBook(size_s, join_window_s)
+    for prediction in predictions:
+        book.predicted(prediction)
+    for item in scored:
+        book.joined(item)
+    return [book.close(start) for start in sorted(book.windows)]
+
+
+def coverage_line(coverage: WindowCoverage, floor: float) -> str:
+    """One window's coverage as ``tidemark report`` prints it."""
+    counts = coverage.overall
+    delays = (
+        f"delay p50 {counts.delay_p50_s:.1f} s p95 {counts.delay_p95_s:.1f} s"
+        if counts.delay_p50_s is not None and counts.delay_p95_s is not None
+        else "no truth"
+    )
+    segments = " ".join(
+        f"{name} {c.joined}/{c.predicted}" for name, c in sorted(coverage.by_segment.items())
+    )
+    return (
+        f"{coverage.start:%Y-%m-%d %H:%M:%S} predicted {counts.predicted} joined {counts.joined} "
+        f"waiting {counts.waiting} expired {counts.expired}, {delays}; {segments}"
+        f"{'; ' + note if (note := coverage.note(floor)) else ''}"
+    )

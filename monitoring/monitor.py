@@ -99,7 +99,7 @@ class Monitor(Handler[Scored | Prediction, None]):
         self._producer = producer
         self._on_judgement = on_judgement
         self.windows: TumblingWindows | None = None
-        self.truth = TruthWatch(settings)
+        self.truth = TruthWatch(settings, project)
         self._last_record = time.monotonic()
 
     @classmethod
@@ -154,7 +154,9 @@ class Monitor(Handler[Scored | Prediction, None]):
             {tp.partition: o.metadata for tp, o in committed.items() if tp.topic == topic}
         )
         resume = self._checked(resume)
-        self.truth = TruthWatch(self.settings, resume.closed_until if resume else None)
+        self.truth = TruthWatch(
+            self.settings, self.contracts.project, resume.closed_until if resume else None
+        )
         self.windows = TumblingWindows(
             self.settings.monitor.window_s,
             self.settings.monitor.allowed_lateness_s,
@@ -218,7 +220,7 @@ class Monitor(Handler[Scored | Prediction, None]):
                 closed += windows.flush()
             for window in closed:
                 self._closed(window)
-        self.truth.tick()
+        self.truth.tick(self.follower.current)
         self.incidents.drain()
 
     def mark(self) -> dict[TopicPartition, OffsetAndMetadata]:
@@ -246,6 +248,7 @@ class Monitor(Handler[Scored | Prediction, None]):
         judgement = replace(
             self.judge(window), coverage=coverage, coverage_note=self.truth.note(coverage)
         )
+        self.truth.judged(judgement)
         self._challenge(window, judgement.version)
         if judgement.triggered:
             judgement = replace(judgement, reports=self._pages(judgement))

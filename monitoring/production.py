@@ -11,10 +11,13 @@ error; its drift is retried at the next window.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from collections.abc import Mapping
+from contextlib import suppress
+from dataclasses import dataclass, field
 
 from monitoring.drift import DriftDetector
 from tidemark.config import Settings
+from tidemark.judging.tags import per_segment
 from tidemark.logs import get_logger
 from tidemark.project.catalog import stack_catalog
 from tidemark.project.spec import Project
@@ -22,6 +25,8 @@ from tidemark.registry.reader import RegistryReader, VersionRef
 from tidemark.registry.watcher import ModelWatcher, ServedModel
 
 log = get_logger("monitor.production")
+# The per-segment tag of a retrained version's own error on its held-out items.
+HELD_OUT_ERROR_TAG = "candidate_mean_relative_error"
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,21 @@ class Production:
     run_id: str
     detector: DriftDetector | None
     known_segments: frozenset[str] = frozenset()
+    # The version's error on its own held-out items per segment, as its tags state it (a
+    # retrained version; none for a bootstrap).
+    held_out: Mapping[str, float] = field(default_factory=dict)
+
+
+def held_out_errors(tags: Mapping[str, str]) -> dict[str, float]:
+    """Per segment, the held-out error a version's tags state (``candidate_..._error.<segment>``
+    of the retrain that registered it); segments without a number are left out."""
+    prefix = per_segment(HELD_OUT_ERROR_TAG, "")
+    errors = {}
+    for name, value in tags.items():
+        if name.startswith(prefix):
+            with suppress(ValueError):
+                errors[name.removeprefix(prefix)] = float(value)
+    return errors
 
 
 class ProductionFollower:
@@ -92,7 +112,11 @@ class ProductionFollower:
                     error=f"{type(error).__name__}: {error}"[:300],
                 )
             self.current = Production(
-                served.version, served.run_id, detector, served.segments or frozenset()
+                served.version,
+                served.run_id,
+                detector,
+                served.segments or frozenset(),
+                held_out_errors(served.tags),
             )
             log.info(
                 "judging production version",

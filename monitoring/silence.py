@@ -28,7 +28,7 @@ from monitoring.coverage import ALL
 _KEPT = 10_000
 
 
-class Change(StrEnum):
+class SilenceState(StrEnum):
     """What became of a segment's silence incident."""
 
     OPENED = "opened"
@@ -40,7 +40,7 @@ class SilenceChange:
     """A silence incident that opened or closed at the predictions' clock ``at``."""
 
     segment: str
-    change: Change
+    change: SilenceState
     at: datetime
     # The input time of the last item of the segment whose truth was joined (None: none yet).
     last_truth: datetime | None
@@ -93,7 +93,7 @@ class TruthSilence:
             silent = overdue >= self.min_items
             if silent == (segment in self.silent):
                 continue
-            change = Change.OPENED if silent else Change.CLOSED
+            change = SilenceState.OPENED if silent else SilenceState.CLOSED
             (self.silent.add if silent else self.silent.discard)(segment)
             changes.append(SilenceChange(segment, change, self.clock, last, overdue))
         return changes

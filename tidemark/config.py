@@ -361,6 +361,9 @@ class MonitorSettings(_Section):
     # none of them, nor any later item of it, has its truth joined (monitoring.silence).
     truth_silence_s: float = Field(default=120.0, gt=0)
     truth_silence_min_items: int = Field(default=5, ge=1)
+    # Before the truth, the error expected of a segment the production version never saw, until
+    # the monitor has measured one (monitoring.early_warning).
+    early_warning_unseen_error: float = Field(default=0.2, gt=0)
     metrics_port: Port = 9103
     # Evidently workspace for the reports; state_dir/evidently when unset.
     evidently_workspace: Path | None = None

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from monitoring.coverage import ALL, CoverageBook, quantile
-from monitoring.silence import Change, TruthSilence
+from monitoring.coverage import ALL, CoverageBook, coverage_line, coverage_of, quantile
+from monitoring.silence import SilenceState, TruthSilence
 from tests.unit.monitoring.scored import T0, scored
 
 WINDOW_S = 60.0
@@ -102,13 +102,17 @@ def test_a_segment_whose_truth_stops_while_its_predictions_flow_is_silent_until_
         if changes:
             break
     [opened] = changes
-    assert (opened.segment, opened.change, opened.last_truth) == ("walleye", Change.OPENED, at(19))
+    assert (opened.segment, opened.change, opened.last_truth) == (
+        "walleye",
+        SilenceState.OPENED,
+        at(19),
+    )
     # Opened once the fifth walleye after the last truth was 30 s old.
     assert opened.at == at(54)
     assert silence.check() == []
     silence.joined("walleye", at(55))
     [closed] = silence.check()
-    assert (closed.segment, closed.change) == ("walleye", Change.CLOSED)
+    assert (closed.segment, closed.change) == ("walleye", SilenceState.CLOSED)
     assert silence.silent == set()
 
 
@@ -130,6 +134,21 @@ def test_no_truth_at_all_makes_the_whole_stream_silent() -> None:
     for s in range(0, 40):
         silence.predicted("salmon", at(s))
     assert {(c.segment, c.change) for c in silence.check()} == {
-        ("salmon", Change.OPENED),
-        (ALL, Change.OPENED),
+        ("salmon", SilenceState.OPENED),
+        (ALL, SilenceState.OPENED),
     }
+
+
+def test_the_report_replays_the_coverage_of_each_window_from_both_topics() -> None:
+    fish = [scored(i, species="salmon") for i in range(0, 120, 2)]
+    walleye = [scored(i + 1, species="walleye") for i in range(0, 60, 2)]
+    first, second = coverage_of(
+        [f.prediction for f in fish + walleye], fish, WINDOW_S, join_window_s=60.0
+    )
+    assert (first.overall.predicted, first.overall.joined) == (60, 30)
+    assert second.overall.share == 1.0
+    assert coverage_line(first, 0.8) == (
+        "2026-11-25 12:00:00 predicted 60 joined 30 waiting 30 expired 0, "
+        "delay p50 2.0 s p95 2.0 s; salmon 30/30 walleye 0/30; "
+        "not judged: coverage 50 % (walleye 0 %)"
+    )
