@@ -35,6 +35,9 @@ DRIFT_SHARE = "Drift share"
 ITEMS = "Items per window"
 COVERAGE = "Truth coverage"
 COVERAGE_ALL = "all"
+ESTIMATE = "Error estimated before the truth"
+ESTIMATED_COLUMN = "estimated error"
+MEASURED_COLUMN = "measured error"
 
 
 def version_column(version: str) -> str:
@@ -124,7 +127,23 @@ def wanted_panels(
             [_coverage_of(COVERAGE_ALL), *(_coverage_of(s) for s in named)],
             description="Share of each judged window's predictions whose truth was joined, "
             "overall and by segment: below the monitor's floor a window is not judged",
-            size="full",
+            size="half",
+        ),
+        line_plot_panel(
+            ESTIMATE,
+            [
+                PanelMetric(
+                    legend=column,
+                    tags=[COVERAGE_TAG],
+                    metric=_MEAN,
+                    metric_labels={"column": column},
+                )
+                for column in (ESTIMATED_COLUMN, MEASURED_COLUMN)
+            ]
+            + [_threshold(threshold)],
+            description=f"The {error} of each window as estimated from its predictions before "
+            "its truth, beside the one measured on its truth",
+            size="half",
         ),
     ]
 

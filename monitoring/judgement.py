@@ -54,6 +54,9 @@ class WindowJudgement:
     # "not judged: coverage N %" when too few did.
     coverage: WindowCoverage | None = None
     coverage_note: str | None = None
+    # The window's error as the early warning estimated it before its truth
+    # (monitoring.early_warning; None when its predictions were not read).
+    estimated_error: float | None = None
 
     @property
     def triggered(self) -> bool:
@@ -156,6 +159,7 @@ def window_outcome(judgement: WindowJudgement, thresholds: Thresholds) -> Window
         reason=why,
         drift=judgement.drift,
         coverage=judgement.coverage,
+        estimated_error=judgement.estimated_error,
     )
 
 

@@ -248,7 +248,9 @@ class Monitor(Handler[Scored | Prediction, None]):
         judgement = replace(
             self.judge(window), coverage=coverage, coverage_note=self.truth.note(coverage)
         )
-        self.truth.judged(judgement)
+        compared = self.truth.judged(judgement)
+        if compared is not None:
+            judgement = replace(judgement, estimated_error=compared.estimated)
         self._challenge(window, judgement.version)
         if judgement.triggered:
             judgement = replace(judgement, reports=self._pages(judgement))

@@ -97,6 +97,8 @@ class WindowOutcome:
     reason: str
     drift: DriftResult | None
     coverage: WindowCoverage | None = None
+    # The error estimated before the truth (monitoring.early_warning), beside the measured one.
+    estimated_error: float | None = None
 
     @property
     def label(self) -> str:
@@ -160,7 +162,8 @@ def coverage_snapshot(
     coverage: WindowCoverage, outcome: WindowOutcome, labels: SegmentLabels
 ) -> Any:
     """The coverage report of a window: one row, the share of its predictions whose truth was
-    joined, overall and per segment label (the segments a label groups are added up)."""
+    joined, overall and per segment label (the segments a label groups are added up), and the
+    error estimated before the truth beside the measured one."""
     counts: dict[str, tuple[int, int]] = {
         ALL: (coverage.overall.joined, coverage.overall.predicted)
     }
@@ -168,12 +171,14 @@ def coverage_snapshot(
         label = labels.label(segment)
         joined, predicted = counts.get(label, (0, 0))
         counts[label] = (joined + seen.joined, predicted + seen.predicted)
-    frame = pd.DataFrame(
-        {
-            dashboard.coverage_column(label): [joined / predicted if predicted else 1.0]
-            for label, (joined, predicted) in counts.items()
-        }
-    )
+    columns = {
+        dashboard.coverage_column(label): [joined / predicted if predicted else 1.0]
+        for label, (joined, predicted) in counts.items()
+    }
+    if outcome.estimated_error is not None:
+        columns[dashboard.ESTIMATED_COLUMN] = [outcome.estimated_error]
+        columns[dashboard.MEASURED_COLUMN] = [outcome.window.overall.judged]
+    frame = pd.DataFrame(columns)
     definition = DataDefinition(numerical_columns=list(frame.columns))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -19,7 +19,7 @@ from prometheus_client import Counter, Gauge
 
 from monitoring import metrics
 from monitoring.coverage import ALL, CoverageBook, SegmentCoverage, WindowCoverage
-from monitoring.early_warning import EarlyWarning, Provisional, ProvisionalChange
+from monitoring.early_warning import Comparison, EarlyWarning, Provisional, ProvisionalChange
 from monitoring.judgement import WindowJudgement
 from monitoring.production import Production
 from monitoring.silence import SilenceChange, SilenceState, TruthSilence
@@ -193,9 +193,10 @@ class TruthWatch:
             )
         return changes
 
-    def judged(self, judgement: WindowJudgement) -> None:
-        """A window was judged on its truth: set its estimate beside its measured error, and
-        confirm or clear the provisional incidents of the segments it judged."""
+    def judged(self, judgement: WindowJudgement) -> Comparison | None:
+        """A window was judged on its truth: set its estimate beside its measured error (None:
+        it had none), and confirm or clear the provisional incidents of the segments it
+        judged."""
         alarmed = frozenset(
             g.alarm.incident.segment for g in judgement.alarms if g.alarm.incident.segment
         )
@@ -203,7 +204,7 @@ class TruthWatch:
         compared, changes = self.early.judged(judgement.window, judgement.version, alarmed, judged)
         self._provisional(changes)
         if compared is None:
-            return
+            return None
         ESTIMATE_BESIDE.labels("estimated").set(compared.estimated)
         ESTIMATE_BESIDE.labels("measured").set(compared.measured)
         ESTIMATES_COMPARED.inc()
@@ -218,6 +219,7 @@ class TruthWatch:
             by_segment={s: (round(e, 4), round(m, 4)) for s, (e, m) in compared.by_segment.items()},
             mean_gap=round(gap, 4) if gap is not None else None,
         )
+        return compared
 
     def _provisional(self, changes: list[ProvisionalChange]) -> None:
         for change in changes:

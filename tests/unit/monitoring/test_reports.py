@@ -73,6 +73,7 @@ def test_the_panels_exist_from_the_start_and_gain_a_series_per_new_version(
         dashboard.DRIFT_SHARE,
         dashboard.ITEMS,
         dashboard.COVERAGE,
+        dashboard.ESTIMATE,
     }
     store.record(_outcome(_window((0.1, "1", "salmon"), (0.3, "2", "walleye"))))
     store.record(_outcome(_window((0.1, "10", "salmon"))))
@@ -99,7 +100,7 @@ def test_a_window_s_truth_coverage_is_recorded_and_plotted_per_segment(store: Re
     window = _window((0.1, "2", "salmon"))
     store.record(
         WindowOutcome(
-            window, "2", WindowVerdict.NOT_JUDGED, coverage.note(0.8) or "", None, coverage
+            window, "2", WindowVerdict.NOT_JUDGED, coverage.note(0.8) or "", None, coverage, 0.2
         )
     )
     runs = store.workspace.list_runs(store.project.id)
@@ -112,6 +113,8 @@ def test_a_window_s_truth_coverage_is_recorded_and_plotted_per_segment(store: Re
     assert values[dashboard.coverage_column(dashboard.COVERAGE_ALL)] == pytest.approx(0.6)
     assert values[dashboard.coverage_column("salmon")] == pytest.approx(0.75)
     assert values[dashboard.coverage_column("walleye")] == pytest.approx(0.0)
+    assert values[dashboard.ESTIMATED_COLUMN] == pytest.approx(0.2)
+    assert values[dashboard.MEASURED_COLUMN] == pytest.approx(0.1)
     model = store.workspace.get_dashboard(store.project.id)
     [panel] = [p for p in model.panels if p.title == dashboard.COVERAGE]
     assert [v.legend for v in panel.values] == [
