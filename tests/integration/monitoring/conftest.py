@@ -32,9 +32,16 @@ from tidemark.simulation.generate import generate_frame
 @pytest.fixture(scope="session")
 def salmon_model(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Pipeline]:
     """A model of the tests' own, trained on salmon, in production, its training data logged."""
-    settings = stack.settings
+    return registered_model(stack.settings, tmp_path_factory, ["salmon"])
+
+
+def registered_model(
+    settings: Settings, tmp_path_factory: pytest.TempPathFactory, phases: list[str]
+) -> tuple[str, Pipeline]:
+    """A registered model of its own, trained on ``phases`` of the fish scenario, in
+    production, its training data logged: its name and the fitted pipeline."""
     name = f"monitoring-{uuid.uuid4().hex[:6]}"
-    frame = generate_frame(fish_scenario(), seed=1, phases=["salmon"])
+    frame = generate_frame(fish_scenario(), seed=1, phases=phases)
     fitted = train(FISH, frame, seed=0).model
     reference = tmp_path_factory.mktemp("reference") / REFERENCE_FILE
     frame.to_parquet(reference)
@@ -105,6 +112,7 @@ def monitored(stack: Stack, salmon_model: tuple[str, Pipeline], tmp_path: Path) 
     settings = base.override(
         registry_model_name=salmon_model[0],
         kafka_topics_scored=f"{tag}.{base.kafka.topics.scored}",
+        kafka_topics_predictions=f"{tag}.{base.kafka.topics.predictions}",
         kafka_topics_retrain_requests=f"{tag}.{base.kafka.topics.retrain_requests}",
         kafka_topics_dead_letter=f"{tag}.{base.kafka.topics.dead_letter}",
         monitor_group_id=f"monitor-{tag}",

@@ -29,13 +29,19 @@ def scored_fish(
     *,
     species: str | None = None,
     bias: float = 1.0,
+    scenario: str | None = None,
+    only: str | None = None,
 ) -> list[Scored]:
     """``windows`` windows' worth of fish of one phase, scored by ``model``, from ``first`` on.
 
     ``species`` renames the phase's species (a name the model never saw); ``bias`` scales the
-    predictions, as a model that went wrong for them would.
+    predictions, as a model that went wrong for them would; ``scenario`` is the fish scenario
+    (the default one for None), and ``only`` keeps the fish of one species of the phase.
     """
-    frame = generate_frame(fish_scenario(), seed=7, phases=[phase]).iloc[: windows * PER_WINDOW]
+    frame = generate_frame(fish_scenario(scenario), seed=7, phases=[phase])
+    if only:
+        frame = frame[frame.species == only].reset_index(drop=True)
+    frame = frame.iloc[: windows * PER_WINDOW]
     if species:
         frame = frame.assign(species=species)
     predicted = predict(FISH, model, frame)
