@@ -24,6 +24,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from flows.train import train
 from infra.local.components import venv_bin
 from infra.local.stack import Stack
+from monitoring.coverage import CoverageBook
 from monitoring.drift import DriftDetector, features_frame
 from monitoring.reports import ReportStore, WindowOutcome, WindowVerdict
 from monitoring.windows import ClosedWindow
@@ -185,9 +186,17 @@ def evidently_ui(
     fish = scored_fish(model, production, "salmon", 3, first, settings) + scored_fish(
         model, production, "walleye", 3, first + 3 * size, settings
     )
+    # Every fish predicted; the truth of a quarter of the last two windows' fish never came.
+    book = CoverageBook(settings.monitor.window_s, settings.stream.join_window_s)
+    for item in fish:
+        book.predicted(item.prediction)
     for i in range(6):
         start = first + i * size
         records = fish[i * PER_WINDOW : (i + 1) * PER_WINDOW]
+        for n, item in enumerate(records):
+            if i < 4 or n % 4:
+                book.joined(item)
+        coverage = book.close(start)
         window = ClosedWindow.of(start, start + size, records, ErrorKind.RELATIVE)
         # Walleye windows hold no species of the salmon model's training data: no drift test.
         features = features_frame(records, CONTRACTS.project)
@@ -195,8 +204,14 @@ def evidently_ui(
         drift = None if comparable.empty else detector.check(features, timestamp=window.end)
         error = window.overall.judged
         ok = error <= settings.monitor.error_threshold
-        verdict = WindowVerdict.OK if ok else WindowVerdict.HELD_BACK
-        store.record(WindowOutcome(window, production, verdict, f"error {error:.3f}", drift))
+        note = coverage.note(settings.monitor.coverage_floor)
+        verdict = (
+            WindowVerdict.HELD_BACK
+            if not ok
+            else (WindowVerdict.NOT_JUDGED if note else WindowVerdict.OK)
+        )
+        reason = note if ok and note else f"error {error:.3f}"
+        store.record(WindowOutcome(window, production, verdict, reason, drift, coverage))
     url = f"http://127.0.0.1:{settings.stack.evidently_ui_port}"
     processes(
         "evidently",

@@ -70,6 +70,9 @@ def test_the_mlflow_model_page_shows_the_production_version_and_its_decision(
     page.goto(f"{settings.registry.tracking_uri}/#/models/{settings.registry.model_name}")
     expect(page.get_by_text(f"Version {production}").first).to_be_visible()
     expect(page.get_by_text(f"@ {settings.registry.production_alias}").first).to_be_visible()
+    # The production history: the model's description ends with its table (issue 24).
+    expect(page.get_by_text("Production history").first).to_be_attached()
+    expect(page.get_by_role("cell", name="bootstrap", exact=True).first).to_be_attached()
     screenshot(page, "mlflow-model")
     page.goto(
         f"{settings.registry.tracking_uri}/#/models/{settings.registry.model_name}/versions/{production}"
@@ -95,9 +98,17 @@ def test_the_evidently_dashboard_shows_its_panels_with_data(
 ) -> None:
     page.goto(evidently_ui)
     page.get_by_text("fish-weight", exact=True).first.click()
-    for title in (dashboard.BY_VERSION, dashboard.BY_SEGMENT, dashboard.DRIFT_SHARE):
+    for title in (
+        dashboard.BY_VERSION,
+        dashboard.BY_SEGMENT,
+        dashboard.DRIFT_SHARE,
+        dashboard.COVERAGE,
+    ):
         expect(page.get_by_text(title).first).to_be_visible()
     # Legends are drawn only for series that have points.
     expect(page.get_by_text(re.compile(r"^threshold 0\.\d\d$")).first).to_be_attached()
     expect(page.get_by_text("walleye", exact=True).first).to_be_attached()
+    # The truth coverage panel has points: the last two windows lost a quarter of their truth.
+    expect(page.get_by_text("coverage all", exact=True).first).to_be_attached()
+    expect(page.get_by_text("coverage walleye", exact=True).first).to_be_attached()
     screenshot(page, "evidently-dashboard", full_page=True)

@@ -52,6 +52,14 @@ def test_report_from_the_topic_and_from_the_store(
     )
     produce(settings, fish)
     producer = kafka_io.producer(settings.kafka)
+    # Every fish was predicted, and 40 walleye more in the shift's window whose truth never came.
+    lost = scored_fish(model, "1", "walleye", 1, shift, settings)[:40]
+    for item in fish + lost:
+        producer.send(
+            settings.kafka.topics.predictions,
+            key=item.key.encode(),
+            value=FISH.encode_prediction(item.prediction),
+        )
     RetrainTrigger(settings, producer).publish(
         RetrainRequest(
             reason=RetrainReason.ERROR,
@@ -84,6 +92,12 @@ def test_report_from_the_topic_and_from_the_store(
     drift_page = pages[1].read_text()
     assert all(f'"{column}"' in drift_page for column in ("length_cm", "height_cm"))
     assert "drift share 0.00" in done.stdout  # the latest window: salmon like the training data
+    # The truth coverage of each window: the shift's window lost a third of its truths.
+    assert "truth coverage of the last 7 windows:" in done.stdout
+    coverage = [line for line in done.stdout.splitlines() if "not judged: coverage" in line]
+    assert len(coverage) == 1, done.stdout
+    assert f"{shift:%Y-%m-%d %H:%M:%S} predicted 120 joined 80 waiting 40" in coverage[0]
+    assert coverage[0].endswith("not judged: coverage 66 % (walleye 66 %)")
 
     with TrainingStore(settings.store, FISH) as store:
         store.upsert_many(fish)
