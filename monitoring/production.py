@@ -19,14 +19,16 @@ from monitoring.drift import DriftDetector
 from tidemark.config import Settings
 from tidemark.judging.tags import per_segment
 from tidemark.logs import get_logger
+from tidemark.modelling.metrics import JUDGED_METRIC
 from tidemark.project.catalog import stack_catalog
 from tidemark.project.spec import Project
 from tidemark.registry.reader import RegistryReader, VersionRef
 from tidemark.registry.watcher import ModelWatcher, ServedModel
 
 log = get_logger("monitor.production")
-# The per-segment tag of a retrained version's own error on its held-out items.
-HELD_OUT_ERROR_TAG = "candidate_mean_relative_error"
+# The per-segment tags of a retrained version's own error on its held-out items (named after
+# the error its project judges).
+HELD_OUT_ERROR_TAGS = tuple(per_segment(f"candidate_{name}", "") for name in JUDGED_METRIC.values())
 
 
 @dataclass(frozen=True)
@@ -44,14 +46,14 @@ class Production:
 
 
 def held_out_errors(tags: Mapping[str, str]) -> dict[str, float]:
-    """Per segment, the held-out error a version's tags state (``candidate_..._error.<segment>``
+    """Per segment, the held-out error a version's tags state (``candidate_mean_*_error.<segment>``
     of the retrain that registered it); segments without a number are left out."""
-    prefix = per_segment(HELD_OUT_ERROR_TAG, "")
     errors = {}
     for name, value in tags.items():
-        if name.startswith(prefix):
-            with suppress(ValueError):
-                errors[name.removeprefix(prefix)] = float(value)
+        for prefix in HELD_OUT_ERROR_TAGS:
+            if name.startswith(prefix):
+                with suppress(ValueError):
+                    errors[name.removeprefix(prefix)] = float(value)
     return errors
 
 

@@ -37,6 +37,7 @@ from monitoring.judgement import WindowJudgement
 from monitoring.metrics import REGISTRY
 from monitoring.monitor import Monitor
 from monitoring.reports import WindowVerdict
+from tests.integration.conftest import private_settings
 from tests.integration.monitoring.conftest import registered_model
 from tests.integration.monitoring.fish import CONTRACTS, scored_fish, window_aligned_start
 from tidemark import kafka_io
@@ -108,22 +109,15 @@ class Watched:
 def watched(
     stack: Stack, two_species_model: tuple[str, Pipeline], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Watched]:
-    tag = uuid.uuid4().hex[:8]
-    base = stack.settings
-    topics = base.kafka.topics
-    settings = base.override(
+    settings = private_settings(
+        stack.settings,
+        uuid.uuid4().hex[:8],
         registry_model_name=two_species_model[0],
-        kafka_topics_scored=f"{tag}.{topics.scored}",
-        kafka_topics_predictions=f"{tag}.{topics.predictions}",
-        kafka_topics_retrain_requests=f"{tag}.{topics.retrain_requests}",
-        kafka_topics_dead_letter=f"{tag}.{topics.dead_letter}",
-        monitor_group_id=f"monitor-{tag}",
         monitor_window_s=WINDOW_S,
         monitor_allowed_lateness_s=0.5,
         monitor_truth_silence_s=SILENCE_S,
         stack_state_dir=Path(tmp_path_factory.mktemp("truth")),
     )
-    kafka_io.ensure_topics(settings.kafka)
     story = Watched(settings, Monitor.create(settings, CONTRACTS))
     story.monitor._on_judgement = story.judged.append
     stop = threading.Event()

@@ -103,5 +103,7 @@ def test_the_held_out_errors_come_from_the_version_s_tags() -> None:
         "candidate_mean_relative_error.walleye": "none",
         "candidate_mean_relative_error": "0.05",
         "heldout_n.salmon": "40",
+        # A project judged by its absolute error names them after it.
+        "candidate_mean_absolute_error.pike": "0.3",
     }
-    assert held_out_errors(tags) == {"salmon": 0.041}
+    assert held_out_errors(tags) == {"salmon": 0.041, "pike": 0.3}
