@@ -213,7 +213,7 @@ def _show(gauge: ProjectGauge, values: Mapping[str, float]) -> None:
 
 
 def observe_alarm(alarm: Alarm, gate: Gate) -> None:
-    """Count what became of an incident's alarm (segment "all" for drift)."""
+    """Count what became of an incident's alarm (segment "all" for one of no segment)."""
     segment = (
         segment_labels().label(alarm.incident.segment) if alarm.incident.segment else ALL_SEGMENTS
     )
