@@ -1,4 +1,4 @@
-"""``tidemark monitor``: the service ``make up`` runs, one per project.
+"""``tidemark monitor``: the service ``make up`` runs, one process for every project.
 
 Heavy modules (Evidently, MLflow, Prefect) are imported inside the command, so that other
 ``tidemark`` sub-commands start quickly.
@@ -6,7 +6,7 @@ Heavy modules (Evidently, MLflow, Prefect) are imported inside the command, so t
 
 from __future__ import annotations
 
-from contextlib import closing
+from contextlib import ExitStack, closing
 from typing import Annotated
 
 import typer
@@ -38,23 +38,34 @@ def monitor(
         typer.Option(help="Prometheus port (default: settings.monitor.metrics_port)."),
     ] = None,
     project: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
             "--project",
-            help="The project whose scored stream this monitor judges (default: the stack's "
-            "default project). Run one monitor per project.",
+            help="A project this process judges; repeat it for several (default: every project "
+            "of the stack). Each has its own loop and consumer group, in one process.",
         ),
     ] = None,
 ) -> None:
-    """Judge a project's scored stream window by window (error, drift) and trigger retrains
+    """Judge every project's scored stream window by window (error, drift) and trigger retrains
     through Prefect."""
     from monitoring.metrics import REGISTRY
     from monitoring.monitor import Monitor
     from tidemark.project.catalog import stack_catalog
-    from tidemark.stream.service import run_service
+    from tidemark.project.spec import ProjectError
+    from tidemark.stream.projects import ProjectLoop, run_project_loops
 
-    settings = project_monitor_settings(get_settings(), project)
-    contracts = stack_catalog(settings.projects).contracts(project)
-    with closing(Monitor.create(settings, contracts)) as watched:
+    settings = get_settings()
+    try:
+        catalog = stack_catalog(settings.projects)
+        names = list(dict.fromkeys(project)) if project else list(catalog.names)
+        served = [(project_monitor_settings(settings, n), catalog.contracts(n)) for n in names]
+    except ProjectError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    with ExitStack() as resources:
+        loops = []
+        for own, contracts in served:
+            watched = resources.enter_context(closing(Monitor.create(own, contracts)))
+            loops.append(ProjectLoop(contracts.project.name, watched, own))
         port = metrics_port or settings.monitor.metrics_port
-        run_service("monitor", watched, settings, port, REGISTRY)
+        run_project_loops("monitor", loops, port, REGISTRY)

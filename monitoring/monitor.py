@@ -81,7 +81,6 @@ class Monitor(Handler[Scored | Prediction, None]):
         self.contracts = contracts
         project = contracts.project
         self.judged_by = project.target.judged_by
-        metrics.bound_segments(settings.monitor.max_segments)
         self.follower = follower
         self.reports = reports
         # The running challenge of a version in shadow (None: no shadow evaluation).
@@ -142,7 +141,9 @@ class Monitor(Handler[Scored | Prediction, None]):
         self._producer.close()
 
     def start(self, stop: threading.Event) -> bool:
-        """Before the loop joins the group: no window is open until partitions are assigned."""
+        """Before the loop joins the group: no window is open until partitions are assigned;
+        the metrics set on this loop's thread are the project's."""
+        metrics.watch(self.contracts.project.name, self.settings.monitor.max_segments)
         self.windows = None
         return True
 

@@ -17,13 +17,10 @@ projects' bootstrap CSVs. For each it measures the stack's memory after ``--sett
 then the fish scorer's throughput (its simulator paused: ``--events`` fish sent as fast as one
 producer can, ``--rounds`` times, the rate read from the predictions' CreateTime stamps), and
 compares them with issue 23's goal: the second project adds at most 150 MB of RSS and the fish
-scorer keeps at least 90 % of its single-project throughput. Where the stack's own scorer,
-joiner and monitor do not serve the second project (they served the default project only
-until one process served them all), the second project runs as the README says: its own
-``tidemark score``, ``join`` and ``monitor --project penguin-mass`` beside the stack, counted in
-its memory; its simulator (a load, not a component) is left out of the totals. The stack's
-monitor judges its default project only, so the second project's monitor always runs beside it
-and counts.
+scorer keeps at least 90 % of its single-project throughput. The stack's own scorer, joiner and
+monitor serve every project, one process each (the benchmark checks that the scorer predicts
+the second project and that the monitor runs a loop for it); the second project's simulator
+(a load, not a component) is left out of the totals.
 
 Usage (with the ``TIDEMARK_*`` variables of the stack to read, e.g. other ports and state dir)::
 
@@ -52,6 +49,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from rich.console import Console
 from rich.table import Table
 
@@ -244,18 +242,13 @@ def private_settings(state: Path, projects: tuple[str, ...]) -> Settings:
 
 
 class ProjectStack:
-    """A private stack of some projects, and the processes it needs beside it for a project
-    its own services do not serve."""
+    """A private stack of some projects, and the loads this benchmark plays on it."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.stack = Stack(settings, services=platform_services)
         self.catalog: Catalog = stack_catalog(settings.projects)
         self.env = os.environ | settings.as_env(*SECTIONS) | prefect_env(settings, self.stack.state)
-        self.beside: dict[str, list[subprocess.Popen[bytes]]] = {}
-        # The stack's monitor judges its default project only: one monitor per project
-        # (``tidemark monitor --help``).
-        self.monitor_per_project = True
         self.loads: list[subprocess.Popen[bytes]] = []
 
     def up(self) -> None:
@@ -263,32 +256,16 @@ class ProjectStack:
         self.stack.up()
         self._tidemark("train", "--if-no-production")
 
-    def serve(self, name: str, wait_s: float = 240.0) -> str:
-        """Make sure the stack predicts and judges project ``name``: "stack" when its own
-        scorer predicts it ("stack + own monitor" when, as the stack's monitor judges its
-        default project only, the project's monitor runs beside it), "own processes" when it
-        took a scorer, a joiner and a monitor of the project's own."""
+    def check_served(self, name: str, wait_s: float = 240.0) -> None:
+        """Make sure the stack's own processes serve project ``name``: its scorer predicts it
+        and its monitor runs a loop for it."""
         settings = self.catalog.settings(self.settings, name)
         kafka_io.ensure_topics(settings.kafka)
-        project = self.catalog.get(name)
-        own: tuple[str, ...] = ("monitor",) if self.monitor_per_project else ()
-        served = "stack + own monitor" if own else "stack"
-        if not _predicts(project, settings, wait_s):
-            own, served = ("score", "join", "monitor"), "own processes"
-        ports = _free_ports(len(own))
-        self.beside[name] = [
-            self._start(
-                f"{command}-{name}", command, "--project", name, "--metrics-port", str(port)
-            )
-            for command, port in zip(own, ports, strict=True)
-        ]
-        if served == "own processes" and not _predicts(project, settings, wait_s):
-            logs = "\n".join(
-                f"--- {log.name}\n{log.read_text(errors='replace')[-2000:]}"
-                for log in sorted(self.stack.state.glob(f"*-{name}.log"))
-            )
-            raise SystemExit(f"{name}: no prediction came, even from processes of its own\n{logs}")
-        return served
+        if not _predicts(self.catalog.get(name), settings, wait_s):
+            raise SystemExit(f"{name}: the stack's scorer gave no prediction in {wait_s:.0f} s")
+        url = f"http://127.0.0.1:{self.settings.monitor.metrics_port}/metrics"
+        if f'tidemark_stream_healthy{{project="{name}"}}' not in httpx.get(url, timeout=5).text:
+            raise SystemExit(f"{name}: the stack's monitor runs no loop for it ({url})")
 
     def simulate(self, name: str) -> None:
         """A gentle stream of project ``name`` (as the stack's simulator plays the default)."""
@@ -310,13 +287,8 @@ class ProjectStack:
         )
 
     def usages(self) -> list[Usage]:
-        """The stack's components, then each set of processes beside it."""
-        usages = measure(self.stack.supervisor)
-        children = _children()
-        for name, processes in self.beside.items():
-            pids = [p for process in processes for p in _tree(process.pid, children)]
-            usages.append(_usage(f"{name}'s own processes", pids))
-        return usages
+        """The stack's components."""
+        return measure(self.stack.supervisor)
 
     def pause_loads(self) -> None:
         """Stop every simulator, the stack's and this benchmark's."""
@@ -327,8 +299,8 @@ class ProjectStack:
             process.wait(30)
 
     def down(self) -> None:
-        """Stop what this benchmark started beside the stack, then the stack."""
-        for process in [*self.loads, *(p for ps in self.beside.values() for p in ps)]:
+        """Stop the loads this benchmark started, then the stack."""
+        for process in self.loads:
             if process.poll() is None:
                 process.terminate()
                 try:
@@ -363,7 +335,6 @@ class StackRun:
     """One stack's projects, its memory and the fish scorer's throughput on it."""
 
     projects: list[str]
-    served_by: dict[str, str]
     components: list[Usage]
     total_rss_mb: float
     total_pss_mb: float
@@ -380,11 +351,10 @@ def run_projects(
 ) -> StackRun:
     """Start a private stack of ``projects``, measure it, stop it."""
     running = ProjectStack(private_settings(folder, projects))
-    served_by = {projects[0]: "stack"}
     try:
         running.up()
         for name in projects[1:]:
-            served_by[name] = running.serve(name)
+            running.check_served(name)
             # The stack's simulator plays its default project: a gentle line of this one too.
             running.simulate(name)
         time.sleep(settle_s)
@@ -399,7 +369,6 @@ def run_projects(
         running.down()
     return StackRun(
         projects=list(projects),
-        served_by=served_by,
         components=usages,
         total_rss_mb=sum(u.rss_mb for u in usages),
         total_pss_mb=sum(u.pss_mb for u in usages),
@@ -432,10 +401,7 @@ def report_projects(one: StackRun, two: StackRun) -> dict[str, Any]:
     console.print(table)
     for run in (one, two):
         rounds = ", ".join(f"{r.per_s:,.0f}" for r in run.rates)
-        served = ", ".join(f"{k}: {v}" for k, v in run.served_by.items())
-        console.print(
-            f"{', '.join(run.projects)}: served by {served}; fish rounds {rounds} items/s"
-        )
+        console.print(f"{', '.join(run.projects)}: fish rounds {rounds} items/s")
     kept = two.rate / one.rate if one.rate else 0.0
     memory_ok = extra_rss <= SECOND_PROJECT_MB
     rate_ok = kept >= THROUGHPUT_KEPT

@@ -8,6 +8,11 @@ process, writing to their own output topic:
 - batch scorer: ``streaming.scorer.Scorer`` itself, one ``predict`` per polled batch;
 - batch scorer with a challenger in shadow: the same, plus the challenger's ``predict`` of the
   same batch and its answer in every prediction (the target: at least 90 % of the scorer alone);
+- the scorer as ``tidemark score`` runs it, for the fish alone and for the fish with a second
+  project (penguin-mass) in the same process and group (:class:`tidemark.stream.dispatch.Dispatch`),
+  the second project's inputs arriving meanwhile at ``--second-rate`` (the stack's simulator
+  rate by default); only the fish count (issue 23: with the second project, at least 90 % of the
+  fish alone, in the same run);
 - per-event HTTP: one POST per measurement to a FastAPI model server of the same scikit-learn
   model (the original tutorial's pattern), run on fewer events because it is slow.
 
@@ -29,12 +34,14 @@ without a broker it starts a private Kafka on free ports under a temporary folde
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import multiprocessing
 import socket
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -54,6 +61,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.fish import FISH, fish_scenario
+from benchmarks.stack.stream_rate import encoded_inputs
 from infra.local import components
 from infra.local.supervisor import Supervisor
 from streaming.models import ProjectModel
@@ -64,14 +72,21 @@ from tidemark.config import Settings
 from tidemark.modelling.default import known_segments
 from tidemark.modelling.training import predict, train
 from tidemark.project.contracts import Contracts, Prediction
+from tidemark.project.spec import load_project
 from tidemark.registry.watcher import ServedModel
 from tidemark.schemas import utc_now
 from tidemark.simulation.generate import generate_frame
+from tidemark.simulation.library import load_scenario
+from tidemark.stream.dispatch import Dispatch, Route
 from tidemark.stream.loop import run_loop, settle_heap
 from tidemark.stream.records import next_offsets
 from tidemark.stream.service import stop_on_signals
 
 FISH_CONTRACTS = Contracts(FISH)
+# Issue 23's second project, served beside the fish by one scorer process.
+SECOND = load_project(Path(__file__).resolve().parents[2] / "projects" / "penguin-mass.toml")
+# Issue 23: the fish scorer with a second project keeps at least this share of its throughput.
+THROUGHPUT_KEPT = 0.90
 
 
 def _input(key: str, features: Mapping[str, Any], at: datetime) -> bytes:
@@ -151,6 +166,33 @@ def _served_model(version: str = "1") -> ServedModel:
         project=FISH,
         segments=known_segments(FISH, fitted),
         loaded_at=utc_now(),
+    )
+
+
+def _served_second() -> ServedModel:
+    """The second project's model, trained on its default scenario's items."""
+    frame = generate_frame(load_scenario(SECOND), seed=1)
+    fitted = train(SECOND, frame, seed=0).model
+    return ServedModel(
+        name=SECOND.name,
+        version="1",
+        run_id="benchmark",
+        model=fitted,
+        project=SECOND,
+        segments=known_segments(SECOND, fitted),
+        loaded_at=utc_now(),
+    )
+
+
+def _second_settings(settings: Settings) -> Settings:
+    """The second project's topics beside the fish's of ``settings`` (same broker and group),
+    named after the round's output topic: each round's second project starts empty."""
+    round_topic = settings.kafka.topics.predictions
+    return settings.override(
+        **{
+            f"kafka_topics_{role}": f"{round_topic}.{SECOND.name}.{role}"
+            for role in ("input", "truth", "predictions", "scored", "dead_letter")
+        }
     )
 
 
@@ -266,6 +308,46 @@ def _shadow_scorer(settings: Settings) -> None:
     run_loop(Scorer(settings, contracts, lambda: model, lambda: shadow), settings, stop)
 
 
+def _dispatched_scorer(settings: Settings, second: Settings | None) -> None:
+    """The scorer as ``tidemark score`` runs it: a dispatch of the fish's route and, given
+    ``second``'s settings, the second project's, in one group."""
+    stop = stop_on_signals()
+    fish = ProjectModel.of(FISH, _served_model())
+    routes = [Route(FISH.name, Scorer(settings, FISH_CONTRACTS, lambda: fish), settings.kafka)]
+    if second is not None:
+        other = ProjectModel.of(SECOND, _served_second())
+        scorer = Scorer(second, Contracts(SECOND), lambda: other)
+        routes.append(Route(SECOND.name, scorer, second.kafka))
+    run_loop(Dispatch(settings.stream.scorer_group_id, routes), settings, stop)
+
+
+@contextmanager
+def _second_stream(settings: Settings, rate: float) -> Iterator[None]:
+    """The second project's inputs sent at ``rate`` per second while the block runs."""
+    values = encoded_inputs(SECOND, 10_000, seed=3)
+    stop = threading.Event()
+
+    def send() -> None:
+        if rate <= 0:
+            return
+        producer = kafka_io.producer(settings.kafka)
+        try:
+            for key, value in itertools.cycle(values):
+                if stop.wait(1 / rate):
+                    break
+                producer.send(settings.kafka.topics.input, key=key, value=value)
+        finally:
+            producer.close()
+
+    sender = threading.Thread(target=send, name="second-project-stream")
+    sender.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        sender.join()
+
+
 def _http_per_event(settings: Settings, url: str) -> None:
     stop = stop_on_signals()
     consumer = kafka_io.consumer(
@@ -357,6 +439,20 @@ def throughput(
     stamps = _timestamps(settings, settings.kafka.topics.predictions, events)
     seconds = max((stamps[-1] - stamps[0]) / 1000, 1e-3)
     return {"events": events, "seconds": seconds, "events_per_s": (events - 1) / seconds}
+
+
+def projects_throughput(
+    settings: Settings, events: int, second_rate: float, with_second: bool
+) -> dict[str, float]:
+    """The fish's throughput through the scorer as ``tidemark score`` runs it: the fish alone,
+    or with the second project served in the same process, its inputs coming at
+    ``second_rate`` meanwhile."""
+    if not with_second:
+        return throughput(settings, _dispatched_scorer, events, (None,))
+    second = _second_settings(settings)
+    kafka_io.ensure_topics(second.kafka)
+    with _second_stream(second, second_rate):
+        return throughput(settings, _dispatched_scorer, events, (second,))
 
 
 def scaling(settings: Settings, processes: int, events: int) -> dict[str, float]:
@@ -499,6 +595,7 @@ def run(
     seconds: float,
     rounds: int,
     scorers: list[int],
+    second_rate: float,
 ) -> dict[str, Any]:
     """Every measurement of the benchmark, on the broker at ``bootstrap``."""
     run_id = f"{int(time.time())}"
@@ -507,15 +604,25 @@ def run(
     _fill(base, events)
     # A fresh broker is slower until its JIT has compiled the hot paths: one pass not counted.
     throughput(_settings(bootstrap, run_id, "warm-up"), _passthrough, events)
-    results: dict[str, Any] = {"events": events, "http_events": http_events, "rounds": rounds}
+    results: dict[str, Any] = {
+        "events": events,
+        "http_events": http_events,
+        "rounds": rounds,
+        "second_rate": second_rate,
+    }
     compared = {"passthrough": _passthrough, "batch_scorer": _batch_scorer}
     alternated = {**compared, "shadow_scorer": _shadow_scorer}
-    measured: dict[str, list[dict[str, float]]] = {name: [] for name in alternated}
+    # The fish alone and with a second project, each through the scorer as `tidemark score`.
+    projects = {"fish_alone": False, "fish_with_second": True}
+    measured: dict[str, list[dict[str, float]]] = {name: [] for name in [*alternated, *projects]}
     # Alternate them, so that the broker's state and the machine's load weigh on all alike.
     for index in range(rounds):
         for name, target in alternated.items():
             settings = _settings(bootstrap, run_id, f"{name}-{index}")
             measured[name].append(throughput(settings, target, events))
+        for name, with_second in projects.items():
+            settings = _settings(bootstrap, run_id, f"{name}-{index}")
+            measured[name].append(projects_throughput(settings, events, second_rate, with_second))
     for name, rounds_of_it in measured.items():
         results[name] = _median(rounds_of_it) | {
             "rounds_events_per_s": [r["events_per_s"] for r in rounds_of_it]
@@ -607,6 +714,31 @@ def report(results: dict[str, Any]) -> None:
     console.print(f"scorer / ceiling {scorer / ceiling:.0%}")
     shadow = results["shadow_scorer"]["events_per_s"]
     console.print(f"scorer with a challenger in shadow / scorer alone {shadow / scorer:.0%}")
+    report_projects(results, console)
+
+
+def report_projects(results: dict[str, Any], console: Console) -> None:
+    """The fish's throughput alone and with the second project, side by side, per round."""
+    alone, beside = results["fish_alone"], results["fish_with_second"]
+    table = Table(
+        title=f"The fish through `tidemark score`: alone, and with {SECOND.name} in the same "
+        f"process ({results['second_rate']:g} of its inputs/s meanwhile)"
+    )
+    for column in ("projects", "fish/s (median)", "rounds", "vs fish alone"):
+        table.add_column(column, justify="right" if column != "projects" else "left")
+    for name, row in (("fish-weight", alone), (f"fish-weight + {SECOND.name}", beside)):
+        table.add_row(
+            name,
+            f"{row['events_per_s']:,.0f}",
+            " ".join(f"{r:,.0f}" for r in row["rounds_events_per_s"]),
+            f"{row['events_per_s'] / alone['events_per_s']:.1%}",
+        )
+    console.print(table)
+    kept = beside["events_per_s"] / alone["events_per_s"]
+    console.print(
+        f"the fish scorer keeps {kept:.1%} of its single-project throughput with a second project "
+        f"(goal ≥ {THROUGHPUT_KEPT:.0%}: {'met' if kept >= THROUGHPUT_KEPT else 'NOT met'})"
+    )
 
 
 def main() -> None:
@@ -621,9 +753,23 @@ def main() -> None:
     parser.add_argument(
         "--scorers", default="1,2,3", help="scorer processes in one group, one run per count"
     )
+    parser.add_argument(
+        "--second-rate",
+        type=float,
+        default=Settings().stack.simulator_rate,
+        help="inputs/s of the second project while the fish are measured beside it",
+    )
     args = parser.parse_args()
     scorers = [int(n) for n in args.scorers.split(",") if n]
-    options = (args.events, args.http_events, args.rate, args.seconds, args.rounds, scorers)
+    options = (
+        args.events,
+        args.http_events,
+        args.rate,
+        args.seconds,
+        args.rounds,
+        scorers,
+        args.second_rate,
+    )
     if args.bootstrap_servers:
         results = run(args.bootstrap_servers, *options)
     else:

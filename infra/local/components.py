@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from pymongo import MongoClient
 
 from infra.local import provision
@@ -89,24 +90,30 @@ def makes_progress(port: int) -> Check:
 
     A port that answers says nothing of a loop that restarts for ever or a batch stuck
     uncommitted: the service reports both (:mod:`tidemark.stream.health`), and the check
-    fails with them.
+    fails with them; a service of one loop per project (the monitor) reports each project's,
+    and fails with those that make no progress.
     """
     url = f"http://127.0.0.1:{port}/metrics"
 
     def check() -> None:
         response = httpx.get(url, timeout=3.0)
         response.raise_for_status()
-        samples: dict[str, float] = {}
-        for line in response.text.splitlines():
-            if line.startswith("tidemark_stream_"):
-                name, _, value = line.rpartition(" ")
-                samples[name] = float(value)
-        if samples.get(health.HEALTHY, 1.0) == 0.0:
-            raise RuntimeError(
-                "no progress: "
-                f"{samples.get(health.RESTARTS_IN_A_ROW, 0):.0f} loop restarts in a row, "
-                f"input uncommitted for {samples.get(health.UNCOMMITTED_SECONDS, 0):.0f} s"
-            )
+        # Each loop's samples, by its project ("" for a service of one loop).
+        loops: dict[str, dict[str, float]] = {}
+        for family in text_string_to_metric_families(response.text):
+            for sample in family.samples:
+                if sample.name.startswith("tidemark_stream_"):
+                    project = sample.labels.get("project", "")
+                    loops.setdefault(project, {})[sample.name] = sample.value
+        stuck = [
+            f"{project + ': ' if project else ''}"
+            f"{samples.get(health.RESTARTS_IN_A_ROW, 0):.0f} loop restarts in a row, "
+            f"input uncommitted for {samples.get(health.UNCOMMITTED_SECONDS, 0):.0f} s"
+            for project, samples in sorted(loops.items())
+            if samples.get(health.HEALTHY, 1.0) == 0.0
+        ]
+        if stuck:
+            raise RuntimeError(f"no progress: {'; '.join(stuck)}")
 
     return check
 

@@ -403,8 +403,10 @@ def _wait_judged(
 
     def judged() -> bool:
         observer.poll(0.5)
-        end = scrape(settings.monitor.metrics_port)["tidemark_monitor_window_end_timestamp_seconds"]
-        return end >= until.timestamp()
+        # The monitor's series of the one project it judges here (none before its first window).
+        (project,) = settings.projects.listed
+        sample = f'tidemark_monitor_window_end_timestamp_seconds{{project="{project}"}}'
+        return scrape(settings.monitor.metrics_port).get(sample, 0.0) >= until.timestamp()
 
     wait(judged, 120, f"the monitor's windows judged up to {until:%H:%M:%S}", processes)
     observer.catch_up()

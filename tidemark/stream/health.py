@@ -11,18 +11,23 @@ they are scraped, so a loop that hangs still shows its input growing older:
 - ``tidemark_stream_uncommitted_seconds``: age of the oldest polled input not committed;
 - ``tidemark_stream_healthy``: 1, or 0 when either bound is passed.
 
-``tidemark stack status`` (``make status``) reads ``tidemark_stream_healthy`` and says why.
+A service that runs one loop per project (the monitor) labels each series by ``project``: one
+project's loop may be unhealthy while the others make progress. ``tidemark stack status``
+(``make status``) reads ``tidemark_stream_healthy`` and says why, and of which project.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from kafka.structs import OffsetAndMetadata, TopicPartition
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
+RESTARTS = "tidemark_stream_loop_restarts"
 HEALTHY = "tidemark_stream_healthy"
 RESTARTS_IN_A_ROW = "tidemark_stream_loop_restarts_in_a_row"
 UNCOMMITTED_SECONDS = "tidemark_stream_uncommitted_seconds"
@@ -75,11 +80,16 @@ class Backlog:
 
 
 class LoopHealth:
-    """A service's progress, as its metrics and ``tidemark stack status`` show it."""
+    """A loop's progress, as its service's metrics and ``tidemark stack status`` show it.
+
+    Given a registry, its series are the service's own, unlabelled; the loops of a service that
+    runs one loop per project (:func:`tidemark.stream.projects.run_project_loops`) are made
+    without one and exported together by :func:`export_per_project`, labelled by ``project``.
+    """
 
     def __init__(
         self,
-        registry: CollectorRegistry,
+        registry: CollectorRegistry | None,
         max_restarts: int,
         max_uncommitted_s: float,
         clock: Clock = time.monotonic,
@@ -87,31 +97,14 @@ class LoopHealth:
         self.max_restarts = max_restarts
         self.max_uncommitted_s = max_uncommitted_s
         self.backlog = Backlog(clock)
+        self.restarts = 0
         self.restarts_in_a_row = 0
-        self._restarts = Counter(
-            "tidemark_stream_loop_restarts",
-            "Times the service's consume loop started again after a failure",
-            registry=registry,
-        )
-        Gauge(
-            RESTARTS_IN_A_ROW,
-            "Loop restarts since the last round that finished",
-            registry=registry,
-        ).set_function(lambda: float(self.restarts_in_a_row))
-        Gauge(
-            UNCOMMITTED_SECONDS,
-            "Age of the oldest polled input whose offsets are not committed yet",
-            registry=registry,
-        ).set_function(self.backlog.oldest_s)
-        Gauge(
-            HEALTHY,
-            "1 while the service makes progress; 0 past a bound on restarts or uncommitted input",
-            registry=registry,
-        ).set_function(lambda: 0.0 if self.problem() else 1.0)
+        if registry is not None:
+            registry.register(_Exported({"": self}, labelled=False))
 
     def restarted(self) -> None:
         """The loop failed and starts again."""
-        self._restarts.inc()
+        self.restarts += 1
         self.restarts_in_a_row += 1
 
     def round_done(self) -> None:
@@ -119,10 +112,52 @@ class LoopHealth:
         self.restarts_in_a_row = 0
 
     def problem(self) -> str | None:
-        """Why the service is unhealthy, or None."""
+        """Why the loop is unhealthy, or None."""
         if self.restarts_in_a_row >= self.max_restarts:
             return f"its loop started again {self.restarts_in_a_row} times in a row"
         age = self.backlog.oldest_s()
         if age > self.max_uncommitted_s:
             return f"input polled {age:.0f} s ago is still not committed"
         return None
+
+
+def export_per_project(registry: CollectorRegistry, loops: Mapping[str, LoopHealth]) -> None:
+    """Export the health of each project's loop in ``registry``, labelled by ``project``."""
+    registry.register(_Exported(dict(loops), labelled=True))
+
+
+class _Exported(Collector):
+    """The health series of a service's loops, computed when scraped (so that a loop that hangs
+    still shows its input growing older): one series per project, or one unlabelled series."""
+
+    def __init__(self, loops: Mapping[str, LoopHealth], labelled: bool) -> None:
+        self._loops = loops
+        self._labelled = labelled
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["project"] if self._labelled else []
+        restarts = CounterMetricFamily(
+            RESTARTS,
+            "Times the service's consume loop started again after a failure",
+            labels=labels,
+        )
+        in_a_row = GaugeMetricFamily(
+            RESTARTS_IN_A_ROW, "Loop restarts since the last round that finished", labels=labels
+        )
+        uncommitted = GaugeMetricFamily(
+            UNCOMMITTED_SECONDS,
+            "Age of the oldest polled input whose offsets are not committed yet",
+            labels=labels,
+        )
+        healthy = GaugeMetricFamily(
+            HEALTHY,
+            "1 while the service makes progress; 0 past a bound on restarts or uncommitted input",
+            labels=labels,
+        )
+        for project, loop in self._loops.items():
+            values = [project] if self._labelled else []
+            restarts.add_metric(values, float(loop.restarts))
+            in_a_row.add_metric(values, float(loop.restarts_in_a_row))
+            uncommitted.add_metric(values, loop.backlog.oldest_s())
+            healthy.add_metric(values, 0.0 if loop.problem() else 1.0)
+        yield from (restarts, in_a_row, uncommitted, healthy)

@@ -153,3 +153,39 @@ def test_a_stream_service_is_unhealthy_when_its_metrics_say_it_makes_no_progress
         check()
     health.round_done()
     check()
+
+
+def test_a_service_of_one_loop_per_project_names_the_project_that_makes_no_progress(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from infra.local import components
+    from tidemark.stream.health import LoopHealth, export_per_project
+
+    registry = CollectorRegistry()
+    healths = {p: LoopHealth(None, max_restarts=2, max_uncommitted_s=60) for p in ("a", "b")}
+    export_per_project(registry, healths)
+
+    class Answer:
+        text = ""
+
+        def raise_for_status(self) -> None:
+            return None
+
+    def get(url: str, timeout: float) -> Answer:
+        answer = Answer()
+        answer.text = generate_latest(registry).decode()
+        return answer
+
+    monkeypatch.setattr(components.httpx, "get", get)
+    check = components.makes_progress(9104)
+    check()
+    healths["b"].restarted()
+    healths["b"].restarted()
+    healths["a"].restarted()
+    with pytest.raises(RuntimeError, match=r"no progress: b: 2 loop restarts in a row") as raised:
+        check()
+    assert "a:" not in str(raised.value)
+    healths["b"].round_done()
+    check()

@@ -71,13 +71,14 @@ def test_the_flows_service_deploys_to_the_pool_and_polls_it(tmp_path: Path) -> N
 
 
 def test_processes_do_not_multiply_with_projects(tmp_path: Path) -> None:
-    # The repository's projects folder holds two projects; the stack runs one scorer and one
-    # joiner for them all, each without --project (the stream runtime dispatches every record
-    # to its project's handler: tidemark.stream.dispatch).
+    # The repository's projects folder holds two projects; the stack runs one scorer, one
+    # joiner and one monitor for them all, each without --project (the stream runtime
+    # dispatches every record to its project's handler, tidemark.stream.dispatch, or runs one
+    # loop per project in the process, tidemark.stream.projects).
     repository = Path(__file__).resolve().parents[3] / "projects"
     settings = Settings(projects_dir=repository)
     assert len(list(repository.glob("*.toml"))) >= 2
     services = platform_services(settings, tmp_path)
-    streaming = [s for s in services if s.command[1:2] in (["score"], ["join"])]
-    assert [s.name for s in streaming] == ["scorer", "joiner"]
+    streaming = [s for s in services if s.command[1:2] in (["score"], ["join"], ["monitor"])]
+    assert [s.name for s in streaming] == ["scorer", "joiner", "monitor"]
     assert not any("--project" in s.command for s in streaming)
