@@ -15,8 +15,6 @@ from collections.abc import Mapping
 from contextlib import suppress
 from datetime import datetime
 
-from prometheus_client import Counter, Gauge
-
 from monitoring import metrics
 from monitoring.coverage import ALL, CoverageBook, SegmentCoverage, WindowCoverage
 from monitoring.early_warning import Comparison, EarlyWarning, Provisional, ProvisionalChange
@@ -32,83 +30,70 @@ from tidemark.project.spec import Project
 log = get_logger("monitor")
 
 _COUNTS = ("predicted", "joined", "waiting", "expired")
-PREDICTIONS = Counter(
+PREDICTIONS = metrics.ProjectCounter(
     "tidemark_monitor_predictions_total",
     "Predictions read from the project's predictions topic (for the truth coverage)",
-    registry=metrics.REGISTRY,
 )
-COVERAGE_ITEMS = Gauge(
+COVERAGE_ITEMS = metrics.ProjectGauge(
     "tidemark_monitor_truth_items",
     "Items of the last judged window by what became of their truth: predicted, joined, "
     "waiting (not joined yet) or expired (the join window passed)",
-    ["segment", "state"],
-    registry=metrics.REGISTRY,
+    ("segment", "state"),
 )
-COVERAGE_SHARE = Gauge(
+COVERAGE_SHARE = metrics.ProjectGauge(
     "tidemark_monitor_truth_coverage",
     "Share of the last judged window's predictions whose truth was joined",
-    ["segment"],
-    registry=metrics.REGISTRY,
+    ("segment",),
 )
-TRUTH_DELAY = Gauge(
+TRUTH_DELAY = metrics.ProjectGauge(
     "tidemark_monitor_truth_delay_seconds",
     "Wall-clock seconds from prediction to joined truth in the last judged window (quantile "
     "0.5 or 0.95)",
-    ["segment", "quantile"],
-    registry=metrics.REGISTRY,
+    ("segment", "quantile"),
 )
-NOT_JUDGED = Counter(
+NOT_JUDGED = metrics.ProjectCounter(
     "tidemark_monitor_windows_not_judged_total",
     "Windows whose truth coverage was below the floor (or that no truth reached at all)",
-    registry=metrics.REGISTRY,
 )
-SILENT = Gauge(
+SILENT = metrics.ProjectGauge(
     "tidemark_monitor_truth_silent",
     "1 while a 'truth feed silent' incident is open for the segment (segment=all: every item)",
-    ["segment"],
-    registry=metrics.REGISTRY,
+    ("segment",),
 )
-SILENCES = Counter(
+SILENCES = metrics.ProjectCounter(
     "tidemark_monitor_truth_silence_incidents_total",
     "'Truth feed silent' incidents, by what happened to them (opened, closed)",
-    ["segment", "change"],
-    registry=metrics.REGISTRY,
+    ("segment", "change"),
 )
 
-ESTIMATED = Gauge(
+ESTIMATED = metrics.ProjectGauge(
     "tidemark_monitor_estimated_error",
     "The error estimated before the truth for the last window whose predictions are all in "
     "(segment=all: the whole window)",
-    ["segment"],
-    registry=metrics.REGISTRY,
+    ("segment",),
 )
-ESTIMATE_BESIDE = Gauge(
+ESTIMATE_BESIDE = metrics.ProjectGauge(
     "tidemark_monitor_estimate_beside_measured",
     "The last judged window's error: estimated before its truth, and measured on it",
-    ["which"],
-    registry=metrics.REGISTRY,
+    ("which",),
 )
-ESTIMATE_GAP = Gauge(
+ESTIMATE_GAP = metrics.ProjectGauge(
     "tidemark_monitor_estimate_mean_gap",
     "Mean absolute gap between the estimated and the measured error of the windows compared",
-    registry=metrics.REGISTRY,
 )
-ESTIMATES_COMPARED = Counter(
+ESTIMATES_COMPARED = metrics.ProjectCounter(
     "tidemark_monitor_estimates_compared_total",
     "Windows whose estimate was set beside their measured error",
-    registry=metrics.REGISTRY,
 )
-PROVISIONAL = Gauge(
+PROVISIONAL = metrics.ProjectGauge(
     "tidemark_monitor_provisional_incident",
     "1 while a provisional incident (estimated above the threshold, truth not in yet) is open",
-    ["segment"],
-    registry=metrics.REGISTRY,
+    ("segment",),
 )
-PROVISIONALS = Counter(
+PROVISIONALS = metrics.ProjectCounter(
     "tidemark_monitor_provisional_incidents_total",
     "Provisional incidents by what became of them (opened, confirmed, cleared)",
-    ["segment", "change"],
-    registry=metrics.REGISTRY,
+    ("segment", "change"),
 )
 
 
@@ -246,7 +231,7 @@ class TruthWatch:
         for segment, counts in coverage.by_segment.items():
             # Bounded labels: segments beyond the bound are shown under theirs, the last wins.
             named[_label(segment)] = counts
-        values: dict[tuple[str, ...], tuple[Gauge, float]] = {}
+        values: dict[tuple[str, ...], tuple[metrics.ProjectGauge, float]] = {}
         for label, counts in named.items():
             for state in _COUNTS:
                 values[(label, state)] = (COVERAGE_ITEMS, float(getattr(counts, state)))
@@ -268,4 +253,4 @@ class TruthWatch:
 
 
 def _label(segment: str) -> str:
-    return ALL if segment == ALL else metrics.LABELS.label(segment)
+    return ALL if segment == ALL else metrics.segment_labels().label(segment)

@@ -48,6 +48,8 @@ from tidemark.stream.loop import run_loop
 pytestmark = pytest.mark.integration
 
 WINDOW_S = 2.0
+# The monitor's metrics carry the project it judges.
+PROJECT = CONTRACTS.project.name
 # Of event time: a segment is silent once five of its predictions are one window overdue.
 SILENCE_S = WINDOW_S
 
@@ -60,7 +62,9 @@ def two_species_model(
 
 
 def predictions_read() -> float:
-    return REGISTRY.get_sample_value("tidemark_monitor_predictions_total") or 0.0
+    return (
+        REGISTRY.get_sample_value("tidemark_monitor_predictions_total", {"project": PROJECT}) or 0.0
+    )
 
 
 @dataclass
@@ -134,7 +138,9 @@ def watched(
 
 
 def silent(segment: str) -> float | None:
-    return REGISTRY.get_sample_value("tidemark_monitor_truth_silent", {"segment": segment})
+    return REGISTRY.get_sample_value(
+        "tidemark_monitor_truth_silent", {"project": PROJECT, "segment": segment}
+    )
 
 
 def test_a_segment_without_truth_is_not_judged_opens_a_silence_incident_and_closes_it(
@@ -197,7 +203,7 @@ def provisional(segment: str, change: Provisional) -> float:
     return (
         REGISTRY.get_sample_value(
             "tidemark_monitor_provisional_incidents_total",
-            {"segment": segment, "change": change.value},
+            {"project": PROJECT, "segment": segment, "change": change.value},
         )
         or 0.0
     )
