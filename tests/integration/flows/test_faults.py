@@ -1,5 +1,13 @@
 """Faults of the flows on the real stack: a worker killed mid-retrain, a promotion and a rollback
-retried. Nothing is lost and nothing is done twice (issue 21, point 3)."""
+retried. Nothing is lost and nothing is done twice (issue 21, point 3).
+
+``tidemark worker --deploy`` (what ``make up`` supervises) runs as a real process against the
+session's Prefect server: it creates a pool of the test's own, deploys every flow to it and
+polls it. Runs are started the way the monitor starts them, through ``RetrainTrigger``; the
+worker that takes over after the kill also shows a retrain the monitor starts running on a
+worker of the pool to its end (one worker for both: each start costs the imports of a Python
+process and a deployment of every flow).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +26,7 @@ from monitoring.policy import IncidentKey, IncidentKind
 from monitoring.trigger import RetrainTrigger
 from tests.integration.conftest import free_ports
 from tests.integration.flows.conftest import StartWorker, flow_run, kill_group, kill_run
+from tests.integration.joined import store_phase
 from tests.integration.registered import register_scenario_model
 from tests.integration.streaming.streams import wait_for
 from tidemark import kafka_io
@@ -87,20 +96,59 @@ def test_a_retrain_whose_worker_is_killed_ends_crashed_and_the_next_alarm_retrai
         assert last.flow_run_id == stuck
         assert last.final
 
-        # The next alarm of the same incident starts a retrain, which a live worker runs.
-        start_worker(pooled)
+        # The next alarm of the same incident starts a retrain, which a live worker runs: one
+        # with a model and a collection of its own, for the retrain that follows.
+        tag = uuid.uuid4().hex[:6]
+        live = pooled.override(
+            registry_model_name=f"worker-{tag}", store_collection=f"training_data_worker_{tag}"
+        )
+        start_worker(live)
         after = hasty.start_run(_request(5), _request(5).window_start, [INCIDENT])
+        assert after != stuck
+        wait_for(
+            lambda: (s := flow_run(pooled, after).state) is not None and s.is_final(), 240, "it"
+        )
+        states = _states(pooled, after)
+        assert StateType.RUNNING in states, states
+        # An empty window: the retrain ran and refused to train on nothing.
+        final = flow_run(pooled, after).state
+        assert final is not None
+        assert final.type is StateType.FAILED, final
+        assert "no joined records" in (final.message or ""), final.message
+
+        # A retrain the monitor starts on a window of joined fish runs on the pool's worker to
+        # its end. Too few fish for evidence: it ends, as it should, with insufficient_evidence,
+        # registering nothing.
+        now = utc_now()
+        store_phase(live, "salmon", 3, now - timedelta(seconds=50), 20, prefix="worker")
+        request = RetrainRequest(
+            reason=RetrainReason.ERROR,
+            window_start=now - timedelta(minutes=1),
+            window_end=now,
+            metric="mean_relative_error",
+            metric_value=0.2,
+            threshold=0.1,
+            requested_at=now,
+        )
+        run_id = RetrainTrigger(live, producer).start_run(request, request.window_start)
     finally:
         producer.close()
-    assert after != stuck
-    wait_for(lambda: (s := flow_run(pooled, after).state) is not None and s.is_final(), 240, "it")
-    states = _states(pooled, after)
+    started = time.monotonic()
+    wait_for(
+        lambda: (s := flow_run(live, run_id).state) is not None and s.is_final(), 240, "the run"
+    )
+    run = flow_run(live, run_id)
+    assert run.work_pool_name == live.orchestration.work_pool
+    # A worker submitted it (its process id is recorded) and the flow itself ran.
+    assert run.infrastructure_pid
+    assert run.start_time is not None
+    assert run.state is not None
+    assert run.state.type == StateType.COMPLETED, run.state
+    states = _states(live, run_id)
+    assert StateType.PENDING in states, states
     assert StateType.RUNNING in states, states
-    # An empty window: the retrain ran and refused to train on nothing.
-    final = flow_run(pooled, after).state
-    assert final is not None
-    assert final.type is StateType.FAILED, final
-    assert "no joined records" in (final.message or ""), final.message
+    assert registry.list_versions(live.registry) == []
+    print(f"run {run_id}: {run.state.type.value} after {time.monotonic() - started:.1f} s")
 
 
 @pytest.fixture

@@ -1,15 +1,21 @@
-"""Hostile records interleaved with good items on every topic the scorer and the joiner read:
-every good item is predicted and joined once, every bad record is dead-lettered with its reason,
-and neither service restarts its loop, let alone its process."""
+"""Hostile records interleaved with good items on every topic the scorer, the joiner and the
+monitor read: every good item is predicted and joined once, every bad record is dead-lettered
+with its reason, the monitor keeps closing windows after a scored record from the future, and no
+service restarts its loop, let alone its process."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import httpx
+
+from monitoring.windows import Resume
 from tests.integration.projects import fish_on
 from tests.integration.streaming.streams import (
     Service,
@@ -24,26 +30,41 @@ from tidemark.stream.records import LETTER_OVERHEAD
 
 NOW = utc_now()
 DECADES_AHEAD = (NOW + timedelta(days=365 * 30)).isoformat()
+# Beyond the stream's horizon (max_event_age_s, a week by default).
+MONTH_AGO = (NOW - timedelta(days=30)).isoformat()
 OVERFLOWING = "9999-12-31T23:59:59-01:00"
 
+# The monitor's windows here: one second, half a second of lateness. The good items are seen a
+# quarter of a second apart from FIRST_SEEN on (a whole second, a minute ago), so they span
+# several windows, and each window closes once items a window and a half later come.
+WINDOW_S = 1.0
+LATENESS_S = 0.5
+STEP = timedelta(seconds=0.25)
+FIRST_SEEN = datetime.fromtimestamp(int(NOW.timestamp()) - 60, UTC)
 
-def fish(fish_id: str, **changes: object) -> dict[str, object]:
+
+def seen(index: int) -> datetime:
+    """When the good item ``index`` was seen."""
+    return FIRST_SEEN + index * STEP
+
+
+def fish(fish_id: str, at: datetime = NOW, **changes: object) -> dict[str, object]:
     record: dict[str, object] = {
         "fish_id": fish_id,
         "species": "salmon",
         "length_cm": 70.0,
         "height_cm": 17.0,
-        "measured_at": NOW.isoformat(),
+        "measured_at": at.isoformat(),
     }
     return record | changes
 
 
-def truth(fish_id: str, **changes: object) -> dict[str, object]:
+def truth(fish_id: str, at: datetime = NOW, **changes: object) -> dict[str, object]:
     record: dict[str, object] = {
         "fish_id": fish_id,
         "species": "salmon",
         "weight_kg": 4.0,
-        "weighed_at": (NOW + timedelta(seconds=2)).isoformat(),
+        "weighed_at": (at + timedelta(seconds=2)).isoformat(),
     }
     return record | changes
 
@@ -119,42 +140,162 @@ HOSTILE = [
     ),
 ]
 GOOD = 40
+# Good items sent after the forged scored records, seen two seconds after the first GOOD: their
+# windows close only if the forged records left the monitor's clock alone.
+LATER = range(GOOD + 8, GOOD + 20)
 # A key sent twice with other features: the second is predicted, and refused by the joiner.
 TWICE = "good-7"
 
 
+@dataclass(frozen=True)
+class Forged:
+    """A scored record sent straight onto the scored topic, seen out of the clock's bounds."""
+
+    key: str
+    at: str
+    reason: str
+
+
+FORGED = [
+    Forged("forged-future", DECADES_AHEAD, "ahead of the clock"),
+    Forged("forged-past", MONTH_AGO, "behind the clock"),
+]
+
+
+def forge(scored: bytes, forged: Forged) -> bytes:
+    """A real scored record, under another key and seen at the forged time."""
+    fields = json.loads(scored) | {"fish_id": forged.key, "measured_at": forged.at}
+    return json.dumps(fields).encode()
+
+
+def answering(service: Service) -> bool:
+    """Whether the service's metrics port answers (its process has started its loop)."""
+    try:
+        service.metrics()
+    except httpx.HTTPError:
+        return False
+    return True
+
+
+def monitor_read(monitor: Service) -> float:
+    """How many scored records the monitor has read, whatever became of them."""
+    return sum(
+        value
+        for sample, value in monitor.metrics().items()
+        if sample.startswith("tidemark_monitor_records_total{")
+    )
+
+
+def windows_closed_until(settings: Settings) -> datetime:
+    """The end of the last window the monitor's group closed, as committed with its offsets."""
+    admin = kafka_io.admin(settings.kafka)
+    try:
+        group = settings.monitor.group_id
+        committed = admin.list_group_offsets({group: None})[group]
+    finally:
+        admin.close()
+    topic = settings.kafka.topics.scored
+    resume = Resume.of_metadata(
+        {tp.partition: o.metadata for tp, o in committed.items() if tp.topic == topic}
+    )
+    assert resume is not None, committed
+    return resume.closed_until
+
+
 def test_hostile_records_are_dead_lettered_and_every_good_item_predicted_and_joined_once(
-    streams: Settings, start_service: Callable[[str], Service]
+    streams: Settings, start_service_on: Callable[[Settings, str], Service], tmp_path: Path
 ) -> None:
-    topics = streams.kafka.topics
+    settings = streams.override(
+        monitor_group_id=f"monitor-{uuid.uuid4().hex[:8]}",
+        monitor_window_s=WINDOW_S,
+        monitor_allowed_lateness_s=LATENESS_S,
+        # Windows are closed and counted, never judged (a window this small holds a few
+        # items): no retrain is asked for, the point here is that windows keep closing.
+        monitor_min_window_count=10_000,
+        # Open windows close by the watermark alone, never because the line paused.
+        monitor_idle_flush_s=3_600.0,
+        stack_state_dir=tmp_path,
+    )
+    topics = settings.kafka.topics
     topic_of = {"input": topics.input, "truth": topics.truth, "predictions": topics.predictions}
-    producer = kafka_io.producer(streams.kafka)
+    services = {
+        command: start_service_on(settings, command) for command in ("score", "join", "monitor")
+    }
+    monitor = services["monitor"]
+    producer = kafka_io.producer(settings.kafka)
     good_ids = [f"good-{i}" for i in range(GOOD)]
     hostile = iter(HOSTILE)
-    for fish_id in good_ids:
+    for index, fish_id in enumerate(good_ids):
         # Each hostile record sits between good ones of the same partition (same key).
-        producer.send(topics.input, key=fish_id.encode(), value=raw(fish(fish_id)))
+        producer.send(topics.input, key=fish_id.encode(), value=raw(fish(fish_id, seen(index))))
         bad = next(hostile, None)
         if bad is not None:
             producer.send(topic_of[bad.role], key=bad.key or fish_id.encode(), value=bad.value)
         if fish_id == TWICE:
-            other = raw(fish(fish_id, length_cm=90.0))
+            other = raw(fish(fish_id, seen(index), length_cm=90.0))
             producer.send(topics.input, key=fish_id.encode(), value=other)
-        producer.send(topics.truth, key=fish_id.encode(), value=raw(truth(fish_id)))
+        producer.send(topics.truth, key=fish_id.encode(), value=raw(truth(fish_id, seen(index))))
     producer.flush()
-    producer.close()
 
-    scorer = start_service("score")
-    joiner = start_service("join")
     letters_expected = len(HOSTILE) + 1  # the second record of the key sent twice
     wait_for(
-        lambda: topic_size(streams, topics.dead_letter) >= letters_expected,
+        lambda: topic_size(settings, topics.dead_letter) >= letters_expected,
         240,
         "every hostile record dead-lettered",
     )
-    wait_for(lambda: topic_size(streams, topics.scored) >= GOOD, 240, "every good item joined")
+    wait_for(lambda: topic_size(settings, topics.scored) >= GOOD, 240, "every good item joined")
+    wait_for(lambda: answering(monitor), 240, "the monitor's metrics")
+    started = {name: s.metric("process_start_time_seconds") for name, s in services.items()}
+    wait_for(lambda: monitor_read(monitor) >= GOOD, 120, "the monitor reading every good item")
+    assert monitor.metric("tidemark_monitor_windows_closed_total") > 0
 
-    letters = [DeadLetter.from_json(r.value) for r in read_topic(streams, topics.dead_letter)]
+    # Scored records from the future and from beyond the horizon, straight onto the scored
+    # topic: the monitor dead-letters them (before any later item is scored), and they move
+    # none of its windows' clock.
+    real = read_topic(settings, topics.scored)[0].value
+    forgeries = {forged.key: forge(real, forged) for forged in FORGED}
+    for key, value in forgeries.items():
+        producer.send(topics.scored, key=key.encode(), value=value)
+    producer.flush()
+    wait_for(lambda: monitor_read(monitor) >= GOOD + len(FORGED), 60, "the forged records read")
+    closed_before = monitor.metric("tidemark_monitor_windows_closed_total")
+    later_ids = [f"good-{i}" for i in LATER]
+    for index, fish_id in zip(LATER, later_ids, strict=True):
+        producer.send(topics.input, key=fish_id.encode(), value=raw(fish(fish_id, seen(index))))
+        producer.send(topics.truth, key=fish_id.encode(), value=raw(truth(fish_id, seen(index))))
+    producer.flush()
+    producer.close()
+    # The later items' windows close by the watermark: the last closed window is one of theirs
+    # (and, checked once it stops, not the window of the latest item, which the watermark has not
+    # passed: a record from the future, let in, would put the watermark there, and every window
+    # would close as it opens, before its late records come).
+    later_window_end = seen(LATER[0]).timestamp() + WINDOW_S
+    wait_for(
+        lambda: monitor.metric("tidemark_monitor_window_end_timestamp_seconds") >= later_window_end,
+        120,
+        "the later items' windows closed",
+    )
+    assert monitor.metric("tidemark_monitor_windows_closed_total") > closed_before
+    letters_expected += len(FORGED)
+    read_in_all = GOOD + len(FORGED) + len(LATER)
+    wait_for(
+        lambda: topic_size(settings, topics.scored) >= read_in_all, 120, "every later item joined"
+    )
+    wait_for(lambda: monitor_read(monitor) >= read_in_all, 60, "the monitor reading them")
+
+    for name, service in services.items():
+        assert service.alive(), name
+        assert service.metric("process_start_time_seconds") == started[name], name
+        assert service.metric("tidemark_stream_loop_restarts_total") == 0.0, name
+        assert service.metric("tidemark_stream_healthy") == 1.0, name
+
+    # Stopped, the monitor finishes its round and commits where its windows stand: the window of
+    # the latest item is still open, the watermark has not passed it.
+    monitor.stop()
+    assert monitor.process.returncode == 0
+    assert windows_closed_until(settings) <= seen(LATER[-1]).replace(microsecond=0)
+
+    letters = [DeadLetter.from_json(r.value) for r in read_topic(settings, topics.dead_letter)]
     assert len(letters) == letters_expected
     for bad in HOSTILE:
         found = [
@@ -165,10 +306,14 @@ def test_hostile_records_are_dead_lettered_and_every_good_item_predicted_and_joi
             and bad.value.startswith(letter.raw_value())
         ]
         assert len(found) == 1, (bad.name, [letter.error[:200] for letter in letters])
+    for forged in FORGED:
+        [letter] = [letter for letter in letters if letter.key == forged.key]
+        assert (letter.source_topic, letter.raw_value()) == (topics.scored, forgeries[forged.key])
+        assert forged.reason in letter.error, letter.error
     oversized_key = next(letter for letter in letters if "key of 200000 bytes" in letter.error)
-    assert len(oversized_key.to_json()) <= streams.stream.max_record_bytes + LETTER_OVERHEAD
+    assert len(oversized_key.to_json()) <= settings.stream.max_record_bytes + LETTER_OVERHEAD
     conflict = [letter for letter in letters if "other content" in letter.error]
-    contracts = Contracts(fish_on(streams))
+    contracts = Contracts(fish_on(settings))
     conflicting = [
         (c.source_topic, contracts.decode_prediction(c.raw_value()).item.feature("length_cm"))
         for c in conflict
@@ -176,14 +321,9 @@ def test_hostile_records_are_dead_lettered_and_every_good_item_predicted_and_joi
     assert conflicting == [(topics.predictions, 90.0)]
 
     predicted = Counter(
-        contracts.decode_prediction(r.value).key for r in read_topic(streams, topics.predictions)
+        contracts.decode_prediction(r.value).key for r in read_topic(settings, topics.predictions)
     )
-    assert predicted == Counter(good_ids) + Counter([TWICE]) + Counter(["forged-1"])
-    scored = [contracts.decode_scored(r.value) for r in read_topic(streams, topics.scored)]
-    assert sorted(s.key for s in scored) == sorted(good_ids)
+    assert predicted == Counter(good_ids + later_ids) + Counter([TWICE]) + Counter(["forged-1"])
+    scored = [contracts.decode_scored(r.value) for r in read_topic(settings, topics.scored)]
+    assert sorted(s.key for s in scored) == sorted(good_ids + later_ids + [f.key for f in FORGED])
     assert next(s for s in scored if s.key == TWICE).prediction.item.feature("length_cm") == 70.0
-
-    for service in (scorer, joiner):
-        assert service.alive(), service.command
-        assert service.metric("tidemark_stream_loop_restarts_total") == 0.0, service.command
-        assert service.metric("tidemark_stream_healthy") == 1.0, service.command
