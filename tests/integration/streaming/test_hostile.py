@@ -222,6 +222,9 @@ def test_hostile_records_are_dead_lettered_and_every_good_item_predicted_and_joi
         command: start_service_on(settings, command) for command in ("score", "join", "monitor")
     }
     monitor = services["monitor"]
+    # The monitor's series name the project it judges (one monitor process judges them all).
+    judged = f'{{project="{fish_on(settings).name}"}}'
+    labels = {"score": "", "join": "", "monitor": judged}
     producer = kafka_io.producer(settings.kafka)
     good_ids = [f"good-{i}" for i in range(GOOD)]
     hostile = iter(HOSTILE)
@@ -247,7 +250,7 @@ def test_hostile_records_are_dead_lettered_and_every_good_item_predicted_and_joi
     wait_for(lambda: answering(monitor), 240, "the monitor's metrics")
     started = {name: s.metric("process_start_time_seconds") for name, s in services.items()}
     wait_for(lambda: monitor_read(monitor) >= GOOD, 120, "the monitor reading every good item")
-    assert monitor.metric("tidemark_monitor_windows_closed_total") > 0
+    assert monitor.metric("tidemark_monitor_windows_closed_total" + judged) > 0
 
     # Scored records from the future and from beyond the horizon, straight onto the scored
     # topic: the monitor dead-letters them (before any later item is scored), and they move
@@ -258,7 +261,7 @@ def test_hostile_records_are_dead_lettered_and_every_good_item_predicted_and_joi
         producer.send(topics.scored, key=key.encode(), value=value)
     producer.flush()
     wait_for(lambda: monitor_read(monitor) >= GOOD + len(FORGED), 60, "the forged records read")
-    closed_before = monitor.metric("tidemark_monitor_windows_closed_total")
+    closed_before = monitor.metric("tidemark_monitor_windows_closed_total" + judged)
     later_ids = [f"good-{i}" for i in LATER]
     for index, fish_id in zip(LATER, later_ids, strict=True):
         producer.send(topics.input, key=fish_id.encode(), value=raw(fish(fish_id, seen(index))))
@@ -271,11 +274,14 @@ def test_hostile_records_are_dead_lettered_and_every_good_item_predicted_and_joi
     # would close as it opens, before its late records come).
     later_window_end = seen(LATER[0]).timestamp() + WINDOW_S
     wait_for(
-        lambda: monitor.metric("tidemark_monitor_window_end_timestamp_seconds") >= later_window_end,
+        lambda: (
+            monitor.metric("tidemark_monitor_window_end_timestamp_seconds" + judged)
+            >= later_window_end
+        ),
         120,
         "the later items' windows closed",
     )
-    assert monitor.metric("tidemark_monitor_windows_closed_total") > closed_before
+    assert monitor.metric("tidemark_monitor_windows_closed_total" + judged) > closed_before
     letters_expected += len(FORGED)
     read_in_all = GOOD + len(FORGED) + len(LATER)
     wait_for(
@@ -286,8 +292,8 @@ def test_hostile_records_are_dead_lettered_and_every_good_item_predicted_and_joi
     for name, service in services.items():
         assert service.alive(), name
         assert service.metric("process_start_time_seconds") == started[name], name
-        assert service.metric("tidemark_stream_loop_restarts_total") == 0.0, name
-        assert service.metric("tidemark_stream_healthy") == 1.0, name
+        assert service.metric("tidemark_stream_loop_restarts_total" + labels[name]) == 0.0, name
+        assert service.metric("tidemark_stream_healthy" + labels[name]) == 1.0, name
 
     # Stopped, the monitor finishes its round and commits where its windows stand: the window of
     # the latest item is still open, the watermark has not passed it.
