@@ -18,6 +18,7 @@ from rich.table import Table
 
 from tidemark.config import Settings, get_settings
 from tidemark.judging.decisions import Decision
+from tidemark.modelling.metrics import JUDGED_METRIC
 from tidemark.orchestration import prefect_api
 
 if TYPE_CHECKING:
@@ -308,7 +309,7 @@ def _live_verdict(tags: dict[str, str]) -> str:
 
 def _judged(tags: dict[str, str], who: str) -> str | None:
     # The judged error's tag: mean relative or mean absolute, as the project judges.
-    for name in ("mean_relative_error", "mean_absolute_error"):
+    for name in JUDGED_METRIC.values():
         if f"{who}_{name}" in tags:
             return tags[f"{who}_{name}"]
     return None

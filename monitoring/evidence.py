@@ -1,4 +1,5 @@
-"""Per-segment evidence: a segment is judged on enough items, pooled over windows if need be.
+"""Per-segment evidence: a segment is judged (its error and its drift) on enough items, pooled
+over windows if need be.
 
 A stream that brings a few items of a segment per window would otherwise never be judged (each
 window short of ``min_count``), or be judged on a handful of items. Its judged items are kept,
@@ -92,6 +93,7 @@ class SegmentPool:
                     unseen=self._unseen(segment, items, known),
                     start=start,
                     start_reason=why,
+                    items=tuple(items),
                 )
             )
             del self._short[segment]

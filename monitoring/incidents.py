@@ -9,17 +9,22 @@ incidents (:mod:`monitoring.trigger`). Between windows this module keeps:
   as soon as it has (checked every ``monitor_queue_check_s``). An alarm raised while Prefect (or
   the registry) cannot be asked, or whose retrain could not be started, waits there too, and
   passes its own gate once Prefect answers: an alarm is never lost to an outage;
-- the gathering: per-segment alarms whose segment has too few labelled items since their data
+- the gathering: alarms whose segment has too few labelled items since their data
   begin for a retrain to train and judge on (``EvidenceRules.rows_alone``); every later window
   adds its items of that segment, and the incident is queued once it has enough;
 - the windows judged last: where a retrain's data begin (:func:`monitoring.policy.
   training_start`), and how many items of a segment they held.
 
+Every incident is about one segment (its error, its drift, or that it was never seen), and about
+the production version it was measured on: when production moves, the old version's incidents
+still gathering or queued are closed.
+
 A retrain reads the windows since its data begin for the segments it must not forget, but each
-per-segment incident's own segment only from where its change began (the alarm's start: the
-change-point on its items' errors, or its first item judged on the production version), never
-its items from before the change: they follow the law the alarm says no longer holds. Those
-starts go to the flow as its ``segment_starts``, each with its reason.
+incident's own segment only from where its change began (the alarm's start: the change-point on
+its items' errors, or its first item judged on the production version), never its items from
+before the change: they follow the law (or the sizes) the alarm says no longer hold. Those starts
+go to the flow as its ``segment_starts``, each with its reason, and its incidents' segments are
+the ones it judges.
 
 All of it lives in memory: after a restart an incident that persists raises its alarm again at
 its next window, and its gate reads its last run back from Prefect.
@@ -76,7 +81,7 @@ class Pending:
     window_end: datetime
     data_start: datetime
     items: int = 0
-    # Where the incident's own segment's items begin (None: a drift incident), and why.
+    # Where the incident's own segment's items begin (None: an incident of no segment), and why.
     segment_start: SegmentStart | None = None
 
     def merged(self, later: Pending, items: int | None = None) -> Pending:
@@ -124,12 +129,9 @@ class Incidents:
         # Queued incidents whose gate could not be read (Prefect or the registry down, or a
         # start that failed): gated when Prefect answers again, before their retrain starts.
         self.unanswered: set[IncidentKey] = set()
-        # Per-segment incidents waiting for enough labelled items of their segment to judge on.
+        # Incidents waiting for enough labelled items of their segment to judge on.
         self.gathering: dict[IncidentKey, Pending] = {}
-        rules = EvidenceRules.of(settings.retrain)
-        self.items_needed = rules.rows_alone
-        # The fewest items of a segment a retrain can train on and judge beside others.
-        self.items_to_judge = rules.rows_per_segment
+        self.items_needed = EvidenceRules.of(settings.retrain).rows_alone
         self._queue_checked = 0.0
         # The production version the incidents waiting here are about.
         self._version: str | None = None
@@ -173,6 +175,7 @@ class Incidents:
             )
             self.gathering.clear()
             self.queue.clear()
+            self.unanswered.clear()
             metrics.GATHERING.set(0)
             metrics.QUEUED.set(0)
         self._version = version
@@ -287,7 +290,7 @@ class Incidents:
         self.queue.clear()
         metrics.QUEUED.set(0)
         try:
-            request, flow_run_id = self._start(list(fired.values()), judgement.version, window)
+            request, flow_run_id = self._start(list(fired.values()), judgement.version)
         except Exception as error:  # Kafka or Prefect failed under the start: keep the alarms
             log.warning("cannot start the retrain; its alarms are kept", error=f"{error}"[:300])
             self.queue.update(fired)
@@ -371,15 +374,6 @@ class Incidents:
         if any(p.items >= self.items_needed for p in self.queue.values()):
             self.drain(force=True)
 
-    def _judgeable(self, since: datetime, window: ClosedWindow | None) -> list[str]:
-        """The segments with items enough since ``since`` for a retrain to judge them: a drift
-        retrain judges those, and trains on the others without failing on them."""
-        spans = list(self._recent)
-        if window is not None:
-            spans.append(WindowSpan(window.start, window.overall.count, _counts(window)))
-        segments = {s for span in spans for s in span.by_segment}
-        return sorted(s for s in segments if labelled_since(s, since, spans) >= self.items_to_judge)
-
     def _gate(self, alarm: Alarm, in_flight: IncidentRun | None, version: str | None) -> Gate:
         now = utc_now()
         last = self.trigger.last_run(alarm.incident)
@@ -401,11 +395,8 @@ class Incidents:
             thresholds=self.thresholds,
         )
 
-    def _start(
-        self, pending: list[Pending], version: str | None, window: ClosedWindow | None = None
-    ) -> tuple[RetrainRequest, str]:
-        """Publish one request for the ``pending`` alarms and start their retrain run
-        (``window``: the window that raised them, when it is not among the recent ones yet)."""
+    def _start(self, pending: list[Pending], version: str | None) -> tuple[RetrainRequest, str]:
+        """Publish one request for the ``pending`` alarms and start their retrain run."""
         lead = min(pending, key=lambda p: (_PRIORITY[p.alarm.incident.kind], -p.alarm.value)).alarm
         request = RetrainRequest(
             reason=lead.reason,
@@ -428,13 +419,11 @@ class Incidents:
             known = starts.get(segment)
             if known is None or p.segment_start.start < known.start:
                 starts[segment] = p.segment_start
-        data_start = min(p.data_start for p in pending)
         flow_run_id = self.trigger.start_run(
             request,
-            data_start,
+            min(p.data_start for p in pending),
             [p.alarm.incident for p in pending],
             starts,
-            self._judgeable(data_start, window) if not starts else None,
         )
         metrics.RETRAINS.labels(request.reason.value).inc()
         return request, flow_run_id

@@ -1,8 +1,10 @@
 """A closed window judged: production's error per segment, its drift, and the alarms it raises.
 
 A window is judged on the items that the production version scored: per segment once enough of
-its items are in (:mod:`monitoring.evidence`), and for drift against that version's training
-data on the items of the segments it was trained on. The alarms it raises (:func:`monitoring.policy.
+its items are in (:mod:`monitoring.evidence`), its error and its drift against that segment's
+rows of the version's training data, on the same items (a segment the version was not trained
+on has no such rows); the whole window is also tested for drift against a reference of its own
+segment mix, for the reports and the drift gauges. The alarms it raises (:func:`monitoring.policy.
 alarms`) go to :mod:`monitoring.incidents`, which says what becomes of each; the whole
 :class:`WindowJudgement` is what the monitor logs, records in the Evidently workspace and hands
 to whoever watches it.
@@ -10,11 +12,12 @@ to whoever watches it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from monitoring import metrics
-from monitoring.drift import DriftResult, features_frame
+from monitoring.drift import DriftDetector, DriftResult, features_frame
 from monitoring.evidence import SegmentPool
 from monitoring.policy import (
     Alarm,
@@ -45,6 +48,8 @@ class WindowJudgement:
     judged: ErrorStats | None
     drift: DriftResult | None
     evidence: tuple[JudgedSegment, ...] = ()
+    # The drift of each judged segment the version was trained on, on its evidence's items.
+    segment_drift: Mapping[str, DriftResult] = field(default_factory=dict)
     alarms: tuple[Gated, ...] = ()
     request: RetrainRequest | None = None
     flow_run_id: str | None = None
@@ -95,19 +100,24 @@ class WindowJudge:
         detector = production.detector if production is not None else None
         # Only items of segments the version was trained on can drift from its training data.
         features = features_frame(judged, self.project) if detector and judged else None
+        comparable = detector.comparable(features) if detector and features is not None else None
         if (
             detector is not None
             and features is not None
-            and len(detector.comparable(features)) >= self.thresholds.min_count
+            and comparable is not None
+            and len(comparable) >= self.thresholds.min_count
         ):
             drift = detector.check(features, timestamp=window.end)
             metrics.DRIFT_SHARE.set(drift.share)
             metrics.DRIFT_DETECTED.set(int(drift.detected))
+        by_segment = (
+            self._segment_drift(detector, evidence, drift, len(comparable), window)
+            if detector is not None and comparable is not None
+            else {}
+        )
         raised = alarms(
             evidence,
-            drift.detected if drift else False,
-            drift.share if drift else None,
-            window.start,
+            {s: d.share for s, d in by_segment.items() if d.detected},
             self.thresholds,
         )
         judgement = WindowJudgement(
@@ -116,8 +126,31 @@ class WindowJudge:
             judged=ErrorStats.of(judged, window.judged_by) if judged else None,
             drift=drift,
             evidence=tuple(evidence),
+            segment_drift=by_segment,
         )
         return judgement, raised
+
+    def _segment_drift(
+        self,
+        detector: DriftDetector,
+        evidence: list[JudgedSegment],
+        drift: DriftResult | None,
+        comparable: int,
+        window: ClosedWindow,
+    ) -> dict[str, DriftResult]:
+        """Each judged segment's drift from its own rows of the reference, on its evidence's
+        items; the window's test stands for a segment whose items are all the window tested."""
+        found = {}
+        for item in evidence:
+            if item.unseen or item.segment not in detector.segments:
+                continue
+            if drift is not None and len(item.items) == comparable and window.start <= item.since:
+                found[item.segment] = drift
+                continue
+            found[item.segment] = detector.check(
+                features_frame(item.items, self.project), timestamp=window.end
+            )
+        return found
 
 
 def window_outcome(judgement: WindowJudgement, thresholds: Thresholds) -> WindowOutcome:
@@ -162,6 +195,7 @@ def log_judgement(judgement: WindowJudgement) -> None:
         "judged_mean_error": round(judged.judged, 4) if judged else None,
         "judged_segments": {e.segment: round(e.stats.judged, 4) for e in judgement.evidence},
         "drift_share": round(judgement.drift.share, 3) if judgement.drift else None,
+        "segment_drift": {s: round(d.share, 3) for s, d in judgement.segment_drift.items()},
     }
     log.info("window", **fields)
     for gated in judgement.alarms:

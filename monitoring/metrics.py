@@ -167,7 +167,7 @@ def _show(gauge: Gauge, values: Mapping[str, float]) -> None:
 
 
 def observe_alarm(alarm: Alarm, gate: Gate) -> None:
-    """Count what became of an incident's alarm (segment "all" for drift)."""
+    """Count what became of an incident's alarm (segment "all" for one of no segment)."""
     segment = LABELS.label(alarm.incident.segment) if alarm.incident.segment else ALL_SEGMENTS
     ALARMS.labels(alarm.incident.kind.value, segment, gate.state.value).inc()
     INCIDENT_VALUE.labels(alarm.incident.kind.value, segment).set(alarm.value)

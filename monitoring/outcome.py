@@ -11,8 +11,9 @@ The contract with the retrain flow (``flows.retrain``): every version it registe
 
 - ``flow_run_id``: the id of the Prefect flow run that registered it (the link);
 - ``decision``: promoted, rejected, forced or insufficient_evidence;
-- ``candidate_mean_relative_error.<segment>``: the candidate's mean judged error on its
-  held-out items of that segment (what the data allow: the achievable error).
+- ``candidate_mean_relative_error.<segment>`` (``candidate_mean_absolute_error.<segment>`` for
+  a project judged by its absolute error): the candidate's mean judged error on its held-out
+  items of that segment (what the data allow: the achievable error).
 
 A run that ended and registered no version gave no verdict (too little evidence to train or
 judge, or it failed): the monitor then accumulates the incident's evidence.
@@ -27,10 +28,12 @@ from monitoring.policy import RunOutcome
 from tidemark.config import Settings
 from tidemark.judging.decisions import Decision
 from tidemark.judging.tags import FLOW_RUN_TAG, per_segment
+from tidemark.modelling.metrics import JUDGED_METRIC
 from tidemark.registry.reader import RegistryReader
 
 DECISION_TAG = "decision"
-CANDIDATE_ERROR = per_segment("candidate_mean_relative_error", "")
+# A version carries the per-segment errors of the one error its project judges.
+CANDIDATE_ERRORS = tuple(per_segment(f"candidate_{name}", "") for name in JUDGED_METRIC.values())
 
 
 def outcome_of_tags(tags: Mapping[str, str]) -> RunOutcome | None:
@@ -44,8 +47,9 @@ def outcome_of_tags(tags: Mapping[str, str]) -> RunOutcome | None:
         return None
     achievable: dict[str, float] = {}
     for name, text in tags.items():
-        segment = name.removeprefix(CANDIDATE_ERROR)
-        if segment == name or not segment:
+        prefix = next((p for p in CANDIDATE_ERRORS if name.startswith(p)), None)
+        segment = name.removeprefix(prefix) if prefix else ""
+        if not segment:
             continue
         try:
             value = float(text)

@@ -7,12 +7,19 @@ An incident is a cause, named by an :class:`IncidentKey`:
 - ``unseen:<segment>``: the production model never saw that segment (it flagged its items as
   unknown or does not list it); it alarms on its first judged evidence, whatever the error, and
   takes the place of the segment's error incident while it lasts;
-- ``drift``: the judged items drifted from the production version's training data.
+- ``drift:<segment>``: that segment's judged items drifted from its rows in the production
+  version's training data (its sizes changed, not the mix of segments); an unseen segment has
+  no such rows and is not tested.
 
-A project without a segment has one, ``WHOLE`` (``error:*``). A segment is judged only on at
-least ``min_count`` items; one with fewer pools its windows first
-(:mod:`monitoring.evidence`). The gate then looks at the last retrain run of THIS incident only
-(read from Prefect, tagged with the incident, so a monitor restart is respected):
+A project without a segment has one, ``WHOLE`` (``error:*``, ``drift:*``). A segment is judged
+only on at least ``min_count`` items; one with fewer pools its windows first
+(:mod:`monitoring.evidence`), and its error and its drift are judged on the same pooled items.
+
+An incident belongs to the production version it was measured on (its error, or its drift
+against that version's training data): a promotion or a rollback closes the old version's
+incidents, and their runs' cooldowns and outcomes hold nothing back on the new version. The
+gate looks at the last retrain run of THIS incident only (read from Prefect, tagged with the
+incident and the version it was asked on, so a monitor restart is respected):
 
 - in flight, or created within the cooldown: held back, a repeat of the same incident;
 - ended rejected (the candidate could not beat production): closed at the level the candidate
@@ -24,7 +31,7 @@ least ``min_count`` items; one with fewer pools its windows first
 - otherwise open. A new incident is never held back by another one; it waits (queued) only while
   another incident's retrain is in flight, so that two runs never judge against one champion.
 
-An open per-segment incident then gathers evidence: its retrain starts once the windows since
+An open incident then gathers evidence: its retrain starts once the windows since
 its data begin hold enough labelled items of its segment for the retrain to train on and judge
 (``EvidenceRules.rows_alone``), so that no run is spent on too few items.
 """
@@ -123,6 +130,8 @@ class JudgedSegment:
     # change-point inside the evidence, or its first item judged on the production version.
     start: datetime | None = None
     start_reason: str = ""
+    # The pooled items themselves: their drift is judged on them too.
+    items: tuple[Scored, ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,50 +238,38 @@ def judged_records(window: ClosedWindow, production_version: str | None) -> Sequ
 
 
 def alarms(
-    evidence: Sequence[JudgedSegment],
-    drift_detected: bool,
-    drift_share: float | None,
-    since: datetime,
-    thresholds: Thresholds,
+    evidence: Sequence[JudgedSegment], drifted: Mapping[str, float], thresholds: Thresholds
 ) -> list[Alarm]:
-    """The incidents a window raises from its segments' evidence and its drift verdict.
+    """The incidents a window raises from its segments' evidence and their drift verdicts.
 
-    ``evidence`` holds only the segments judged now (enough items); ``since`` is the window's
-    start, where drift evidence begins. An unseen segment alarms whatever its error.
+    ``evidence`` holds only the segments judged now (enough items); ``drifted`` gives the drift
+    share of those of them whose items drifted. An unseen segment alarms whatever its error.
+    A segment's drift alarm begins where its evidence does, as its error alarm would.
     """
     raised = []
     for item in sorted(evidence, key=lambda e: e.segment):
         error = item.stats.judged
+        found: list[tuple[IncidentKind, str, float, float]] = []
         if item.unseen:
-            kind = IncidentKind.UNSEEN
+            found.append((IncidentKind.UNSEEN, thresholds.metric, error, thresholds.error))
         elif error > thresholds.error:
-            kind = IncidentKind.ERROR
-        else:
-            continue
-        raised.append(
+            found.append((IncidentKind.ERROR, thresholds.metric, error, thresholds.error))
+        if thresholds.retrain_on_drift and item.segment in drifted:
+            share = drifted[item.segment]
+            found.append((IncidentKind.DRIFT, DRIFT_SHARE, share, thresholds.drift_share))
+        raised += [
             Alarm(
                 IncidentKey(kind, item.segment),
-                thresholds.metric,
-                error,
-                thresholds.error,
+                metric,
+                value,
+                threshold,
                 item.stats.count,
                 item.since,
                 item.start,
                 item.start_reason,
             )
-        )
-    if thresholds.retrain_on_drift and drift_detected and drift_share is not None:
-        count = sum(e.stats.count for e in evidence)
-        raised.append(
-            Alarm(
-                IncidentKey(IncidentKind.DRIFT),
-                DRIFT_SHARE,
-                drift_share,
-                thresholds.drift_share,
-                count,
-                since,
-            )
-        )
+            for kind, metric, value, threshold in found
+        ]
     return raised
 
 
@@ -360,13 +357,15 @@ def _held_by_own_run(
     if outcome is None or outcome.decision is not Decision.REJECTED:
         return None
     segment = alarm.incident.segment
-    if segment is None:
+    if alarm.incident.kind is IncidentKind.DRIFT:
         if production_version is not None and production_version == last.model_version:
             return Gate(
                 GateState.CLOSED,
                 f"closed: retrain {last.flow_run_id} could not beat v{production_version}, "
                 "which is still in production (the same drift reference)",
             )
+        return None
+    if segment is None:
         return None
     achievable = outcome.achievable.get(segment)
     if achievable is None:
@@ -385,7 +384,7 @@ def _held_by_own_run(
 def _reopened(alarm: Alarm, last: IncidentRun, outcome: RunOutcome, thresholds: Thresholds) -> str:
     """Why an incident closed by a rejected retrain may fire again."""
     segment = alarm.incident.segment
-    if segment is None:
+    if alarm.incident.kind is IncidentKind.DRIFT or segment is None:
         return (
             f"production changed since retrain {last.flow_run_id} was rejected "
             f"(on v{last.model_version}): a new drift reference"

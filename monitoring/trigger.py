@@ -4,10 +4,11 @@ Prefect deployment.
 The deployment ``retrain/retrain`` is started through Prefect's API with the contract's
 parameters; its flow runs on a worker of the pool. Each run the monitor starts is tagged with
 the registered model it retrains (``model:<project>``), the incidents it answers
-(``incident:error:<segment>``, ``incident:drift``...) and the production version it was asked on
-(``model-version:3``): the gate reads the last run of one incident of its model, and any run of
-its model in flight, back from Prefect, so a monitor restart is respected and the monitors of
-other models sharing the server do not hold it back.
+(``incident:error:<segment>``, ``incident:drift:<segment>``...) and the production version it was
+asked on (``model-version:3``): the gate reads the last run of one incident of its model, and
+any run of its model in flight, back from Prefect, so a monitor restart is respected and the
+monitors of other models sharing the server do not hold it back. A run tagged ``incident:drift``
+(by a monitor from before drift was per segment) is no incident's now.
 """
 
 from __future__ import annotations
@@ -59,7 +60,6 @@ def retrain_parameters(
     training_start: datetime,
     incidents: Iterable[IncidentKey] = (),
     segment_starts: Mapping[str, SegmentStart] | None = None,
-    judged: Iterable[str] | None = None,
     project: str | None = None,
     *,
     segmented: bool = True,
@@ -70,10 +70,9 @@ def retrain_parameters(
     The flow reads the joined records seen from ``training_start`` (see
     ``monitoring.policy.training_start``) to the end of the window that fired, but the items of
     a segment in ``segment_starts`` only from its start (where its change began), with the
-    reason. The segments of per-segment incidents must each have evidence enough for the flow
-    to judge; without any (drift alone) the flow judges the ``judged`` segments (those with
-    items enough; it trains on the others without judging them), or every segment of the window
-    when none is given or none has enough.
+    reason. The flow judges the segments of the ``incidents`` (each must have evidence enough)
+    and trains on the others without judging them; every segment of the window when no
+    incident names one.
 
     A project without a segment (not ``segmented``) has one, ``WHOLE``: its records are read
     from its start when it has one (its change), and the flow is given no segments.
@@ -84,12 +83,10 @@ def retrain_parameters(
             (s.start for s in starts.values()),
             default=min(request.window_start, training_start),
         )
-        starts, incidents, judged = {}, (), None
+        starts, incidents = {}, ()
     else:
         start = min(request.window_start, training_start, *(s.start for s in starts.values()))
     segments = sorted({i.segment for i in incidents if i.segment is not None})
-    if not segments and judged:
-        segments = sorted(set(judged))
     return {
         "reason": request.reason.value,
         "window_start": start.isoformat(),
@@ -183,7 +180,6 @@ class RetrainTrigger:
         training_start: datetime,
         incidents: Iterable[IncidentKey] = (),
         segment_starts: Mapping[str, SegmentStart] | None = None,
-        judged: Iterable[str] | None = None,
     ) -> str:
         """Start a run of the retrain deployment now, on the records seen from
         ``training_start`` to the end of the request's window (of a segment in
@@ -204,7 +200,6 @@ class RetrainTrigger:
                     training_start,
                     incidents,
                     segment_starts,
-                    judged,
                     self.project,
                     segmented=self.segmented,
                 ),

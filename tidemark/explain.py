@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field
 
 from tidemark.config import Settings
 from tidemark.judging.tags import FLOW_RUN_TAG, NO_METRIC, SEGMENT_SEPARATOR
+from tidemark.modelling.metrics import JUDGED_METRIC
 from tidemark.project.contracts import Contracts, Prediction, Scored
 from tidemark.registry.history import ProductionMove, moves_of
 from tidemark.registry.reader import RegistryReader
@@ -213,8 +214,8 @@ def lineage_of(
 
 _SEGMENT_TAGS = {
     "heldout_n": "n",
-    "candidate_mean_relative_error": "candidate_error",
-    "champion_mean_relative_error": "champion_error",
+    **{f"candidate_{name}": "candidate_error" for name in JUDGED_METRIC.values()},
+    **{f"champion_{name}": "champion_error" for name in JUDGED_METRIC.values()},
 }
 
 
@@ -395,7 +396,7 @@ def _place(record: Any) -> RecordPlace:
 
 def _judged(tags: Mapping[str, str], prefix: str) -> float | None:
     # The judged error's tag is named after its kind (tidemark.modelling.metrics).
-    for kind in ("mean_relative_error", "mean_absolute_error"):
+    for kind in JUDGED_METRIC.values():
         value = _number(tags.get(f"{prefix}_{kind}"))
         if value is not None:
             return value

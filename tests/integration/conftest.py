@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,6 +31,26 @@ def free_ports(count: int) -> list[int]:
         for s in sockets:
             s.bind(("127.0.0.1", 0))
         return [s.getsockname()[1] for s in sockets]
+
+
+def private_settings(base: Settings, tag: str, **changes: Any) -> Settings:
+    """``base`` with topics (created) and consumer groups of ``tag``'s own, and ``changes``: the
+    processes of one test or story meet no other's records or offsets."""
+    topics = base.kafka.topics
+    settings = base.override(
+        kafka_topics_input=f"{tag}.{topics.input}",
+        kafka_topics_truth=f"{tag}.{topics.truth}",
+        kafka_topics_predictions=f"{tag}.{topics.predictions}",
+        kafka_topics_scored=f"{tag}.{topics.scored}",
+        kafka_topics_retrain_requests=f"{tag}.{topics.retrain_requests}",
+        kafka_topics_dead_letter=f"{tag}.{topics.dead_letter}",
+        stream_scorer_group_id=f"scorer-{tag}",
+        stream_joiner_group_id=f"joiner-{tag}",
+        monitor_group_id=f"monitor-{tag}",
+        **changes,
+    )
+    kafka_io.ensure_topics(settings.kafka)
+    return settings
 
 
 def _alive(pid: int) -> bool:
@@ -134,21 +155,13 @@ def own_loop(stack: Stack, logs: Path) -> Iterator[tuple[Settings, Processes]]:
     """Settings of a loop's own (topics, groups, database, model) and its processes, stopped at
     the end; their logs go to ``logs``."""
     tag = uuid.uuid4().hex[:8]
-    base = stack.settings
     scorer_port, joiner_port, monitor_port = free_ports(3)
-    settings = base.override(
+    settings = private_settings(
+        stack.settings,
+        tag,
         registry_model_name=f"loop-{tag}",
         registry_experiment=f"loop-{tag}",
         store_database=f"loop_{tag}",
-        kafka_topics_input=f"{tag}.{base.kafka.topics.input}",
-        kafka_topics_truth=f"{tag}.{base.kafka.topics.truth}",
-        kafka_topics_predictions=f"{tag}.{base.kafka.topics.predictions}",
-        kafka_topics_scored=f"{tag}.{base.kafka.topics.scored}",
-        kafka_topics_retrain_requests=f"{tag}.{base.kafka.topics.retrain_requests}",
-        kafka_topics_dead_letter=f"{tag}.{base.kafka.topics.dead_letter}",
-        stream_scorer_group_id=f"scorer-{tag}",
-        stream_joiner_group_id=f"joiner-{tag}",
-        monitor_group_id=f"monitor-{tag}",
         stream_scorer_metrics_port=scorer_port,
         stream_joiner_metrics_port=joiner_port,
         monitor_metrics_port=monitor_port,
@@ -157,7 +170,6 @@ def own_loop(stack: Stack, logs: Path) -> Iterator[tuple[Settings, Processes]]:
         # The scorer and the joiner serve every project named: the fish alone here.
         projects_names="fish-weight",
     )
-    kafka_io.ensure_topics(settings.kafka)
     env = (
         os.environ
         | settings.as_env(*SECTIONS)

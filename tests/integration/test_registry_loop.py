@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import orjson
 import pandas as pd
 import pytest
 from prefect.deployments import run_deployment
@@ -26,11 +25,11 @@ from flows.retrain import retrain
 from flows.rollback import rollback
 from flows.train import train
 from infra.local.stack import Stack
+from tests.integration import joined
 from tidemark.config import Settings, get_settings
 from tidemark.modelling.frames import TrainingDataError
 from tidemark.modelling.training import evaluate
 from tidemark.orchestration import RETRAIN_DEPLOYMENT, deployments_ready, prefect_api
-from tidemark.project.catalog import load_catalog
 from tidemark.registry import writer as registry
 from tidemark.simulation.generate import generate_frame
 from tidemark.simulation.library import load_scenario
@@ -38,7 +37,7 @@ from tidemark.store import TrainingStore
 
 SHIFT_START = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 
-FISH = load_catalog(Path("projects")).contracts("fish-weight")
+FISH = joined.FISH
 
 
 def _env(settings: Settings) -> dict[str, str]:
@@ -73,35 +72,17 @@ def settings(stack: Stack) -> Iterator[Settings]:
 
 def store_phase(settings: Settings, phase: str, seed: int, start: datetime, count: int) -> None:
     """Put ``count`` fish of a scenario phase into the store as joined records, a second apart."""
-    frame = generate_frame(load_scenario(FISH.project), seed, [phase]).head(count)
-    records = []
-    for i, row in enumerate(frame.itertuples(index=False)):
-        at = start + timedelta(seconds=i)
-        records.append(
-            orjson.dumps(
-                {
-                    "fish_id": f"{phase}-{seed}-{row.fish_id}",
-                    "species": row.species,
-                    "length_cm": row.length_cm,
-                    "height_cm": row.height_cm,
-                    "measured_at": at,
-                    "predicted_weight_kg": row.weight_kg,
-                    "species_known": True,
-                    "model_name": settings.registry.model_name,
-                    "model_version": "1",
-                    "predicted_at": at,
-                    "weight_kg": row.weight_kg,
-                    "abs_error_kg": 0.0,
-                    "rel_error": 0.0,
-                    "joined_at": at + timedelta(seconds=30),
-                }
-            )
-        )
+    records = joined.store_phase(
+        settings,
+        phase,
+        seed,
+        start,
+        count,
+        prefix=f"{phase}-{seed}",
+        joined_after=timedelta(seconds=30),
+    )
     with TrainingStore(settings.store, FISH) as store:
-        assert store.upsert_many([FISH.decode_scored(r) for r in records]) == count
-        assert (
-            store.upsert_many([FISH.decode_scored(r) for r in records]) == 0
-        )  # idempotent: a replay adds nothing
+        assert store.upsert_many(records) == 0  # idempotent: a replay adds nothing
 
 
 def version(settings: Settings, number: str) -> registry.VersionInfo:

@@ -98,7 +98,9 @@ def judge_on_holdout(
     not_judged: Mapping[str, int] | None = None,
 ) -> Judgement:
     """The promotion rule applied to a candidate and the champion scored on the same items."""
-    evidence = gather_evidence(segments, candidate_errors, champion.errors, not_judged)
+    evidence = gather_evidence(
+        segments, candidate_errors, champion.errors, not_judged, kind=candidate.kind
+    )
     ruling = decide(
         candidate,
         champion.metrics,

@@ -25,7 +25,8 @@ import pandas as pd
 from scipy.stats import wilcoxon
 
 from tidemark.judging.decisions import Decision, Ruling
-from tidemark.modelling.metrics import Metrics
+from tidemark.modelling.metrics import JUDGED_METRIC, Metrics
+from tidemark.project.spec import ErrorKind
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -66,6 +67,13 @@ class HoldoutEvidence:
     champion_error_by_segment: dict[str, float] | None
     test: SignedRankTest | None
     not_judged: dict[str, int] = field(default_factory=dict)
+    # The error measured: it names the per-segment tags (tidemark.judging.tags).
+    kind: ErrorKind = ErrorKind.RELATIVE
+
+    @property
+    def judged_name(self) -> str:
+        """The judged error's name: ``mean_relative_error`` or ``mean_absolute_error``."""
+        return JUDGED_METRIC[self.kind]
 
 
 def gather_evidence(
@@ -73,9 +81,10 @@ def gather_evidence(
     candidate_errors: FloatArray,
     champion_errors: FloatArray | None,
     not_judged: Mapping[str, int] | None = None,
+    kind: ErrorKind = ErrorKind.RELATIVE,
 ) -> HoldoutEvidence:
-    """Per-segment counts and mean errors, and the paired test when there is a champion;
-    ``segments`` and the error arrays are aligned item by item."""
+    """Per-segment counts and mean errors of the error of ``kind``, and the paired test when
+    there is a champion; ``segments`` and the error arrays are aligned item by item."""
     names = segments.astype(str).to_numpy()
     groups = sorted(set(names))
 
@@ -91,6 +100,7 @@ def gather_evidence(
         if champion_errors is None
         else signed_rank_test(candidate_errors, champion_errors),
         not_judged=dict(not_judged or {}),
+        kind=kind,
     )
 
 

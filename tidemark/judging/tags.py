@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from tidemark.modelling.metrics import Metrics
 
 NO_METRIC = "none"
-# Per-segment tags and metrics are named "<name>.<segment>", e.g. heldout_n.salmon.
+# Per-segment tags and metrics are named "<name>.<segment>", e.g. heldout_n.salmon; the errors
+# after the error judged, e.g. candidate_mean_relative_error.salmon.
 SEGMENT_SEPARATOR = "."
 # The Prefect flow run that registered a version: how the monitor finds what its retrain decided.
 FLOW_RUN_TAG = "flow_run_id"
@@ -35,11 +36,11 @@ def evidence_metrics(evidence: HoldoutEvidence) -> dict[str, float]:
         values["wilcoxon_statistic"] = evidence.test.statistic
     for segment, n in evidence.n_by_segment.items():
         values[per_segment("heldout_n", segment)] = float(n)
-        values[per_segment("candidate_mean_relative_error", segment)] = (
+        values[per_segment(f"candidate_{evidence.judged_name}", segment)] = (
             evidence.candidate_error_by_segment[segment]
         )
         if evidence.champion_error_by_segment is not None:
-            values[per_segment("champion_mean_relative_error", segment)] = (
+            values[per_segment(f"champion_{evidence.judged_name}", segment)] = (
                 evidence.champion_error_by_segment[segment]
             )
     return values

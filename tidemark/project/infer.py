@@ -108,8 +108,26 @@ def infer_project(
         notes.append("no column looks like a segment: the loop judges the stream as a whole")
     else:
         notes.append(f"segment: {segment} (a guess: the first category with 2-20 common values)")
-    text = _render(name, key_name, features, segment, columns[target], source)
+    scales = None
+    if not columns[target].low > 0:
+        scales = _absolute_scales(frame[target].dropna(), columns[target])
+        notes.append(
+            f"{target} is not always positive: the loop judges its absolute error, with the "
+            f"error threshold ({scales[0]}) and the shadow's error cap ({scales[1]}) guessed "
+            "from its spread; set both in its unit"
+        )
+    text = _render(name, key_name, features, segment, columns[target], source, scales)
     return text, notes
+
+
+def _absolute_scales(values: pd.Series, target: Column) -> tuple[str, str]:
+    """A guess of the error threshold and the shadow's error cap of a target judged by its
+    absolute error: half its standard deviation (a model whose typical error is that large
+    explains little of it) and its whole observed range."""
+    spread = float(values.std()) if len(values) > 1 else 0.0
+    span = target.high - target.low
+    threshold = 0.5 * spread if spread > 0 else 0.1 * (abs(target.high) or 1.0)
+    return _outward(threshold, up=True), _outward(span if span > 0 else 10 * threshold, up=True)
 
 
 def _key_column(frame: pd.DataFrame, columns: dict[str, Column], target: str) -> str | None:
@@ -163,6 +181,7 @@ def _render(
     segment: str | None,
     target: Column,
     source: str,
+    absolute_scales: tuple[str, str] | None,
 ) -> str:
     lines = [
         f"# A project written by `tidemark init` from {source}: check every guess, then add units.",
@@ -199,4 +218,19 @@ def _render(
         f"# unit = ...  (seen from {target.low:g} to {target.high:g})",
         *_bounds(target),
     ]
+    if absolute_scales is not None:
+        threshold, cap = absolute_scales
+        lines += [
+            "",
+            f"# {target.name} may be zero or negative: the loop judges its absolute error, in its",
+            "# unit. The mean absolute error above which the model is retrained (a guess: half",
+            "# the target's standard deviation in the CSV).",
+            "[loop.monitor]",
+            f"error_threshold = {threshold}",
+            "",
+            "# A shadow's per-item errors are capped here before the challenger is compared",
+            "# (a guess: the target's range in the CSV).",
+            "[loop.shadow]",
+            f"error_cap = {cap}",
+        ]
     return "\n".join(lines) + "\n"

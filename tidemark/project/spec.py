@@ -328,7 +328,26 @@ class Project(_Spec):
         for name in self.truth_fields:
             if name not in seen:
                 raise ValueError(f"truth_fields: {name} is not a feature")
+        if self.target.judged_by is ErrorKind.ABSOLUTE:
+            self._absolute_scales_declared()
         return self
+
+    def _absolute_scales_declared(self) -> None:
+        # The stack's error threshold (0.10) and shadow cap (1.0) are relative errors: in the
+        # unit of an absolute error they would mean nothing (a 0.1 °C threshold, every error
+        # capped at 1 g), so a project judged by its absolute error states both in its unit.
+        missing = [
+            f"[loop.{section}] {name}"
+            for section, name in (("monitor", "error_threshold"), ("shadow", "error_cap"))
+            if name not in getattr(self.loop, section)
+        ]
+        if missing:
+            unit = f" (in {self.target.unit})" if self.target.unit else ""
+            raise ValueError(
+                f"target: {self.target.name} is judged by its absolute error, so the error the "
+                f"loop tolerates and the cap of a shadow's per-item errors are in its own "
+                f"unit{unit}: set {' and '.join(missing)}; the stack's defaults are relative errors"
+            )
 
     def feature(self, name: str) -> Feature | None:
         """The feature of that name, or None."""

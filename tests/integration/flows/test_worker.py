@@ -9,57 +9,20 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 
-import orjson
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import StateType
 
 from monitoring.trigger import RetrainTrigger
 from tests.integration.flows.conftest import StartWorker, flow_run
+from tests.integration.joined import store_phase
 from tests.integration.streaming.streams import wait_for
 from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.orchestration import prefect_api
-from tidemark.project.catalog import load_catalog
 from tidemark.registry import writer as registry
 from tidemark.schemas import RetrainReason, RetrainRequest, utc_now
-from tidemark.simulation.generate import generate_frame
-from tidemark.simulation.library import load_scenario
-from tidemark.store import TrainingStore
-
-FISH = load_catalog(Path("projects")).contracts("fish-weight")
-
-
-def _store_a_few_fish(settings: Settings, start: datetime, count: int) -> None:
-    """``count`` joined salmon, a second apart from ``start``: too few to judge a candidate."""
-    frame = generate_frame(load_scenario(FISH.project), 3, ["salmon"]).head(count)
-    records = []
-    for i, row in enumerate(frame.itertuples(index=False)):
-        at = start + timedelta(seconds=i)
-        records.append(
-            orjson.dumps(
-                {
-                    "fish_id": f"worker-{uuid.uuid4().hex[:12]}",
-                    "species": row.species,
-                    "length_cm": row.length_cm,
-                    "height_cm": row.height_cm,
-                    "measured_at": at,
-                    "predicted_weight_kg": row.weight_kg,
-                    "species_known": True,
-                    "model_name": settings.registry.model_name,
-                    "model_version": "1",
-                    "predicted_at": at,
-                    "weight_kg": row.weight_kg,
-                    "abs_error_kg": 0.0,
-                    "rel_error": 0.0,
-                    "joined_at": at,
-                }
-            )
-        )
-    with TrainingStore(settings.store, FISH) as store:
-        assert store.upsert_many([FISH.decode_scored(r) for r in records]) == count
 
 
 def test_a_retrain_the_monitor_starts_runs_on_a_worker_of_the_pool(
@@ -73,7 +36,7 @@ def test_a_retrain_the_monitor_starts_runs_on_a_worker_of_the_pool(
     now = utc_now()
     # Joined fish in the window, too few for evidence: the retrain ends, as it should, with
     # insufficient_evidence, registering nothing (an empty window would fail it).
-    _store_a_few_fish(pooled, now - timedelta(seconds=50), 20)
+    store_phase(pooled, "salmon", 3, now - timedelta(seconds=50), 20, prefix="worker")
     request = RetrainRequest(
         reason=RetrainReason.ERROR,
         window_start=now - timedelta(minutes=1),

@@ -21,7 +21,7 @@ from sklearn.pipeline import Pipeline
 from benchmarks.fish import FISH, fish_scenario
 from infra.local.components import prefect_env
 from infra.local.stack import Stack
-from tidemark import kafka_io
+from tests.integration.conftest import private_settings
 from tidemark.config import Settings
 from tidemark.modelling.training import train
 from tidemark.orchestration import RETRAIN_DEPLOYMENT, prefect_api
@@ -100,17 +100,11 @@ def _wait_for_deployment(settings: Settings, process: subprocess.Popen[bytes]) -
 @pytest.fixture
 def monitored(stack: Stack, salmon_model: tuple[str, Pipeline], tmp_path: Path) -> Settings:
     """Settings with this test's topics, group and report folders, and 2-second windows."""
-    tag = uuid.uuid4().hex[:8]
-    base = stack.settings
-    settings = base.override(
+    return private_settings(
+        stack.settings,
+        uuid.uuid4().hex[:8],
         registry_model_name=salmon_model[0],
-        kafka_topics_scored=f"{tag}.{base.kafka.topics.scored}",
-        kafka_topics_retrain_requests=f"{tag}.{base.kafka.topics.retrain_requests}",
-        kafka_topics_dead_letter=f"{tag}.{base.kafka.topics.dead_letter}",
-        monitor_group_id=f"monitor-{tag}",
         monitor_window_s=2.0,
         monitor_allowed_lateness_s=0.5,
         stack_state_dir=tmp_path,
     )
-    kafka_io.ensure_topics(settings.kafka)
-    return settings

@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 
 from infra.local.stack import Stack
-from tests.integration.conftest import free_ports
+from tests.integration.conftest import free_ports, private_settings
 from tests.integration.registered import register_scenario_model
 from tests.integration.streaming.streams import Hold, Service, SimulateInBackground, simulate
-from tidemark import kafka_io
 from tidemark.config import Settings
 
 
@@ -32,23 +31,14 @@ def streams(stack: Stack, production_model: str) -> Settings:
     """Settings with topics, groups and a database of this test's own; the processes serve the
     fish alone (a scorer or joiner serves every project of the stack by default)."""
     tag = uuid.uuid4().hex[:8]
-    base = stack.settings
-    settings = base.override(
+    return private_settings(
+        stack.settings,
+        tag,
         registry_model_name=production_model,
-        kafka_topics_input=f"{tag}.{base.kafka.topics.input}",
-        kafka_topics_truth=f"{tag}.{base.kafka.topics.truth}",
-        kafka_topics_predictions=f"{tag}.{base.kafka.topics.predictions}",
-        kafka_topics_scored=f"{tag}.{base.kafka.topics.scored}",
-        kafka_topics_retrain_requests=f"{tag}.{base.kafka.topics.retrain_requests}",
-        kafka_topics_dead_letter=f"{tag}.{base.kafka.topics.dead_letter}",
         store_database=f"streaming_{tag}",
-        stream_scorer_group_id=f"scorer-{tag}",
-        stream_joiner_group_id=f"joiner-{tag}",
         registry_poll_interval_s=1.0,
         projects_names="fish-weight",
     )
-    kafka_io.ensure_topics(settings.kafka)
-    return settings
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ import pytest
 from pymongo import MongoClient
 
 from infra.local.stack import Stack
-from tests.integration.conftest import free_ports
+from tests.integration.conftest import free_ports, private_settings
 from tests.integration.streaming.streams import Service, fish_ids, wait_for
 from tests.integration.topics import read_topic
 from tidemark import kafka_io
@@ -56,26 +56,17 @@ KILLS = 10
 def faulty(stack: Stack, production_model: str) -> Settings:
     """Settings with the module's topics, groups and database, and the joiner's small batches."""
     tag = uuid.uuid4().hex[:8]
-    base = stack.settings
-    settings = base.override(
+    return private_settings(
+        stack.settings,
+        tag,
         registry_model_name=production_model,
-        kafka_topics_input=f"{tag}.{base.kafka.topics.input}",
-        kafka_topics_truth=f"{tag}.{base.kafka.topics.truth}",
-        kafka_topics_predictions=f"{tag}.{base.kafka.topics.predictions}",
-        kafka_topics_scored=f"{tag}.{base.kafka.topics.scored}",
-        kafka_topics_retrain_requests=f"{tag}.{base.kafka.topics.retrain_requests}",
-        kafka_topics_dead_letter=f"{tag}.{base.kafka.topics.dead_letter}",
         store_database=f"faults_{tag}",
-        stream_scorer_group_id=f"scorer-{tag}",
-        stream_joiner_group_id=f"joiner-{tag}",
         stream_max_batch=50,
         stream_max_in_flight=2,
         registry_poll_interval_s=1.0,
         # The scorer and the joiner serve every project named: the fish alone here.
         projects_names="fish-weight",
     )
-    kafka_io.ensure_topics(settings.kafka)
-    return settings
 
 
 def per_fault(settings: Settings) -> int:

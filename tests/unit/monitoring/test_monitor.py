@@ -14,9 +14,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
+import pandas as pd
 import pytest
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
+from monitoring.drift import DriftDetector
 from monitoring.judgement import WindowJudgement
 from monitoring.monitor import Monitor
 from monitoring.policy import (
@@ -38,6 +40,8 @@ from tidemark.judging.scored import WHOLE
 from tidemark.project.contracts import Contracts, Scored
 from tidemark.project.spec import ErrorKind
 from tidemark.schemas import RetrainRequest, utc_now
+from tidemark.simulation.generate import generate_frame
+from tidemark.simulation.library import load_scenario
 from tidemark.stream.loop import clock_of
 from tidemark.stream.records import Batch, Clock, Decoding, decode
 
@@ -52,7 +56,6 @@ class FakeTrigger:
         self.runs: list[IncidentRun] = []
         self.requests: list[RetrainRequest] = []
         self.segment_starts: list[dict[str, Any]] = []
-        self.judged: list[Any] = []
         self._ids = itertools.count(1)
 
     def publish(self, request: RetrainRequest) -> None:
@@ -64,10 +67,8 @@ class FakeTrigger:
         training_start: datetime,
         incidents: Any = (),
         segment_starts: Any = None,
-        judged: Any = None,
     ) -> str:
         self.segment_starts.append(dict(segment_starts or {}))
-        self.judged.append(judged)
         run = IncidentRun(
             flow_run_id=f"run-{next(self._ids)}",
             created_at=utc_now(),
@@ -426,13 +427,16 @@ def test_a_drift_retrain_reads_a_gathering_species_only_from_its_change() -> Non
     changed = watched.judge(_half_and_half(3, 0.03, 0.30))
     assert states(changed) == {"error:salmon": GateState.GATHERING}
     change = T0 + timedelta(seconds=180 + 15 * 2.0)
-    drift = Alarm(IncidentKey(IncidentKind.DRIFT), "drift_share", 1.0, 0.5, 30, T0)
-    closed = window(4, salmon=(30, 0.03))
+    closed = window(4, salmon=(30, 0.03), pike=(60, 0.03))
+    drift = Alarm(
+        IncidentKey(IncidentKind.DRIFT, "pike"), "drift_share", 1.0, 0.5, 60, closed.start
+    )
     judgement = WindowJudgement(window=closed, version="1", judged=None, drift=None)
     watched.incidents.answer(judgement, [drift])
     [starts] = trigger.segment_starts
     assert starts["salmon"].start == change
     assert "change-point" in starts["salmon"].reason
+    assert starts["pike"].start == closed.start
 
 
 def test_after_a_promotion_an_incident_of_the_new_version_is_not_held_by_the_old_ones() -> None:
@@ -514,17 +518,131 @@ def test_a_new_production_version_closes_the_old_versions_waiting_incidents() ->
     assert trigger.runs == []
 
 
-def test_a_drift_retrain_judges_only_the_species_with_evidence_enough() -> None:
-    """Issue 21: one stray pike among many salmon must not make a drift retrain end short of
-    evidence: the retrain judges the salmon and only trains on the pike."""
-    watched, trigger = monitor()
-    watched.incidents.thresholds = watched.thresholds
-    alarm = Alarm(IncidentKey(IncidentKind.DRIFT), "drift_share", 1.0, 0.5, 90, T0)
-    records = [scored(i * 0.5) for i in range(90)] + [scored(50, species="pike")]
-    closed = ClosedWindow.of(T0, T0 + timedelta(seconds=60), records, ErrorKind.RELATIVE)
-    judgement = WindowJudgement(window=closed, version="1", judged=None, drift=None)
-    watched.incidents.answer(judgement, [alarm])
-    assert trigger.judged == [["salmon"]]
+# Spring salmon (the growth scenario's first phase) train the drift references below; grown
+# salmon are its autumn ones, longer by about three of spring's standard deviations.
+GROWTH = load_scenario(FISH.project, "growth")
+SPRING = generate_frame(GROWTH, 1, ["spring"])
+GROWN = generate_frame(GROWTH, 2, ["autumn"])
+
+
+def on_reference(version: str, reference: pd.DataFrame) -> Production:
+    """Production ``version``, trained on the salmon of ``reference``, with its drift test."""
+    detector = DriftDetector(reference, FISH.project, p_value=0.001, drift_share=0.5)
+    return Production(version, "run", detector, frozenset({"salmon"}))
+
+
+def sized(index: int, sizes: pd.DataFrame, version: str, error: float = 0.04) -> ClosedWindow:
+    """Window ``index`` (60 s each from T0) of salmon of these sizes, scored by ``version``."""
+    records = [
+        scored(
+            60 * index + i * 0.5,
+            rel_error=error,
+            version=version,
+            length_cm=float(fish.length_cm),
+            height_cm=float(fish.height_cm),
+        )
+        for i, fish in enumerate(sizes.itertuples())
+    ]
+    start = T0 + timedelta(seconds=60 * index)
+    return ClosedWindow.of(start, start + timedelta(seconds=60), records, ErrorKind.RELATIVE)
+
+
+def test_drift_is_an_incident_of_its_segment_that_gathers_and_reads_it_from_its_start() -> None:
+    """Issue 22: grown salmon drift from v1's training data while their error stays under the
+    threshold. The incident is drift:salmon, judged on the salmon's own evidence; it gathers
+    like an error incident, and its retrain judges the salmon and reads them only from the
+    first grown salmon, never the spring ones before."""
+    follower = FakeFollower()
+    follower.current = on_reference("1", SPRING)
+    watched, trigger = monitor(follower=follower)
+    calm = watched.judge(sized(0, SPRING.iloc[:40], "1"))
+    assert calm.alarms == ()
+    assert not calm.segment_drift["salmon"].detected
+    first = watched.judge(sized(1, GROWN.iloc[:40], "1", error=0.07))
+    assert states(first) == {"drift:salmon": GateState.GATHERING}
+    assert first.segment_drift["salmon"].detected
+    assert "40 of the 60 labelled salmon" in first.alarms[0].gate.why
+    fired = watched.judge(sized(2, GROWN.iloc[40:80], "1", error=0.07))
+    assert states(fired) == {"drift:salmon": GateState.FIRED}
+    [run] = trigger.runs
+    assert run.incidents == {IncidentKey(IncidentKind.DRIFT, "salmon")}
+    assert trigger.requests[0].reason.value == "drift"
+    [starts] = trigger.segment_starts
+    assert starts["salmon"].start == T0 + timedelta(seconds=60)
+    # The spring salmon of the calm window are before it (the others' memory reaches them).
+    assert run.data_start is not None
+    assert run.data_start <= T0 + timedelta(seconds=60)
+
+
+def test_a_drift_against_the_new_versions_data_is_a_new_incident_in_the_old_ones_cooldown() -> None:
+    """Issue 22's story: the salmon's drift incident on v1 started a retrain a moment ago
+    (cooldown 300 s), and v2, trained on grown salmon, was promoted. Salmon grown back to
+    spring's sizes drift from v2's data: a new incident of v2 that fires at once."""
+    follower = FakeFollower()
+    follower.current = on_reference("1", SPRING)
+    watched, trigger = monitor(follower=follower)
+    watched.judge(sized(0, GROWN.iloc[:60], "1"))
+    assert [r.incidents for r in trigger.runs] == [{IncidentKey(IncidentKind.DRIFT, "salmon")}]
+    trigger.end("run-1")
+    # Still v1: the incident is in its cooldown.
+    held = watched.judge(sized(1, GROWN.iloc[60:120], "1"))
+    assert states(held) == {"drift:salmon": GateState.HELD}
+    assert "cooldown" in held.alarms[0].gate.why
+    follower.current = on_reference("2", GROWN)
+    grown = watched.judge(sized(2, GROWN.iloc[120:180], "2"))
+    assert grown.alarms == ()
+    back = watched.judge(sized(3, SPRING.iloc[:60], "2"))
+    assert states(back) == {"drift:salmon": GateState.FIRED}, back.alarms
+    assert "on v2" in back.alarms[0].gate.why
+    assert [r.model_version for r in trigger.runs] == ["1", "2"]
+    assert trigger.segment_starts[-1]["salmon"].start == T0 + timedelta(seconds=180)
+
+
+def test_each_segment_is_tested_for_drift_against_its_own_training_rows() -> None:
+    """Salmon grown a third larger and walleye as they were, in one window: salmon drifted,
+    walleye did not (the window as a whole did: its test is for the reports)."""
+    default = load_scenario(FISH.project, "default")
+    reference = generate_frame(default, 1, ["salmon", "walleye"])
+    fresh = generate_frame(default, 2, ["salmon", "walleye"])
+    detector = DriftDetector(reference, FISH.project, p_value=0.001, drift_share=0.5)
+    follower = FakeFollower()
+    follower.current = Production("1", "run", detector, frozenset({"salmon", "walleye"}))
+    watched, _ = monitor(follower=follower)
+    salmon = fresh[fresh.species == "salmon"].iloc[:40]
+    walleye = fresh[fresh.species == "walleye"].iloc[:40]
+    records = [
+        scored(i * 0.5, length_cm=f.length_cm * 1.3, height_cm=f.height_cm * 1.3)
+        for i, f in enumerate(salmon.itertuples())
+    ] + [
+        scored(30 + i * 0.5, species="walleye", length_cm=f.length_cm, height_cm=f.height_cm)
+        for i, f in enumerate(walleye.itertuples())
+    ]
+    both = watched.judge(
+        ClosedWindow.of(T0, T0 + timedelta(seconds=60), records, ErrorKind.RELATIVE)
+    )
+    assert both.drift is not None
+    assert both.drift.detected
+    assert {s: d.detected for s, d in both.segment_drift.items()} == {
+        "salmon": True,
+        "walleye": False,
+    }
+    assert states(both) == {"drift:salmon": GateState.GATHERING}
+
+
+def test_a_rollback_closes_the_incidents_of_the_version_it_left() -> None:
+    """v2 is production; its grown salmon gather evidence for drift:salmon. v2 is rolled back
+    to v1: v2's incident is closed, its items count for nothing, and v1's own drift incident
+    gathers from its own first items."""
+    follower = FakeFollower()
+    follower.current = on_reference("2", SPRING)
+    watched, trigger = monitor(follower=follower)
+    gathering = watched.judge(sized(0, GROWN.iloc[:40], "2"))
+    assert states(gathering) == {"drift:salmon": GateState.GATHERING}
+    follower.current = on_reference("1", SPRING)
+    again = watched.judge(sized(1, GROWN.iloc[40:80], "1"))
+    assert states(again) == {"drift:salmon": GateState.GATHERING}
+    assert "40 of the 60" in again.alarms[0].gate.why
+    assert trigger.runs == []
 
 
 class DownTrigger(FakeTrigger):

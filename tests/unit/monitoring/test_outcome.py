@@ -46,3 +46,15 @@ def test_unreadable_per_species_errors_are_left_out() -> None:
     )
     assert outcome is not None
     assert outcome.achievable == {"salmon": 0.04}
+
+
+def test_an_absolute_errors_project_states_its_achievable_error_too() -> None:
+    outcome = outcome_of_tags(
+        {
+            "decision": "rejected",
+            "candidate_mean_absolute_error.north": "1.25",
+            "candidate_mean_absolute_error": "1.5",
+        }
+    )
+    assert outcome is not None
+    assert outcome.achievable == {"north": 1.25}

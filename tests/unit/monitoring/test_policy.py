@@ -39,15 +39,17 @@ def evidence(species: str, mre: float, count: int = 60, unseen: bool = False) ->
     return JudgedSegment(species, T0, ErrorStats(count, 0.1, 0.1, mre), unseen)
 
 
-def raised(*items: JudgedSegment, drift: bool = False, share: float | None = 0.0) -> list[Alarm]:
-    return alarms(items, drift, share, T0, THRESHOLDS)
+def raised(*items: JudgedSegment, drifted: dict[str, float] | None = None) -> list[Alarm]:
+    return alarms(items, drifted or {}, THRESHOLDS)
 
 
 def test_an_incident_is_named_by_its_kind_and_species_and_tags_its_runs() -> None:
     key = IncidentKey(ERROR, "walleye")
     assert (str(key), key.tag) == ("error:walleye", "incident:error:walleye")
-    assert IncidentKey(DRIFT).tag == "incident:drift"
-    for incident in (key, IncidentKey(UNSEEN, "pike"), IncidentKey(DRIFT)):
+    assert IncidentKey(DRIFT, "salmon").tag == "incident:drift:salmon"
+    # The tag of a run asked by a monitor before drift had a segment still reads back.
+    assert IncidentKey.from_tag("incident:drift") == IncidentKey(DRIFT)
+    for incident in (key, IncidentKey(UNSEEN, "pike"), IncidentKey(DRIFT, "salmon")):
         assert IncidentKey.from_tag(incident.tag) == incident
     assert IncidentKey.from_tag("reason:error") is None
     assert IncidentKey.from_tag("incident:nonsense:x") is None
@@ -83,16 +85,33 @@ def test_an_unseen_species_alarms_on_its_first_judged_evidence_whatever_its_erro
     assert alarm.incident == IncidentKey(UNSEEN, "pike")
 
 
-def test_drift_is_an_incident_of_its_own_unless_disabled() -> None:
-    fired = raised(evidence("walleye", 0.3), drift=True, share=1.0)
-    assert [a.incident for a in fired] == [IncidentKey(ERROR, "walleye"), IncidentKey(DRIFT)]
-    assert (fired[1].metric, fired[1].value, fired[1].reason) == (
+def test_drift_is_an_incident_of_its_segment_beside_its_error_unless_disabled() -> None:
+    salmon = JudgedSegment(
+        "salmon",
+        T0,
+        ErrorStats(60, 0.1, 0.1, 0.07),
+        False,
+        start=T0 + timedelta(seconds=5),
+        start_reason="its first item judged on v3",
+    )
+    fired = raised(evidence("walleye", 0.3), salmon, drifted={"salmon": 1.0, "walleye": 0.5})
+    assert [a.incident for a in fired] == [
+        IncidentKey(DRIFT, "salmon"),
+        IncidentKey(ERROR, "walleye"),
+        IncidentKey(DRIFT, "walleye"),
+    ]
+    drift = fired[0]
+    assert (drift.metric, drift.value, drift.threshold, drift.reason) == (
         "drift_share",
         1.0,
+        0.5,
         RetrainReason.DRIFT,
     )
+    # Its evidence is its segment's: it begins where that segment's items do, with the reason.
+    assert (drift.count, drift.since, drift.data_start) == (60, T0, T0 + timedelta(seconds=5))
+    assert drift.start_reason == "its first item judged on v3"
     off = Thresholds(error=0.10, min_count=30, drift_share=0.5, retrain_on_drift=False)
-    assert alarms([evidence("salmon", 0.05)], True, 1.0, T0, off) == []
+    assert alarms([evidence("salmon", 0.05)], {"salmon": 1.0}, off) == []
 
 
 def test_only_the_production_versions_fish_are_judged() -> None:
@@ -235,10 +254,31 @@ def test_a_floor_near_the_threshold_triggers_at_most_one_retrain() -> None:
 
 
 def test_a_rejected_drift_retrain_stays_closed_while_the_same_version_is_in_production() -> None:
-    drift = Alarm(IncidentKey(DRIFT), "drift_share", 1.0, 0.5, 80, T0)
-    last = run(seconds_ago=900, incidents=(IncidentKey(DRIFT),), version="3")
-    assert opens(drift, last, rejected(), version="3")[0] is GateState.CLOSED
+    salmon = IncidentKey(DRIFT, "salmon")
+    drift = Alarm(salmon, "drift_share", 1.0, 0.5, 80, T0)
+    last = run(seconds_ago=900, incidents=(salmon,), version="3")
+    # Closed whatever the candidate reached on the salmon: a drift share is no error.
+    state, why = opens(drift, last, rejected(salmon=0.02), version="3")
+    assert state is GateState.CLOSED, why
+    assert "the same drift reference" in why
     assert opens(drift, last, rejected(), version="4")[0] is GateState.FIRED
+
+
+def test_a_drift_of_the_new_version_is_not_held_by_the_old_versions_cooldown() -> None:
+    """Issue 22: salmon drifted against v1's training data and their retrain promoted v3 a
+    minute ago; grown salmon now drift against v3's. That is a new incident: neither the run
+    asked on v1 (in its cooldown) nor its outcome holds it back."""
+    salmon = IncidentKey(DRIFT, "salmon")
+    drift = Alarm(salmon, "drift_share", 1.0, 0.5, 60, T0)
+    asked_on_v1 = run(seconds_ago=60, incidents=(salmon,), version="1")
+    state, why = opens(drift, asked_on_v1, None, version="3")
+    assert state is GateState.FIRED, why
+    assert "on v3" in why
+    # On the version it was asked on, the same run still holds its incident.
+    assert opens(drift, asked_on_v1, None, version="1")[0] is GateState.HELD
+    # A drift of another segment is another incident.
+    pike = Alarm(IncidentKey(DRIFT, "pike"), "drift_share", 1.0, 0.5, 60, T0)
+    assert opens(pike, None, None, version="1")[0] is GateState.FIRED
 
 
 @pytest.mark.parametrize(

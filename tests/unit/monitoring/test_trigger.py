@@ -36,12 +36,15 @@ def test_the_window_that_fired_is_always_read() -> None:
 
 
 def test_a_run_is_tagged_with_its_model_incidents_and_the_version_it_was_asked_on() -> None:
-    incidents = [IncidentKey(IncidentKind.UNSEEN, "pike"), IncidentKey(IncidentKind.DRIFT)]
+    incidents = [
+        IncidentKey(IncidentKind.UNSEEN, "pike"),
+        IncidentKey(IncidentKind.DRIFT, "salmon"),
+    ]
     assert run_tags(retrain_request(metric_value=0.21), incidents, "fish-weight") == [
         "tidemark-monitor",
         "model:fish-weight",
         "reason:error",
-        "incident:drift",
+        "incident:drift:salmon",
         "incident:unseen:pike",
         "model-version:1",
     ]
@@ -52,7 +55,12 @@ def test_the_gate_reads_a_flow_run_back_from_its_tags_and_parameters() -> None:
         id=uuid.uuid4(),
         flow_id=uuid.uuid4(),
         created=T0,
-        tags=["tidemark-monitor", "incident:error:walleye", "incident:drift", "model-version:4"],
+        tags=[
+            "tidemark-monitor",
+            "incident:error:walleye",
+            "incident:drift:salmon",
+            "model-version:4",
+        ],
         parameters=retrain_parameters(
             retrain_request(metric_value=0.21), T0 - timedelta(seconds=60)
         ),
@@ -67,7 +75,7 @@ def test_the_gate_reads_a_flow_run_back_from_its_tags_and_parameters() -> None:
     )
     assert read.incidents == {
         IncidentKey(IncidentKind.ERROR, "walleye"),
-        IncidentKey(IncidentKind.DRIFT),
+        IncidentKey(IncidentKind.DRIFT, "salmon"),
     }
     assert (read.data_start, read.model_version) == (T0 - timedelta(seconds=60), "4")
     running = incident_run(flow_run.model_copy(update={"state": Running(), "tags": []}))
@@ -75,9 +83,13 @@ def test_the_gate_reads_a_flow_run_back_from_its_tags_and_parameters() -> None:
 
 
 def test_the_retrain_is_asked_about_the_species_of_its_incidents() -> None:
-    incidents = [IncidentKey(IncidentKind.UNSEEN, "pike"), IncidentKey(IncidentKind.DRIFT)]
+    incidents = [
+        IncidentKey(IncidentKind.UNSEEN, "pike"),
+        IncidentKey(IncidentKind.DRIFT, "salmon"),
+    ]
     parameters = retrain_parameters(retrain_request(), T0, incidents)
-    assert (parameters["segments"], parameters["threshold"]) == (["pike"], 0.10)
+    assert (parameters["segments"], parameters["threshold"]) == (["pike", "salmon"], 0.10)
+    # A run of the monitor before drift had a segment (incident:drift) names none.
     assert (
         retrain_parameters(retrain_request(), T0, [IncidentKey(IncidentKind.DRIFT)])["segments"]
         is None
@@ -93,8 +105,8 @@ def test_a_project_without_a_segment_reads_its_one_segment_from_its_change() -> 
     assert parameters["window_start"] == (T0 + timedelta(seconds=20)).isoformat()
     assert (parameters["segments"], parameters["segment_starts"]) == (None, None)
     drift = retrain_parameters(
-        retrain_request(), T0 - timedelta(seconds=60), [IncidentKey(IncidentKind.DRIFT)], None,
-        ["*"], segmented=False,
+        retrain_request(), T0 - timedelta(seconds=60), [IncidentKey(IncidentKind.DRIFT, WHOLE)],
+        {WHOLE: change}, segmented=False,
     )  # fmt: skip
-    assert drift["window_start"] == (T0 - timedelta(seconds=60)).isoformat()
-    assert drift["segments"] is None
+    assert drift["window_start"] == (T0 + timedelta(seconds=20)).isoformat()
+    assert (drift["segments"], drift["segment_starts"]) == (None, None)

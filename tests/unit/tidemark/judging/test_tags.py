@@ -9,6 +9,7 @@ import pytest
 from tidemark.judging.promotion import decide, gather_evidence
 from tidemark.judging.tags import decision_tags, evidence_metrics, evidence_tags, metric_tags
 from tidemark.modelling.metrics import Metrics
+from tidemark.project.spec import ErrorKind
 
 
 def metrics(mre: float, n: int = 60) -> Metrics:
@@ -30,6 +31,17 @@ def test_tags_and_metrics_use_the_same_names() -> None:
     assert alone["p_value"] == "none"
     assert alone["not_judged"] == "pike (3 rows)"
     assert "champion_mean_relative_error.salmon" not in alone
+
+
+def test_per_segment_errors_are_named_after_the_error_judged() -> None:
+    segments = pd.Series(["north", "south"])
+    evidence = gather_evidence(
+        segments, np.array([1.5, 2.5]), np.array([2.0, 3.0]), kind=ErrorKind.ABSOLUTE
+    )
+    tags = evidence_tags(evidence)
+    assert float(tags["candidate_mean_absolute_error.south"]) == pytest.approx(2.5)
+    assert float(tags["champion_mean_absolute_error.north"]) == pytest.approx(2.0)
+    assert not any("relative" in name for name in tags)
 
 
 def test_metric_tags_are_named_like_the_metrics() -> None:

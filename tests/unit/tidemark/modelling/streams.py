@@ -60,6 +60,8 @@ def sorter(**changes: Any) -> Project:
             {"name": "temperature_c", "type": "number", "min": -40, "max": 60, "required": False},
         ],
         "target": {"name": "delay_s", "unit": "s", "min": -600, "max": 3600},
+        # Judged by its absolute error: in seconds.
+        "loop": {"monitor": {"error_threshold": 60}, "shadow": {"error_cap": 1800}},
     }
     spec.update(changes)
     return parse_project(spec)

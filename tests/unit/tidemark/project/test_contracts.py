@@ -122,6 +122,7 @@ def test_a_category_with_allowed_values_refuses_others() -> None:
                 {"name": "volume_l", "type": "number", "required": False},
             ],
             "target": {"name": "mass", "min": -5},
+            "loop": {"monitor": {"error_threshold": 0.5}, "shadow": {"error_cap": 10}},
         }
     )
     contracts = Contracts(project)

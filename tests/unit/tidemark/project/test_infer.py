@@ -47,6 +47,18 @@ def test_the_written_file_loads_and_matches_its_data(tmp_path: Path) -> None:
     assert len(frame) == len(LOAVES)
 
 
+def test_a_target_that_may_be_negative_gets_its_error_scales_guessed() -> None:
+    """Judged by its absolute error, the file states the threshold and cap in its unit."""
+    text, notes = infer_project("bakery", LOAVES, "crust_delta_c")
+    project = parse_project(tomllib.loads(text))
+    assert project.target.judged_by is ErrorKind.ABSOLUTE
+    spread = float(LOAVES["crust_delta_c"].std())
+    threshold = project.loop.monitor["error_threshold"]
+    assert 0.5 * spread <= threshold <= 0.6 * spread
+    assert project.loop.shadow["error_cap"] >= 3.0  # the range seen: -2.5 to 1.0
+    assert any("absolute error" in note for note in notes)
+
+
 def test_a_target_that_is_not_a_number_or_not_a_column_is_refused() -> None:
     with pytest.raises(ProjectError, match="--target recipe is not a number"):
         infer_project("bakery", LOAVES, "recipe")

@@ -50,9 +50,26 @@ def test_a_valid_project_names_its_parts() -> None:
     assert project.target.judged_by is ErrorKind.RELATIVE
 
 
+ABSOLUTE_SCALES = {"monitor": {"error_threshold": 1.5}, "shadow": {"error_cap": 40}}
+
+
 def test_a_target_that_may_be_negative_is_judged_by_its_absolute_error() -> None:
-    project = parse_project(bakery(target={"name": "temperature_c", "unit": "C"}))
+    project = parse_project(
+        bakery(target={"name": "temperature_c", "unit": "C"}, loop=ABSOLUTE_SCALES)
+    )
     assert project.target.judged_by is ErrorKind.ABSOLUTE
+
+
+def test_an_absolute_error_needs_its_threshold_and_cap_in_the_targets_unit() -> None:
+    """The stack's 0.10 threshold and 1.0 cap are relative errors: meaningless in °C."""
+    message = refused(bakery(target={"name": "temperature_c", "unit": "C"}))
+    assert "temperature_c is judged by its absolute error" in message
+    assert "(in C)" in message
+    assert "[loop.monitor] error_threshold and [loop.shadow] error_cap" in message
+    half = {"monitor": {"error_threshold": 1.5}}
+    assert "set [loop.shadow] error_cap;" in refused(
+        bakery(target={"name": "temperature_c"}, loop=half)
+    )
 
 
 @pytest.mark.parametrize(
@@ -114,12 +131,13 @@ def test_a_project_file_of_any_supported_kind_loads(tmp_path: Path) -> None:
     toml = tmp_path / "loaf.toml"
     toml.write_text(
         'name = "loaf"\nkey = "id"\n[times]\ninput = "a"\ntruth = "b"\n'
-        '[[features]]\nname = "x"\ntype = "number"\n[target]\nname = "y"\n'
+        '[[features]]\nname = "x"\ntype = "number"\n[target]\nname = "y"\nmin = 0\n'
+        "exclusive_min = true\n"
     )
     yaml = tmp_path / "loaf.yaml"
     yaml.write_text(
         "name: loaf\nkey: id\ntimes: {input: a, truth: b}\n"
-        "features: [{name: x, type: number}]\ntarget: {name: y}\n"
+        "features: [{name: x, type: number}]\ntarget: {name: y, min: 0, exclusive_min: true}\n"
     )
     assert load_project(toml) == load_project(yaml)
 
