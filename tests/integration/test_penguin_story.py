@@ -148,6 +148,8 @@ class PenguinStory:
     lines: dict[str, Line]
     # The stack-wide scorer's and joiner's metrics ports.
     services: dict[str, int]
+    # The metrics port of the one monitor process that judges both projects.
+    monitor: int
     fish_request_seen: datetime | None
     shift: PhaseStart | None
     gentoo_version: str | None
@@ -171,7 +173,7 @@ def penguin_story(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Ite
     fish = example("fish-weight").variant(f"fish-{tag}")
     for project in (penguins, fish):
         save_project(project, folder / f"{project.name}.yaml")
-    scorer, joiner, penguin_monitor, fish_monitor = free_ports(4)
+    scorer, joiner, monitor = free_ports(3)
     # The penguins first: the stack's default project, whose contracts the observer reads.
     settings = stack.settings.override(
         projects_dir=str(folder),
@@ -182,7 +184,7 @@ def penguin_story(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Ite
         monitor_group_id=f"monitor-{tag}",
         stream_scorer_metrics_port=scorer,
         stream_joiner_metrics_port=joiner,
-        monitor_metrics_port=penguin_monitor,
+        monitor_metrics_port=monitor,
         registry_poll_interval_s=1.0,
         retrain_transient_retry_delay_s=0.5,
         monitor_window_s=WINDOW_S,
@@ -227,21 +229,23 @@ def penguin_story(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Ite
         _train_in_process(settings, fish.name, _fish_bootstrap(fish, logs))
         output, _ = bootstrap.communicate(timeout=600)
         assert bootstrap.returncode == 0, output
-        # One monitor per project (each its own log), once both models are in production: a
-        # penguin monitor started before its project's first model judged no window in 4 min
-        # of penguins here (its group committed nothing), though the scored topic filled.
-        for project, port in ((penguins, penguin_monitor), (fish, fish_monitor)):
-            processes.logs = logs / project.name
-            processes.logs.mkdir()
-            processes.start("monitor", "--project", project.name, "--metrics-port", str(port))
-        processes.logs = logs
+        # One monitor process judges both projects, each on a loop of its own.
+        processes.start(
+            "monitor",
+            "--project",
+            penguins.name,
+            "--project",
+            fish.name,
+            "--metrics-port",
+            str(monitor),
+        )
         wait(
             lambda: ready(lambda: deployments_ready(settings.orchestration)),
             300,
             "deployments",
             processes,
         )
-        for port in (scorer, joiner, penguin_monitor, fish_monitor):
+        for port in (scorer, joiner, monitor):
             wait(partial(port_open, port), 300, f"metrics port {port}", processes)
         observer = LoopObserver(own[penguins.name])
         start = (datetime.now(UTC) - timedelta(hours=3)).replace(second=0, microsecond=0)
@@ -259,10 +263,10 @@ def penguin_story(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Ite
             observer=observer,
             lines=lines,
             services={"score": scorer, "join": joiner},
+            monitor=monitor,
             floor_model=_floor_model(penguins),
         )
-        monitors = {penguins.name: penguin_monitor, fish.name: fish_monitor}
-        yield _play(story, settings, processes, observer, own, monitors, (penguins, fish))
+        yield _play(story, settings, processes, observer, own, monitor, (penguins, fish))
     finally:
         if observer is not None:
             observer.close()
@@ -278,7 +282,7 @@ def _play(
     processes: Processes,
     observer: LoopObserver,
     own: dict[str, Settings],
-    monitors: dict[str, int],
+    monitor: int,
     projects: tuple[Project, Project],
 ) -> PenguinStory:
     """Steps 2 to 5 of the story; what happened, up to the first step that did not come."""
@@ -309,7 +313,7 @@ def _play(
     # The penguins' windows of the fish incident judged: the last steady window closes them.
     both(STEADY, "salmon")
     _wait_judged(
-        observer, processes, monitors[penguins.name], birds.event - timedelta(seconds=WINDOW_S)
+        observer, processes, monitor, penguins.name, birds.event - timedelta(seconds=WINDOW_S)
     )
 
     # 3. Gentoo arrive, a window at a time, while the fish keep coming, until a promotion.
@@ -471,6 +475,9 @@ def test_one_scorer_and_one_joiner_serve_each_item_of_both_projects_once(
             assert store.count() == sent
     for port in story.services.values():
         assert scrape(port)["tidemark_stream_loop_restarts_total"] == 0.0
+    for project in (story.penguins, story.fish):
+        sample = f'tidemark_stream_loop_restarts_total{{project="{project.name}"}}'
+        assert scrape(story.monitor)[sample] == 0.0, project.name
 
 
 def test_a_forced_version_is_watched_in_shadow_and_rolled_back_on_live_penguins(
@@ -597,12 +604,16 @@ def _wait_scored(
     wait(scored, 180, "every item played scored", processes)
 
 
-def _wait_judged(observer: LoopObserver, processes: Processes, port: int, until: datetime) -> None:
-    """Until the monitor on ``port`` has judged its windows up to ``until`` (event time)."""
+def _wait_judged(
+    observer: LoopObserver, processes: Processes, port: int, project: str, until: datetime
+) -> None:
+    """Until the monitor on ``port`` has judged ``project``'s windows up to ``until`` (event
+    time)."""
+    sample = f'tidemark_monitor_window_end_timestamp_seconds{{project="{project}"}}'
 
     def judged() -> bool:
         observer.poll(0.5)
-        end = scrape(port).get("tidemark_monitor_window_end_timestamp_seconds", 0.0)
+        end = scrape(port).get(sample, 0.0)
         return end >= until.timestamp()
 
     try:
