@@ -49,15 +49,16 @@ class Incident:
         """Wall-clock seconds from the shift to ``moment``."""
         return None if moment is None else (moment - self.shift_wall).total_seconds()
 
-    def lines(self) -> list[str]:
-        """The story in a few lines of text."""
+    def lines(self, unit: str = "kg", items: str = "fish") -> list[str]:
+        """The story in a few lines of text; errors in the target's ``unit``, counts of
+        ``items`` (the demo's fish by default)."""
 
         def stats(label: str, s: ErrorStats | None) -> str:
             if s is None:
-                return f"  {label:<8} no fish"
+                return f"  {label:<8} no {items}"
             return (
                 f"  {label:<8} mean relative error {s.judged:.3f}  "
-                f"MAE {s.mae:.3f} kg  RMSE {s.rmse:.3f} kg  ({s.count} fish)"
+                f"MAE {s.mae:.3f} {unit}  RMSE {s.rmse:.3f} {unit}  ({s.count} {items})"
             )
 
         def at(moment: datetime | None) -> str:

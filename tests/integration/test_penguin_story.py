@@ -3,7 +3,8 @@
 One story on the real stack, which several tests read. Two projects of the test's own run side
 by side: a penguin-mass project and a fish-weight project (variants of the repository's files:
 their own names, topics, registered models and collections), served by ONE scorer, ONE joiner
-and one ``serve-flows`` process; each project has its monitor (``tidemark monitor --project``).
+one ``serve-flows`` process and ONE monitor process, in which each project's monitor runs its own
+loop (``tidemark monitor --project A --project B``; its metrics carry the project's label).
 Windows are 15 s of simulated event time with 60 items each, so the story plays in minutes.
 
 1. The penguins are bootstrapped from their project's CSV (``tidemark train --if-no-production``:
@@ -29,7 +30,7 @@ take the floor from; this is the error the model can reach with plenty of data o
 
 The story prints, for the penguins, the window errors before, during and after the Gentoo's
 arrival, and the seconds from their arrival to the detection, the promotion and the first
-prediction by the new version. It waits on offsets, topics and the monitors' metrics, never on
+prediction by the new version. It waits on offsets, topics and the monitor's metrics, never on
 fixed sleeps.
 """
 
@@ -632,7 +633,7 @@ def _told(
     incident = observed_incident(
         observer, own, old_version=observer.initial_version, shift=shift, end=None
     )
-    print("\n".join(["", "penguins, Gentoo arrive:", *incident.lines()]))
+    print("\n".join(["", "penguins, Gentoo arrive:", *incident.lines(unit="g", items="penguins")]))
     for request in incident.requests:
         print(
             f"  request at +{incident.since_shift(request.requested_at):.1f} s: "
