@@ -205,9 +205,12 @@ def test_an_error_jump_triggers_exactly_one_retrain(
     assert_error_report(report.pages[0], fired[0].window.records)
     workspace = Workspace.create(str(workspace_dir(monitored)))
     [project] = workspace.search_project("fish-weight")
-    # Every judged window is a run (and a drift run when it was tested), named by its verdict.
+    # Every judged window is a run (and a drift run when it was tested, a truth-coverage run
+    # when its predictions were counted), named by its verdict.
     runs = [workspace.get_run(project.id, r) for r in workspace.list_runs(project.id)]
-    assert len(runs) == len(verdicts) + sum(v.drift is not None for v in verdicts)
+    assert len(runs) == len(verdicts) + sum(v.drift is not None for v in verdicts) + sum(
+        v.coverage is not None for v in verdicts
+    )
     assert len([r for r in runs if "fired" in r.tags]) == 1
     assert sum(r.name.endswith("· v1 · held-back: error") for r in runs) == len(after) - 1
 
