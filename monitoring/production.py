@@ -84,17 +84,25 @@ class ProductionFollower:
         self.watcher.stop()
 
     def refresh(self) -> Production | None:
-        """Ask the registry now, and retry a reference that could not be read; return current."""
+        """Ask the registry now, and retry a reference that could not be read; return current.
+
+        The version the watcher serves is the one returned, even when the watcher's own thread
+        swapped it a moment ago and is still loading its reference: a window judged meanwhile
+        on the version before would raise that version's alarms after its successor was
+        promoted (and start a retrain for an incident the promotion closed)."""
         self.watcher.check_now()
-        current = self.current
-        if current is not None and current.detector is None:
-            served = self.watcher.current
-            if served is not None and served.version == current.version:
-                self._swapped(served)
+        served, current = self.watcher.current, self.current
+        if served is not None and (
+            current is None or current.version != served.version or current.detector is None
+        ):
+            self._swapped(served)
         return self.current
 
     def _swapped(self, served: ServedModel) -> None:
         with self._lock:
+            done = self.current
+            if done is not None and done.version == served.version and done.detector is not None:
+                return  # the other thread (watcher or judge) loaded it while this one waited
             detector = None
             try:
                 ref = VersionRef(served.name, served.version, served.run_id, served.tags)
