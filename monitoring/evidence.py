@@ -35,8 +35,7 @@ import numpy as np
 from scipy.stats import mannwhitneyu
 
 from monitoring.policy import JudgedSegment
-from monitoring.windows import ErrorStats
-from tidemark.judging.scored import WHOLE, error_of, segment_of
+from tidemark.judging.scored import WHOLE, error_of, scored_metrics, segment_of
 from tidemark.project.contracts import Scored
 from tidemark.project.spec import ErrorKind
 
@@ -169,7 +168,7 @@ class SegmentPool:
                 JudgedSegment(
                     segment=segment,
                     since=pooled[0][0],
-                    stats=ErrorStats.of(items, self.judged_by),
+                    stats=scored_metrics(items, self.judged_by),
                     unseen=self._unseen(segment, items, known),
                     start=start,
                     start_reason=why,

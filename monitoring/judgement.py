@@ -34,8 +34,10 @@ from monitoring.policy import (
 )
 from monitoring.production import Production, ProductionFollower
 from monitoring.reports import SavedReport, WindowOutcome, WindowVerdict
-from monitoring.windows import ClosedWindow, ErrorStats
+from monitoring.windows import ClosedWindow
+from tidemark.judging.scored import scored_metrics
 from tidemark.logs import get_logger
+from tidemark.modelling.metrics import Metrics
 from tidemark.project.spec import Project
 from tidemark.schemas import RetrainRequest
 
@@ -48,7 +50,7 @@ class WindowJudgement:
 
     window: ClosedWindow
     version: str | None
-    judged: ErrorStats | None
+    judged: Metrics | None
     drift: DriftResult | None
     evidence: tuple[JudgedSegment, ...] = ()
     # The drift of each judged segment the version was trained on, on its evidence's items.
@@ -155,7 +157,7 @@ class WindowJudge:
         judgement = WindowJudgement(
             window=window,
             version=version,
-            judged=ErrorStats.of(judged, window.judged_by) if judged else None,
+            judged=scored_metrics(judged, window.judged_by) if judged else None,
             drift=drift,
             evidence=tuple(evidence),
             segment_drift=by_segment,
@@ -201,7 +203,7 @@ def window_outcome(judgement: WindowJudgement, thresholds: Thresholds) -> Window
         why = judgement.coverage_note
     else:
         why = (
-            f"{thresholds.metric.replace('_', ' ')} {judged.judged:.3f} of {judged.count} items "
+            f"{thresholds.metric.replace('_', ' ')} {judged.judged:.3f} of {judged.n} items "
             f"(threshold {thresholds.error:.2f}, at least {thresholds.min_count} items)"
             if judged
             else "no item scored by the production version"
@@ -223,12 +225,12 @@ def log_judgement(judgement: WindowJudgement) -> None:
     fields: dict[str, Any] = {
         "window_start": window.start.isoformat(),
         "window_end": window.end.isoformat(),
-        "count": window.overall.count,
+        "count": window.overall.n,
         "mean_error": round(window.overall.judged, 4),
         "by_segment": {s: round(stats.judged, 4) for s, stats in window.by_segment.items()},
-        "by_version": {v: stats.count for v, stats in window.by_version.items()},
+        "by_version": {v: stats.n for v, stats in window.by_version.items()},
         "production_version": judgement.version,
-        "judged_count": judged.count if judged else 0,
+        "judged_count": judged.n if judged else 0,
         "judged_mean_error": round(judged.judged, 4) if judged else None,
         "judged_segments": {e.segment: round(e.stats.judged, 4) for e in judgement.evidence},
         "drift_share": round(judgement.drift.share, 3) if judgement.drift else None,
