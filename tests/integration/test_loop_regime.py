@@ -11,16 +11,17 @@ past the last one's records still coming in (late, left out of their window):
    ``error:salmon``, and the retrain must read the salmon only from the first fish of the new
    law (the change-point on the fish's errors inside the window), never the spring fish before;
 2. a segment never seen: plaice (the never-seen scenario's) alone on the line, ``unseen:plaice``;
-3. the first segment drifted: the salmon grown to the growth scenario's summer sizes, 5 % heavier
-   for their size and less noisy (``noise_sd`` 0.04). The second phase's version scores them at
-   about 0.06 (0.03 to 0.08 over 25 simulated trainings of it; at autumn sizes and 4 % it
-   spread to 0.12 and crossed the threshold in CI, and the retrain was asked on error), twice
-   their floor but well under the 0.10 threshold: only their drift against that version's
-   training data (``drift:salmon``, an incident of that version) can start the retrain, as the
-   grown salmon of issue 22 could not while drift had one key for the stack. Where that version
-   happens to score them near their floor, the gain on the retrain's 15 held-out salmon is not
-   significant and the candidate is rejected; it then proves itself in shadow on live salmon
-   (``tidemark.judging.shadow``) and is promoted from there: still one retrain.
+3. the first segment drifted: the salmon grown to the growth scenario's summer sizes, 7 % heavier
+   for their size and less noisy (``noise_sd`` 0.04, floor about 0.032). At 5 % the second
+   phase's version scored them at 0.033 to 0.056 in five runs (too near their floor: a
+   retrain's gain on its 15 held-out salmon was then not significant, p = 0.46 once, and its
+   candidate neither promoted nor shadowed); 7 % puts them about 0.02 higher, twice their
+   floor and well under the 0.10 threshold (at autumn sizes
+   and 4 % they reached 0.101 in CI and the retrain was asked on error): only their drift
+   against that version's training data (``drift:salmon``, an incident of that version) can
+   start the retrain, as the grown salmon of issue 22 could not while drift had one key for the
+   stack. A candidate not proven better on the holdout but no worse may still be promoted from
+   shadow on live salmon (``tidemark.judging.shadow``): still one retrain.
 
 Each phase gets one retrain, and the first two windows of each phase's fish, scored by the
 version that phase promoted, are each within 1.5 times their noise floor: the mean relative
@@ -74,8 +75,9 @@ from tidemark.simulation.spec import Phase, PowerLaw
 NEW_LAW = 1.35
 # How much heavier for its size a grown salmon (third phase, summer sizes) is than one of the
 # new law, and its law's noise: its error under the second phase's version is about twice its
-# floor and well under the 0.10 threshold, so that only its drift can start a retrain.
-GROWN_CONDITION = 1.05
+# floor (a retrain's gain is significant on its held-out salmon) and well under the 0.10
+# threshold, so that only its drift can start a retrain.
+GROWN_CONDITION = 1.07
 GROWN_NOISE = 0.04
 CALM_WINDOWS = 4
 # Windows of each phase's fish scored by its promoted version, for its final error.
