@@ -53,7 +53,8 @@ def private_settings(base: Settings, tag: str, **changes: Any) -> Settings:
     return settings
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie has exited: it is not alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -95,7 +96,7 @@ def stack(stack_settings: Settings) -> Iterator[Stack]:
     pids = [row.pid for row in running.status() if row.pid]
     yield running
     running.down()
-    survivors = [pid for pid in pids if _alive(pid)]
+    survivors = [pid for pid in pids if alive(pid)]
     assert not survivors, f"processes left behind by the test stack: {survivors}"
 
 
