@@ -29,13 +29,15 @@ from tidemark.config import NAMES, SECTIONS, Settings
 # together and the short ones fill in around them. The others keep their order.
 LONGEST_FIRST = (
     "test_penguin_story.py",
-    "test_loop_regime.py",
     "test_loop_evidence.py",
-    "streaming/test_faults.py",
+    "test_loop_regime.py",
     "streaming/test_pipeline.py",
     "streaming/test_cluster.py",
-    "flows/test_faults.py",
+    "streaming/test_faults.py",
     "browser/test_pages.py",
+    "monitoring/test_shadow.py",
+    "flows/test_faults.py",
+    "monitoring/test_monitor.py",
     "streaming/test_scorers.py",
 )
 
