@@ -182,33 +182,48 @@ def module_loop(
         yield mine
 
 
-@contextmanager
-def own_loop(stack: Stack, logs: Path) -> Iterator[tuple[Settings, Processes]]:
-    """Settings of a loop's own (topics, groups, database, model) and its processes, stopped at
-    the end; their logs go to ``logs``."""
-    tag = uuid.uuid4().hex[:8]
-    scorer_port, joiner_port, monitor_port = free_ports(3)
-    settings = private_settings(
-        stack.settings,
-        tag,
-        registry_model_name=f"loop-{tag}",
-        registry_experiment=f"loop-{tag}",
-        store_database=f"loop_{tag}",
-        stream_scorer_metrics_port=scorer_port,
-        stream_joiner_metrics_port=joiner_port,
-        monitor_metrics_port=monitor_port,
-        registry_poll_interval_s=1.0,
-        retrain_transient_retry_delay_s=0.5,
-        # The scorer and the joiner serve every project named: the fish alone here.
-        projects_names="fish-weight",
-    )
+def loop_changes() -> dict[str, Any]:
+    """What the settings of every loop's processes change: metrics ports of their own for the
+    scorer, the joiner and the monitor, the registry polled every second, and a retrain that
+    failed for a passing reason retried after half a second."""
+    scorer, joiner, monitor = free_ports(3)
+    return {
+        "stream_scorer_metrics_port": scorer,
+        "stream_joiner_metrics_port": joiner,
+        "monitor_metrics_port": monitor,
+        "registry_poll_interval_s": 1.0,
+        "retrain_transient_retry_delay_s": 0.5,
+    }
+
+
+def loop_processes(settings: Settings, stack: Stack, logs: Path) -> Processes:
+    """The processes of a loop on ``settings`` (none started yet), pointed at the stack's Prefect
+    server, whose deployments they serve polling every 2 s; their logs go to ``logs``."""
     env = (
         os.environ
         | settings.as_env(*SECTIONS)
         | prefect_env(settings, stack.state)
         | {"PREFECT_RUNNER_POLL_FREQUENCY": "2"}
     )
-    processes = Processes(env, logs)
+    return Processes(env, logs)
+
+
+@contextmanager
+def own_loop(stack: Stack, logs: Path) -> Iterator[tuple[Settings, Processes]]:
+    """Settings of a loop's own (topics, groups, database, model) and its processes, stopped at
+    the end; their logs go to ``logs``."""
+    tag = uuid.uuid4().hex[:8]
+    settings = private_settings(
+        stack.settings,
+        tag,
+        registry_model_name=f"loop-{tag}",
+        registry_experiment=f"loop-{tag}",
+        store_database=f"loop_{tag}",
+        # The scorer and the joiner serve every project named: the fish alone here.
+        projects_names="fish-weight",
+        **loop_changes(),
+    )
+    processes = loop_processes(settings, stack, logs)
     try:
         yield settings, processes
     finally:
