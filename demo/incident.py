@@ -19,8 +19,10 @@ from datetime import datetime
 
 from demo.observer import LoopObserver, Promotion
 from demo.player import PhaseStart
-from monitoring.windows import ClosedWindow, ErrorStats, TumblingWindows
+from monitoring.windows import ClosedWindow, TumblingWindows
 from tidemark.config import Settings
+from tidemark.judging.scored import scored_metrics
+from tidemark.modelling.metrics import Metrics
 from tidemark.project.contracts import Scored
 from tidemark.project.spec import ErrorKind
 from tidemark.schemas import RetrainRequest
@@ -40,9 +42,9 @@ class Incident:
     requests: tuple[RetrainRequest, ...]
     promoted: Promotion | None
     first_prediction: datetime | None
-    before: ErrorStats | None
-    during: ErrorStats | None
-    after: ErrorStats | None
+    before: Metrics | None
+    during: Metrics | None
+    after: Metrics | None
     recovered: tuple[ClosedWindow, ...]
 
     def since_shift(self, moment: datetime | None) -> float | None:
@@ -53,12 +55,12 @@ class Incident:
         """The story in a few lines of text; errors in the target's ``unit``, counts of
         ``items`` (the demo's fish by default)."""
 
-        def stats(label: str, s: ErrorStats | None) -> str:
+        def stats(label: str, s: Metrics | None) -> str:
             if s is None:
                 return f"  {label:<8} no {items}"
             return (
                 f"  {label:<8} mean relative error {s.judged:.3f}  "
-                f"MAE {s.mae:.3f} {unit}  RMSE {s.rmse:.3f} {unit}  ({s.count} {items})"
+                f"MAE {s.mae:.3f} {unit}  RMSE {s.rmse:.3f} {unit}  ({s.n} {items})"
             )
 
         def at(moment: datetime | None) -> str:
@@ -99,8 +101,8 @@ def _error_before(window: ClosedWindow, new_version: str | None) -> float:
     """The window's mean relative error of the predictions not made by ``new_version`` (0 when
     it has none)."""
     stats = [s for v, s in window.by_version.items() if v != new_version]
-    count = sum(s.count for s in stats)
-    return sum(s.judged * s.count for s in stats) / count if count else 0.0
+    count = sum(s.n for s in stats)
+    return sum(s.judged * s.n for s in stats) / count if count else 0.0
 
 
 def summarize(
@@ -183,8 +185,8 @@ def summarize(
     )
 
 
-def _stats(records: Sequence[Scored]) -> ErrorStats | None:
-    return ErrorStats.of(records, ErrorKind.RELATIVE) if records else None
+def _stats(records: Sequence[Scored]) -> Metrics | None:
+    return scored_metrics(records, ErrorKind.RELATIVE) if records else None
 
 
 def observed_incident(

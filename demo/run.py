@@ -286,9 +286,7 @@ class _Narrator:
 
     def _window(self, window: ClosedWindow, phases: Sequence[PhaseStart]) -> None:
         threshold = self.settings.monitor.error_threshold
-        versions = ", ".join(
-            f"v{v}: {s.judged:.3f} ({s.count})" for v, s in window.by_version.items()
-        )
+        versions = ", ".join(f"v{v}: {s.judged:.3f} ({s.n})" for v, s in window.by_version.items())
         above = window.overall.judged > threshold
         self.say(
             f"  window {window.start:%H:%M:%S}-{window.end:%H:%M:%S}  mean relative error "

@@ -153,7 +153,7 @@ class Incidents:
         self._recent.appendleft(
             WindowSpan(
                 window.start,
-                window.overall.count,
+                window.overall.n,
                 _counts(window),
                 {s: tuple(ts) for s, ts in times.items()},
             )
@@ -258,7 +258,7 @@ class Incidents:
             gated = [Gated(a, Gate(GateState.QUEUED, why)) for a in raised]
             self.unanswered |= {a.incident for a in raised}
         spans = training_start(
-            WindowSpan(window.start, window.overall.count),
+            WindowSpan(window.start, window.overall.n),
             list(self._recent),
             self.settings.retrain_windows,
         )
@@ -355,7 +355,7 @@ class Incidents:
             waiting = replace(
                 waiting,
                 window_end=max(waiting.window_end, window.end),
-                items=waiting.items + window.by_segment[key.segment].count,
+                items=waiting.items + window.by_segment[key.segment].n,
             )
             if waiting.items < self.items_needed:
                 self.gathering[key] = waiting
@@ -451,4 +451,4 @@ def _labelled(window: ClosedWindow, segment: str, since: datetime) -> int:
 
 
 def _counts(window: ClosedWindow) -> dict[str, int]:
-    return {s: stats.count for s, stats in window.by_segment.items()}
+    return {s: stats.n for s, stats in window.by_segment.items()}

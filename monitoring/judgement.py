@@ -1,18 +1,20 @@
 """A closed window judged: production's error per segment, its drift, and the alarms it raises.
 
-A window is judged on the items that the production version scored: per segment once enough of
-its items are in (:mod:`monitoring.evidence`), its error and its drift against that segment's
-rows of the version's training data, on the same items (a segment the version was not trained
-on has no such rows); the whole window is also tested for drift against a reference of its own
-segment mix, for the reports and the drift gauges. The alarms it raises (:func:`monitoring.policy.
-alarms`) go to :mod:`monitoring.incidents`, which says what becomes of each; the whole
-:class:`WindowJudgement` is what the monitor logs, records in the Evidently workspace and hands
-to whoever watches it.
+A window is judged on the items that the version the registry names production now scored
+(asked once per window, :mod:`monitoring.production`): per segment once enough of its items are
+in (:mod:`monitoring.evidence`), its error and its drift against that segment's rows of the
+version's training data, on the same items (a segment the version was not trained on has no
+such rows); the whole window is also tested for drift against a reference of its own segment
+mix, for the reports and the drift gauges. The judge hands the alarms it raises
+(:func:`monitoring.policy.alarms`) straight to whoever answers them (the monitor wires
+:meth:`monitoring.incidents.Incidents.answer`), which says what becomes of each and starts the
+retrain; the whole :class:`WindowJudgement` is what the monitor logs, records in the Evidently
+workspace and hands to whoever watches it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,10 +32,12 @@ from monitoring.policy import (
     alarms,
     judged_records,
 )
-from monitoring.production import Production
+from monitoring.production import Production, ProductionFollower
 from monitoring.reports import SavedReport, WindowOutcome, WindowVerdict
-from monitoring.windows import ClosedWindow, ErrorStats
+from monitoring.windows import ClosedWindow
+from tidemark.judging.scored import scored_metrics
 from tidemark.logs import get_logger
+from tidemark.modelling.metrics import Metrics
 from tidemark.project.spec import Project
 from tidemark.schemas import RetrainRequest
 
@@ -46,7 +50,7 @@ class WindowJudgement:
 
     window: ClosedWindow
     version: str | None
-    judged: ErrorStats | None
+    judged: Metrics | None
     drift: DriftResult | None
     evidence: tuple[JudgedSegment, ...] = ()
     # The drift of each judged segment the version was trained on, on its evidence's items.
@@ -83,19 +87,38 @@ class WindowJudgement:
         return WindowVerdict.NOT_JUDGED if self.coverage_note else WindowVerdict.OK
 
 
+# What becomes of a judged window's alarms: the judgement with their gates (and its retrain).
+Answer = Callable[[WindowJudgement, Sequence[Alarm]], WindowJudgement]
+
+
 class WindowJudge:
     """Judges closed windows of ``project`` against the production version, pooling short
-    segments."""
+    segments, and hands their alarms to ``answer``."""
 
-    def __init__(self, thresholds: Thresholds, evidence_windows: int, project: Project) -> None:
+    def __init__(
+        self,
+        thresholds: Thresholds,
+        evidence_windows: int,
+        project: Project,
+        follower: ProductionFollower,
+        answer: Answer,
+    ) -> None:
         self.thresholds = thresholds
         self.project = project
+        self.follower = follower
+        self.answer = answer
         self.pool = SegmentPool(
             thresholds.min_count,
             evidence_windows,
             thresholds.error,
             judged_by=project.target.judged_by,
         )
+
+    def judge(self, window: ClosedWindow) -> WindowJudgement:
+        """Judge ``window`` on the version the registry names production now, and answer the
+        alarms it raises: the judgement as the answer left it (with the retrain it started)."""
+        judgement, raised = self.assess(window, self.follower.refresh())
+        return self.answer(judgement, raised)
 
     def assess(
         self, window: ClosedWindow, production: Production | None
@@ -134,7 +157,7 @@ class WindowJudge:
         judgement = WindowJudgement(
             window=window,
             version=version,
-            judged=ErrorStats.of(judged, window.judged_by) if judged else None,
+            judged=scored_metrics(judged, window.judged_by) if judged else None,
             drift=drift,
             evidence=tuple(evidence),
             segment_drift=by_segment,
@@ -180,7 +203,7 @@ def window_outcome(judgement: WindowJudgement, thresholds: Thresholds) -> Window
         why = judgement.coverage_note
     else:
         why = (
-            f"{thresholds.metric.replace('_', ' ')} {judged.judged:.3f} of {judged.count} items "
+            f"{thresholds.metric.replace('_', ' ')} {judged.judged:.3f} of {judged.n} items "
             f"(threshold {thresholds.error:.2f}, at least {thresholds.min_count} items)"
             if judged
             else "no item scored by the production version"
@@ -202,12 +225,12 @@ def log_judgement(judgement: WindowJudgement) -> None:
     fields: dict[str, Any] = {
         "window_start": window.start.isoformat(),
         "window_end": window.end.isoformat(),
-        "count": window.overall.count,
+        "count": window.overall.n,
         "mean_error": round(window.overall.judged, 4),
         "by_segment": {s: round(stats.judged, 4) for s, stats in window.by_segment.items()},
-        "by_version": {v: stats.count for v, stats in window.by_version.items()},
+        "by_version": {v: stats.n for v, stats in window.by_version.items()},
         "production_version": judgement.version,
-        "judged_count": judged.count if judged else 0,
+        "judged_count": judged.n if judged else 0,
         "judged_mean_error": round(judged.judged, 4) if judged else None,
         "judged_segments": {e.segment: round(e.stats.judged, 4) for e in judgement.evidence},
         "drift_share": round(judgement.drift.share, 3) if judgement.drift else None,

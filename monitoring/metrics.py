@@ -22,8 +22,8 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from monitoring.policy import Alarm, Gate
 from monitoring.segments import SegmentLabels
-from monitoring.windows import ClosedWindow, ErrorStats
-from tidemark.judging.scored import segment_of
+from monitoring.windows import ClosedWindow
+from tidemark.judging.scored import scored_metrics, segment_of
 from tidemark.metrics_registry import service_registry
 
 W = TypeVar("W", bound=MetricWrapperBase)
@@ -184,9 +184,9 @@ def observe_window(window: ClosedWindow) -> None:
     grouped = segment_labels().group(window.records, segment_of)
     stats = {
         ALL_SEGMENTS: window.overall,
-        **{k: ErrorStats.of(v, window.judged_by) for k, v in grouped.items()},
+        **{k: scored_metrics(v, window.judged_by) for k, v in grouped.items()},
     }
-    _show(WINDOW_COUNT, {label: float(e.count) for label, e in stats.items()})
+    _show(WINDOW_COUNT, {label: float(e.n) for label, e in stats.items()})
     _show(WINDOW_MAE, {label: e.mae for label, e in stats.items()})
     _show(WINDOW_RMSE, {label: e.rmse for label, e in stats.items()})
     _show(WINDOW_ERROR, {label: e.judged for label, e in stats.items()})

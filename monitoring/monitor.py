@@ -7,8 +7,9 @@ one judged. A handler of the stream runtime (:mod:`tidemark.stream`), one per co
 window needs every partition's records. Each batch adds records to the tumbling windows
 (:mod:`monitoring.windows`); after each round, every window that closed (or, when no record came for
 ``monitor_idle_flush_s``, every open one) is judged on the items the production version scored
-(:mod:`monitoring.judgement`), and the alarms it raises are answered by the incidents
-(:mod:`monitoring.incidents`), which start the retrains. A challenger in shadow is judged on the
+(:mod:`monitoring.judgement`), which hands the alarms it raises to the incidents
+(:mod:`monitoring.incidents`), which start the retrains: one call from the monitor to the
+retrain request. A challenger in shadow is judged on the
 same window's paired errors (:mod:`monitoring.shadow`), and every judged window is logged and
 recorded in the Evidently workspace (:mod:`monitoring.reports`). The monitor reads the
 predictions topic too, for the coverage of each window by the truth and the "truth feed silent"
@@ -86,7 +87,6 @@ class Monitor(Handler[Scored | Prediction, None]):
         # The running challenge of a version in shadow (None: no shadow evaluation).
         self.shadow = shadow
         self.thresholds = Thresholds.of(settings, self.judged_by)
-        self.window_judge = WindowJudge(self.thresholds, settings.monitor.evidence_windows, project)
         self.incidents = Incidents(
             settings,
             trigger,
@@ -94,6 +94,13 @@ class Monitor(Handler[Scored | Prediction, None]):
             # What an ended retrain run decided (the registry's tags by default).
             run_outcome or partial(find_outcome, settings),
             self.thresholds,
+        )
+        self.window_judge = WindowJudge(
+            self.thresholds,
+            settings.monitor.evidence_windows,
+            project,
+            follower,
+            self.incidents.answer,
         )
         self._producer = producer
         self._on_judgement = on_judgement
@@ -240,15 +247,15 @@ class Monitor(Handler[Scored | Prediction, None]):
     def judge(self, window: ClosedWindow) -> WindowJudgement:
         """Judge one closed window and answer its alarms: a retrain starts for the incidents
         whose gates are open."""
-        judgement, raised = self.window_judge.assess(window, self.follower.refresh())
-        return self.incidents.answer(judgement, raised)
+        return self.window_judge.judge(window)
 
     def _closed(self, window: ClosedWindow) -> None:
         metrics.observe_window(window)
+        judgement = self.judge(window)
+        # The truth's coverage only annotates the judgement (no alarm reads it): it is taken
+        # once the retrain, if any, has been asked for.
         coverage = self.truth.closed(window.start)
-        judgement = replace(
-            self.judge(window), coverage=coverage, coverage_note=self.truth.note(coverage)
-        )
+        judgement = replace(judgement, coverage=coverage, coverage_note=self.truth.note(coverage))
         compared = self.truth.judged(judgement)
         if compared is not None:
             judgement = replace(judgement, estimated_error=compared.estimated)

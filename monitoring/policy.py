@@ -43,10 +43,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from monitoring.windows import ClosedWindow, ErrorStats
+from monitoring.windows import ClosedWindow
 from tidemark.config import Settings
 from tidemark.judging.decisions import Decision
-from tidemark.modelling.metrics import JUDGED_METRIC
+from tidemark.judging.scored import scored_by
+from tidemark.modelling.metrics import JUDGED_METRIC, Metrics
 from tidemark.project.contracts import Scored
 from tidemark.project.spec import ErrorKind
 from tidemark.schemas import RetrainReason
@@ -124,7 +125,7 @@ class JudgedSegment:
 
     segment: str
     since: datetime
-    stats: ErrorStats
+    stats: Metrics
     unseen: bool
     # Where a retrain's items of this segment begin (None: at ``since``), and why: the
     # change-point inside the evidence, or its first item judged on the production version.
@@ -234,7 +235,7 @@ def judged_records(window: ClosedWindow, production_version: str | None) -> Sequ
     """
     if production_version is None:
         return window.records
-    return window.scored_by(production_version)
+    return scored_by(window.records, production_version)
 
 
 def alarms(
@@ -263,7 +264,7 @@ def alarms(
                 metric,
                 value,
                 threshold,
-                item.stats.count,
+                item.stats.n,
                 item.since,
                 item.start,
                 item.start_reason,

@@ -118,7 +118,7 @@ class WindowOutcome:
             "model_version": self.version or "none",
             "verdict": self.verdict.value,
             "reason": self.reason,
-            "items": str(self.window.overall.count),
+            "items": str(self.window.overall.n),
         }
 
 

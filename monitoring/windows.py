@@ -25,7 +25,6 @@ closed window twice.
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,35 +33,12 @@ from enum import StrEnum
 
 import orjson
 
-from tidemark.judging.scored import error_of, segment_of
+from tidemark.judging.scored import scored_metrics, segment_of
+from tidemark.modelling.metrics import Metrics
 from tidemark.project.contracts import Scored
 from tidemark.project.spec import ErrorKind
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorStats:
-    """Prediction error over a set of scored items: MAE and RMSE in the target's unit, and the
-    mean of the error the project judges (``judged``: relative or absolute)."""
-
-    count: int
-    mae: float
-    rmse: float
-    judged: float
-
-    @classmethod
-    def of(cls, records: Sequence[Scored], judged_by: ErrorKind) -> ErrorStats:
-        """The stats of a non-empty sequence of scored records, judged by ``judged_by``."""
-        if not records:
-            raise ValueError("no records to compute error stats from")
-        n = len(records)
-        return cls(
-            count=n,
-            mae=math.fsum(r.abs_error for r in records) / n,
-            rmse=math.sqrt(math.fsum(r.abs_error**2 for r in records) / n),
-            judged=math.fsum(error_of(r, judged_by) for r in records) / n,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +49,9 @@ class ClosedWindow:
     start: datetime
     end: datetime
     records: tuple[Scored, ...]
-    overall: ErrorStats
-    by_segment: dict[str, ErrorStats]
-    by_version: dict[str, ErrorStats]
+    overall: Metrics
+    by_segment: dict[str, Metrics]
+    by_version: dict[str, Metrics]
     judged_by: ErrorKind
 
     @classmethod
@@ -92,15 +68,11 @@ class ClosedWindow:
             start=start,
             end=end,
             records=tuple(records),
-            overall=ErrorStats.of(records, judged_by),
-            by_segment={n: ErrorStats.of(rs, judged_by) for n, rs in sorted(segments.items())},
-            by_version={n: ErrorStats.of(rs, judged_by) for n, rs in sorted(versions.items())},
+            overall=scored_metrics(records, judged_by),
+            by_segment={n: scored_metrics(rs, judged_by) for n, rs in sorted(segments.items())},
+            by_version={n: scored_metrics(rs, judged_by) for n, rs in sorted(versions.items())},
             judged_by=judged_by,
         )
-
-    def scored_by(self, version: str) -> list[Scored]:
-        """The records that model version ``version`` predicted."""
-        return [r for r in self.records if r.prediction.model_version == version]
 
 
 class Admission(StrEnum):

@@ -59,8 +59,18 @@ def batch_producer(kafka: KafkaSettings) -> KafkaProducer:
     return producer(kafka, linger_ms=1_000, batch_size=512 * 1024)
 
 
+# How old a consumer's cluster metadata may grow before it asks again. kafka-python's default (5
+# min) let a group whose topic was created just before it subscribed be assigned no partition
+# ("No partition metadata for topic ..." from the assignor) until the next refresh: a monitor
+# judged nothing for minutes. The coordinator rebalances as soon as a refresh shows the
+# partitions, so this bounds that wait; the price is one small metadata request per consumer
+# every few seconds.
+METADATA_MAX_AGE_MS = 5_000
+
+
 def consumer(kafka: KafkaSettings, group_id: str, *topics: str, **overrides: Any) -> KafkaConsumer:
-    """A group consumer with manual commits that starts new groups at the earliest offset."""
+    """A group consumer with manual commits that starts new groups at the earliest offset and
+    sees a new topic's partitions within :data:`METADATA_MAX_AGE_MS`."""
     config: dict[str, Any] = {
         "bootstrap_servers": kafka.bootstrap_servers,
         "bootstrap_timeout_ms": kafka.client_timeout_ms,
@@ -69,6 +79,7 @@ def consumer(kafka: KafkaSettings, group_id: str, *topics: str, **overrides: Any
         "auto_offset_reset": "earliest",
         "session_timeout_ms": kafka.session_timeout_ms,
         "heartbeat_interval_ms": kafka.session_timeout_ms // 3,
+        "metadata_max_age_ms": METADATA_MAX_AGE_MS,
     }
     return KafkaConsumer(*topics, **(config | overrides))
 

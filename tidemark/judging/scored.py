@@ -9,6 +9,10 @@ alone so that pure logic needs no contracts.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
+from tidemark.modelling.metrics import Metrics
 from tidemark.project.contracts import Scored
 from tidemark.project.spec import ErrorKind
 
@@ -37,3 +41,23 @@ def challenger_error_of(record: Scored, kind: ErrorKind) -> float | None:
     if kind is ErrorKind.RELATIVE:
         return record.challenger_rel_error
     return record.challenger_abs_error
+
+
+def scored_metrics(records: Sequence[Scored], kind: ErrorKind) -> Metrics:
+    """Production's error on a non-empty sequence of scored records: MAE and RMSE in the
+    target's unit, and the mean of the error ``kind`` the project judges."""
+    if not records:
+        raise ValueError("no records to compute the error of")
+    n = len(records)
+    return Metrics(
+        mae=math.fsum(r.abs_error for r in records) / n,
+        rmse=math.sqrt(math.fsum(r.abs_error**2 for r in records) / n),
+        judged=math.fsum(error_of(r, kind) for r in records) / n,
+        n=n,
+        kind=kind,
+    )
+
+
+def scored_by(records: Sequence[Scored], version: str) -> list[Scored]:
+    """The records that model version ``version`` predicted."""
+    return [r for r in records if r.prediction.model_version == version]

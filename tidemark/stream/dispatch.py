@@ -40,9 +40,11 @@ READY_CHECK_S = 0.5
 
 @dataclass(frozen=True, eq=False)
 class Route:
-    """A project's handler, and the Kafka settings its output and dead letters leave by."""
+    """A project's handler, and the Kafka settings its output and dead letters leave by (a
+    :class:`tidemark.stream.projects.ProjectLoop` has a loop of its own and all its settings;
+    a route shares the dispatch's loop and group, and only its output is its own)."""
 
-    name: str
+    project: str
     handler: Handler[Any, Any]
     kafka: KafkaSettings
 
@@ -66,11 +68,11 @@ class Dispatch(Handler[Any, list[tuple[Handler[Any, Any], Any]]]):
         owner: dict[str, str] = {}
         for route in routes:
             if route.handler.commits is not Commits.AFTER_ACKS:
-                raise ValueError(f"{route.name}: a dispatch commits after acknowledgements only")
+                raise ValueError(f"{route.project}: a dispatch commits after acknowledgements only")
             for topic in route.handler.decoders:
                 if topic in owner:
-                    raise ValueError(f"{owner[topic]} and {route.name} both read topic {topic}")
-                owner[topic] = route.name
+                    raise ValueError(f"{owner[topic]} and {route.project} both read topic {topic}")
+                owner[topic] = route.project
         self.routes = tuple(routes)
         self._by_topic: dict[str, Route] = {}
         self._waiting: list[Route] = list(routes)
@@ -85,7 +87,7 @@ class Dispatch(Handler[Any, list[tuple[Handler[Any, Any], Any]]]):
     @property
     def active(self) -> tuple[str, ...]:
         """The projects whose topics the process reads now."""
-        return tuple(dict.fromkeys(route.name for route in self._by_topic.values()))
+        return tuple(dict.fromkeys(route.project for route in self._by_topic.values()))
 
     def start(self, stop: threading.Event) -> bool:
         """Start every route that is ready, once at least one is; False if ``stop`` came first."""
@@ -97,7 +99,7 @@ class Dispatch(Handler[Any, list[tuple[Handler[Any, Any], Any]]]):
         while not self._admit_ready():
             if not logged:
                 log.info(
-                    "waiting for a project to be ready", projects=[r.name for r in self.routes]
+                    "waiting for a project to be ready", projects=[r.project for r in self.routes]
                 )
                 logged = True
             if stop.wait(READY_CHECK_S):
@@ -119,7 +121,7 @@ class Dispatch(Handler[Any, list[tuple[Handler[Any, Any], Any]]]):
                 self._by_topic[topic] = route
             # A new mapping, so that the runtime sees the subscription change.
             self.decoders = decoders
-            log.info("project admitted", project=route.name, topics=list(route.handler.decoders))
+            log.info("project admitted", project=route.project, topics=list(route.handler.decoders))
             admitted = True
         return admitted
 

@@ -18,6 +18,7 @@ project's loop may be unhealthy while the others make progress. ``tidemark stack
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -40,42 +41,53 @@ class Backlog:
 
     The loop notes each batch's offsets as it polls it; the commit policy says which offsets
     are committed; what is left is input the service holds without having made it durable.
+    The metrics endpoint's thread reads it while the loop changes it: both hold one lock (a
+    read that iterated the partitions as the loop added one raised "dictionary changed size
+    during iteration" in the scrape).
     """
 
     def __init__(self, clock: Clock = time.monotonic) -> None:
         self._clock = clock
         self._waiting: dict[TopicPartition, deque[tuple[int, float]]] = {}
+        self._lock = threading.Lock()
 
     def polled(self, offsets: Mapping[TopicPartition, OffsetAndMetadata]) -> None:
         """A batch was polled: the offsets that follow its records, by partition."""
         now = self._clock()
-        for tp, offset in offsets.items():
-            self._waiting.setdefault(tp, deque()).append((offset.offset, now))
+        with self._lock:
+            for tp, offset in offsets.items():
+                self._waiting.setdefault(tp, deque()).append((offset.offset, now))
 
     def committed(self, offsets: Mapping[TopicPartition, OffsetAndMetadata]) -> None:
         """These offsets are committed: the batches up to them are no longer waiting."""
-        for tp, offset in offsets.items():
-            waiting = self._waiting.get(tp)
-            while waiting and waiting[0][0] <= offset.offset:
-                waiting.popleft()
+        with self._lock:
+            for tp, offset in offsets.items():
+                waiting = self._waiting.get(tp)
+                while waiting and waiting[0][0] <= offset.offset:
+                    waiting.popleft()
 
     def clear(self) -> None:
         """Everything polled is accounted for (a service that commits at its own mark)."""
-        self._waiting.clear()
+        with self._lock:
+            self._waiting.clear()
 
     def forget(self, partitions: Iterable[TopicPartition]) -> None:
         """Partitions gone to another consumer: their input is its to commit."""
-        for tp in partitions:
-            self._waiting.pop(tp, None)
+        with self._lock:
+            for tp in partitions:
+                self._waiting.pop(tp, None)
 
     def keep_only(self, partitions: Iterable[TopicPartition]) -> None:
         """Forget every partition but these (after a new loop was given its partitions)."""
         owned = set(partitions)
-        self.forget([tp for tp in self._waiting if tp not in owned])
+        with self._lock:
+            for tp in [tp for tp in self._waiting if tp not in owned]:
+                del self._waiting[tp]
 
     def oldest_s(self) -> float:
         """How long the oldest polled input has waited for its commit (0 when none waits)."""
-        firsts = [waiting[0][1] for waiting in self._waiting.values() if waiting]
+        with self._lock:
+            firsts = [waiting[0][1] for waiting in self._waiting.values() if waiting]
         return self._clock() - min(firsts) if firsts else 0.0
 
 

@@ -130,7 +130,7 @@ def test_stationary_data_over_ten_windows_triggers_nothing_across_a_restart(
     starts = [v.window.start for v in judged]
     assert starts == [first + timedelta(seconds=2 * i) for i in range(10)]  # none twice, none lost
     assert all(v.version == "1" and v.judged is not None for v in judged)
-    assert all(v.judged.count == PER_WINDOW for v in judged if v.judged)
+    assert all(v.judged.n == PER_WINDOW for v in judged if v.judged)
     assert max(v.judged.judged for v in judged if v.judged) < 0.10
     assert all(v.drift is not None and not v.drift.detected for v in judged)
     assert not any(v.alarms or v.triggered for v in judged)

@@ -42,7 +42,7 @@ def test_the_story_of_a_shift_and_the_recovery() -> None:
     assert incident.before is not None
     assert incident.before.judged == pytest.approx(0.05)
     assert incident.during is not None
-    assert incident.during.count == 130
+    assert incident.during.n == 130
     assert incident.after is not None
     assert incident.after.judged == pytest.approx(0.06)
     assert [w.start - T0 for w in incident.recovered] == [
@@ -96,7 +96,7 @@ def test_the_story_tells_what_the_windows_show_whichever_version_scored_them() -
     assert incident.crossed is not None
     assert incident.crossed.start == SHIFT
     assert incident.during is not None
-    assert incident.during.count == 180
+    assert incident.during.n == 180
     assert incident.during.judged == pytest.approx(0.22)
     assert incident.after is not None
     assert incident.after.judged == pytest.approx(0.06)

@@ -24,7 +24,7 @@ def test_a_species_with_enough_fish_is_judged_on_its_window_alone() -> None:
     [salmon, walleye] = pooled.add(
         T0, fish(0, 40, "salmon", 0.05) + fish(0, 30, "walleye", 0.2), frozenset({"salmon"})
     )
-    assert (salmon.segment, salmon.stats.count, salmon.unseen) == ("salmon", 40, False)
+    assert (salmon.segment, salmon.stats.n, salmon.unseen) == ("salmon", 40, False)
     assert salmon.stats.judged == pytest.approx(0.05)
     assert (walleye.segment, walleye.since, walleye.unseen) == ("walleye", T0, True)
     assert pooled.pending() == {}
@@ -36,7 +36,7 @@ def test_a_short_species_accumulates_windows_until_it_has_enough() -> None:
     assert pooled.add(T0 + timedelta(seconds=60), fish(1, 12), None) == []
     assert pooled.pending() == {"walleye": 24}
     [walleye] = pooled.add(T0 + timedelta(seconds=120), fish(2, 12), None)
-    assert (walleye.since, walleye.stats.count) == (T0, 36)
+    assert (walleye.since, walleye.stats.n) == (T0, 36)
     # Judged: the next window starts afresh.
     assert pooled.add(T0 + timedelta(seconds=180), fish(3, 12), None) == []
     assert pooled.pending() == {"walleye": 12}
@@ -81,5 +81,5 @@ def test_a_project_without_a_segment_is_judged_as_one_segment() -> None:
     assert pooled.add(T0, records, None) == []
     assert pooled.pending() == {WHOLE: 20}
     [judged] = pooled.add(T0 + timedelta(seconds=60), records, frozenset())
-    assert (judged.segment, judged.stats.count, judged.unseen) == (WHOLE, 40, False)
+    assert (judged.segment, judged.stats.n, judged.unseen) == (WHOLE, 40, False)
     assert judged.stats.judged == pytest.approx(0.2)

@@ -482,7 +482,7 @@ def test_a_record_from_the_future_is_dead_lettered_and_moves_no_window_clock() -
     watched.process(polled((61, scored(130)), clock=clock), cast(Any, None))
     watched.tick()
     assert [j.window.start for j in judged] == [T0]
-    assert judged[0].window.overall.count == 60
+    assert judged[0].window.overall.n == 60
     # The dead letter is accounted for: the commit passes it.
     assert watched.windows.commit_offsets()[0] == 61
 

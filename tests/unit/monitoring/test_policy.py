@@ -22,9 +22,10 @@ from monitoring.policy import (
     reopen_level,
     training_start,
 )
-from monitoring.windows import ClosedWindow, ErrorStats
+from monitoring.windows import ClosedWindow
 from tests.unit.monitoring.scored import T0, scored
 from tidemark.judging.decisions import Decision
+from tidemark.modelling.metrics import Metrics
 from tidemark.project.spec import ErrorKind
 from tidemark.schemas import RetrainReason
 
@@ -36,7 +37,7 @@ NOW = T0
 
 
 def evidence(species: str, mre: float, count: int = 60, unseen: bool = False) -> JudgedSegment:
-    return JudgedSegment(species, T0, ErrorStats(count, 0.1, 0.1, mre), unseen)
+    return JudgedSegment(species, T0, Metrics(0.1, 0.1, mre, count), unseen)
 
 
 def raised(*items: JudgedSegment, drifted: dict[str, float] | None = None) -> list[Alarm]:
@@ -89,7 +90,7 @@ def test_drift_is_an_incident_of_its_segment_beside_its_error_unless_disabled() 
     salmon = JudgedSegment(
         "salmon",
         T0,
-        ErrorStats(60, 0.1, 0.1, 0.07),
+        Metrics(0.1, 0.1, 0.07, 60),
         False,
         start=T0 + timedelta(seconds=5),
         start_reason="its first item judged on v3",

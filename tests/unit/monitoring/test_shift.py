@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from monitoring.shift import find_shift
+from monitoring.evidence import find_shift
 from tests.unit.monitoring.scored import T0
 
 THRESHOLD = 0.10

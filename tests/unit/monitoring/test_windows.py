@@ -7,17 +7,17 @@ from datetime import timedelta
 
 import pytest
 
-from monitoring.windows import Admission, ErrorStats, Resume, TumblingWindows
+from monitoring.windows import Admission, Resume, TumblingWindows
 from tests.unit.monitoring.scored import T0, WHOLE_FISH, scored
-from tidemark.judging.scored import WHOLE
+from tidemark.judging.scored import WHOLE, scored_by, scored_metrics
 from tidemark.project.contracts import Contracts
 from tidemark.project.spec import ErrorKind
 
 
 def test_error_stats_follow_the_tutorial_definitions() -> None:
     records = [scored(0, rel_error=0.1, weight_kg=2.0), scored(1, rel_error=0.3, weight_kg=4.0)]
-    stats = ErrorStats.of(records, ErrorKind.RELATIVE)
-    assert stats.count == 2
+    stats = scored_metrics(records, ErrorKind.RELATIVE)
+    assert stats.n == 2
     assert stats.mae == pytest.approx((0.2 + 1.2) / 2)
     assert stats.rmse == pytest.approx(math.sqrt((0.2**2 + 1.2**2) / 2))
     assert stats.judged == pytest.approx(0.2)
@@ -25,7 +25,7 @@ def test_error_stats_follow_the_tutorial_definitions() -> None:
 
 def test_an_absolute_error_is_judged_in_the_targets_unit() -> None:
     records = [scored(0, rel_error=0.1, weight_kg=2.0), scored(1, rel_error=0.3, weight_kg=4.0)]
-    assert ErrorStats.of(records, ErrorKind.ABSOLUTE).judged == pytest.approx((0.2 + 1.2) / 2)
+    assert scored_metrics(records, ErrorKind.ABSOLUTE).judged == pytest.approx((0.2 + 1.2) / 2)
 
 
 def test_a_project_without_a_segment_has_one_segment_per_window() -> None:
@@ -53,7 +53,7 @@ def test_a_window_closes_only_when_the_watermark_passes_its_end() -> None:
     windows.add(scored(70))
     [closed] = windows.close_due()  # watermark 60 s
     assert (closed.start, closed.end) == (T0, T0 + timedelta(seconds=60))
-    assert closed.overall.count == 12
+    assert closed.overall.n == 12
     assert windows.open_windows == 1
 
 
@@ -65,11 +65,11 @@ def test_stats_are_split_by_species_and_by_model_version() -> None:
     windows.add(scored(61))
     [closed] = windows.close_due()
     assert closed.overall.judged == pytest.approx(0.15)
-    assert closed.by_segment["salmon"].count == 1
+    assert closed.by_segment["salmon"].n == 1
     assert closed.by_segment["walleye"].judged == pytest.approx(0.20)
     assert closed.by_version["1"].judged == pytest.approx(0.15)
-    assert closed.by_version["2"].count == 1
-    assert [r.prediction.model_version for r in closed.scored_by("2")] == ["2"]
+    assert closed.by_version["2"].n == 1
+    assert [r.prediction.model_version for r in scored_by(closed.records, "2")] == ["2"]
 
 
 def test_out_of_order_records_within_the_lateness_still_count() -> None:
@@ -79,7 +79,7 @@ def test_out_of_order_records_within_the_lateness_still_count() -> None:
     assert windows.add(scored(55)) is Admission.ADDED
     windows.add(scored(75))
     [closed] = windows.close_due()
-    assert closed.overall.count == 2
+    assert closed.overall.n == 2
 
 
 def test_a_record_for_a_closed_window_is_late_and_not_added() -> None:
@@ -88,7 +88,7 @@ def test_a_record_for_a_closed_window_is_late_and_not_added() -> None:
     windows.add(scored(61), offset=1)
     [closed] = windows.close_due()
     assert windows.add(scored(30), offset=2) is Admission.LATE
-    assert closed.overall.count == 1
+    assert closed.overall.n == 1
     assert windows.close_due() == []
 
 
