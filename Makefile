@@ -73,14 +73,19 @@ test-unit: install ## Unit and model tests only (no services)
 
 # mypy (one core, a minute or two from a cold cache) runs beside the unit tests, not before
 # them; either failing fails the target, and mypy's report is printed after the tests'. The
-# integration tests come last, alone: they start a private stack and time-sensitive processes.
+# integration tests come last, alone: on INTEGRATION_WORKERS workers (pytest-xdist), each with a
+# private stack of its own; much of their time is waiting on event-time windows, not CPU. A
+# worker takes a whole module at a time (its fixtures are often one story several tests read),
+# the longest first (tests/integration/conftest.py orders them; xdist must not reorder).
+INTEGRATION_WORKERS ?= 2
 test: lint browser ## Lint, type-check and run every test, starting a private stack for the integration tests
 	@log=$$(mktemp); \
 	$(BIN)/mypy $(PACKAGES) > $$log 2>&1 & typing=$$!; \
 	$(BIN)/pytest -m "not integration" $(PYTEST_ARGS); unit=$$?; \
 	wait $$typing; typed=$$?; echo "mypy $(PACKAGES)"; cat $$log; rm -f $$log; \
 	test $$unit -eq 0 -a $$typed -eq 0
-	$(BIN)/pytest -m integration $(PYTEST_ARGS)
+	$(BIN)/pytest -m integration -n $(INTEGRATION_WORKERS) --dist loadfile --no-loadscope-reorder \
+		$(PYTEST_ARGS)
 
 # The browser tests save what each page shows; `make test` keeps those pictures out of the
 # checkout (build/screenshots, git-ignored), this target writes the README's on purpose.

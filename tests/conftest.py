@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
+
+from tests.leftovers import kill_leftovers, mark_run
 
 
 @pytest.fixture
@@ -54,3 +57,30 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "integration" in item.path.parts:
             item.add_marker(pytest.mark.integration)
+
+
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The run's own mark (tests/leftovers.py), before it starts any process; an xdist worker
+    keeps its controller's, so that the controller finds what the worker left."""
+    if not _is_xdist_worker(config):
+        mark_run()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionfinish(session: pytest.Session) -> Iterator[None]:
+    """Once the fixtures are torn down and xdist's workers are gone: kill and name whatever
+    process of the run still runs (an interrupted run's stack, say)."""
+    result = yield
+    if not _is_xdist_worker(session.config):
+        killed = kill_leftovers()
+        if killed:
+            sys.stderr.write(
+                f"\nkilled {len(killed)} processes that this test run left behind:\n  "
+                + "\n  ".join(killed)
+                + "\n"
+            )
+    return result

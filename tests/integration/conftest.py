@@ -23,6 +23,37 @@ from infra.local.stack import Stack
 from tidemark import kafka_io
 from tidemark.config import NAMES, SECTIONS, Settings
 
+# The modules that take longest, first. `make test` runs the integration tests on two workers,
+# each with a stack of its own, and a worker takes a whole module at a time (a module's fixtures
+# are often one story that several tests read): started first, the long modules end about
+# together and the short ones fill in around them. The others keep their order.
+LONGEST_FIRST = (
+    "test_penguin_story.py",
+    "test_loop_evidence.py",
+    "test_loop_regime.py",
+    "streaming/test_pipeline.py",
+    "streaming/test_cluster.py",
+    "streaming/test_faults.py",
+    "browser/test_pages.py",
+    "monitoring/test_shadow.py",
+    "flows/test_faults.py",
+    "monitoring/test_monitor.py",
+    "streaming/test_scorers.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The integration tests of :data:`LONGEST_FIRST` before the others, in its order."""
+    here = Path(__file__).parent
+
+    def rank(item: pytest.Item) -> int:
+        if here not in item.path.parents:
+            return -1
+        name = item.path.relative_to(here).as_posix()
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)
+
 
 def free_ports(count: int) -> list[int]:
     """Ports that nothing listens on now (held open together so they differ)."""
@@ -53,7 +84,8 @@ def private_settings(base: Settings, tag: str, **changes: Any) -> Settings:
     return settings
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie has exited: it is not alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -95,7 +127,7 @@ def stack(stack_settings: Settings) -> Iterator[Stack]:
     pids = [row.pid for row in running.status() if row.pid]
     yield running
     running.down()
-    survivors = [pid for pid in pids if _alive(pid)]
+    survivors = [pid for pid in pids if alive(pid)]
     assert not survivors, f"processes left behind by the test stack: {survivors}"
 
 
@@ -150,33 +182,48 @@ def module_loop(
         yield mine
 
 
-@contextmanager
-def own_loop(stack: Stack, logs: Path) -> Iterator[tuple[Settings, Processes]]:
-    """Settings of a loop's own (topics, groups, database, model) and its processes, stopped at
-    the end; their logs go to ``logs``."""
-    tag = uuid.uuid4().hex[:8]
-    scorer_port, joiner_port, monitor_port = free_ports(3)
-    settings = private_settings(
-        stack.settings,
-        tag,
-        registry_model_name=f"loop-{tag}",
-        registry_experiment=f"loop-{tag}",
-        store_database=f"loop_{tag}",
-        stream_scorer_metrics_port=scorer_port,
-        stream_joiner_metrics_port=joiner_port,
-        monitor_metrics_port=monitor_port,
-        registry_poll_interval_s=1.0,
-        retrain_transient_retry_delay_s=0.5,
-        # The scorer and the joiner serve every project named: the fish alone here.
-        projects_names="fish-weight",
-    )
+def loop_changes() -> dict[str, Any]:
+    """What the settings of every loop's processes change: metrics ports of their own for the
+    scorer, the joiner and the monitor, the registry polled every second, and a retrain that
+    failed for a passing reason retried after half a second."""
+    scorer, joiner, monitor = free_ports(3)
+    return {
+        "stream_scorer_metrics_port": scorer,
+        "stream_joiner_metrics_port": joiner,
+        "monitor_metrics_port": monitor,
+        "registry_poll_interval_s": 1.0,
+        "retrain_transient_retry_delay_s": 0.5,
+    }
+
+
+def loop_processes(settings: Settings, stack: Stack, logs: Path) -> Processes:
+    """The processes of a loop on ``settings`` (none started yet), pointed at the stack's Prefect
+    server, whose deployments they serve polling every 2 s; their logs go to ``logs``."""
     env = (
         os.environ
         | settings.as_env(*SECTIONS)
         | prefect_env(settings, stack.state)
         | {"PREFECT_RUNNER_POLL_FREQUENCY": "2"}
     )
-    processes = Processes(env, logs)
+    return Processes(env, logs)
+
+
+@contextmanager
+def own_loop(stack: Stack, logs: Path) -> Iterator[tuple[Settings, Processes]]:
+    """Settings of a loop's own (topics, groups, database, model) and its processes, stopped at
+    the end; their logs go to ``logs``."""
+    tag = uuid.uuid4().hex[:8]
+    settings = private_settings(
+        stack.settings,
+        tag,
+        registry_model_name=f"loop-{tag}",
+        registry_experiment=f"loop-{tag}",
+        store_database=f"loop_{tag}",
+        # The scorer and the joiner serve every project named: the fish alone here.
+        projects_names="fish-weight",
+        **loop_changes(),
+    )
+    processes = loop_processes(settings, stack, logs)
     try:
         yield settings, processes
     finally:

@@ -42,12 +42,13 @@ from prefect.deployments import run_deployment
 
 from demo.incident import Incident, observed_incident
 from demo.observer import LoopObserver
-from demo.player import PhaseStart, play
+from demo.player import PhaseStart
 from demo.run import wait_out_cooldown
 from flows.train import BOOTSTRAP_SEED, train
 from infra.local.stack import Stack
 from monitoring.windows import TumblingWindows
 from tests.integration.conftest import Processes
+from tests.integration.lines import ChunkedLine
 from tests.integration.loop import port_open, ready, wait
 from tests.integration.metrics import scrape
 from tests.integration.projects import fish_on
@@ -92,20 +93,16 @@ def short_loop(loop: tuple[Settings, Processes]) -> tuple[Settings, Processes]:
     return _short_windows(settings, processes, cooldown_s=10.0), processes
 
 
-class Line:
+class Line(ChunkedLine):
     """Plays a scenario's species in simulated event time, continuing where it stopped.
 
     A species the scenario does not have comes from the first of ``more`` scenarios that has it.
     """
 
     def __init__(self, settings: Settings, start: datetime, scenario: str, *more: str) -> None:
-        self.settings = settings
         project = fish_on(settings)
-        self.scenario = load_scenario(project, scenario)
+        super().__init__(settings, load_scenario(project, scenario), start, EVENT_INTERVAL_S)
         self.scenarios = [self.scenario, *(load_scenario(project, name) for name in more)]
-        self.event = start
-        self.played = 0
-        self.sent = 0
 
     def phase(self, species: str) -> Phase:
         """The first phase with ``species``, with that species alone."""
@@ -114,25 +111,11 @@ class Line:
 
     def play(self, species: Sequence[str], rate: float) -> list[PhaseStart]:
         """One window's worth of fish per entry of ``species``, all at ``rate`` fish/s."""
-        self.played += 1
         phases = [
             self.phase(name).model_copy(update={"name": f"{name}-{i}", "count": FISH_PER_WINDOW})
             for i, name in enumerate(species)
         ]
-        # Each chunk its own scenario name: fish ids differ from every other chunk's.
-        scenario = self.scenario.with_phases(phases, name=f"{self.scenario.name}-{self.played}")
-        starts = play(
-            self.settings,
-            scenario,
-            [rate] * len(phases),
-            seed=self.played,
-            label_delay_s=3.0,
-            event_time_start=self.event,
-            event_interval_s=EVENT_INTERVAL_S,
-        )
-        self.event += timedelta(seconds=scenario.count * EVENT_INTERVAL_S)
-        self.sent += scenario.count
-        return starts
+        return self.play_phases(phases, rate)
 
     def noise_floor(self, record: Scored) -> float:
         """The relative error of the true (noise-free) law on this fish."""

@@ -36,7 +36,6 @@ fixed sleeps.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -55,14 +54,14 @@ import pytest
 
 from demo.incident import Incident, observed_incident
 from demo.observer import LoopObserver
-from demo.player import PhaseStart, play
+from demo.player import PhaseStart
 from flows.promote import promote
 from flows.train import BOOTSTRAP_SEED, train
-from infra.local.components import prefect_env
 from infra.local.stack import Stack
 from monitoring.policy import IncidentKey, IncidentKind
 from monitoring.windows import TumblingWindows
-from tests.integration.conftest import Processes, free_ports
+from tests.integration.conftest import Processes, loop_changes, loop_processes
+from tests.integration.lines import ChunkedLine
 from tests.integration.loop import port_open, ready, wait
 from tests.integration.metrics import scrape
 from tests.integration.monitoring.test_monitor import RetrainRun, retrain_flow_runs
@@ -99,40 +98,22 @@ UNSEEN_GENTOO = IncidentKey(IncidentKind.UNSEEN, "Gentoo")
 STEADY, GENTOO = "adelie-and-chinstrap", "gentoo-arrives"
 
 
-class Line:
+class Line(ChunkedLine):
     """Plays phases of one project's scenario in simulated event time, a window's worth each,
     continuing where it stopped."""
 
     def __init__(self, settings: Settings, project: Project, scenario: str, start: datetime):
-        self.settings = settings
-        self.scenario = load_scenario(project, scenario)
-        self.event = start
-        self.played = 0
-        self.sent = 0
+        super().__init__(settings, load_scenario(project, scenario), start, EVENT_INTERVAL_S)
 
     def play(self, phases: Sequence[str]) -> list[PhaseStart]:
         """One window's worth of items of each named phase (the scenario's segment mix)."""
-        self.played += 1
         chosen = [
             next(p for p in self.scenario.phases if p.name == name).model_copy(
                 update={"name": f"{name}-{i}", "count": PER_WINDOW}
             )
             for i, name in enumerate(phases)
         ]
-        # Each chunk its own scenario name: its keys differ from every other chunk's.
-        scenario = self.scenario.with_phases(chosen, name=f"{self.scenario.name}-{self.played}")
-        starts = play(
-            self.settings,
-            scenario,
-            [FAST] * len(chosen),
-            seed=self.played,
-            label_delay_s=3.0,
-            event_time_start=self.event,
-            event_interval_s=EVENT_INTERVAL_S,
-        )
-        self.event += timedelta(seconds=scenario.count * EVENT_INTERVAL_S)
-        self.sent += scenario.count
-        return starts
+        return self.play_phases(chosen, FAST)
 
 
 @dataclass(frozen=True)
@@ -174,7 +155,6 @@ def penguin_story(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Ite
     fish = example("fish-weight").variant(f"fish-{tag}")
     for project in (penguins, fish):
         save_project(project, folder / f"{project.name}.yaml")
-    scorer, joiner, monitor = free_ports(3)
     # The penguins first: the stack's default project, whose contracts the observer reads.
     settings = stack.settings.override(
         projects_dir=str(folder),
@@ -183,11 +163,7 @@ def penguin_story(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Ite
         stream_scorer_group_id=f"scorer-{tag}",
         stream_joiner_group_id=f"joiner-{tag}",
         monitor_group_id=f"monitor-{tag}",
-        stream_scorer_metrics_port=scorer,
-        stream_joiner_metrics_port=joiner,
-        monitor_metrics_port=monitor,
-        registry_poll_interval_s=1.0,
-        retrain_transient_retry_delay_s=0.5,
+        **loop_changes(),
         monitor_window_s=WINDOW_S,
         monitor_allowed_lateness_s=2.0,
         monitor_idle_flush_s=10.0,
@@ -198,13 +174,10 @@ def penguin_story(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Ite
     own = {p.name: catalog.settings(settings, p.name) for p in (penguins, fish)}
     for name in own:
         kafka_io.ensure_topics(own[name].kafka)
-    env = (
-        os.environ
-        | settings.as_env(*SECTIONS)
-        | prefect_env(settings, stack.state)
-        | {"PREFECT_RUNNER_POLL_FREQUENCY": "2"}
-    )
-    processes = Processes(env, logs)
+    scorer = settings.stream.scorer_metrics_port
+    joiner = settings.stream.joiner_metrics_port
+    monitor = settings.monitor.metrics_port
+    processes = loop_processes(settings, stack, logs)
     # The penguins' first model from their project's CSV, as `make up` does it, while the
     # services start (the scorer waits for a production model, keeping its offsets).
     bootstrap = subprocess.Popen(
@@ -217,7 +190,7 @@ def penguin_story(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Ite
             penguins.name,
             "--if-no-production",
         ],
-        env=env,
+        env=processes.env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

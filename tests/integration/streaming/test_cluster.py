@@ -24,7 +24,7 @@ from infra.local import components
 from infra.local.components import Component
 from infra.local.stack import Stack
 from infra.local.supervisor import Supervisor
-from tests.integration.conftest import free_ports
+from tests.integration.conftest import alive, free_ports
 from tests.integration.streaming.streams import (
     FISH,
     Copies,
@@ -92,6 +92,26 @@ class Cluster:
         with suppress(xmlrpc.client.Fault):  # already exited and not restarted yet
             rpc.stopProcess(name)
 
+    def stop(self) -> None:
+        """SIGKILL every node at once, stop supervisord, and fail if a node's process survives.
+
+        A throwaway cluster has nothing to keep: stopped in turn, each node's controlled
+        shutdown would wait out the quorum that the nodes stopped before it took away.
+        """
+        if self.supervisor.pid() is None:  # it never started
+            return
+        rpc = self.supervisor.rpc()
+        running = [p for p in rpc.getAllProcessInfo() if p["pid"]]
+        for process in running:
+            # Stopping, not exited: supervisord restarts none of them once they die.
+            with suppress(xmlrpc.client.Fault):  # exited meanwhile
+                rpc.stopProcess(process["name"], False)
+            with suppress(ProcessLookupError):  # gone already
+                os.killpg(process["pid"], signal.SIGKILL)
+        self.supervisor.stop()
+        survivors = [p["pid"] for p in running if alive(p["pid"])]
+        assert not survivors, f"Kafka nodes left behind by the test cluster: {survivors}"
+
     def restart(self, name: str) -> None:
         """Start a node killed by :meth:`kill` and wait until it is back in the cluster."""
         self.supervisor.rpc().startProcess(name)
@@ -116,7 +136,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         running.start()
         yield running
     finally:
-        running.supervisor.stop()
+        running.stop()
 
 
 @pytest.fixture
