@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
@@ -12,6 +12,7 @@ from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterNam
 from tests.integration.conftest import Processes
 from tidemark.config import Settings
 from tidemark.orchestration import RETRAIN_FLOW, prefect_api
+from tidemark.registry import writer as registry
 
 
 def wait(condition: Callable[[], bool], timeout_s: float, what: str, processes: Processes) -> None:
@@ -51,3 +52,26 @@ def retrain_runs(settings: Settings) -> list[str]:
             deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[RETRAIN_FLOW]))
         )
     return [str(run.id) for run in runs]
+
+
+def what_the_loop_did(settings: Settings, requests: Sequence[object]) -> str:
+    """For a failed story's message: the monitor's requests, the retrain runs as Prefect ended
+    them, and each registered version with its decision and the first line of its reason."""
+    with (
+        prefect_api(settings.orchestration),
+        get_client(sync_client=True) as client,
+    ):
+        runs = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[RETRAIN_FLOW]))
+        )
+    lines = [f"requests: {list(requests)}", "retrain runs:"]
+    lines += [
+        f"  {run.id} {run.state_name} tags={sorted(run.tags)} created={run.created}" for run in runs
+    ]
+    lines.append("registered versions:")
+    lines += [
+        f"  v{info.version} {info.tags.get('decision', '?')} {info.aliases}: "
+        f"{(info.description or '').splitlines()[:1]}"
+        for info in registry.list_versions(settings.registry)
+    ]
+    return "\n".join(lines)

@@ -49,7 +49,7 @@ from infra.local.stack import Stack
 from monitoring.windows import TumblingWindows
 from tests.integration.conftest import Processes
 from tests.integration.lines import ChunkedLine
-from tests.integration.loop import port_open, ready, wait
+from tests.integration.loop import port_open, ready, wait, what_the_loop_did
 from tests.integration.metrics import scrape
 from tests.integration.projects import fish_on
 from tidemark.config import SECTIONS, Settings, get_settings
@@ -215,7 +215,7 @@ def test_tutorial_fish_promote_on_evidence_and_reach_each_floor(
         if version.tags.get("decision") == "promoted":
             assert int(version.tags["heldout_n"]) >= minimum, (version.version, version.tags)
     promoted = story.walleye_version
-    assert promoted is not None, f"no promotion; requests: {observer.requests}"
+    assert promoted is not None, f"no promotion; {what_the_loop_did(settings, observer.requests)}"
     info = registry.version_info(settings.registry, promoted)
     assert int(info.tags["heldout_n"]) >= minimum
     assert 0.0 <= float(info.tags["p_value"]) <= settings.retrain.promotion_alpha
@@ -250,9 +250,13 @@ def test_a_species_never_seen_in_another_incidents_cooldown_gets_its_own_retrain
     story = tutorial_story
     settings, observer = story.settings, story.observer
     walleye_version, plaice_version = story.walleye_version, story.plaice_version
-    assert walleye_version is not None, f"walleye: no promotion; requests: {observer.requests}"
+    assert walleye_version is not None, (
+        f"walleye: no promotion; {what_the_loop_did(settings, observer.requests)}"
+    )
     assert story.plaice_shift is not None
-    assert plaice_version is not None, f"plaice: no promotion; requests: {observer.requests}"
+    assert plaice_version is not None, (
+        f"plaice: no promotion; {what_the_loop_did(settings, observer.requests)}"
+    )
     plaice_requests = [r for r in observer.requests if r.model_version == walleye_version]
     assert plaice_requests, observer.requests
     info = registry.version_info(settings.registry, plaice_version)

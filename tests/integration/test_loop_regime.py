@@ -52,6 +52,7 @@ from tests.integration.conftest import Processes
 from tests.integration.loop import port_open as _port_open
 from tests.integration.loop import ready as _ready
 from tests.integration.loop import wait as _wait
+from tests.integration.loop import what_the_loop_did
 from tests.integration.metrics import scrape
 from tests.integration.projects import fish_on
 from tests.integration.test_loop_evidence import (
@@ -328,7 +329,7 @@ def test_a_law_that_changes_mid_window_is_learned_from_its_first_fish_only(
     story = regime_story
     settings, observer, line = story.settings, story.observer, story.line
     first_version, change = story.first_version, story.change
-    assert observer.promotions, f"no promotion; requests: {observer.requests}"
+    assert observer.promotions, f"no promotion; {what_the_loop_did(settings, observer.requests)}"
     promoted = observer.promotions[0].version
 
     # The first candidate after the bootstrap: what the incident's first retrain trained on.

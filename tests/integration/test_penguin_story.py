@@ -62,7 +62,7 @@ from monitoring.policy import IncidentKey, IncidentKind
 from monitoring.windows import TumblingWindows
 from tests.integration.conftest import Processes, loop_changes, loop_processes
 from tests.integration.lines import ChunkedLine
-from tests.integration.loop import port_open, ready, wait
+from tests.integration.loop import port_open, ready, wait, what_the_loop_did
 from tests.integration.metrics import scrape
 from tests.integration.monitoring.test_monitor import RetrainRun, retrain_flow_runs
 from tests.integration.projects import REPO, example
@@ -371,7 +371,7 @@ def test_gentoo_never_seen_are_learned_on_evidence_and_reach_their_floor(
     observer, own = story.observer, story.own[story.penguins.name]
     assert story.shift is not None, "the fish incident did not come: the story stopped there"
     version = story.gentoo_version
-    assert version is not None, f"no promotion; requests: {observer.requests}"
+    assert version is not None, f"no promotion; {what_the_loop_did(own, observer.requests)}"
     # Nothing asked before the Gentoo: the steady windows (and the fish's incident) raise nothing.
     early = [r for r in observer.requests if r.window_end <= story.shift.event]
     assert not early, early

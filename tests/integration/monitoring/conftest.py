@@ -3,10 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,17 +10,15 @@ from pathlib import Path
 import mlflow
 import pytest
 from mlflow import MlflowClient
-from prefect.client.orchestration import get_client
-from prefect.exceptions import ObjectNotFound
 from sklearn.pipeline import Pipeline
 
 from benchmarks.fish import FISH, fish_scenario
-from infra.local.components import prefect_env
 from infra.local.stack import Stack
 from tests.integration.conftest import private_settings
+from tests.integration.served import served
 from tidemark.config import Settings
 from tidemark.modelling.training import train
-from tidemark.orchestration import RETRAIN_DEPLOYMENT, prefect_api
+from tidemark.orchestration import RETRAIN_DEPLOYMENT
 from tidemark.registry.writer import REFERENCE_DIR, REFERENCE_FILE
 from tidemark.simulation.generate import generate_frame
 
@@ -69,39 +63,8 @@ def retrain_deployment(stack: Stack) -> Iterator[str]:
     Module-scoped: while it runs it would take the retrain runs that other tests trigger on
     the session's Prefect server, since they all use the deployment's real name.
     """
-    env = (
-        os.environ
-        | prefect_env(stack.settings, stack.state)
-        | {"PREFECT_RUNNER_POLL_FREQUENCY": "1"}
-    )
-    stub = Path(__file__).with_name("retrain_stub.py")
-    process = subprocess.Popen([sys.executable, str(stub)], env=env)
-    try:
-        _wait_for_deployment(stack.settings, process)
+    with served(stack, Path(__file__).with_name("retrain_stub.py"), RETRAIN_DEPLOYMENT):
         yield RETRAIN_DEPLOYMENT
-    finally:
-        # Stop the serving process before the Prefect server: a runner whose server went first
-        # hangs on shutdown.
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_for_deployment(settings: Settings, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 120
-    with prefect_api(settings.orchestration):
-        while time.monotonic() < deadline:
-            assert process.poll() is None, "the retrain stub exited"
-            try:
-                with get_client(sync_client=True) as client:
-                    client.read_deployment_by_name(RETRAIN_DEPLOYMENT)
-                return
-            except ObjectNotFound:
-                time.sleep(1)
-    raise TimeoutError("the retrain deployment was not served within 120 s")
 
 
 @pytest.fixture

@@ -10,10 +10,7 @@ log likelihood ratio and the always-valid p-value), for the issue's closing note
 
 from __future__ import annotations
 
-import os
 import random
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,13 +19,10 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from prefect.client.orchestration import get_client
-from prefect.exceptions import ObjectNotFound
 from sklearn.pipeline import Pipeline
 
 from benchmarks.fish import FISH, fish_scenario
 from flows.promote import promote
-from infra.local.components import prefect_env
 from infra.local.stack import Stack
 from tests.integration.monitoring.fish import (
     PER_WINDOW,
@@ -37,6 +31,7 @@ from tests.integration.monitoring.fish import (
     window_aligned_start,
 )
 from tests.integration.monitoring.test_monitor import run_monitor
+from tests.integration.served import served
 from tests.integration.topics import read_topic
 from tidemark import kafka_io
 from tidemark.config import Settings, get_settings
@@ -55,38 +50,11 @@ MIN_FISH = 200  # two and a half windows: the first two looks cannot decide
 @pytest.fixture(scope="module")
 def verdict_deployment(stack: Stack) -> Iterator[None]:
     """``shadow-verdict/shadow-verdict`` served by a process of its own, on this stack."""
-    settings = stack.settings
-    env = (
-        os.environ
-        | prefect_env(settings, stack.state)
-        | {
-            "PREFECT_RUNNER_POLL_FREQUENCY": "1",
-            "TIDEMARK_REGISTRY_TRACKING_URI": settings.registry.tracking_uri,
-        }
-    )
     # Each test's model has a name of its own: the flow takes it from the decision.
+    env = {"TIDEMARK_REGISTRY_TRACKING_URI": stack.settings.registry.tracking_uri}
     server = Path(__file__).with_name("shadow_verdict_server.py")
-    process = subprocess.Popen([sys.executable, str(server)], env=env)
-    try:
-        deadline = time.monotonic() + 300
-        with prefect_api(settings.orchestration):
-            while True:
-                assert process.poll() is None, "the shadow-verdict server exited"
-                assert time.monotonic() < deadline, "shadow-verdict not served within 300 s"
-                try:
-                    with get_client(sync_client=True) as client:
-                        client.read_deployment_by_name(SHADOW_VERDICT_DEPLOYMENT)
-                    break
-                except ObjectNotFound:
-                    time.sleep(1)
+    with served(stack, server, SHADOW_VERDICT_DEPLOYMENT, env, timeout_s=300):
         yield
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture
