@@ -76,19 +76,26 @@ class RestShadowRegistry:
         self._registry.close()
 
 
+def verdict_key(decision: ModelDecision) -> str:
+    """The idempotency key of a verdict's run: the model, the two versions and the verdict, so
+    that a verdict reached again (a monitor restarted before its state was saved) starts no
+    second run, while the same verdict on another model's versions of the same numbers (another
+    project on the stack) starts its own."""
+    return (
+        f"shadow:{decision.model_name}:{decision.champion_version}:"
+        f"{decision.challenger_version}:{decision.kind.value}:{decision.decided_by}"
+    )
+
+
 def run_verdict(settings: Settings, decision: ModelDecision) -> str:
     """Start the ``shadow-verdict`` deployment on ``decision``; its flow run id.
 
-    The idempotency key names the two versions and the verdict, so that a verdict reached
-    again (a monitor restarted before its state was saved) starts no second run.
+    The idempotency key is :func:`verdict_key`'s.
     """
     from prefect.client.schemas.objects import FlowRun
     from prefect.deployments import run_deployment
 
-    key = (
-        f"shadow:{decision.champion_version}:{decision.challenger_version}:"
-        f"{decision.kind.value}:{decision.decided_by}"
-    )
+    key = verdict_key(decision)
     with prefect_api(settings.orchestration):
         run: FlowRun = run_deployment(  # type: ignore[assignment]  # sync in a sync caller
             SHADOW_VERDICT_DEPLOYMENT,

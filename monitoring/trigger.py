@@ -118,6 +118,16 @@ def run_tags(
     return tags
 
 
+def retrain_key(request: RetrainRequest, incidents: Iterable[IncidentKey], model_name: str) -> str:
+    """The idempotency key of a retrain run: the model, the version judged, the window and the
+    incidents. A monitor that judges the same window again after a restart gets the same run;
+    the model is in it because Prefect keeps one run per key across the whole deployment, and
+    two projects judge windows that start at the same instant on versions of the same number."""
+    named = "+".join(sorted({i.tag.removeprefix("incident:") for i in incidents}))
+    window = request.window_start.isoformat()
+    return f"monitor:{model_name}:{request.model_version}:{window}:{named}"
+
+
 def incident_run(run: FlowRun) -> IncidentRun:
     """A Prefect flow run as the gate reads it: its state, incidents, data start and version."""
     state = run.state
@@ -186,12 +196,10 @@ class RetrainTrigger:
         ``segment_starts``, from its start), tagged with the ``incidents`` it answers; returns
         its flow run id.
 
-        The idempotency key names the window, model version and incidents, so a monitor that
-        restarts and judges the same window again gets the same run instead of a second one.
+        The idempotency key is :func:`retrain_key`'s.
         """
+        key = retrain_key(request, incidents, self.settings.registry.model_name)
         tags = run_tags(request, incidents, self.settings.registry.model_name)
-        named = "+".join(t.removeprefix("incident:") for t in tags if t.startswith("incident:"))
-        key = f"monitor:{request.model_version}:{request.window_start.isoformat()}:{named}"
         with prefect_api(self.settings.orchestration):
             run: FlowRun = run_deployment(  # type: ignore[assignment]  # sync in a sync caller
                 self.deployment,

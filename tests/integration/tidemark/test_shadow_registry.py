@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from mlflow import MlflowClient
 
 from flows.cli import models_command
 from flows.rollback import rollback
@@ -18,7 +19,13 @@ from flows.shadow import retire_challenger, shadow
 from infra.local.stack import Stack
 from tests.integration.registered import register_scenario_model
 from tidemark.config import Settings, get_settings
-from tidemark.judging.shadow import SHADOW_STATE_TAG, ShadowEvaluation, ShadowRole, ShadowRules
+from tidemark.judging.shadow import (
+    SHADOW_ROLE_TAG,
+    SHADOW_STATE_TAG,
+    ShadowEvaluation,
+    ShadowRole,
+    ShadowRules,
+)
 from tidemark.orchestration import prefect_api
 from tidemark.registry import writer as registry
 from tidemark.schemas import ShadowVerdict, utc_now
@@ -124,6 +131,34 @@ def test_a_new_challenge_forgets_the_last_verdict(
     assert registry.set_challenger(settings.registry, v2, reason="again") == v3
     tags = registry.version_info(settings.registry, v2).tags
     assert not {"shadow_verdict", "shadow_n", SHADOW_STATE_TAG} & set(tags)
+    registry.clear_challenger(settings.registry)
+
+
+def test_a_challenger_s_role_is_on_the_server_before_its_alias(
+    settings: Settings, versions: tuple[str, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A monitor reads a challenger's role as soon as it sees the alias: the role, its
+    champion and the cleared tags of an earlier challenge are on the server by then."""
+    v3 = versions[2]
+    registry.set_challenger(settings.registry, v3, reason="earlier")
+    registry.set_version_tags(settings.registry, v3, {SHADOW_STATE_TAG: "{}"})
+    registry.clear_challenger(settings.registry)
+    seen: list[dict[str, str]] = []
+    move = MlflowClient.set_registered_model_alias
+
+    def look_then_move(client: MlflowClient, name: str, alias: str, version: str) -> None:
+        if alias == settings.registry.challenger_alias:
+            seen.append(registry.version_info(settings.registry, version).tags)
+        move(client, name, alias, version)
+
+    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", look_then_move)
+    registry.set_challenger(settings.registry, v3, reason="watch", rollback_watch=True)
+    monkeypatch.undo()
+    [tags] = seen
+    assert tags[SHADOW_ROLE_TAG] == ShadowRole.ROLLBACK_WATCH, tags
+    assert tags["shadow_champion"] == registry.production_version(settings.registry)
+    assert SHADOW_STATE_TAG not in tags
+    assert registry.challenger_version(settings.registry) == v3
     registry.clear_challenger(settings.registry)
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 import numpy as np
 
-from monitoring.shadow import ShadowJudge
+from monitoring.shadow import ShadowJudge, verdict_key
 from tests.unit.monitoring.scored import scored
 from tidemark.config import Settings
 from tidemark.judging.shadow import (
@@ -234,3 +235,22 @@ def test_a_rollback_watch_of_a_production_that_moved_on_is_not_judged() -> None:
     assert run(effects.judge(registry), champion=0.20, challenger=0.05) == []
     assert effects.published == effects.carried_out == []
     assert registry.saves == 0
+
+
+def test_a_verdict_run_s_key_repeats_for_one_model_and_differs_between_models() -> None:
+    """Prefect keeps one run per key: another project's verdict on versions of the same numbers
+    (seen in CI: fish v1 -> v2 after penguins v1 -> v2) must start a run of its own."""
+    fish = ModelDecision(
+        kind=ModelEvent.PROMOTION,
+        model_name="fish-weight",
+        champion_version="1",
+        challenger_version="2",
+        verdict=ShadowVerdict.PROMOTE,
+        reason="better",
+        decided_by="monitor",
+        decided_at=datetime(2026, 12, 3, tzinfo=UTC),
+    )
+    again = fish.model_copy(update={"decided_at": datetime(2026, 12, 4, tzinfo=UTC)})
+    penguins = fish.model_copy(update={"model_name": "penguin-mass"})
+    assert verdict_key(again) == verdict_key(fish)
+    assert verdict_key(penguins) != verdict_key(fish)

@@ -9,7 +9,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.states import Completed, Running
 
 from monitoring.policy import IncidentKey, IncidentKind
-from monitoring.trigger import incident_run, retrain_parameters, run_tags
+from monitoring.trigger import incident_run, retrain_key, retrain_parameters, run_tags
 from tests.unit.monitoring.scored import T0, retrain_request
 from tidemark.judging.scored import WHOLE
 from tidemark.orchestration import SegmentStart
@@ -110,3 +110,14 @@ def test_a_project_without_a_segment_reads_its_one_segment_from_its_change() -> 
     )  # fmt: skip
     assert drift["window_start"] == (T0 + timedelta(seconds=20)).isoformat()
     assert (drift["segments"], drift["segment_starts"]) == (None, None)
+
+
+def test_a_retrain_run_s_key_repeats_for_one_window_and_differs_between_models() -> None:
+    """The same window judged again after a restart gets the same run; another project's window
+    of the same start, on a version of the same number, with the same incident, its own."""
+    request = retrain_request(metric_value=0.21)
+    incidents = [IncidentKey(IncidentKind.ERROR, WHOLE), IncidentKey(IncidentKind.DRIFT, WHOLE)]
+    key = retrain_key(request, incidents, "fish-weight")
+    assert retrain_key(request, list(reversed(incidents)), "fish-weight") == key
+    assert retrain_key(request, incidents, "energy") != key
+    assert retrain_key(request, incidents[:1], "fish-weight") != key
