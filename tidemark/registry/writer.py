@@ -514,9 +514,9 @@ def set_challenger(
         raise RegistryError(f"v{version} is in production: it cannot challenge itself")
     previous = challenger_version(registry)
     mlflow_client = client(registry)
-    mlflow_client.set_registered_model_alias(
-        registry.model_name, registry.challenger_alias, version
-    )
+    # The tags first, the alias last: a monitor that sees the alias reads the role at once, and
+    # a watch read before its role tag was written was judged as a challenger (a promotion
+    # verdict instead of a rollback).
     stale = set(SHADOW_TAGS) & set(version_info(registry, version).tags)
     for key in sorted(stale):
         mlflow_client.delete_model_version_tag(registry.model_name, version, key)
@@ -530,6 +530,9 @@ def set_challenger(
             "shadow_start_reason": reason,
             SHADOW_ROLE_TAG: ShadowRole.ROLLBACK_WATCH if rollback_watch else ShadowRole.CHALLENGER,
         },
+    )
+    mlflow_client.set_registered_model_alias(
+        registry.model_name, registry.challenger_alias, version
     )
     _append_description(
         registry,
