@@ -272,7 +272,9 @@ def judge_and_register(
         return short_of_evidence(settings, shortfall, row_count=len(data))
     result = fit_candidate(project, split.training, seed)
     judgement, placement = place(
-        judge(context, result.model, split.holdout, split.not_judged), trigger
+        judge(context, result.model, split.holdout, split.not_judged),
+        trigger,
+        margin=settings.retrain.promotion_margin,
     )
     ruling, evidence, champion = judgement.ruling, judgement.evidence, judgement.champion
     logger.info("%s: %s", ruling.decision.value, ruling.reason)

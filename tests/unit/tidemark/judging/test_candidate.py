@@ -71,6 +71,9 @@ def test_a_candidate_runs_in_shadow_only_when_rejected_for_want_of_evidence(
     assert deserves_shadow(case) is expected
 
 
+MARGIN = 0.05
+
+
 def alarm(value: float) -> Trigger:
     return Trigger("error", "mean_relative_error", value, 0.10, ("salmon",))
 
@@ -86,17 +89,32 @@ def alarm(value: float) -> Trigger:
             judgement(
                 Decision.REJECTED, 0.07, 0.08, {"salmon": (0.05, 0.08), "perch": (0.11, 0.10)}
             ),
-            False,  # worse on a species
+            False,  # worse on a species, by more than the margin
+        ),
+        (
+            alarm(2.4),
+            judgement(
+                Decision.REJECTED, 0.30, 0.90, {"plaice": (0.05, 2.4), "walleye": (0.052, 0.050)}
+            ),
+            True,  # cures a failing species, 4 % higher on one both know: within the margin
         ),
         (Trigger("manual"), judgement(Decision.REJECTED, 0.07, 0.08), False),
         (alarm(0.25), judgement(Decision.PROMOTED, 0.05, 0.08), False),  # promoted anyway
     ],
-    ids=["emergency", "below-twice", "no-better", "worse-on-a-species", "manual", "promoted"],
+    ids=[
+        "emergency",
+        "below-twice",
+        "no-better",
+        "worse-on-a-species",
+        "within-the-margin-on-a-species",
+        "manual",
+        "promoted",
+    ],
 )
 def test_an_emergency_promotes_a_candidate_that_wins_without_significance(
     trigger: Trigger, case: Judgement, promoted: bool
 ) -> None:
-    ruling = emergency_ruling(trigger, case)
+    ruling = emergency_ruling(trigger, case, MARGIN)
     assert (ruling is not None) is promoted
     if ruling is not None:
         assert ruling.promote
@@ -119,7 +137,7 @@ def test_an_emergency_promotes_a_candidate_that_wins_without_significance(
 def test_a_judged_candidate_is_placed_by_its_ruling(
     trigger: Trigger, case: Judgement, placement: Placement
 ) -> None:
-    placed, where = place(case, trigger)
+    placed, where = place(case, trigger, margin=MARGIN)
     assert where is placement
     assert placed.ruling.promote is where.serves
     # Only the emergency path overrules the paired test's ruling.
