@@ -11,8 +11,7 @@ segment judged:
   minimums of items already hold). The tolerance is the margin because a segment both versions
   know equally well, judged on some fifteen held-out items, comes out a little higher for the
   candidate about half the time: without it a candidate that cures a failing segment could be
-  refused on the noise of another (seen in CI: plaice at error 2.4 under production, their
-  retrain refused at p = 0.101 and not saved by this path). The replaced version
+  refused on the noise of another. The replaced version
   then runs in shadow as a rollback watch, so that the live items undo a promotion that was
   wrong.
 - **shadow**: a candidate rejected for want of evidence, not for being worse (no higher error
