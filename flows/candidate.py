@@ -124,8 +124,10 @@ def judge(
     model: Any,
     holdout: pd.DataFrame,
     not_judged: Mapping[str, int] | None = None,
+    focus: Collection[str] = (),
 ) -> Judgement:
-    """Score ``model`` and production on the same held-out items and apply the promotion rule."""
+    """Score ``model`` and production on the same held-out items and apply the promotion rule
+    (the gain measured on the ``focus`` segments' items, when the alarm named them)."""
     settings, project = context.settings, context.project
     candidate = evaluate(project, model, holdout)
     champion = score_champion.with_options(**retrying(settings))(context, holdout)
@@ -137,6 +139,7 @@ def judge(
         margin=settings.retrain.promotion_margin,
         alpha=settings.retrain.promotion_alpha,
         not_judged=not_judged,
+        focus=focus,
     )
 
 
@@ -272,9 +275,8 @@ def judge_and_register(
         return short_of_evidence(settings, shortfall, row_count=len(data))
     result = fit_candidate(project, split.training, seed)
     judgement, placement = place(
-        judge(context, result.model, split.holdout, split.not_judged),
+        judge(context, result.model, split.holdout, split.not_judged, trigger.segments),
         trigger,
-        margin=settings.retrain.promotion_margin,
     )
     ruling, evidence, champion = judgement.ruling, judgement.evidence, judgement.champion
     logger.info("%s: %s", ruling.decision.value, ruling.reason)

@@ -1,21 +1,19 @@
 """What becomes of a candidate judged on held-out items: production, shadow, or the record only.
 
 The paired test and the margin (``tidemark.judging.promotion``) give the ruling. Two rules
-refine it, both resting on one check, that the candidate is no worse than the champion on any
-segment judged:
+refine it:
 
 - **the emergency path**: when the alarm that started the retrain measured more than twice its
   threshold, waiting for significance costs more than the risk. A candidate the test rejected
-  is promoted at once if its held-out error is lower than the champion's overall and, on every
-  segment, no higher than the champion's by more than the promotion margin (the holdout's
-  minimums of items already hold). The tolerance is the margin because a segment both versions
-  know equally well, judged on some fifteen held-out items, comes out a little higher for the
-  candidate about half the time: without it a candidate that cures a failing segment could be
-  refused on the noise of another. The replaced version
-  then runs in shadow as a rollback watch, so that the live items undo a promotion that was
-  wrong.
-- **shadow**: a candidate rejected for want of evidence, not for being worse (no higher error
-  than the champion's, overall and on any segment), runs in shadow: the live items decide
+  is promoted at once if its held-out error is lower than the champion's overall and it is
+  significantly worse on no segment (the one-sided harm test of
+  ``tidemark.judging.promotion``; the holdout's minimums of items already hold). A fixed
+  tolerance per segment would not do: two fits of one segment both versions know, compared on
+  some fifteen held-out items, differ by more than 5 % about half the time, so a candidate that
+  cures a failing segment was refused on the noise of another. The replaced version then runs
+  in shadow as a rollback watch, so that the live items undo a promotion that was wrong.
+- **shadow**: a candidate rejected for want of evidence, not for being worse (no higher mean
+  error than the champion's, overall and on any segment), runs in shadow: the live items decide
   (``tidemark.judging.shadow``), with as many of them as it takes, where the holdout had too
   few to tell.
 
@@ -24,7 +22,7 @@ A promotion forced by hand is watched the same way as an emergency. Pure logic.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Protocol
@@ -33,7 +31,12 @@ import numpy as np
 import pandas as pd
 
 from tidemark.judging.decisions import Decision, Ruling
-from tidemark.judging.promotion import HoldoutEvidence, decide, gather_evidence
+from tidemark.judging.promotion import (
+    HoldoutEvidence,
+    decide,
+    gather_evidence,
+    worse_segments,
+)
 from tidemark.modelling.metrics import Metrics
 
 
@@ -90,6 +93,8 @@ class Judgement:
     candidate: Metrics
     champion: ChampionScore
     evidence: HoldoutEvidence
+    # The significance level the ruling used; the emergency path's harm test uses it too.
+    alpha: float = 0.05
 
 
 def judge_on_holdout(
@@ -101,10 +106,12 @@ def judge_on_holdout(
     margin: float,
     alpha: float,
     not_judged: Mapping[str, int] | None = None,
+    focus: Collection[str] = (),
 ) -> Judgement:
-    """The promotion rule applied to a candidate and the champion scored on the same items."""
+    """The promotion rule applied to a candidate and the champion scored on the same items;
+    ``focus`` names the segments the alarm that asked for the candidate was about."""
     evidence = gather_evidence(
-        segments, candidate_errors, champion.errors, not_judged, kind=candidate.kind
+        segments, candidate_errors, champion.errors, not_judged, kind=candidate.kind, focus=focus
     )
     ruling = decide(
         candidate,
@@ -114,19 +121,28 @@ def judge_on_holdout(
         test=evidence.test,
         champion_version=champion.version,
         champion_error=champion.error,
+        focus=evidence.focus,
+        worse=worse_segments(evidence, alpha),
     )
-    return Judgement(ruling, candidate, champion, evidence)
+    return Judgement(ruling, candidate, champion, evidence, alpha)
 
 
-def _no_segment_worse(evidence: HoldoutEvidence, tolerance: float = 0.0) -> bool:
-    """Whether the candidate's error is no higher than the champion's, raised by ``tolerance``
-    (a share of it), on every segment judged by both."""
+def _no_segment_higher(evidence: HoldoutEvidence) -> bool:
+    """Whether the candidate's mean error is no higher than the champion's on every segment
+    judged by both."""
     theirs = evidence.champion_error_by_segment or {}
     return all(
-        ours <= theirs[segment] * (1 + tolerance)
+        ours <= theirs[segment]
         for segment, ours in evidence.candidate_error_by_segment.items()
         if segment in theirs
     )
+
+
+def _significantly_worse_nowhere(judgement: Judgement) -> bool:
+    """Whether the candidate errs significantly more than the champion on no segment judged by
+    both (the one-sided harm test, ``alpha`` shared among the segments)."""
+    harm = judgement.evidence.harm_p_by_segment
+    return all(p >= judgement.alpha / len(harm) for p in harm.values())
 
 
 def deserves_shadow(judgement: Judgement) -> bool:
@@ -138,14 +154,13 @@ def deserves_shadow(judgement: Judgement) -> bool:
         return False
     if judgement.candidate.judged > champion.judged:
         return False
-    return _no_segment_worse(judgement.evidence)
+    return _no_segment_higher(judgement.evidence)
 
 
-def emergency_ruling(alarm: AlarmFigures, judgement: Judgement, margin: float) -> Ruling | None:
+def emergency_ruling(alarm: AlarmFigures, judgement: Judgement) -> Ruling | None:
     """A promotion without the paired test's significance, when production is failing badly:
     the alarm measured more than twice its threshold, and the rejected candidate's held-out
-    error is lower than the champion's overall and higher by no more than ``margin`` (the
-    promotion margin, a share) on any segment judged."""
+    error is lower than the champion's overall and significantly higher on no segment."""
     value, threshold = alarm.metric_value, alarm.threshold
     champion = judgement.champion.metrics
     if (
@@ -157,7 +172,7 @@ def emergency_ruling(alarm: AlarmFigures, judgement: Judgement, margin: float) -
     ):
         return None
     ours, theirs = judgement.candidate.judged, champion.judged
-    if ours >= theirs or not _no_segment_worse(judgement.evidence, margin):
+    if ours >= theirs or not _significantly_worse_nowhere(judgement):
         return None
     return Ruling(
         Decision.PROMOTED,
@@ -169,12 +184,10 @@ def emergency_ruling(alarm: AlarmFigures, judgement: Judgement, margin: float) -
     )
 
 
-def place(
-    judgement: Judgement, alarm: AlarmFigures, *, margin: float
-) -> tuple[Judgement, Placement]:
+def place(judgement: Judgement, alarm: AlarmFigures) -> tuple[Judgement, Placement]:
     """The final ruling on a candidate (the emergency path may overrule the paired test) and
-    where the candidate goes; ``margin`` is the promotion margin."""
-    urgent = emergency_ruling(alarm, judgement, margin)
+    where the candidate goes."""
+    urgent = emergency_ruling(alarm, judgement)
     if urgent is not None:
         return replace(judgement, ruling=urgent), Placement.WATCHED
     if judgement.ruling.promote:

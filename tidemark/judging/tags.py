@@ -43,6 +43,11 @@ def evidence_metrics(evidence: HoldoutEvidence) -> dict[str, float]:
             values[per_segment(f"champion_{evidence.judged_name}", segment)] = (
                 evidence.champion_error_by_segment[segment]
             )
+        if segment in evidence.harm_p_by_segment:
+            # The one-sided p-value that the candidate errs more on this segment.
+            values[per_segment("harm_p_value", segment)] = evidence.harm_p_by_segment[segment]
+    if evidence.focus is not None:
+        values["focus_heldout_n"] = float(evidence.focus.n)
     return values
 
 

@@ -25,7 +25,10 @@ def judgement(
     ours: float,
     theirs: float | None,
     by_species: dict[str, tuple[float, float]] | None = None,
+    harm: dict[str, float] | None = None,
 ) -> Judgement:
+    """A judgement with these mean errors, overall and per species, and the one-sided p-values
+    that the candidate errs more on a species (none significant unless ``harm`` says)."""
     species = by_species or {"salmon": (ours, theirs if theirs is not None else 0.0)}
     return Judgement(
         ruling=Ruling(decision, "why"),
@@ -44,6 +47,7 @@ def judgement(
             candidate_error_by_segment={s: c for s, (c, _) in species.items()},
             champion_error_by_segment={s: h for s, (_, h) in species.items()},
             test=None,
+            harm_p_by_segment=dict.fromkeys(species, 0.5) | (harm or {}),
         ),
     )
 
@@ -71,9 +75,6 @@ def test_a_candidate_runs_in_shadow_only_when_rejected_for_want_of_evidence(
     assert deserves_shadow(case) is expected
 
 
-MARGIN = 0.05
-
-
 def alarm(value: float) -> Trigger:
     return Trigger("error", "mean_relative_error", value, 0.10, ("salmon",))
 
@@ -87,16 +88,24 @@ def alarm(value: float) -> Trigger:
         (
             alarm(0.25),
             judgement(
-                Decision.REJECTED, 0.07, 0.08, {"salmon": (0.05, 0.08), "perch": (0.11, 0.10)}
+                Decision.REJECTED,
+                0.07,
+                0.08,
+                {"salmon": (0.05, 0.08), "perch": (0.11, 0.10)},
+                {"perch": 0.004},
             ),
-            False,  # worse on a species, by more than the margin
+            False,  # significantly worse on a species
         ),
         (
             alarm(2.4),
             judgement(
-                Decision.REJECTED, 0.30, 0.90, {"plaice": (0.05, 2.4), "walleye": (0.052, 0.050)}
+                Decision.REJECTED,
+                0.30,
+                0.90,
+                {"plaice": (0.05, 2.4), "walleye": (0.055, 0.050)},
+                {"walleye": 0.2},
             ),
-            True,  # cures a failing species, 4 % higher on one both know: within the margin
+            True,  # cures a failing species, 10 % higher on one both know, but not significantly
         ),
         (Trigger("manual"), judgement(Decision.REJECTED, 0.07, 0.08), False),
         (alarm(0.25), judgement(Decision.PROMOTED, 0.05, 0.08), False),  # promoted anyway
@@ -106,7 +115,7 @@ def alarm(value: float) -> Trigger:
         "below-twice",
         "no-better",
         "worse-on-a-species",
-        "within-the-margin-on-a-species",
+        "not-significantly-higher-on-a-species",
         "manual",
         "promoted",
     ],
@@ -114,7 +123,7 @@ def alarm(value: float) -> Trigger:
 def test_an_emergency_promotes_a_candidate_that_wins_without_significance(
     trigger: Trigger, case: Judgement, promoted: bool
 ) -> None:
-    ruling = emergency_ruling(trigger, case, MARGIN)
+    ruling = emergency_ruling(trigger, case)
     assert (ruling is not None) is promoted
     if ruling is not None:
         assert ruling.promote
@@ -137,7 +146,7 @@ def test_an_emergency_promotes_a_candidate_that_wins_without_significance(
 def test_a_judged_candidate_is_placed_by_its_ruling(
     trigger: Trigger, case: Judgement, placement: Placement
 ) -> None:
-    placed, where = place(case, trigger, margin=MARGIN)
+    placed, where = place(case, trigger)
     assert where is placement
     assert placed.ruling.promote is where.serves
     # Only the emergency path overrules the paired test's ruling.
