@@ -68,10 +68,22 @@ def what_the_loop_did(settings: Settings, requests: Sequence[object]) -> str:
     lines += [
         f"  {run.id} {run.state_name} tags={sorted(run.tags)} created={run.created}" for run in runs
     ]
-    lines.append("registered versions:")
-    lines += [
-        f"  v{info.version} {info.tags.get('decision', '?')} {info.aliases}: "
-        f"{(info.description or '').splitlines()[:1]}"
-        for info in registry.list_versions(settings.registry)
-    ]
+    lines.append("registered versions (per segment: held out, candidate / champion error, harm p):")
+    for info in registry.list_versions(settings.registry):
+        lines.append(
+            f"  v{info.version} {info.tags.get('decision', '?')} {info.aliases}: "
+            f"{(info.description or '').splitlines()[:1]}"
+        )
+        tags = info.tags
+        for segment in sorted(t.split(".", 1)[1] for t in tags if t.startswith("heldout_n.")):
+            figures = [
+                tags.get(f"{name}.{segment}", "-")
+                for name in (
+                    "heldout_n",
+                    "candidate_mean_relative_error",
+                    "champion_mean_relative_error",
+                    "harm_p_value",
+                )
+            ]
+            lines.append(f"    {segment}: {' '.join(figures)}")
     return "\n".join(lines)

@@ -417,7 +417,9 @@ def test_three_phases_get_one_retrain_each_and_end_near_their_floor(
         print(f"grown salmon on v{on} (threshold {settings.monitor.error_threshold}): {shown}")
     assert len(phases) == 3, [p.name for p in phases]
     for phase, before, (asked, windows) in zip(phases, serving, finals, strict=False):
-        assert phase.promoted is not None, (phase.name, observer.requests)
+        assert phase.promoted is not None, (
+            f"{phase.name}: no promotion; {what_the_loop_did(settings, observer.requests)}"
+        )
         assert len(asked) == 1, (phase.name, asked)
         assert asked[0].model_version == before, (phase.name, asked)
         assert len(windows) == FINAL_WINDOWS, (phase.name, windows)
