@@ -94,7 +94,7 @@ class Judgement:
     champion: ChampionScore
     evidence: HoldoutEvidence
     # The significance level the ruling used; the emergency path's harm test uses it too.
-    alpha: float = 0.05
+    alpha: float
 
 
 def judge_on_holdout(

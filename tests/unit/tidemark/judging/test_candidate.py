@@ -49,6 +49,7 @@ def judgement(
             test=None,
             harm_p_by_segment=dict.fromkeys(species, 0.5) | (harm or {}),
         ),
+        alpha=0.05,
     )
 
 
