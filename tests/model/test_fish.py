@@ -162,6 +162,26 @@ def test_a_species_with_twenty_fish_predicts_closer_to_its_truth_than_the_shared
     assert own < NOISE_FLOOR_FACTOR * noise_floor(scenario, "walleye", "walleye", held)
 
 
+def test_a_species_of_its_own_law_arriving_with_thirty_fish_keeps_most_of_its_law() -> None:
+    # The retrain that answers a never-seen species may have no more than the evidence minimum
+    # of it (30 to train on): flatfish beside the tutorial's salmon and walleye. Shrunk too hard
+    # toward the shared law (a deviation penalty of 0.5), these four draws err up to 1.55 times
+    # their noise floor; at 0.1 at most 1.16.
+    tutorial, never_seen = load_scenario(FISH, "tutorial"), load_scenario(FISH, "never-seen")
+    longer = tutorial.with_phases([p.model_copy(update={"count": 300}) for p in tutorial.phases])
+    ratios = []
+    for draw in range(4):
+        fish = generate_frame(longer, draw)
+        known = fish[fish.phase.isin(["salmon", "walleye"])]
+        arrivals = generate_frame(never_seen, 100 + draw)
+        plaice = arrivals[arrivals.species == "plaice"]
+        model = train(FISH, pd.concat([known, plaice.head(30)]), seed=SEED).model
+        held = plaice.iloc[30:330]
+        floor = noise_floor(never_seen, "walleye-and-plaice", "plaice", held)
+        ratios.append(evaluate(FISH, model, held).judged / floor)
+    assert max(ratios) < 1.2, ratios
+
+
 def test_the_fingerprint_ignores_order_and_ids(fish: pd.DataFrame) -> None:
     reference = data_fingerprint(FISH, fish)
     shuffled = fish.sample(frac=1.0, random_state=3).assign(fish_id="x", phase="y")
