@@ -67,7 +67,7 @@ class WindowCoverage:
         return {name: share for name, share in shares.items() if share < floor}
 
     def note(self, floor: float) -> str | None:
-        """``not judged: coverage 48 % (walleye 0 %)`` when the window or a segment of it is
+        """``not judged: coverage 48 % (north 0 %)`` when the window or a segment of it is
         below ``floor``; None when the truth covers it."""
         short = self.short(floor)
         if not short:

@@ -16,15 +16,15 @@ if TYPE_CHECKING:
     from tidemark.modelling.metrics import Metrics
 
 NO_METRIC = "none"
-# Per-segment tags and metrics are named "<name>.<segment>", e.g. heldout_n.salmon; the errors
-# after the error judged, e.g. candidate_mean_relative_error.salmon.
+# Per-segment tags and metrics are named "<name>.<segment>", e.g. heldout_n.north; the errors
+# after the error judged, e.g. candidate_mean_relative_error.north.
 SEGMENT_SEPARATOR = "."
 # The Prefect flow run that registered a version: how the monitor finds what its retrain decided.
 FLOW_RUN_TAG = "flow_run_id"
 
 
 def per_segment(name: str, segment: str) -> str:
-    """The name of a per-segment tag or metric, e.g. ``heldout_n.salmon``."""
+    """The name of a per-segment tag or metric, e.g. ``heldout_n.north``."""
     return f"{name}{SEGMENT_SEPARATOR}{segment}"
 
 
