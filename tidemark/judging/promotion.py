@@ -222,76 +222,44 @@ def decide(
         f"Wilcoxon signed-rank p = {test.p_value:.3g}" if test is not None else "no paired test"
     )
     significant = test is not None and test.p_value < alpha
-    if focus is not None:
-        return _decide_on_focus(
-            candidate, champion, focus, worse or {}, margin, alpha, significant, paired, champ
-        )
-    beats_margin = ours < theirs * (1 - margin)
-    if beats_margin and significant:
-        gain = (theirs - ours) / theirs if theirs > 0 else 0.0
+    failures = []
+    if focus is None:
+        # The gain over all held-out items.
+        scope, gained, lost = "", ours, theirs
+        promoted_tail = f" on {candidate.n} held-out items"
+        rejected_tail = f", on {candidate.n} held-out items"
+    else:
+        # The gain on the alarm's segments; no harm elsewhere.
+        scope = f" on {focus.named} (the alarm's; {focus.n} held-out items)"
+        gained, lost = focus.candidate_error, focus.champion_error
+        whole = f"{ours:.4f} against {theirs:.4f} overall, on {candidate.n} held-out items"
+        promoted_tail = f"; significantly worse on no other segment; {whole}"
+        rejected_tail = f"; {whole}"
+        if worse:
+            named = ", ".join(f"{s} (p = {p:.3g})" for s, p in sorted(worse.items()))
+            failures.append(f"significantly worse item by item on {named}")
+        if ours > theirs:
+            failures.append("higher overall")
+    beats_margin = gained < lost * (1 - margin)
+    if beats_margin and significant and not failures:
+        gain = (lost - gained) / lost if lost > 0 else 0.0
         return Ruling(
             Decision.PROMOTED,
-            f"candidate {error} {ours:.4f} is {gain:.1%} below champion {champ}'s "
-            f"{theirs:.4f} (margin {margin:.0%}) and lower item by item ({paired} < {alpha:g}) "
-            f"on {candidate.n} held-out items",
-        )
-    failures = []
-    if not beats_margin:
-        failures.append(
-            f"candidate {error} {ours:.4f} is not at least {margin:.0%} below "
-            f"champion {champ}'s {theirs:.4f}"
+            f"candidate {error} {gained:.4f}{scope} is {gain:.1%} below champion {champ}'s "
+            f"{lost:.4f} (margin {margin:.0%}) and lower item by item ({paired} < {alpha:g})"
+            f"{promoted_tail}",
         )
     if not significant:
-        failures.append(f"the item-by-item gain is not significant ({paired}, alpha {alpha:g})")
-    return Ruling(Decision.REJECTED, f"{'; '.join(failures)}, on {candidate.n} held-out items")
-
-
-def _decide_on_focus(
-    candidate: Metrics,
-    champion: Metrics,
-    focus: Focus,
-    worse: Mapping[str, float],
-    margin: float,
-    alpha: float,
-    significant: bool,
-    paired: str,
-    champ: str,
-) -> Ruling:
-    """The promotion rule when the alarm named its segments: the gain on theirs, no harm
-    elsewhere."""
-    error = candidate.judged_name.replace("_", " ")
-    ours, theirs = focus.candidate_error, focus.champion_error
-    beats_margin = ours < theirs * (1 - margin)
-    overall = candidate.judged <= champion.judged
-    where = f"on {focus.named} (the alarm's; {focus.n} held-out items)"
-    whole = (
-        f"{candidate.judged:.4f} against {champion.judged:.4f} overall, "
-        f"on {candidate.n} held-out items"
-    )
-    if beats_margin and significant and overall and not worse:
-        gain = (theirs - ours) / theirs if theirs > 0 else 0.0
-        return Ruling(
-            Decision.PROMOTED,
-            f"candidate {error} {ours:.4f} {where} is {gain:.1%} below champion {champ}'s "
-            f"{theirs:.4f} (margin {margin:.0%}) and lower item by item ({paired} < {alpha:g}); "
-            f"significantly worse on no other segment; {whole}",
+        failures.insert(
+            0, f"the item-by-item gain{scope} is not significant ({paired}, alpha {alpha:g})"
         )
-    failures = []
     if not beats_margin:
-        failures.append(
-            f"candidate {error} {ours:.4f} {where} is not at least {margin:.0%} below "
-            f"champion {champ}'s {theirs:.4f}"
+        failures.insert(
+            0,
+            f"candidate {error} {gained:.4f}{scope} is not at least {margin:.0%} below "
+            f"champion {champ}'s {lost:.4f}",
         )
-    if not significant:
-        failures.append(
-            f"the item-by-item gain {where} is not significant ({paired}, alpha {alpha:g})"
-        )
-    if worse:
-        named = ", ".join(f"{s} (p = {p:.3g})" for s, p in sorted(worse.items()))
-        failures.append(f"significantly worse item by item on {named}")
-    if not overall:
-        failures.append("higher overall")
-    return Ruling(Decision.REJECTED, f"{'; '.join(failures)}; {whole}")
+    return Ruling(Decision.REJECTED, f"{'; '.join(failures)}{rejected_tail}")
 
 
 def _name(version: str | None) -> str:

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tidemark.judging.decisions import Decision
+from tidemark.judging.decisions import Decision, Ruling
 from tidemark.judging.promotion import (
+    Focus,
     SignedRankTest,
     decide,
     gather_evidence,
@@ -204,3 +205,16 @@ def test_a_focus_absent_from_the_holdout_falls_back_to_all_items() -> None:
     assert focused.focus.segments == ("plaice",)
     assert focused.focus.n == 15
     assert focused.test == signed_rank_test(candidate[:15], champion[:15])
+
+
+def test_a_focused_gain_is_refused_when_the_candidate_is_higher_overall() -> None:
+    focus = Focus(segments=("plaice",), n=15, candidate_error=0.05, champion_error=0.10)
+
+    def ruling(overall: float) -> Ruling:
+        return decide(
+            metrics(overall), metrics(0.08), margin=0.05, alpha=0.05, test=SIGNIFICANT, focus=focus
+        )
+
+    assert ruling(0.09).decision is Decision.REJECTED
+    assert ruling(0.09).reason.startswith("higher overall; 0.0900 against 0.0800 overall")
+    assert ruling(0.07).promote
