@@ -13,9 +13,10 @@ refine it:
   cures a failing segment was refused on the noise of another. The replaced version then runs
   in shadow as a rollback watch, so that the live items undo a promotion that was wrong.
 - **shadow**: a candidate rejected for want of evidence, not for being worse (no higher mean
-  error than the champion's, overall and on any segment), runs in shadow: the live items decide
-  (``tidemark.judging.shadow``), with as many of them as it takes, where the holdout had too
-  few to tell.
+  error than the champion's overall and on the alarm's segments, or on every segment when the
+  retrain answers no alarm about some; significantly higher on no other), runs in shadow: the
+  live items decide (``tidemark.judging.shadow``), with as many of them as it takes, where the
+  holdout had too few to tell.
 
 A promotion forced by hand is watched the same way as an emergency. Pure logic.
 """
@@ -147,14 +148,22 @@ def _significantly_worse_nowhere(judgement: Judgement) -> bool:
 
 def deserves_shadow(judgement: Judgement) -> bool:
     """Whether a candidate the held-out test did not promote should run in shadow: a champion
-    to compare with, and a held-out error no higher than the champion's, overall and on every
-    segment judged."""
+    to compare with, a held-out error no higher than the champion's overall, and no higher on
+    what the alarm was about. With the alarm's segments (the focus), their error is the one
+    compared, and every other segment must be significantly worse nowhere (the harm test the
+    ruling used): their means on a few held-out items each differ by chance. Without a focus,
+    no segment judged may have a higher mean error."""
     champion = judgement.champion.metrics
     if judgement.ruling.decision is not Decision.REJECTED or champion is None:
         return False
     if judgement.candidate.judged > champion.judged:
         return False
-    return _no_segment_higher(judgement.evidence)
+    focus = judgement.evidence.focus
+    if focus is None:
+        return _no_segment_higher(judgement.evidence)
+    if focus.candidate_error > focus.champion_error:
+        return False
+    return not worse_segments(judgement.evidence, judgement.alpha)
 
 
 def emergency_ruling(alarm: AlarmFigures, judgement: Judgement) -> Ruling | None:

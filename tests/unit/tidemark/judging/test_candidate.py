@@ -15,7 +15,7 @@ from tidemark.judging.candidate import (
     place,
 )
 from tidemark.judging.decisions import Decision, Ruling
-from tidemark.judging.promotion import HoldoutEvidence
+from tidemark.judging.promotion import Focus, HoldoutEvidence
 from tidemark.modelling.metrics import Metrics
 from tidemark.registry.notes import Trigger
 
@@ -26,10 +26,14 @@ def judgement(
     theirs: float | None,
     by_species: dict[str, tuple[float, float]] | None = None,
     harm: dict[str, float] | None = None,
+    focus: str | None = None,
 ) -> Judgement:
     """A judgement with these mean errors, overall and per species, and the one-sided p-values
     that the candidate errs more on a species (none significant unless ``harm`` says)."""
     species = by_species or {"salmon": (ours, theirs if theirs is not None else 0.0)}
+    on_focus = (
+        Focus((focus,), 100, species[focus][0], species[focus][1]) if focus is not None else None
+    )
     return Judgement(
         ruling=Ruling(decision, "why"),
         candidate=Metrics(mae=0.1, rmse=0.1, judged=ours, n=200),
@@ -48,6 +52,7 @@ def judgement(
             champion_error_by_segment={s: h for s, (_, h) in species.items()},
             test=None,
             harm_p_by_segment=dict.fromkeys(species, 0.5) | (harm or {}),
+            focus=on_focus,
         ),
         alpha=0.05,
     )
@@ -67,8 +72,60 @@ def judgement(
             ),
             False,  # better overall but worse on one species
         ),
+        (
+            judgement(
+                Decision.REJECTED,
+                0.050,
+                0.056,
+                {"salmon": (0.034, 0.050), "plaice": (0.063, 0.060)},
+                focus="salmon",
+            ),
+            True,  # better on the alarm's species, a little higher on another by chance
+        ),
+        (
+            judgement(
+                Decision.REJECTED,
+                0.050,
+                0.056,
+                {"salmon": (0.034, 0.050), "plaice": (0.063, 0.060)},
+                {"plaice": 0.01},
+                focus="salmon",
+            ),
+            False,  # significantly worse on another species
+        ),
+        (
+            judgement(
+                Decision.REJECTED,
+                0.050,
+                0.056,
+                {"salmon": (0.052, 0.050), "plaice": (0.048, 0.060)},
+                focus="salmon",
+            ),
+            False,  # better overall, but not on the alarm's species
+        ),
+        (
+            judgement(
+                Decision.REJECTED,
+                0.057,
+                0.056,
+                {"salmon": (0.034, 0.050), "plaice": (0.080, 0.060)},
+                focus="salmon",
+            ),
+            False,  # better on the alarm's species, higher overall
+        ),
     ],
-    ids=["better", "equal", "worse", "promoted", "no-champion", "worse-on-a-species"],
+    ids=[
+        "better",
+        "equal",
+        "worse",
+        "promoted",
+        "no-champion",
+        "worse-on-a-species",
+        "focus-better-another-higher-by-chance",
+        "focus-better-another-significantly-worse",
+        "focus-not-better",
+        "focus-better-higher-overall",
+    ],
 )
 def test_a_candidate_runs_in_shadow_only_when_rejected_for_want_of_evidence(
     case: Judgement, expected: bool
