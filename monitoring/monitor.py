@@ -143,8 +143,9 @@ class Monitor(Handler[Scored | Prediction, None]):
         )
 
     def close(self) -> None:
-        """Stop following the registry and close the producer."""
+        """Stop following the registry, close the producer and the Prefect client."""
         self.follower.stop()
+        self.incidents.trigger.close()
         self._producer.close()
 
     def start(self, stop: threading.Event) -> bool:

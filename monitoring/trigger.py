@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from kafka import KafkaProducer
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import (
     DeploymentFilter,
     DeploymentFilterId,
@@ -37,6 +37,7 @@ from tidemark.orchestration import (
     RETRAIN_DEPLOYMENT,
     SegmentStart,
     crash_stale_runs,
+    open_client,
     prefect_api,
 )
 from tidemark.schemas import RetrainRequest
@@ -174,6 +175,14 @@ class RetrainTrigger:
         self.project = project
         self.segmented = segmented
         self._producer = producer
+        # One client for every query, opened at the first (the server may not be up yet).
+        self._client: SyncPrefectClient | None = None
+
+    def close(self) -> None:
+        """Close the client of the Prefect server, if one was opened."""
+        if self._client is not None:
+            self._client.__exit__(None, None, None)
+            self._client = None
 
     def publish(self, request: RetrainRequest) -> None:
         """Put the request on the retrain-requests topic (key: the reason) and wait for the
@@ -243,13 +252,11 @@ class RetrainTrigger:
     def _runs(self, flow_run_filter: FlowRunFilter) -> list[FlowRun]:
         # A run whose worker died would stay in flight for ever and hold its incident: past the
         # bound it is crashed first, and the gate then sees it ended (tidemark.orchestration).
-        crash_stale_runs(
-            self.settings.orchestration, self.deployment, self.settings.retrain.max_run_s
-        )
-        with (
-            prefect_api(self.settings.orchestration),
-            get_client(sync_client=True) as client,
-        ):
+        if self._client is None:
+            self._client = open_client(self.settings.orchestration)
+        client = self._client
+        crash_stale_runs(client, self.deployment, self.settings.retrain.max_run_s)
+        with client:
             deployment = client.read_deployment_by_name(self.deployment)
             return client.read_flow_runs(
                 flow_run_filter=flow_run_filter,

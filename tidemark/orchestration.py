@@ -10,10 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from tidemark.config import OrchestrationSettings
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import SyncPrefectClient
 
 TRAIN_FLOW = "train"
 RETRAIN_FLOW = "retrain"
@@ -55,6 +59,17 @@ def prefect_api(orchestration: OrchestrationSettings) -> Iterator[None]:
         yield
 
 
+def open_client(orchestration: OrchestrationSettings) -> SyncPrefectClient:
+    """A started synchronous client of our server, for a caller that queries it often (exit it
+    to close it). A client made per query reads Prefect's settings afresh and builds a TLS
+    context: that was a third of the monitor's CPU when it made two per gated alarm."""
+    from prefect.client.orchestration import get_client
+
+    with prefect_api(orchestration):
+        client = get_client(sync_client=True)
+    return client.__enter__()
+
+
 def deployments_ready(orchestration: OrchestrationSettings, timeout_s: float = 3.0) -> None:
     """Raise unless every flow's deployment exists and a runner is polling it
     (status READY): a runner or a worker of its work pool."""
@@ -94,7 +109,7 @@ def work_pool_ready(orchestration: OrchestrationSettings, timeout_s: float = 3.0
 
 
 def crash_stale_runs(
-    orchestration: OrchestrationSettings,
+    client: SyncPrefectClient,
     deployment: str,
     older_than_s: float,
     now: datetime | None = None,
@@ -108,7 +123,6 @@ def crash_stale_runs(
     incident, and the next alarm starts a new run. Raises ``prefect.exceptions.ObjectNotFound``
     when the deployment does not exist.
     """
-    from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         DeploymentFilter,
         DeploymentFilterId,
@@ -122,7 +136,7 @@ def crash_stale_runs(
     moment = now or datetime.now(UTC)
     bound = moment - timedelta(seconds=older_than_s)
     crashed: list[str] = []
-    with prefect_api(orchestration), get_client(sync_client=True) as client:
+    with client:
         found = client.read_deployment_by_name(deployment)
         runs = client.read_flow_runs(
             flow_run_filter=FlowRunFilter(
