@@ -242,7 +242,7 @@ class EarlyWarning:
         )
         if len(detector.comparable(frame)) < self.min_count:
             return None
-        result = detector.check(frame)
+        result = detector.check(frame, report=False)
         return result.share if result.detected else 0.0
 
     def judged(

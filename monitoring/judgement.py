@@ -182,7 +182,7 @@ class WindowJudge:
                 found[item.segment] = drift
                 continue
             found[item.segment] = detector.check(
-                features_frame(item.items, self.project), timestamp=window.end
+                features_frame(item.items, self.project), report=False
             )
         return found
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from benchmarks.fish import fish_scenario
-from monitoring.drift import SEGMENT, DriftDetector, features_frame
+from monitoring.drift import SEGMENT, DriftDetector, DriftResult, features_frame
 from tests.integration.projects import example
 from tests.unit.monitoring.scored import FISH, WHOLE_FISH, scored
 from tidemark.judging.scored import WHOLE
@@ -156,3 +156,40 @@ def test_the_categories_besides_the_segment_are_tested_too() -> None:
     assert not moved.detected  # one column of five
     grown = detector.check(_penguins(rng, 60, ["Torgersen"], 220))
     assert set(grown.drifted_columns) == {"flipper_length_mm", "island"}
+
+
+def _shown(result: DriftResult) -> dict[str, float]:
+    """The p-value of each column in the result's Evidently report."""
+    return {
+        metric["config"]["column"]: float(metric["value"])
+        for metric in result.snapshot.dict()["metrics"]
+        if metric["config"]["type"].endswith("ValueDrift")
+    }
+
+
+def test_the_p_values_decided_on_are_those_the_report_shows(
+    detector: DriftDetector, fish: dict[str, pd.DataFrame]
+) -> None:
+    # The checks without a report decide on the same figures as the window's, which the
+    # workspace shows: numbers, categories with missing values, a category the reference lacks.
+    penguins = example("penguin-mass")
+    rng = np.random.default_rng(1)
+    birds = DriftDetector(
+        _penguins(rng, 600, ["Biscoe", "Dream"], 190), penguins, p_value=0.001, drift_share=0.5
+    )
+    growth = fish_scenario("growth")
+    grown = generate_frame(growth, 4, ["summer"])
+    cases = [
+        (detector, fish["salmon"].iloc[:30]),
+        (detector, pd.concat([fish["salmon"].iloc[:40], fish["walleye"].iloc[:20]])),
+        (detector, grown.loc[grown["species"] == "salmon"].iloc[:60]),
+        (birds, _penguins(rng, 60, ["Biscoe", "Dream"], 190)),
+        (birds, _penguins(rng, 60, ["Torgersen"], 220)),
+    ]
+    for tested, window in cases:
+        with_report = tested.check(window)
+        without = tested.check(window, report=False)
+        assert without.snapshot is None
+        assert with_report.p_values == pytest.approx(_shown(with_report), rel=1e-12, abs=1e-300)
+        assert without.p_values == with_report.p_values
+        assert without.drifted_columns == with_report.drifted_columns
