@@ -191,6 +191,12 @@ class Incidents:
         ):
             return None
         self._queue_checked = now
+        production = self.follower.current
+        # Production may have moved since the queued incidents' windows were judged (the run
+        # they waited for promoted a version): they were measured on the old one.
+        self._follow(production.version if production else None)
+        if not self.queue:
+            return None
         try:
             in_flight = self.trigger.in_flight()
         except Exception as error:  # Prefect down: the queue waits for the next check
@@ -207,7 +213,6 @@ class Incidents:
             if not self.queue:
                 return None
         pending = list(self.queue.values())
-        production = self.follower.current
         try:
             request, flow_run_id = self._start(pending, production.version if production else None)
         except Exception as error:  # Prefect or Kafka down: the incidents stay queued

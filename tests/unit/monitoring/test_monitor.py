@@ -518,6 +518,21 @@ def test_a_new_production_version_closes_the_old_versions_waiting_incidents() ->
     assert trigger.runs == []
 
 
+def test_a_queued_incident_of_a_version_replaced_meanwhile_starts_no_retrain() -> None:
+    """Pike wait for salmon's run in flight, which promotes v2: the pike incident was measured
+    on v1 and is closed before the queue starts anything (v2's windows judge pike anew)."""
+    follower = FakeFollower()
+    watched, trigger = monitor(follower=follower)
+    watched.judge(window(0, salmon=(60, 0.2)))
+    queued = watched.judge(window(1, salmon=(60, 0.2), pike=(40, 1.65)))
+    assert states(queued) == {"error:salmon": GateState.HELD, "unseen:pike": GateState.QUEUED}
+    trigger.end("run-1")
+    follower.current = Production("2", "run-1", None, frozenset({"salmon", "pike"}))
+    assert watched.incidents.drain(force=True) is None
+    assert watched.incidents.queue == {}
+    assert [r.incidents for r in trigger.runs] == [{IncidentKey(IncidentKind.ERROR, "salmon")}]
+
+
 # Spring salmon (the growth scenario's first phase) train the drift references below; grown
 # salmon are its autumn ones, longer by about three of spring's standard deviations.
 GROWTH = load_scenario(FISH.project, "growth")
