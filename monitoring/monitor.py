@@ -195,7 +195,7 @@ class Monitor(Handler[Scored | Prediction, None]):
 
     def process(self, batch: Batch[Scored | Prediction], out: Output) -> None:
         """Add a batch's scored records to their windows and count its predictions; its dead
-        letters hold no window back."""
+        letters hold no window back, and those of the predictions are the joiner's to send."""
         windows = self.windows
         if windows is None:
             raise RuntimeError("records came before the monitor's partitions were assigned")
@@ -205,6 +205,9 @@ class Monitor(Handler[Scored | Prediction, None]):
                 self.truth.book.skip(letter.partition, letter.offset)
             else:
                 windows.skip(letter.partition, letter.offset)
+        # The joiner reads the predictions too and sends their dead letters: a bad prediction
+        # leaves one letter, not two.
+        batch.dead[:] = [letter for letter in batch.dead if letter.source_topic != predictions]
         if batch.dead:
             metrics.RECORDS.labels("dead_letter").inc(len(batch.dead))
         for item in batch.received:

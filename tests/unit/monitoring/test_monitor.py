@@ -487,6 +487,26 @@ def test_a_record_from_the_future_is_dead_lettered_and_moves_no_window_clock() -
     assert watched.windows.commit_offsets()[0] == 61
 
 
+def test_a_bad_prediction_is_skipped_and_left_to_the_joiner_to_dead_letter() -> None:
+    """The joiner reads the predictions too and dead-letters a bad one: the monitor skips it, so
+    that a bad record leaves one dead letter, not two. A bad scored record is its own."""
+    watched, _ = monitor()
+    watched.resume({})
+    topics = watched.settings.kafka.topics
+    bad = b'{"not": "a record'
+    batch = decode(
+        {
+            TopicPartition(topics.predictions, 0): [Record(topics.predictions, 0, 7, b"k", bad)],
+            TopicPartition(topics.scored, 0): [Record(topics.scored, 0, 3, b"k", bad)],
+        },
+        watched.decoders,
+        10_000,
+    )
+    assert {letter.source_topic for letter in batch.dead} == {topics.predictions, topics.scored}
+    watched.process(batch, cast(Any, None))
+    assert [(letter.source_topic, letter.offset) for letter in batch.dead] == [(topics.scored, 3)]
+
+
 def test_a_window_clock_committed_in_the_future_is_not_resumed() -> None:
     watched, _ = monitor()
     future = utc_now() + timedelta(days=3650)
