@@ -138,6 +138,13 @@ HOSTILE = [
         ),
         "forged-model",
     ),
+    # The joiner and the monitor both read the predictions: still one dead letter.
+    Hostile(
+        "malformed-prediction",
+        "predictions",
+        b'{"fish_id": "h15", "predicted_weight_kg":',
+        "Invalid JSON",
+    ),
 ]
 GOOD = 40
 # Good items sent after the forged scored records, seen two seconds after the first GOOD: their
@@ -326,8 +333,14 @@ def test_hostile_records_are_dead_lettered_and_every_good_item_predicted_and_joi
     ]
     assert conflicting == [(topics.predictions, 90.0)]
 
+    # The predictions on the topic, without the malformed one the test sent there.
+    sent = {
+        bad.value for bad in HOSTILE if bad.role == "predictions" and bad.reason == "Invalid JSON"
+    }
     predicted = Counter(
-        contracts.decode_prediction(r.value).key for r in read_topic(settings, topics.predictions)
+        contracts.decode_prediction(r.value).key
+        for r in read_topic(settings, topics.predictions)
+        if r.value not in sent
     )
     assert predicted == Counter(good_ids + later_ids) + Counter([TWICE]) + Counter(["forged-1"])
     scored = [contracts.decode_scored(r.value) for r in read_topic(settings, topics.scored)]
