@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import gc
 import threading
-import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from kafka import KafkaConsumer, KafkaProducer
-from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
 from kafka.structs import TopicPartition
 from pymongo.errors import PyMongoError
 
@@ -172,32 +171,6 @@ def handle_alone(
     suspects.cleared(polled)
 
 
-def subscribe(
-    consumer: KafkaConsumer,
-    topics: list[str],
-    listener: Any,
-    timeout_s: float,
-    stop: threading.Event,
-    retry_s: float = 0.5,
-) -> None:
-    """Subscribe to ``topics`` once the consumer's metadata holds the partitions of each.
-
-    A group's leader assigns the partitions its metadata holds: a topic just created, whose
-    leaders the broker it asked did not know yet, gets none, and kafka-python 3.0.12 did not
-    rejoin when they became known (a scorer on a three-broker cluster sat ten minutes without a
-    partition). ``KafkaTimeoutError`` when some topic has none after ``timeout_s``: the service
-    starts the loop again with new clients.
-    """
-    deadline = time.monotonic() + timeout_s
-    while missing := [t for t in topics if not consumer.partitions_for_topic(t)]:
-        if time.monotonic() > deadline:
-            raise KafkaTimeoutError(f"no partitions known for {missing} after {timeout_s:g} s")
-        log.info("waiting for the partitions of topics", topics=missing)
-        if stop.wait(retry_s):
-            return
-    consumer.subscribe(topics, listener=listener)
-
-
 def run_loop(
     handler: Handler[Any, T],
     settings: Settings,
@@ -257,8 +230,7 @@ def run_loop(
     # The handler may read more topics later (a project that became ready): the subscription
     # follows its decoders, compared by identity each round (a new mapping when they change).
     decoders = handler.decoders
-    wait = settings.kafka.client_timeout_ms / 1000
-    subscribe(consumer, list(decoders), listener, wait, stop)
+    consumer.subscribe(list(decoders), listener=listener)
     try:
         while not stop.is_set():
             polled = consumer.poll(
@@ -292,7 +264,7 @@ def run_loop(
             handler.tick()
             if handler.decoders is not decoders:
                 decoders = handler.decoders
-                subscribe(consumer, list(decoders), listener, wait, stop)
+                consumer.subscribe(list(decoders), listener=listener)
             commits.commit_settled()
             if round_done is not None:
                 round_done()

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import pytest
-from kafka.errors import KafkaTimeoutError
 from kafka.future import Future
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from pydantic import TypeAdapter
@@ -18,7 +17,7 @@ from tidemark import kafka_io
 from tidemark.config import Settings
 from tidemark.schemas import DeadLetter
 from tidemark.stream.handler import Commits, Handler, Output
-from tidemark.stream.loop import Suspects, handle, run_loop, subscribe
+from tidemark.stream.loop import Suspects, handle, run_loop
 from tidemark.stream.records import Batch, Polled
 
 TOPIC = "fish.measurements"
@@ -64,9 +63,6 @@ class Consumer:
 
     def subscribe(self, topics: list[str], listener: Any) -> None:
         self.subscribed, self.listener = topics, listener
-
-    def partitions_for_topic(self, topic: str) -> set[int]:
-        return {0}
 
     def poll(self, timeout_ms: int) -> Polled:
         self.events.append("poll")
@@ -333,37 +329,3 @@ def test_a_batch_that_keeps_failing_is_handled_alone_and_the_record_at_fault_dea
     assert consumer.stored[P0].offset == 3
     # Handled: the same offsets are no longer suspect.
     assert not suspects.suspect(_batch(0, 1, 2))
-
-
-class Metadata:
-    """A consumer whose metadata learns each topic's partitions after some requests."""
-
-    def __init__(self, unknown_for: dict[str, int]) -> None:
-        self.unknown_for = unknown_for
-        self.asked: list[str] = []
-        self.subscribed: list[str] = []
-
-    def partitions_for_topic(self, topic: str) -> set[int]:
-        self.asked.append(topic)
-        if self.unknown_for.get(topic, 0) > 0:
-            self.unknown_for[topic] -= 1
-            return set()
-        return {0, 1, 2}
-
-    def subscribe(self, topics: list[str], listener: Any) -> None:
-        self.subscribed = topics
-
-
-def test_a_topic_is_subscribed_to_once_its_partitions_are_known() -> None:
-    # A leader whose metadata lacks a topic would assign none of its partitions.
-    consumer = Metadata({"input": 2})
-    subscribe(cast(Any, consumer), ["input", "truth"], None, 5.0, threading.Event(), retry_s=0.0)
-    assert consumer.subscribed == ["input", "truth"]
-    assert consumer.asked.count("input") == 3
-
-
-def test_a_topic_whose_partitions_stay_unknown_fails_the_loop_for_new_clients() -> None:
-    consumer = Metadata({"input": 10**9})
-    with pytest.raises(KafkaTimeoutError, match="no partitions known for \\['input'\\]"):
-        subscribe(cast(Any, consumer), ["input"], None, 0.05, threading.Event(), retry_s=0.01)
-    assert consumer.subscribed == []
